@@ -1,0 +1,160 @@
+// Package config loads and validates the pipeline file, medallion.yaml.
+package config
+
+import "time"
+
+// Pipeline is a whole medallion.yaml after ${VAR} expansion, decoding and
+// validation. Maps are keyed by table name; the *Order slices keep the order
+// in which the file declared them, so runs and listings are deterministic.
+type Pipeline struct {
+	Path     string // the file it was loaded from ("" when loaded from bytes)
+	Lake     string // file://DIR or s3://bucket/prefix
+	S3       S3     // used when Lake is s3://
+	Postgres string // connection string; empty disables the mirror
+	Cache    string // local cache directory for S3 objects (default: $XDG_CACHE_HOME/medallion)
+	DuckDB   DuckDB // engine settings
+	Sources  map[string]*Source
+	Silver   map[string]*Silver
+	Gold     map[string]*Gold
+	Mirror   []*Mirror
+	Schedule map[string]*Schedule // job name (a layer or a table) -> when
+	Stream   Stream
+
+	SourceOrder   []string
+	SilverOrder   []string
+	GoldOrder     []string
+	ScheduleOrder []string // job names in the order the schedule declared them
+}
+
+// S3 holds the object store connection for s3:// lakes.
+type S3 struct {
+	Endpoint  string
+	AccessKey string
+	SecretKey string
+	Region    string
+	Secure    bool
+}
+
+// DuckDB holds engine limits; they bound memory on large inputs.
+type DuckDB struct {
+	MemoryLimit string // e.g. "1GB"; default "2GB"
+	Threads     int    // 0: all cores
+	TempDir     string // spill directory; default under the OS temp dir
+}
+
+// Source is one raw input and how it becomes its bronze table.
+type Source struct {
+	Name        string
+	Format      string     // csv | json | ndjson
+	CSV         CSVOptions // only for csv
+	Schema      []*Column  // in declaration order
+	Dedupe      []string   // column names forming the dedupe key; empty: no dedupe
+	Derive      []*Derived // in declaration order
+	OnError     string     // quarantine | drop | fail
+	PartitionBy string     // bronze partition column; default: the date of the first timestamp column, as "event_date"
+	Listen      string     // optional TCP line listener address for serve (":9999")
+	Line        int        // line of the source's name in the pipeline file
+}
+
+// CSVOptions are the dialect knobs of a CSV source.
+type CSVOptions struct {
+	Delimiter string // default ","
+	Quote     string // default `"`
+	Header    bool   // default true
+}
+
+// Column declares one typed bronze column.
+type Column struct {
+	Name        string // bronze column name
+	From        string // source field name (messy headers: " STATION  "); matched after trimming and case-folding; the loader fills it with Name when not given
+	Type        string // string | int64 | double | decimal(p,s) | bool | timestamp | date
+	Format      string // Go reference layout for timestamp/date ("2006-01-02 15:04:05"); empty: ISO 8601
+	TZ          string // IANA zone for timestamps without an offset; the loader fills UTC for timestamp columns
+	Required    bool
+	Min         *float64
+	Max         *float64
+	Regex       string
+	Accepted    []string // accepted values (compared as text after trimming)
+	Trim        *bool    // default true; the loader always fills it
+	EmptyAsNull *bool    // default true; the loader always fills it
+	Line        int      // line in the pipeline file, for error messages
+}
+
+// Derived is a column computed with a DuckDB SQL expression over the typed columns.
+type Derived struct {
+	Name string
+	Expr string
+	Line int
+}
+
+// Silver is one windowed aggregate table.
+type Silver struct {
+	Name       string
+	From       string        // bronze table (source name)
+	EventTime  string        // timestamp column of the bronze table
+	Size       time.Duration // window size
+	Slide      time.Duration // 0: tumbling (= Size)
+	Watermark  time.Duration // allowed lateness
+	Output     string        // append | update
+	GroupBy    []string
+	Aggregates []*Aggregate // in declaration order
+	Line       int          // line of the table's name in the pipeline file
+}
+
+// Aggregate is one output measure: Name AS Expr, e.g. avg_usage: avg(energy_usage).
+type Aggregate struct {
+	Name string
+	Expr string // count(*), sum(x), min(x), max(x), avg(x), count_if(cond), approx_count_distinct(x)
+	Func string // parsed function name, lower case
+	Arg  string // parsed argument ("*" for count(*))
+	Line int
+}
+
+// Gold is either a moving-average table over a silver table or an analyst SQL model.
+type Gold struct {
+	Name          string
+	From          string // silver table; empty for SQL models
+	PartitionBy   []string
+	OrderBy       string // default window_start
+	MovingAverage *MovingAverage
+	Flags         []*Flag
+	SQL           string   // analyst model: any DuckDB SELECT
+	DependsOn     []string // tables (layer.name) it reads: silver.<From>, or those the SQL names, found by the loader
+	Line          int      // line of the table's name in the pipeline file
+}
+
+// MovingAverage: exactly one of Rows, Range, EMAAlpha is set.
+type MovingAverage struct {
+	Column   string
+	Rows     int
+	Range    time.Duration
+	EMAAlpha float64
+	As       string // output column name; default "ma"
+}
+
+// Flag is a boolean column computed from the row and its moving average.
+type Flag struct {
+	Name string
+	When string // DuckDB expression
+}
+
+// Mirror copies one lake table into PostgreSQL.
+type Mirror struct {
+	Table string   // layer.name, e.g. gold.meter_usage_ma
+	To    string   // schema.table in PostgreSQL; the loader fills public.<name> when not given, and public. when no schema is
+	Key   []string // primary key columns
+	Line  int
+}
+
+// Schedule says when a job runs under `medallion serve`: Cron ("@every 1m",
+// "*/5 * * * *") or After (another job's name), exactly one of them.
+type Schedule struct {
+	Cron  string
+	After string // as written: a layer (bronze) or a table (meters, bronze.meters)
+	Line  int    // line of the job's name in the pipeline file
+}
+
+// Stream configures stream mode.
+type Stream struct {
+	Trigger time.Duration // micro-batch interval; 0 disables stream mode
+}
