@@ -1,0 +1,338 @@
+// Package raw lands source files in the lake exactly as received, once per
+// distinct content.
+//
+// Layout, for a source named meters:
+//
+//	raw/meters/dt=2024-01-01/20240101T120000.123456789Z-1a2b3c4d.ndjson   the bytes, immutable
+//	raw/meters/_manifest/<sha256 hex>.json                                  the commit record
+//
+// Landing streams the bytes into a new object under a unique key while
+// hashing them, then commits by creating the manifest named after the
+// SHA-256 with PutIfAbsent. The manifest is the only thing that makes an
+// object part of the raw layer: whoever creates it first wins, and a loser
+// (the same bytes sent again, or concurrently) deletes its own copy and gets
+// the winner's manifest back. A crash between the two steps leaves an
+// object no manifest points at; nothing reads it.
+package raw
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/medallion-dev/medallion/lake"
+)
+
+// Prefix is the root of the raw layer in the lake.
+const Prefix = "raw/"
+
+// idLayout is the time part of an object id; ids sort by receive time.
+const idLayout = "20060102T150405.000000000Z"
+
+// Manifest is the commit record of one landed object, stored as JSON at
+// raw/<source>/_manifest/<sha256>.json.
+type Manifest struct {
+	Source     string    `json:"source"`
+	Key        string    `json:"key"`         // the object: raw/<source>/dt=YYYY-MM-DD/<id>.<ext>
+	SHA256     string    `json:"sha256"`      // lower-case hex of the object's bytes
+	Size       int64     `json:"size"`        // bytes
+	ReceivedAt time.Time `json:"received_at"` // UTC, RFC 3339 with nanoseconds in JSON
+	Name       string    `json:"name"`        // the original file name, or "-" for stdin
+	Format     string    `json:"format"`      // csv | json | ndjson
+}
+
+// SourceDir is the root of a source's raw objects: raw/<source>/.
+func SourceDir(source string) string { return Prefix + source + "/" }
+
+// ManifestDir is where a source's manifests live: raw/<source>/_manifest/.
+func ManifestDir(source string) string { return SourceDir(source) + "_manifest/" }
+
+// ManifestKey is the manifest of the object with the given SHA-256.
+func ManifestKey(source, sha string) string { return ManifestDir(source) + sha + ".json" }
+
+// ObjectKey is where bytes received at now with random suffix rnd go.
+func ObjectKey(source, format string, now time.Time, rnd string) string {
+	now = now.UTC()
+	return SourceDir(source) + "dt=" + now.Format(time.DateOnly) + "/" + now.Format(idLayout) + "-" + rnd + "." + format
+}
+
+// validate refuses a source name or format that would make a bad key.
+func validate(source, format string) error {
+	if source == "" || strings.ContainsAny(source, "/\\\x00") || source == "." || source == ".." || strings.HasPrefix(source, "_") {
+		return fmt.Errorf("bad source name %q (want a name like meters, without '/')", source)
+	}
+	switch format {
+	case "csv", "json", "ndjson":
+	default:
+		return fmt.Errorf("source %s: unknown format %q (want csv, json or ndjson)", source, format)
+	}
+	return nil
+}
+
+// Land streams r into the raw layer of source, received at now, and commits
+// it by content. name is the original file name ("-" for stdin), format the
+// source's format (also the object's extension).
+//
+// It returns the manifest of the landed bytes. alreadyLanded is true when the
+// same bytes were landed before (or by a concurrent call that won): the
+// returned manifest is then that earlier one and nothing new stays in the
+// lake. When Land returns without error the object and its manifest are
+// durable; that is when a sender may be acknowledged.
+func Land(ctx context.Context, store lake.Store, source, name, format string, r io.Reader, now time.Time) (m Manifest, alreadyLanded bool, err error) {
+	return land(ctx, store, source, name, format, r, -1, now)
+}
+
+// land is Land with the byte count of r when it is known (size >= 0), so the
+// store can upload in one request.
+func land(ctx context.Context, store lake.Store, source, name, format string, r io.Reader, size int64, now time.Time) (Manifest, bool, error) {
+	if err := validate(source, format); err != nil {
+		return Manifest{}, false, err
+	}
+	rnd, err := randomHex(4)
+	if err != nil {
+		return Manifest{}, false, fmt.Errorf("land %s: %w", name, err)
+	}
+	now = now.UTC()
+	key := ObjectKey(source, format, now, rnd)
+
+	// Step 1: the bytes, hashed as they stream past.
+	h := sha256.New()
+	body := r
+	if size >= 0 {
+		body = io.LimitReader(r, size) // the store must not read past what is hashed
+	}
+	cr := &countReader{r: io.TeeReader(body, h)}
+	info, err := store.Put(ctx, key, cr, size)
+	if err != nil {
+		removeOrphan(ctx, store, key)
+		return Manifest{}, false, fmt.Errorf("land %s in %s: %w", name, key, err)
+	}
+	if info.Size != cr.n || (size >= 0 && cr.n != size) {
+		removeOrphan(ctx, store, key)
+		return Manifest{}, false, fmt.Errorf("land %s in %s: stored %d bytes, read %d (want %d): the input changed while it was read", name, key, info.Size, cr.n, size)
+	}
+	m := Manifest{
+		Source:     source,
+		Key:        key,
+		SHA256:     hex.EncodeToString(h.Sum(nil)),
+		Size:       cr.n,
+		ReceivedAt: now,
+		Name:       name,
+		Format:     format,
+	}
+
+	// Step 2, the commit point: the manifest named after the content.
+	js, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return Manifest{}, false, fmt.Errorf("land %s: encode manifest: %w", name, err)
+	}
+	js = append(js, '\n')
+	mkey := ManifestKey(source, m.SHA256)
+	_, err = store.PutIfAbsent(ctx, mkey, bytes.NewReader(js), int64(len(js)))
+	switch {
+	case err == nil:
+		return m, false, nil
+	case errors.Is(err, lake.ErrExists):
+		// The same bytes were landed before: ours is a redundant copy.
+		if err := store.Delete(ctx, key); err != nil {
+			return Manifest{}, false, fmt.Errorf("land %s: already landed; remove the duplicate copy %s: %w", name, key, err)
+		}
+		prev, err := ReadManifest(ctx, store, source, m.SHA256)
+		if err != nil {
+			return Manifest{}, false, fmt.Errorf("land %s: already landed: %w", name, err)
+		}
+		return prev, true, nil
+	default:
+		removeOrphan(ctx, store, key)
+		return Manifest{}, false, fmt.Errorf("land %s: commit manifest %s: %w", name, mkey, err)
+	}
+}
+
+// removeOrphan deletes an uncommitted object after a failure, best effort:
+// nothing references it, so a leftover is harmless.
+func removeOrphan(ctx context.Context, store lake.Store, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_ = store.Delete(ctx, key)
+}
+
+// LandFile lands the regular file at path (see Land), under its base name.
+func LandFile(ctx context.Context, store lake.Store, source, format, path string, now time.Time) (Manifest, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Manifest{}, false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Manifest{}, false, err
+	}
+	if !fi.Mode().IsRegular() {
+		return Manifest{}, false, fmt.Errorf("land %s: not a regular file", path)
+	}
+	return land(ctx, store, source, filepath.Base(path), format, f, fi.Size(), now)
+}
+
+// Files lists the regular files under dir, recursively, in lexical order of
+// their paths, skipping hidden files and directories (names starting with '.').
+func Files(dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if path != dir && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			out = append(out, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list files under %s: %w", dir, err)
+	}
+	return out, nil
+}
+
+// Landed is the outcome of landing one file of a directory.
+type Landed struct {
+	Path          string
+	Manifest      Manifest
+	AlreadyLanded bool
+}
+
+// LandDir lands every file Files(dir) lists, in that order. File i is
+// received at now + i ns, so the objects' keys sort in the same order. It
+// stops at the first error and returns what landed before it.
+func LandDir(ctx context.Context, store lake.Store, source, format, dir string, now time.Time) ([]Landed, error) {
+	files, err := Files(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Landed, 0, len(files))
+	for i, path := range files {
+		m, already, err := LandFile(ctx, store, source, format, path, now.Add(time.Duration(i)))
+		if err != nil {
+			return out, err
+		}
+		out = append(out, Landed{Path: path, Manifest: m, AlreadyLanded: already})
+	}
+	return out, nil
+}
+
+// ListManifests returns the SHA-256 (hex) of every object landed for
+// source, in ascending order.
+func ListManifests(ctx context.Context, store lake.Store, source string) ([]string, error) {
+	if err := validate(source, "csv"); err != nil {
+		return nil, err
+	}
+	objs, err := store.List(ctx, ManifestDir(source), "")
+	if err != nil {
+		return nil, fmt.Errorf("list raw manifests of %s: %w", source, err)
+	}
+	out := make([]string, 0, len(objs))
+	for _, o := range objs {
+		name := strings.TrimPrefix(o.Key, ManifestDir(source))
+		sha, ok := strings.CutSuffix(name, ".json")
+		if ok && isSHA256Hex(sha) {
+			out = append(out, sha)
+		}
+	}
+	return out, nil
+}
+
+// Manifests reads every manifest of source, sorted by object key, which is
+// the order the objects were received in.
+func Manifests(ctx context.Context, store lake.Store, source string) ([]Manifest, error) {
+	shas, err := ListManifests(ctx, store, source)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Manifest, 0, len(shas))
+	for _, sha := range shas {
+		m, err := ReadManifest(ctx, store, source, sha)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// ReadManifest reads the manifest of the object with the given SHA-256.
+// Returns an error wrapping lake.ErrNotExist if those bytes were never landed.
+func ReadManifest(ctx context.Context, store lake.Store, source, sha string) (Manifest, error) {
+	key := ManifestKey(source, sha)
+	rc, _, err := store.Get(ctx, key)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("read raw manifest: %w", err)
+	}
+	defer rc.Close()
+	var m Manifest
+	dec := json.NewDecoder(io.LimitReader(rc, 1<<20))
+	if err := dec.Decode(&m); err != nil {
+		return Manifest{}, fmt.Errorf("read raw manifest %s: %w", key, err)
+	}
+	if m.Source != source || m.SHA256 != sha || m.Key == "" {
+		return Manifest{}, fmt.Errorf("read raw manifest %s: it names source %q, sha256 %q, key %q", key, m.Source, m.SHA256, m.Key)
+	}
+	return m, nil
+}
+
+// OpenObject opens the landed bytes a manifest points at.
+func OpenObject(ctx context.Context, store lake.Store, m Manifest) (io.ReadCloser, error) {
+	rc, _, err := store.Get(ctx, m.Key)
+	if err != nil {
+		return nil, fmt.Errorf("open raw object of %s (%s): %w", m.Name, m.SHA256, err)
+	}
+	return rc, nil
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
