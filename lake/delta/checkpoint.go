@@ -1,0 +1,318 @@
+package delta
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/snappy"
+
+	"github.com/medallion-dev/medallion/lake"
+)
+
+// Checkpoint rows: one action per row, exactly one struct column set, with
+// the column layout Spark writes (so Spark, delta-rs and DuckDB read ours,
+// and we read theirs). Columns Spark has that we do not use (deletion
+// vectors, row tracking, domain metadata) are absent from ours and ignored
+// in theirs.
+type cpRow struct {
+	Txn      *cpTxn      `parquet:"txn,optional"`
+	Add      *cpAdd      `parquet:"add,optional"`
+	Remove   *cpRemove   `parquet:"remove,optional"`
+	MetaData *cpMetadata `parquet:"metaData,optional"`
+	Protocol *cpProtocol `parquet:"protocol,optional"`
+}
+
+type cpTxn struct {
+	AppID       *string `parquet:"appId,optional"`
+	Version     *int64  `parquet:"version,optional"`
+	LastUpdated *int64  `parquet:"lastUpdated,optional"`
+}
+
+type cpAdd struct {
+	Path             *string           `parquet:"path,optional"`
+	PartitionValues  map[string]string `parquet:"partitionValues,optional"`
+	Size             *int64            `parquet:"size,optional"`
+	ModificationTime *int64            `parquet:"modificationTime,optional"`
+	DataChange       *bool             `parquet:"dataChange,optional"`
+	Tags             map[string]string `parquet:"tags,optional"`
+	Stats            *string           `parquet:"stats,optional"`
+}
+
+type cpRemove struct {
+	Path                 *string           `parquet:"path,optional"`
+	DeletionTimestamp    *int64            `parquet:"deletionTimestamp,optional"`
+	DataChange           *bool             `parquet:"dataChange,optional"`
+	ExtendedFileMetadata *bool             `parquet:"extendedFileMetadata,optional"`
+	PartitionValues      map[string]string `parquet:"partitionValues,optional"`
+	Size                 *int64            `parquet:"size,optional"`
+}
+
+type cpFormat struct {
+	Provider *string           `parquet:"provider,optional"`
+	Options  map[string]string `parquet:"options,optional"`
+}
+
+type cpMetadata struct {
+	ID               *string           `parquet:"id,optional"`
+	Name             *string           `parquet:"name,optional"`
+	Description      *string           `parquet:"description,optional"`
+	Format           *cpFormat         `parquet:"format,optional"`
+	SchemaString     *string           `parquet:"schemaString,optional"`
+	PartitionColumns []string          `parquet:"partitionColumns,optional,list"`
+	Configuration    map[string]string `parquet:"configuration,optional"`
+	CreatedTime      *int64            `parquet:"createdTime,optional"`
+}
+
+type cpProtocol struct {
+	MinReaderVersion *int32   `parquet:"minReaderVersion,optional"`
+	MinWriterVersion *int32   `parquet:"minWriterVersion,optional"`
+	ReaderFeatures   []string `parquet:"readerFeatures,optional,list"`
+	WriterFeatures   []string `parquet:"writerFeatures,optional,list"`
+}
+
+func val[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// action turns a checkpoint row into a log action; ok is false for rows
+// with no action this package uses.
+func (r *cpRow) action() (a action, ok bool, err error) {
+	switch {
+	case r.Add != nil:
+		p, err := decodePath(val(r.Add.Path))
+		if err != nil {
+			return a, false, err
+		}
+		a.Add = &Add{
+			Path: p, PartitionValues: r.Add.PartitionValues, Size: val(r.Add.Size),
+			ModificationTime: val(r.Add.ModificationTime), DataChange: val(r.Add.DataChange),
+			Stats: val(r.Add.Stats), Tags: r.Add.Tags,
+		}
+		if a.Add.PartitionValues == nil {
+			a.Add.PartitionValues = map[string]string{}
+		}
+	case r.Remove != nil:
+		p, err := decodePath(val(r.Remove.Path))
+		if err != nil {
+			return a, false, err
+		}
+		a.Remove = &Remove{
+			Path: p, DeletionTimestamp: val(r.Remove.DeletionTimestamp), DataChange: val(r.Remove.DataChange),
+			ExtendedFileMetadata: val(r.Remove.ExtendedFileMetadata), PartitionValues: r.Remove.PartitionValues,
+			Size: val(r.Remove.Size),
+		}
+	case r.Txn != nil:
+		a.Txn = &Txn{AppID: val(r.Txn.AppID), Version: val(r.Txn.Version), LastUpdated: val(r.Txn.LastUpdated)}
+	case r.MetaData != nil:
+		m := Metadata{
+			ID: val(r.MetaData.ID), Name: val(r.MetaData.Name), Description: val(r.MetaData.Description),
+			SchemaString: val(r.MetaData.SchemaString), PartitionColumns: r.MetaData.PartitionColumns,
+			Configuration: r.MetaData.Configuration, CreatedTime: r.MetaData.CreatedTime,
+		}
+		if f := r.MetaData.Format; f != nil {
+			m.Format = Format{Provider: val(f.Provider), Options: f.Options}
+		}
+		m = m.normalized()
+		a.MetaData = &m
+	case r.Protocol != nil:
+		a.Protocol = &Protocol{
+			MinReaderVersion: int(val(r.Protocol.MinReaderVersion)), MinWriterVersion: int(val(r.Protocol.MinWriterVersion)),
+			ReaderFeatures: r.Protocol.ReaderFeatures, WriterFeatures: r.Protocol.WriterFeatures,
+		}
+	default:
+		return a, false, nil
+	}
+	return a, true, nil
+}
+
+// loadCheckpoint reads every part of a checkpoint into a state.
+func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo) (*state, error) {
+	st := newState()
+	for _, f := range files {
+		b, _, err := t.get(ctx, f.Key)
+		if err != nil {
+			return nil, fmt.Errorf("read checkpoint %s: %w", f.Key, err)
+		}
+		if err := readCheckpointRows(b, st.apply); err != nil {
+			return nil, fmt.Errorf("read checkpoint %s: %w", f.Key, err)
+		}
+	}
+	return st, nil
+}
+
+func readCheckpointRows(b []byte, apply func(action)) error {
+	pf, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return err
+	}
+	r := parquet.NewGenericReader[cpRow](pf)
+	defer r.Close()
+	buf := make([]cpRow, 256)
+	for {
+		clear(buf)
+		n, err := r.Read(buf)
+		for i := range buf[:n] {
+			a, ok, aerr := buf[i].action()
+			if aerr != nil {
+				return aerr
+			}
+			if ok {
+				apply(a)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// defaultTombstoneRetention is delta.deletedFileRetentionDuration's default:
+// removes younger than this stay in checkpoints so VACUUM keeps their files.
+const defaultTombstoneRetention = 7 * 24 * time.Hour
+
+// checkpointRows renders a snapshot as checkpoint rows: protocol, metadata,
+// txns, active files and unexpired tombstones.
+func checkpointRows(s *Snapshot, now time.Time) []cpRow {
+	rows := make([]cpRow, 0, 2+len(s.txns)+len(s.Files)+len(s.tombstones))
+	p := s.Protocol
+	rows = append(rows, cpRow{Protocol: &cpProtocol{
+		MinReaderVersion: ptr(int32(p.MinReaderVersion)), MinWriterVersion: ptr(int32(p.MinWriterVersion)),
+		ReaderFeatures: p.ReaderFeatures, WriterFeatures: p.WriterFeatures,
+	}})
+	m := s.Metadata.normalized()
+	rows = append(rows, cpRow{MetaData: &cpMetadata{
+		ID: ptr(m.ID), Name: optString(m.Name), Description: optString(m.Description),
+		Format:       &cpFormat{Provider: ptr(m.Format.Provider), Options: m.Format.Options},
+		SchemaString: ptr(m.SchemaString), PartitionColumns: m.PartitionColumns,
+		Configuration: m.Configuration, CreatedTime: m.CreatedTime,
+	}})
+	for _, tx := range s.Txns() {
+		rows = append(rows, cpRow{Txn: &cpTxn{AppID: ptr(tx.AppID), Version: ptr(tx.Version), LastUpdated: ptr(tx.LastUpdated)}})
+	}
+	for _, f := range s.Files {
+		pv := f.PartitionValues
+		if pv == nil {
+			pv = map[string]string{}
+		}
+		rows = append(rows, cpRow{Add: &cpAdd{
+			Path: ptr(encodePath(f.Path)), PartitionValues: pv, Size: ptr(f.Size),
+			ModificationTime: ptr(f.ModificationTime), DataChange: ptr(false), Tags: f.Tags,
+			Stats: optString(f.Stats),
+		}})
+	}
+	retention := defaultTombstoneRetention
+	if d, ok := s.Metadata.Configuration["delta.deletedFileRetentionDuration"]; ok {
+		if r, err := parseInterval(d); err == nil {
+			retention = r
+		}
+	}
+	cutoff := now.Add(-retention).UnixMilli()
+	for _, path := range sortedKeys(s.tombstones) {
+		r := s.tombstones[path]
+		if r.DeletionTimestamp <= cutoff {
+			continue
+		}
+		row := &cpRemove{
+			Path: ptr(encodePath(r.Path)), DeletionTimestamp: ptr(r.DeletionTimestamp),
+			DataChange: ptr(false), ExtendedFileMetadata: ptr(r.ExtendedFileMetadata),
+		}
+		if r.ExtendedFileMetadata {
+			row.PartitionValues, row.Size = r.PartitionValues, ptr(r.Size)
+		}
+		rows = append(rows, cpRow{Remove: row})
+	}
+	return rows
+}
+
+// parseInterval parses the Spark interval strings used by table properties
+// ("interval 7 days", "168 hours").
+func parseInterval(s string) (time.Duration, error) {
+	f := strings.Fields(strings.ToLower(s))
+	if len(f) > 0 && f[0] == "interval" {
+		f = f[1:]
+	}
+	if len(f) != 2 {
+		return 0, fmt.Errorf("interval %q: want \"interval N unit\"", s)
+	}
+	n, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("interval %q: %w", s, err)
+	}
+	units := map[string]time.Duration{
+		"millisecond": time.Millisecond, "second": time.Second, "minute": time.Minute,
+		"hour": time.Hour, "day": 24 * time.Hour, "week": 7 * 24 * time.Hour,
+	}
+	u, ok := units[strings.TrimSuffix(f[1], "s")]
+	if !ok {
+		return 0, fmt.Errorf("interval %q: unknown unit %q", s, f[1])
+	}
+	return time.Duration(n) * u, nil
+}
+
+// encodeCheckpoint writes rows as a snappy-compressed Parquet file.
+func encodeCheckpoint(rows []cpRow) ([]byte, error) {
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[cpRow](&buf, parquet.Compression(&snappy.Codec{}))
+	if _, err := w.Write(rows); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Checkpoint writes a Parquet checkpoint of s (single file
+// NNNNNNNNNNNNNNNNNNNN.checkpoint.parquet) and then points _last_checkpoint
+// at it, unless _last_checkpoint already points at a newer one. Commit calls
+// it every CheckpointInterval versions.
+func (t *Table) Checkpoint(ctx context.Context, s *Snapshot) error {
+	rows := checkpointRows(s, time.Now())
+	b, err := encodeCheckpoint(rows)
+	if err != nil {
+		return fmt.Errorf("%s: encode checkpoint %d: %w", t.name(), s.Version, err)
+	}
+	key := fmt.Sprintf("%s%020d.checkpoint.parquet", t.logPrefix(), s.Version)
+	if _, err := t.store.Put(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
+		return fmt.Errorf("%s: write checkpoint %d: %w", t.name(), s.Version, err)
+	}
+	if cur, err := t.readLastCheckpoint(ctx); err != nil {
+		return err
+	} else if cur > s.Version {
+		return nil
+	}
+	lc, err := json.Marshal(lastCheckpoint{
+		Version: s.Version, Size: int64(len(rows)), SizeInBytes: int64(len(b)), NumOfAddFiles: int64(len(s.Files)),
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := t.store.Put(ctx, t.lastCheckpointKey(), bytes.NewReader(lc), int64(len(lc))); err != nil {
+		return fmt.Errorf("%s: write _last_checkpoint %d: %w", t.name(), s.Version, err)
+	}
+	return nil
+}

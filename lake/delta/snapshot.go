@@ -1,0 +1,625 @@
+package delta
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/medallion-dev/medallion/lake"
+)
+
+// Snapshot is the state of a table at one version: the reconciled log up to
+// and including Version. It is an immutable value; do not modify its slices.
+type Snapshot struct {
+	Version   int64
+	Timestamp time.Time // of the commit that made Version
+	Protocol  Protocol
+	Metadata  Metadata
+	Files     []Add // active data files, sorted by path
+
+	txns       map[string]Txn
+	tombstones map[string]Remove // removed files, for checkpoints (vacuum retention)
+}
+
+// TxnVersion returns the last version recorded by a txn action with appID,
+// and whether there is one.
+func (s *Snapshot) TxnVersion(appID string) (int64, bool) {
+	t, ok := s.txns[appID]
+	return t.Version, ok
+}
+
+// Txns returns every application's last txn action, sorted by appId.
+func (s *Snapshot) Txns() []Txn {
+	out := slices.Collect(maps.Values(s.txns))
+	slices.SortFunc(out, func(a, b Txn) int { return strings.Compare(a.AppID, b.AppID) })
+	return out
+}
+
+// Schema parses the table schema from the metadata.
+func (s *Snapshot) Schema() (*Schema, error) {
+	return ParseSchema(s.Metadata.SchemaString)
+}
+
+// NumRecords sums numRecords over the file statistics; ok is false when a
+// file has none.
+func (s *Snapshot) NumRecords() (n int64, ok bool) {
+	for _, f := range s.Files {
+		var st struct {
+			NumRecords *int64 `json:"numRecords"`
+		}
+		if f.Stats == "" || json.Unmarshal([]byte(f.Stats), &st) != nil || st.NumRecords == nil {
+			return 0, false
+		}
+		n += *st.NumRecords
+	}
+	return n, true
+}
+
+// state is a snapshot being built by replaying actions.
+type state struct {
+	version    int64
+	timestamp  time.Time
+	protocol   *Protocol
+	metadata   *Metadata
+	files      map[string]Add
+	tombstones map[string]Remove
+	txns       map[string]Txn
+}
+
+func newState() *state {
+	return &state{version: -1, files: map[string]Add{}, tombstones: map[string]Remove{}, txns: map[string]Txn{}}
+}
+
+// stateOf copies a snapshot into a state, to apply further commits.
+func stateOf(s *Snapshot) *state {
+	st := &state{
+		version:    s.Version,
+		timestamp:  s.Timestamp,
+		files:      make(map[string]Add, len(s.Files)+8),
+		tombstones: maps.Clone(s.tombstones),
+		txns:       maps.Clone(s.txns),
+	}
+	p, m := s.Protocol, s.Metadata
+	st.protocol, st.metadata = &p, &m
+	for _, f := range s.Files {
+		st.files[f.Path] = f
+	}
+	if st.tombstones == nil {
+		st.tombstones = map[string]Remove{}
+	}
+	if st.txns == nil {
+		st.txns = map[string]Txn{}
+	}
+	return st
+}
+
+// apply applies one action: the last action per path wins.
+func (st *state) apply(a action) {
+	switch {
+	case a.Add != nil:
+		st.files[a.Add.Path] = *a.Add
+		delete(st.tombstones, a.Add.Path)
+	case a.Remove != nil:
+		delete(st.files, a.Remove.Path)
+		st.tombstones[a.Remove.Path] = *a.Remove
+	case a.Txn != nil:
+		st.txns[a.Txn.AppID] = *a.Txn
+	case a.MetaData != nil:
+		m := *a.MetaData
+		st.metadata = &m
+	case a.Protocol != nil:
+		p := *a.Protocol
+		st.protocol = &p
+	}
+}
+
+// snapshot freezes the state. It checks that protocol and metadata exist
+// and that this package can read the table.
+func (st *state) snapshot(t *Table) (*Snapshot, error) {
+	if st.protocol == nil {
+		return nil, fmt.Errorf("%s version %d: the log has no protocol action", t.name(), st.version)
+	}
+	if st.metadata == nil {
+		return nil, fmt.Errorf("%s version %d: the log has no metaData action", t.name(), st.version)
+	}
+	if err := checkReadable(t, *st.protocol); err != nil {
+		return nil, err
+	}
+	s := &Snapshot{
+		Version:    st.version,
+		Timestamp:  st.timestamp,
+		Protocol:   *st.protocol,
+		Metadata:   *st.metadata,
+		Files:      slices.Collect(maps.Values(st.files)),
+		txns:       st.txns,
+		tombstones: st.tombstones,
+	}
+	slices.SortFunc(s.Files, func(a, b Add) int { return strings.Compare(a.Path, b.Path) })
+	return s, nil
+}
+
+// checkReadable refuses tables that need reader features we lack.
+func checkReadable(t *Table, p Protocol) error {
+	if p.MinReaderVersion > ReaderVersion {
+		return fmt.Errorf("%s: %w: the table needs reader version %d (features %v); medallion reads version %d",
+			t.name(), ErrUnsupportedProtocol, p.MinReaderVersion, p.ReaderFeatures, ReaderVersion)
+	}
+	return nil
+}
+
+// checkWritable refuses tables that need writer features we lack.
+func checkWritable(t *Table, p Protocol) error {
+	if err := checkReadable(t, p); err != nil {
+		return err
+	}
+	if p.MinWriterVersion > WriterVersion {
+		return fmt.Errorf("%s: %w: the table needs writer version %d (features %v); medallion writes version %d",
+			t.name(), ErrUnsupportedProtocol, p.MinWriterVersion, p.WriterFeatures, WriterVersion)
+	}
+	return nil
+}
+
+// logListing is what a listing of _delta_log/ holds, by version.
+type logListing struct {
+	commits     map[int64]lake.ObjectInfo
+	checkpoints map[int64]*checkpointFiles
+}
+
+// checkpointFiles are the files of one checkpoint version, by part count
+// (1: a single file; n: a multi-part checkpoint with parts 1..n).
+type checkpointFiles struct {
+	version int64
+	byParts map[int][]lake.ObjectInfo
+}
+
+// complete returns the files of the newest complete layout at this version.
+func (c *checkpointFiles) complete() []lake.ObjectInfo {
+	counts := slices.Sorted(maps.Keys(c.byParts))
+	for _, n := range slices.Backward(counts) {
+		files := c.byParts[n]
+		if len(files) == n {
+			return files
+		}
+	}
+	return nil
+}
+
+func (l *logListing) commitVersions() []int64 {
+	return slices.Sorted(maps.Keys(l.commits))
+}
+
+func (l *logListing) maxCommit() int64 {
+	v := int64(-1)
+	for k := range l.commits {
+		v = max(v, k)
+	}
+	return v
+}
+
+// list lists the log from version from (inclusive; 0 or less: everything).
+// Files that are not commits or classic checkpoints are ignored.
+func (t *Table) list(ctx context.Context, from int64) (*logListing, error) {
+	prefix := t.logPrefix()
+	startAfter := ""
+	if from > 0 {
+		startAfter = fmt.Sprintf("%s%020d", prefix, from-1) + "~" // after every file of from-1
+	}
+	objs, err := t.store.List(ctx, prefix, startAfter)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list log: %w", t.name(), err)
+	}
+	l := &logListing{commits: map[int64]lake.ObjectInfo{}, checkpoints: map[int64]*checkpointFiles{}}
+	for _, o := range objs {
+		name := strings.TrimPrefix(o.Key, prefix)
+		if strings.Contains(name, "/") || len(name) < 21 || name[20] != '.' {
+			continue
+		}
+		v, err := strconv.ParseInt(name[:20], 10, 64)
+		if err != nil {
+			continue
+		}
+		rest := name[21:]
+		switch {
+		case rest == "json":
+			l.commits[v] = o
+		case rest == "checkpoint.parquet":
+			l.addCheckpoint(v, 1, o)
+		case strings.HasPrefix(rest, "checkpoint.") && strings.HasSuffix(rest, ".parquet"):
+			// checkpoint.PPPPPPPPPP.NNNNNNNNNN.parquet (multi-part); V2
+			// checkpoints (checkpoint.<uuid>.parquet) are not read.
+			parts := strings.Split(strings.TrimSuffix(strings.TrimPrefix(rest, "checkpoint."), ".parquet"), ".")
+			if len(parts) != 2 || len(parts[0]) != 10 || len(parts[1]) != 10 {
+				continue
+			}
+			n, err2 := strconv.Atoi(parts[1])
+			if _, err1 := strconv.Atoi(parts[0]); err1 != nil || err2 != nil || n < 1 {
+				continue
+			}
+			l.addCheckpoint(v, n, o)
+		}
+	}
+	for _, c := range l.checkpoints {
+		for _, files := range c.byParts {
+			slices.SortFunc(files, func(a, b lake.ObjectInfo) int { return strings.Compare(a.Key, b.Key) })
+		}
+	}
+	return l, nil
+}
+
+func (l *logListing) addCheckpoint(v int64, parts int, o lake.ObjectInfo) {
+	c := l.checkpoints[v]
+	if c == nil {
+		c = &checkpointFiles{version: v, byParts: map[int][]lake.ObjectInfo{}}
+		l.checkpoints[v] = c
+	}
+	c.byParts[parts] = append(c.byParts[parts], o)
+}
+
+// lastCheckpoint is the _last_checkpoint file.
+type lastCheckpoint struct {
+	Version       int64 `json:"version"`
+	Size          int64 `json:"size"`
+	Parts         *int  `json:"parts,omitempty"`
+	SizeInBytes   int64 `json:"sizeInBytes,omitempty"`
+	NumOfAddFiles int64 `json:"numOfAddFiles,omitempty"`
+}
+
+// readLastCheckpoint returns the version _last_checkpoint points at, or -1
+// when it is missing or damaged (the log is listed instead then).
+func (t *Table) readLastCheckpoint(ctx context.Context) (int64, error) {
+	if t.opts.IgnoreCheckpoints {
+		return -1, nil
+	}
+	b, _, err := t.get(ctx, t.lastCheckpointKey())
+	if errors.Is(err, lake.ErrNotExist) {
+		return -1, nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return -1, err
+		}
+		t.log.Debug("delta: cannot read _last_checkpoint; listing the log", "err", err)
+		return -1, nil
+	}
+	var lc lastCheckpoint
+	if err := json.Unmarshal(b, &lc); err != nil || lc.Version < 0 {
+		t.log.Debug("delta: damaged _last_checkpoint; listing the log", "err", err)
+		return -1, nil
+	}
+	return lc.Version, nil
+}
+
+func (t *Table) get(ctx context.Context, key string) ([]byte, lake.ObjectInfo, error) {
+	rc, info, err := t.store.Get(ctx, key)
+	if err != nil {
+		return nil, info, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, info, fmt.Errorf("read %s: %w", key, err)
+	}
+	return b, info, nil
+}
+
+// LatestVersion returns the newest committed version, listing the log from
+// the last checkpoint. Returns ErrNoTable if there is no log.
+func (t *Table) LatestVersion(ctx context.Context) (int64, error) {
+	from, err := t.readLastCheckpoint(ctx)
+	if err != nil {
+		return 0, err
+	}
+	l, err := t.list(ctx, from)
+	if err != nil {
+		return 0, err
+	}
+	v := l.maxCommit()
+	if v < 0 && from > 0 {
+		if l, err = t.list(ctx, 0); err != nil {
+			return 0, err
+		}
+		v = l.maxCommit()
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("%s: %w", t.name(), ErrNoTable)
+	}
+	return v, nil
+}
+
+// Snapshot returns the latest state of the table. Returns an error wrapping
+// ErrNoTable if there is no log, ErrUnsupportedProtocol if the table needs a
+// newer reader.
+func (t *Table) Snapshot(ctx context.Context) (*Snapshot, error) {
+	return t.snapshotAt(ctx, -1)
+}
+
+// SnapshotAt returns the state of the table at version (time travel).
+// Returns an error wrapping ErrNoVersion if the log does not have it.
+func (t *Table) SnapshotAt(ctx context.Context, version int64) (*Snapshot, error) {
+	if version < 0 {
+		return nil, fmt.Errorf("%s: %w: version %d is negative", t.name(), ErrNoVersion, version)
+	}
+	return t.snapshotAt(ctx, version)
+}
+
+// snapshotAt builds the snapshot at target (-1: latest): the newest usable
+// checkpoint at or before target, then the JSON commits after it.
+func (t *Table) snapshotAt(ctx context.Context, target int64) (*Snapshot, error) {
+	from, err := t.readLastCheckpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if target >= 0 && from > target {
+		from = -1
+	}
+	l, err := t.list(ctx, from)
+	if err != nil {
+		return nil, err
+	}
+	if from > 0 {
+		// _last_checkpoint must point at a complete checkpoint; if it does
+		// not (damaged, or a half-written one), list the whole log.
+		c := l.checkpoints[from]
+		if c == nil || c.complete() == nil {
+			t.log.Debug("delta: _last_checkpoint points at a missing checkpoint; listing the log", "version", from)
+			if l, err = t.list(ctx, 0); err != nil {
+				return nil, err
+			}
+		}
+	}
+	latest := l.maxCommit()
+	for v := range l.checkpoints {
+		latest = max(latest, v)
+	}
+	if latest < 0 {
+		return nil, fmt.Errorf("%s: %w", t.name(), ErrNoTable)
+	}
+	if target > latest {
+		return nil, fmt.Errorf("%s: %w: version %d does not exist yet (latest is %d)", t.name(), ErrNoVersion, target, latest)
+	}
+	if target < 0 {
+		target = latest
+	}
+
+	// Candidate checkpoints, newest first; a checkpoint that fails to load
+	// falls back to the next older one, then to the JSON log alone.
+	var cps []int64
+	if !t.opts.IgnoreCheckpoints {
+		for v, c := range l.checkpoints {
+			if v <= target && c.complete() != nil {
+				cps = append(cps, v)
+			}
+		}
+		slices.SortFunc(cps, func(a, b int64) int { return cmp.Compare(b, a) })
+	}
+	var lastErr error
+	for _, cv := range cps {
+		st, err := t.loadCheckpoint(ctx, l.checkpoints[cv].complete())
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			t.log.Debug("delta: cannot read checkpoint; trying an older one", "version", cv, "err", err)
+			lastErr = err
+			continue
+		}
+		st.version = cv
+		return t.replay(ctx, l, st, target)
+	}
+	// No usable checkpoint: the JSON log must start at version 0.
+	if _, ok := l.commits[0]; !ok && from > 0 {
+		if l, err = t.list(ctx, 0); err != nil {
+			return nil, err
+		}
+	}
+	if _, ok := l.commits[0]; !ok {
+		first := slices.Min(append(l.commitVersions(), target))
+		if lastErr != nil {
+			return nil, fmt.Errorf("%s: no readable checkpoint at or before version %d and log version 0 is gone: %w", t.name(), target, lastErr)
+		}
+		return nil, fmt.Errorf("%s: %w: cannot rebuild version %d: log version 0 is missing and no checkpoint covers it (oldest commit is %d)", t.name(), ErrNoVersion, target, first)
+	}
+	return t.replay(ctx, l, newState(), target)
+}
+
+// replay applies the JSON commits after st.version up to target. Every
+// version in between must be present.
+func (t *Table) replay(ctx context.Context, l *logListing, st *state, target int64) (*Snapshot, error) {
+	n := target - st.version
+	if n < 0 {
+		return nil, fmt.Errorf("%s: internal: replay from %d to %d", t.name(), st.version, target)
+	}
+	for v := st.version + 1; v <= target; v++ {
+		if _, ok := l.commits[v]; !ok {
+			return nil, t.gapError(l, v)
+		}
+	}
+	commits, err := t.readCommits(ctx, l, st.version+1, target)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		// Loaded from a checkpoint with no commits after it: the timestamp
+		// comes from the commit file of that version, if it is still there.
+		st.timestamp = time.Time{}
+		if o, ok := l.commits[st.version]; ok {
+			c, err := t.readCommits(ctx, l, st.version, st.version)
+			if err != nil {
+				return nil, err
+			}
+			st.timestamp = c[0].timestamp(o)
+		}
+	}
+	for _, c := range commits {
+		for _, a := range c.actions {
+			st.apply(a)
+		}
+		st.version = c.version
+		st.timestamp = c.timestamp(l.commits[c.version])
+		if st.protocol != nil {
+			if err := checkReadable(t, *st.protocol); err != nil {
+				return nil, fmt.Errorf("%w (protocol of version %d)", err, c.version)
+			}
+		}
+	}
+	return st.snapshot(t)
+}
+
+func (t *Table) gapError(l *logListing, missing int64) error {
+	vs := l.commitVersions()
+	i := sort.Search(len(vs), func(i int) bool { return vs[i] > missing })
+	next := "none"
+	if i < len(vs) {
+		next = strconv.FormatInt(vs[i], 10)
+	}
+	return fmt.Errorf("%s: the log is not contiguous: version %d is missing (next commit found: %s); the table is damaged", t.name(), missing, next)
+}
+
+// commit is one parsed commit file.
+type commit struct {
+	version int64
+	actions []action
+	info    *CommitInfo
+}
+
+// timestamp is commitInfo.timestamp, or the object's modification time.
+func (c commit) timestamp(o lake.ObjectInfo) time.Time {
+	if c.info != nil && c.info.Timestamp > 0 {
+		return time.UnixMilli(c.info.Timestamp)
+	}
+	return o.ModTime
+}
+
+// readCommits fetches and parses commits from..to (inclusive) in parallel.
+func (t *Table) readCommits(ctx context.Context, l *logListing, from, to int64) ([]commit, error) {
+	if to < from {
+		return nil, nil
+	}
+	out := make([]commit, to-from+1)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for v := from; v <= to; v++ {
+		g.Go(func() error {
+			c, err := t.readCommit(gctx, v)
+			if errors.Is(err, lake.ErrNotExist) {
+				return fmt.Errorf("%s: log version %d vanished while reading (cleaned up?): %w", t.name(), v, err)
+			}
+			out[v-from] = c
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// readCommit reads and parses one commit file. Returns an error wrapping
+// lake.ErrNotExist if the version has no commit.
+func (t *Table) readCommit(ctx context.Context, v int64) (commit, error) {
+	b, _, err := t.get(ctx, t.commitKey(v))
+	if err != nil {
+		return commit{}, fmt.Errorf("%s: read log version %d: %w", t.name(), v, err)
+	}
+	actions, err := decodeActions(b)
+	if err != nil {
+		return commit{}, fmt.Errorf("%s: log version %d (%s): %w", t.name(), v, t.commitKey(v), err)
+	}
+	c := commit{version: v, actions: actions}
+	for _, a := range actions {
+		if a.CommitInfo != nil {
+			ci := *a.CommitInfo
+			ci.Version = v
+			c.info = &ci
+		}
+	}
+	return c, nil
+}
+
+// History returns the commit infos of the newest limit versions (limit <= 0:
+// every version still in the log), newest first, with Version and Timestamp
+// filled in (from the object's modification time if the commit has none).
+func (t *Table) History(ctx context.Context, limit int) ([]CommitInfo, error) {
+	l, err := t.list(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	vs := l.commitVersions()
+	if len(vs) == 0 {
+		return nil, fmt.Errorf("%s: %w", t.name(), ErrNoTable)
+	}
+	if limit > 0 && len(vs) > limit {
+		vs = vs[len(vs)-limit:]
+	}
+	out := make([]CommitInfo, len(vs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, v := range vs {
+		g.Go(func() error {
+			c, err := t.readCommit(gctx, v)
+			if err != nil {
+				return err
+			}
+			ci := CommitInfo{}
+			if c.info != nil {
+				ci = *c.info
+			}
+			ci.Version = v
+			ci.Timestamp = c.timestamp(l.commits[v]).UnixMilli()
+			out[len(vs)-1-i] = ci
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SnapshotAsOf returns the snapshot of the latest commit whose timestamp
+// (commitInfo.timestamp, else the log object's modification time) is at or
+// before ts. Returns an error wrapping ErrNoVersion if ts is before the
+// oldest commit in the log.
+func (t *Table) SnapshotAsOf(ctx context.Context, ts time.Time) (*Snapshot, error) {
+	l, err := t.list(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	vs := l.commitVersions()
+	if len(vs) == 0 {
+		return nil, fmt.Errorf("%s: %w", t.name(), ErrNoTable)
+	}
+	// Commit timestamps increase with versions, so binary search, reading
+	// only the commits it probes.
+	var firstErr error
+	tsOf := func(v int64) time.Time {
+		c, err := t.readCommit(ctx, v)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			return time.Time{}
+		}
+		return c.timestamp(l.commits[v])
+	}
+	i := sort.Search(len(vs), func(i int) bool { return tsOf(vs[i]).After(ts) })
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if i == 0 {
+		return nil, fmt.Errorf("%s: %w: no commit at or before %s (the oldest, version %d, is at %s)",
+			t.name(), ErrNoVersion, ts.UTC().Format(time.RFC3339Nano), vs[0], tsOf(vs[0]).UTC().Format(time.RFC3339Nano))
+	}
+	return t.SnapshotAt(ctx, vs[i-1])
+}
