@@ -1,0 +1,476 @@
+package bronze
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/medallion-dev/medallion/lake/delta"
+)
+
+// runBatch types, checks, dedupes, writes and commits one batch of raw
+// objects. It returns the batch's accounting and the bronze version after it.
+func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest) (Stats, int64, error) {
+	st := Stats{Objects: len(ms)}
+	bid := batchID(ms)
+	dir, err := os.MkdirTemp(j.d.ScratchDir, "bronze-batch-")
+	if err != nil {
+		return st, 0, fmt.Errorf("bronze %s: scratch dir: %w", j.src.Name, err)
+	}
+	defer os.RemoveAll(dir)
+	var temps []string
+	defer func() {
+		for _, t := range temps {
+			conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+t)
+		}
+	}()
+	good := j.tmpName("good")
+	temps = append(temps, good)
+	created := false
+	bad := map[string][]badRow{} // by sha
+	for _, m := range ms {
+		path, err := j.localObject(ctx, m, dir)
+		if err != nil {
+			return st, 0, err
+		}
+		res, err := j.typeObject(ctx, conn, m, path, dir)
+		if res.tableName != "" {
+			temps = append(temps, res.tableName)
+		}
+		if err != nil {
+			return st, 0, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
+		}
+		st.RowsRead += res.read
+		for _, r := range res.rescued {
+			if !contains(st.Rescued, r) {
+				st.Rescued = append(st.Rescued, r)
+			}
+		}
+		if res.badCount > 0 {
+			switch j.src.OnError {
+			case "fail":
+				b := res.firstBad
+				col := ""
+				if b.column != "" {
+					col = " column " + b.column
+				}
+				return st, 0, fmt.Errorf("%s line %d%s: %s (on_error: fail; nothing committed)", m.fileName(), b.line, col, b.reason)
+			case "drop":
+				st.Dropped += res.badCount
+			default:
+				st.Quarantined += res.badCount
+				bad[m.SHA256] = res.bad
+			}
+		}
+		sel := j.bronzeSelect(res.tableName, m, bid)
+		if !created {
+			err = exec(ctx, conn, "CREATE TEMP TABLE "+good+" AS "+sel)
+			created = true
+		} else {
+			err = exec(ctx, conn, "INSERT INTO "+good+" "+sel)
+		}
+		if err != nil {
+			return st, 0, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
+		}
+		if err := exec(ctx, conn, "DROP TABLE "+res.tableName); err != nil {
+			return st, 0, err
+		}
+	}
+
+	snap, err := j.snapshot(ctx)
+	if err != nil {
+		return st, 0, err
+	}
+	final, dups, err := j.dedupe(ctx, conn, good, snap, dir)
+	if final != good {
+		temps = append(temps, final)
+	}
+	if err != nil {
+		return st, 0, fmt.Errorf("bronze %s: dedupe: %w", j.src.Name, err)
+	}
+	st.Duplicates = dups
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+final).Scan(&st.Written); err != nil {
+		return st, 0, err
+	}
+	if !st.Balanced() {
+		return st, 0, fmt.Errorf("bronze %s: accounting does not balance: %d read != %d written + %d quarantined + %d dropped + %d duplicates (a bug)",
+			j.src.Name, st.RowsRead, st.Written, st.Quarantined, st.Dropped, st.Duplicates)
+	}
+
+	meta, outSel, err := j.tableMetadata(ctx, conn, final)
+	if err != nil {
+		return st, 0, err
+	}
+	var adds []delta.Add
+	if st.Written > 0 {
+		adds, err = j.writeParquet(ctx, conn, outSel, filepath.Join(dir, "bronze"), j.plan.partCol)
+		if err != nil {
+			return st, 0, fmt.Errorf("bronze %s: write parquet: %w", j.src.Name, err)
+		}
+	}
+	st.Files = len(adds)
+
+	// Quarantine rows not already committed by an interrupted earlier run.
+	qsnap, qadds, qtxns, err := j.prepareQuarantine(ctx, conn, ms, bad, bid, dir)
+	if err != nil {
+		return st, 0, err
+	}
+
+	crashPoint("bronze.before-files")
+	if err := j.upload(ctx, j.table.Dir(), filepath.Join(dir, "bronze"), adds); err != nil {
+		return st, 0, err
+	}
+	if err := j.upload(ctx, j.qtable.Dir(), filepath.Join(dir, "quarantine"), qadds); err != nil {
+		return st, 0, err
+	}
+	crashPoint("bronze.after-files")
+
+	now := j.d.Now()
+	info := func(table string, rows int64, files []delta.Add) delta.CommitInfo {
+		var bytes int64
+		for _, a := range files {
+			bytes += a.Size
+		}
+		return delta.CommitInfo{
+			Operation:           "WRITE",
+			OperationParameters: map[string]any{"mode": "Append", "partitionBy": meta.PartitionColumns},
+			OperationMetrics: map[string]string{
+				"numFiles":        fmt.Sprint(len(files)),
+				"numOutputRows":   fmt.Sprint(rows),
+				"numOutputBytes":  fmt.Sprint(bytes),
+				"rowsRead":        fmt.Sprint(st.RowsRead),
+				"rowsWritten":     fmt.Sprint(st.Written),
+				"rowsQuarantined": fmt.Sprint(st.Quarantined),
+				"rowsDropped":     fmt.Sprint(st.Dropped),
+				"rowsDuplicate":   fmt.Sprint(st.Duplicates),
+			},
+			Medallion: map[string]any{
+				"job": "bronze", "source": j.src.Name, "table": table, "batch_id": bid,
+				"objects": len(ms), "rows_read": st.RowsRead, "rows_written": st.Written,
+				"rows_quarantined": st.Quarantined, "rows_dropped": st.Dropped, "rows_duplicate": st.Duplicates,
+				"rescued_columns": st.Rescued,
+			},
+		}
+	}
+	if len(qtxns) > 0 {
+		if err := j.commitQuarantine(ctx, qsnap, qadds, qtxns, info("bronze._quarantine", st.Quarantined, qadds)); err != nil {
+			return st, 0, err
+		}
+	}
+	crashPoint("bronze.after-quarantine")
+
+	var txns []delta.Txn
+	for _, m := range ms {
+		txns = append(txns, delta.Txn{AppID: RawAppID(j.src.Name, m.SHA256), Version: 1, LastUpdated: now.UnixMilli()})
+	}
+	v, err := j.commitBronze(ctx, snap, meta, adds, txns, info("bronze."+j.src.Name, st.Written, adds))
+	if err != nil {
+		return st, 0, err
+	}
+	crashPoint("bronze.after-commit")
+	return st, v, nil
+}
+
+// bronzeSelect selects a typed object's good rows with lineage.
+func (j *job) bronzeSelect(obj string, m manifest, bid string) string {
+	var cols []string
+	for _, c := range j.plan.cols {
+		cols = append(cols, ident(c.name))
+	}
+	for _, d := range j.plan.derived {
+		cols = append(cols, ident(d.Name))
+	}
+	cols = append(cols, "_rescued",
+		lit(m.Key)+" AS _source_file",
+		"CAST("+lit(m.ReceivedAt.UTC().Format("2006-01-02 15:04:05.999999")+"+00")+" AS TIMESTAMPTZ) AS _ingested_at",
+		lit(bid)+" AS _batch_id")
+	return "SELECT " + strings.Join(cols, ", ") + " FROM " + obj + " WHERE _err IS NULL"
+}
+
+// commitBronze commits the batch to the bronze table, creating it first if
+// needed. A conflict (another writer recorded one of the batch's objects)
+// is an error: the next run sees what that writer committed.
+func (j *job) commitBronze(ctx context.Context, snap *delta.Snapshot, meta delta.Metadata, adds []delta.Add, txns []delta.Txn, info delta.CommitInfo) (int64, error) {
+	for attempt := 0; ; attempt++ {
+		if snap == nil {
+			s, err := j.table.Create(ctx, meta, delta.CommitInfo{Operation: "CREATE TABLE", Medallion: map[string]any{"job": "bronze", "source": j.src.Name}})
+			if errors.Is(err, delta.ErrTableExists) {
+				s, err = j.table.Snapshot(ctx)
+			}
+			if err != nil {
+				return 0, fmt.Errorf("create %s: %w", j.table.Dir(), err)
+			}
+			snap = s
+		}
+		c := delta.Commit{Adds: adds, Txns: txns, Info: info, IsBlindAppend: true}
+		if snap.Metadata.SchemaString != meta.SchemaString || !sameStrings(snap.Metadata.PartitionColumns, meta.PartitionColumns) {
+			if !sameStrings(snap.Metadata.PartitionColumns, meta.PartitionColumns) {
+				return 0, fmt.Errorf("bronze %s: partition columns changed from %v to %v: bronze tables cannot be repartitioned in place",
+					j.src.Name, snap.Metadata.PartitionColumns, meta.PartitionColumns)
+			}
+			m := snap.Metadata
+			m.SchemaString = meta.SchemaString
+			c.Metadata = &m
+			c.IsBlindAppend = false
+		}
+		s, err := j.table.Commit(ctx, snap, c)
+		if err == nil {
+			return s.Version, nil
+		}
+		if !errors.Is(err, delta.ErrCommitConflict) || attempt >= maxCommitRetries {
+			return 0, fmt.Errorf("commit %s: %w", j.table.Dir(), err)
+		}
+		snap, err = j.table.Snapshot(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("commit %s: re-read after conflict: %w", j.table.Dir(), err)
+		}
+		for _, t := range txns {
+			if _, ok := snap.TxnVersion(t.AppID); ok {
+				return 0, fmt.Errorf("commit %s: another writer promoted %s at the same time; rerun to continue", j.table.Dir(), t.AppID)
+			}
+		}
+	}
+}
+
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// quarantineRow is one row of bronze._quarantine, as staged in NDJSON.
+type quarantineRow struct {
+	Source        string  `json:"source"`
+	SourceFile    string  `json:"source_file"`
+	Line          int64   `json:"line"`
+	Column        *string `json:"column"`
+	Reason        string  `json:"reason"`
+	Raw           string  `json:"raw"`
+	BatchID       string  `json:"batch_id"`
+	QuarantinedAt string  `json:"quarantined_at"`
+}
+
+// quarantineSchema is the Delta schema of bronze._quarantine.
+func quarantineSchema() *delta.Schema {
+	f := func(n, t string, null bool) delta.Field {
+		return delta.Field{Name: n, Type: delta.Primitive(t), Nullable: null}
+	}
+	return &delta.Schema{Fields: []delta.Field{
+		f("source", delta.TypeString, true), f("source_file", delta.TypeString, true), f("line", delta.TypeLong, true),
+		f("column", delta.TypeString, true), f("reason", delta.TypeString, true), f("raw", delta.TypeString, true),
+		f("batch_id", delta.TypeString, true), f("quarantined_at", delta.TypeTimestamp, true),
+	}}
+}
+
+// prepareQuarantine writes the Parquet files of the batch's quarantine rows,
+// leaving out objects whose rows an earlier, interrupted run committed.
+func (j *job) prepareQuarantine(ctx context.Context, conn *sql.Conn, ms []manifest, bad map[string][]badRow, bid, dir string) (*delta.Snapshot, []delta.Add, []delta.Txn, error) {
+	if len(bad) == 0 {
+		return nil, nil, nil, nil
+	}
+	qsnap, err := j.qtable.Snapshot(ctx)
+	if err != nil && !errors.Is(err, delta.ErrNoTable) {
+		return nil, nil, nil, fmt.Errorf("read %s: %w", j.qtable.Dir(), err)
+	}
+	if errors.Is(err, delta.ErrNoTable) {
+		qsnap = nil
+	}
+	stage := filepath.Join(dir, "quarantine.ndjson")
+	f, err := os.Create(stage)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	enc := json.NewEncoder(f)
+	now := j.d.Now().UTC().Format("2006-01-02 15:04:05.000000+00")
+	var txns []delta.Txn
+	for _, m := range ms {
+		rows := bad[m.SHA256]
+		if len(rows) == 0 {
+			continue
+		}
+		app := QuarantineAppID(j.src.Name, m.SHA256)
+		if qsnap != nil {
+			if _, done := qsnap.TxnVersion(app); done {
+				continue
+			}
+		}
+		txns = append(txns, delta.Txn{AppID: app, Version: 1, LastUpdated: j.d.Now().UnixMilli()})
+		for _, r := range rows {
+			q := quarantineRow{Source: j.src.Name, SourceFile: m.Key, Line: r.line, Reason: r.reason,
+				Raw: strings.ToValidUTF8(r.raw, "\uFFFD"), BatchID: bid, QuarantinedAt: now}
+			if r.column != "" {
+				c := r.column
+				q.Column = &c
+			}
+			if err := enc.Encode(q); err != nil {
+				f.Close()
+				return nil, nil, nil, err
+			}
+		}
+	}
+	if err := f.Close(); err != nil {
+		return nil, nil, nil, err
+	}
+	if len(txns) == 0 {
+		return qsnap, nil, nil, nil
+	}
+	sel := "SELECT source, source_file, line, \"column\", reason, raw, batch_id, CAST(quarantined_at AS TIMESTAMPTZ) AS quarantined_at FROM read_json(" +
+		lit(stage) + ", format='newline_delimited', maximum_object_size=" + fmt.Sprint(8*j.maxLine+1<<16) + ", columns={source: 'VARCHAR', source_file: 'VARCHAR', line: 'BIGINT', " +
+		"\"column\": 'VARCHAR', reason: 'VARCHAR', raw: 'VARCHAR', batch_id: 'VARCHAR', quarantined_at: 'VARCHAR'})"
+	adds, err := j.writeParquet(ctx, conn, sel, filepath.Join(dir, "quarantine"), "source")
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("bronze %s: write quarantine: %w", j.src.Name, err)
+	}
+	return qsnap, adds, txns, nil
+}
+
+func (j *job) commitQuarantine(ctx context.Context, qsnap *delta.Snapshot, adds []delta.Add, txns []delta.Txn, info delta.CommitInfo) error {
+	for attempt := 0; ; attempt++ {
+		if qsnap == nil {
+			s, err := j.qtable.Create(ctx, delta.Metadata{Name: "_quarantine", SchemaString: quarantineSchema().String(), PartitionColumns: []string{"source"}},
+				delta.CommitInfo{Operation: "CREATE TABLE", Medallion: map[string]any{"job": "bronze"}})
+			if errors.Is(err, delta.ErrTableExists) {
+				s, err = j.qtable.Snapshot(ctx)
+			}
+			if err != nil {
+				return fmt.Errorf("create %s: %w", j.qtable.Dir(), err)
+			}
+			qsnap = s
+		}
+		_, err := j.qtable.Commit(ctx, qsnap, delta.Commit{Adds: adds, Txns: txns, Info: info, IsBlindAppend: true})
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, delta.ErrCommitConflict) || attempt >= maxCommitRetries {
+			return fmt.Errorf("commit %s: %w", j.qtable.Dir(), err)
+		}
+		if qsnap, err = j.qtable.Snapshot(ctx); err != nil {
+			return fmt.Errorf("commit %s: re-read after conflict: %w", j.qtable.Dir(), err)
+		}
+		for _, t := range txns {
+			if _, ok := qsnap.TxnVersion(t.AppID); ok {
+				return fmt.Errorf("commit %s: another writer quarantined %s at the same time; rerun to continue", j.qtable.Dir(), t.AppID)
+			}
+		}
+	}
+}
+
+// writeParquet writes sel as zstd Parquet under outDir, partitioned by
+// partCol when set (Hive layout; partition columns are not stored in the
+// files), and returns the add actions (paths relative to outDir).
+func (j *job) writeParquet(ctx context.Context, conn *sql.Conn, sel, outDir, partCol string) ([]delta.Add, error) {
+	var q string
+	if partCol != "" {
+		q = fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (%s), FILENAME_PATTERN 'part-{uuid}', RETURN_STATS true)",
+			sel, lit(outDir), ident(partCol))
+	} else {
+		if err := os.MkdirAll(outDir, 0o755); err != nil {
+			return nil, err
+		}
+		q = fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, RETURN_STATS true)",
+			sel, lit(filepath.Join(outDir, "part-"+uuid.NewString()+".parquet")))
+	}
+	rows, err := conn.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("%w\nquery: %s", err, truncate(q, 2000))
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var adds []delta.Add
+	now := j.d.Now().UnixMilli()
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		var name string
+		var count, size int64
+		for i, c := range cols {
+			switch c {
+			case "filename":
+				name = fmt.Sprint(vals[i])
+			case "count":
+				count = toInt64(vals[i])
+			case "file_size_bytes":
+				size = toInt64(vals[i])
+			}
+		}
+		rel, err := filepath.Rel(outDir, name)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			return nil, fmt.Errorf("parquet file %s is outside %s", name, outDir)
+		}
+		rel = filepath.ToSlash(rel)
+		pv := map[string]string{}
+		for _, seg := range strings.Split(rel, "/") {
+			if k, v, ok := strings.Cut(seg, "="); ok && k == partCol {
+				pv[k] = v
+			}
+		}
+		if fi, err := os.Stat(name); err == nil {
+			size = fi.Size()
+		}
+		adds = append(adds, delta.Add{Path: rel, PartitionValues: pv, Size: size, ModificationTime: now, DataChange: true,
+			Stats: fmt.Sprintf(`{"numRecords":%d}`, count)})
+	}
+	return adds, rows.Err()
+}
+
+func toInt64(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case int32:
+		return int64(x)
+	case uint64:
+		return int64(x)
+	case int:
+		return int64(x)
+	case float64:
+		return int64(x)
+	}
+	return 0
+}
+
+// upload puts the files of adds (under localDir) into the table at tableDir.
+func (j *job) upload(ctx context.Context, tableDir, localDir string, adds []delta.Add) error {
+	for i := range adds {
+		p := filepath.Join(localDir, filepath.FromSlash(adds[i].Path))
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return err
+		}
+		_, err = j.d.Store.Put(ctx, tableDir+"/"+adds[i].Path, f, fi.Size())
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("upload %s: %w", adds[i].Path, err)
+		}
+		adds[i].ModificationTime = time.Now().UnixMilli()
+	}
+	return nil
+}

@@ -1,0 +1,317 @@
+// Package bronze promotes landed raw objects into typed, cleaned bronze
+// tables (Delta tables of Parquet files at bronze/<source>), and every row
+// that fails parsing, typing or a rule into bronze._quarantine with its
+// source object, line, column, reason and raw text.
+//
+// Exactly-once: each raw object consumed is recorded as a Delta txn action
+// (appId raw/<source>/<sha256>) in the same commit as its bronze rows; its
+// quarantine rows are committed first, with txn appId
+// bronze/<source>/<sha256> in the quarantine table, so a rerun after a crash
+// between the two commits does not write them twice.
+package bronze
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/layers"
+)
+
+// Defaults bounding a batch and a line.
+const (
+	DefaultMaxBatchBytes   = 256 << 20
+	DefaultMaxBatchObjects = 1000
+	DefaultMaxLineBytes    = 1 << 20
+	maxCommitRetries       = 5
+)
+
+// Deps is what a bronze run needs.
+type Deps struct {
+	Store    lake.Store
+	Pipeline *config.Pipeline
+	// DB is a DuckDB database (warehouse.Engine.DB()) with memory_limit and
+	// temp_directory set; the run uses one connection of it.
+	DB *sql.DB
+	// ScratchDir holds downloaded raw objects and Parquet files before
+	// upload; a fresh sub-directory per batch is removed afterwards.
+	ScratchDir string
+	// CacheDir caches bronze data files read from an S3 lake for dedupe
+	// (data files are immutable, so a key is a valid cache key). Default:
+	// under ScratchDir.
+	CacheDir string
+	Log      *slog.Logger
+	Now      func() time.Time // default time.Now
+
+	MaxBatchBytes   int64 // default DefaultMaxBatchBytes
+	MaxBatchObjects int   // default DefaultMaxBatchObjects
+	MaxLineBytes    int   // default DefaultMaxLineBytes
+}
+
+// Stats is the accounting of one run: RowsRead = Written + Quarantined +
+// Dropped + Duplicates.
+type Stats struct {
+	Table       string
+	Objects     int // raw objects promoted
+	Batches     int
+	RowsRead    int64
+	Written     int64
+	Quarantined int64
+	Dropped     int64
+	Duplicates  int64
+	Files       int   // bronze data files added
+	Version     int64 // bronze table version after the run (-1: no table)
+	Rescued     []string
+}
+
+// Balanced reports whether the accounting holds.
+func (s Stats) Balanced() bool {
+	return s.RowsRead == s.Written+s.Quarantined+s.Dropped+s.Duplicates
+}
+
+// String is the accounting line printed for every run.
+func (s Stats) String() string {
+	if s.Objects == 0 {
+		return fmt.Sprintf("%s: nothing new", s.Table)
+	}
+	line := fmt.Sprintf("%s: %d rows read = %d written + %d quarantined + %d dropped + %d duplicates (%d files, v%d)",
+		s.Table, s.RowsRead, s.Written, s.Quarantined, s.Dropped, s.Duplicates, s.Files, s.Version)
+	if len(s.Rescued) > 0 {
+		line += "; unknown columns rescued into _rescued: " + strings.Join(s.Rescued, ", ")
+	}
+	return line
+}
+
+func (s *Stats) add(b Stats) {
+	s.Objects += b.Objects
+	s.Batches++
+	s.RowsRead += b.RowsRead
+	s.Written += b.Written
+	s.Quarantined += b.Quarantined
+	s.Dropped += b.Dropped
+	s.Duplicates += b.Duplicates
+	s.Files += b.Files
+	for _, r := range b.Rescued {
+		if !contains(s.Rescued, r) {
+			s.Rescued = append(s.Rescued, r)
+		}
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// RawAppID is the txn appId recording that a raw object is in bronze.
+func RawAppID(source, sha string) string { return "raw/" + source + "/" + sha }
+
+// QuarantineAppID is the txn appId recording that a raw object's bad rows
+// are in bronze._quarantine.
+func QuarantineAppID(source, sha string) string { return "bronze/" + source + "/" + sha }
+
+// job is one run over one source.
+type job struct {
+	d        Deps
+	src      *config.Source
+	plan     *sourcePlan
+	table    *delta.Table
+	qtable   *delta.Table
+	log      *slog.Logger
+	maxLine  int
+	noHeader bool
+	seq      int // temp table counter
+	// readerCols maps the CSV reader's column names (c0, c1, ...) of the
+	// object being typed to bronze or header names, for reject rows.
+	readerCols map[string]string
+}
+
+// Run promotes every landed raw object of source not yet in bronze.<source>.
+// It returns the accounting of what it committed (Objects == 0: nothing
+// new). With on_error: fail, a bad row fails the run before anything is
+// committed, naming the file, line and column.
+func Run(ctx context.Context, d Deps, source string) (Stats, error) {
+	ref := layers.TableRef{Layer: layers.Bronze, Name: source}
+	stats := Stats{Table: ref.String(), Version: -1}
+	if d.Pipeline == nil || d.Store == nil || d.DB == nil {
+		return stats, errors.New("bronze: missing store, pipeline or database")
+	}
+	src, ok := d.Pipeline.Sources[source]
+	if !ok {
+		return stats, fmt.Errorf("bronze: no source %q in the pipeline", source)
+	}
+	plan, err := planSource(src)
+	if err != nil {
+		return stats, err
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if d.MaxBatchBytes <= 0 {
+		d.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if d.MaxBatchObjects <= 0 {
+		d.MaxBatchObjects = DefaultMaxBatchObjects
+	}
+	if d.MaxLineBytes <= 0 {
+		d.MaxLineBytes = DefaultMaxLineBytes
+	}
+	if d.ScratchDir == "" {
+		d.ScratchDir = os.TempDir()
+	}
+	if d.CacheDir == "" {
+		d.CacheDir = filepath.Join(d.ScratchDir, "medallion-bronze-cache")
+	}
+	j := &job{
+		d: d, src: src, plan: plan,
+		table:    delta.Open(d.Store, ref.Dir()),
+		qtable:   delta.Open(d.Store, layers.Quarantine().Dir()),
+		log:      d.Log.With("table", ref.String()),
+		maxLine:  d.MaxLineBytes,
+		noHeader: !src.CSV.Header,
+	}
+	conn, err := d.DB.Conn(ctx)
+	if err != nil {
+		return stats, fmt.Errorf("bronze %s: duckdb connection: %w", source, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET TimeZone = 'UTC'"); err != nil {
+		return stats, fmt.Errorf("bronze %s: %w", source, err)
+	}
+
+	snap, err := j.snapshot(ctx)
+	if err != nil {
+		return stats, err
+	}
+	if snap != nil {
+		stats.Version = snap.Version
+	}
+	pending, err := j.pending(ctx, snap)
+	if err != nil {
+		return stats, err
+	}
+	for _, batch := range j.batches(pending) {
+		b, v, err := j.runBatch(ctx, conn, batch)
+		if err != nil {
+			return stats, err
+		}
+		stats.add(b)
+		stats.Version = v
+	}
+	if stats.Objects > 0 {
+		j.log.Info("bronze run", "objects", stats.Objects, "read", stats.RowsRead, "written", stats.Written,
+			"quarantined", stats.Quarantined, "dropped", stats.Dropped, "duplicates", stats.Duplicates, "version", stats.Version)
+	}
+	return stats, nil
+}
+
+func (j *job) snapshot(ctx context.Context) (*delta.Snapshot, error) {
+	s, err := j.table.Snapshot(ctx)
+	if errors.Is(err, delta.ErrNoTable) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", j.table.Dir(), err)
+	}
+	return s, nil
+}
+
+// pending returns the landed objects not yet promoted, ordered by received
+// time then key.
+func (j *job) pending(ctx context.Context, snap *delta.Snapshot) ([]manifest, error) {
+	shas, err := listManifests(ctx, j.d.Store, j.src.Name)
+	if err != nil {
+		return nil, err
+	}
+	var out []manifest
+	for _, sha := range shas {
+		if snap != nil {
+			if _, done := snap.TxnVersion(RawAppID(j.src.Name, sha)); done {
+				continue
+			}
+		}
+		m, err := readManifest(ctx, j.d.Store, j.src.Name, sha)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if !out[a].ReceivedAt.Equal(out[b].ReceivedAt) {
+			return out[a].ReceivedAt.Before(out[b].ReceivedAt)
+		}
+		return out[a].Key < out[b].Key
+	})
+	return out, nil
+}
+
+// batches splits pending objects into batches bounded by bytes and count;
+// an object larger than the byte bound is a batch of its own.
+func (j *job) batches(ms []manifest) [][]manifest {
+	var out [][]manifest
+	var cur []manifest
+	var size int64
+	for _, m := range ms {
+		if len(cur) > 0 && (size+m.Size > j.d.MaxBatchBytes || len(cur) >= j.d.MaxBatchObjects) {
+			out = append(out, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, m)
+		size += m.Size
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// batchID is deterministic from the batch's raw objects, so a rerun after a
+// crash writes identical rows.
+func batchID(ms []manifest) string {
+	h := sha256.New()
+	for _, m := range ms {
+		io.WriteString(h, m.SHA256)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// exec runs statements on the job's connection.
+func exec(ctx context.Context, conn *sql.Conn, q string, args ...any) error {
+	if _, err := conn.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("%w\nquery: %s", err, truncate(q, 2000))
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+func (j *job) tmpName(prefix string) string {
+	j.seq++
+	return fmt.Sprintf("%s_%d", prefix, j.seq)
+}

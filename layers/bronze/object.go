@@ -1,0 +1,294 @@
+package bronze
+
+import (
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// objResult is what typing one raw object produced.
+type objResult struct {
+	read      int64 // rows (records) read
+	good      int64 // rows that passed, before dedupe
+	bad       []badRow
+	badCount  int64 // rows that failed (len(bad) when located; dropped rows are only counted)
+	rescued   []string
+	firstBad  *badRow // for on_error: fail
+	tableName string  // temp table holding the typed rows (column _err NULL for good rows)
+}
+
+// badRow is one quarantined row before it gets lineage.
+type badRow struct {
+	line   int64
+	column string // "" when the row as a whole is bad
+	reason string
+	raw    string
+}
+
+// colInput says where a column's source value comes from in the source relation.
+type colInput struct {
+	expr    string // expression over the source relation; "NULL" when missing
+	typed   bool   // the reader already typed it (cast errors are reader rejects)
+	missing bool
+}
+
+// typedQuery builds the SELECT that types and checks rows of src (a FROM
+// item exposing the inputs, _line, _pre_err and _resc).
+func (sp *sourcePlan) typedQuery(src string, in []colInput) string {
+	var l1, l2, l3 []string
+	var checks []string
+	for i, c := range sp.cols {
+		v, t := fmt.Sprintf("v%d", i), fmt.Sprintf("t%d", i)
+		switch {
+		case in[i].missing:
+			l1 = append(l1, "CAST(NULL AS VARCHAR) AS "+v)
+			l2 = append(l2, "CAST(NULL AS "+c.sqlType+") AS "+t)
+			checks = append(checks, c.ruleChecks("", t, true)...)
+		case in[i].typed:
+			l1 = append(l1, in[i].expr+" AS "+v)
+			l2 = append(l2, v+" AS "+t)
+			checks = append(checks, c.ruleChecks("", t, false)...)
+		default:
+			l1 = append(l1, c.valueExpr(in[i].expr)+" AS "+v)
+			cast := c.castExpr(v)
+			if c.typ == "timestamp" && c.hasZone {
+				cast = c.castExpr("regexp_replace(" + v + ", '[Zz]$', '+00:00')")
+			}
+			l2 = append(l2, v, cast+" AS "+t)
+			checks = append(checks, c.ruleChecks(v, t, false)...)
+		}
+		l3 = append(l3, t+" AS "+ident(c.name))
+	}
+	q := "SELECT " + strings.Join(l1, ", ") + ", _line, _pre_err, _resc FROM " + src
+	q = "SELECT " + strings.Join(l2, ", ") + ", _line, _pre_err, _resc FROM (" + q + ")"
+	errExpr := "CASE WHEN _pre_err IS NOT NULL THEN _pre_err " + strings.Join(checks, " ") + " END"
+	q = "SELECT " + strings.Join(l3, ", ") + ", _resc AS _rescued, " + errExpr + " AS _err, _line FROM (" + q + ")"
+	for _, d := range sp.derived {
+		q = "SELECT *, (" + d.Expr + ") AS " + ident(d.Name) + " FROM (" + q + ")"
+	}
+	return q
+}
+
+// csvSource builds the FROM item for a CSV file and reports unknown header
+// columns (rescued).
+func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, error) {
+	o := j.src.CSV
+	delim, quote := o.Delimiter, o.Quote
+	if delim == "" {
+		delim = ","
+	}
+	if quote == "" {
+		quote = `"`
+	}
+	var header []string
+	if j.hasHeader() {
+		h, err := readCSVHeader(path, delim, quote)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		header = h
+	} else {
+		for _, c := range j.plan.cols {
+			header = append(header, c.srcName)
+		}
+	}
+	in := make([]colInput, len(j.plan.cols))
+	for i := range in {
+		in[i] = colInput{expr: "NULL", missing: true}
+	}
+	var cols []string
+	var rescued []string
+	var rescueParts, rescueConds []string
+	j.readerCols = map[string]string{}
+	for k, h := range header {
+		c := fmt.Sprintf("c%d", k)
+		j.readerCols[c] = strings.TrimSpace(h)
+		typ := "VARCHAR"
+		matched := -1
+		for i, cp := range j.plan.cols {
+			if in[i].missing && (h == cp.srcName || normName(h) == normName(cp.srcName)) {
+				matched = i
+				break
+			}
+		}
+		if matched >= 0 {
+			cp := j.plan.cols[matched]
+			j.readerCols[c] = cp.name
+			in[matched] = colInput{expr: c}
+			switch cp.typ {
+			case "int64", "double", "bool":
+				if cp.trim && cp.emptyNil {
+					typ, in[matched].typed = cp.sqlType, true
+				}
+			default:
+				if strings.HasPrefix(cp.typ, "decimal") && cp.trim && cp.emptyNil {
+					typ, in[matched].typed = cp.sqlType, true
+				}
+			}
+		} else {
+			name := strings.TrimSpace(h)
+			if name == "" {
+				name = fmt.Sprintf("column%d", k+1)
+			}
+			rescued = append(rescued, name)
+			rescueParts = append(rescueParts, lit(name)+", "+c)
+			rescueConds = append(rescueConds, c+" IS NOT NULL")
+		}
+		cols = append(cols, lit(c)+": "+lit(typ))
+	}
+	resc := "CAST(NULL AS VARCHAR)"
+	if len(rescueParts) > 0 {
+		resc = "CASE WHEN " + strings.Join(rescueConds, " OR ") + " THEN json_merge_patch('{}', json_object(" + strings.Join(rescueParts, ", ") + "))::VARCHAR END"
+	}
+	hdr := "true"
+	if !j.hasHeader() {
+		hdr = "false"
+	}
+	reader := fmt.Sprintf("read_csv(%s, header=%s, columns={%s}, auto_detect=false, delim=%s, quote=%s, escape=%s, "+
+		"store_rejects=true, rejects_table=%s, rejects_scan=%s, max_line_size=%d, null_padding=false, parallel=true)",
+		lit(path), hdr, strings.Join(cols, ", "), lit(delim), lit(quote), lit(quote),
+		lit(rejTable), lit(rejTable+"_scan"), j.maxLine)
+	src := "(SELECT *, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _pre_err, " + resc + " AS _resc FROM " + reader + ")"
+	return src, in, rescued, nil
+}
+
+func (j *job) hasHeader() bool { return !j.noHeader }
+
+// readCSVHeader reads the first record of a CSV file.
+func readCSVHeader(path, delim, quote string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := csv.NewReader(io.LimitReader(f, 1<<20))
+	r.Comma = []rune(delim)[0]
+	r.LazyQuotes = true
+	r.FieldsPerRecord = -1
+	_ = quote // encoding/csv only knows '"'; headers rarely quote anything else
+	h, err := r.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read CSV header: %w", err)
+	}
+	if len(h) > 0 {
+		h[0] = strings.TrimPrefix(h[0], "\ufeff")
+	}
+	return h, nil
+}
+
+// linesReader reads a file as one VARCHAR column "line" per text line, with
+// no quoting, so every line is a row; over-long and invalid UTF-8 lines are
+// reader rejects.
+func (j *job) linesReader(path, rejTable string) string {
+	opts := ""
+	if rejTable != "" {
+		opts = ", store_rejects=true, rejects_table=" + lit(rejTable) + ", rejects_scan=" + lit(rejTable+"_scan")
+	}
+	return fmt.Sprintf("read_csv(%s, header=false, columns={'line': 'VARCHAR'}, auto_detect=false, delim='\x01', quote='', escape='', new_line='\\n', max_line_size=%d, null_padding=false%s)",
+		lit(path), j.maxLine, opts)
+}
+
+// ndjsonSource builds the FROM item for an NDJSON file.
+func (j *job) ndjsonSource(ctx context.Context, conn *sql.Conn, path, rejTable string) (string, []colInput, []string, error) {
+	// Discover the keys present (one extra cheap pass), to match messy names
+	// and to find unknown keys for _rescued.
+	rows, err := conn.QueryContext(ctx, "SELECT DISTINCT k FROM (SELECT unnest(json_keys(line)) AS k FROM "+
+		j.linesReader(path, "")+" WHERE line IS NOT NULL AND json_valid(line) AND json_type(line) = 'OBJECT')")
+	if err != nil {
+		// A reader error (e.g. an over-long line without rejects): fall back to declared names.
+		j.log.Debug("key discovery failed", "err", err)
+		rows = nil
+	}
+	var keys []string
+	if rows != nil {
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return "", nil, nil, err
+			}
+			keys = append(keys, k)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			j.log.Debug("key discovery failed", "err", err)
+		}
+	}
+	sort.Strings(keys)
+	in := make([]colInput, len(j.plan.cols))
+	used := map[string]bool{}
+	// json_transform takes the JSON key names; struct fields keep them, so
+	// they are accessed by the key (quoted).
+	var fields []string
+	for i, c := range j.plan.cols {
+		key := ""
+		for _, k := range keys { // exact first
+			if k == c.srcName && !used[k] {
+				key = k
+			}
+		}
+		if key == "" {
+			for _, k := range keys {
+				if !used[k] && normName(k) == normName(c.srcName) {
+					key = k
+					break
+				}
+			}
+		}
+		if key == "" {
+			key = c.srcName // absent in this file: NULL
+		}
+		used[key] = true
+		fields = append(fields, jsonKey(key)+": \"VARCHAR\"")
+		in[i] = colInput{expr: "s." + ident(key)}
+	}
+	var rescued, rescueParts, rescueConds []string
+	for _, k := range keys {
+		if used[k] {
+			continue
+		}
+		rescued = append(rescued, k)
+		fields = append(fields, jsonKey(k)+": \"JSON\"")
+		rescueParts = append(rescueParts, lit(k)+", s."+ident(k))
+		rescueConds = append(rescueConds, "s."+ident(k)+" IS NOT NULL")
+	}
+	resc := "CAST(NULL AS VARCHAR)"
+	if len(rescueParts) > 0 {
+		resc = "CASE WHEN " + strings.Join(rescueConds, " OR ") + " THEN json_merge_patch('{}', json_object(" + strings.Join(rescueParts, ", ") + "))::VARCHAR END"
+	}
+	structure := "{" + strings.Join(fields, ", ") + "}"
+	inner := "SELECT line, CASE WHEN NOT json_valid(line) THEN " + lit(errSep+"invalid JSON") +
+		" WHEN json_type(line) <> 'OBJECT' THEN " + lit(errSep+"not a JSON object") + " END AS _pre_err FROM " +
+		j.linesReader(path, rejTable) + " WHERE line IS NOT NULL AND trim(line, ' \t\r') <> ''"
+	mid := "SELECT line AS _line, _pre_err, CASE WHEN _pre_err IS NULL THEN json_transform(line, " + lit(structure) + ") END AS s FROM (" + inner + ")"
+	src := "(SELECT *, " + resc + " AS _resc FROM (" + mid + "))"
+	return src, in, rescued, nil
+}
+
+// jsonKey renders a JSON string for a key in a json_transform structure.
+func jsonKey(k string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range k {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -1,0 +1,244 @@
+package bronze
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/medallion-dev/medallion/internal/config"
+)
+
+// errSep separates the column from the reason in the _err value a typed
+// query computes for a row that fails ("energy_usage\x1f\"abc\" is not a double").
+const errSep = "\x1f"
+
+// colPlan is how one declared column is read and typed.
+type colPlan struct {
+	col      *config.Column
+	name     string // bronze name
+	srcName  string // source field name (From, else Name)
+	typ      string // normalized config type: string, int64, double, decimal(p,s), bool, timestamp, date
+	sqlType  string // DuckDB type of the bronze column
+	format   string // strptime format (timestamp/date with a layout)
+	hasZone  bool   // format parses an offset or zone name
+	tz       string // zone for naive timestamps
+	trim     bool
+	emptyNil bool
+}
+
+// sourcePlan is everything the typed query needs about one source.
+type sourcePlan struct {
+	src      *config.Source
+	cols     []colPlan
+	derived  []*config.Derived
+	partCol  string // bronze partition column; "" for an unpartitioned table
+	partExpr string // SQL expression computing it when it is not a declared column ("" otherwise)
+	partType string // DuckDB type of the partition column
+	firstTS  string // first timestamp column (the default partition's source)
+}
+
+var decimalRE = regexp.MustCompile(`^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$`)
+
+// planSource validates a source for bronze and derives the plan.
+func planSource(src *config.Source) (*sourcePlan, error) {
+	sp := &sourcePlan{src: src, derived: src.Derive}
+	seen := map[string]bool{}
+	for _, c := range src.Schema {
+		cp := colPlan{col: c, name: c.Name, srcName: c.Name, trim: true, emptyNil: true, tz: c.TZ}
+		if c.From != "" {
+			cp.srcName = c.From
+		}
+		if seen[strings.ToLower(c.Name)] {
+			return nil, fmt.Errorf("source %s column %s: declared twice", src.Name, c.Name)
+		}
+		seen[strings.ToLower(c.Name)] = true
+		t := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(c.Type), " ", ""))
+		switch {
+		case t == "string" || t == "varchar" || t == "text":
+			cp.typ, cp.sqlType = "string", "VARCHAR"
+		case t == "int64" || t == "int" || t == "long" || t == "bigint" || t == "integer":
+			cp.typ, cp.sqlType = "int64", "BIGINT"
+		case t == "double" || t == "float64" || t == "float":
+			cp.typ, cp.sqlType = "double", "DOUBLE"
+		case t == "bool" || t == "boolean":
+			cp.typ, cp.sqlType = "bool", "BOOLEAN"
+		case t == "timestamp":
+			cp.typ, cp.sqlType = "timestamp", "TIMESTAMPTZ"
+		case t == "date":
+			cp.typ, cp.sqlType = "date", "DATE"
+		case decimalRE.MatchString(t):
+			m := decimalRE.FindStringSubmatch(t)
+			p, _ := strconv.Atoi(m[1])
+			s, _ := strconv.Atoi(m[2])
+			if p < 1 || p > 38 || s > p {
+				return nil, fmt.Errorf("source %s column %s: type %s: want decimal(p,s) with 1 <= p <= 38 and s <= p", src.Name, c.Name, c.Type)
+			}
+			cp.typ, cp.sqlType = fmt.Sprintf("decimal(%d,%d)", p, s), fmt.Sprintf("DECIMAL(%d,%d)", p, s)
+		default:
+			return nil, fmt.Errorf("source %s column %s: unknown type %q (want string, int64, double, decimal(p,s), bool, timestamp or date)", src.Name, c.Name, c.Type)
+		}
+		if c.Format != "" {
+			if cp.typ != "timestamp" && cp.typ != "date" {
+				return nil, fmt.Errorf("source %s column %s: format applies only to timestamp and date columns", src.Name, c.Name)
+			}
+			f, hasZone, err := GoLayoutToStrptime(c.Format)
+			if err != nil {
+				return nil, fmt.Errorf("source %s column %s: %w", src.Name, c.Name, err)
+			}
+			cp.format, cp.hasZone = f, hasZone
+		}
+		if cp.tz == "" {
+			cp.tz = "UTC"
+		}
+		if c.Trim != nil {
+			cp.trim = *c.Trim
+		}
+		if c.EmptyAsNull != nil {
+			cp.emptyNil = *c.EmptyAsNull
+		}
+		if c.Regex != "" {
+			if _, err := regexp.Compile(c.Regex); err != nil {
+				return nil, fmt.Errorf("source %s column %s: regex: %w", src.Name, c.Name, err)
+			}
+		}
+		if cp.typ == "timestamp" && sp.firstTS == "" {
+			sp.firstTS = c.Name
+		}
+		sp.cols = append(sp.cols, cp)
+	}
+	if len(sp.cols) == 0 {
+		return nil, fmt.Errorf("source %s: no schema columns", src.Name)
+	}
+	for _, d := range src.Derive {
+		if seen[strings.ToLower(d.Name)] {
+			return nil, fmt.Errorf("source %s derived column %s: name already used", src.Name, d.Name)
+		}
+		seen[strings.ToLower(d.Name)] = true
+	}
+	for _, k := range src.Dedupe {
+		if !seen[strings.ToLower(k)] {
+			return nil, fmt.Errorf("source %s dedupe: %q is not a column", src.Name, k)
+		}
+	}
+	switch {
+	case src.PartitionBy != "":
+		if !seen[strings.ToLower(src.PartitionBy)] {
+			return nil, fmt.Errorf("source %s partition_by: %q is not a column", src.Name, src.PartitionBy)
+		}
+		sp.partCol = src.PartitionBy
+	case sp.firstTS != "":
+		sp.partCol = "event_date"
+		if seen["event_date"] {
+			return nil, fmt.Errorf("source %s: a column named event_date hides the default partition column; set partition_by", src.Name)
+		}
+		sp.partExpr = "CAST(timezone('UTC', " + ident(sp.firstTS) + ") AS DATE)"
+		sp.partType = "DATE"
+	}
+	return sp, nil
+}
+
+// ident quotes a SQL identifier.
+func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// lit quotes a SQL string literal.
+func lit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// typeName is how reasons name a type: "is not a double".
+func (c colPlan) typeName() string {
+	switch c.typ {
+	case "int64":
+		return "an int64"
+	case "bool":
+		return "a bool"
+	}
+	return "a " + c.typ
+}
+
+// valueExpr cleans a VARCHAR source value: trim and empty-to-null.
+func (c colPlan) valueExpr(v string) string {
+	if c.trim {
+		v = "trim(" + v + ")"
+	}
+	if c.emptyNil {
+		v = "NULLIF(" + v + ", '')"
+	}
+	return v
+}
+
+// castExpr types a cleaned VARCHAR value; NULL when it does not parse.
+func (c colPlan) castExpr(v string) string {
+	switch c.typ {
+	case "string":
+		return v
+	case "timestamp":
+		if c.format != "" {
+			if c.hasZone {
+				return "try_strptime(" + v + ", " + lit(c.format) + ")"
+			}
+			return "timezone(" + lit(c.tz) + ", try_strptime(" + v + ", " + lit(c.format) + "))"
+		}
+		if strings.EqualFold(c.tz, "UTC") {
+			return "TRY_CAST(" + v + " AS TIMESTAMPTZ)"
+		}
+		return "CASE WHEN regexp_matches(" + v + `, '(Z|z|[+-]\d\d(:?\d\d)?)$') THEN TRY_CAST(` + v + " AS TIMESTAMPTZ) ELSE timezone(" + lit(c.tz) + ", TRY_CAST(" + v + " AS TIMESTAMP)) END"
+	case "date":
+		if c.format != "" {
+			return "CAST(try_strptime(" + v + ", " + lit(c.format) + ") AS DATE)"
+		}
+		return "TRY_CAST(" + v + " AS DATE)"
+	}
+	return "TRY_CAST(" + v + " AS " + c.sqlType + ")"
+}
+
+// wantText describes the expected text in a reason: "(want 2006-01-02 15:04:05)".
+func (c colPlan) wantText() string {
+	if (c.typ == "timestamp" || c.typ == "date") && c.col.Format != "" {
+		return " (want " + c.col.Format + ")"
+	}
+	return ""
+}
+
+// ruleChecks returns the CASE branches that reject a row for this column,
+// given the raw (VARCHAR, cleaned) expression raw ("" when the source value
+// arrives typed) and the typed expression t. missing says the source has no
+// such field at all.
+func (c colPlan) ruleChecks(raw, t string, missing bool) []string {
+	var out []string
+	name := c.name
+	fail := func(cond, reason string) {
+		out = append(out, "WHEN "+cond+" THEN "+lit(name+errSep)+" || "+reason)
+	}
+	if raw != "" && c.typ != "string" {
+		fail(raw+" IS NOT NULL AND "+t+" IS NULL", "to_json("+raw+")::VARCHAR || "+lit(" is not "+c.typeName()+c.wantText()))
+	}
+	if c.col.Required {
+		if missing {
+			fail(t+" IS NULL", lit("required field "+c.srcName+" is missing from the input"))
+		} else {
+			fail(t+" IS NULL", lit("required value is empty or missing"))
+		}
+	}
+	if c.col.Min != nil {
+		fail(t+" < "+num(*c.col.Min), t+"::VARCHAR || "+lit(" is below the minimum "+num(*c.col.Min)))
+	}
+	if c.col.Max != nil {
+		fail(t+" > "+num(*c.col.Max), t+"::VARCHAR || "+lit(" is above the maximum "+num(*c.col.Max)))
+	}
+	if c.col.Regex != "" {
+		fail("NOT regexp_full_match("+t+"::VARCHAR, "+lit(c.col.Regex)+")", "to_json("+t+"::VARCHAR)::VARCHAR || "+lit(" does not match "+c.col.Regex))
+	}
+	if len(c.col.Accepted) > 0 {
+		var vals []string
+		for _, a := range c.col.Accepted {
+			vals = append(vals, lit(strings.TrimSpace(a)))
+		}
+		fail("trim("+t+"::VARCHAR) NOT IN ("+strings.Join(vals, ", ")+")", "to_json("+t+"::VARCHAR)::VARCHAR || "+lit(" is not one of "+strings.Join(c.col.Accepted, ", ")))
+	}
+	return out
+}
+
+func num(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// normName is how source names are matched: trimmed, case-folded.
+func normName(s string) string { return strings.ToLower(strings.TrimSpace(s)) }

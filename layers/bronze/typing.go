@@ -1,0 +1,561 @@
+package bronze
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/lake/delta"
+)
+
+// localObject returns a local file holding the raw object: the store's own
+// file for a local lake, else a download into dir.
+func (j *job) localObject(ctx context.Context, m manifest, dir string) (string, error) {
+	if lp, ok := j.d.Store.(lake.LocalPather); ok {
+		p := lp.LocalPath(m.Key)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return download(ctx, j.d.Store, m.Key, filepath.Join(dir, "raw-"+m.SHA256+filepath.Ext(m.Key)))
+}
+
+func download(ctx context.Context, st lake.Store, key, dst string) (string, error) {
+	rc, _, err := st.Get(ctx, key)
+	if err != nil {
+		return "", fmt.Errorf("download %s: %w", key, err)
+	}
+	defer rc.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	tmp := dst + ".part"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		return "", fmt.Errorf("download %s: %w", key, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	return dst, os.Rename(tmp, dst)
+}
+
+// typeObject types one raw object into a temp table (column _err set on bad
+// rows) and locates its bad rows.
+func (j *job) typeObject(ctx context.Context, conn *sql.Conn, m manifest, path, dir string) (objResult, error) {
+	var res objResult
+	j.readerCols = nil
+	rej := j.tmpName("rej")
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+rej+"; DROP TABLE IF EXISTS "+rej+"_scan")
+	var (
+		src     string
+		in      []colInput
+		err     error
+		lineMap []int64 // json: ndjson line -> source line
+	)
+	format := strings.ToLower(j.src.Format)
+	switch format {
+	case "csv":
+		src, in, res.rescued, err = j.csvSource(path, rej)
+	case "json":
+		conv := filepath.Join(dir, "json-"+m.SHA256+".ndjson")
+		var jerr *jsonError
+		lineMap, jerr, err = convertJSON(path, conv)
+		if err != nil {
+			return res, err
+		}
+		if jerr != nil {
+			res.read++
+			res.badCount++
+			b := badRow{line: jerr.line, reason: jerr.msg, raw: jerr.raw}
+			res.bad = append(res.bad, b)
+			res.firstBad = &res.bad[0]
+		}
+		path = conv
+		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej)
+	default:
+		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej)
+	}
+	if err != nil {
+		return res, err
+	}
+	q := j.plan.typedQuery(src, in)
+	res.tableName = j.tmpName("obj")
+	if err := exec(ctx, conn, "CREATE TEMP TABLE "+res.tableName+" AS SELECT * EXCLUDE (_line), CASE WHEN _err IS NOT NULL THEN _line END AS _line FROM ("+q+")"); err != nil {
+		return res, err
+	}
+	var total, nbad int64
+	if err := conn.QueryRowContext(ctx, "SELECT count(*), count(_err) FROM "+res.tableName).Scan(&total, &nbad); err != nil {
+		return res, err
+	}
+	// Reader rejects: one quarantined row per rejected line.
+	rejected, err := readRejects(ctx, conn, rej, j.maxLine, j.readerCols)
+	if err != nil {
+		return res, err
+	}
+	res.read += total + int64(len(rejected))
+	res.badCount += nbad + int64(len(rejected))
+	if res.badCount == 0 {
+		return res, nil
+	}
+	if j.src.OnError == "drop" {
+		return res, nil
+	}
+	rejLines := map[int64]bool{}
+	for _, r := range rejected {
+		if lineMap != nil && r.line >= 1 && int(r.line) <= len(lineMap) {
+			r.line = lineMap[r.line-1]
+		} else {
+			rejLines[r.line] = true
+		}
+		res.bad = append(res.bad, r)
+	}
+	if nbad > 0 {
+		var located []badRow
+		if format == "csv" {
+			located, err = j.locateCSVRules(ctx, conn, path, rejLines)
+		} else {
+			located, err = j.locateNDJSON(ctx, conn, res.tableName, path, lineMap)
+		}
+		if err != nil {
+			return res, err
+		}
+		res.bad = append(res.bad, located...)
+	}
+	sort.SliceStable(res.bad, func(a, b int) bool { return res.bad[a].line < res.bad[b].line })
+	if len(res.bad) > 0 {
+		res.firstBad = &res.bad[0]
+	}
+	return res, nil
+}
+
+// readRejects turns DuckDB's reject table into bad rows, one per line.
+func readRejects(ctx context.Context, conn *sql.Conn, rej string, maxLine int, colNames map[string]string) ([]badRow, error) {
+	rows, err := conn.QueryContext(ctx, "SELECT line, column_name, error_type::VARCHAR, csv_line, error_message FROM "+rej+" ORDER BY line, column_idx")
+	if err != nil {
+		// No rejects table: the reader rejected nothing.
+		return nil, nil
+	}
+	defer rows.Close()
+	var out []badRow
+	seen := map[int64]bool{}
+	for rows.Next() {
+		var line sql.NullInt64
+		var col, typ, raw, msg sql.NullString
+		if err := rows.Scan(&line, &col, &typ, &raw, &msg); err != nil {
+			return nil, err
+		}
+		if seen[line.Int64] {
+			continue
+		}
+		seen[line.Int64] = true
+		c := col.String
+		if n, ok := colNames[c]; ok {
+			c = n
+		} else if colNames == nil {
+			c = "" // the line reader's own column: the whole line is bad, not a field
+		}
+		if typ.String == "TOO MANY COLUMNS" || typ.String == "LINE SIZE OVER MAXIMUM" || typ.String == "UNQUOTED VALUE" && c == "" {
+			c = ""
+		}
+		out = append(out, badRow{line: line.Int64, column: c, reason: rejectReason(typ.String, msg.String, maxLine), raw: strings.Trim(raw.String, "\r\n")})
+	}
+	return out, rows.Err()
+}
+
+// rejectReason words a DuckDB CSV reader error for users.
+func rejectReason(typ, msg string, maxLine int) string {
+	switch typ {
+	case "CAST":
+		// "Error when converting column "val". Could not convert string "xyz" to 'DOUBLE'"
+		if i := strings.Index(msg, "Could not convert string "); i >= 0 {
+			rest := msg[i+len("Could not convert string "):]
+			if k := strings.LastIndex(rest, " to '"); k >= 0 {
+				val := rest[:k]
+				t := strings.ToLower(strings.Trim(rest[k+len(" to "):], "'"))
+				switch {
+				case t == "bigint":
+					t = "an int64"
+				case t == "boolean":
+					t = "a bool"
+				case strings.HasPrefix(t, "decimal"):
+					t = "a " + strings.ReplaceAll(t, " ", "")
+				default:
+					t = "a " + t
+				}
+				return val + " is not " + t
+			}
+		}
+		return "cannot convert value: " + msg
+	case "MISSING COLUMNS", "TOO MANY COLUMNS":
+		what := "too few"
+		if typ == "TOO MANY COLUMNS" {
+			what = "too many"
+		}
+		var want, got int
+		if _, err := fmt.Sscanf(msg, "Expected Number of Columns: %d Found: %d", &want, &got); err == nil {
+			return fmt.Sprintf("%s columns: expected %d, found %d", what, want, got)
+		}
+		return what + " columns: " + msg
+	case "UNQUOTED VALUE":
+		return "malformed quoting: a quote inside an unquoted value or an unterminated quote"
+	case "INVALID ENCODING":
+		return "invalid UTF-8"
+	case "LINE SIZE OVER MAXIMUM":
+		return fmt.Sprintf("line longer than %d bytes", maxLine)
+	case "INVALID STATE":
+		return "malformed line: " + msg
+	}
+	return strings.ToLower(typ) + ": " + msg
+}
+
+// splitErr splits an _err value into column and reason.
+func splitErr(e string) (string, string) {
+	c, r, _ := strings.Cut(e, errSep)
+	return c, r
+}
+
+// locateNDJSON finds the lines of an NDJSON object's bad rows by their text
+// (a second pass over the file, only when there are bad rows).
+func (j *job) locateNDJSON(ctx context.Context, conn *sql.Conn, obj, path string, lineMap []int64) ([]badRow, error) {
+	rows, err := conn.QueryContext(ctx, "SELECT _line, _err FROM "+obj+" WHERE _err IS NOT NULL")
+	if err != nil {
+		return nil, err
+	}
+	type pending struct {
+		col, reason string
+	}
+	want := map[string][]pending{}
+	n := 0
+	for rows.Next() {
+		var line, e string
+		if err := rows.Scan(&line, &e); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		c, r := splitErr(e)
+		k := strings.TrimRight(line, "\r")
+		want[k] = append(want[k], pending{c, r})
+		n++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := make([]badRow, 0, n)
+	err = scanLines(f, func(lineNo int64, text []byte) bool {
+		k := strings.TrimRight(string(text), "\r")
+		ps := want[k]
+		if len(ps) == 0 {
+			return true
+		}
+		p := ps[0]
+		want[k] = ps[1:]
+		ln := lineNo
+		if lineMap != nil && int(lineNo) <= len(lineMap) {
+			ln = lineMap[lineNo-1]
+		}
+		out = append(out, badRow{line: ln, column: p.col, reason: p.reason, raw: k})
+		return len(out) < n
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("located %d of %d bad lines (a bug)", len(out), n)
+	}
+	return out, nil
+}
+
+// locateCSVRules finds the line and text of CSV rows that parsed but broke a
+// rule: a second DuckDB pass numbers the accepted records in file order, and
+// a quote-aware scan maps record ordinals to lines, skipping the header,
+// blank lines and the records the reader rejected.
+func (j *job) locateCSVRules(ctx context.Context, conn *sql.Conn, path string, rejLines map[int64]bool) ([]badRow, error) {
+	rej2 := j.tmpName("rej")
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+rej2+"; DROP TABLE IF EXISTS "+rej2+"_scan")
+	src2, in, _, err := j.csvSource(path, rej2)
+	if err != nil {
+		return nil, err
+	}
+	if err := exec(ctx, conn, "SET preserve_insertion_order = true"); err != nil {
+		return nil, err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SET preserve_insertion_order = false")
+	q := "SELECT ord, _err FROM (SELECT row_number() OVER () AS ord, _err FROM (" + j.plan.typedQuery(src2, in) + ")) WHERE _err IS NOT NULL ORDER BY ord"
+	rows, err := conn.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("%w\nquery: %s", err, truncate(q, 2000))
+	}
+	want := map[int64]string{}
+	for rows.Next() {
+		var ord int64
+		var e string
+		if err := rows.Scan(&ord, &e); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		want[ord] = e
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	quote := byte('"')
+	if j.src.CSV.Quote != "" {
+		quote = j.src.CSV.Quote[0]
+	}
+	var out []badRow
+	err = scanCSVRecords(f, quote, j.hasHeader(), rejLines, func(ord, line int64, text []byte) bool {
+		e, ok := want[ord]
+		if !ok {
+			return true
+		}
+		c, r := splitErr(e)
+		out = append(out, badRow{line: line, column: c, reason: r, raw: strings.TrimRight(string(text), "\r\n")})
+		return len(out) < len(want)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != len(want) {
+		return nil, fmt.Errorf("located %d of %d bad CSV records (a bug)", len(out), len(want))
+	}
+	return out, nil
+}
+
+// dedupe removes duplicate keys within the batch and keys already in bronze.
+func (j *job) dedupe(ctx context.Context, conn *sql.Conn, good string, snap *delta.Snapshot, dir string) (string, int64, error) {
+	keys := j.src.Dedupe
+	if len(keys) == 0 {
+		return good, 0, nil
+	}
+	var before int64
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+good).Scan(&before); err != nil {
+		return good, 0, err
+	}
+	if before == 0 {
+		return good, 0, nil
+	}
+	var k, order []string
+	for _, c := range keys {
+		k = append(k, ident(c))
+	}
+	order = append(order, "_ingested_at", "_source_file")
+	for _, c := range j.plan.cols {
+		order = append(order, ident(c.name))
+	}
+	out := j.tmpName("dedup")
+	q := "CREATE TEMP TABLE " + out + " AS SELECT * FROM " + good + " QUALIFY row_number() OVER (PARTITION BY " + strings.Join(k, ", ") + " ORDER BY " + strings.Join(order, ", ") + ") = 1"
+	if err := exec(ctx, conn, q); err != nil {
+		return out, 0, err
+	}
+	files, err := j.existingFiles(ctx, conn, out, snap, dir)
+	if err != nil {
+		return out, 0, err
+	}
+	if len(files) > 0 {
+		var list []string
+		for _, f := range files {
+			list = append(list, lit(f))
+		}
+		var on []string
+		for _, c := range k {
+			on = append(on, "d."+c+" IS NOT DISTINCT FROM e."+c)
+		}
+		hive := ""
+		if j.plan.partCol != "" {
+			t := j.plan.partType
+			if t == "" {
+				t = j.partSQLType()
+			}
+			hive = ", hive_partitioning=true, hive_types={" + lit(j.plan.partCol) + ": " + lit(t) + "}"
+		}
+		q := "DELETE FROM " + out + " d WHERE EXISTS (SELECT 1 FROM (SELECT DISTINCT " + strings.Join(k, ", ") +
+			" FROM read_parquet([" + strings.Join(list, ", ") + "]" + hive + ")) e WHERE " + strings.Join(on, " AND ") + ")"
+		if err := exec(ctx, conn, q); err != nil {
+			return out, 0, err
+		}
+	}
+	var after int64
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+out).Scan(&after); err != nil {
+		return out, 0, err
+	}
+	return out, before - after, nil
+}
+
+func (j *job) partSQLType() string {
+	for _, c := range j.plan.cols {
+		if c.name == j.plan.partCol {
+			return c.sqlType
+		}
+	}
+	return "VARCHAR"
+}
+
+// existingFiles returns local paths of the bronze files that may hold keys
+// of the batch: all files, or only the batch's partitions when the dedupe
+// key determines the partition (it contains the partition column, or the
+// timestamp the default partition is derived from).
+func (j *job) existingFiles(ctx context.Context, conn *sql.Conn, batch string, snap *delta.Snapshot, dir string) ([]string, error) {
+	if snap == nil || len(snap.Files) == 0 {
+		return nil, nil
+	}
+	var parts map[string]bool
+	pc := j.plan.partCol
+	prunable := false
+	for _, k := range j.src.Dedupe {
+		if k == pc || (j.plan.partExpr != "" && k == j.plan.firstTS) {
+			prunable = true
+		}
+	}
+	if pc != "" && prunable {
+		expr := ident(pc)
+		if j.plan.partExpr != "" {
+			expr = j.plan.partExpr
+		}
+		rows, err := conn.QueryContext(ctx, "SELECT DISTINCT CAST("+expr+" AS VARCHAR) FROM "+batch)
+		if err != nil {
+			return nil, err
+		}
+		parts = map[string]bool{}
+		for rows.Next() {
+			var v sql.NullString
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			parts[v.String] = true
+		}
+		rows.Close()
+	}
+	var out []string
+	for _, f := range snap.Files {
+		if parts != nil && !parts[f.PartitionValues[pc]] {
+			continue
+		}
+		key := j.table.Key(f.Path)
+		if lp, ok := j.d.Store.(lake.LocalPather); ok {
+			out = append(out, lp.LocalPath(key))
+			continue
+		}
+		dst := filepath.Join(j.d.CacheDir, filepath.FromSlash(key))
+		if _, err := os.Stat(dst); err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+			if _, err := download(ctx, j.d.Store, key, dst); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, dst)
+	}
+	return out, nil
+}
+
+// tableMetadata derives the bronze Delta metadata from the typed rows and
+// returns the SELECT that writes them (types Delta cannot hold are cast).
+func (j *job) tableMetadata(ctx context.Context, conn *sql.Conn, final string) (delta.Metadata, string, error) {
+	rows, err := conn.QueryContext(ctx, "DESCRIBE SELECT * FROM "+final)
+	if err != nil {
+		return delta.Metadata{}, "", err
+	}
+	types := map[string]string{}
+	var order []string
+	for rows.Next() {
+		var name, typ string
+		var rest [4]sql.NullString
+		if err := rows.Scan(&name, &typ, &rest[0], &rest[1], &rest[2], &rest[3]); err != nil {
+			rows.Close()
+			return delta.Metadata{}, "", err
+		}
+		types[name] = typ
+		order = append(order, name)
+	}
+	rows.Close()
+	schema := &delta.Schema{}
+	var sel []string
+	for _, name := range order {
+		dt, cast := deltaType(types[name])
+		expr := ident(name)
+		if cast != "" {
+			expr = "CAST(" + expr + " AS " + cast + ") AS " + ident(name)
+		}
+		sel = append(sel, expr)
+		schema.Fields = append(schema.Fields, delta.Field{Name: name, Type: delta.Primitive(dt), Nullable: true})
+	}
+	var partCols []string
+	if j.plan.partCol != "" {
+		partCols = []string{j.plan.partCol}
+		if j.plan.partExpr != "" {
+			sel = append(sel, j.plan.partExpr+" AS "+ident(j.plan.partCol))
+			schema.Fields = append(schema.Fields, delta.Field{Name: j.plan.partCol, Type: delta.Primitive(delta.TypeDate), Nullable: true})
+		}
+	}
+	meta := delta.Metadata{Name: j.src.Name, SchemaString: schema.String(), PartitionColumns: partCols}
+	return meta, "SELECT " + strings.Join(sel, ", ") + " FROM " + final, nil
+}
+
+// deltaType maps a DuckDB type to a Delta type, and the cast needed first
+// when Delta has no equivalent.
+func deltaType(t string) (string, string) {
+	u := strings.ToUpper(t)
+	switch {
+	case u == "VARCHAR":
+		return delta.TypeString, ""
+	case u == "BIGINT":
+		return delta.TypeLong, ""
+	case u == "INTEGER":
+		return delta.TypeInteger, ""
+	case u == "SMALLINT":
+		return delta.TypeShort, ""
+	case u == "TINYINT":
+		return delta.TypeByte, ""
+	case u == "DOUBLE":
+		return delta.TypeDouble, ""
+	case u == "FLOAT":
+		return delta.TypeFloat, ""
+	case u == "BOOLEAN":
+		return delta.TypeBoolean, ""
+	case u == "DATE":
+		return delta.TypeDate, ""
+	case u == "TIMESTAMP WITH TIME ZONE":
+		return delta.TypeTimestamp, ""
+	case strings.HasPrefix(u, "TIMESTAMP"):
+		return delta.TypeTimestamp, "TIMESTAMPTZ"
+	case strings.HasPrefix(u, "DECIMAL"):
+		return strings.ToLower(strings.ReplaceAll(t, " ", "")), ""
+	case u == "HUGEINT" || u == "UBIGINT":
+		return "decimal(38,0)", "DECIMAL(38,0)"
+	case u == "UINTEGER":
+		return delta.TypeLong, "BIGINT"
+	case u == "USMALLINT":
+		return delta.TypeInteger, "INTEGER"
+	case u == "UTINYINT":
+		return delta.TypeShort, "SMALLINT"
+	case u == "BLOB":
+		return delta.TypeBinary, ""
+	}
+	return delta.TypeString, "VARCHAR"
+}
