@@ -1,0 +1,446 @@
+package silver
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/medallion-dev/medallion/lake/delta"
+)
+
+// exec runs one statement on the run's connection.
+func (j *job) exec(ctx context.Context, what, q string, args ...any) error {
+	if _, err := j.conn.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// temp creates (or replaces) a temporary table or view and remembers to drop it.
+func (j *job) temp(ctx context.Context, what, kind, name, body string) error {
+	j.temps = append(j.temps, kind+" "+name)
+	return j.exec(ctx, what, fmt.Sprintf("CREATE OR REPLACE TEMP %s %s AS %s", kind, name, body))
+}
+
+func (j *job) dropTemps(ctx context.Context) {
+	for i := len(j.temps) - 1; i >= 0; i-- {
+		kind, name, _ := strings.Cut(j.temps[i], " ")
+		j.conn.ExecContext(ctx, fmt.Sprintf("DROP %s IF EXISTS %s", kind, name))
+	}
+	j.temps = nil
+}
+
+// describe returns column name -> DuckDB type of a query's result.
+func (j *job) describe(ctx context.Context, what, q string) ([]string, map[string]string, error) {
+	rows, err := j.conn.QueryContext(ctx, "DESCRIBE "+q)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	var names []string
+	types := map[string]string{}
+	for rows.Next() {
+		var name, typ string
+		var null, key, def, extra sql.NullString
+		if err := rows.Scan(&name, &typ, &null, &key, &def, &extra); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", what, err)
+		}
+		names = append(names, name)
+		types[name] = typ
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return names, types, nil
+}
+
+// Column names the run adds to bronze rows while reading them.
+const (
+	colFile = "__medallion_file" // DuckDB's filename column
+	colKey  = "__medallion_key"  // the bronze file's lake key
+)
+
+// loadInput makes s_in: one row per new bronze row with the event time in
+// microseconds (__t), the group columns, every aggregate's argument
+// (__a<i>), the bronze _source_file (__src) and file key (__file).
+func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Snapshot) error {
+	sp := j.sp
+	schema, err := snap.Schema()
+	if err != nil {
+		return fmt.Errorf("bronze.%s: %w", sp.from, err)
+	}
+	parts := snap.Metadata.PartitionColumns
+
+	// The file list, with each file's partition values.
+	cols := []string{"__path VARCHAR", "__key VARCHAR"}
+	for _, p := range parts {
+		cols = append(cols, ident("__pv_"+p)+" VARCHAR")
+	}
+	j.temps = append(j.temps, "TABLE s_files")
+	if err := j.exec(ctx, "list bronze files", "CREATE OR REPLACE TEMP TABLE s_files ("+strings.Join(cols, ", ")+")"); err != nil {
+		return err
+	}
+	paths := make([]string, len(files))
+	for i, f := range files {
+		local, err := j.materialize(ctx, f.Key)
+		if err != nil {
+			return fmt.Errorf("bronze.%s: %w", sp.from, err)
+		}
+		paths[i] = local
+		args := []any{local, f.Key}
+		for _, p := range parts {
+			v, ok := f.PartitionValues[p]
+			if !ok || v == "" {
+				args = append(args, nil)
+			} else {
+				args = append(args, v)
+			}
+		}
+		ph := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
+		if err := j.exec(ctx, "list bronze files", "INSERT INTO s_files VALUES ("+ph+")", args...); err != nil {
+			return err
+		}
+	}
+	list := literalList(paths)
+	fileCols, _, err := j.describe(ctx, "read bronze files", fmt.Sprintf("SELECT * FROM read_parquet(%s, union_by_name = true)", list))
+	if err != nil {
+		return fmt.Errorf("bronze.%s: %w", sp.from, err)
+	}
+	inFile := map[string]bool{}
+	for _, c := range fileCols {
+		inFile[strings.ToLower(c)] = true
+	}
+	// Partition columns live in the log, not in the files: add them back, typed.
+	src := []string{fmt.Sprintf("r.* EXCLUDE (%s)", ident(colFile)), "f.__key AS " + ident(colKey)}
+	for _, p := range parts {
+		if inFile[strings.ToLower(p)] {
+			continue
+		}
+		f, ok := schema.Field(p)
+		if !ok {
+			return fmt.Errorf("bronze.%s: partition column %q is not in the table schema", sp.from, p)
+		}
+		typ, err := duckType(f.Type)
+		if err != nil {
+			return fmt.Errorf("bronze.%s: partition column %q: %w", sp.from, p, err)
+		}
+		src = append(src, fmt.Sprintf("CAST(f.%s AS %s) AS %s", ident("__pv_"+p), typ, ident(p)))
+	}
+	source := fmt.Sprintf("SELECT %s FROM read_parquet(%s, filename = %s, union_by_name = true) r JOIN s_files f ON r.%s = f.__path",
+		strings.Join(src, ", "), list, literal(colFile), ident(colFile))
+
+	sel := []string{fmt.Sprintf("epoch_us(%s) AS __t", ident(sp.eventTime))}
+	sel = append(sel, sp.groupCols()...)
+	for i, a := range sp.aggs {
+		if a.hasArg() {
+			sel = append(sel, fmt.Sprintf("(%s) AS %s", a.arg, aggArg(i)))
+		}
+	}
+	if inFile["_source_file"] {
+		sel = append(sel, `CAST("_source_file" AS VARCHAR) AS __src`)
+	} else {
+		sel = append(sel, "CAST(NULL AS VARCHAR) AS __src")
+	}
+	sel = append(sel, ident(colKey)+" AS __file")
+	if err := j.temp(ctx, fmt.Sprintf("read bronze.%s (event_time %q, group_by %v, aggregate arguments)", sp.from, sp.eventTime, sp.groupBy),
+		"TABLE", "s_in", fmt.Sprintf("SELECT %s FROM (%s) src", strings.Join(sel, ", "), source)); err != nil {
+		return err
+	}
+	_, types, err := j.describe(ctx, "describe input", "SELECT * FROM s_in")
+	if err != nil {
+		return err
+	}
+	for i, a := range sp.aggs {
+		if err := a.setArgType(sp.name, types[aggArg(i)]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// aggregate makes s_late (late pairs), s_part (this batch's partial
+// aggregates of pairs that are not late) and s_merged (state + s_part, with
+// __touched set on windows that received rows in this batch).
+func (j *job) aggregate(ctx context.Context, stateKey string, w0, w1 *int64) error {
+	sp := j.sp
+	if err := j.temp(ctx, "assign windows", "VIEW", "s_pairs",
+		fmt.Sprintf("SELECT *, __ws + %d AS __we FROM (SELECT *, unnest(%s) AS __ws FROM s_in)", sp.size, sp.windowStarts())); err != nil {
+		return err
+	}
+	late := "false"
+	if w0 != nil {
+		late = fmt.Sprintf("__we <= %d", *w0)
+	}
+	if err := j.temp(ctx, "find late rows", "TABLE", "s_late", "SELECT * FROM s_pairs WHERE "+late); err != nil {
+		return err
+	}
+	groupKey := append([]string{"__ws"}, sp.groupCols()...)
+	if err := j.temp(ctx, "aggregate new rows", "TABLE", "s_part",
+		fmt.Sprintf("SELECT %s, %s FROM s_pairs WHERE NOT (%s) GROUP BY %s",
+			strings.Join(groupKey, ", "), strings.Join(sp.partials(), ", "), late, strings.Join(groupKey, ", "))); err != nil {
+		return err
+	}
+	state := "SELECT * FROM s_part LIMIT 0"
+	if stateKey != "" {
+		local, err := j.materialize(ctx, stateKey)
+		if err != nil {
+			return fmt.Errorf("read state: %w", err)
+		}
+		state = fmt.Sprintf("SELECT * FROM read_parquet(%s)", literal(local))
+	}
+	if err := j.temp(ctx, "read state "+stateKey, "TABLE", "s_state", state); err != nil {
+		return err
+	}
+	return j.temp(ctx, "merge state", "TABLE", "s_merged",
+		fmt.Sprintf("SELECT %s, %s, bool_or(__touched) AS __touched FROM (SELECT *, false AS __touched FROM s_state UNION ALL BY NAME SELECT *, true AS __touched FROM s_part) GROUP BY %s",
+			strings.Join(groupKey, ", "), strings.Join(sp.merges(), ", "), strings.Join(groupKey, ", ")))
+}
+
+// outputSelect renders merged rows matching cond as output rows.
+func (j *job) outputSelect(cond string) string {
+	sp := j.sp
+	sel := []string{
+		tsFromMicros("__ws") + " AS " + ident(colWindowStart),
+		tsFromMicros(fmt.Sprintf("__ws + %d", sp.size)) + " AS " + ident(colWindowEnd),
+	}
+	sel = append(sel, sp.groupCols()...)
+	sel = append(sel, sp.finals()...)
+	return fmt.Sprintf("SELECT %s FROM s_merged WHERE %s", strings.Join(sel, ", "), cond)
+}
+
+// outputOrder is the row order of every output file.
+func (j *job) outputOrder() string {
+	return strings.Join(append([]string{ident(colWindowStart)}, j.sp.groupCols()...), ", ")
+}
+
+// outputSchema is the Delta schema of the silver table.
+func (j *job) outputSchema(ctx context.Context) (*delta.Schema, error) {
+	names, types, err := j.describe(ctx, "output schema", j.outputSelect("false"))
+	if err != nil {
+		return nil, err
+	}
+	s := &delta.Schema{}
+	for _, n := range names {
+		t, err := deltaType(types[n])
+		if err != nil {
+			return nil, fmt.Errorf("output column %s: %w", n, err)
+		}
+		s.Fields = append(s.Fields, delta.Field{Name: n, Type: t, Nullable: true})
+	}
+	return s, nil
+}
+
+// output is what a batch changes in the silver table.
+type output struct {
+	adds    []delta.Add
+	removes []delta.Remove
+	rows    int64
+}
+
+// writeOutput writes the batch's output file (append: windows that became
+// final; update: windows that received rows, merged with the rows of
+// rewritten files that stay) and returns the actions for the commit.
+func (j *job) writeOutput(ctx context.Context, t *delta.Table, snap *delta.Snapshot, batch string) (output, error) {
+	sp := j.sp
+	var out output
+	var cond string
+	if sp.update {
+		cond = "__touched"
+	} else {
+		cond = finalCond(sp, j.w1())
+	}
+	if err := j.temp(ctx, "select output rows", "TABLE", "s_out", j.outputSelect(cond)); err != nil {
+		return out, err
+	}
+	body := "SELECT * FROM s_out"
+	if sp.update && snap != nil {
+		keep, removes, err := j.rewrite(ctx, t, snap)
+		if err != nil {
+			return out, err
+		}
+		if keep != "" {
+			body += " UNION ALL BY NAME " + keep
+		}
+		out.removes = removes
+	}
+	path := fmt.Sprintf("part-%s.parquet", batch)
+	local := j.scratchFile(path)
+	if err := j.exec(ctx, "write output", fmt.Sprintf("COPY (SELECT * FROM (%s) ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
+		body, j.outputOrder(), literal(local))); err != nil {
+		return out, err
+	}
+	var n int64
+	var minS, maxS, minE, maxE sql.NullInt64
+	if err := j.conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), min(epoch_us(window_start)), max(epoch_us(window_start)), min(epoch_us(window_end)), max(epoch_us(window_end)) FROM read_parquet(%s)`, literal(local))).
+		Scan(&n, &minS, &maxS, &minE, &maxE); err != nil {
+		return out, fmt.Errorf("output statistics: %w", err)
+	}
+	if err := j.conn.QueryRowContext(ctx, "SELECT count(*) FROM s_out").Scan(&out.rows); err != nil {
+		return out, fmt.Errorf("count output: %w", err)
+	}
+	if n == 0 {
+		return out, nil
+	}
+	size, err := putFile(ctx, j.deps.Store, t.Key(path), local)
+	if err != nil {
+		return out, err
+	}
+	out.adds = append(out.adds, delta.Add{
+		Path:             path,
+		Size:             size,
+		ModificationTime: j.now().UnixMilli(),
+		DataChange:       true,
+		Stats:            fileStats(n, minS.Int64, maxS.Int64, minE.Int64, maxE.Int64),
+	})
+	return out, nil
+}
+
+// w1 is the watermark after the batch, read back from s_merged's context:
+// the job keeps it in wAfter.
+func (j *job) w1() *int64 { return j.wAfter }
+
+// rewrite finds the files of the table holding rows of windows this batch
+// touched (update mode). It returns a query over the rows of those files
+// that stay, and the remove actions.
+func (j *job) rewrite(ctx context.Context, t *delta.Table, snap *delta.Snapshot) (string, []delta.Remove, error) {
+	sp := j.sp
+	if err := j.temp(ctx, "touched windows", "TABLE", "s_touched", "SELECT "+sp.keyCols()+" FROM s_merged WHERE __touched"); err != nil {
+		return "", nil, err
+	}
+	var lo, hi sql.NullInt64
+	if err := j.conn.QueryRowContext(ctx, "SELECT min(__ws), max(__ws) FROM s_touched").Scan(&lo, &hi); err != nil {
+		return "", nil, fmt.Errorf("touched windows: %w", err)
+	}
+	if !lo.Valid {
+		return "", nil, nil
+	}
+	var cands []delta.Add
+	var locals []string
+	for _, f := range snap.Files {
+		if fmin, fmax, ok := windowStartRange(f.Stats); ok && (fmax < lo.Int64 || fmin > hi.Int64) {
+			continue
+		}
+		local, err := j.materialize(ctx, t.Key(f.Path))
+		if err != nil {
+			return "", nil, fmt.Errorf("read output file to rewrite: %w", err)
+		}
+		cands = append(cands, f)
+		locals = append(locals, local)
+	}
+	if len(cands) == 0 {
+		return "", nil, nil
+	}
+	match := []string{"t.__ws = epoch_us(o.window_start)"}
+	for _, g := range sp.groupCols() {
+		match = append(match, fmt.Sprintf("t.%s IS NOT DISTINCT FROM o.%s", g, g))
+	}
+	on := strings.Join(match, " AND ")
+	q := fmt.Sprintf("SELECT DISTINCT o.%s FROM read_parquet(%s, filename = %s) o SEMI JOIN s_touched t ON %s",
+		ident(colFile), literalList(locals), literal(colFile), on)
+	rows, err := j.conn.QueryContext(ctx, q)
+	if err != nil {
+		return "", nil, fmt.Errorf("find rows to rewrite: %w", err)
+	}
+	hit := map[string]bool{}
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			rows.Close()
+			return "", nil, fmt.Errorf("find rows to rewrite: %w", err)
+		}
+		hit[p] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return "", nil, fmt.Errorf("find rows to rewrite: %w", err)
+	}
+	var removes []delta.Remove
+	var hitLocals []string
+	now := j.now().UnixMilli()
+	for i, f := range cands {
+		if hit[locals[i]] {
+			removes = append(removes, f.Remove(now, true))
+			hitLocals = append(hitLocals, locals[i])
+		}
+	}
+	if len(removes) == 0 {
+		return "", nil, nil
+	}
+	keep := fmt.Sprintf("SELECT o.* FROM read_parquet(%s) o ANTI JOIN s_touched t ON %s", literalList(hitLocals), on)
+	return keep, removes, nil
+}
+
+// writeState writes the state of windows that are not final at w1 and
+// returns its key ("" when no window is open) and row count.
+func (j *job) writeState(ctx context.Context, batch string, w1 *int64) (string, int64, error) {
+	sp := j.sp
+	cond := "true"
+	if w1 != nil {
+		cond = fmt.Sprintf("__ws + %d > %d", sp.size, *w1)
+	}
+	var n int64
+	if err := j.conn.QueryRowContext(ctx, "SELECT count(*) FROM s_merged WHERE "+cond).Scan(&n); err != nil {
+		return "", 0, fmt.Errorf("count state: %w", err)
+	}
+	if n == 0 {
+		return "", 0, nil
+	}
+	local := j.scratchFile("state-" + batch + ".parquet")
+	if err := j.exec(ctx, "write state", fmt.Sprintf("COPY (SELECT * EXCLUDE (__touched) FROM s_merged WHERE %s ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
+		cond, sp.keyCols(), literal(local))); err != nil {
+		return "", 0, err
+	}
+	key := StateDir(sp.name) + batch + ".parquet"
+	if _, err := putFile(ctx, j.deps.Store, key, local); err != nil {
+		return "", 0, err
+	}
+	return key, n, nil
+}
+
+// fileStats renders Delta file statistics for the window columns. Times
+// are at millisecond precision, as Spark writes them: minimums rounded down,
+// maximums up, so the bounds stay bounds.
+func fileStats(n, minS, maxS, minE, maxE int64) string {
+	st := map[string]any{
+		"numRecords": n,
+		"minValues":  map[string]string{colWindowStart: statTime(minS, false), colWindowEnd: statTime(minE, false)},
+		"maxValues":  map[string]string{colWindowStart: statTime(maxS, true), colWindowEnd: statTime(maxE, true)},
+		"nullCount":  map[string]int64{colWindowStart: 0, colWindowEnd: 0},
+	}
+	b, _ := json.Marshal(st)
+	return string(b)
+}
+
+func statTime(us int64, up bool) string {
+	ms := us / 1000
+	if us%1000 < 0 {
+		ms--
+	}
+	if up && us%1000 != 0 {
+		ms++
+	}
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+// windowStartRange reads the window_start bounds (µs) from file statistics.
+func windowStartRange(stats string) (lo, hi int64, ok bool) {
+	if stats == "" {
+		return 0, 0, false
+	}
+	var st struct {
+		Min map[string]string `json:"minValues"`
+		Max map[string]string `json:"maxValues"`
+	}
+	if json.Unmarshal([]byte(stats), &st) != nil {
+		return 0, 0, false
+	}
+	a, err1 := time.Parse(time.RFC3339Nano, st.Min[colWindowStart])
+	b, err2 := time.Parse(time.RFC3339Nano, st.Max[colWindowStart])
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return a.UnixMicro(), b.UnixMicro(), true
+}

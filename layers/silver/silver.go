@@ -1,0 +1,618 @@
+// Package silver turns bronze rows into event-time windowed aggregates with
+// watermarks, with the semantics of Spark Structured Streaming's
+// withWatermark + window: each Run is one micro-batch followed by its
+// no-data batch.
+//
+// # Input
+//
+// A silver table silver/<name> records in a Delta txn action (appId
+// "silver/<name>") the bronze version it has consumed. A run reads the files
+// that bronze versions (consumed, latest] added with dataChange=true (a
+// compaction's rewritten files carry dataChange=false and are skipped).
+//
+// # Windows
+//
+// Tumbling windows (size) start at multiples of size since the Unix epoch;
+// hopping windows (size, slide) start at every multiple s of slide with
+// s <= t < s+size, so one row can fall in several windows. All window math
+// is done on microseconds since the epoch (UTC).
+//
+// # Watermark
+//
+// W0, the watermark at the start of a run, is the largest event time seen by
+// earlier runs minus the watermark delay (none before the first event). A
+// (row, window) pair is late when window_end <= W0: it is not applied and
+// goes to silver._late instead. After the batch, the largest event time
+// includes this run's rows (late ones too), and W1 = max(W0, max - delay).
+// A window is final when window_end <= W1.
+//
+//   - append: every window that became final in this run is written once;
+//     windows are never rewritten.
+//   - update: every window that received rows in this run is written with its
+//     current value, replacing the row written before (copy-on-write: the
+//     files holding the old rows are rewritten in the same commit). Final
+//     windows receive no rows (they would be late), so they are never
+//     rewritten.
+//
+// Partial aggregates of windows that are not final are the state: one
+// Parquet file under silver/<name>/_state/, named by the batch, referenced
+// from the commit's medallion map together with the largest event time and
+// the watermark. State of final windows is dropped. Partials: counts and
+// count_if as counts, sum/min/max as themselves, avg as (sum, count),
+// approx_count_distinct as the list of distinct values (so it is exact).
+//
+// # Exactly once
+//
+// Late rows are committed to silver._late first, with txn "silver/<name>" =
+// the bronze version V1 the batch read up to; then the silver commit with the
+// same txn. A rerun that finds silver._late ahead of silver redoes exactly the
+// batch (consumed, V1] and does not write its late rows again. Every file
+// name is derived from V1, and every file content from the input, so a rerun
+// after a crash rewrites the same objects.
+//
+// # Output table
+//
+// Columns: window_start, window_end (timestamp, UTC), the group_by columns
+// (types as in bronze), then the aggregates: count, count_if and
+// approx_count_distinct as long; sum of integers as long, of decimals as
+// decimal(38,s), of floating point as double; avg as double; min and max as
+// the input type. The table is not partitioned; every data file carries Delta
+// statistics (min/max window_start and window_end) for pruning.
+package silver
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/layers"
+)
+
+// Deps is what a silver run needs from its caller.
+type Deps struct {
+	Store    lake.Store       // the lake
+	Pipeline *config.Pipeline // the silver tables and their bronze sources
+	// DB is a DuckDB database (warehouse.Engine.DB()). A run pins one
+	// connection and keeps its work in temporary tables of that connection,
+	// so runs of different tables may share one engine.
+	DB *sql.DB
+	// Materialize gives DuckDB a local file for a lake object (bronze data
+	// files, the state file, output files being rewritten). Nil:
+	// DefaultMaterializer over Store, downloading into the run's scratch
+	// directory. Plug a cache here.
+	Materialize Materializer
+	// ScratchDir is where a run writes files before uploading them (and
+	// downloads objects when Materialize is nil). Each run uses a fresh
+	// sub-directory and removes it. Empty: the OS temp directory.
+	ScratchDir string
+	Logger     *slog.Logger     // nil: slog.Default()
+	Now        func() time.Time // nil: time.Now; stamps txn and remove actions
+
+	// hook, when set (tests), is called at the named crash points of a run;
+	// an error stops the run there as if the process had died.
+	hook func(point string) error
+}
+
+// Crash points passed to Deps.hook.
+const (
+	pointLateCommitted = "late-committed" // silver._late committed, silver not
+	pointFilesWritten  = "files-written"  // output and state files uploaded, not committed
+)
+
+// Stats describes one run.
+type Stats struct {
+	Table            string    // silver.<name>
+	FromVersion      int64     // bronze version consumed before the run (-1: none)
+	ToVersion        int64     // bronze version consumed after the run
+	Files            int       // new bronze files read
+	RowsIn           int64     // new bronze rows read
+	RowsNoEventTime  int64     // rows with a null event time (ignored, as Spark does)
+	LatePairs        int64     // (row, window) pairs that were late (written to silver._late unless Redo)
+	RowsOut          int64     // window rows written to the silver table
+	FilesRemoved     int       // files rewritten away (update mode)
+	StateRows        int64     // windows x groups kept in state after the run
+	MaxEventTime     time.Time // largest event time seen so far (zero: none)
+	WatermarkBefore  time.Time // W0 (zero: none yet)
+	WatermarkAfter   time.Time // W1 (zero: none yet)
+	Version          int64     // silver table version committed by this run; -1: nothing committed
+	LateVersion      int64     // silver._late version committed by this run; -1: nothing committed
+	Redo             bool      // the run finished a batch whose late rows a crashed run had committed
+	OutputMode       string    // append | update
+	WindowsFinalized int64     // windows x groups that became final in this run
+}
+
+// AppID is the txn appId under which silver/<name> and silver._late record
+// the bronze version consumed.
+func AppID(table string) string { return "silver/" + table }
+
+// StateDir is the key prefix of a silver table's state files.
+func StateDir(table string) string {
+	return layers.TableRef{Layer: layers.Silver, Name: table}.Dir() + "/_state/"
+}
+
+// RunAll runs every silver table of the pipeline in declaration order and
+// stops at the first error.
+func RunAll(ctx context.Context, deps Deps) ([]Stats, error) {
+	var out []Stats
+	for _, name := range deps.Pipeline.SilverOrder {
+		st, err := Run(ctx, deps, name)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Run processes the bronze rows silver.<table> has not consumed yet as one
+// batch plus its no-data batch (see the package doc), and commits the result.
+// A run with no new bronze data commits nothing. Run is safe to repeat after
+// a failure or crash at any point: nothing is lost or doubled. Two runs of
+// the same table must not overlap (the job runner's lease ensures it); if
+// they do, one fails with an error wrapping delta.ErrCommitConflict.
+func Run(ctx context.Context, deps Deps, table string) (Stats, error) {
+	if deps.Pipeline == nil || deps.Store == nil || deps.DB == nil {
+		return Stats{}, errors.New("silver: Deps needs Store, Pipeline and DB")
+	}
+	cfg, ok := deps.Pipeline.Silver[table]
+	if !ok {
+		return Stats{}, fmt.Errorf("silver.%s: no such silver table in the pipeline file", table)
+	}
+	if cfg.Name == "" {
+		c := *cfg
+		c.Name = table
+		cfg = &c
+	}
+	sp, err := newSpec(cfg)
+	if err != nil {
+		return Stats{}, err
+	}
+	j := &job{deps: deps, sp: sp}
+	if j.log = deps.Logger; j.log == nil {
+		j.log = slog.Default()
+	}
+	j.log = j.log.With("table", "silver."+table)
+	if j.now = deps.Now; j.now == nil {
+		j.now = time.Now
+	}
+	j.scratch, err = os.MkdirTemp(deps.ScratchDir, "silver-"+table+"-")
+	if err != nil {
+		return Stats{}, fmt.Errorf("silver.%s: scratch directory: %w", table, err)
+	}
+	defer os.RemoveAll(j.scratch)
+	if j.materialize = deps.Materialize; j.materialize == nil {
+		j.materialize = DefaultMaterializer(deps.Store, j.scratch)
+	}
+	j.conn, err = deps.DB.Conn(ctx)
+	if err != nil {
+		return Stats{}, fmt.Errorf("silver.%s: duckdb connection: %w", table, err)
+	}
+	defer func() {
+		j.dropTemps(context.WithoutCancel(ctx))
+		j.conn.Close()
+	}()
+	st, err := j.run(ctx)
+	if err != nil {
+		return st, fmt.Errorf("silver.%s: %w", table, err)
+	}
+	return st, nil
+}
+
+// job is one run of one silver table.
+type job struct {
+	deps        Deps
+	sp          *spec
+	log         *slog.Logger
+	now         func() time.Time
+	scratch     string
+	materialize Materializer
+	conn        *sql.Conn
+	temps       []string // temporary tables and views to drop
+	wAfter      *int64   // W1, the watermark after the batch
+}
+
+// progress is what a silver commit records about the stream (its medallion
+// map) besides the txn.
+type progress struct {
+	maxEvent    *int64 // largest event time seen, µs
+	watermark   *int64 // µs
+	state       string // state file key; "" when no window is open
+	stateRows   int64
+	fingerprint string
+}
+
+// Keys of the medallion map in silver commits.
+const (
+	mJob         = "job"
+	mMaxEvent    = "max_event_time"
+	mWatermark   = "watermark"
+	mState       = "state"
+	mStateRows   = "state_rows"
+	mFingerprint = "fingerprint"
+	mBatch       = "batch"
+	mBronze      = "bronze_version"
+)
+
+func (j *job) run(ctx context.Context) (Stats, error) {
+	sp := j.sp
+	appID := AppID(sp.name)
+	st := Stats{Table: "silver." + sp.name, FromVersion: -1, ToVersion: -1, Version: -1, LateVersion: -1, OutputMode: "append"}
+	if sp.update {
+		st.OutputMode = "update"
+	}
+	silverT := delta.Open(j.deps.Store, layers.TableRef{Layer: layers.Silver, Name: sp.name}.Dir())
+	lateT := delta.Open(j.deps.Store, layers.Late().Dir())
+	bronzeT := delta.Open(j.deps.Store, layers.TableRef{Layer: layers.Bronze, Name: sp.from}.Dir())
+
+	// Where silver stands.
+	silverSnap, err := silverT.Snapshot(ctx)
+	if errors.Is(err, delta.ErrNoTable) {
+		silverSnap, err = nil, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	consumed := int64(-1)
+	var prog progress
+	if silverSnap != nil {
+		if v, ok := silverSnap.TxnVersion(appID); ok {
+			consumed = v
+			if prog, err = readProgress(ctx, silverT, consumed); err != nil {
+				return st, err
+			}
+			if prog.fingerprint != sp.fingerprint() {
+				return st, fmt.Errorf("the window, group_by, aggregates or output of the pipeline file changed since the table was built (was %q, now %q): its state cannot be reused; delete %s/ to rebuild it from bronze",
+					prog.fingerprint, sp.fingerprint(), silverT.Dir())
+			}
+		}
+	}
+	st.FromVersion, st.ToVersion = consumed, consumed
+	st.WatermarkBefore, st.WatermarkAfter = microsTime(prog.watermark), microsTime(prog.watermark)
+	st.MaxEventTime = microsTime(prog.maxEvent)
+	st.StateRows = prog.stateRows
+
+	// Did a crashed run commit late rows for a batch silver has not committed?
+	lateSnap, err := lateT.Snapshot(ctx)
+	if errors.Is(err, delta.ErrNoTable) {
+		lateSnap, err = nil, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	target := int64(-1)
+	if lateSnap != nil {
+		if v, ok := lateSnap.TxnVersion(appID); ok && v > consumed {
+			target, st.Redo = v, true
+		}
+	}
+	if target < 0 {
+		latest, err := bronzeT.LatestVersion(ctx)
+		if errors.Is(err, delta.ErrNoTable) {
+			j.log.Info("silver: bronze table has no data yet; nothing to do", "bronze", "bronze."+sp.from)
+			return st, nil
+		}
+		if err != nil {
+			return st, err
+		}
+		target = latest
+	}
+	if target < consumed {
+		return st, fmt.Errorf("bronze.%s is at version %d but silver has consumed up to version %d: was the bronze table recreated? delete %s/ to rebuild silver",
+			sp.from, target, consumed, silverT.Dir())
+	}
+	if target == consumed {
+		// No new data: the no-data batch cannot move the watermark, and every
+		// window final at this watermark was emitted by the previous run.
+		j.log.Debug("silver: no new bronze data", "consumed", consumed)
+		return st, nil
+	}
+	files, err := newBronzeFiles(ctx, bronzeT, consumed, target)
+	if err != nil {
+		return st, err
+	}
+	if len(files) == 0 {
+		// Only compactions or metadata changes in bronze: nothing to read.
+		// Commit nothing; the next run looks at these versions again.
+		j.log.Debug("silver: no new bronze files", "from", consumed, "to", target)
+		return st, nil
+	}
+	bronzeSnap, err := bronzeT.SnapshotAt(ctx, target)
+	if err != nil {
+		return st, err
+	}
+	batch := batchID(target)
+	st.Files = len(files)
+	j.log.Info("silver: batch", "batch", batch, "bronze_from", consumed, "bronze_to", target, "files", len(files), "redo", st.Redo)
+
+	// Compute.
+	if err := j.loadInput(ctx, files, bronzeSnap); err != nil {
+		return st, err
+	}
+	var batchMax sql.NullInt64
+	if err := j.conn.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE __t IS NULL), max(__t) FROM s_in`).
+		Scan(&st.RowsIn, &st.RowsNoEventTime, &batchMax); err != nil {
+		return st, fmt.Errorf("read new bronze rows: %w", err)
+	}
+	w0 := prog.watermark
+	newMax := prog.maxEvent
+	if batchMax.Valid && (newMax == nil || batchMax.Int64 > *newMax) {
+		newMax = &batchMax.Int64
+	}
+	w1 := w0
+	if newMax != nil {
+		cand := *newMax - sp.delay
+		if w1 == nil || cand > *w1 {
+			w1 = &cand
+		}
+	}
+	st.MaxEventTime, st.WatermarkAfter = microsTime(newMax), microsTime(w1)
+	j.wAfter = w1
+	if err := j.aggregate(ctx, prog.state, w0, w1); err != nil {
+		return st, err
+	}
+	if err := j.conn.QueryRowContext(ctx, `SELECT count(*) FROM s_late`).Scan(&st.LatePairs); err != nil {
+		return st, fmt.Errorf("count late rows: %w", err)
+	}
+
+	// 1. Late rows, committed first (unless a crashed run already did).
+	if st.LatePairs > 0 && !st.Redo {
+		v, err := j.commitLate(ctx, lateT, batch, target, *w0)
+		if err != nil {
+			return st, err
+		}
+		st.LateVersion = v
+	}
+	if err := j.crashPoint(pointLateCommitted); err != nil {
+		return st, err
+	}
+
+	// 2. Output and state files.
+	schema, err := j.outputSchema(ctx)
+	if err != nil {
+		return st, err
+	}
+	if silverSnap != nil {
+		have, err := silverSnap.Schema()
+		if err != nil {
+			return st, err
+		}
+		if !sameSchema(have, schema) {
+			return st, fmt.Errorf("the table has columns (%s) but the pipeline file now makes (%s): delete %s/ to rebuild it from bronze",
+				describeSchema(have), describeSchema(schema), silverT.Dir())
+		}
+	}
+	out, err := j.writeOutput(ctx, silverT, silverSnap, batch)
+	if err != nil {
+		return st, err
+	}
+	st.RowsOut, st.FilesRemoved = out.rows, len(out.removes)
+	stateKey, stateRows, err := j.writeState(ctx, batch, w1)
+	if err != nil {
+		return st, err
+	}
+	st.StateRows = stateRows
+	if err := j.conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM s_merged WHERE %s`, finalCond(sp, w1))).Scan(&st.WindowsFinalized); err != nil {
+		return st, fmt.Errorf("count final windows: %w", err)
+	}
+	if err := j.crashPoint(pointFilesWritten); err != nil {
+		return st, err
+	}
+
+	// 3. The silver commit: output, txn and progress at once.
+	if silverSnap == nil {
+		silverSnap, err = silverT.Create(ctx, delta.Metadata{SchemaString: schema.String()}, delta.CommitInfo{
+			Operation: "CREATE TABLE", Medallion: map[string]any{mJob: "silver"},
+		})
+		if errors.Is(err, delta.ErrTableExists) {
+			silverSnap, err = silverT.Snapshot(ctx)
+		}
+		if err != nil {
+			return st, err
+		}
+	}
+	nowMs := j.now().UnixMilli()
+	med := map[string]any{
+		mJob:         "silver",
+		mBatch:       batch,
+		mBronze:      target,
+		mState:       stateKey,
+		mStateRows:   stateRows,
+		mFingerprint: sp.fingerprint(),
+	}
+	if newMax != nil {
+		med[mMaxEvent] = formatMicros(*newMax)
+	}
+	if w1 != nil {
+		med[mWatermark] = formatMicros(*w1)
+	}
+	c := delta.Commit{
+		Adds:    out.adds,
+		Removes: out.removes,
+		Txns:    []delta.Txn{{AppID: appID, Version: target, LastUpdated: nowMs}},
+		Info: delta.CommitInfo{
+			Operation: "STREAMING UPDATE",
+			OperationParameters: map[string]any{
+				"outputMode": map[bool]string{false: "Append", true: "Update"}[sp.update],
+				"queryId":    appID,
+				"epochId":    strconv.FormatInt(target, 10),
+			},
+			OperationMetrics: map[string]string{
+				"numSourceFiles":   strconv.Itoa(st.Files),
+				"numSourceRows":    strconv.FormatInt(st.RowsIn, 10),
+				"numLateRows":      strconv.FormatInt(st.LatePairs, 10),
+				"numOutputRows":    strconv.FormatInt(st.RowsOut, 10),
+				"numAddedFiles":    strconv.Itoa(len(out.adds)),
+				"numRemovedFiles":  strconv.Itoa(len(out.removes)),
+				"numStateRows":     strconv.FormatInt(stateRows, 10),
+				"numFinalWindows":  strconv.FormatInt(st.WindowsFinalized, 10),
+				"numNoEventTime":   strconv.FormatInt(st.RowsNoEventTime, 10),
+				"bronzeReadFrom":   strconv.FormatInt(consumed, 10),
+				"bronzeReadTo":     strconv.FormatInt(target, 10),
+				"watermarkAtStart": formatMicrosOr(w0, ""),
+			},
+			Medallion: med,
+		},
+		IsBlindAppend: !sp.update,
+	}
+	snap, err := silverT.Commit(ctx, silverSnap, c)
+	if err != nil {
+		return st, err
+	}
+	st.Version, st.ToVersion = snap.Version, target
+	j.log.Info("silver: committed", "version", snap.Version, "bronze_version", target, "rows_in", st.RowsIn,
+		"late", st.LatePairs, "rows_out", st.RowsOut, "state_rows", stateRows, "watermark", st.WatermarkAfter)
+
+	// 4. Superseded state files (best effort: they are unreferenced now).
+	j.cleanState(ctx, stateKey)
+	return st, nil
+}
+
+func (j *job) crashPoint(p string) error {
+	if j.deps.hook == nil {
+		return nil
+	}
+	return j.deps.hook(p)
+}
+
+// batchID names a batch by the bronze version it consumed up to. File names
+// derive from it, so a rerun of the same batch writes the same objects.
+func batchID(bronzeVersion int64) string { return fmt.Sprintf("%020d", bronzeVersion) }
+
+// readProgress finds the medallion map of the silver commit that recorded
+// bronze version consumed (normally the newest commit).
+func readProgress(ctx context.Context, t *delta.Table, consumed int64) (progress, error) {
+	for _, limit := range []int{1, 0} {
+		hist, err := t.History(ctx, limit)
+		if err != nil {
+			return progress{}, err
+		}
+		for _, ci := range hist {
+			m := ci.Medallion
+			if m == nil || m[mJob] != "silver" || m[mBronze] == nil {
+				continue
+			}
+			if v, ok := asInt(m[mBronze]); !ok || v != consumed {
+				return progress{}, fmt.Errorf("%s version %d records bronze version %v but the table's txn says %d: the log was written by something else; delete %s/ to rebuild",
+					t.Dir(), ci.Version, m[mBronze], consumed, t.Dir())
+			}
+			var p progress
+			if s, ok := m[mMaxEvent].(string); ok {
+				if p.maxEvent, err = parseMicros(s); err != nil {
+					return p, fmt.Errorf("%s version %d: %s: %w", t.Dir(), ci.Version, mMaxEvent, err)
+				}
+			}
+			if s, ok := m[mWatermark].(string); ok {
+				if p.watermark, err = parseMicros(s); err != nil {
+					return p, fmt.Errorf("%s version %d: %s: %w", t.Dir(), ci.Version, mWatermark, err)
+				}
+			}
+			p.state, _ = m[mState].(string)
+			p.stateRows, _ = asInt(m[mStateRows])
+			p.fingerprint, _ = m[mFingerprint].(string)
+			return p, nil
+		}
+	}
+	return progress{}, fmt.Errorf("%s records bronze version %d in its txn but no commit holds the silver progress (watermark, state)", t.Dir(), consumed)
+}
+
+func asInt(v any) (int64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return int64(x), true
+	case int64:
+		return x, true
+	case int:
+		return int64(x), true
+	case json.Number:
+		n, err := x.Int64()
+		return n, err == nil
+	case string:
+		n, err := strconv.ParseInt(x, 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
+
+func formatMicros(us int64) string { return time.UnixMicro(us).UTC().Format(time.RFC3339Nano) }
+
+func formatMicrosOr(us *int64, def string) string {
+	if us == nil {
+		return def
+	}
+	return formatMicros(*us)
+}
+
+func parseMicros(s string) (*int64, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return nil, err
+	}
+	us := t.UnixMicro()
+	return &us, nil
+}
+
+func microsTime(us *int64) time.Time {
+	if us == nil {
+		return time.Time{}
+	}
+	return time.UnixMicro(*us).UTC()
+}
+
+// cleanState deletes state files other than keep.
+func (j *job) cleanState(ctx context.Context, keep string) {
+	objs, err := j.deps.Store.List(ctx, StateDir(j.sp.name), "")
+	if err != nil {
+		j.log.Warn("silver: list old state files", "err", err)
+		return
+	}
+	for _, o := range objs {
+		if o.Key == keep {
+			continue
+		}
+		if err := j.deps.Store.Delete(ctx, o.Key); err != nil {
+			j.log.Warn("silver: delete old state file", "key", o.Key, "err", err)
+		}
+	}
+}
+
+// scratchFile is a fresh path in the scratch directory.
+func (j *job) scratchFile(name string) string { return filepath.Join(j.scratch, name) }
+
+// finalCond is the SQL condition on s_merged rows whose window is final at
+// watermark w (none when there is no watermark yet).
+func finalCond(sp *spec, w *int64) string {
+	if w == nil {
+		return "false"
+	}
+	return fmt.Sprintf("__ws + %d <= %d", sp.size, *w)
+}
+
+// String is the one-line summary `medallion run` prints.
+func (s Stats) String() string {
+	if s.Files == 0 && s.Version < 0 {
+		return fmt.Sprintf("%s: nothing new (watermark %s)", s.Table, fmtTime(s.WatermarkAfter))
+	}
+	out := fmt.Sprintf("%s: %d rows in, %d late, %d windows written, watermark %s -> %s",
+		s.Table, s.RowsIn, s.LatePairs, s.RowsOut, fmtTime(s.WatermarkBefore), fmtTime(s.WatermarkAfter))
+	if s.Version >= 0 {
+		out += fmt.Sprintf(" (v%d)", s.Version)
+	}
+	return out
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "none"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
