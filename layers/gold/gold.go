@@ -1,0 +1,538 @@
+// Package gold builds the gold tables of a pipeline: moving averages (with
+// flag columns) over silver tables, and analyst SQL models over any tables,
+// each materialised as a Delta table at gold/<name>.
+//
+// # Moving averages
+//
+// A moving-average table reads one silver table and, per partition (the
+// partition_by columns) ordered by order_by (default window_start), adds the
+// moving average of one column and the flag columns. Output columns: the
+// partition columns, window_start, window_end, every other silver column
+// (remaining group columns and the aggregates), the average (named "ma" or
+// as:), then the flags. The average is one of:
+//
+//   - rows: N, the mean of the current row and the N-1 rows before it:
+//     AVG(x) OVER (PARTITION BY p ORDER BY o ROWS BETWEEN N-1 PRECEDING AND CURRENT ROW);
+//   - range: D, the mean of the rows of the partition whose order value lies
+//     in (t-D, t] for the current row's t: the lower bound is exclusive and
+//     the upper inclusive (pandas' rolling("15min"), closed="right"), so
+//     range: 15m over 1-minute windows averages the 15 windows ending at t,
+//     like rows: 15 does when no window is missing. Rows tying with t are
+//     all included;
+//   - ema: {alpha: a}, exponential: ema_1 = x_1 and ema_t = a*x_t +
+//     (1-a)*ema_{t-1}, computed in order in float64 (exact and
+//     deterministic). A NULL x_t carries ema_{t-1} forward; the series is
+//     seeded by the first non-NULL value and is NULL before it.
+//
+// NULL values are ignored by rows and range averages (SQL AVG). A flag is
+// CAST((when) AS BOOLEAN) where when is a DuckDB expression over the output
+// row (silver columns and the average), e.g. "avg_usage > ma * 1.5"; it is
+// NULL when the expression is.
+//
+// Rows within a partition are ordered by the order column, then
+// window_start, window_end and every other column, so ties cannot make the
+// output depend on how DuckDB happened to sort.
+//
+// # Incremental maintenance
+//
+// A moving-average table's files are grouped by a hash bucket of the
+// partition columns (md5 of their values, modulo 32, so stable across DuckDB
+// versions and sessions): file part-bNNNN-<id>.parquet holds the rows of the
+// partitions in bucket NNNN. The gold table records the silver version it
+// consumed (txn appId "gold/<name>"). A run finds the silver files added or
+// removed since that version, the partitions (buckets) their rows belong to,
+// recomputes those buckets from the whole current silver table, and replaces
+// exactly their files: removes and adds in one commit with the new txn. Other
+// buckets' files are untouched. A change of the gold definition, of the
+// silver schema or of the layout (kept as a hash in the table configuration,
+// medallion.gold.definition), a missing txn, an unreadable silver history
+// or a recreated silver table trigger a full rebuild instead.
+//
+// # SQL models
+//
+// A model is any DuckDB SELECT over tables by name (bronze.x, silver.y,
+// gold.z). It is rebuilt in full when the version of one of its inputs
+// changed since the last build (txn appIds "gold/<name>/<layer.table>" =
+// version) or its SQL changed, and skipped otherwise. Its rows are written
+// sorted (ORDER BY ALL), so the same inputs give the same files.
+//
+// # Exactly once
+//
+// Output files are written under new names first; the commit that adds them
+// also removes the files they replace and records the input versions. A
+// crash before the commit leaves the table as it was (plus unreferenced
+// files); the rerun recomputes the same rows. Running again with no new
+// input commits nothing.
+package gold
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/warehouse"
+)
+
+// Deps is what a gold run needs. Store, Pipeline and Engine are required.
+type Deps struct {
+	Store    lake.Store
+	Pipeline *config.Pipeline
+	Engine   *warehouse.Engine
+
+	// LocalFile returns a local file holding the lake object key (a data
+	// file of an input table) for DuckDB to read; it must be safe for
+	// concurrent use, and the file must stay until the run ends. nil: the
+	// store's own file when the store is a lake.LocalPather, otherwise a
+	// download into a scratch directory removed when the run ends. Plug the
+	// warehouse cache in here to keep S3 downloads across runs.
+	LocalFile func(ctx context.Context, key string) (string, error)
+
+	// Attach, for SQL models, makes the tables refs queryable by name
+	// (bronze.x, silver.y, gold.z) in Engine's default database, e.g. with
+	// warehouse.Attach. nil: the run creates the views itself, in a private
+	// database it drops afterwards, over exactly the snapshots whose versions
+	// it records; prefer nil. With a hook, a commit landing on an input
+	// between the version check and the views can make the model read newer
+	// data than it records: the next run then rebuilds once more, which is
+	// harmless.
+	Attach func(ctx context.Context, refs []layers.TableRef) error
+
+	Logger *slog.Logger     // nil: slog.Default()
+	Now    func() time.Time // nil: time.Now; stamps removes and txns
+
+	// beforeCommit, for tests, runs after the output files are written and
+	// before the commit; an error aborts the run there, like a crash.
+	beforeCommit func() error
+}
+
+// Kind is what a gold table is built from.
+type Kind string
+
+// The kinds of gold table.
+const (
+	KindMovingAverage Kind = "moving_average"
+	KindModel         Kind = "sql"
+)
+
+// Mode is what a run did.
+type Mode string
+
+// The modes of a run.
+const (
+	ModeSkipped     Mode = "skipped"     // no input changed; nothing committed
+	ModeFull        Mode = "full"        // every file rewritten
+	ModeIncremental Mode = "incremental" // only the buckets whose input changed rewritten
+)
+
+// Stats says what one Run did.
+type Stats struct {
+	Table  layers.TableRef
+	Kind   Kind
+	Mode   Mode
+	Reason string // why the run was full or skipped, for logs and users
+	// Version is the gold table version after the run (the committed one,
+	// or the current one when skipped).
+	Version int64
+	// Inputs are the input table versions the table now reflects, by
+	// table name (silver.meter_usage_1m).
+	Inputs map[string]int64
+	// Buckets is how many partition buckets were recomputed (moving
+	// averages; 1 for a model build).
+	Buckets      int
+	FilesAdded   int
+	FilesRemoved int
+	RowsWritten  int64 // rows in the files added
+	RowsIn       int64 // input rows read for the recomputation
+}
+
+// ErrNotGold means the table is not declared in the pipeline's gold section.
+var ErrNotGold = errors.New("not a gold table of the pipeline")
+
+// maxAttempts bounds how often a run is redone after losing a commit race
+// to another writer of the same table.
+const maxAttempts = 3
+
+// Run brings the gold table named table (as declared in the pipeline's gold
+// section) up to date with its inputs: a full rebuild, an incremental
+// rewrite of the changed partitions, or nothing. It is safe to rerun after
+// a crash at any point. An input table that does not exist yet is an error
+// wrapping delta.ErrNoTable.
+func Run(ctx context.Context, deps Deps, table string) (Stats, error) {
+	if deps.Store == nil || deps.Pipeline == nil || deps.Engine == nil {
+		return Stats{}, errors.New("gold: Deps needs Store, Pipeline and Engine")
+	}
+	g, ok := deps.Pipeline.Gold[table]
+	if !ok || g == nil {
+		return Stats{}, fmt.Errorf("gold.%s: %w", table, ErrNotGold)
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	var lastErr error
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		st, err := runOnce(ctx, deps, g)
+		if err == nil || !errors.Is(err, delta.ErrCommitConflict) {
+			return st, err
+		}
+		lastErr = err
+		deps.Logger.Warn("gold commit lost to another writer; retrying", "table", "gold."+g.Name, "attempt", attempt, "err", err)
+	}
+	return Stats{}, lastErr
+}
+
+func runOnce(ctx context.Context, deps Deps, g *config.Gold) (st Stats, err error) {
+	ref := layers.TableRef{Layer: layers.Gold, Name: g.Name}
+	r := &runner{
+		deps:  deps,
+		gold:  g,
+		ref:   ref,
+		tbl:   delta.Open(deps.Store, ref.Dir()),
+		log:   deps.Logger.With("table", ref.String()),
+		id:    randomHex(6),
+		local: map[string]string{},
+	}
+	if r.scratch, err = os.MkdirTemp(deps.Engine.TempDir(), "gold-"+g.Name+"-"); err != nil {
+		return st, fmt.Errorf("%s: scratch directory: %w", ref, err)
+	}
+	defer os.RemoveAll(r.scratch)
+	if r.conn, err = deps.Engine.DB().Conn(ctx); err != nil {
+		return st, fmt.Errorf("%s: duckdb connection: %w", ref, err)
+	}
+	defer r.closeConn()
+	if g.SQL != "" {
+		st, err = r.runModel(ctx)
+	} else {
+		st, err = r.runMovingAverage(ctx)
+	}
+	if err != nil {
+		r.discardUploads()
+		return st, err
+	}
+	return st, nil
+}
+
+// runner is one attempt at building one gold table.
+type runner struct {
+	deps    Deps
+	gold    *config.Gold
+	ref     layers.TableRef
+	tbl     *delta.Table
+	log     *slog.Logger
+	conn    *sql.Conn // pinned: temp tables and USE are per connection
+	scratch string
+	id      string // suffix of this run's temp objects
+
+	mu       sync.Mutex
+	local    map[string]string // lake key -> local file
+	uploaded []string          // keys written this attempt, deleted if it fails before committing
+	temps    []tempObject      // temp tables and views to drop
+	restore  string            // database to USE again before giving the connection back
+	attached string            // private database to detach
+	commited bool
+	rowsIn   int64 // input rows the recomputation read
+}
+
+// tempObject is a connection-local table or view a run created.
+type tempObject struct {
+	kind string // TABLE or VIEW
+	name string
+}
+
+// tempTable returns the quoted name of a new connection-local temp table.
+func (r *runner) tempTable(name string) string { return r.temp("TABLE", name) }
+
+// tempView returns the quoted name of a new connection-local temp view.
+func (r *runner) tempView(name string) string { return r.temp("VIEW", name) }
+
+func (r *runner) temp(kind, name string) string {
+	n := "__gold_" + name + "_" + r.id
+	r.temps = append(r.temps, tempObject{kind, n})
+	return quoteIdent(n)
+}
+
+// exec runs statements on the pinned connection.
+func (r *runner) exec(ctx context.Context, query string, args ...any) error {
+	_, err := r.conn.ExecContext(ctx, query, args...)
+	return err
+}
+
+// closeConn drops this run's temp objects, restores the default database
+// and gives the connection back; a connection it cannot clean is discarded.
+func (r *runner) closeConn() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ok := true
+	if r.restore != "" {
+		if err := r.exec(ctx, "USE "+quoteIdent(r.restore)); err != nil {
+			ok = false
+		}
+	}
+	if r.attached != "" {
+		if err := r.exec(ctx, "DETACH DATABASE IF EXISTS "+quoteIdent(r.attached)); err != nil {
+			ok = false
+		}
+	}
+	for i := len(r.temps) - 1; i >= 0; i-- {
+		t := r.temps[i]
+		if err := r.exec(ctx, "DROP "+t.kind+" IF EXISTS temp.main."+quoteIdent(t.name)); err != nil {
+			ok = false
+		}
+	}
+	if !ok {
+		_ = r.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	r.conn.Close()
+}
+
+// localFiles returns local files for the data files of a table, in order.
+func (r *runner) localFiles(ctx context.Context, tbl *delta.Table, files []delta.Add) ([]string, error) {
+	out := make([]string, len(files))
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(8)
+	for i, f := range files {
+		key := tbl.Key(f.Path)
+		eg.Go(func() error {
+			p, err := r.localFile(ctx, key)
+			if err != nil {
+				return err
+			}
+			out[i] = p
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (r *runner) localFile(ctx context.Context, key string) (string, error) {
+	r.mu.Lock()
+	p, ok := r.local[key]
+	r.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	var err error
+	switch {
+	case r.deps.LocalFile != nil:
+		p, err = r.deps.LocalFile(ctx, key)
+	default:
+		if lp, ok := r.deps.Store.(lake.LocalPather); ok {
+			p = lp.LocalPath(key)
+			if _, serr := os.Stat(p); serr != nil {
+				err = fmt.Errorf("read %s: %w", key, lake.ErrNotExist)
+			}
+		} else {
+			p, err = r.download(ctx, key)
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	r.local[key] = p
+	r.mu.Unlock()
+	return p, nil
+}
+
+// download copies a lake object into the scratch directory.
+func (r *runner) download(ctx context.Context, key string) (string, error) {
+	rc, _, err := r.deps.Store.Get(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	dst := filepath.Join(r.scratch, "in", filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		return "", fmt.Errorf("download %s: %w", key, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// upload puts a finished local file at the table-relative path rel.
+func (r *runner) upload(ctx context.Context, local, rel string) (int64, error) {
+	f, err := os.Open(local)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	key := r.tbl.Key(rel)
+	r.mu.Lock()
+	r.uploaded = append(r.uploaded, key)
+	r.mu.Unlock()
+	if _, err := r.deps.Store.Put(ctx, key, f, fi.Size()); err != nil {
+		return 0, fmt.Errorf("%s: write %s: %w", r.ref, key, err)
+	}
+	return fi.Size(), nil
+}
+
+// discardUploads deletes the files of an attempt that did not commit. It is
+// only called when the commit surely did not happen (an error before it, or
+// a lost race), never after an ambiguous commit error: a file a committed
+// version references must not be deleted.
+func (r *runner) discardUploads() {
+	if r.commited {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, k := range r.uploaded {
+		if err := r.deps.Store.Delete(ctx, k); err != nil {
+			r.log.Debug("could not delete an uncommitted gold file", "key", k, "err", err)
+		}
+	}
+}
+
+// commit writes the next version of the gold table (creating the table
+// first if base is nil) and returns it.
+func (r *runner) commit(ctx context.Context, base *delta.Snapshot, meta delta.Metadata, c delta.Commit) (*delta.Snapshot, error) {
+	if r.deps.beforeCommit != nil {
+		if err := r.deps.beforeCommit(); err != nil {
+			return nil, err
+		}
+	}
+	if base == nil {
+		var err error
+		base, err = r.tbl.Create(ctx, meta, delta.CommitInfo{Operation: "CREATE TABLE"})
+		if err != nil {
+			if errors.Is(err, delta.ErrTableExists) {
+				return nil, fmt.Errorf("%s: %w: created concurrently", r.ref, delta.ErrCommitConflict)
+			}
+			return nil, fmt.Errorf("%s: create table: %w", r.ref, err)
+		}
+	} else if !sameMetadata(base.Metadata, meta) {
+		m := base.Metadata
+		m.SchemaString, m.PartitionColumns, m.Configuration = meta.SchemaString, meta.PartitionColumns, meta.Configuration
+		c.Metadata = &m
+	}
+	snap, err := r.tbl.Commit(ctx, base, c)
+	if err != nil {
+		if !errors.Is(err, delta.ErrCommitConflict) {
+			// The commit may have landed (e.g. a timeout after the put): keep the files.
+			r.commited = true
+		}
+		return nil, fmt.Errorf("%s: commit: %w", r.ref, err)
+	}
+	r.commited = true
+	return snap, nil
+}
+
+func sameMetadata(a, b delta.Metadata) bool {
+	if a.SchemaString != b.SchemaString || len(a.PartitionColumns) != len(b.PartitionColumns) || len(a.Configuration) != len(b.Configuration) {
+		return false
+	}
+	for i := range a.PartitionColumns {
+		if a.PartitionColumns[i] != b.PartitionColumns[i] {
+			return false
+		}
+	}
+	for k, v := range a.Configuration {
+		if b.Configuration[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// snapshotOrNil returns the latest snapshot of tbl, or nil if it has no log.
+func snapshotOrNil(ctx context.Context, tbl *delta.Table) (*delta.Snapshot, error) {
+	s, err := tbl.Snapshot(ctx)
+	if errors.Is(err, delta.ErrNoTable) {
+		return nil, nil
+	}
+	return s, err
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// fileStats is the Delta stats JSON of a file with n rows.
+func fileStats(n int64) string { return fmt.Sprintf(`{"numRecords":%d}`, n) }
+
+// describe returns the columns of a query's result.
+func (r *runner) describe(ctx context.Context, query string) ([]column, error) {
+	rows, err := r.conn.QueryContext(ctx, "DESCRIBE "+query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	names, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out []column
+	for rows.Next() {
+		vals := make([]any, len(names))
+		ptrs := make([]any, len(names))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		out = append(out, column{Name: fmt.Sprint(vals[0]), Type: fmt.Sprint(vals[1])})
+	}
+	return out, rows.Err()
+}
+
+// schemaOf turns result columns into a Delta schema and the select list
+// that casts each column to the type the schema stores (see deltaType).
+func schemaOf(cols []column) (*delta.Schema, []string, error) {
+	s := &delta.Schema{}
+	sel := make([]string, len(cols))
+	for i, c := range cols {
+		dt, err := deltaType(c.Type)
+		if err != nil {
+			return nil, nil, fmt.Errorf("column %s: %w", c.Name, err)
+		}
+		back, err := duckType(dt)
+		if err != nil {
+			return nil, nil, fmt.Errorf("column %s: %w", c.Name, err)
+		}
+		sel[i] = quoteIdent(c.Name)
+		if !strings.EqualFold(strings.ReplaceAll(back, `"`, ""), strings.ReplaceAll(c.Type, `"`, "")) {
+			sel[i] = "CAST(" + quoteIdent(c.Name) + " AS " + back + ") AS " + quoteIdent(c.Name)
+		}
+		s.Fields = append(s.Fields, delta.Field{Name: c.Name, Type: dt, Nullable: true})
+	}
+	return s, sel, nil
+}
