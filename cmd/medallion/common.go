@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/warehouse"
+)
+
+// loadPipeline finds and loads the pipeline file (-f, else ./medallion.yaml).
+func (a *app) loadPipeline() (*config.Pipeline, error) {
+	path, err := config.Find(a.pipelineFile)
+	if err != nil {
+		return nil, err
+	}
+	return config.Load(path)
+}
+
+// openLake opens the pipeline's lake store.
+func (a *app) openLake(ctx context.Context, p *config.Pipeline) (lake.Store, error) {
+	st, err := lake.Open(ctx, p.Lake, lake.S3Options{
+		Endpoint:  p.S3.Endpoint,
+		AccessKey: p.S3.AccessKey,
+		SecretKey: p.S3.SecretKey,
+		Region:    p.S3.Region,
+		Secure:    p.S3.Secure,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open lake %s: %w", p.Lake, err)
+	}
+	return st, nil
+}
+
+// lakeCache is the local cache for lake objects: the pipeline's cache:
+// directory, else $XDG_CACHE_HOME/medallion or ~/.cache/medallion.
+func lakeCache(p *config.Pipeline) (*warehouse.Cache, error) {
+	dir := p.Cache
+	if dir == "" {
+		d, err := warehouse.DefaultCacheDir()
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	return &warehouse.Cache{Dir: dir}, nil
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/layers"
+)
+
+func runHistory(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("history")
+	limit := fs.Int("limit", 50, "show at most this many commits, newest first (0: all)")
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one TABLE, e.g. bronze.meters")
+	}
+	ref, err := layers.ParseTableRef(pos[0], "")
+	if err != nil {
+		return usagef("%v", err)
+	}
+	p, err := a.loadPipeline()
+	if err != nil {
+		return err
+	}
+	st, err := a.openLake(ctx, p)
+	if err != nil {
+		return err
+	}
+	commits, err := delta.Open(st, ref.Dir()).History(ctx, *limit)
+	if errors.Is(err, delta.ErrNoTable) {
+		return fmt.Errorf("table %s has no commits yet: run `medallion run` first", ref)
+	}
+	if err != nil {
+		return fmt.Errorf("history of %s: %w", ref, err)
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "version\ttime\toperation\trows in\trows out")
+	for _, c := range commits {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", c.Version,
+			time.UnixMilli(c.Timestamp).UTC().Format(time.RFC3339), c.Operation,
+			metric(c, "rows_in"), metric(c, "numOutputRows"))
+	}
+	return tw.Flush()
+}
+
+// metric reads a row count from a commit: our own medallion map first, then
+// Delta's standard operationMetrics (what Spark writes).
+func metric(c delta.CommitInfo, key string) string {
+	if v, ok := c.Medallion[key]; ok {
+		return fmt.Sprint(v)
+	}
+	if v, ok := c.OperationMetrics[key]; ok {
+		return v
+	}
+	return "-"
+}

@@ -1,0 +1,201 @@
+// Command medallion runs a medallion-architecture lakehouse pipeline declared
+// in one medallion.yaml: raw landing, typed bronze tables, watermarked silver
+// windows, gold moving averages and models, and a PostgreSQL mirror.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	_ "time/tzdata" // tz: in medallion.yaml works in minimal containers without zoneinfo
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// command is one subcommand: one file in this folder each.
+type command struct {
+	name    string
+	args    string // usage line after the name
+	summary string
+	run     func(ctx context.Context, a *app, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"init", "[--lake URL]", "write a starter medallion.yaml and create the lake", runInit},
+		{"generate", "KIND [--rows N] [--out FILE] [--format csv|ndjson|json] [--late-fraction F] [--bad-fraction F] [--seed S]", "write sample data (energy, ecommerce, sensor, turnstile)", runGenerate},
+		{"ingest", "SOURCE FILE|DIR|-...", "land files in raw, exactly once by content", runIngest},
+		{"run", "[LAYER|TABLE ...]", "promote raw -> bronze -> silver -> gold -> mirror, once", runRun},
+		{"query", queryUsage, "read-only SQL over every table by name", runQuery},
+		{"tables", "", "every table: layer, rows, files, bytes, version, last commit", runTables},
+		{"history", "TABLE", "commits of a table: version, time, operation, rows in/out", runHistory},
+		{"version", "", "print the version", runVersion},
+	}
+}
+
+// usageError is a mistake in how the command was called: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// errHelp is returned when --help was asked for: usage printed, exit 0.
+var errHelp = errors.New("help requested")
+
+// app is what every subcommand shares: output streams, logger and the
+// common flags.
+type app struct {
+	stdout, stderr io.Writer
+	stdin          io.Reader
+	log            *slog.Logger
+	pipelineFile   string // -f
+	logFormat      string // --log-format text|json
+	logLevel       string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the process exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr, stdin: stdin, logFormat: "text", logLevel: "warn"}
+	if len(args) == 0 {
+		a.printUsage(stderr)
+		return 2
+	}
+	name := args[0]
+	if name == "-h" || name == "--help" || name == "help" {
+		a.printUsage(stdout)
+		return 0
+	}
+	if name == "--version" {
+		name = "version"
+	}
+	var cmd *command
+	for _, c := range commands() {
+		if c.name == name {
+			c := c
+			cmd = &c
+		}
+	}
+	if cmd == nil {
+		fmt.Fprintf(stderr, "medallion: unknown command %q\n", name)
+		a.printUsage(stderr)
+		return 2
+	}
+	err := cmd.run(ctx, a, args[1:])
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "medallion %s: %s\nusage: medallion %s %s\n", cmd.name, ue.msg, cmd.name, cmd.args)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "medallion %s: %s\n", cmd.name, oneLine(err))
+		return 1
+	}
+}
+
+// oneLine keeps the first line of an error: users get one clear line; details
+// go to the log.
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+func (a *app) printUsage(w io.Writer) {
+	fmt.Fprintln(w, "medallion: a medallion-architecture lakehouse in one binary")
+	fmt.Fprintln(w, "\nusage: medallion COMMAND [flags] [args]\n\ncommands:")
+	cmds := commands()
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nevery command takes -f FILE (default ./medallion.yaml), --log-format text|json and --help")
+}
+
+// flags returns a flag set carrying the common flags; each subcommand adds its own.
+func (a *app) flags(c string) *flag.FlagSet {
+	fs := flag.NewFlagSet(c, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&a.pipelineFile, "f", "", "pipeline file (default ./medallion.yaml)")
+	fs.StringVar(&a.logFormat, "log-format", a.logFormat, "log format: text or json")
+	fs.StringVar(&a.logLevel, "log-level", a.logLevel, "log level: debug, info, warn, error (the summary lines on stdout do not depend on it)")
+	return fs
+}
+
+// parse parses flags that may appear before, between or after positional
+// arguments ("query 'SELECT 1' --format csv") and sets up logging.
+func (a *app) parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				a.printCommandHelp(fs)
+				return nil, errHelp
+			}
+			return nil, usagef("%v", err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		// A lone "-" is an argument (stdin), and "--" ends the flags.
+		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	if err := a.setupLogging(); err != nil {
+		return nil, err
+	}
+	return pos, nil
+}
+
+func (a *app) printCommandHelp(fs *flag.FlagSet) {
+	for _, c := range commands() {
+		if c.name == fs.Name() {
+			fmt.Fprintf(a.stdout, "usage: medallion %s %s\n\n%s\n\nflags:\n", c.name, c.args, c.summary)
+		}
+	}
+	fs.SetOutput(a.stdout)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+func (a *app) setupLogging() error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+		return usagef("--log-level %q: want debug, info, warn or error", a.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch a.logFormat {
+	case "text":
+		a.log = slog.New(slog.NewTextHandler(a.stderr, opts))
+	case "json":
+		a.log = slog.New(slog.NewJSONHandler(a.stderr, opts))
+	default:
+		return usagef("--log-format %q: want text or json", a.logFormat)
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/medallion-dev/medallion/jobs"
+	"github.com/medallion-dev/medallion/warehouse"
+)
+
+// runRun is `medallion run [LAYER|TABLE ...]`: bring the named tables (all
+// by default) and what they read up to date, once, in dependency order.
+func runRun(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("run")
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	p, err := a.loadPipeline()
+	if err != nil {
+		return err
+	}
+	plan, err := jobs.Plan(p, pos)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if len(plan) == 0 {
+		fmt.Fprintln(a.stdout, "nothing to run: the pipeline declares no tables")
+		return nil
+	}
+	st, err := a.openLake(ctx, p)
+	if err != nil {
+		return err
+	}
+	eng, err := warehouse.Open(ctx, warehouse.Options{
+		MemoryLimit: p.DuckDB.MemoryLimit, Threads: p.DuckDB.Threads, TempDir: p.DuckDB.TempDir,
+	})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	cache, err := lakeCache(p)
+	if err != nil {
+		return err
+	}
+	r := &jobs.Runner{Store: st, Pipeline: p, Engine: eng, Cache: cache, Log: a.log}
+	results, err := r.Run(ctx, plan, func(res jobs.Result) {
+		if res.Err != nil {
+			fmt.Fprintf(a.stdout, "%s: FAILED: %s\n", res.Job.Table, oneLine(res.Err))
+			return
+		}
+		fmt.Fprintln(a.stdout, res.Summary)
+	})
+	if err != nil {
+		failed := 0
+		for _, res := range results {
+			if res.Err != nil && !res.Skipped {
+				failed++
+			}
+		}
+		if failed > 1 {
+			return fmt.Errorf("%d jobs failed; first: %w", failed, err)
+		}
+		return err
+	}
+	return nil
+}

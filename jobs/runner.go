@@ -1,0 +1,121 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/layers/bronze"
+	"github.com/medallion-dev/medallion/layers/silver"
+	"github.com/medallion-dev/medallion/warehouse"
+)
+
+// Runner brings tables up to date: it runs the layer job of each planned
+// table, in order, on one DuckDB engine.
+type Runner struct {
+	Store    lake.Store
+	Pipeline *config.Pipeline
+	Engine   *warehouse.Engine
+	Cache    *warehouse.Cache // local copies of lake objects (S3 lakes)
+	Log      *slog.Logger
+}
+
+// Result is what one job did.
+type Result struct {
+	Job      Job
+	Summary  string        // one line for the terminal
+	Err      error         // nil on success
+	Skipped  bool          // not run because an upstream job failed
+	Duration time.Duration // wall time of the job
+}
+
+// ErrUpstreamFailed marks a job skipped because a table it reads failed.
+var ErrUpstreamFailed = errors.New("not run: an upstream table failed")
+
+// Run runs the jobs in order. A failed job stops the jobs that read from it,
+// not the others; the returned error names every failed job. report is
+// called after each job (for progress output); it may be nil.
+func (r *Runner) Run(ctx context.Context, plan []Job, report func(Result)) ([]Result, error) {
+	scratch, err := os.MkdirTemp(r.Engine.TempDir(), "run-")
+	if err != nil {
+		return nil, fmt.Errorf("scratch dir: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+
+	failed := make(map[string]bool)
+	var results []Result
+	var errs []error
+	for _, j := range plan {
+		if err := ctx.Err(); err != nil {
+			return results, err
+		}
+		res := Result{Job: j}
+		for _, d := range j.Deps {
+			if failed[d.String()] {
+				res.Skipped, res.Err = true, fmt.Errorf("%s: %w (%s)", j.Table, ErrUpstreamFailed, d)
+			}
+		}
+		if !res.Skipped {
+			start := time.Now()
+			res.Summary, res.Err = r.runOne(ctx, j.Table, scratch)
+			res.Duration = time.Since(start)
+		}
+		if res.Err != nil {
+			failed[j.Table.String()] = true
+			if !res.Skipped {
+				errs = append(errs, res.Err)
+			}
+		}
+		results = append(results, res)
+		if report != nil {
+			report(res)
+		}
+	}
+	return results, errors.Join(errs...)
+}
+
+func (r *Runner) runOne(ctx context.Context, t layers.TableRef, scratch string) (string, error) {
+	log := r.Log
+	switch t.Layer {
+	case layers.Bronze:
+		st, err := bronze.Run(ctx, bronze.Deps{
+			Store: r.Store, Pipeline: r.Pipeline, DB: r.Engine.DB(),
+			ScratchDir: scratch, CacheDir: r.cacheDir(), Log: log,
+		}, t.Name)
+		if err != nil {
+			return "", err
+		}
+		return st.String(), nil
+	case layers.Silver:
+		st, err := silver.Run(ctx, silver.Deps{
+			Store: r.Store, Pipeline: r.Pipeline, DB: r.Engine.DB(),
+			Materialize: r.materialize, ScratchDir: scratch, Logger: log,
+		}, t.Name)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", t, err)
+		}
+		return st.String(), nil
+	case layers.Gold:
+		return r.runGold(ctx, t, scratch, log)
+	}
+	return "", fmt.Errorf("%s: no job for layer %q", t, t.Layer)
+}
+
+// materialize gives DuckDB a local file for a lake object: in place on a
+// local lake, through the ETag-keyed cache on S3.
+func (r *Runner) materialize(ctx context.Context, key string) (string, error) {
+	return r.Cache.Path(ctx, r.Store, key, "")
+}
+
+func (r *Runner) cacheDir() string {
+	if r.Cache == nil {
+		return ""
+	}
+	return r.Cache.Dir
+}
