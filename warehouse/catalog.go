@@ -221,7 +221,7 @@ func AttachCatalog(ctx context.Context, eng *Engine, store lake.Store, cache *Ca
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", tb.ref, err)
 		}
-		q := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS\n%s", sqlIdent(string(tb.ref.Layer)), sqlIdent(tb.ref.Name), view)
+		q := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS\n%s", QuoteIdent(string(tb.ref.Layer)), QuoteIdent(tb.ref.Name), view)
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("attach table %s version %d: %w", tb.ref, tb.snap.Version, err)
 		}
@@ -247,15 +247,15 @@ func viewSQL(schema *delta.Schema, partCols []string, files []delta.Add, paths [
 	outer := make([]string, len(schema.Fields))
 	seed := make([]string, len(schema.Fields))
 	for i, f := range schema.Fields {
-		typ, err := duckType(f.Type)
+		typ, err := DuckType(f.Type)
 		if err != nil {
 			return "", fmt.Errorf("column %s: %w", f.Name, err)
 		}
-		seed[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", typ, sqlIdent(f.Name))
+		seed[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", typ, QuoteIdent(f.Name))
 		if f.Type.IsPrimitive() {
-			outer[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", sqlIdent(f.Name), typ, sqlIdent(f.Name))
+			outer[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", QuoteIdent(f.Name), typ, QuoteIdent(f.Name))
 		} else {
-			outer[i] = sqlIdent(f.Name)
+			outer[i] = QuoteIdent(f.Name)
 		}
 	}
 	// A typed, empty branch first: every column exists even when no file
@@ -299,15 +299,15 @@ func viewSQL(schema *delta.Schema, partCols []string, files []delta.Add, paths [
 				if !isPart(f.Name) {
 					continue
 				}
-				typ, err := duckType(f.Type)
+				typ, err := DuckType(f.Type)
 				if err != nil {
 					return "", fmt.Errorf("partition column %s: %w", f.Name, err)
 				}
 				lit := "NULL"
 				if v, ok := lookupFold(g.values, f.Name); ok && v != "" {
-					lit = sqlString(v) // TimeZone is UTC: a bare timestamp is UTC, as Delta writes it
+					lit = QuoteString(v) // TimeZone is UTC: a bare timestamp is UTC, as Delta writes it
 				}
-				consts = append(consts, fmt.Sprintf("CAST(%s AS %s) AS %s", lit, typ, sqlIdent(f.Name)))
+				consts = append(consts, fmt.Sprintf("CAST(%s AS %s) AS %s", lit, typ, QuoteIdent(f.Name)))
 			}
 			sel = "*, " + strings.Join(consts, ", ")
 		}
@@ -327,70 +327,4 @@ func lookupFold(m map[string]string, key string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// duckType maps a Delta type to DuckDB's.
-func duckType(t delta.DataType) (string, error) {
-	switch t.Name {
-	case delta.TypeString:
-		return "VARCHAR", nil
-	case delta.TypeLong:
-		return "BIGINT", nil
-	case delta.TypeInteger:
-		return "INTEGER", nil
-	case delta.TypeShort:
-		return "SMALLINT", nil
-	case delta.TypeByte:
-		return "TINYINT", nil
-	case delta.TypeFloat:
-		return "FLOAT", nil
-	case delta.TypeDouble:
-		return "DOUBLE", nil
-	case delta.TypeBoolean:
-		return "BOOLEAN", nil
-	case delta.TypeBinary:
-		return "BLOB", nil
-	case delta.TypeDate:
-		return "DATE", nil
-	case delta.TypeTimestamp:
-		return "TIMESTAMPTZ", nil
-	case delta.TypeTimestampNTZ:
-		return "TIMESTAMP", nil
-	case "struct":
-		parts := make([]string, len(t.Fields))
-		for i, f := range t.Fields {
-			ft, err := duckType(f.Type)
-			if err != nil {
-				return "", err
-			}
-			parts[i] = sqlIdent(f.Name) + " " + ft
-		}
-		return "STRUCT(" + strings.Join(parts, ", ") + ")", nil
-	case "array":
-		if t.ElementType == nil {
-			return "", errors.New("array without element type")
-		}
-		et, err := duckType(*t.ElementType)
-		if err != nil {
-			return "", err
-		}
-		return et + "[]", nil
-	case "map":
-		if t.KeyType == nil || t.ValueType == nil {
-			return "", errors.New("map without key or value type")
-		}
-		kt, err := duckType(*t.KeyType)
-		if err != nil {
-			return "", err
-		}
-		vt, err := duckType(*t.ValueType)
-		if err != nil {
-			return "", err
-		}
-		return "MAP(" + kt + ", " + vt + ")", nil
-	}
-	if p, s, ok := t.Decimal(); ok {
-		return fmt.Sprintf("DECIMAL(%d,%d)", p, s), nil
-	}
-	return "", fmt.Errorf("unsupported Delta type %q", t.Name)
 }

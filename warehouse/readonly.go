@@ -424,16 +424,10 @@ func firstWords(s string) string {
 	return s
 }
 
-// sqlString quotes s as a SQL string literal.
-func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// sqlIdent quotes s as a SQL identifier.
-func sqlIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-
 func sqlStringList(ss []string) string {
 	q := make([]string, len(ss))
 	for i, s := range ss {
-		q[i] = sqlString(s)
+		q[i] = QuoteString(s)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
 }

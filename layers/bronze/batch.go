@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // runBatch types, checks, dedupes, writes and commits one batch of raw
@@ -183,15 +184,15 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest) (Stat
 func (j *job) bronzeSelect(obj string, m manifest, bid string) string {
 	var cols []string
 	for _, c := range j.plan.cols {
-		cols = append(cols, ident(c.name))
+		cols = append(cols, warehouse.QuoteIdent(c.name))
 	}
 	for _, d := range j.plan.derived {
-		cols = append(cols, ident(d.Name))
+		cols = append(cols, warehouse.QuoteIdent(d.Name))
 	}
 	cols = append(cols, "_rescued",
-		lit(m.Key)+" AS _source_file",
-		"CAST("+lit(m.ReceivedAt.UTC().Format("2006-01-02 15:04:05.999999")+"+00")+" AS TIMESTAMPTZ) AS _ingested_at",
-		lit(bid)+" AS _batch_id")
+		warehouse.QuoteString(m.Key)+" AS _source_file",
+		"CAST("+warehouse.QuoteString(m.ReceivedAt.UTC().Format("2006-01-02 15:04:05.999999")+"+00")+" AS TIMESTAMPTZ) AS _ingested_at",
+		warehouse.QuoteString(bid)+" AS _batch_id")
 	return "SELECT " + strings.Join(cols, ", ") + " FROM " + obj + " WHERE _err IS NULL"
 }
 
@@ -329,7 +330,7 @@ func (j *job) prepareQuarantine(ctx context.Context, conn *sql.Conn, ms []manife
 		return qsnap, nil, nil, nil
 	}
 	sel := "SELECT source, source_file, line, \"column\", reason, raw, batch_id, CAST(quarantined_at AS TIMESTAMPTZ) AS quarantined_at FROM read_json(" +
-		lit(stage) + ", format='newline_delimited', maximum_object_size=" + fmt.Sprint(8*j.maxLine+1<<16) + ", columns={source: 'VARCHAR', source_file: 'VARCHAR', line: 'BIGINT', " +
+		warehouse.QuoteString(stage) + ", format='newline_delimited', maximum_object_size=" + fmt.Sprint(8*j.maxLine+1<<16) + ", columns={source: 'VARCHAR', source_file: 'VARCHAR', line: 'BIGINT', " +
 		"\"column\": 'VARCHAR', reason: 'VARCHAR', raw: 'VARCHAR', batch_id: 'VARCHAR', quarantined_at: 'VARCHAR'})"
 	adds, err := j.writeParquet(ctx, conn, sel, filepath.Join(dir, "quarantine"), "source")
 	if err != nil {
@@ -376,13 +377,13 @@ func (j *job) writeParquet(ctx context.Context, conn *sql.Conn, sel, outDir, par
 	var q string
 	if partCol != "" {
 		q = fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (%s), FILENAME_PATTERN 'part-{uuid}', RETURN_STATS true)",
-			sel, lit(outDir), ident(partCol))
+			sel, warehouse.QuoteString(outDir), warehouse.QuoteIdent(partCol))
 	} else {
 		if err := os.MkdirAll(outDir, 0o755); err != nil {
 			return nil, err
 		}
 		q = fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, RETURN_STATS true)",
-			sel, lit(filepath.Join(outDir, "part-"+uuid.NewString()+".parquet")))
+			sel, warehouse.QuoteString(filepath.Join(outDir, "part-"+uuid.NewString()+".parquet")))
 	}
 	rows, err := conn.QueryContext(ctx, q)
 	if err != nil {

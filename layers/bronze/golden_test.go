@@ -149,10 +149,10 @@ func bronzeCols(p *config.Pipeline) string {
 	src := p.Sources[p.SourceOrder[0]]
 	var cols []string
 	for _, c := range src.Schema {
-		cols = append(cols, fmt.Sprintf("CAST(%s AS VARCHAR) AS %s", ident(c.Name), ident(c.Name)))
+		cols = append(cols, fmt.Sprintf("CAST(%s AS VARCHAR) AS %s", warehouse.QuoteIdent(c.Name), warehouse.QuoteIdent(c.Name)))
 	}
 	for _, d := range src.Derive {
-		cols = append(cols, fmt.Sprintf("CAST(%s AS VARCHAR) AS %s", ident(d.Name), ident(d.Name)))
+		cols = append(cols, fmt.Sprintf("CAST(%s AS VARCHAR) AS %s", warehouse.QuoteIdent(d.Name), warehouse.QuoteIdent(d.Name)))
 	}
 	cols = append(cols, "_rescued", "CAST(_ingested_at AS VARCHAR) AS _ingested_at", "_batch_id")
 	return strings.Join(cols, ", ")

@@ -10,6 +10,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // objResult is what typing one raw object produced.
@@ -63,14 +65,14 @@ func (sp *sourcePlan) typedQuery(src string, in []colInput) string {
 			l2 = append(l2, v, cast+" AS "+t)
 			checks = append(checks, c.ruleChecks(v, t, false)...)
 		}
-		l3 = append(l3, t+" AS "+ident(c.name))
+		l3 = append(l3, t+" AS "+warehouse.QuoteIdent(c.name))
 	}
 	q := "SELECT " + strings.Join(l1, ", ") + ", _line, _pre_err, _resc FROM " + src
 	q = "SELECT " + strings.Join(l2, ", ") + ", _line, _pre_err, _resc FROM (" + q + ")"
 	errExpr := "CASE WHEN _pre_err IS NOT NULL THEN _pre_err " + strings.Join(checks, " ") + " END"
 	q = "SELECT " + strings.Join(l3, ", ") + ", _resc AS _rescued, " + errExpr + " AS _err, _line FROM (" + q + ")"
 	for _, d := range sp.derived {
-		q = "SELECT *, (" + d.Expr + ") AS " + ident(d.Name) + " FROM (" + q + ")"
+		q = "SELECT *, (" + d.Expr + ") AS " + warehouse.QuoteIdent(d.Name) + " FROM (" + q + ")"
 	}
 	return q
 }
@@ -137,10 +139,10 @@ func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, er
 				name = fmt.Sprintf("column%d", k+1)
 			}
 			rescued = append(rescued, name)
-			rescueParts = append(rescueParts, lit(name)+", "+c)
+			rescueParts = append(rescueParts, warehouse.QuoteString(name)+", "+c)
 			rescueConds = append(rescueConds, c+" IS NOT NULL")
 		}
-		cols = append(cols, lit(c)+": "+lit(typ))
+		cols = append(cols, warehouse.QuoteString(c)+": "+warehouse.QuoteString(typ))
 	}
 	resc := "CAST(NULL AS VARCHAR)"
 	if len(rescueParts) > 0 {
@@ -152,8 +154,8 @@ func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, er
 	}
 	reader := fmt.Sprintf("read_csv(%s, header=%s, columns={%s}, auto_detect=false, delim=%s, quote=%s, escape=%s, "+
 		"store_rejects=true, rejects_table=%s, rejects_scan=%s, max_line_size=%d, null_padding=false, parallel=true)",
-		lit(path), hdr, strings.Join(cols, ", "), lit(delim), lit(quote), lit(quote),
-		lit(rejTable), lit(rejTable+"_scan"), j.maxLine)
+		warehouse.QuoteString(path), hdr, strings.Join(cols, ", "), warehouse.QuoteString(delim), warehouse.QuoteString(quote), warehouse.QuoteString(quote),
+		warehouse.QuoteString(rejTable), warehouse.QuoteString(rejTable+"_scan"), j.maxLine)
 	src := "(SELECT *, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _pre_err, " + resc + " AS _resc FROM " + reader + ")"
 	return src, in, rescued, nil
 }
@@ -191,10 +193,10 @@ func readCSVHeader(path, delim, quote string) ([]string, error) {
 func (j *job) linesReader(path, rejTable string) string {
 	opts := ""
 	if rejTable != "" {
-		opts = ", store_rejects=true, rejects_table=" + lit(rejTable) + ", rejects_scan=" + lit(rejTable+"_scan")
+		opts = ", store_rejects=true, rejects_table=" + warehouse.QuoteString(rejTable) + ", rejects_scan=" + warehouse.QuoteString(rejTable+"_scan")
 	}
 	return fmt.Sprintf("read_csv(%s, header=false, columns={'line': 'VARCHAR'}, auto_detect=false, delim='\x01', quote='', escape='', new_line='\\n', max_line_size=%d, null_padding=false%s)",
-		lit(path), j.maxLine, opts)
+		warehouse.QuoteString(path), j.maxLine, opts)
 }
 
 // ndjsonSource builds the FROM item for an NDJSON file.
@@ -249,7 +251,7 @@ func (j *job) ndjsonSource(ctx context.Context, conn *sql.Conn, path, rejTable s
 		}
 		used[key] = true
 		fields = append(fields, jsonKey(key)+": \"VARCHAR\"")
-		in[i] = colInput{expr: "s." + ident(key)}
+		in[i] = colInput{expr: "s." + warehouse.QuoteIdent(key)}
 	}
 	var rescued, rescueParts, rescueConds []string
 	for _, k := range keys {
@@ -258,18 +260,18 @@ func (j *job) ndjsonSource(ctx context.Context, conn *sql.Conn, path, rejTable s
 		}
 		rescued = append(rescued, k)
 		fields = append(fields, jsonKey(k)+": \"JSON\"")
-		rescueParts = append(rescueParts, lit(k)+", s."+ident(k))
-		rescueConds = append(rescueConds, "s."+ident(k)+" IS NOT NULL")
+		rescueParts = append(rescueParts, warehouse.QuoteString(k)+", s."+warehouse.QuoteIdent(k))
+		rescueConds = append(rescueConds, "s."+warehouse.QuoteIdent(k)+" IS NOT NULL")
 	}
 	resc := "CAST(NULL AS VARCHAR)"
 	if len(rescueParts) > 0 {
 		resc = "CASE WHEN " + strings.Join(rescueConds, " OR ") + " THEN json_merge_patch('{}', json_object(" + strings.Join(rescueParts, ", ") + "))::VARCHAR END"
 	}
 	structure := "{" + strings.Join(fields, ", ") + "}"
-	inner := "SELECT line, CASE WHEN NOT json_valid(line) THEN " + lit(errSep+"invalid JSON") +
-		" WHEN json_type(line) <> 'OBJECT' THEN " + lit(errSep+"not a JSON object") + " END AS _pre_err FROM " +
+	inner := "SELECT line, CASE WHEN NOT json_valid(line) THEN " + warehouse.QuoteString(errSep+"invalid JSON") +
+		" WHEN json_type(line) <> 'OBJECT' THEN " + warehouse.QuoteString(errSep+"not a JSON object") + " END AS _pre_err FROM " +
 		j.linesReader(path, rejTable) + " WHERE line IS NOT NULL AND trim(line, ' \t\r') <> ''"
-	mid := "SELECT line AS _line, _pre_err, CASE WHEN _pre_err IS NULL THEN json_transform(line, " + lit(structure) + ") END AS s FROM (" + inner + ")"
+	mid := "SELECT line AS _line, _pre_err, CASE WHEN _pre_err IS NULL THEN json_transform(line, " + warehouse.QuoteString(structure) + ") END AS s FROM (" + inner + ")"
 	src := "(SELECT *, " + resc + " AS _resc FROM (" + mid + "))"
 	return src, in, rescued, nil
 }

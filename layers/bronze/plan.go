@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // errSep separates the column from the reason in the _err value a typed
@@ -132,17 +133,11 @@ func planSource(src *config.Source) (*sourcePlan, error) {
 		if seen["event_date"] {
 			return nil, fmt.Errorf("source %s: a column named event_date hides the default partition column; set partition_by", src.Name)
 		}
-		sp.partExpr = "CAST(timezone('UTC', " + ident(sp.firstTS) + ") AS DATE)"
+		sp.partExpr = "CAST(timezone('UTC', " + warehouse.QuoteIdent(sp.firstTS) + ") AS DATE)"
 		sp.partType = "DATE"
 	}
 	return sp, nil
 }
-
-// ident quotes a SQL identifier.
-func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-
-// lit quotes a SQL string literal.
-func lit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // typeName is how reasons name a type: "is not a double".
 func (c colPlan) typeName() string {
@@ -174,17 +169,17 @@ func (c colPlan) castExpr(v string) string {
 	case "timestamp":
 		if c.format != "" {
 			if c.hasZone {
-				return "try_strptime(" + v + ", " + lit(c.format) + ")"
+				return "try_strptime(" + v + ", " + warehouse.QuoteString(c.format) + ")"
 			}
-			return "timezone(" + lit(c.tz) + ", try_strptime(" + v + ", " + lit(c.format) + "))"
+			return "timezone(" + warehouse.QuoteString(c.tz) + ", try_strptime(" + v + ", " + warehouse.QuoteString(c.format) + "))"
 		}
 		if strings.EqualFold(c.tz, "UTC") {
 			return "TRY_CAST(" + v + " AS TIMESTAMPTZ)"
 		}
-		return "CASE WHEN regexp_matches(" + v + `, '(Z|z|[+-]\d\d(:?\d\d)?)$') THEN TRY_CAST(` + v + " AS TIMESTAMPTZ) ELSE timezone(" + lit(c.tz) + ", TRY_CAST(" + v + " AS TIMESTAMP)) END"
+		return "CASE WHEN regexp_matches(" + v + `, '(Z|z|[+-]\d\d(:?\d\d)?)$') THEN TRY_CAST(` + v + " AS TIMESTAMPTZ) ELSE timezone(" + warehouse.QuoteString(c.tz) + ", TRY_CAST(" + v + " AS TIMESTAMP)) END"
 	case "date":
 		if c.format != "" {
-			return "CAST(try_strptime(" + v + ", " + lit(c.format) + ") AS DATE)"
+			return "CAST(try_strptime(" + v + ", " + warehouse.QuoteString(c.format) + ") AS DATE)"
 		}
 		return "TRY_CAST(" + v + " AS DATE)"
 	}
@@ -207,33 +202,33 @@ func (c colPlan) ruleChecks(raw, t string, missing bool) []string {
 	var out []string
 	name := c.name
 	fail := func(cond, reason string) {
-		out = append(out, "WHEN "+cond+" THEN "+lit(name+errSep)+" || "+reason)
+		out = append(out, "WHEN "+cond+" THEN "+warehouse.QuoteString(name+errSep)+" || "+reason)
 	}
 	if raw != "" && c.typ != "string" {
-		fail(raw+" IS NOT NULL AND "+t+" IS NULL", "to_json("+raw+")::VARCHAR || "+lit(" is not "+c.typeName()+c.wantText()))
+		fail(raw+" IS NOT NULL AND "+t+" IS NULL", "to_json("+raw+")::VARCHAR || "+warehouse.QuoteString(" is not "+c.typeName()+c.wantText()))
 	}
 	if c.col.Required {
 		if missing {
-			fail(t+" IS NULL", lit("required field "+c.srcName+" is missing from the input"))
+			fail(t+" IS NULL", warehouse.QuoteString("required field "+c.srcName+" is missing from the input"))
 		} else {
-			fail(t+" IS NULL", lit("required value is empty or missing"))
+			fail(t+" IS NULL", warehouse.QuoteString("required value is empty or missing"))
 		}
 	}
 	if c.col.Min != nil {
-		fail(t+" < "+num(*c.col.Min), t+"::VARCHAR || "+lit(" is below the minimum "+num(*c.col.Min)))
+		fail(t+" < "+num(*c.col.Min), t+"::VARCHAR || "+warehouse.QuoteString(" is below the minimum "+num(*c.col.Min)))
 	}
 	if c.col.Max != nil {
-		fail(t+" > "+num(*c.col.Max), t+"::VARCHAR || "+lit(" is above the maximum "+num(*c.col.Max)))
+		fail(t+" > "+num(*c.col.Max), t+"::VARCHAR || "+warehouse.QuoteString(" is above the maximum "+num(*c.col.Max)))
 	}
 	if c.col.Regex != "" {
-		fail("NOT regexp_full_match("+t+"::VARCHAR, "+lit(c.col.Regex)+")", "to_json("+t+"::VARCHAR)::VARCHAR || "+lit(" does not match "+c.col.Regex))
+		fail("NOT regexp_full_match("+t+"::VARCHAR, "+warehouse.QuoteString(c.col.Regex)+")", "to_json("+t+"::VARCHAR)::VARCHAR || "+warehouse.QuoteString(" does not match "+c.col.Regex))
 	}
 	if len(c.col.Accepted) > 0 {
 		var vals []string
 		for _, a := range c.col.Accepted {
-			vals = append(vals, lit(strings.TrimSpace(a)))
+			vals = append(vals, warehouse.QuoteString(strings.TrimSpace(a)))
 		}
-		fail("trim("+t+"::VARCHAR) NOT IN ("+strings.Join(vals, ", ")+")", "to_json("+t+"::VARCHAR)::VARCHAR || "+lit(" is not one of "+strings.Join(c.col.Accepted, ", ")))
+		fail("trim("+t+"::VARCHAR) NOT IN ("+strings.Join(vals, ", ")+")", "to_json("+t+"::VARCHAR)::VARCHAR || "+warehouse.QuoteString(" is not one of "+strings.Join(c.col.Accepted, ", ")))
 	}
 	return out
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // localObject returns a local file holding the raw object: the store's own
@@ -360,11 +361,11 @@ func (j *job) dedupe(ctx context.Context, conn *sql.Conn, good string, snap *del
 	}
 	var k, order []string
 	for _, c := range keys {
-		k = append(k, ident(c))
+		k = append(k, warehouse.QuoteIdent(c))
 	}
 	order = append(order, "_ingested_at", "_source_file")
 	for _, c := range j.plan.cols {
-		order = append(order, ident(c.name))
+		order = append(order, warehouse.QuoteIdent(c.name))
 	}
 	out := j.tmpName("dedup")
 	q := "CREATE TEMP TABLE " + out + " AS SELECT * FROM " + good + " QUALIFY row_number() OVER (PARTITION BY " + strings.Join(k, ", ") + " ORDER BY " + strings.Join(order, ", ") + ") = 1"
@@ -378,7 +379,7 @@ func (j *job) dedupe(ctx context.Context, conn *sql.Conn, good string, snap *del
 	if len(files) > 0 {
 		var list []string
 		for _, f := range files {
-			list = append(list, lit(f))
+			list = append(list, warehouse.QuoteString(f))
 		}
 		var on []string
 		for _, c := range k {
@@ -390,7 +391,7 @@ func (j *job) dedupe(ctx context.Context, conn *sql.Conn, good string, snap *del
 			if t == "" {
 				t = j.partSQLType()
 			}
-			hive = ", hive_partitioning=true, hive_types={" + lit(j.plan.partCol) + ": " + lit(t) + "}"
+			hive = ", hive_partitioning=true, hive_types={" + warehouse.QuoteString(j.plan.partCol) + ": " + warehouse.QuoteString(t) + "}"
 		}
 		q := "DELETE FROM " + out + " d WHERE EXISTS (SELECT 1 FROM (SELECT DISTINCT " + strings.Join(k, ", ") +
 			" FROM read_parquet([" + strings.Join(list, ", ") + "]" + hive + ")) e WHERE " + strings.Join(on, " AND ") + ")"
@@ -431,7 +432,7 @@ func (j *job) existingFiles(ctx context.Context, conn *sql.Conn, batch string, s
 		}
 	}
 	if pc != "" && prunable {
-		expr := ident(pc)
+		expr := warehouse.QuoteIdent(pc)
 		if j.plan.partExpr != "" {
 			expr = j.plan.partExpr
 		}
@@ -498,9 +499,9 @@ func (j *job) tableMetadata(ctx context.Context, conn *sql.Conn, final string) (
 	var sel []string
 	for _, name := range order {
 		dt, cast := deltaType(types[name])
-		expr := ident(name)
+		expr := warehouse.QuoteIdent(name)
 		if cast != "" {
-			expr = "CAST(" + expr + " AS " + cast + ") AS " + ident(name)
+			expr = "CAST(" + expr + " AS " + cast + ") AS " + warehouse.QuoteIdent(name)
 		}
 		sel = append(sel, expr)
 		schema.Fields = append(schema.Fields, delta.Field{Name: name, Type: delta.Primitive(dt), Nullable: true})
@@ -509,7 +510,7 @@ func (j *job) tableMetadata(ctx context.Context, conn *sql.Conn, final string) (
 	if j.plan.partCol != "" {
 		partCols = []string{j.plan.partCol}
 		if j.plan.partExpr != "" {
-			sel = append(sel, j.plan.partExpr+" AS "+ident(j.plan.partCol))
+			sel = append(sel, j.plan.partExpr+" AS "+warehouse.QuoteIdent(j.plan.partCol))
 			schema.Fields = append(schema.Fields, delta.Field{Name: j.plan.partCol, Type: delta.Primitive(delta.TypeDate), Nullable: true})
 		}
 	}

@@ -122,6 +122,12 @@ type Deps struct {
 	beforeCommit func() error
 }
 
+// column is one column of a DuckDB relation as DESCRIBE reports it.
+type column struct {
+	Name string
+	Type string // DuckDB type, e.g. "TIMESTAMP WITH TIME ZONE", "DECIMAL(18,3)", "INTEGER[]"
+}
+
 // Kind is what a gold table is built from.
 type Kind string
 
@@ -267,7 +273,7 @@ func (r *runner) tempView(name string) string { return r.temp("VIEW", name) }
 func (r *runner) temp(kind, name string) string {
 	n := "__gold_" + name + "_" + r.id
 	r.temps = append(r.temps, tempObject{kind, n})
-	return quoteIdent(n)
+	return warehouse.QuoteIdent(n)
 }
 
 // exec runs statements on the pinned connection.
@@ -283,18 +289,18 @@ func (r *runner) closeConn() {
 	defer cancel()
 	ok := true
 	if r.restore != "" {
-		if err := r.exec(ctx, "USE "+quoteIdent(r.restore)); err != nil {
+		if err := r.exec(ctx, "USE "+warehouse.QuoteIdent(r.restore)); err != nil {
 			ok = false
 		}
 	}
 	if r.attached != "" {
-		if err := r.exec(ctx, "DETACH DATABASE IF EXISTS "+quoteIdent(r.attached)); err != nil {
+		if err := r.exec(ctx, "DETACH DATABASE IF EXISTS "+warehouse.QuoteIdent(r.attached)); err != nil {
 			ok = false
 		}
 	}
 	for i := len(r.temps) - 1; i >= 0; i-- {
 		t := r.temps[i]
-		if err := r.exec(ctx, "DROP "+t.kind+" IF EXISTS temp.main."+quoteIdent(t.name)); err != nil {
+		if err := r.exec(ctx, "DROP "+t.kind+" IF EXISTS temp.main."+warehouse.QuoteIdent(t.name)); err != nil {
 			ok = false
 		}
 	}
@@ -520,17 +526,17 @@ func schemaOf(cols []column) (*delta.Schema, []string, error) {
 	s := &delta.Schema{}
 	sel := make([]string, len(cols))
 	for i, c := range cols {
-		dt, err := deltaType(c.Type)
+		dt, err := warehouse.DeltaType(c.Type)
 		if err != nil {
 			return nil, nil, fmt.Errorf("column %s: %w", c.Name, err)
 		}
-		back, err := duckType(dt)
+		back, err := warehouse.DuckType(dt)
 		if err != nil {
 			return nil, nil, fmt.Errorf("column %s: %w", c.Name, err)
 		}
-		sel[i] = quoteIdent(c.Name)
+		sel[i] = warehouse.QuoteIdent(c.Name)
 		if !strings.EqualFold(strings.ReplaceAll(back, `"`, ""), strings.ReplaceAll(c.Type, `"`, "")) {
-			sel[i] = "CAST(" + quoteIdent(c.Name) + " AS " + back + ") AS " + quoteIdent(c.Name)
+			sel[i] = "CAST(" + warehouse.QuoteIdent(c.Name) + " AS " + back + ") AS " + warehouse.QuoteIdent(c.Name)
 		}
 		s.Fields = append(s.Fields, delta.Field{Name: c.Name, Type: dt, Nullable: true})
 	}

@@ -114,7 +114,7 @@ func (f *fixture) commitSilver(name string, remove []string, selects ...string) 
 	for _, q := range selects {
 		rel := "part-" + randomHex(8) + ".parquet"
 		local := filepath.Join(f.dir, rel)
-		if _, err := f.eng.DB().ExecContext(f.ctx, "COPY ("+q+") TO "+quoteString(local)+" (FORMAT parquet)"); err != nil {
+		if _, err := f.eng.DB().ExecContext(f.ctx, "COPY ("+q+") TO "+warehouse.QuoteString(local)+" (FORMAT parquet)"); err != nil {
 			f.t.Fatalf("write silver file: %v\n%s", err, q)
 		}
 		fh, err := os.Open(local)
@@ -158,7 +158,7 @@ func (f *fixture) scan(dir string) string {
 	for _, a := range snap.Files {
 		key := tbl.Key(a.Path)
 		if lp, ok := f.store.(lake.LocalPather); ok {
-			paths = append(paths, quoteString(lp.LocalPath(key)))
+			paths = append(paths, warehouse.QuoteString(lp.LocalPath(key)))
 			continue
 		}
 		local := filepath.Join(f.dir, "dl", filepath.FromSlash(key))
@@ -176,7 +176,7 @@ func (f *fixture) scan(dir string) string {
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		paths = append(paths, quoteString(local))
+		paths = append(paths, warehouse.QuoteString(local))
 	}
 	return "read_parquet([" + strings.Join(paths, ", ") + "])"
 }
@@ -636,34 +636,6 @@ func TestEmptySilverAndErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v, want %q", tc.g.Name, err, tc.want)
 		}
-	}
-}
-
-func TestDeltaTypeMapping(t *testing.T) {
-	for duck, want := range map[string]string{
-		"BIGINT":                           "long",
-		"HUGEINT":                          "long",
-		"TIMESTAMP WITH TIME ZONE":         "timestamp",
-		"TIMESTAMP_NS":                     "timestamp_ntz",
-		"DECIMAL(18,3)":                    "decimal(18,3)",
-		"VARCHAR":                          "string",
-		"UUID":                             "string",
-		"INTEGER[]":                        `{"type":"array","elementType":"integer","containsNull":true}`,
-		`STRUCT(a INTEGER, "b c" VARCHAR)`: `{"type":"struct","fields":[{"name":"a","type":"integer","nullable":true,"metadata":{}},{"name":"b c","type":"string","nullable":true,"metadata":{}}]}`,
-		"MAP(VARCHAR, DOUBLE[])":           `{"type":"map","keyType":"string","valueType":{"type":"array","elementType":"double","containsNull":true},"valueContainsNull":true}`,
-		"ENUM('x', 'y')":                   "string",
-	} {
-		got, err := deltaType(duck)
-		if err != nil {
-			t.Errorf("%s: %v", duck, err)
-			continue
-		}
-		if got.String() != want {
-			t.Errorf("%s: got %s want %s", duck, got, want)
-		}
-	}
-	if _, err := deltaType("STRUCT(a"); err == nil {
-		t.Error("bad type accepted")
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected outputs of the golden cases in testdata/gold")
@@ -110,9 +111,9 @@ func (f *fixture) loadSilverCSV(name string, s *config.Silver, file string) {
 	}
 	sel := make([]string, len(cols))
 	for i, c := range cols {
-		sel[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", quoteIdent(c), types[c], quoteIdent(c))
+		sel[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", warehouse.QuoteIdent(c), types[c], warehouse.QuoteIdent(c))
 	}
-	q := "SELECT " + strings.Join(sel, ", ") + " FROM read_csv(" + quoteString(file) + ", header = true, all_varchar = true)"
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM read_csv(" + warehouse.QuoteString(file) + ", header = true, all_varchar = true)"
 	conn, err := f.eng.DB().Conn(f.ctx)
 	if err != nil {
 		f.t.Fatal(err)
@@ -151,7 +152,7 @@ func (f *fixture) dumpCSV(dir string) string {
 	if len(snap.Files) == 0 {
 		return ""
 	}
-	f.query("COPY (" + q + ") TO " + quoteString(out) + " (HEADER, DELIMITER ',')")
+	f.query("COPY (" + q + ") TO " + warehouse.QuoteString(out) + " (HEADER, DELIMITER ',')")
 	b, err := os.ReadFile(out)
 	if err != nil {
 		f.t.Fatal(err)

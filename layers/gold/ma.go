@@ -22,6 +22,7 @@ import (
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // Layout of moving-average tables.
@@ -264,9 +265,9 @@ func (s *maSpec) bucketExpr() string {
 	}
 	parts := make([]string, len(s.part))
 	for i, p := range s.part {
-		v := "CAST(" + quoteIdent(p) + " AS VARCHAR)"
+		v := "CAST(" + warehouse.QuoteIdent(p) + " AS VARCHAR)"
 		if t := s.partType[p].Name; t == delta.TypeTimestamp || t == delta.TypeTimestampNTZ {
-			v = "CAST(epoch_us(" + quoteIdent(p) + ") AS VARCHAR)"
+			v = "CAST(epoch_us(" + warehouse.QuoteIdent(p) + ") AS VARCHAR)"
 		}
 		parts[i] = "coalesce('v' || " + v + ", 'n')"
 	}
@@ -276,7 +277,7 @@ func (s *maSpec) bucketExpr() string {
 func quoteAll(cols []string) []string {
 	out := make([]string, len(cols))
 	for i, c := range cols {
-		out[i] = quoteIdent(c)
+		out[i] = warehouse.QuoteIdent(c)
 	}
 	return out
 }
@@ -562,7 +563,7 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, buckets
 	}
 	// Check each flag on its own first, so an error names the flag.
 	for _, fl := range spec.flags {
-		probe := "SELECT CAST((" + fl.When + ") AS BOOLEAN) FROM (SELECT *, CAST(NULL AS DOUBLE) AS " + quoteIdent(spec.as) +
+		probe := "SELECT CAST((" + fl.When + ") AS BOOLEAN) FROM (SELECT *, CAST(NULL AS DOUBLE) AS " + warehouse.QuoteIdent(spec.as) +
 			" FROM " + src + " LIMIT 0)"
 		if _, err := r.describe(ctx, probe); err != nil {
 			return nil, nil, fmt.Errorf("%s: flag %s: when %q: %w", r.ref, fl.Name, fl.When, err)
@@ -571,7 +572,7 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, buckets
 	outCols := strings.Join(quoteAll(spec.out), ", ")
 	partOrder := strings.Join(quoteAll(append(slices.Clone(spec.part), spec.sortKeys...)), ", ")
 	sortKeys := strings.Join(quoteAll(spec.sortKeys), ", ")
-	x := quoteIdent(spec.column)
+	x := warehouse.QuoteIdent(spec.column)
 
 	where := ""
 	if buckets != nil {
@@ -602,20 +603,20 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, buckets
 	switch spec.average {
 	case avgRows:
 		withMA = fmt.Sprintf("SELECT %s, CAST(avg(b.%s) OVER (%sORDER BY %s ROWS BETWEEN %d PRECEDING AND CURRENT ROW) AS DOUBLE) AS %s FROM %s AS b",
-			bcols, x, spec.partitionClause(), sortKeys, spec.rows-1, quoteIdent(spec.as), base)
+			bcols, x, spec.partitionClause(), sortKeys, spec.rows-1, warehouse.QuoteIdent(spec.as), base)
 	case avgRange:
 		withMA = fmt.Sprintf("SELECT %s, CAST(avg(b.%s) OVER (%sORDER BY %s RANGE BETWEEN to_microseconds(%d) PRECEDING AND CURRENT ROW) AS DOUBLE) AS %s FROM %s AS b",
-			bcols, x, spec.partitionClause(), quoteIdent(spec.order), spec.rangeUS-1, quoteIdent(spec.as), base)
+			bcols, x, spec.partitionClause(), warehouse.QuoteIdent(spec.order), spec.rangeUS-1, warehouse.QuoteIdent(spec.as), base)
 	case avgEMA:
 		ema, err := r.emaPass(ctx, base, x, spec.alpha)
 		if err != nil {
 			return nil, nil, err
 		}
-		withMA = fmt.Sprintf("SELECT %s, e.ema AS %s FROM %s AS b JOIN %s AS e ON b.__rn = e.__rn", bcols, quoteIdent(spec.as), base, ema)
+		withMA = fmt.Sprintf("SELECT %s, e.ema AS %s FROM %s AS b JOIN %s AS e ON b.__rn = e.__rn", bcols, warehouse.QuoteIdent(spec.as), base, ema)
 	}
 	flags := ""
 	for _, f := range spec.flags {
-		flags += ", CAST((" + f.When + ") AS BOOLEAN) AS " + quoteIdent(f.Name)
+		flags += ", CAST((" + f.When + ") AS BOOLEAN) AS " + warehouse.QuoteIdent(f.Name)
 	}
 	out := r.tempTable("out")
 	if err := r.exec(ctx, "CREATE TEMP TABLE "+out+" AS SELECT *"+flags+" FROM ("+withMA+")"); err != nil {
@@ -651,7 +652,7 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, buckets
 		w := writtenFile{path: bucketFile(b), bucket: b, rows: counts[b]}
 		local := filepath.Join(dir, w.path)
 		q := fmt.Sprintf("COPY (SELECT %s FROM %s WHERE __bucket = %d ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
-			strings.Join(sel, ", "), out, b, partOrder, quoteString(local))
+			strings.Join(sel, ", "), out, b, partOrder, warehouse.QuoteString(local))
 		if err := r.exec(ctx, q); err != nil {
 			return nil, nil, fmt.Errorf("%s: write bucket %d: %w", r.ref, b, err)
 		}
@@ -772,7 +773,7 @@ func (r *runner) emaPass(ctx context.Context, base, x string, alpha float64) (st
 		return "", err
 	}
 	ema := r.tempTable("ema")
-	q := "CREATE TEMP TABLE " + ema + " AS SELECT * FROM read_csv(" + quoteString(path) +
+	q := "CREATE TEMP TABLE " + ema + " AS SELECT * FROM read_csv(" + warehouse.QuoteString(path) +
 		", header = false, auto_detect = false, delim = ',', quote = '', escape = '', columns = {'__rn': 'BIGINT', 'ema': 'DOUBLE'})"
 	if err := r.exec(ctx, q); err != nil {
 		return "", fmt.Errorf("%s: load exponential moving average: %w", r.ref, err)

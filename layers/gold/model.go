@@ -15,6 +15,7 @@ import (
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // modelLayout names how models are built and written; changing it rebuilds
@@ -149,7 +150,7 @@ func (r *runner) runModel(ctx context.Context) (Stats, error) {
 	if n > 0 {
 		rel := fmt.Sprintf("part-%s.parquet", randomHex(8))
 		local := filepath.Join(r.scratch, rel)
-		q := "COPY (SELECT " + strings.Join(sel, ", ") + " FROM " + out + " ORDER BY ALL) TO " + quoteString(local) +
+		q := "COPY (SELECT " + strings.Join(sel, ", ") + " FROM " + out + " ORDER BY ALL) TO " + warehouse.QuoteString(local) +
 			" (FORMAT parquet, COMPRESSION zstd)"
 		if err := r.exec(ctx, q); err != nil {
 			return st, fmt.Errorf("%s: write: %w", r.ref, err)
@@ -229,14 +230,14 @@ func (r *runner) attachInputs(ctx context.Context, ins []*input) error {
 		return fmt.Errorf("%s: current database: %w", r.ref, err)
 	}
 	db := "__gold_" + r.gold.Name + "_" + r.id
-	if err := r.exec(ctx, "ATTACH ':memory:' AS "+quoteIdent(db)); err != nil {
+	if err := r.exec(ctx, "ATTACH ':memory:' AS "+warehouse.QuoteIdent(db)); err != nil {
 		return fmt.Errorf("%s: attach inputs: %w", r.ref, err)
 	}
 	r.attached = db
 	schemas := map[layers.Layer]bool{}
 	for _, in := range ins {
 		if !schemas[in.ref.Layer] {
-			if err := r.exec(ctx, "CREATE SCHEMA "+quoteIdent(db)+"."+quoteIdent(string(in.ref.Layer))); err != nil {
+			if err := r.exec(ctx, "CREATE SCHEMA "+warehouse.QuoteIdent(db)+"."+warehouse.QuoteIdent(string(in.ref.Layer))); err != nil {
 				return fmt.Errorf("%s: attach inputs: %w", r.ref, err)
 			}
 			schemas[in.ref.Layer] = true
@@ -245,12 +246,12 @@ func (r *runner) attachInputs(ctx context.Context, ins []*input) error {
 		if err != nil {
 			return err
 		}
-		q := "CREATE VIEW " + quoteIdent(db) + "." + quoteIdent(string(in.ref.Layer)) + "." + quoteIdent(in.ref.Name) + " AS " + rel
+		q := "CREATE VIEW " + warehouse.QuoteIdent(db) + "." + warehouse.QuoteIdent(string(in.ref.Layer)) + "." + warehouse.QuoteIdent(in.ref.Name) + " AS " + rel
 		if err := r.exec(ctx, q); err != nil {
 			return fmt.Errorf("%s: view over %s: %w", r.ref, in.ref, err)
 		}
 	}
-	if err := r.exec(ctx, "USE "+quoteIdent(db)); err != nil {
+	if err := r.exec(ctx, "USE "+warehouse.QuoteIdent(db)); err != nil {
 		return fmt.Errorf("%s: attach inputs: %w", r.ref, err)
 	}
 	r.restore = cur

@@ -7,6 +7,7 @@ import (
 
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // input is one table a gold table reads, at the snapshot the run uses.
@@ -47,7 +48,7 @@ func (r *runner) relation(ctx context.Context, in *input, files []delta.Add) (st
 	}
 	types := make([]string, len(in.schema.Fields))
 	for i, f := range in.schema.Fields {
-		t, err := duckType(f.Type)
+		t, err := warehouse.DuckType(f.Type)
 		if err != nil {
 			return "", fmt.Errorf("%s: input %s column %s: %w", r.ref, in.ref, f.Name, err)
 		}
@@ -56,7 +57,7 @@ func (r *runner) relation(ctx context.Context, in *input, files []delta.Add) (st
 	if len(files) == 0 {
 		sel := make([]string, len(in.schema.Fields))
 		for i, f := range in.schema.Fields {
-			sel[i] = "CAST(NULL AS " + types[i] + ") AS " + quoteIdent(f.Name)
+			sel[i] = "CAST(NULL AS " + types[i] + ") AS " + warehouse.QuoteIdent(f.Name)
 		}
 		return "SELECT " + strings.Join(sel, ", ") + " WHERE false", nil
 	}
@@ -66,13 +67,13 @@ func (r *runner) relation(ctx context.Context, in *input, files []delta.Add) (st
 	}
 	quoted := make([]string, len(paths))
 	for i, p := range paths {
-		quoted[i] = quoteString(p)
+		quoted[i] = warehouse.QuoteString(p)
 	}
 	partCols := in.snap.Metadata.PartitionColumns
 	const fileCol = "__medallion_file"
 	scan := "read_parquet([" + strings.Join(quoted, ", ") + "], union_by_name = true"
 	if len(partCols) > 0 {
-		scan += ", filename = " + quoteString(fileCol)
+		scan += ", filename = " + warehouse.QuoteString(fileCol)
 	}
 	scan += ")"
 	present, err := r.describe(ctx, "SELECT * FROM "+scan)
@@ -89,7 +90,7 @@ func (r *runner) relation(ctx context.Context, in *input, files []delta.Add) (st
 	}
 	sel := make([]string, len(in.schema.Fields))
 	for i, f := range in.schema.Fields {
-		q := quoteIdent(f.Name)
+		q := warehouse.QuoteIdent(f.Name)
 		switch {
 		case isPart[strings.ToLower(f.Name)]:
 			sel[i] = "CAST(pv." + q + " AS " + types[i] + ") AS " + q
@@ -105,23 +106,23 @@ func (r *runner) relation(ctx context.Context, in *input, files []delta.Add) (st
 		// back by file name. Delta writes an empty value for NULL.
 		vals := make([]string, len(files))
 		for i, f := range files {
-			row := []string{quoteString(paths[i])}
+			row := []string{warehouse.QuoteString(paths[i])}
 			for _, c := range partCols {
 				v, ok := f.PartitionValues[c]
 				if !ok || v == "" {
 					row = append(row, "NULL::VARCHAR")
 				} else {
-					row = append(row, quoteString(v))
+					row = append(row, warehouse.QuoteString(v))
 				}
 			}
 			vals[i] = "(" + strings.Join(row, ", ") + ")"
 		}
-		names := []string{quoteIdent(fileCol)}
+		names := []string{warehouse.QuoteIdent(fileCol)}
 		for _, c := range partCols {
-			names = append(names, quoteIdent(c))
+			names = append(names, warehouse.QuoteIdent(c))
 		}
 		query += " JOIN (VALUES " + strings.Join(vals, ", ") + ") AS pv(" + strings.Join(names, ", ") + ") ON d." +
-			quoteIdent(fileCol) + " = pv." + quoteIdent(fileCol)
+			warehouse.QuoteIdent(fileCol) + " = pv." + warehouse.QuoteIdent(fileCol)
 	}
 	return query, nil
 }

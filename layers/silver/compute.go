@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // exec runs one statement on the run's connection.
@@ -77,7 +78,7 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 	// The file list, with each file's partition values.
 	cols := []string{"__path VARCHAR", "__key VARCHAR"}
 	for _, p := range parts {
-		cols = append(cols, ident("__pv_"+p)+" VARCHAR")
+		cols = append(cols, warehouse.QuoteIdent("__pv_"+p)+" VARCHAR")
 	}
 	j.temps = append(j.temps, "TABLE s_files")
 	if err := j.exec(ctx, "list bronze files", "CREATE OR REPLACE TEMP TABLE s_files ("+strings.Join(cols, ", ")+")"); err != nil {
@@ -114,7 +115,7 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 		inFile[strings.ToLower(c)] = true
 	}
 	// Partition columns live in the log, not in the files: add them back, typed.
-	src := []string{fmt.Sprintf("r.* EXCLUDE (%s)", ident(colFile)), "f.__key AS " + ident(colKey)}
+	src := []string{fmt.Sprintf("r.* EXCLUDE (%s)", warehouse.QuoteIdent(colFile)), "f.__key AS " + warehouse.QuoteIdent(colKey)}
 	for _, p := range parts {
 		if inFile[strings.ToLower(p)] {
 			continue
@@ -123,16 +124,16 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 		if !ok {
 			return fmt.Errorf("bronze.%s: partition column %q is not in the table schema", sp.from, p)
 		}
-		typ, err := duckType(f.Type)
+		typ, err := warehouse.DuckType(f.Type)
 		if err != nil {
 			return fmt.Errorf("bronze.%s: partition column %q: %w", sp.from, p, err)
 		}
-		src = append(src, fmt.Sprintf("CAST(f.%s AS %s) AS %s", ident("__pv_"+p), typ, ident(p)))
+		src = append(src, fmt.Sprintf("CAST(f.%s AS %s) AS %s", warehouse.QuoteIdent("__pv_"+p), typ, warehouse.QuoteIdent(p)))
 	}
 	source := fmt.Sprintf("SELECT %s FROM read_parquet(%s, filename = %s, union_by_name = true) r JOIN s_files f ON r.%s = f.__path",
-		strings.Join(src, ", "), list, literal(colFile), ident(colFile))
+		strings.Join(src, ", "), list, warehouse.QuoteString(colFile), warehouse.QuoteIdent(colFile))
 
-	sel := []string{fmt.Sprintf("epoch_us(%s) AS __t", ident(sp.eventTime))}
+	sel := []string{fmt.Sprintf("epoch_us(%s) AS __t", warehouse.QuoteIdent(sp.eventTime))}
 	sel = append(sel, sp.groupCols()...)
 	for i, a := range sp.aggs {
 		if a.hasArg() {
@@ -144,7 +145,7 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 	} else {
 		sel = append(sel, "CAST(NULL AS VARCHAR) AS __src")
 	}
-	sel = append(sel, ident(colKey)+" AS __file")
+	sel = append(sel, warehouse.QuoteIdent(colKey)+" AS __file")
 	if err := j.temp(ctx, fmt.Sprintf("read bronze.%s (event_time %q, group_by %v, aggregate arguments)", sp.from, sp.eventTime, sp.groupBy),
 		"TABLE", "s_in", fmt.Sprintf("SELECT %s FROM (%s) src", strings.Join(sel, ", "), source)); err != nil {
 		return err
@@ -189,7 +190,7 @@ func (j *job) aggregate(ctx context.Context, stateKey string, w0, w1 *int64) err
 		if err != nil {
 			return fmt.Errorf("read state: %w", err)
 		}
-		state = fmt.Sprintf("SELECT * FROM read_parquet(%s)", literal(local))
+		state = fmt.Sprintf("SELECT * FROM read_parquet(%s)", warehouse.QuoteString(local))
 	}
 	if err := j.temp(ctx, "read state "+stateKey, "TABLE", "s_state", state); err != nil {
 		return err
@@ -203,8 +204,8 @@ func (j *job) aggregate(ctx context.Context, stateKey string, w0, w1 *int64) err
 func (j *job) outputSelect(cond string) string {
 	sp := j.sp
 	sel := []string{
-		tsFromMicros("__ws") + " AS " + ident(colWindowStart),
-		tsFromMicros(fmt.Sprintf("__ws + %d", sp.size)) + " AS " + ident(colWindowEnd),
+		tsFromMicros("__ws") + " AS " + warehouse.QuoteIdent(colWindowStart),
+		tsFromMicros(fmt.Sprintf("__ws + %d", sp.size)) + " AS " + warehouse.QuoteIdent(colWindowEnd),
 	}
 	sel = append(sel, sp.groupCols()...)
 	sel = append(sel, sp.finals()...)
@@ -213,7 +214,7 @@ func (j *job) outputSelect(cond string) string {
 
 // outputOrder is the row order of every output file.
 func (j *job) outputOrder() string {
-	return strings.Join(append([]string{ident(colWindowStart)}, j.sp.groupCols()...), ", ")
+	return strings.Join(append([]string{warehouse.QuoteIdent(colWindowStart)}, j.sp.groupCols()...), ", ")
 }
 
 // outputSchema is the Delta schema of the silver table.
@@ -224,7 +225,7 @@ func (j *job) outputSchema(ctx context.Context) (*delta.Schema, error) {
 	}
 	s := &delta.Schema{}
 	for _, n := range names {
-		t, err := deltaType(types[n])
+		t, err := warehouse.DeltaType(types[n])
 		if err != nil {
 			return nil, fmt.Errorf("output column %s: %w", n, err)
 		}
@@ -269,12 +270,12 @@ func (j *job) writeOutput(ctx context.Context, t *delta.Table, snap *delta.Snaps
 	path := fmt.Sprintf("part-%s.parquet", batch)
 	local := j.scratchFile(path)
 	if err := j.exec(ctx, "write output", fmt.Sprintf("COPY (SELECT * FROM (%s) ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
-		body, j.outputOrder(), literal(local))); err != nil {
+		body, j.outputOrder(), warehouse.QuoteString(local))); err != nil {
 		return out, err
 	}
 	var n int64
 	var minS, maxS, minE, maxE sql.NullInt64
-	if err := j.conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), min(epoch_us(window_start)), max(epoch_us(window_start)), min(epoch_us(window_end)), max(epoch_us(window_end)) FROM read_parquet(%s)`, literal(local))).
+	if err := j.conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), min(epoch_us(window_start)), max(epoch_us(window_start)), min(epoch_us(window_end)), max(epoch_us(window_end)) FROM read_parquet(%s)`, warehouse.QuoteString(local))).
 		Scan(&n, &minS, &maxS, &minE, &maxE); err != nil {
 		return out, fmt.Errorf("output statistics: %w", err)
 	}
@@ -339,7 +340,7 @@ func (j *job) rewrite(ctx context.Context, t *delta.Table, snap *delta.Snapshot)
 	}
 	on := strings.Join(match, " AND ")
 	q := fmt.Sprintf("SELECT DISTINCT o.%s FROM read_parquet(%s, filename = %s) o SEMI JOIN s_touched t ON %s",
-		ident(colFile), literalList(locals), literal(colFile), on)
+		warehouse.QuoteIdent(colFile), literalList(locals), warehouse.QuoteString(colFile), on)
 	rows, err := j.conn.QueryContext(ctx, q)
 	if err != nil {
 		return "", nil, fmt.Errorf("find rows to rewrite: %w", err)
@@ -390,7 +391,7 @@ func (j *job) writeState(ctx context.Context, batch string, w1 *int64) (string, 
 	}
 	local := j.scratchFile("state-" + batch + ".parquet")
 	if err := j.exec(ctx, "write state", fmt.Sprintf("COPY (SELECT * EXCLUDE (__touched) FROM s_merged WHERE %s ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
-		cond, sp.keyCols(), literal(local))); err != nil {
+		cond, sp.keyCols(), warehouse.QuoteString(local))); err != nil {
 		return "", 0, err
 	}
 	key := StateDir(sp.name) + batch + ".parquet"

@@ -307,7 +307,7 @@ func stateRows(t *testing.T, store lake.Store, name string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return queryLines(t, fmt.Sprintf("SELECT * FROM read_parquet(%s)", literal(p)))
+	return queryLines(t, fmt.Sprintf("SELECT * FROM read_parquet(%s)", warehouse.QuoteString(p)))
 }
 
 // currentStateKey is the state file the newest silver commit references.

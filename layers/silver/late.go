@@ -9,6 +9,7 @@ import (
 
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // LateSchema is the schema of silver._late, shared by every silver table.
@@ -57,7 +58,7 @@ func (j *job) commitLate(ctx context.Context, t *delta.Table, batch string, bron
 	sp := j.sp
 	var kv []string
 	for _, g := range sp.groupBy {
-		kv = append(kv, literal(g), ident(g))
+		kv = append(kv, warehouse.QuoteString(g), warehouse.QuoteIdent(g))
 	}
 	groupKey := "'{}'"
 	if len(kv) > 0 {
@@ -69,8 +70,8 @@ func (j *job) commitLate(ctx context.Context, t *delta.Table, batch string, bron
 		CAST((%d - __t) // 1000 AS BIGINT) AS lateness_ms, CAST((%d - __we) // 1000 AS BIGINT) AS window_closed_ms,
 		%s AS group_key, __src AS source_file, __file AS bronze_file, %s AS batch
 		FROM s_late ORDER BY __ws, __t, group_key, bronze_file) TO %s (FORMAT parquet, COMPRESSION zstd)`,
-		literal("silver."+sp.name), tsFromMicros("__t"), tsFromMicros("__ws"), tsFromMicros("__we"), tsFromMicros(strconv.FormatInt(w0, 10)),
-		w0, w0, groupKey, literal(batch), literal(local))
+		warehouse.QuoteString("silver."+sp.name), tsFromMicros("__t"), tsFromMicros("__ws"), tsFromMicros("__we"), tsFromMicros(strconv.FormatInt(w0, 10)),
+		w0, w0, groupKey, warehouse.QuoteString(batch), warehouse.QuoteString(local))
 	if err := j.exec(ctx, "write late rows", q); err != nil {
 		return -1, err
 	}

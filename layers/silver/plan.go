@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // Functions a silver aggregate may use.
@@ -223,7 +224,7 @@ func (s *spec) partials() []string {
 	var out []string
 	for i, a := range s.aggs {
 		x := aggArg(i)
-		p := ident(partCol(i))
+		p := warehouse.QuoteIdent(partCol(i))
 		switch a.fn {
 		case fnCount:
 			if a.hasArg() {
@@ -240,7 +241,7 @@ func (s *spec) partials() []string {
 		case fnAvg:
 			out = append(out,
 				fmt.Sprintf("CAST(sum(%s) AS %s) AS %s", x, a.sumType, p),
-				fmt.Sprintf("count(%s) AS %s", x, ident(partCnt(i))))
+				fmt.Sprintf("count(%s) AS %s", x, warehouse.QuoteIdent(partCnt(i))))
 		case fnApproxCount:
 			out = append(out, fmt.Sprintf("list_distinct(list(%s)) AS %s", x, p))
 		}
@@ -253,7 +254,7 @@ func (s *spec) partials() []string {
 func (s *spec) merges() []string {
 	var out []string
 	for i, a := range s.aggs {
-		p := ident(partCol(i))
+		p := warehouse.QuoteIdent(partCol(i))
 		switch a.fn {
 		case fnCount, fnCountIf:
 			out = append(out, fmt.Sprintf("CAST(sum(%s) AS BIGINT) AS %s", p, p))
@@ -262,7 +263,7 @@ func (s *spec) merges() []string {
 		case fnMin, fnMax:
 			out = append(out, fmt.Sprintf("%s(%s) AS %s", a.fn, p, p))
 		case fnAvg:
-			n := ident(partCnt(i))
+			n := warehouse.QuoteIdent(partCnt(i))
 			out = append(out,
 				fmt.Sprintf("CAST(sum(%s) AS %s) AS %s", p, a.sumType, p),
 				fmt.Sprintf("CAST(sum(%s) AS BIGINT) AS %s", n, n))
@@ -277,15 +278,15 @@ func (s *spec) merges() []string {
 func (s *spec) finals() []string {
 	var out []string
 	for i, a := range s.aggs {
-		p := ident(partCol(i))
-		name := ident(a.name)
+		p := warehouse.QuoteIdent(partCol(i))
+		name := warehouse.QuoteIdent(a.name)
 		switch a.fn {
 		case fnCount, fnCountIf:
 			out = append(out, fmt.Sprintf("CAST(%s AS BIGINT) AS %s", p, name))
 		case fnSum, fnMin, fnMax:
 			out = append(out, fmt.Sprintf("%s AS %s", p, name))
 		case fnAvg:
-			out = append(out, fmt.Sprintf("CASE WHEN %s > 0 THEN CAST(%s AS DOUBLE) / %s END AS %s", ident(partCnt(i)), p, ident(partCnt(i)), name))
+			out = append(out, fmt.Sprintf("CASE WHEN %s > 0 THEN CAST(%s AS DOUBLE) / %s END AS %s", warehouse.QuoteIdent(partCnt(i)), p, warehouse.QuoteIdent(partCnt(i)), name))
 		case fnApproxCount:
 			out = append(out, fmt.Sprintf("CAST(len(%s) AS BIGINT) AS %s", p, name))
 		}
@@ -297,7 +298,7 @@ func (s *spec) finals() []string {
 func (s *spec) groupCols() []string {
 	out := make([]string, len(s.groupBy))
 	for i, g := range s.groupBy {
-		out[i] = ident(g)
+		out[i] = warehouse.QuoteIdent(g)
 	}
 	return out
 }
@@ -326,17 +327,11 @@ func tsFromMicros(x string) string {
 	return fmt.Sprintf("timezone('UTC', make_timestamp(CAST(%s AS BIGINT)))", x)
 }
 
-// ident quotes a SQL identifier.
-func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-
-// literal quotes a SQL string literal.
-func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
 // literalList is a SQL list of string literals.
 func literalList(ss []string) string {
 	q := make([]string, len(ss))
 	for i, s := range ss {
-		q[i] = literal(s)
+		q[i] = warehouse.QuoteString(s)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
 }

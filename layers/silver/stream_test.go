@@ -11,6 +11,7 @@ import (
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // genRows makes n rows, one every 2 s with up to 3 s of disorder, over three
@@ -206,7 +207,7 @@ func compact(t *testing.T, store lake.Store) {
 	}
 	locals := bronzeLocals(t, store)
 	out := t.TempDir() + "/compact.parquet"
-	queryLines(t, fmt.Sprintf("COPY (SELECT * FROM read_parquet(%s)) TO %s (FORMAT parquet)", literalList(locals), literal(out)))
+	queryLines(t, fmt.Sprintf("COPY (SELECT * FROM read_parquet(%s)) TO %s (FORMAT parquet)", literalList(locals), warehouse.QuoteString(out)))
 	path := "event_date=2024-01-01/compacted.parquet"
 	size, err := putFile(ctx, store, "bronze/meters/"+path, out)
 	if err != nil {

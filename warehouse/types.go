@@ -1,4 +1,4 @@
-package gold
+package warehouse
 
 import (
 	"fmt"
@@ -8,20 +8,15 @@ import (
 	"github.com/medallion-dev/medallion/lake/delta"
 )
 
-// column is one column of a DuckDB relation as DESCRIBE reports it.
-type column struct {
-	Name string
-	Type string // DuckDB type, e.g. "TIMESTAMP WITH TIME ZONE", "DECIMAL(18,3)", "INTEGER[]"
-}
+// QuoteIdent quotes a DuckDB identifier: SQL built from table and column
+// names never splices them raw.
+func QuoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
-// quoteIdent quotes a DuckDB identifier.
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+// QuoteString quotes a DuckDB string literal.
+func QuoteString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// quoteString quotes a DuckDB string literal.
-func quoteString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// duckType renders a Delta type as the DuckDB type that reads and writes it.
-func duckType(t delta.DataType) (string, error) {
+// DuckType renders a Delta type as the DuckDB type that reads and writes it.
+func DuckType(t delta.DataType) (string, error) {
 	switch t.Name {
 	case delta.TypeString:
 		return "VARCHAR", nil
@@ -51,7 +46,7 @@ func duckType(t delta.DataType) (string, error) {
 		if t.ElementType == nil {
 			return "", fmt.Errorf("array without an element type")
 		}
-		e, err := duckType(*t.ElementType)
+		e, err := DuckType(*t.ElementType)
 		if err != nil {
 			return "", err
 		}
@@ -60,11 +55,11 @@ func duckType(t delta.DataType) (string, error) {
 		if t.KeyType == nil || t.ValueType == nil {
 			return "", fmt.Errorf("map without a key or value type")
 		}
-		k, err := duckType(*t.KeyType)
+		k, err := DuckType(*t.KeyType)
 		if err != nil {
 			return "", err
 		}
-		v, err := duckType(*t.ValueType)
+		v, err := DuckType(*t.ValueType)
 		if err != nil {
 			return "", err
 		}
@@ -72,11 +67,11 @@ func duckType(t delta.DataType) (string, error) {
 	case "struct":
 		parts := make([]string, len(t.Fields))
 		for i, f := range t.Fields {
-			ft, err := duckType(f.Type)
+			ft, err := DuckType(f.Type)
 			if err != nil {
 				return "", fmt.Errorf("field %s: %w", f.Name, err)
 			}
-			parts[i] = quoteIdent(f.Name) + " " + ft
+			parts[i] = QuoteIdent(f.Name) + " " + ft
 		}
 		return "STRUCT(" + strings.Join(parts, ", ") + ")", nil
 	}
@@ -86,12 +81,12 @@ func duckType(t delta.DataType) (string, error) {
 	return "", fmt.Errorf("unsupported delta type %q", t.Name)
 }
 
-// deltaType maps a DuckDB type (as DESCRIBE prints it) to the Delta type a
+// DeltaType maps a DuckDB type (as DESCRIBE prints it) to the Delta type a
 // gold table stores it as. Types Delta has no counterpart for are mapped to
 // the closest one (HUGEINT to long, as Spark's sum(long) is; TIME, INTERVAL,
 // UUID, ENUM and the like to string); writing then casts the column to
-// duckType(deltaType(t)) so the Parquet files match the table schema.
-func deltaType(duck string) (delta.DataType, error) {
+// DuckType(DeltaType(t)) so the Parquet files match the table schema.
+func DeltaType(duck string) (delta.DataType, error) {
 	p := typeParser{s: duck}
 	t, err := p.parse()
 	if err != nil {
