@@ -38,7 +38,7 @@ func writeParquet(t *testing.T, store lake.Store, tableDir, path, query string, 
 	}
 	defer eng.Close()
 	local := filepath.Join(t.TempDir(), "f.parquet")
-	if _, err := eng.DB().ExecContext(ctx, "COPY ("+query+") TO "+sqlString(local)+" (FORMAT parquet)"); err != nil {
+	if _, err := eng.DB().ExecContext(ctx, "COPY ("+query+") TO "+QuoteString(local)+" (FORMAT parquet)"); err != nil {
 		t.Fatalf("write parquet: %v", err)
 	}
 	data, err := os.ReadFile(local)

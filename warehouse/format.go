@@ -105,7 +105,7 @@ func (e *Engine) WriteParquet(ctx context.Context, query, out string) (int64, er
 	tmp := filepath.Join(e.tempDir, fmt.Sprintf("query-%d-%d.parquet", os.Getpid(), time.Now().UnixNano()))
 	defer os.Remove(tmp)
 	var n int64
-	copySQL := "COPY (\n" + body + "\n) TO " + sqlString(tmp) + " (FORMAT parquet, COMPRESSION zstd)"
+	copySQL := "COPY (\n" + body + "\n) TO " + QuoteString(tmp) + " (FORMAT parquet, COMPRESSION zstd)"
 	if err := e.db.QueryRowContext(ctx, copySQL).Scan(&n); err != nil {
 		return 0, sqlError(err)
 	}

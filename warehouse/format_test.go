@@ -108,7 +108,7 @@ func TestWriteParquet(t *testing.T) {
 	if _, err := eng2.DB().ExecContext(ctx, "SET TimeZone = 'UTC'"); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := eng2.DB().QueryContext(ctx, "SELECT * FROM read_parquet("+sqlString(out)+") ORDER BY id")
+	rows, err := eng2.DB().QueryContext(ctx, "SELECT * FROM read_parquet("+QuoteString(out)+") ORDER BY id")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,11 +144,11 @@ func TestEngineGuard(t *testing.T) {
 	data := filepath.Join(dir, "data.parquet")
 	other := filepath.Join(dir, "other.parquet")
 	for _, p := range []string{data, other} {
-		if _, err := eng.DB().ExecContext(ctx, "COPY (SELECT 42 AS answer) TO "+sqlString(p)); err != nil {
+		if _, err := eng.DB().ExecContext(ctx, "COPY (SELECT 42 AS answer) TO "+QuoteString(p)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := eng.DB().ExecContext(ctx, "CREATE SCHEMA gold; CREATE VIEW gold.x AS SELECT * FROM read_parquet("+sqlString(data)+")"); err != nil {
+	if _, err := eng.DB().ExecContext(ctx, "CREATE SCHEMA gold; CREATE VIEW gold.x AS SELECT * FROM read_parquet("+QuoteString(data)+")"); err != nil {
 		t.Fatal(err)
 	}
 	cat := &Catalog{Tables: []AttachedTable{{paths: []string{data}}}}
@@ -177,7 +177,7 @@ func TestEngineGuard(t *testing.T) {
 	// Without the guard, DuckDB itself refuses (defence in depth).
 	for _, q := range []string{
 		"SELECT * FROM read_csv('/etc/passwd')",
-		"SELECT * FROM read_parquet(" + sqlString(other) + ")",
+		"SELECT * FROM read_parquet(" + QuoteString(other) + ")",
 		"SET enable_external_access = true",
 		"RESET lock_configuration",
 		"SET memory_limit = '10GB'",
