@@ -2,9 +2,11 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
+	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/gold"
 )
@@ -14,8 +16,13 @@ func (r *Runner) runGold(ctx context.Context, t layers.TableRef, _ string, log *
 		Store: r.Store, Pipeline: r.Pipeline, Engine: r.Engine,
 		LocalFile: r.materialize, Logger: log,
 	}, t.Name)
+	if errors.Is(err, delta.ErrNoTable) {
+		// The silver table it reads has no commits yet (nothing ingested):
+		// waiting for input is not a failure.
+		return fmt.Sprintf("%s: waiting for input (%v)", t, oneLineErr(err)), nil
+	}
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", t, err)
+		return "", err
 	}
 	if st.Mode == gold.ModeSkipped {
 		return fmt.Sprintf("%s: nothing new (v%d)", t, st.Version), nil

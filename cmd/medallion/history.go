@@ -45,19 +45,24 @@ func runHistory(ctx context.Context, a *app, args []string) error {
 	for _, c := range commits {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", c.Version,
 			time.UnixMilli(c.Timestamp).UTC().Format(time.RFC3339), c.Operation,
-			metric(c, "rows_in"), metric(c, "numOutputRows"))
+			// Rows in: gold writes rows_in, bronze rows_read, silver
+			// Delta's numSourceRows.
+			metric(c, "rows_in", "rows_read", "numSourceRows"), metric(c, "numOutputRows"))
 	}
 	return tw.Flush()
 }
 
-// metric reads a row count from a commit: our own medallion map first, then
-// Delta's standard operationMetrics (what Spark writes).
-func metric(c delta.CommitInfo, key string) string {
-	if v, ok := c.Medallion[key]; ok {
-		return fmt.Sprint(v)
-	}
-	if v, ok := c.OperationMetrics[key]; ok {
-		return v
+// metric reads a row count from a commit, trying each key in our own
+// medallion map first, then in Delta's standard operationMetrics (what
+// Spark writes).
+func metric(c delta.CommitInfo, keys ...string) string {
+	for _, key := range keys {
+		if v, ok := c.Medallion[key]; ok {
+			return fmt.Sprint(v)
+		}
+		if v, ok := c.OperationMetrics[key]; ok {
+			return v
+		}
 	}
 	return "-"
 }

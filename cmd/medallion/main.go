@@ -34,6 +34,7 @@ func commands() []command {
 		{"generate", "KIND [--rows N] [--out FILE] [--format csv|ndjson|json] [--late-fraction F] [--bad-fraction F] [--seed S]", "write sample data (energy, ecommerce, sensor, turnstile)", runGenerate},
 		{"ingest", "SOURCE FILE|DIR|-...", "land files in raw, exactly once by content", runIngest},
 		{"run", "[LAYER|TABLE ...]", "promote raw -> bronze -> silver -> gold -> mirror, once", runRun},
+		{"mirror", mirrorUsage, "copy mirrored tables into PostgreSQL now; --rebuild TABLE swaps in a fresh copy", runMirror},
 		{"query", queryUsage, "read-only SQL over every table by name", runQuery},
 		{"tables", "", "every table: layer, rows, files, bytes, version, last commit", runTables},
 		{"history", "TABLE", "commits of a table: version, time, operation, rows in/out", runHistory},
@@ -104,7 +105,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case err == nil, errors.Is(err, errHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "medallion %s: %s\nusage: medallion %s %s\n", cmd.name, ue.msg, cmd.name, cmd.args)
+		fmt.Fprintf(stderr, "medallion %s: %s\nusage: %s\n", cmd.name, ue.msg, strings.TrimSpace("medallion "+cmd.name+" "+cmd.args))
 		return 2
 	default:
 		fmt.Fprintf(stderr, "medallion %s: %s\n", cmd.name, oneLine(err))
@@ -175,7 +176,7 @@ func (a *app) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 func (a *app) printCommandHelp(fs *flag.FlagSet) {
 	for _, c := range commands() {
 		if c.name == fs.Name() {
-			fmt.Fprintf(a.stdout, "usage: medallion %s %s\n\n%s\n\nflags:\n", c.name, c.args, c.summary)
+			fmt.Fprintf(a.stdout, "usage: %s\n\n%s\n\nflags:\n", strings.TrimSpace("medallion "+c.name+" "+c.args), c.summary)
 		}
 	}
 	fs.SetOutput(a.stdout)

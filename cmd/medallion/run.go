@@ -46,7 +46,7 @@ func runRun(ctx context.Context, a *app, args []string) error {
 	r := &jobs.Runner{Store: st, Pipeline: p, Engine: eng, Cache: cache, Log: a.log}
 	results, err := r.Run(ctx, plan, func(res jobs.Result) {
 		if res.Err != nil {
-			fmt.Fprintf(a.stdout, "%s: FAILED: %s\n", res.Job.Table, oneLine(res.Err))
+			fmt.Fprintf(a.stdout, "FAILED %s\n", oneLine(res.Err))
 			return
 		}
 		fmt.Fprintln(a.stdout, res.Summary)
