@@ -509,9 +509,6 @@ func (l *loader) decodePipeline(root *yaml.Node, p *Pipeline) {
 		field{"sources", func(n *yaml.Node, path string) {
 			for _, e := range l.entries(n, path) {
 				p2 := join(path, e.key)
-				if _, dup := p.Sources[e.key]; dup {
-					continue
-				}
 				l.record(p2, e.keyNode)
 				s := defaultSource(e.key)
 				s.Line = e.keyNode.Line
@@ -523,9 +520,6 @@ func (l *loader) decodePipeline(root *yaml.Node, p *Pipeline) {
 		field{"silver", func(n *yaml.Node, path string) {
 			for _, e := range l.entries(n, path) {
 				p2 := join(path, e.key)
-				if _, dup := p.Silver[e.key]; dup {
-					continue
-				}
 				l.record(p2, e.keyNode)
 				s := defaultSilver(e.key)
 				s.Line = e.keyNode.Line
@@ -537,9 +531,6 @@ func (l *loader) decodePipeline(root *yaml.Node, p *Pipeline) {
 		field{"gold", func(n *yaml.Node, path string) {
 			for _, e := range l.entries(n, path) {
 				p2 := join(path, e.key)
-				if _, dup := p.Gold[e.key]; dup {
-					continue
-				}
 				l.record(p2, e.keyNode)
 				g := defaultGold(e.key)
 				g.Line = e.keyNode.Line
@@ -552,9 +543,6 @@ func (l *loader) decodePipeline(root *yaml.Node, p *Pipeline) {
 		field{"schedule", func(n *yaml.Node, path string) {
 			for _, e := range l.entries(n, path) {
 				p2 := join(path, e.key)
-				if _, dup := p.Schedule[e.key]; dup {
-					continue
-				}
 				l.record(p2, e.keyNode)
 				s := &Schedule{Line: e.keyNode.Line}
 				l.decodeSchedule(e.valueNode, p2, s)
