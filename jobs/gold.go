@@ -11,7 +11,7 @@ import (
 	"github.com/medallion-dev/medallion/layers/gold"
 )
 
-func (r *Runner) runGold(ctx context.Context, t layers.TableRef, _ string, log *slog.Logger) (string, error) {
+func (r *Runner) runGold(ctx context.Context, t layers.TableRef, log *slog.Logger) (outcome, error) {
 	st, err := gold.Run(ctx, gold.Deps{
 		Store: r.Store, Pipeline: r.Pipeline, Engine: r.Engine,
 		LocalFile: r.materialize, Logger: log,
@@ -19,14 +19,17 @@ func (r *Runner) runGold(ctx context.Context, t layers.TableRef, _ string, log *
 	if errors.Is(err, delta.ErrNoTable) {
 		// The silver table it reads has no commits yet (nothing ingested):
 		// waiting for input is not a failure.
-		return fmt.Sprintf("%s: waiting for input (%v)", t, oneLineErr(err)), nil
+		return outcome{summary: fmt.Sprintf("%s: waiting for input (%v)", t, oneLineErr(err))}, nil
 	}
 	if err != nil {
-		return "", err
+		return outcome{}, err
 	}
 	if st.Mode == gold.ModeSkipped {
-		return fmt.Sprintf("%s: nothing new (v%d)", t, st.Version), nil
+		return outcome{summary: fmt.Sprintf("%s: nothing new (v%d)", t, st.Version)}, nil
 	}
-	return fmt.Sprintf("%s: %s rebuild, %d partitions recomputed, %d rows in, %d rows written (v%d)",
-		t, st.Mode, st.Buckets, st.RowsIn, st.RowsWritten, st.Version), nil
+	return outcome{
+		summary: fmt.Sprintf("%s: %s rebuild, %d partitions recomputed, %d rows in, %d rows written (v%d)",
+			t, st.Mode, st.Buckets, st.RowsIn, st.RowsWritten, st.Version),
+		in: st.RowsIn, out: st.RowsWritten,
+	}, nil
 }

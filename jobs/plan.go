@@ -49,7 +49,7 @@ func Plan(p *config.Pipeline, targets []string) ([]Job, error) {
 			out = append(out, j)
 		}
 	}
-	return out, nil
+	return collapseDisabledMirrors(p, out), nil
 }
 
 func markWithDeps(byName map[string]Job, name string, want map[string]bool) {
@@ -70,7 +70,7 @@ func resolve(p *config.Pipeline, all []Job, target string) ([]layers.TableRef, e
 		// promote what landed", which is the bronze job.
 		target = string(layers.Bronze)
 		fallthrough
-	case layers.Bronze, layers.Silver, layers.Gold:
+	case layers.Bronze, layers.Silver, layers.Gold, MirrorLayer:
 		var refs []layers.TableRef
 		for _, j := range all {
 			if j.Table.Layer == layers.Layer(target) {
@@ -94,7 +94,7 @@ func resolve(p *config.Pipeline, all []Job, target string) ([]layers.TableRef, e
 			names = append(names, j.Table.String())
 		}
 		sort.Strings(names)
-		return nil, fmt.Errorf("unknown layer or table %q: want bronze, silver, gold or one of %s", target, strings.Join(names, ", "))
+		return nil, fmt.Errorf("unknown layer or table %q: want bronze, silver, gold, mirror or one of %s", target, strings.Join(names, ", "))
 	default:
 		return nil, fmt.Errorf("table name %q is ambiguous: say %s or %s", target, matches[0], matches[1])
 	}
@@ -144,5 +144,5 @@ func allJobs(p *config.Pipeline) []Job {
 	for _, n := range p.GoldOrder {
 		visit(n)
 	}
-	return out
+	return append(out, mirrorJobs(p)...)
 }

@@ -14,7 +14,7 @@ func testPipeline() *config.Pipeline {
 		Silver:      map[string]*config.Silver{"usage_1m": {Name: "usage_1m", From: "meters"}},
 		SilverOrder: []string{"usage_1m"},
 		Gold: map[string]*config.Gold{
-			"report": {Name: "report", SQL: "SELECT * FROM gold.usage_ma", DependsOn: []string{"gold.usage_ma"}},
+			"report":   {Name: "report", SQL: "SELECT * FROM gold.usage_ma", DependsOn: []string{"gold.usage_ma"}},
 			"usage_ma": {Name: "usage_ma", From: "usage_1m"},
 		},
 		GoldOrder: []string{"report", "usage_ma"},

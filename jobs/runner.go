@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/config"
@@ -32,6 +33,8 @@ type Result struct {
 	Summary  string        // one line for the terminal
 	Err      error         // nil on success
 	Skipped  bool          // not run because an upstream job failed
+	RowsIn   int64         // rows the job read (new input)
+	RowsOut  int64         // rows the job wrote
 	Duration time.Duration // wall time of the job
 }
 
@@ -63,8 +66,11 @@ func (r *Runner) Run(ctx context.Context, plan []Job, report func(Result)) ([]Re
 		}
 		if !res.Skipped {
 			start := time.Now()
-			res.Summary, res.Err = r.runOne(ctx, j.Table, scratch)
+			var o outcome
+			o, res.Err = r.runOne(ctx, j.Table, scratch)
+			res.Summary, res.RowsIn, res.RowsOut = o.summary, o.in, o.out
 			res.Duration = time.Since(start)
+			res.Err = nameTable(j.Table, res.Err)
 		}
 		if res.Err != nil {
 			failed[j.Table.String()] = true
@@ -80,7 +86,13 @@ func (r *Runner) Run(ctx context.Context, plan []Job, report func(Result)) ([]Re
 	return results, errors.Join(errs...)
 }
 
-func (r *Runner) runOne(ctx context.Context, t layers.TableRef, scratch string) (string, error) {
+// outcome is what one job reports: its summary line and row counts.
+type outcome struct {
+	summary string
+	in, out int64
+}
+
+func (r *Runner) runOne(ctx context.Context, t layers.TableRef, scratch string) (outcome, error) {
 	log := r.Log
 	switch t.Layer {
 	case layers.Bronze:
@@ -88,23 +100,20 @@ func (r *Runner) runOne(ctx context.Context, t layers.TableRef, scratch string) 
 			Store: r.Store, Pipeline: r.Pipeline, DB: r.Engine.DB(),
 			ScratchDir: scratch, CacheDir: r.cacheDir(), Log: log,
 		}, t.Name)
-		if err != nil {
-			return "", err
-		}
-		return st.String(), nil
+		return outcome{st.String(), st.RowsRead, st.Written}, err
 	case layers.Silver:
 		st, err := silver.Run(ctx, silver.Deps{
 			Store: r.Store, Pipeline: r.Pipeline, DB: r.Engine.DB(),
 			Materialize: r.materialize, ScratchDir: scratch, Logger: log,
 		}, t.Name)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", t, err)
-		}
-		return st.String(), nil
+		return outcome{st.String(), st.RowsIn, st.RowsOut}, err
 	case layers.Gold:
-		return r.runGold(ctx, t, scratch, log)
+		return r.runGold(ctx, t, log)
+	case MirrorLayer:
+		summary, err := r.runMirror(ctx, t)
+		return outcome{summary: summary}, err
 	}
-	return "", fmt.Errorf("%s: no job for layer %q", t, t.Layer)
+	return outcome{}, fmt.Errorf("%s: no job for layer %q", t, t.Layer)
 }
 
 // materialize gives DuckDB a local file for a lake object: in place on a
@@ -118,4 +127,22 @@ func (r *Runner) cacheDir() string {
 		return ""
 	}
 	return r.Cache.Dir
+}
+
+// nameTable makes sure a job's error says which table failed, once: layer
+// errors often start with the table already.
+func nameTable(t layers.TableRef, err error) error {
+	if err == nil || strings.HasPrefix(err.Error(), t.String()) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", t, err)
+}
+
+// oneLineErr is the first line of an error, for summaries.
+func oneLineErr(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
 }

@@ -1,0 +1,23 @@
+// Package crashpoint is the crash-test hook shared by the jobs: at a named
+// point, a process whose MEDALLION_CRASH_AT equals that name kills itself
+// with SIGKILL (no deferred function, no cleanup, like a power cut). The
+// crash tests run the real binary with it set; in production it is unset
+// and At costs one environment lookup.
+package crashpoint
+
+import "os"
+
+// Env names the environment variable holding the point to crash at.
+const Env = "MEDALLION_CRASH_AT"
+
+// At kills the process at once, with SIGKILL on Unix, when Env equals
+// name. It does not return then.
+func At(name string) {
+	if os.Getenv(Env) != name {
+		return
+	}
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		_ = p.Kill() // SIGKILL on Unix
+	}
+	select {} // wait for the signal to land
+}
