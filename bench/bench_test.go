@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/medallion-dev/medallion/internal/testenv"
+)
+
+// TestMain lets the test binary stand in for the bench when it re-executes
+// itself to run a reference.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "-reference" {
+		os.Exit(referenceMain(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+// TestBenchSmall is the -short variant of make bench, run by make test so
+// the bench code cannot rot: every case at tiny sizes, one run per side. It
+// asserts that every case ran (or says why it could not) and that the
+// table was produced and written; nothing about time.
+func TestBenchSmall(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	bin := filepath.Join(t.TempDir(), "medallion")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/medallion")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build medallion: %v\n%s", err, out)
+	}
+	srv := testenv.MinIO(t)
+	cfg := defaultConfig()
+	cfg.medallion = bin
+	cfg.workDir = t.TempDir()
+	cfg.runs = 1
+	cfg.rowsCSV, cfg.rowsNDJSON, cfg.rowsMirror, cfg.rowsIncr, cfg.rowsMemory, cfg.rowsS3 = 2000, 4000, 2000, 4000, 2000, 2000
+	cfg.memoryCase = "256MB"
+	cfg.databaseURL = testenv.PostgresURL(t)
+	cfg.startMinIO = func(string) (*testenv.MinIOServer, func(), error) { return srv, func() {}, nil }
+	var progress bytes.Buffer
+	cfg.progress = &progress
+
+	rep, err := run(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, progress.String())
+	}
+	if len(rep.results) != 9 {
+		t.Fatalf("got %d results, want 9 cases", len(rep.results))
+	}
+	for _, r := range rep.results {
+		switch {
+		case r.err != nil:
+			t.Errorf("case %d failed: %v", r.id, r.err)
+		case r.id == 9 || (r.id == 5 && r.skip != ""):
+			if !strings.HasPrefix(r.skip, "not measured yet") {
+				t.Errorf("case %d: skip %q, want a not-measured-yet note", r.id, r.skip)
+			}
+		case !r.measured():
+			t.Errorf("case %d: not measured: %s", r.id, r.summary())
+		}
+	}
+	md := rep.markdown()
+	for _, want := range []string{"| figure | ours (median) | reference (median) | ratio |", "1. CSV to bronze", "9. Stream mode"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("table lacks %q:\n%s", want, md)
+		}
+	}
+	// Writing keeps what is outside the markers.
+	out := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	if err := os.WriteFile(out, []byte("# Benchmarks\n\nintro\n\n"+beginMarker+"\nold table\n"+endMarker+"\n\n## Findings\n\nkept\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.writeFile(out); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"intro", "## Findings\n\nkept", "1. CSV to bronze"} {
+		if !bytes.Contains(got, []byte(want)) {
+			t.Errorf("BENCHMARKS.md lacks %q:\n%s", want, got)
+		}
+	}
+	if bytes.Contains(got, []byte("old table")) {
+		t.Errorf("BENCHMARKS.md kept the old table:\n%s", got)
+	}
+}

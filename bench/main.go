@@ -1,0 +1,202 @@
+// Command bench is `make bench`: every figure of the medallion pipeline
+// measured side by side with the engine's own limit on the same files, in
+// the same run: DuckDB doing the same work directly (through our warehouse
+// package, in a subprocess so its peak RSS is comparable) and `psql \copy`
+// for the PostgreSQL mirror. Each case runs at least three times,
+// alternating ours and the reference; each of our runs uses a fresh lake
+// directory prepared outside the timing. It prints one markdown table and,
+// with -out, writes it into BENCHMARKS.md between the bench markers,
+// keeping the rest of the file (the profile findings).
+//
+//	go run ./bench -medallion .bin/medallion -out BENCHMARKS.md
+//
+// The bench re-executes itself with -reference NAME to run a reference.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config is what the flags set.
+type config struct {
+	medallion string // binary under test; "" builds ./cmd/medallion into the work dir
+	minio     string // MinIO server binary; "" is $MINIO_BIN or .bin/minio
+	workDir   string // "" is a fresh temp dir, removed at the end unless keep
+	keep      bool
+	out       string // BENCHMARKS.md to update; "" prints only
+	runs      int
+	cases     map[int]bool
+
+	rowsCSV    int64 // case 1
+	rowsNDJSON int64 // cases 2, 3, 4
+	rowsMirror int64 // case 5
+	rowsIncr   int64 // case 6 (the full run; the increment is 1% of it)
+	rowsMemory int64 // case 7
+	rowsS3     int64 // case 8
+
+	memoryLimit  string // duckdb memory_limit for ours and the references; "" is the default
+	threads      int    // duckdb threads; 0 is all cores
+	memoryCase   string // memory_limit of case 7
+	databaseURL  string
+	timeout      time.Duration // per command
+	progress     io.Writer
+	startMinIO   minioStarter // nil: testenv.StartMinIO
+	underLoadMsg string       // a note on the conditions, printed in BENCHMARKS.md
+}
+
+func defaultConfig() config {
+	return config{
+		runs:       3,
+		cases:      map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true},
+		rowsCSV:    10_000_000,
+		rowsNDJSON: 10_000_000,
+		rowsMirror: 1_000_000,
+		rowsIncr:   2_000_000,
+		rowsMemory: 3_000_000,
+		rowsS3:     1_000_000,
+		memoryCase: "1GB",
+		timeout:    30 * time.Minute,
+		progress:   os.Stderr,
+	}
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "-reference" {
+		os.Exit(referenceMain(os.Args[2:]))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 2
+	}
+	cfg.progress = stderr
+	rep, err := run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, rep.markdown())
+	if cfg.out != "" {
+		if err := rep.writeFile(cfg.out); err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "bench: wrote %s\n", cfg.out)
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.medallion, "medallion", "", "medallion binary to measure (default: build ./cmd/medallion into the work dir)")
+	fs.StringVar(&cfg.minio, "minio", "", "MinIO server binary for case 8 (default: $MINIO_BIN, else .bin/minio)")
+	fs.StringVar(&cfg.workDir, "work", "", "work directory for data and lakes (default: a fresh temp dir)")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the work directory")
+	fs.StringVar(&cfg.out, "out", "", "write the table into this markdown file (BENCHMARKS.md), between the bench markers")
+	fs.IntVar(&cfg.runs, "runs", cfg.runs, "runs of ours and of the reference per case (at least 3 for published figures)")
+	casesFlag := fs.String("cases", "1,2,3,4,5,6,7,8,9", "cases to run, comma-separated")
+	fs.Int64Var(&cfg.rowsCSV, "rows-csv", cfg.rowsCSV, "case 1: e-commerce CSV rows (10M is about 1.3 GB)")
+	fs.Int64Var(&cfg.rowsNDJSON, "rows-ndjson", cfg.rowsNDJSON, "cases 2-4: energy NDJSON rows (10M is about 760 MB)")
+	fs.Int64Var(&cfg.rowsMirror, "rows-mirror", cfg.rowsMirror, "case 5: rows of the mirrored table")
+	fs.Int64Var(&cfg.rowsIncr, "rows-incr", cfg.rowsIncr, "case 6: energy rows of the full run (the increment is 1% of it)")
+	fs.Int64Var(&cfg.rowsMemory, "rows-memory", cfg.rowsMemory, "case 7: e-commerce CSV rows (37000000 is about 5 GB)")
+	fs.Int64Var(&cfg.rowsS3, "rows-s3", cfg.rowsS3, "case 8: e-commerce CSV rows")
+	fs.StringVar(&cfg.memoryLimit, "memory-limit", "", "duckdb memory_limit for ours and the references (default: the engine default, 2GB)")
+	fs.IntVar(&cfg.threads, "threads", 0, "duckdb threads for ours and the references (default: all cores)")
+	fs.StringVar(&cfg.memoryCase, "memory-case-limit", cfg.memoryCase, "case 7: duckdb memory_limit")
+	fs.StringVar(&cfg.databaseURL, "database-url", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"), "PostgreSQL for case 5")
+	fs.DurationVar(&cfg.timeout, "timeout", cfg.timeout, "limit per command")
+	fs.StringVar(&cfg.underLoadMsg, "conditions", "", "a note on the machine's conditions for BENCHMARKS.md (e.g. \"taken under load\")")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.runs < 1 {
+		return cfg, fmt.Errorf("-runs %d: want at least 1", cfg.runs)
+	}
+	cases, err := parseCases(*casesFlag)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.cases = cases
+	for name, n := range map[string]int64{"rows-csv": cfg.rowsCSV, "rows-ndjson": cfg.rowsNDJSON, "rows-mirror": cfg.rowsMirror,
+		"rows-incr": cfg.rowsIncr, "rows-memory": cfg.rowsMemory, "rows-s3": cfg.rowsS3} {
+		if n < 100 {
+			return cfg, fmt.Errorf("-%s %d: want at least 100 rows", name, n)
+		}
+	}
+	if _, err := parseSize(cfg.memoryCase); err != nil {
+		return cfg, fmt.Errorf("-memory-case-limit: %w", err)
+	}
+	return cfg, nil
+}
+
+func parseCases(s string) (map[int]bool, error) {
+	out := map[int]bool{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 9 {
+			return nil, fmt.Errorf("-cases: %q is not a case number 1-9", f)
+		}
+		out[n] = true
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-cases: no case selected")
+	}
+	return out, nil
+}
+
+// parseSize reads a DuckDB memory setting ("1GB", "512MiB") in bytes.
+func parseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"TIB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(t, u.suffix); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+			if err != nil || f <= 0 {
+				break
+			}
+			return int64(f * float64(u.mult)), nil
+		}
+	}
+	return 0, fmt.Errorf("%q is not a memory size like 1GB or 512MiB", s)
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

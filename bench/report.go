@@ -1,0 +1,312 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/medallion-dev/medallion/internal/testenv"
+)
+
+func startOwnMinIO(bin string) (*testenv.MinIOServer, func(), error) {
+	return testenv.StartMinIO(bin)
+}
+
+// kind says how a case's ratio reads.
+type kind int
+
+const (
+	speedKind  kind = iota // reference time / our time: >= 1 means we are faster
+	shareKind              // our time / reference time, as a percentage (case 6)
+	memoryKind             // speed ratio, but the target is our peak RSS (case 7)
+	s3Kind                 // local-lake time / S3-lake time (case 8)
+)
+
+// result is one row of the table.
+type result struct {
+	id       int
+	figure   string
+	kind     kind
+	ours     []sample
+	ref      []sample
+	rows     int64 // processed per run of ours
+	bytes    int64 // input bytes per run of ours
+	minRatio float64
+	maxShare float64
+	rssLimit int64
+	target   string // overrides the target text
+	skip     string // not measured: why
+	err      error
+}
+
+func (r *result) fail(err error) *result {
+	r.err = err
+	return r
+}
+
+func (r *result) done(err error) *result {
+	if err != nil {
+		r.err = err
+	}
+	return r
+}
+
+// ratio is the case's ratio (see kind); 0 when not measured.
+func (r *result) ratio() float64 {
+	o, f := medianWall(r.ours), medianWall(r.ref)
+	if o <= 0 || f <= 0 {
+		return 0
+	}
+	if r.kind == shareKind {
+		return o.Seconds() / f.Seconds()
+	}
+	return f.Seconds() / o.Seconds()
+}
+
+func (r *result) measured() bool {
+	return r.skip == "" && r.err == nil && len(r.ours) > 0 && len(r.ref) > 0
+}
+
+// targetText is the target and whether it was met.
+func (r *result) targetText() string {
+	t := r.target
+	switch {
+	case t != "":
+	case r.kind == speedKind:
+		t = fmt.Sprintf(">= %.1f", r.minRatio)
+	case r.kind == shareKind:
+		t = fmt.Sprintf("<= %.0f%%", r.maxShare*100)
+	case r.kind == memoryKind:
+		t = "peak RSS <= " + mib(r.rssLimit)
+	default:
+		return "none set"
+	}
+	if !r.measured() {
+		return t
+	}
+	met := false
+	switch r.kind {
+	case speedKind:
+		met = r.ratio() >= r.minRatio
+	case shareKind:
+		met = r.ratio() <= r.maxShare
+	case memoryKind:
+		met = peakRSS(r.ours) <= r.rssLimit
+	}
+	if met {
+		return t + ": met"
+	}
+	return t + ": **missed**"
+}
+
+func (r *result) summary() string {
+	switch {
+	case r.skip != "":
+		return r.skip
+	case r.err != nil:
+		return "FAILED: " + oneLine(r.err.Error())
+	case !r.measured():
+		return "no runs"
+	}
+	return fmt.Sprintf("ours %s, reference %s, ratio %s", secs(medianWall(r.ours)), secs(medianWall(r.ref)), r.ratioText())
+}
+
+func (r *result) ratioText() string {
+	if !r.measured() {
+		return "-"
+	}
+	if r.kind == shareKind {
+		return fmt.Sprintf("%.1f%%", r.ratio()*100)
+	}
+	return fmt.Sprintf("%.2f", r.ratio())
+}
+
+// row renders the result as a table row.
+func (r *result) row() string {
+	if !r.measured() {
+		why := r.skip
+		if why == "" {
+			why = r.summary()
+		}
+		return fmt.Sprintf("| %s | %s | | | %s | | | |", r.figure, escape(why), r.targetText())
+	}
+	o := medianWall(r.ours).Seconds()
+	rate, mbs := "", ""
+	if r.rows > 0 {
+		rate = fmt.Sprintf("%s rows/s", count(int64(float64(r.rows)/o)))
+	}
+	if r.bytes > 0 {
+		mbs = fmt.Sprintf("%.1f MB/s", float64(r.bytes)/1e6/o)
+	}
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s / %s |", r.figure,
+		secs(medianWall(r.ours)), secs(medianWall(r.ref)), r.ratioText(), r.targetText(),
+		rate, mbs, mib(peakRSS(r.ours)), mib(peakRSS(r.ref)))
+}
+
+// report is the whole run.
+type report struct {
+	cfg     config
+	date    time.Time
+	commit  string
+	machine string
+	duckdb  string
+	elapsed time.Duration
+	results []*result
+}
+
+func newReport(cfg config) *report {
+	return &report{cfg: cfg, date: time.Now().UTC(), commit: gitDescribe(), machine: machine()}
+}
+
+func gitDescribe() string {
+	out, err := exec.Command("git", "describe", "--tags", "--always", "--dirty").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// machine describes cores and memory (from /proc/meminfo).
+func machine() string {
+	m := fmt.Sprintf("%d cores (%s/%s)", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					m += fmt.Sprintf(", %.1f GiB memory", float64(kb)/(1<<20))
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m += ", " + strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// markdown is the generated part of BENCHMARKS.md.
+func (rep *report) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Run %s, commit `%s`, %s; DuckDB %s; %s; %d runs per side, medians; total bench time %s.\n\n",
+		rep.date.Format("2006-01-02 15:04 UTC"), rep.commit, rep.machine, rep.duckdb, runtime.Version(), rep.cfg.runs, rep.elapsed.Round(time.Second))
+	if rep.cfg.underLoadMsg != "" {
+		fmt.Fprintf(&b, "Conditions: %s\n\n", rep.cfg.underLoadMsg)
+	}
+	fmt.Fprintf(&b, "Flags: %s\n\n", rep.flagsText())
+	b.WriteString("| figure | ours (median) | reference (median) | ratio | target | rows/s (ours) | MB/s (ours) | peak RSS ours / ref |\n")
+	b.WriteString("|---|---:|---:|---:|---|---:|---:|---:|\n")
+	for _, r := range rep.results {
+		b.WriteString(r.row())
+		b.WriteByte('\n')
+	}
+	b.WriteString("\nRatio: reference time / our time (>= 1: we are faster), except case 6 (our 1% run as a share of the full run) " +
+		"and case 8 (local-lake time / MinIO-lake time). Rows/s and MB/s are of the input, over our median time.\n")
+	var errs []string
+	for _, r := range rep.results {
+		if r.err != nil {
+			errs = append(errs, fmt.Sprintf("- case %d: %s", r.id, strings.ReplaceAll(strings.TrimSpace(r.err.Error()), "\n", "\n  ")))
+		}
+	}
+	if len(errs) > 0 {
+		b.WriteString("\nFailures:\n\n```\n" + strings.Join(errs, "\n") + "\n```\n")
+	}
+	return b.String()
+}
+
+func (rep *report) flagsText() string {
+	c := rep.cfg
+	s := fmt.Sprintf("`-rows-csv %d -rows-ndjson %d -rows-mirror %d -rows-incr %d -rows-memory %d -rows-s3 %d -memory-case-limit %s`",
+		c.rowsCSV, c.rowsNDJSON, c.rowsMirror, c.rowsIncr, c.rowsMemory, c.rowsS3, c.memoryCase)
+	if c.memoryLimit != "" || c.threads > 0 {
+		s += fmt.Sprintf(", DuckDB memory_limit %q threads %d on both sides", c.memoryLimit, c.threads)
+	} else {
+		s += ", DuckDB defaults on both sides (memory_limit 2GB, all cores)"
+	}
+	return s
+}
+
+// Markers delimit the generated part of BENCHMARKS.md; the rest of the
+// file (method, findings) is kept when the bench rewrites it.
+const (
+	beginMarker = "<!-- bench:begin (written by go run ./bench; edit outside the markers) -->"
+	endMarker   = "<!-- bench:end -->"
+)
+
+// writeFile puts the generated part into path between the markers,
+// creating the file when it does not exist.
+func (rep *report) writeFile(path string) error {
+	gen := beginMarker + "\n" + rep.markdown() + endMarker + "\n"
+	old, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return os.WriteFile(path, []byte("# Benchmarks\n\n`make bench` (go run ./bench): each figure beside DuckDB or psql doing the same work in the same run.\n\n"+gen), 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	i := bytes.Index(old, []byte(beginMarker))
+	j := bytes.Index(old, []byte(endMarker))
+	var out []byte
+	if i < 0 || j < i {
+		out = append(append(old, '\n'), gen...)
+	} else {
+		out = append(append(append([]byte{}, old[:i]...), gen...), bytes.TrimPrefix(old[j+len(endMarker):], []byte("\n"))...)
+	}
+	return os.WriteFile(path, out, 0o644)
+}
+
+func secs(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+}
+
+func mib(n int64) string {
+	if n >= 1<<30 {
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	}
+	return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.0f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.0f kB", float64(n)/1e3)
+}
+
+// count writes 10000000 as 10M, 2500 as 2.5k.
+func count(n int64) string {
+	f := float64(n)
+	switch {
+	case n >= 1e6:
+		return strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%.2f", f/1e6), "0"), ".0") + "M"
+	case n >= 1e3:
+		return strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%.2f", f/1e3), "0"), ".0") + "k"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func escape(s string) string { return strings.ReplaceAll(oneLine(s), "|", `\|`) }
+
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
