@@ -22,7 +22,7 @@ RACE_PKGS := ./lake/... ./internal/... ./layers/raw/... ./jobs/...
 RACE_FLAGS := -race -gcflags=all=-d=checkptr=0
 DEMO_DIR := $(CURDIR)/demo
 
-.PHONY: all build test test-unit minio postgres demo bench lint clean
+.PHONY: all build test minio postgres brokers demo bench lint clean
 
 all: build
 
@@ -40,7 +40,12 @@ $(MINIO):
 postgres:
 	@scripts/ensure-postgres.sh
 
-test: minio postgres
+# The broker-source tests talk to a real Mosquitto (MQTT) and NATS with
+# JetStream; Kafka runs in-process (franz-go's kfake).
+brokers:
+	@scripts/ensure-brokers.sh
+
+test: minio postgres brokers
 	@echo "==> go vet"
 	$(GO) vet ./...
 	@echo "==> go test (integration tests use MinIO from .bin/minio and PostgreSQL at $$DATABASE_URL)"

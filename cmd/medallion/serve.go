@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/medallion-dev/medallion/internal/metrics"
+	"github.com/medallion-dev/medallion/jobs"
+	"github.com/medallion-dev/medallion/layers/raw/receiver"
+	"github.com/medallion-dev/medallion/warehouse"
+)
+
+// shutdownGrace bounds how long SIGTERM waits for acknowledged data to be
+// flushed and the batch under way to commit.
+const shutdownGrace = 45 * time.Second
+
+// runServe is `medallion serve`: the HTTP ingest endpoint and TCP line
+// listeners, /healthz, /readyz and /metrics, and either stream mode
+// (micro-batches every stream.trigger) or the scheduler (schedule:).
+func runServe(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("serve")
+	addr := fs.String("addr", ":8080", "HTTP listen address for ingest, health and metrics")
+	noStream := fs.Bool("no-stream", false, "run the schedule: section even when stream.trigger is set")
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	p, err := a.loadPipeline()
+	if err != nil {
+		return err
+	}
+	st, err := a.openLake(ctx, p)
+	if err != nil {
+		return err
+	}
+	cache, err := lakeCache(p)
+	if err != nil {
+		return err
+	}
+	eng, err := warehouse.Open(ctx, warehouse.Options{
+		MemoryLimit: p.DuckDB.MemoryLimit, Threads: p.DuckDB.Threads, TempDir: p.DuckDB.TempDir,
+	})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	reg := metrics.NewRegistry()
+	rcv, err := receiver.New(receiver.Options{
+		Store: st, Pipeline: p, Token: os.Getenv(receiver.EnvToken),
+		Log: a.log.WithGroup("ingest"), Metrics: reg,
+	})
+	if err != nil {
+		return err
+	}
+	// The receiver outlives ctx: on SIGTERM it must still land what it has.
+	rcvCtx, stopReceiver := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReceiver()
+	if err := rcv.Start(rcvCtx); err != nil {
+		return err
+	}
+	tcpAddrs, err := rcv.ListenConfigured(rcvCtx)
+	if err != nil {
+		return err
+	}
+	for name, addr := range tcpAddrs {
+		fmt.Fprintf(a.stdout, "tcp line listener for %s on %s\n", name, addr)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *addr, err)
+	}
+	srv := &http.Server{Handler: rcv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(a.stdout, "medallion serve on http://%s (POST /v1/ingest/{source}, /healthz, /readyz, /metrics)\n", ln.Addr())
+
+	runner := &jobs.Runner{Store: st, Pipeline: p, Engine: eng, Cache: cache, Log: a.log}
+	owner := jobs.DefaultOwner()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+
+	var sched *jobs.Scheduler
+	switch {
+	case p.Stream.Trigger > 0 && !*noStream:
+		plan, err := jobs.Plan(p, nil)
+		if err != nil {
+			return err
+		}
+		s := &jobs.Stream{
+			Runner: runner, Plan: plan, Trigger: p.Stream.Trigger, Owner: owner,
+			Lease: jobs.DefaultLeaseOptions(), Log: a.log.WithGroup("stream"),
+			Metrics: jobs.NewStreamMetrics(reg),
+		}
+		fmt.Fprintf(a.stdout, "stream mode: a micro-batch every %s when something new landed\n", p.Stream.Trigger)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Run(ctx); err != nil {
+				errc <- err
+			}
+		}()
+	case len(p.Schedule) > 0:
+		entries, err := jobs.ScheduleEntries(p)
+		if err != nil {
+			return err
+		}
+		opts := jobs.DefaultSchedulerOptions()
+		opts.Owner, opts.Log = owner, a.log.WithGroup("scheduler")
+		sched, err = jobs.NewScheduler(st, entries, scheduledRun(runner), opts)
+		if err != nil {
+			return err
+		}
+		if err := sched.Start(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "scheduler: %d jobs\n", len(entries))
+	default:
+		fmt.Fprintln(a.stdout, "no stream.trigger and no schedule: serving ingest only")
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	// Shutdown: stop accepting and land everything acknowledged, then stop
+	// the HTTP server, then let the batch under way finish.
+	fmt.Fprintln(a.stdout, "shutting down: landing what was acknowledged")
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	if err := rcv.Close(shutCtx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("flush ingest: %w", err))
+	}
+	if err := srv.Shutdown(shutCtx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("http shutdown: %w", err))
+	}
+	stopReceiver()
+	if sched != nil {
+		sched.Stop()
+	}
+	wg.Wait()
+	return runErr
+}
+
+// scheduledRun runs one scheduled job: the tables it names, without their
+// upstream (their own schedule runs those).
+func scheduledRun(r *jobs.Runner) jobs.RunFunc {
+	return func(ctx context.Context, job string, _ time.Time) (jobs.Rows, error) {
+		plan, err := jobs.Select(r.Pipeline, []string{job})
+		if err != nil {
+			return jobs.Rows{}, err
+		}
+		results, err := r.Run(ctx, plan, nil)
+		var rows jobs.Rows
+		for _, res := range results {
+			rows.In += res.RowsIn
+			rows.Out += res.RowsOut
+		}
+		return rows, err
+	}
+}

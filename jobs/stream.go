@@ -1,0 +1,183 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/medallion-dev/medallion/internal/metrics"
+	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/layers/raw"
+)
+
+// streamLease is the lease that makes one process at a time run the
+// pipeline's micro-batches, so two `medallion serve` processes in stream
+// mode never run two batches of one table at once.
+const streamLease = "stream"
+
+// Stream runs the whole pipeline as micro-batches, like Spark's
+// processing-time trigger: every Trigger, if something new landed in raw,
+// bronze -> silver -> gold -> mirror run once in dependency order. A trigger
+// that finds nothing new is skipped; a batch that takes longer than the
+// trigger delays the next one (batches never overlap).
+type Stream struct {
+	Runner  *Runner
+	Plan    []Job // the whole pipeline, from Plan(p, nil)
+	Trigger time.Duration
+	Owner   string       // lease owner (DefaultOwner)
+	Lease   LeaseOptions // lease TTL and clock
+	Clock   Clock
+	Log     *slog.Logger
+	Metrics *StreamMetrics // nil: not measured
+}
+
+// StreamMetrics are what stream mode reports on /metrics.
+type StreamMetrics struct {
+	batches *metrics.CounterVec
+	latency *metrics.HistogramVec
+}
+
+// NewStreamMetrics registers stream mode's families: batches by result and
+// the end-to-end latency from a raw object's receipt to the moment its rows
+// are visible in gold and in PostgreSQL.
+func NewStreamMetrics(reg *metrics.Registry) *StreamMetrics {
+	return &StreamMetrics{
+		batches: reg.Counter("medallion_stream_batches_total", "Stream-mode micro-batches by result (ok, failed, skipped, busy).", "result"),
+		latency: reg.Histogram("medallion_stream_latency_seconds",
+			"Seconds from a raw object's receipt to its rows being visible in a stage (gold, postgres).",
+			[]float64{.05, .1, .25, .5, 1, 1.5, 2, 3, 5, 10, 30, 60, 120}, "stage"),
+	}
+}
+
+// Run triggers batches until ctx is cancelled. It returns nil on
+// cancellation: the batch under way finishes (its commits are atomic either
+// way) and the lease is released.
+func (s *Stream) Run(ctx context.Context) error {
+	if s.Trigger <= 0 {
+		return errors.New("stream: trigger must be positive")
+	}
+	clock := s.Clock
+	if clock == nil {
+		clock = SystemClock()
+	}
+	seen := make(map[string]bool) // manifests already promoted by an earlier batch
+	primed := false
+	started := clock.Now()
+	next := started
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-clock.After(next.Sub(clock.Now())):
+		}
+		next = next.Add(s.Trigger)
+		if now := clock.Now(); next.Before(now) {
+			next = now // an overrun batch: start the next one at once, not a burst
+		}
+		fresh, err := s.newManifests(ctx, seen)
+		if err != nil {
+			s.Log.Warn("stream: list raw", "err", err)
+			s.count("failed")
+			continue
+		}
+		if primed && len(fresh) == 0 {
+			s.count("skipped")
+			continue
+		}
+		primed = true
+		if err := s.batch(ctx, clock, fresh, started); err != nil {
+			if errors.Is(err, ErrLeaseHeld) {
+				s.count("busy")
+				continue
+			}
+			s.Log.Warn("stream: batch failed", "err", err)
+			s.count("failed")
+			continue
+		}
+		for _, m := range fresh {
+			seen[m.Source+"/"+m.SHA256] = true
+		}
+		s.count("ok")
+	}
+}
+
+// batch runs the plan once under the stream lease and observes the
+// latencies of the raw objects received since the stream started (older
+// ones landed while no stream ran: their wait says nothing about it).
+func (s *Stream) batch(ctx context.Context, clock Clock, fresh []raw.Manifest, started time.Time) error {
+	lo := s.Lease
+	lo.Clock = clock
+	held, err := AcquireWith(ctx, s.Runner.Store, streamLease, s.Owner, lo)
+	if err != nil {
+		return err
+	}
+	defer held.Release(context.WithoutCancel(ctx))
+	var goldAt, pgAt time.Time
+	_, err = s.Runner.Run(held.Context(), s.Plan, func(r Result) {
+		if r.Err != nil {
+			return
+		}
+		switch r.Job.Table.Layer {
+		case layers.Gold:
+			goldAt = clock.Now()
+		case MirrorLayer:
+			if s.Runner.Pipeline.Postgres != "" { // a disabled mirror makes nothing visible
+				pgAt = clock.Now()
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if s.Metrics != nil {
+		for _, m := range fresh {
+			if m.ReceivedAt.Before(started) {
+				continue
+			}
+			if !goldAt.IsZero() {
+				s.Metrics.latency.With("gold").Observe(goldAt.Sub(m.ReceivedAt).Seconds())
+			}
+			if !pgAt.IsZero() {
+				s.Metrics.latency.With("postgres").Observe(pgAt.Sub(m.ReceivedAt).Seconds())
+			}
+		}
+	}
+	return nil
+}
+
+// newManifests lists the raw objects of every source that no earlier batch
+// of this process promoted. The first call returns them all (after a
+// restart they may already be in bronze: bronze's txn skips those, and
+// their latency is not measured past the first batch).
+func (s *Stream) newManifests(ctx context.Context, seen map[string]bool) ([]raw.Manifest, error) {
+	var out []raw.Manifest
+	for _, src := range s.Runner.Pipeline.SourceOrder {
+		shas, err := raw.ListManifests(ctx, s.Runner.Store, src)
+		if err != nil {
+			return nil, err
+		}
+		for _, sha := range shas {
+			if seen[src+"/"+sha] {
+				continue
+			}
+			m, err := raw.ReadManifest(ctx, s.Runner.Store, src, sha)
+			if errors.Is(err, lake.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read manifest %s/%s: %w", src, sha, err)
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func (s *Stream) count(result string) {
+	if s.Metrics != nil {
+		s.Metrics.batches.With(result).Inc()
+	}
+}

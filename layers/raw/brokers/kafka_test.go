@@ -1,0 +1,125 @@
+package brokers
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/medallion-dev/medallion/internal/testenv"
+	"github.com/medallion-dev/medallion/lake"
+)
+
+func kafkaProduce(t *testing.T, addrs []string, topic, prefix string, from, to int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for i := from; i < to; i++ {
+		recs = append(recs, &kgo.Record{Value: payload(prefix, i)})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatalf("produce to kfake: %v", err)
+	}
+}
+
+// Messages produced before, during and after a crash of the consumer at
+// every point of a batch land exactly once.
+func TestKafkaRestartExactlyOnce(t *testing.T) {
+	for _, point := range crashPoints {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			kafkaRestart(t, testenv.LocalStore(t), point)
+		})
+	}
+	t.Run("s3/after-land", func(t *testing.T) {
+		t.Parallel()
+		st, _, _ := testenv.S3Store(t)
+		kafkaRestart(t, st, "after-land")
+	})
+}
+
+func kafkaRestart(t *testing.T, st lake.Store, point string) {
+	const topic = "clicks"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addrs := c.ListenAddrs()
+	o := KafkaOptions{Options: testOptions("clicks"), Brokers: addrs, Topic: topic, Group: "medallion-" + randomName(t)}
+
+	kafkaProduce(t, addrs, topic, "k", 0, 60)
+	src, err := NewKafka(st, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook, crashed := crashAt(point, 3)
+	src.crash = hook
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-crashed:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the consumer never reached %s three times (stats %+v)", point, src.Stats())
+	}
+	if err := src.Close(); !errors.Is(err, errCrashed) {
+		t.Fatalf("Close after the crash = %v, want the crash", err)
+	}
+
+	kafkaProduce(t, addrs, topic, "k", 60, 100) // while it is down
+	again, err := NewKafka(st, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	kafkaProduce(t, addrs, topic, "k", 100, 130) // after the restart
+	waitLanded(t, st, "clicks", ids("k", 0, 130), again, 500*time.Millisecond, nil)
+	if err := again.Close(); err != nil {
+		t.Fatal(err)
+	}
+	exactlyOnce(t, st, "clicks", ids("k", 0, 130))
+	if s := again.Stats(); point == "after-land" && s.Redelivered == 0 {
+		t.Fatalf("after a crash between landing and committing nothing was recognised as redelivered (stats %+v)", s)
+	}
+	t.Logf("first run %+v; restart %+v", src.Stats(), again.Stats())
+
+	// Everything is committed: a third consumer lands nothing new.
+	third, err := NewKafka(st, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := third.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if err := third.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := third.Stats(); s.Batches != 0 || s.Redelivered != 0 {
+		t.Fatalf("a consumer after a clean shutdown got %+v, want nothing: offsets were not committed", s)
+	}
+	exactlyOnce(t, st, "clicks", ids("k", 0, 130))
+}
+
+func TestKafkaUnreachable(t *testing.T) {
+	src, err := NewKafka(testenv.LocalStore(t), KafkaOptions{Options: testOptions("x"), Brokers: []string{"127.0.0.1:1"}, Topic: "t", Group: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := src.Start(ctx); err == nil {
+		src.Close()
+		t.Fatal("Start with no broker succeeded")
+	}
+}

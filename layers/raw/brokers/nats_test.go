@@ -1,0 +1,145 @@
+package brokers
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/medallion-dev/medallion/internal/testenv"
+)
+
+const natsURL = "nats://127.0.0.1:4222"
+
+// natsStream creates a stream of its own for the test on the local
+// nats-server and deletes it afterwards.
+func natsStream(t *testing.T) (jetstream.JetStream, string, string) {
+	t.Helper()
+	needTCP(t, "nats-server (JetStream)", "127.0.0.1:4222")
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatalf("connect to nats-server at %s: %v", natsURL, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "medallion_test_" + randomName(t)
+	subject := "medallion.test." + name
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subject + ".>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatalf("create JetStream stream (is nats-server running with -js?): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := js.DeleteStream(context.Background(), name); err != nil {
+			t.Errorf("delete stream %s: %v", name, err)
+		}
+	})
+	return js, name, subject
+}
+
+func natsPublish(t *testing.T, js jetstream.JetStream, subject, prefix string, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		// Two subjects under the filter, and one outside it in between.
+		sub := subject + ".a"
+		if i%2 == 1 {
+			sub = subject + ".b"
+		}
+		if _, err := js.Publish(context.Background(), sub, payload(prefix, i)); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+}
+
+// Messages published before, during and after a crash of the consumer at
+// every point of a batch land exactly once.
+func TestNATSRestartExactlyOnce(t *testing.T) {
+	for _, point := range crashPoints {
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			st := testenv.LocalStore(t)
+			js, stream, subject := natsStream(t)
+			o := NATSOptions{Options: testOptions("sensors"), URL: natsURL, Stream: stream, Subject: subject + ".>", Durable: "medallion", AckWait: 2 * time.Second}
+
+			natsPublish(t, js, subject, "n", 0, 60)
+			src, err := NewNATS(st, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hook, crashed := crashAt(point, 3)
+			src.crash = hook
+			if err := src.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-crashed:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the consumer never reached %s three times (stats %+v)", point, src.Stats())
+			}
+			if err := src.Close(); !errors.Is(err, errCrashed) {
+				t.Fatalf("Close after the crash = %v, want the crash", err)
+			}
+
+			natsPublish(t, js, subject, "n", 60, 100) // while it is down
+			again, err := NewNATS(st, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := again.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			natsPublish(t, js, subject, "n", 100, 130) // after the restart
+			settled := func() bool {
+				ci, err := js.Consumer(context.Background(), stream, "medallion")
+				if err != nil {
+					t.Fatal(err)
+				}
+				info := ci.CachedInfo()
+				fresh, err := ci.Info(context.Background())
+				if err == nil {
+					info = fresh
+				}
+				return info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
+			}
+			waitLanded(t, st, "sensors", ids("n", 0, 130), again, 500*time.Millisecond, settled)
+			if err := again.Close(); err != nil {
+				t.Fatal(err)
+			}
+			exactlyOnce(t, st, "sensors", ids("n", 0, 130))
+			if s := again.Stats(); point == "after-land" && s.Redelivered == 0 {
+				t.Fatalf("after a crash between landing and acking nothing was recognised as redelivered (stats %+v)", s)
+			}
+			t.Logf("first run %+v; restart %+v", src.Stats(), again.Stats())
+		})
+	}
+}
+
+func TestNATSNoStream(t *testing.T) {
+	needTCP(t, "nats-server (JetStream)", "127.0.0.1:4222")
+	src, err := NewNATS(testenv.LocalStore(t), NATSOptions{Options: testOptions("x"), URL: natsURL, Stream: "medallion_missing_" + randomName(t), Durable: "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Start(context.Background()); err == nil {
+		src.Close()
+		t.Fatal("Start on a missing stream succeeded")
+	} else {
+		t.Log(err)
+	}
+}
+
+func TestNATSUnreachable(t *testing.T) {
+	src, err := NewNATS(testenv.LocalStore(t), NATSOptions{Options: testOptions("x"), URL: "nats://127.0.0.1:1", Stream: "s", Durable: "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Start(context.Background()); err == nil {
+		src.Close()
+		t.Fatal("Start with no server succeeded")
+	}
+}

@@ -1,0 +1,252 @@
+package receiver
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/medallion-dev/medallion/lake"
+)
+
+// readyKey is the key /readyz asks the lake about. It never exists: an
+// answer of "not there" proves the lake is reachable.
+const readyKey = "_medallion/readyz"
+
+// readyTimeout bounds the lake check of /readyz.
+const readyTimeout = 3 * time.Second
+
+// statusClientGone is the metrics code of a request whose client left
+// before its answer (nginx's convention); it is never sent.
+const statusClientGone = 499
+
+// IngestResponse is the JSON body of a successful ingest request.
+type IngestResponse struct {
+	Source string `json:"source"`
+	Rows   int64  `json:"rows"`             // rows of this request now durable in the raw layer
+	Object string `json:"object,omitempty"` // the raw object holding them (empty for 0 rows)
+	SHA256 string `json:"sha256,omitempty"` // of that object
+	// Duplicate is true when the batch holding the request had exactly the
+	// bytes of an object landed before: the rows are durable in Object,
+	// which is that earlier object (answered 200 instead of 202).
+	Duplicate bool `json:"duplicate,omitempty"`
+}
+
+// errorResponse is the JSON body of every error answer.
+type errorResponse struct {
+	Error string `json:"error"`
+}
+
+// serveIngest is POST /v1/ingest/{source}. The checks run in this order:
+// 503 shutting down, 401 token, 404 source, 415 type, 413 size, 429 room,
+// 400 framing; then the request waits for its batch to be landed: 202 (or
+// 200 for a duplicate) when it is durable, 503 when landing failed.
+func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
+	source := req.PathValue("source")
+	b, known := r.sources[source]
+	label := source
+	if !known {
+		label = ""
+	}
+	fail := func(code int, msg string) {
+		r.m.requests.With(label, strconv.Itoa(code)).Inc()
+		writeJSON(w, code, errorResponse{Error: msg})
+	}
+	if !r.running.Load() || r.closing.Load() {
+		w.Header().Set("Retry-After", "5")
+		fail(http.StatusServiceUnavailable, "the ingest endpoint is shutting down (or not started); retry against another instance or later")
+		return
+	}
+	if r.opts.Token != "" && !r.authorized(req) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="medallion ingest"`)
+		fail(http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer $"+EnvToken)
+		return
+	}
+	if !known {
+		fail(http.StatusNotFound, fmt.Sprintf("unknown source %q: the pipeline declares %s", source, strings.Join(r.opts.Pipeline.SourceOrder, ", ")))
+		return
+	}
+	ct := req.Header.Get("Content-Type")
+	kind, ok := kindFor(ct, b.src.Format)
+	if !ok {
+		fail(http.StatusUnsupportedMediaType, fmt.Sprintf("source %s (format %s) does not take Content-Type %q: send %s", source, b.src.Format, ct, acceptedTypes(b.src.Format)))
+		return
+	}
+	enc := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding")))
+	if enc != "" && enc != "identity" && enc != "gzip" {
+		fail(http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or none", enc))
+		return
+	}
+	maxBytes := r.opts.MaxBodyBytes
+	if req.ContentLength > maxBytes {
+		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d bytes: split it into smaller requests", req.ContentLength, maxBytes))
+		return
+	}
+	if req.ContentLength > 0 && !b.hasRoom(req.ContentLength) {
+		r.tooBusy(w, fail, source)
+		return
+	}
+
+	body, err := readBody(w, req, enc, maxBytes)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes: split it into smaller requests", maxBytes))
+			return
+		}
+		fail(http.StatusBadRequest, "read body: "+err.Error())
+		return
+	}
+	c, err := frame(body, kind, b.src)
+	if err != nil {
+		fail(http.StatusBadRequest, fmt.Sprintf("source %s: %v; nothing of this request was accepted", source, err))
+		return
+	}
+	if c.rows == 0 {
+		r.m.requests.With(label, "200").Inc()
+		writeJSON(w, http.StatusOK, IngestResponse{Source: source})
+		return
+	}
+
+	bt, err := b.add(req.Context(), c, "http", false)
+	switch {
+	case errors.Is(err, ErrFull):
+		r.tooBusy(w, fail, source)
+		return
+	case err != nil:
+		w.Header().Set("Retry-After", "5")
+		fail(http.StatusServiceUnavailable, "the ingest endpoint is shutting down; nothing of this request was accepted: retry")
+		return
+	}
+	r.m.rows.With(source, "http").Add(float64(c.rows))
+	r.m.bytes.With(source, "http").Add(float64(len(c.data)))
+
+	res, err := bt.wait(req.Context())
+	switch {
+	case err != nil && req.Context().Err() != nil:
+		// The client left: it is not acknowledged, but its rows are in
+		// the batch and will be landed (at-least-once).
+		r.m.requests.With(label, strconv.Itoa(statusClientGone)).Inc()
+		return
+	case err != nil:
+		w.Header().Set("Retry-After", "1")
+		fail(http.StatusServiceUnavailable, fmt.Sprintf("source %s: the batch holding this request could not be landed in the lake (%v); nothing of it is acknowledged: retry", source, err))
+		return
+	}
+	code := http.StatusAccepted
+	if res.Duplicate {
+		code = http.StatusOK
+	}
+	r.m.requests.With(label, strconv.Itoa(code)).Inc()
+	writeJSON(w, code, IngestResponse{Source: source, Rows: c.rows, Object: res.Object, SHA256: res.SHA256, Duplicate: res.Duplicate})
+}
+
+// tooBusy answers 429 with a Retry-After of about one flush.
+func (r *Receiver) tooBusy(w http.ResponseWriter, fail func(int, string), source string) {
+	secs := int(math.Ceil(r.opts.FlushInterval.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	fail(http.StatusTooManyRequests, fmt.Sprintf("source %s: %d bytes are waiting to be landed (the limit); retry after %d s", source, r.opts.MaxPending, secs))
+}
+
+// authorized checks the bearer token in constant time (over SHA-256
+// digests, so the token's length does not leak either).
+func (r *Receiver) authorized(req *http.Request) bool {
+	h := req.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	want := sha256.Sum256([]byte(r.opts.Token))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// readBody reads at most maxBytes bytes of body, after gunzipping when enc is
+// gzip (both the compressed and the decompressed size are bounded).
+func readBody(w http.ResponseWriter, req *http.Request, enc string, maxBytes int64) ([]byte, error) {
+	var rd io.Reader = http.MaxBytesReader(w, req.Body, maxBytes)
+	if enc == "gzip" {
+		zr, err := gzip.NewReader(rd)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		defer zr.Close()
+		rd = &limitReader{r: zr, n: maxBytes}
+	}
+	return io.ReadAll(rd)
+}
+
+// limitReader fails with *http.MaxBytesError past n bytes.
+type limitReader struct {
+	r io.Reader
+	n int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		return 0, &http.MaxBytesError{}
+	}
+	if int64(len(p)) > l.n+1 {
+		p = p[:l.n+1]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	if l.n < 0 {
+		return 0, &http.MaxBytesError{}
+	}
+	return n, err
+}
+
+// serveHealthz answers 200 while the process can serve HTTP.
+func (r *Receiver) serveHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+}
+
+// serveReadyz answers 200 when the receiver accepts requests and the lake
+// answers a Stat; 503 otherwise, with the reason.
+func (r *Receiver) serveReadyz(w http.ResponseWriter, req *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !r.running.Load() || r.closing.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "not ready: shutting down or not started\n")
+		return
+	}
+	if err := r.Ready(req.Context()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "not ready: "+err.Error()+"\n")
+		return
+	}
+	io.WriteString(w, "ok\n")
+}
+
+// Ready reports whether the lake is reachable: a Stat of a key that does
+// not exist must answer "not there" (lake.ErrNotExist) within a few seconds.
+func (r *Receiver) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	_, err := r.opts.Store.Stat(ctx, readyKey)
+	if err == nil || errors.Is(err, lake.ErrNotExist) {
+		return nil
+	}
+	return fmt.Errorf("lake %s unreachable: %w", r.opts.Store.URL(), err)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v) // a write error means the client went away
+}
