@@ -72,8 +72,8 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	for name, addr := range tcpAddrs {
-		fmt.Fprintf(a.stdout, "tcp line listener for %s on %s\n", name, addr)
+	for _, addr := range tcpAddrs {
+		fmt.Fprintf(a.stdout, "tcp line listener on %s\n", addr)
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
