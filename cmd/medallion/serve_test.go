@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/medallion-dev/medallion/internal/testenv"
+	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/warehouse"
+	"github.com/medallion-dev/medallion/warehouse/pgmirror/pgmirrortest"
+)
+
+// servePipeline is a small energy pipeline in stream mode; {schema} is the
+// test's PostgreSQL schema.
+const servePipeline = `sources:
+  meters:
+    format: ndjson
+    schema:
+      id:           {type: int64, required: true}
+      timestamp:    {type: timestamp, format: "2006-01-02 15:04:05"}
+      meter_id:     {type: string, required: true}
+      energy_usage: {type: double, min: 0}
+    dedupe: [id]
+silver:
+  usage_1m:
+    from: meters
+    event_time: timestamp
+    window: {size: 1m}
+    watermark: 0s
+    output: update
+    group_by: [meter_id]
+    aggregates:
+      readings: count(*)
+      avg_usage: avg(energy_usage)
+gold:
+  usage_ma:
+    from: usage_1m
+    partition_by: [meter_id]
+    moving_average: {column: avg_usage, rows: 3}
+mirror:
+  - table: gold.usage_ma
+    to: {schema}.usage_ma
+    key: [meter_id, window_start]
+stream:
+  trigger: 300ms
+`
+
+// serveProc is a running `medallion serve`.
+type serveProc struct {
+	cmd  *exec.Cmd
+	base string // http://host:port
+	out  *bytes.Buffer
+	done chan error
+}
+
+func startServe(t *testing.T, l *testLake) *serveProc {
+	t.Helper()
+	cmd := exec.Command(medallionBin(t), "serve", "--addr", "127.0.0.1:0")
+	cmd.Dir, cmd.Env = l.dir, l.env
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &serveProc{cmd: cmd, out: &bytes.Buffer{}, done: make(chan error, 1)}
+	addrRE := regexp.MustCompile(`medallion serve on (http://\S+)`)
+	found := make(chan string, 1)
+	var mu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			mu.Lock()
+			p.out.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	select {
+	case p.base = <-found:
+	case err := <-p.done:
+		t.Fatalf("serve exited at start: %v\n%s\n%s", err, p.out, errOut.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve did not start\n%s", errOut.String())
+	}
+	return p
+}
+
+// post sends rows id..id+n-1 as one NDJSON request and returns how many
+// rows the server acknowledged (0 unless it answered 2xx).
+func post(base string, id, n int) int {
+	var body strings.Builder
+	for i := id; i < id+n; i++ {
+		ts := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Second)
+		fmt.Fprintf(&body, `{"id":%d,"timestamp":"%s","meter_id":"m%d","energy_usage":%d.5}`+"\n", i, ts.Format("2006-01-02 15:04:05"), i%3, i%50)
+	}
+	resp, err := http.Post(base+"/v1/ingest/meters", "application/x-ndjson", strings.NewReader(body.String()))
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return 0
+	}
+	var r struct{ Rows int }
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return 0
+	}
+	return r.Rows
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func metricValue(t *testing.T, base, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, series+" ") {
+			v, _ := strconv.ParseFloat(strings.TrimPrefix(line, series+" "), 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// TestServeStream: events posted continuously to `medallion serve` in stream
+// mode appear in gold and in PostgreSQL, the latency histogram fills, and a
+// SIGTERM in the middle of ingest loses nothing that was acknowledged.
+func TestServeStream(t *testing.T) {
+	dsn := testenv.PostgresURL(t)
+	schema, conn := pgmirrortest.Schema(t, dsn, "serve")
+	l := newTestLake(t, "local")
+	l.writePipeline(t, `postgres: "`+dsn+`"`+"\n"+strings.ReplaceAll(servePipeline, "{schema}", schema))
+	srv := startServe(t, l)
+
+	// Four clients post for a while; every acknowledged row is counted.
+	var acked sync.Map // id -> true
+	var wg sync.WaitGroup
+	stopPosting := make(chan struct{})
+	for c := 0; c < 4; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stopPosting:
+					return
+				default:
+				}
+				id := (c*100000 + k*10)
+				if n := post(srv.base, id, 10); n == 10 {
+					for i := id; i < id+10; i++ {
+						acked.Store(i, true)
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}(c)
+	}
+	time.Sleep(2 * time.Second)
+
+	// Stream mode makes them visible in gold and PostgreSQL while posting goes on.
+	waitFor(t, "rows in PostgreSQL", func() bool {
+		var n int
+		_ = conn.QueryRow(context.Background(), fmt.Sprintf(`SELECT count(*) FROM %q.usage_ma`, schema)).Scan(&n)
+		return n > 0
+	})
+	waitFor(t, "the latency histogram", func() bool {
+		return metricValue(t, srv.base, `medallion_stream_latency_seconds_count{stage="gold"}`) > 0 &&
+			metricValue(t, srv.base, `medallion_stream_latency_seconds_count{stage="postgres"}`) > 0
+	})
+
+	// SIGTERM while the clients are still posting.
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-srv.done:
+		if err != nil {
+			t.Fatalf("serve after SIGTERM: %v\n%s", err, srv.out)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("serve did not stop after SIGTERM")
+	}
+	close(stopPosting)
+	wg.Wait()
+
+	// After a restart (a plain run), every acknowledged row is in bronze once.
+	l.run(t, "run")
+	ids := map[int]int{}
+	for _, line := range strings.Split(strings.TrimSpace(l.query(t, "SELECT id FROM bronze.meters")), "\n")[1:] {
+		id, err := strconv.Atoi(line)
+		if err != nil {
+			t.Fatalf("bad id %q", line)
+		}
+		ids[id]++
+	}
+	missing, nAcked := 0, 0
+	acked.Range(func(k, _ any) bool {
+		nAcked++
+		if ids[k.(int)] == 0 {
+			missing++
+		}
+		return true
+	})
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("id %d is in bronze %d times", id, n)
+		}
+	}
+	if nAcked == 0 || missing > 0 {
+		t.Fatalf("%d of %d acknowledged rows missing from bronze", missing, nAcked)
+	}
+	// And PostgreSQL equals the lake after the final run.
+	ref := layers.TableRef{Layer: layers.Gold, Name: "usage_ma"}
+	pgmirrortest.AssertEqual(t, l.store, ref, warehouse.Latest(), conn, schema, "usage_ma")
+}
