@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/config"
@@ -18,13 +19,16 @@ import (
 )
 
 // Runner brings tables up to date: it runs the layer job of each planned
-// table, in order, on one DuckDB engine.
+// table, in dependency order, on one DuckDB engine.
 type Runner struct {
 	Store    lake.Store
 	Pipeline *config.Pipeline
 	Engine   *warehouse.Engine
 	Cache    *warehouse.Cache // local copies of lake objects (S3 lakes)
 	Log      *slog.Logger
+	// Parallel bounds how many independent jobs run at once (0:
+	// DefaultParallel). Jobs of one table never overlap.
+	Parallel int
 }
 
 // Result is what one job did.
@@ -41,9 +45,17 @@ type Result struct {
 // ErrUpstreamFailed marks a job skipped because a table it reads failed.
 var ErrUpstreamFailed = errors.New("not run: an upstream table failed")
 
-// Run runs the jobs in order. A failed job stops the jobs that read from it,
-// not the others; the returned error names every failed job. report is
-// called after each job (for progress output); it may be nil.
+// DefaultParallel is how many independent jobs a Runner runs at once when
+// Parallel is not set: the work is mostly DuckDB, which uses every core on
+// its own, so a little overlap (one job uploading while another computes)
+// is what pays.
+const DefaultParallel = 2
+
+// Run runs the plan: a job starts once every job it reads from has
+// finished, and at most Parallel jobs run at once. A failed job stops the
+// jobs that read from it, not the others; the returned error names every
+// failed job. report is called once per job, in plan order (for progress
+// output); it may be nil.
 func (r *Runner) Run(ctx context.Context, plan []Job, report func(Result)) ([]Result, error) {
 	scratch, err := os.MkdirTemp(r.Engine.TempDir(), "run-")
 	if err != nil {
@@ -51,39 +63,89 @@ func (r *Runner) Run(ctx context.Context, plan []Job, report func(Result)) ([]Re
 	}
 	defer os.RemoveAll(scratch)
 
-	failed := make(map[string]bool)
-	var results []Result
-	var errs []error
+	limit := r.Parallel
+	if limit <= 0 {
+		limit = DefaultParallel
+	}
+	sem := make(chan struct{}, limit)
+	done := make(map[string]chan struct{}, len(plan))
 	for _, j := range plan {
-		if err := ctx.Err(); err != nil {
-			return results, err
-		}
-		res := Result{Job: j}
-		for _, d := range j.Deps {
-			if failed[d.String()] {
-				res.Skipped, res.Err = true, fmt.Errorf("%s: %w (%s)", j.Table, ErrUpstreamFailed, d)
+		done[j.Table.String()] = make(chan struct{})
+	}
+	var (
+		mu       sync.Mutex
+		failed   = make(map[string]bool)
+		results  = make([]Result, len(plan))
+		finished = make([]bool, len(plan))
+		reported int
+		wg       sync.WaitGroup
+	)
+	for i, j := range plan {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[j.Table.String()])
+			for _, d := range j.Deps {
+				if ch, ok := done[d.String()]; ok {
+					<-ch
+				}
 			}
-		}
-		if !res.Skipped {
-			start := time.Now()
-			var o outcome
-			o, res.Err = r.runOne(ctx, j.Table, scratch)
-			res.Summary, res.RowsIn, res.RowsOut = o.summary, o.in, o.out
-			res.Duration = time.Since(start)
-			res.Err = nameTable(j.Table, res.Err)
-		}
-		if res.Err != nil {
-			failed[j.Table.String()] = true
-			if !res.Skipped {
-				errs = append(errs, res.Err)
+			res := r.runJob(ctx, j, scratch, sem, func(d layers.TableRef) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return failed[d.String()]
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if res.Err != nil {
+				failed[j.Table.String()] = true
 			}
-		}
-		results = append(results, res)
-		if report != nil {
-			report(res)
+			results[i], finished[i] = res, true
+			for reported < len(plan) && finished[reported] {
+				if report != nil {
+					report(results[reported])
+				}
+				reported++
+			}
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, res := range results {
+		if res.Err != nil && !res.Skipped {
+			errs = append(errs, res.Err)
 		}
 	}
 	return results, errors.Join(errs...)
+}
+
+// runJob runs one job once its inputs are done, unless one of them failed
+// or ctx is over.
+func (r *Runner) runJob(ctx context.Context, j Job, scratch string, sem chan struct{}, depFailed func(layers.TableRef) bool) Result {
+	res := Result{Job: j}
+	for _, d := range j.Deps {
+		if depFailed(d) {
+			res.Skipped, res.Err = true, fmt.Errorf("%s: %w (%s)", j.Table, ErrUpstreamFailed, d)
+			return res
+		}
+	}
+	select {
+	case sem <- struct{}{}:
+		defer func() { <-sem }()
+	case <-ctx.Done():
+		res.Err = nameTable(j.Table, ctx.Err())
+		return res
+	}
+	if err := ctx.Err(); err != nil {
+		res.Err = nameTable(j.Table, err)
+		return res
+	}
+	start := time.Now()
+	o, err := r.runOne(ctx, j.Table, scratch)
+	res.Duration = time.Since(start)
+	res.Summary, res.RowsIn, res.RowsOut = o.summary, o.in, o.out
+	res.Err = nameTable(j.Table, err)
+	return res
 }
 
 // outcome is what one job reports: its summary line and row counts.

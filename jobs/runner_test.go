@@ -1,0 +1,89 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/internal/testenv"
+	"github.com/medallion-dev/medallion/layers/raw"
+	"github.com/medallion-dev/medallion/warehouse"
+)
+
+const runnerPipeline = `
+sources:
+  good:
+    format: ndjson
+    schema:
+      ts: {type: timestamp, format: "2006-01-02 15:04:05"}
+      v:  {type: double}
+  bad:
+    format: ndjson
+    on_error: fail
+    schema:
+      ts: {type: timestamp, format: "2006-01-02 15:04:05"}
+      v:  {type: double}
+silver:
+  good_1m:
+    from: good
+    event_time: ts
+    window: {size: 1m}
+    watermark: 0s
+    aggregates: {n: count(*)}
+  bad_1m:
+    from: bad
+    event_time: ts
+    window: {size: 1m}
+    watermark: 0s
+    aggregates: {n: count(*)}
+`
+
+// A failing job stops what reads from it, not the others; results come
+// back in plan order whatever order the jobs finished in.
+func TestRunnerFailureStopsOnlyDependants(t *testing.T) {
+	ctx := context.Background()
+	store := testenv.LocalStore(t)
+	p, err := config.Parse("medallion.yaml", []byte("lake: file://"+t.TempDir()+runnerPipeline), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, _, err := raw.Land(ctx, store, "good", "g.ndjson", "ndjson", strings.NewReader(`{"ts":"2024-01-01 00:00:01","v":1}`+"\n"), now); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := raw.Land(ctx, store, "bad", "b.ndjson", "ndjson", strings.NewReader(`{"ts":"2024-01-01 00:00:01","v":"x"}`+"\n"), now); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := warehouse.Open(ctx, warehouse.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	plan, err := Plan(p, []string{"silver"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{Store: store, Pipeline: p, Engine: eng, Cache: &warehouse.Cache{Dir: t.TempDir()}, Log: slog.New(slog.DiscardHandler)}
+	var order []string
+	results, err := r.Run(ctx, plan, func(res Result) { order = append(order, res.Job.Table.String()) })
+	if err == nil || !strings.Contains(err.Error(), "bronze.bad") {
+		t.Fatalf("error %v, want one naming bronze.bad", err)
+	}
+	if got := strings.Join(order, " "); got != "bronze.good bronze.bad silver.good_1m silver.bad_1m" {
+		t.Errorf("reported in order %s", got)
+	}
+	byName := map[string]Result{}
+	for _, res := range results {
+		byName[res.Job.Table.String()] = res
+	}
+	if res := byName["silver.good_1m"]; res.Err != nil || res.RowsIn != 1 {
+		t.Errorf("silver.good_1m: %+v, want success with 1 row in", res)
+	}
+	if res := byName["silver.bad_1m"]; !res.Skipped || !errors.Is(res.Err, ErrUpstreamFailed) {
+		t.Errorf("silver.bad_1m: %+v, want skipped", res)
+	}
+}
