@@ -29,6 +29,8 @@ type Runner struct {
 	// Parallel bounds how many independent jobs run at once (0:
 	// DefaultParallel). Jobs of one table never overlap.
 	Parallel int
+	// Metrics, if set, receives every job's result.
+	Metrics *RunnerMetrics
 }
 
 // Result is what one job did.
@@ -126,6 +128,7 @@ func (r *Runner) runJob(ctx context.Context, j Job, scratch string, sem chan str
 	for _, d := range j.Deps {
 		if depFailed(d) {
 			res.Skipped, res.Err = true, fmt.Errorf("%s: %w (%s)", j.Table, ErrUpstreamFailed, d)
+			r.Metrics.observe(res, outcome{})
 			return res
 		}
 	}
@@ -145,13 +148,18 @@ func (r *Runner) runJob(ctx context.Context, j Job, scratch string, sem chan str
 	res.Duration = time.Since(start)
 	res.Summary, res.RowsIn, res.RowsOut = o.summary, o.in, o.out
 	res.Err = nameTable(j.Table, err)
+	r.Metrics.observe(res, o)
 	return res
 }
 
-// outcome is what one job reports: its summary line and row counts.
+// outcome is what one job reports: its summary line, row counts and the
+// figures that go to metrics.
 type outcome struct {
-	summary string
-	in, out int64
+	summary     string
+	in, out     int64
+	quarantined int64     // bronze
+	late        int64     // silver
+	watermark   time.Time // silver
 }
 
 func (r *Runner) runOne(ctx context.Context, t layers.TableRef, scratch string) (outcome, error) {
@@ -162,13 +170,13 @@ func (r *Runner) runOne(ctx context.Context, t layers.TableRef, scratch string) 
 			Store: r.Store, Pipeline: r.Pipeline, DB: r.Engine.DB(),
 			ScratchDir: scratch, CacheDir: r.cacheDir(), Log: log,
 		}, t.Name)
-		return outcome{st.String(), st.RowsRead, st.Written}, err
+		return outcome{summary: st.String(), in: st.RowsRead, out: st.Written, quarantined: st.Quarantined}, err
 	case layers.Silver:
 		st, err := silver.Run(ctx, silver.Deps{
 			Store: r.Store, Pipeline: r.Pipeline, DB: r.Engine.DB(),
 			Materialize: r.materialize, ScratchDir: scratch, Logger: log,
 		}, t.Name)
-		return outcome{st.String(), st.RowsIn, st.RowsOut}, err
+		return outcome{summary: st.String(), in: st.RowsIn, out: st.RowsOut, late: st.LatePairs, watermark: st.WatermarkAfter}, err
 	case layers.Gold:
 		return r.runGold(ctx, t, log)
 	case MirrorLayer:

@@ -82,7 +82,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	srv := &http.Server{Handler: rcv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(a.stdout, "medallion serve on http://%s (POST /v1/ingest/{source}, /healthz, /readyz, /metrics)\n", ln.Addr())
 
-	runner := &jobs.Runner{Store: st, Pipeline: p, Engine: eng, Cache: cache, Log: a.log}
+	runner := &jobs.Runner{Store: st, Pipeline: p, Engine: eng, Cache: cache, Log: a.log, Metrics: jobs.NewRunnerMetrics(reg)}
 	owner := jobs.DefaultOwner()
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)

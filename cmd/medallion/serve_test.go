@@ -204,6 +204,11 @@ func TestServeStream(t *testing.T) {
 			metricValue(t, srv.base, `medallion_stream_latency_seconds_count{stage="postgres"}`) > 0
 	})
 
+	if metricValue(t, srv.base, `medallion_job_runs_total{table="bronze.meters",result="ok"}`) == 0 ||
+		metricValue(t, srv.base, `medallion_job_rows_out_total{table="gold.usage_ma",layer="gold"}`) == 0 {
+		t.Error("job metrics not exported")
+	}
+
 	// SIGTERM while the clients are still posting.
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
