@@ -12,6 +12,7 @@ import (
 
 	"github.com/medallion-dev/medallion/internal/metrics"
 	"github.com/medallion-dev/medallion/jobs"
+	"github.com/medallion-dev/medallion/layers/raw/brokers"
 	"github.com/medallion-dev/medallion/layers/raw/receiver"
 	"github.com/medallion-dev/medallion/warehouse"
 )
@@ -74,6 +75,33 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	}
 	for _, addr := range tcpAddrs {
 		fmt.Fprintf(a.stdout, "tcp line listener on %s\n", addr)
+	}
+	// Broker sources land under the receiver's context too: on SIGTERM they
+	// land and acknowledge what they buffered before the process exits.
+	var sources []brokers.Source
+	closeSources := func() {
+		for _, src := range sources {
+			if err := src.Close(); err != nil {
+				a.log.Warn("close broker source", "err", err)
+			}
+		}
+		sources = nil
+	}
+	defer closeSources()
+	for _, name := range p.SourceOrder {
+		sc := p.Sources[name]
+		if sc.Broker == nil {
+			continue
+		}
+		src, err := brokers.FromConfig(st, sc, a.log.WithGroup("broker"))
+		if err != nil {
+			return err
+		}
+		if err := src.Start(rcvCtx); err != nil {
+			return fmt.Errorf("source %s: %w", name, err)
+		}
+		sources = append(sources, src)
+		fmt.Fprintf(a.stdout, "consuming %s for source %s\n", sc.Broker.Kind, name)
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -143,6 +171,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	fmt.Fprintln(a.stdout, "shutting down: landing what was acknowledged")
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
+	closeSources() // land and acknowledge what the brokers delivered
 	if err := rcv.Close(shutCtx); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("flush ingest: %w", err))
 	}

@@ -620,7 +620,64 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 		field{"on_error", func(n *yaml.Node, path string) { s.OnError = l.str(n, path) }},
 		field{"partition_by", func(n *yaml.Node, path string) { s.PartitionBy = l.str(n, path) }},
 		field{"listen", func(n *yaml.Node, path string) { s.Listen = l.str(n, path) }},
+		field{"from", func(n *yaml.Node, path string) {
+			if s.Broker == nil {
+				s.Broker = &Broker{Line: l.deref(n).Line}
+			}
+			b := s.Broker
+			l.object(n, path,
+				field{"kafka", func(n *yaml.Node, path string) {
+					b.Kind = addKind(b.Kind, "kafka")
+					l.object(n, path,
+						field{"brokers", func(n *yaml.Node, path string) { b.Brokers = l.strs(n, path) }},
+						field{"topic", func(n *yaml.Node, path string) { b.Topic = l.str(n, path) }},
+						field{"group", func(n *yaml.Node, path string) { b.Group = l.str(n, path) }},
+					)
+				}},
+				field{"nats", func(n *yaml.Node, path string) {
+					b.Kind = addKind(b.Kind, "nats")
+					l.object(n, path,
+						field{"url", func(n *yaml.Node, path string) { b.URL = l.str(n, path) }},
+						field{"stream", func(n *yaml.Node, path string) { b.Stream = l.str(n, path) }},
+						field{"subject", func(n *yaml.Node, path string) { b.Subject = l.str(n, path) }},
+						field{"durable", func(n *yaml.Node, path string) { b.Durable = l.str(n, path) }},
+						field{"ack_wait", func(n *yaml.Node, path string) { b.AckWait = l.duration(n, path) }},
+					)
+				}},
+				field{"mqtt", func(n *yaml.Node, path string) {
+					b.Kind = addKind(b.Kind, "mqtt")
+					l.object(n, path,
+						field{"url", func(n *yaml.Node, path string) { b.URL = l.str(n, path) }},
+						field{"topic", func(n *yaml.Node, path string) { b.Topic = l.str(n, path) }},
+						field{"qos", func(n *yaml.Node, path string) { b.QoS = l.integer(n, path) }},
+						field{"client_id", func(n *yaml.Node, path string) { b.ClientID = l.str(n, path) }},
+						field{"username", func(n *yaml.Node, path string) { b.Username = l.str(n, path) }},
+						field{"password", func(n *yaml.Node, path string) { b.Password = l.str(n, path) }},
+					)
+				}},
+			)
+		}},
+		field{"batch", func(n *yaml.Node, path string) {
+			if s.Broker == nil {
+				s.Broker = &Broker{Line: l.deref(n).Line}
+			}
+			b := s.Broker
+			l.object(n, path,
+				field{"max_messages", func(n *yaml.Node, path string) { b.BatchMessages = l.integer(n, path) }},
+				field{"max_bytes", func(n *yaml.Node, path string) { b.BatchBytes = l.integer(n, path) }},
+				field{"max_wait", func(n *yaml.Node, path string) { b.BatchWait = l.duration(n, path) }},
+			)
+		}},
 	)
+}
+
+// addKind records a broker kind; two kinds in one from: become "a+b", which
+// validation refuses.
+func addKind(have, kind string) string {
+	if have == "" {
+		return kind
+	}
+	return have + "+" + kind
 }
 
 func (l *loader) decodeColumn(n *yaml.Node, path string, c *Column) {

@@ -53,7 +53,37 @@ type Source struct {
 	OnError     string     // quarantine | drop | fail
 	PartitionBy string     // bronze partition column; default: the date of the first timestamp column, as "event_date"
 	Listen      string     // optional TCP line listener address for serve (":9999")
+	Broker      *Broker    // optional message broker serve consumes (from: {kafka|nats|mqtt: ...})
 	Line        int        // line of the source's name in the pipeline file
+}
+
+// Broker is a message broker a source consumes under `medallion serve`:
+// messages are batched into raw objects and acknowledged (offsets
+// committed) only after the raw object is durable. Kind says which fields
+// apply.
+type Broker struct {
+	Kind string // kafka | nats | mqtt
+
+	Brokers []string // kafka: seed brokers host:port
+	Group   string   // kafka: consumer group
+	Topic   string   // kafka: topic; mqtt: topic filter
+
+	URL     string        // nats: nats://host:4222; mqtt: tcp://host:1883
+	Stream  string        // nats: JetStream stream
+	Subject string        // nats: filter subject
+	Durable string        // nats: durable consumer name
+	AckWait time.Duration // nats: redelivery timeout
+
+	QoS      int    // mqtt: must be 1
+	ClientID string // mqtt: fixed client id (the broker keeps the session)
+	Username string // mqtt
+	Password string // mqtt: from the environment (${MQTT_PASSWORD})
+
+	BatchMessages int           // batch: max_messages
+	BatchBytes    int           // batch: max_bytes
+	BatchWait     time.Duration // batch: max_wait
+
+	Line int
 }
 
 // CSVOptions are the dialect knobs of a CSV source.

@@ -168,6 +168,9 @@ func (l *loader) validateSource(s *Source) {
 	case !slices.Contains(formats, s.Format):
 		l.errorf(nil, path+".format", "unknown format %q: want %s%s", s.Format, oneOf(formats), didYouMean(s.Format, formats))
 	}
+	if b := s.Broker; b != nil {
+		l.validateBroker(path, s, b)
+	}
 	if l.has(path+".csv") && s.Format != "csv" && s.Format != "" {
 		l.errorf(nil, path+".csv", "csv options apply only to format csv (this source is %s)", s.Format)
 	}
@@ -1116,5 +1119,49 @@ func (l *loader) validateSchedule(p *Pipeline) {
 		}
 		first := byID[c[0]]
 		l.errorf(nil, join("schedule", first)+".after", "cycle: %s", strings.Join(parts, " -> "))
+	}
+}
+
+// validateBroker checks a source's from: and batch: sections.
+func (l *loader) validateBroker(path string, s *Source, b *Broker) {
+	from := path + ".from"
+	switch b.Kind {
+	case "":
+		l.errorf(nil, from, "required with batch: one of kafka, nats or mqtt")
+		return
+	case "kafka", "nats", "mqtt":
+	default:
+		l.errorf(nil, from, "one broker per source, got %s", strings.ReplaceAll(b.Kind, "+", " and "))
+		return
+	}
+	need := func(key, val, hint string) {
+		if val == "" {
+			l.errorf(nil, from+"."+b.Kind+"."+key, "required%s", hint)
+		}
+	}
+	switch b.Kind {
+	case "kafka":
+		if len(b.Brokers) == 0 {
+			l.errorf(nil, from+".kafka.brokers", "required: host:port of at least one broker")
+		}
+		need("topic", b.Topic, "")
+		need("group", b.Group, ": the consumer group that holds the committed offsets")
+	case "nats":
+		need("url", b.URL, ": e.g. nats://127.0.0.1:4222")
+		need("stream", b.Stream, ": the JetStream stream to consume")
+		need("durable", b.Durable, ": a durable consumer name")
+	case "mqtt":
+		need("url", b.URL, ": e.g. tcp://127.0.0.1:1883")
+		need("topic", b.Topic, "")
+		need("client_id", b.ClientID, ": a fixed id, so the broker keeps the session across restarts")
+		if b.QoS != 0 && b.QoS != 1 {
+			l.errorf(nil, from+".mqtt.qos", "must be 1 (QoS 0 is never redelivered; QoS 2 is not supported)")
+		}
+	}
+	if s.Format == "csv" {
+		l.errorf(nil, path+".format", "broker sources take ndjson or json messages")
+	}
+	if b.BatchMessages < 0 || b.BatchBytes < 0 || b.BatchWait < 0 {
+		l.errorf(nil, path+".batch", "max_messages, max_bytes and max_wait must not be negative")
 	}
 }

@@ -1,0 +1,35 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestBrokerSources(t *testing.T) {
+	base := "sources:\n  s:\n    format: ndjson\n    schema: {id: int64}\n"
+	tests := []struct {
+		from, want string
+	}{
+		{"    from: {kafka: {brokers: [\"h:9092\"], topic: t, group: g}}\n", ""},
+		{"    from: {nats: {url: \"nats://h:4222\", stream: S, durable: d, ack_wait: 30s}}\n    batch: {max_wait: 1s}\n", ""},
+		{"    from: {mqtt: {url: \"tcp://h:1883\", topic: \"m/#\", qos: 1, client_id: c}}\n", ""},
+		{"    from: {kafka: {topic: t, group: g}}\n", "sources.s.from.kafka.brokers: required"},
+		{"    from: {mqtt: {url: \"tcp://h:1883\", topic: x, client_id: c, qos: 2}}\n", "sources.s.from.mqtt.qos: must be 1"},
+		{"    from: {kafka: {brokers: [h], topic: t, group: g}, nats: {url: u, stream: s, durable: d}}\n", "one broker per source, got kafka and nats"},
+		{"    from: {rabbit: {}}\n", `unknown key "rabbit"`},
+	}
+	for _, tt := range tests {
+		p, err := Parse("medallion.yaml", []byte(base+tt.from), nil)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tt.from, err)
+			} else if p.Sources["s"].Broker == nil {
+				t.Errorf("%s: no broker decoded", tt.from)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want %q", tt.from, err, tt.want)
+		}
+	}
+}
