@@ -17,6 +17,8 @@ type RunnerMetrics struct {
 	quarantined *metrics.CounterVec
 	late        *metrics.CounterVec
 	watermark   *metrics.GaugeVec
+	lease       *metrics.GaugeVec
+	scheduled   *metrics.CounterVec
 }
 
 // NewRunnerMetrics registers the job families in reg.
@@ -29,6 +31,20 @@ func NewRunnerMetrics(reg *metrics.Registry) *RunnerMetrics {
 		quarantined: reg.Counter("medallion_bronze_quarantined_rows_total", "Rows bronze sent to bronze._quarantine, by table.", "table"),
 		late:        reg.Counter("medallion_silver_late_rows_total", "(row, window) pairs silver sent to silver._late, by table.", "table"),
 		watermark:   reg.Gauge("medallion_silver_watermark_seconds", "A silver table's watermark, Unix seconds.", "table"),
+		lease:       reg.Gauge("medallion_lease_generation", "Generation of the job lease this process last ran a scheduled job under (0: never held).", "job"),
+		scheduled:   reg.Counter("medallion_scheduled_runs_total", "Scheduled runs by job and result (ok, failed, skipped).", "job", "result"),
+	}
+}
+
+// ObserveScheduled records a scheduler run (the scheduler's OnRun hook):
+// its result and the lease generation it ran under.
+func (m *RunnerMetrics) ObserveScheduled(r RunRecord) {
+	if m == nil {
+		return
+	}
+	m.scheduled.With(r.Job, r.Result).Inc()
+	if r.Generation > 0 {
+		m.lease.With(r.Job).Set(float64(r.Generation))
 	}
 }
 

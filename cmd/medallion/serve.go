@@ -149,6 +149,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		}
 		opts := jobs.DefaultSchedulerOptions()
 		opts.Owner, opts.Log = owner, a.log.WithGroup("scheduler")
+		opts.OnRun = runner.Metrics.ObserveScheduled
 		sched, err = jobs.NewScheduler(st, entries, scheduledRun(runner), opts)
 		if err != nil {
 			return err

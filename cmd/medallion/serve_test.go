@@ -357,6 +357,11 @@ schedule:
   silver: {after: bronze}
 `)
 	a, b := startServe(t, l), startServe(t, l)
+	defer func() {
+		if t.Failed() {
+			t.Logf("serve a:\n%s\nserve b:\n%s", a.out, b.out)
+		}
+	}()
 	total := 0
 	for round := 0; round < 6; round++ {
 		base := a.base
@@ -370,6 +375,10 @@ schedule:
 		out, _, err := l.exec(t, nil, "query", "--format", "csv", "SELECT count(*) AS n FROM bronze.meters")
 		return err == nil && strings.Contains(out, fmt.Sprintf("\n%d", total))
 	})
+	if metricValue(t, a.base, `medallion_scheduled_runs_total{job="bronze",result="ok"}`)+
+		metricValue(t, b.base, `medallion_scheduled_runs_total{job="bronze",result="ok"}`) == 0 {
+		t.Error("no scheduled runs in /metrics")
+	}
 	for _, p := range []*serveProc{a, b} {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		if err := <-p.done; err != nil {
