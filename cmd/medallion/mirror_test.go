@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -218,7 +219,7 @@ func TestMirrorRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var readErr error
-	reads := 0
+	var reads atomic.Int64
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -238,16 +239,24 @@ func TestMirrorRun(t *testing.T) {
 				readErr = fmt.Errorf("reader: %d rows, %v", n, err)
 				return
 			}
-			reads++
+			reads.Add(1)
 		}
 	}()
-	time.Sleep(20 * time.Millisecond)
+	// The reader must be reading before the rebuild starts and still read
+	// after it (a loaded machine can take a while to schedule it).
+	waitReads := func(min int64) {
+		deadline := time.Now().Add(30 * time.Second)
+		for reads.Load() < min && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitReads(1)
 	out = e.cli(0, "mirror", "--rebuild", "gold.top_meters")
-	time.Sleep(20 * time.Millisecond)
+	waitReads(reads.Load() + 1)
 	cancel()
 	wg.Wait()
-	if readErr != nil || reads == 0 {
-		t.Errorf("reader during the rebuild: %d reads, %v", reads, readErr)
+	if readErr != nil || reads.Load() < 2 {
+		t.Errorf("reader during the rebuild: %d reads, %v", reads.Load(), readErr)
 	}
 	if !strings.Contains(out, "top_meters: rebuild v") {
 		t.Errorf("rebuild:\n%s", out)
