@@ -33,9 +33,17 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest) (Stat
 			conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+t)
 		}
 	}()
+	// Small batches (the common case: one or a few big objects) keep each
+	// object's typed table and add the lineage constants in the final
+	// SELECT, with no copy of the batch; a batch of many objects is gathered
+	// into one table (a UNION ALL of hundreds of tables would not plan well),
+	// dropping each object's table as it goes.
+	fuse := len(ms) <= maxFusedObjects
 	good := j.tmpName("good")
 	temps = append(temps, good)
 	created := false
+	var sels []string
+	var goodRows int64
 	bad := map[string][]badRow{} // by sha
 	for _, m := range ms {
 		path, err := j.localObject(ctx, m, dir)
@@ -50,6 +58,7 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest) (Stat
 			return st, 0, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
 		}
 		st.RowsRead += res.read
+		goodRows += res.good
 		for _, r := range res.rescued {
 			if !contains(st.Rescued, r) {
 				st.Rescued = append(st.Rescued, r)
@@ -72,6 +81,10 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest) (Stat
 			}
 		}
 		sel := j.bronzeSelect(res.tableName, m, bid)
+		if fuse {
+			sels = append(sels, sel)
+			continue
+		}
 		if !created {
 			err = exec(ctx, conn, "CREATE TEMP TABLE "+good+" AS "+sel)
 			created = true
@@ -85,22 +98,24 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest) (Stat
 			return st, 0, err
 		}
 	}
+	rel := good
+	if fuse {
+		rel = "(" + strings.Join(sels, " UNION ALL ") + ")"
+	}
 
 	snap, err := j.snapshot(ctx)
 	if err != nil {
 		return st, 0, err
 	}
-	final, dups, err := j.dedupe(ctx, conn, good, snap, dir)
-	if final != good {
+	final, written, err := j.dedupe(ctx, conn, rel, goodRows, snap, dir)
+	if final != rel {
 		temps = append(temps, final)
 	}
 	if err != nil {
 		return st, 0, fmt.Errorf("bronze %s: dedupe: %w", j.src.Name, err)
 	}
-	st.Duplicates = dups
-	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+final).Scan(&st.Written); err != nil {
-		return st, 0, err
-	}
+	st.Written = written
+	st.Duplicates = goodRows - written
 	if !st.Balanced() {
 		return st, 0, fmt.Errorf("bronze %s: accounting does not balance: %d read != %d written + %d quarantined + %d dropped + %d duplicates (a bug)",
 			j.src.Name, st.RowsRead, st.Written, st.Quarantined, st.Dropped, st.Duplicates)
@@ -115,6 +130,9 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest) (Stat
 		adds, err = j.writeParquet(ctx, conn, outSel, filepath.Join(dir, "bronze"), j.plan.partCol)
 		if err != nil {
 			return st, 0, fmt.Errorf("bronze %s: write parquet: %w", j.src.Name, err)
+		}
+		if n := addedRows(adds); n != st.Written {
+			return st, 0, fmt.Errorf("bronze %s: wrote %d rows, expected %d (a bug)", j.src.Name, n, st.Written)
 		}
 	}
 	st.Files = len(adds)
@@ -385,6 +403,12 @@ func (j *job) writeParquet(ctx context.Context, conn *sql.Conn, sel, outDir, par
 		q = fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, RETURN_STATS true)",
 			sel, warehouse.QuoteString(filepath.Join(outDir, "part-"+uuid.NewString()+".parquet")))
 	}
+	return j.copyParquet(ctx, conn, q, outDir, partCol)
+}
+
+// copyParquet runs a COPY ... RETURN_STATS into outDir and turns the files
+// it wrote into add actions.
+func (j *job) copyParquet(ctx context.Context, conn *sql.Conn, q, outDir, partCol string) ([]delta.Add, error) {
 	rows, err := conn.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("%w\nquery: %s", err, truncate(q, 2000))
@@ -435,6 +459,17 @@ func (j *job) writeParquet(ctx context.Context, conn *sql.Conn, sel, outDir, par
 			Stats: fmt.Sprintf(`{"numRecords":%d}`, count)})
 	}
 	return adds, rows.Err()
+}
+
+// addedRows sums the row counts writeParquet recorded in the adds' stats.
+func addedRows(adds []delta.Add) int64 {
+	var n int64
+	for _, a := range adds {
+		var c int64
+		fmt.Sscanf(a.Stats, `{"numRecords":%d}`, &c)
+		n += c
+	}
+	return n
 }
 
 func toInt64(v any) int64 {

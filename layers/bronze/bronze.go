@@ -37,6 +37,9 @@ const (
 	DefaultMaxBatchObjects = 1000
 	DefaultMaxLineBytes    = 1 << 20
 	maxCommitRetries       = 5
+	// maxFusedObjects bounds the objects of a batch whose typed tables are
+	// written by one UNION ALL, without gathering them into one table first.
+	maxFusedObjects = 16
 )
 
 // Deps is what a bronze run needs.

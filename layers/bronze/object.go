@@ -204,7 +204,7 @@ func (j *job) ndjsonSource(ctx context.Context, conn *sql.Conn, path, rejTable s
 	// Discover the keys present (one extra cheap pass), to match messy names
 	// and to find unknown keys for _rescued.
 	rows, err := conn.QueryContext(ctx, "SELECT DISTINCT k FROM (SELECT unnest(json_keys(line)) AS k FROM "+
-		j.linesReader(path, "")+" WHERE line IS NOT NULL AND json_valid(line) AND json_type(line) = 'OBJECT')")
+		j.linesReader(path, "")+" WHERE line IS NOT NULL AND json_valid(line) AND (starts_with(line, '{') OR json_type(line) = 'OBJECT'))")
 	if err != nil {
 		// A reader error (e.g. an over-long line without rejects): fall back to declared names.
 		j.log.Debug("key discovery failed", "err", err)
@@ -268,9 +268,12 @@ func (j *job) ndjsonSource(ctx context.Context, conn *sql.Conn, path, rejTable s
 		resc = "CASE WHEN " + strings.Join(rescueConds, " OR ") + " THEN json_merge_patch('{}', json_object(" + strings.Join(rescueParts, ", ") + "))::VARCHAR END"
 	}
 	structure := "{" + strings.Join(fields, ", ") + "}"
+	// A valid line that starts with '{' is an object: json_type parses only
+	// the others. Blank lines are skipped; trim (which copies the line) runs
+	// only for lines that do not start with '{'.
 	inner := "SELECT line, CASE WHEN NOT json_valid(line) THEN " + warehouse.QuoteString(errSep+"invalid JSON") +
-		" WHEN json_type(line) <> 'OBJECT' THEN " + warehouse.QuoteString(errSep+"not a JSON object") + " END AS _pre_err FROM " +
-		j.linesReader(path, rejTable) + " WHERE line IS NOT NULL AND trim(line, ' \t\r') <> ''"
+		" WHEN NOT starts_with(line, '{') AND json_type(line) <> 'OBJECT' THEN " + warehouse.QuoteString(errSep+"not a JSON object") + " END AS _pre_err FROM " +
+		j.linesReader(path, rejTable) + " WHERE line IS NOT NULL AND (starts_with(line, '{') OR trim(line, ' \t\r') <> '')"
 	mid := "SELECT line AS _line, _pre_err, CASE WHEN _pre_err IS NULL THEN json_transform(line, " + warehouse.QuoteString(structure) + ") END AS s FROM (" + inner + ")"
 	src := "(SELECT *, " + resc + " AS _resc FROM (" + mid + "))"
 	return src, in, rescued, nil

@@ -105,6 +105,7 @@ func (j *job) typeObject(ctx context.Context, conn *sql.Conn, m manifest, path, 
 	if err != nil {
 		return res, err
 	}
+	res.good = total - nbad
 	res.read += total + int64(len(rejected))
 	res.badCount += nbad + int64(len(rejected))
 	if res.badCount == 0 {
@@ -347,17 +348,16 @@ func (j *job) locateCSVRules(ctx context.Context, conn *sql.Conn, path string, r
 }
 
 // dedupe removes duplicate keys within the batch and keys already in bronze.
-func (j *job) dedupe(ctx context.Context, conn *sql.Conn, good string, snap *delta.Snapshot, dir string) (string, int64, error) {
+// rel is the batch's good rows (a table or a parenthesised query) and n
+// their count. It returns the relation to write (rel itself when nothing is
+// removed, else a temp table) and its row count. Duplicates are looked for
+// first with a hash aggregate (and a semi join against existing bronze
+// files); the window that picks the first row of each key runs only over
+// the rows whose key is duplicated.
+func (j *job) dedupe(ctx context.Context, conn *sql.Conn, rel string, n int64, snap *delta.Snapshot, dir string) (string, int64, error) {
 	keys := j.src.Dedupe
-	if len(keys) == 0 {
-		return good, 0, nil
-	}
-	var before int64
-	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+good).Scan(&before); err != nil {
-		return good, 0, err
-	}
-	if before == 0 {
-		return good, 0, nil
+	if len(keys) == 0 || n == 0 {
+		return rel, n, nil
 	}
 	var k, order []string
 	for _, c := range keys {
@@ -367,23 +367,45 @@ func (j *job) dedupe(ctx context.Context, conn *sql.Conn, good string, snap *del
 	for _, c := range j.plan.cols {
 		order = append(order, warehouse.QuoteIdent(c.name))
 	}
-	out := j.tmpName("dedup")
-	q := "CREATE TEMP TABLE " + out + " AS SELECT * FROM " + good + " QUALIFY row_number() OVER (PARTITION BY " + strings.Join(k, ", ") + " ORDER BY " + strings.Join(order, ", ") + ") = 1"
-	if err := exec(ctx, conn, q); err != nil {
-		return out, 0, err
+	keyList := strings.Join(k, ", ")
+	match := func(a, b string) string {
+		var on []string
+		for _, c := range k {
+			on = append(on, a+"."+c+" IS NOT DISTINCT FROM "+b+"."+c)
+		}
+		return strings.Join(on, " AND ")
 	}
-	files, err := j.existingFiles(ctx, conn, out, snap, dir)
+	cur, rows := rel, n
+	out := j.tmpName("dedup")
+	var hasDup int64
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+rel+" GROUP BY "+keyList+" HAVING count(*) > 1 LIMIT 1)").Scan(&hasDup); err != nil {
+		return cur, 0, err
+	}
+	if hasDup > 0 {
+		dk := j.tmpName("dupkeys")
+		defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+dk)
+		if err := exec(ctx, conn, "CREATE TEMP TABLE "+dk+" AS SELECT "+keyList+" FROM "+rel+" GROUP BY "+keyList+" HAVING count(*) > 1"); err != nil {
+			return cur, 0, err
+		}
+		q := "CREATE TEMP TABLE " + out + " AS SELECT * FROM " + rel + " b WHERE NOT EXISTS (SELECT 1 FROM " + dk + " k WHERE " + match("b", "k") + ")" +
+			" UNION ALL SELECT * FROM (SELECT * FROM " + rel + " b WHERE EXISTS (SELECT 1 FROM " + dk + " k WHERE " + match("b", "k") + "))" +
+			" QUALIFY row_number() OVER (PARTITION BY " + keyList + " ORDER BY " + strings.Join(order, ", ") + ") = 1"
+		if err := exec(ctx, conn, q); err != nil {
+			return out, 0, err
+		}
+		cur = out
+		if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+out).Scan(&rows); err != nil {
+			return cur, 0, err
+		}
+	}
+	files, err := j.existingFiles(ctx, conn, cur, snap, dir)
 	if err != nil {
-		return out, 0, err
+		return cur, 0, err
 	}
 	if len(files) > 0 {
 		var list []string
 		for _, f := range files {
 			list = append(list, warehouse.QuoteString(f))
-		}
-		var on []string
-		for _, c := range k {
-			on = append(on, "d."+c+" IS NOT DISTINCT FROM e."+c)
 		}
 		hive := ""
 		if j.plan.partCol != "" {
@@ -393,17 +415,25 @@ func (j *job) dedupe(ctx context.Context, conn *sql.Conn, good string, snap *del
 			}
 			hive = ", hive_partitioning=true, hive_types={" + warehouse.QuoteString(j.plan.partCol) + ": " + warehouse.QuoteString(t) + "}"
 		}
-		q := "DELETE FROM " + out + " d WHERE EXISTS (SELECT 1 FROM (SELECT DISTINCT " + strings.Join(k, ", ") +
-			" FROM read_parquet([" + strings.Join(list, ", ") + "]" + hive + ")) e WHERE " + strings.Join(on, " AND ") + ")"
-		if err := exec(ctx, conn, q); err != nil {
-			return out, 0, err
+		cond := "EXISTS (SELECT 1 FROM (SELECT DISTINCT " + keyList +
+			" FROM read_parquet([" + strings.Join(list, ", ") + "]" + hive + ")) e WHERE " + match("d", "e") + ")"
+		var seen int64
+		if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+cur+" d WHERE "+cond).Scan(&seen); err != nil {
+			return cur, 0, err
+		}
+		if seen > 0 {
+			q := "DELETE FROM " + out + " d WHERE " + cond
+			if cur != out {
+				q = "CREATE TEMP TABLE " + out + " AS SELECT * FROM " + cur + " d WHERE NOT " + cond
+			}
+			if err := exec(ctx, conn, q); err != nil {
+				return out, 0, err
+			}
+			cur = out
+			rows -= seen
 		}
 	}
-	var after int64
-	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+out).Scan(&after); err != nil {
-		return out, 0, err
-	}
-	return out, before - after, nil
+	return cur, rows, nil
 }
 
 func (j *job) partSQLType() string {

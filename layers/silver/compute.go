@@ -146,8 +146,10 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 		sel = append(sel, "CAST(NULL AS VARCHAR) AS __src")
 	}
 	sel = append(sel, warehouse.QuoteIdent(colKey)+" AS __file")
+	// A view, not a table: the aggregate reads the bronze files directly,
+	// and _source_file (for late-row lineage) is read only for late rows.
 	if err := j.temp(ctx, fmt.Sprintf("read bronze.%s (event_time %q, group_by %v, aggregate arguments)", sp.from, sp.eventTime, sp.groupBy),
-		"TABLE", "s_in", fmt.Sprintf("SELECT %s FROM (%s) src", strings.Join(sel, ", "), source)); err != nil {
+		"VIEW", "s_in", fmt.Sprintf("SELECT %s FROM (%s) src", strings.Join(sel, ", "), source)); err != nil {
 		return err
 	}
 	_, types, err := j.describe(ctx, "describe input", "SELECT * FROM s_in")
