@@ -46,3 +46,35 @@ func lakeCache(p *config.Pipeline) (*warehouse.Cache, error) {
 	}
 	return &warehouse.Cache{Dir: dir}, nil
 }
+
+// workspace is what a command that runs DuckDB over the lake needs: the
+// lake, an engine with the pipeline's memory limits, and the local cache of
+// lake objects.
+type workspace struct {
+	store lake.Store
+	eng   *warehouse.Engine
+	cache *warehouse.Cache
+}
+
+// openWorkspace opens the pipeline's lake, a DuckDB engine and the cache.
+// Close the workspace when done.
+func (a *app) openWorkspace(ctx context.Context, p *config.Pipeline) (*workspace, error) {
+	st, err := a.openLake(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	cache, err := lakeCache(p)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := warehouse.Open(ctx, warehouse.Options{
+		MemoryLimit: p.DuckDB.MemoryLimit, Threads: p.DuckDB.Threads, TempDir: p.DuckDB.TempDir,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &workspace{store: st, eng: eng, cache: cache}, nil
+}
+
+// Close closes the engine (the lake and cache hold nothing open).
+func (w *workspace) Close() error { return w.eng.Close() }

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/medallion-dev/medallion/internal/config"
-	"github.com/medallion-dev/medallion/warehouse"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror"
 )
 
@@ -67,24 +66,14 @@ func runMirror(ctx context.Context, a *app, args []string) error {
 		return errors.New("postgres: is not set in the pipeline file: set it (postgres: ${DATABASE_URL}) and export DATABASE_URL")
 	}
 
-	st, err := a.openLake(ctx, p)
+	ws, err := a.openWorkspace(ctx, p)
 	if err != nil {
 		return err
 	}
-	eng, err := warehouse.Open(ctx, warehouse.Options{
-		MemoryLimit: p.DuckDB.MemoryLimit, Threads: p.DuckDB.Threads, TempDir: p.DuckDB.TempDir,
-	})
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
-	cache, err := lakeCache(p)
-	if err != nil {
-		return err
-	}
+	defer ws.Close()
 	opts := pgmirror.DefaultOptions()
 	opts.Logger = a.log
-	mir, err := pgmirror.New(p.Postgres, pgmirror.Deps{Store: st, Engine: eng, Cache: cache}, opts)
+	mir, err := pgmirror.New(p.Postgres, pgmirror.Deps{Store: ws.store, Engine: ws.eng, Cache: ws.cache}, opts)
 	if err != nil {
 		return err
 	}

@@ -59,20 +59,13 @@ func runQuery(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := a.openLake(ctx, p)
+	ws, err := a.openWorkspace(ctx, p)
 	if err != nil {
 		return err
 	}
-	cache, err := lakeCache(p)
-	if err != nil {
-		return err
-	}
-	eng, err := warehouse.Open(ctx, warehouse.Options{MemoryLimit: p.DuckDB.MemoryLimit, Threads: p.DuckDB.Threads, TempDir: p.DuckDB.TempDir})
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
-	cat, err := warehouse.AttachCatalog(ctx, eng, st, cache, layers.Tables(p), asOf)
+	defer ws.Close()
+	eng := ws.eng
+	cat, err := warehouse.AttachCatalog(ctx, eng, ws.store, ws.cache, layers.Tables(p), asOf)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/medallion-dev/medallion/jobs"
-	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // runRun is `medallion run [LAYER|TABLE ...]`: bring the named tables (all
@@ -28,22 +27,12 @@ func runRun(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintln(a.stdout, "nothing to run: the pipeline declares no tables")
 		return nil
 	}
-	st, err := a.openLake(ctx, p)
+	ws, err := a.openWorkspace(ctx, p)
 	if err != nil {
 		return err
 	}
-	eng, err := warehouse.Open(ctx, warehouse.Options{
-		MemoryLimit: p.DuckDB.MemoryLimit, Threads: p.DuckDB.Threads, TempDir: p.DuckDB.TempDir,
-	})
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
-	cache, err := lakeCache(p)
-	if err != nil {
-		return err
-	}
-	r := &jobs.Runner{Store: st, Pipeline: p, Engine: eng, Cache: cache, Log: a.log}
+	defer ws.Close()
+	r := &jobs.Runner{Store: ws.store, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log}
 	results, err := r.Run(ctx, plan, func(res jobs.Result) {
 		if res.Err != nil {
 			fmt.Fprintf(a.stdout, "FAILED %s\n", oneLine(res.Err))

@@ -14,7 +14,6 @@ import (
 	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/layers/raw/brokers"
 	"github.com/medallion-dev/medallion/layers/raw/receiver"
-	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // shutdownGrace bounds how long SIGTERM waits for acknowledged data to be
@@ -39,21 +38,12 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := a.openLake(ctx, p)
+	ws, err := a.openWorkspace(ctx, p)
 	if err != nil {
 		return err
 	}
-	cache, err := lakeCache(p)
-	if err != nil {
-		return err
-	}
-	eng, err := warehouse.Open(ctx, warehouse.Options{
-		MemoryLimit: p.DuckDB.MemoryLimit, Threads: p.DuckDB.Threads, TempDir: p.DuckDB.TempDir,
-	})
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
+	defer ws.Close()
+	st := ws.store
 
 	reg := metrics.NewRegistry()
 	rcv, err := receiver.New(receiver.Options{
@@ -110,7 +100,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	srv := &http.Server{Handler: rcv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(a.stdout, "medallion serve on http://%s (POST /v1/ingest/{source}, /healthz, /readyz, /metrics)\n", ln.Addr())
 
-	runner := &jobs.Runner{Store: st, Pipeline: p, Engine: eng, Cache: cache, Log: a.log, Metrics: jobs.NewRunnerMetrics(reg)}
+	runner := &jobs.Runner{Store: st, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log, Metrics: jobs.NewRunnerMetrics(reg)}
 	owner := jobs.DefaultOwner()
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
