@@ -178,10 +178,12 @@ func primitiveFor(name string) (delta.DataType, error) {
 		return delta.Primitive(delta.TypeBinary), nil
 	case "DATE":
 		return delta.Primitive(delta.TypeDate), nil
-	case "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ":
+	case "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ",
+		"TIMESTAMP", "DATETIME", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP_US":
+		// Naive timestamps are read as UTC and stored as Delta timestamp:
+		// timestamp_ntz needs table features (writer version 7) that the
+		// tables we write (reader 1, writer 2) do not declare.
 		return delta.Primitive(delta.TypeTimestamp), nil
-	case "TIMESTAMP", "DATETIME", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP_US":
-		return delta.Primitive(delta.TypeTimestampNTZ), nil
 	}
 	return delta.DataType{}, fmt.Errorf("no delta type for %s", name)
 }

@@ -9,7 +9,7 @@ func TestDeltaTypeMapping(t *testing.T) {
 		"BIGINT":                           "long",
 		"HUGEINT":                          "long",
 		"TIMESTAMP WITH TIME ZONE":         "timestamp",
-		"TIMESTAMP_NS":                     "timestamp_ntz",
+		"TIMESTAMP_NS":                     "timestamp",
 		"DECIMAL(18,3)":                    "decimal(18,3)",
 		"VARCHAR":                          "string",
 		"UUID":                             "string",

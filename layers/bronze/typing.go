@@ -549,44 +549,20 @@ func (j *job) tableMetadata(ctx context.Context, conn *sql.Conn, final string) (
 }
 
 // deltaType maps a DuckDB type to a Delta type, and the cast needed first
-// when Delta has no equivalent.
+// when the column's DuckDB type is not the one that Delta type is written as
+// (a naive TIMESTAMP becomes TIMESTAMPTZ, an unsigned integer the signed one
+// that holds it, a type Delta lacks VARCHAR).
 func deltaType(t string) (string, string) {
-	u := strings.ToUpper(t)
-	switch {
-	case u == "VARCHAR":
-		return delta.TypeString, ""
-	case u == "BIGINT":
-		return delta.TypeLong, ""
-	case u == "INTEGER":
-		return delta.TypeInteger, ""
-	case u == "SMALLINT":
-		return delta.TypeShort, ""
-	case u == "TINYINT":
-		return delta.TypeByte, ""
-	case u == "DOUBLE":
-		return delta.TypeDouble, ""
-	case u == "FLOAT":
-		return delta.TypeFloat, ""
-	case u == "BOOLEAN":
-		return delta.TypeBoolean, ""
-	case u == "DATE":
-		return delta.TypeDate, ""
-	case u == "TIMESTAMP WITH TIME ZONE":
-		return delta.TypeTimestamp, ""
-	case strings.HasPrefix(u, "TIMESTAMP"):
-		return delta.TypeTimestamp, "TIMESTAMPTZ"
-	case strings.HasPrefix(u, "DECIMAL"):
-		return strings.ToLower(strings.ReplaceAll(t, " ", "")), ""
-	case u == "HUGEINT" || u == "UBIGINT":
-		return "decimal(38,0)", "DECIMAL(38,0)"
-	case u == "UINTEGER":
-		return delta.TypeLong, "BIGINT"
-	case u == "USMALLINT":
-		return delta.TypeInteger, "INTEGER"
-	case u == "UTINYINT":
-		return delta.TypeShort, "SMALLINT"
-	case u == "BLOB":
-		return delta.TypeBinary, ""
+	dt, err := warehouse.DeltaType(t)
+	if err != nil || !dt.IsPrimitive() {
+		return delta.TypeString, "VARCHAR"
 	}
-	return delta.TypeString, "VARCHAR"
+	back, err := warehouse.DuckType(dt)
+	if err != nil {
+		return delta.TypeString, "VARCHAR"
+	}
+	if strings.EqualFold(strings.ReplaceAll(back, " ", ""), strings.ReplaceAll(t, " ", "")) {
+		return dt.String(), ""
+	}
+	return dt.String(), back
 }
