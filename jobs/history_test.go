@@ -11,7 +11,7 @@ import (
 )
 
 func TestRunHistory(t *testing.T) {
-	leaseStores(t, func(t *testing.T, store lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, store lake.Store) {
 		ctx := t.Context()
 		t0 := time.Date(2024, 1, 1, 23, 59, 59, 0, time.UTC)
 		records := []RunRecord{

@@ -13,19 +13,6 @@ import (
 	"github.com/medallion-dev/medallion/lake"
 )
 
-// leaseStores runs a test against the local-directory store and MinIO.
-func leaseStores(t *testing.T, test func(t *testing.T, store lake.Store)) {
-	t.Run("local", func(t *testing.T) {
-		t.Parallel()
-		test(t, testenv.LocalStore(t))
-	})
-	t.Run("minio", func(t *testing.T) {
-		t.Parallel()
-		store, _, _ := testenv.S3Store(t)
-		test(t, store)
-	})
-}
-
 func fakeLeaseOptions(clock Clock, ttl time.Duration) LeaseOptions {
 	o := DefaultLeaseOptions()
 	o.TTL = ttl
@@ -37,7 +24,7 @@ func fakeLeaseOptions(clock Clock, ttl time.Duration) LeaseOptions {
 // 8 goroutines contend for one job's lease over many rounds: at any instant
 // at most one holds it, and generations only grow.
 func TestLeaseMutualExclusion(t *testing.T) {
-	leaseStores(t, func(t *testing.T, store lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, store lake.Store) {
 		const contenders, acquisitions = 8, 60
 		var (
 			inside   atomic.Int32 // holders inside the critical section
@@ -111,7 +98,7 @@ func TestLeaseMutualExclusion(t *testing.T) {
 // A holder that stops renewing (killed) keeps the job until its lease
 // expires; then exactly one of 8 contenders takes it over.
 func TestLeaseTakeoverOnlyAfterExpiry(t *testing.T) {
-	leaseStores(t, func(t *testing.T, store lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, store lake.Store) {
 		t0 := at("2024-01-01 00:00:00")
 		clock := newFakeClock(t0)
 		o := fakeLeaseOptions(clock, 30*time.Second)
@@ -163,7 +150,7 @@ func TestLeaseTakeoverOnlyAfterExpiry(t *testing.T) {
 // A holder that renews keeps the job far past the TTL; one that is paused
 // past its expiry (a frozen VM) finds it lost and its context cancelled.
 func TestLeaseRenewal(t *testing.T) {
-	leaseStores(t, func(t *testing.T, store lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, store lake.Store) {
 		t0 := at("2024-01-01 00:00:00")
 		clock := newFakeClock(t0)
 		o := fakeLeaseOptions(clock, 30*time.Second)

@@ -56,3 +56,18 @@ func LocalStore(t testing.TB) lake.Store {
 	}
 	return st
 }
+
+// ForEachStore runs fn as two parallel subtests: "local" on a
+// local-directory store and "minio" on a fresh bucket of a real MinIO. The
+// acceptance tests of everything built on lake.Store run this way.
+func ForEachStore(t *testing.T, fn func(t *testing.T, st lake.Store)) {
+	t.Run("local", func(t *testing.T) {
+		t.Parallel()
+		fn(t, LocalStore(t))
+	})
+	t.Run("minio", func(t *testing.T) {
+		t.Parallel()
+		st, _, _ := S3Store(t)
+		fn(t, st)
+	})
+}

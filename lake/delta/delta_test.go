@@ -17,41 +17,6 @@ import (
 	"github.com/medallion-dev/medallion/lake/delta"
 )
 
-// forEachStore runs the table-log acceptance suite on the local-directory
-// store and on a real MinIO.
-func forEachStore(t *testing.T, fn func(t *testing.T, st lake.Store)) {
-	t.Run("local", func(t *testing.T) {
-		t.Parallel()
-		fn(t, testenv.LocalStore(t))
-	})
-	t.Run("minio", func(t *testing.T) {
-		t.Parallel()
-		waitMinIOReady(t)
-		st, _, _ := testenv.S3Store(t)
-		fn(t, st)
-	})
-}
-
-// waitMinIOReady waits until the shared MinIO serves bucket requests: its
-// liveness check can pass while the object layer still answers "Server not
-// initialized yet".
-func waitMinIOReady(t *testing.T) {
-	t.Helper()
-	opts := testenv.MinIO(t).Options("delta-ready-probe")
-	opts.CreateBucket = true
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		_, err := lake.NewS3(t.Context(), opts)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("MinIO not ready: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 const testSchema = `{"type":"struct","fields":[{"name":"id","type":"long","nullable":false,"metadata":{}},{"name":"name","type":"string","nullable":true,"metadata":{}}]}`
 
 func create(t *testing.T, tbl *delta.Table) *delta.Snapshot {
@@ -94,7 +59,7 @@ func appendFile(t *testing.T, st lake.Store, tbl *delta.Table, base *delta.Snaps
 }
 
 func TestCreateCommitTimeTravel(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
 		ctx := t.Context()
 		tbl := delta.Open(st, "bronze/meters")
 		if _, err := tbl.Snapshot(ctx); !errors.Is(err, delta.ErrNoTable) || !errors.Is(err, lake.ErrNotExist) {
@@ -188,7 +153,7 @@ func TestCreateCommitTimeTravel(t *testing.T) {
 }
 
 func TestTxnExactlyOnce(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
 		ctx := t.Context()
 		tbl := delta.Open(st, "silver/usage")
 		s := create(t, tbl)
@@ -228,7 +193,7 @@ func TestTxnExactlyOnce(t *testing.T) {
 }
 
 func TestConcurrentBlindAppends(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
 		const writers, perWriter = 8, 25
 		ctx := t.Context()
 		tbl := delta.Open(st, "bronze/events")
@@ -359,7 +324,7 @@ func withIgnoreCheckpoints() delta.Options {
 }
 
 func TestConflict(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
 		ctx := t.Context()
 		tbl := delta.Open(st, "gold/ma")
 		s := appendFile(t, st, tbl, create(t, tbl), "old.parquet")
@@ -400,7 +365,7 @@ func TestConflict(t *testing.T) {
 }
 
 func TestCrashBeforeCommitLeavesOrphan(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
 		ctx := t.Context()
 		tbl := delta.Open(st, "bronze/meters")
 		before := appendFile(t, st, tbl, create(t, tbl), "kept.parquet")
@@ -426,7 +391,7 @@ func TestCrashBeforeCommitLeavesOrphan(t *testing.T) {
 }
 
 func TestCheckpointMatchesReplay(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
 		ctx := t.Context()
 		opts := delta.DefaultOptions()
 		opts.CheckpointInterval = 5

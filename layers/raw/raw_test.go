@@ -22,19 +22,6 @@ import (
 	"github.com/medallion-dev/medallion/layers/raw"
 )
 
-// stores runs a test against every Store implementation.
-func stores(t *testing.T, fn func(t *testing.T, st lake.Store)) {
-	t.Run("local", func(t *testing.T) {
-		t.Parallel()
-		fn(t, testenv.LocalStore(t))
-	})
-	t.Run("s3", func(t *testing.T) {
-		t.Parallel()
-		st, _, _ := testenv.S3Store(t)
-		fn(t, st)
-	})
-}
-
 var now = time.Date(2024, 3, 5, 14, 30, 15, 123456789, time.UTC)
 
 func keys(t *testing.T, st lake.Store, prefix string) []string {
@@ -51,7 +38,7 @@ func keys(t *testing.T, st lake.Store, prefix string) []string {
 }
 
 func TestLandOnce(t *testing.T) {
-	stores(t, func(t *testing.T, st lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
 		ctx := context.Background()
 		data := []byte(`{"timestamp":"2024-01-01 00:00:00","meter_id":"meter-001","energy_usage":1.5}` + "\n")
 		m, already, err := raw.Land(ctx, st, "meters", "meters.ndjson", "ndjson", bytes.NewReader(data), now)
@@ -142,7 +129,7 @@ func TestManifestJSON(t *testing.T) {
 }
 
 func TestLandConcurrent(t *testing.T) {
-	stores(t, func(t *testing.T, st lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
 		ctx := context.Background()
 		data := bytes.Repeat([]byte("meter-001,1.5\n"), 10000)
 		const n = 8
@@ -302,7 +289,7 @@ func (f *failingReader) Read(b []byte) (int, error) {
 }
 
 func TestLandFailedReadLeavesNothing(t *testing.T) {
-	stores(t, func(t *testing.T, st lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
 		_, _, err := raw.Land(context.Background(), st, "meters", "-", "ndjson", &failingReader{n: 1000}, now)
 		if err == nil {
 			t.Fatal("Land of a failing reader: no error")

@@ -18,7 +18,6 @@ import (
 
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/internal/metrics"
-	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers/bronze"
@@ -56,19 +55,6 @@ func pipeline(t testing.TB) *config.Pipeline {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// stores runs fn against the local-directory store and MinIO.
-func stores(t *testing.T, fn func(t *testing.T, st lake.Store)) {
-	t.Run("local", func(t *testing.T) {
-		t.Parallel()
-		fn(t, testenv.LocalStore(t))
-	})
-	t.Run("minio", func(t *testing.T) {
-		t.Parallel()
-		st, _, _ := testenv.S3Store(t)
-		fn(t, st)
-	})
 }
 
 // testStore decorates a real store: PutIfAbsent (the raw commit) can be

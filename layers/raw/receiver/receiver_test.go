@@ -39,7 +39,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 
 // TestStatusCodes shows every status code of the ingest endpoint.
 func TestStatusCodes(t *testing.T) {
-	stores(t, func(t *testing.T, st lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
 		ts := &testStore{Store: st}
 		p := pipeline(t)
 		h := start(t, ts, p, func(o *Options) {
@@ -319,7 +319,7 @@ func checkExactlyOnce(t *testing.T, st lake.Store, acked map[[2]int]int, sum int
 // TestConcurrentClients: 20 clients posting for a few seconds lose nothing
 // and double nothing: acknowledged rows == raw rows == bronze rows.
 func TestConcurrentClients(t *testing.T) {
-	stores(t, func(t *testing.T, st lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
 		p := pipeline(t)
 		h := start(t, st, p, func(o *Options) {
 			o.FlushInterval = 100 * time.Millisecond
@@ -345,7 +345,7 @@ func TestConcurrentClients(t *testing.T) {
 // is in the lake exactly once, later requests get 503, and a new receiver
 // on the same lake (a restart) carries on without losing or doubling.
 func TestCloseDuringLoad(t *testing.T) {
-	stores(t, func(t *testing.T, st lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
 		p := pipeline(t)
 		h := start(t, st, p, nil)
 		stop := make(chan struct{})
@@ -439,7 +439,7 @@ func TestCloseDeadline(t *testing.T) {
 // TestCSVBatching: concurrent CSV requests share one raw object with one
 // header; a request with another header gets an object of its own.
 func TestCSVBatching(t *testing.T) {
-	stores(t, func(t *testing.T, st lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
 		p := pipeline(t)
 		h := start(t, st, p, func(o *Options) { o.FlushInterval = 500 * time.Millisecond })
 		bodies := []string{
@@ -488,7 +488,7 @@ func TestCSVBatching(t *testing.T) {
 // TestTCPListener: lines sent over TCP land; at Close the lines read are
 // landed before the connection is closed.
 func TestTCPListener(t *testing.T) {
-	stores(t, func(t *testing.T, st lake.Store) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
 		p := pipeline(t)
 		h := start(t, st, p, func(o *Options) { o.FlushInterval = 20 * time.Millisecond })
 		if _, err := h.r.ListenTCP(context.Background(), "clicks", "127.0.0.1:0"); err == nil {
