@@ -17,7 +17,7 @@ import (
 )
 
 // shutdownGrace bounds how long SIGTERM waits for acknowledged data to be
-// flushed and the batch under way to commit.
+// landed.
 const shutdownGrace = 45 * time.Second
 
 // runServe is `medallion serve`: the HTTP ingest endpoint and TCP line
@@ -157,8 +157,11 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
-	// Shutdown: stop accepting and land everything acknowledged, then stop
-	// the HTTP server, then let the batch under way finish.
+	// Shutdown: the scheduler or stream loop saw ctx end and stops; a job
+	// under way gives up before its commit, leaving its tables as they were
+	// (the next start redoes it). Then: land and acknowledge what the
+	// brokers delivered, stop accepting ingest and land everything
+	// acknowledged, stop the HTTP server.
 	fmt.Fprintln(a.stdout, "shutting down: landing what was acknowledged")
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
