@@ -38,6 +38,7 @@ type Stream struct {
 type StreamMetrics struct {
 	batches *metrics.CounterVec
 	latency *metrics.HistogramVec
+	lag     *metrics.GaugeVec
 }
 
 // NewStreamMetrics registers stream mode's families: batches by result and
@@ -49,6 +50,7 @@ func NewStreamMetrics(reg *metrics.Registry) *StreamMetrics {
 		latency: reg.Histogram("medallion_stream_latency_seconds",
 			"Seconds from a raw object's receipt to its rows being visible in a stage (gold, postgres).",
 			[]float64{.05, .1, .25, .5, 1, 1.5, 2, 3, 5, 10, 30, 60, 120}, "stage"),
+		lag: reg.Gauge("medallion_stream_lag_objects", "Raw objects landed but not yet through a micro-batch, at the last trigger.", "source"),
 	}
 }
 
@@ -83,6 +85,7 @@ func (s *Stream) Run(ctx context.Context) error {
 			s.count("failed")
 			continue
 		}
+		s.observeLag(fresh)
 		if primed && len(fresh) == 0 {
 			s.count("skipped")
 			continue
@@ -174,6 +177,21 @@ func (s *Stream) newManifests(ctx context.Context, seen map[string]bool) ([]raw.
 		}
 	}
 	return out, nil
+}
+
+// observeLag sets the lag gauge: per source, the raw objects this trigger
+// found that no batch has taken yet.
+func (s *Stream) observeLag(fresh []raw.Manifest) {
+	if s.Metrics == nil {
+		return
+	}
+	n := make(map[string]int, len(s.Runner.Pipeline.SourceOrder))
+	for _, m := range fresh {
+		n[m.Source]++
+	}
+	for _, src := range s.Runner.Pipeline.SourceOrder {
+		s.Metrics.lag.With(src).Set(float64(n[src]))
+	}
 }
 
 func (s *Stream) count(result string) {

@@ -144,7 +144,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func metricValue(t *testing.T, base, series string) float64 {
+func metricsText(t *testing.T, base string) string {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -152,7 +152,12 @@ func metricValue(t *testing.T, base, series string) float64 {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
+	return string(b)
+}
+
+func metricValue(t *testing.T, base, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(metricsText(t, base), "\n") {
 		if strings.HasPrefix(line, series+" ") {
 			v, _ := strconv.ParseFloat(strings.TrimPrefix(line, series+" "), 64)
 			return v
@@ -208,6 +213,9 @@ func TestServeStream(t *testing.T) {
 			metricValue(t, srv.base, `medallion_stream_latency_seconds_count{stage="postgres"}`) > 0
 	})
 
+	if !strings.Contains(metricsText(t, srv.base), `medallion_stream_lag_objects{source="meters"}`) {
+		t.Error("stream lag not exported")
+	}
 	if metricValue(t, srv.base, `medallion_job_runs_total{table="bronze.meters",result="ok"}`) == 0 ||
 		metricValue(t, srv.base, `medallion_job_rows_out_total{table="gold.usage_ma",layer="gold"}`) == 0 {
 		t.Error("job metrics not exported")
