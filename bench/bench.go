@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -114,7 +113,7 @@ func (b *bench) medallionBinary(ctx context.Context) (string, error) {
 		}
 		return p, nil
 	}
-	root, err := moduleRoot()
+	root, err := testenv.FindRepoRoot()
 	if err != nil {
 		return "", err
 	}
@@ -126,24 +125,6 @@ func (b *bench) medallionBinary(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("build medallion: %v\n%s", err, msg)
 	}
 	return out, nil
-}
-
-// moduleRoot is the directory holding go.mod, above the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory: run the bench from the repository")
-		}
-		dir = parent
-	}
 }
 
 func (b *bench) duckDBVersion(ctx context.Context) string {

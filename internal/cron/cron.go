@@ -37,11 +37,12 @@ package cron
 import (
 	"errors"
 	"fmt"
-	"math"
 	"math/bits"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/medallion-dev/medallion/internal/duration"
 )
 
 // Schedule is a parsed spec. It is immutable and safe for concurrent use.
@@ -121,7 +122,7 @@ func ParseInLocation(spec string, loc *time.Location) (*Schedule, error) {
 			if len(f) != 2 {
 				return nil, errors.New(`want "@every <duration>", e.g. "@every 1m"`)
 			}
-			d, err := parseInterval(f[1])
+			d, err := duration.Parse(f[1])
 			if err != nil {
 				return nil, fmt.Errorf("@every: %v", err)
 			}
@@ -289,45 +290,6 @@ func (f field) value(s string) (int, error) {
 		return 0, fmt.Errorf("%d is out of range %d-%d", n, f.min, f.max)
 	}
 	return n, nil
-}
-
-// parseInterval reads a duration the way the pipeline file writes them:
-// Go syntax (30s, 1m, 1h30m) with an optional leading whole number of days
-// (1d, 2d12h). It accepts exactly what config.ParseDuration accepts (a test
-// holds the two together); it lives here so that this package needs nothing
-// from config.
-func parseInterval(s string) (time.Duration, error) {
-	bad := fmt.Errorf("expected a duration like 30s, 1m, 1h or 1d, got %q", s)
-	t := strings.TrimSpace(s)
-	if t == "" {
-		return 0, bad
-	}
-	var days int64
-	if i := strings.IndexByte(t, 'd'); i > 0 {
-		n, err := strconv.ParseInt(t[:i], 10, 64)
-		if err == nil && n >= 0 && n <= math.MaxInt64/int64(24*time.Hour) {
-			days = n
-			t = t[i+1:]
-			if t == "" {
-				return time.Duration(days) * 24 * time.Hour, nil
-			}
-			if t[0] == '-' || t[0] == '+' {
-				return 0, bad
-			}
-		}
-	}
-	d, err := time.ParseDuration(t)
-	if err != nil {
-		return 0, bad
-	}
-	if days > 0 {
-		total := time.Duration(days)*24*time.Hour + d
-		if total < d {
-			return 0, fmt.Errorf("duration %q is too long", s)
-		}
-		d = total
-	}
-	return d, nil
 }
 
 // String returns the spec as written (trimmed).

@@ -157,7 +157,7 @@ func randomHex(n int) string {
 func startMinIO() (*MinIOServer, error) {
 	bin := os.Getenv("MINIO_BIN")
 	if bin == "" {
-		root, err := repoRoot()
+		root, err := FindRepoRoot()
 		if err != nil {
 			return nil, err
 		}

@@ -19,7 +19,7 @@ func StartMinIO(bin string) (srv *MinIOServer, stop func(), err error) {
 		bin = os.Getenv("MINIO_BIN")
 	}
 	if bin == "" {
-		root, err := repoRoot()
+		root, err := FindRepoRoot()
 		if err != nil {
 			return nil, nil, err
 		}

@@ -20,14 +20,16 @@ import (
 // working directory (go test runs each package in its own directory).
 func RepoRoot(t testing.TB) string {
 	t.Helper()
-	root, err := repoRoot()
+	root, err := FindRepoRoot()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	return root
 }
 
-func repoRoot() (string, error) {
+// FindRepoRoot returns the directory holding go.mod, above the working
+// directory (for callers outside a test, like the bench).
+func FindRepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", fmt.Errorf("find repository root: %w", err)
