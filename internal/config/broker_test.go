@@ -33,3 +33,17 @@ func TestBrokerSources(t *testing.T) {
 		}
 	}
 }
+
+// A bare ${VAR} inside a flow map is a YAML error; say where and how to fix it.
+func TestUnquotedVarInFlowMap(t *testing.T) {
+	src := "lake: s3://bkt\ns3: {endpoint: ${S3_ENDPOINT}, access_key: k}\n"
+	_, err := Parse("medallion.yaml", []byte(src), nil)
+	want := `medallion.yaml:2:16: bad YAML: ${S3_ENDPOINT} inside {...} or [...] must be quoted: "${S3_ENDPOINT}" (or write the section in block style)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	env := func(string) (string, bool) { return "127.0.0.1:9000", true }
+	if _, err := Parse("medallion.yaml", []byte("lake: s3://bkt\ns3: {endpoint: \"${S3_ENDPOINT}\"}\n"), env); err != nil {
+		t.Fatalf("quoted: %v", err)
+	}
+}

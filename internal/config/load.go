@@ -143,6 +143,9 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // library gives the line only inside its message, so this is the one place
 // that reads an error's text.
 func (l *loader) yamlError(err error) error {
+	if e := l.unquotedVarInFlow(); e != nil {
+		return e
+	}
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
@@ -150,4 +153,35 @@ func (l *loader) yamlError(err error) error {
 	}
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	return &Error{File: l.file, Msg: "bad YAML: " + msg}
+}
+
+// flowVar finds a ${VAR} written bare inside a {...} or [...] flow
+// collection, where '{' is YAML syntax: the YAML library then reports a
+// confusing error on the line where the collection starts.
+var flowVar = regexp.MustCompile(`[{\[,]\s*[A-Za-z_][\w-]*:\s*(\$\{)|[{\[,]\s*(\$\{)`)
+
+// unquotedVarInFlow names the line and column of the first such ${VAR},
+// with the fix, or returns nil when there is none.
+func (l *loader) unquotedVarInFlow() *Error {
+	for i, line := range strings.Split(string(l.src), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		m := flowVar.FindStringSubmatchIndex(line)
+		if m == nil {
+			continue
+		}
+		col := m[2]
+		if col < 0 {
+			col = m[4]
+		}
+		end := strings.IndexByte(line[col:], '}')
+		v := line[col:]
+		if end >= 0 {
+			v = line[col : col+end+1]
+		}
+		return &Error{File: l.file, Line: i + 1, Column: col + 1,
+			Msg: fmt.Sprintf("bad YAML: %s inside {...} or [...] must be quoted: \"%s\" (or write the section in block style)", v, v)}
+	}
+	return nil
 }
