@@ -2,6 +2,7 @@
 #
 #   make demo    run the whole pipeline on a local-directory lake with sample data
 #   make test    install what the tests need (MinIO, PostgreSQL if absent) and run every test
+#                (Chromium too, for the dashboard's browser tests; they are skipped without it)
 #   make bench   benchmarks as ratios against DuckDB and psql \copy
 #   make lint    gofmt + go vet
 
@@ -22,7 +23,7 @@ RACE_PKGS := ./lake/... ./internal/... ./layers/raw/... ./jobs/...
 RACE_FLAGS := -race -gcflags=all=-d=checkptr=0
 DEMO_DIR := $(CURDIR)/demo
 
-.PHONY: all build test minio postgres brokers demo bench lint clean
+.PHONY: all build test minio postgres brokers chromium demo bench lint clean
 
 all: build
 
@@ -45,7 +46,12 @@ postgres:
 brokers:
 	@scripts/ensure-brokers.sh
 
-test: minio postgres brokers
+# The dashboard's browser tests drive a headless Chromium (chromedp). Without
+# one (and no way to install it) the script says so and they are skipped.
+chromium:
+	@scripts/ensure-chromium.sh
+
+test: minio postgres brokers chromium
 	@echo "==> go vet"
 	$(GO) vet ./...
 	@echo "==> go test (integration tests use MinIO from .bin/minio and PostgreSQL at $$DATABASE_URL)"

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/medallion-dev/medallion/internal/dashboard"
 	"github.com/medallion-dev/medallion/internal/metrics"
 	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/layers/raw/brokers"
@@ -27,6 +28,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("serve")
 	addr := fs.String("addr", ":8080", "HTTP listen address for ingest, health and metrics")
 	noStream := fs.Bool("no-stream", false, "run the schedule: section even when stream.trigger is set")
+	noUI := fs.Bool("no-ui", false, "do not serve the read-only web dashboard at /")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -97,8 +99,29 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	srv := &http.Server{Handler: rcv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(a.stdout, "medallion serve on http://%s (POST /v1/ingest/{source}, /healthz, /readyz, /metrics)\n", ln.Addr())
+	// One mux: the receiver's routes, and the dashboard for everything else.
+	mux := http.NewServeMux()
+	ingest := rcv.Handler()
+	for _, route := range []string{"/v1/", "/healthz", "/readyz", "/metrics"} {
+		mux.Handle(route, ingest)
+	}
+	uiNote := ""
+	if !*noUI {
+		// Its own engine (and spill directory): never the runner's.
+		dash, err := dashboard.New(ctx, dashboard.Options{
+			Store: st, Pipeline: p, Cache: ws.cache, Engine: dashboard.DefaultEngineOptions(),
+			Token: os.Getenv(receiver.EnvToken), Log: a.log.WithGroup("dashboard"),
+		})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer dash.Close()
+		mux.Handle("/", dash)
+		uiNote = fmt.Sprintf("; dashboard at http://%s/", ln.Addr())
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(a.stdout, "medallion serve on http://%s (POST /v1/ingest/{source}, /healthz, /readyz, /metrics)%s\n", ln.Addr(), uiNote)
 
 	runner := &jobs.Runner{Store: st, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log, Metrics: jobs.NewRunnerMetrics(reg)}
 	owner := jobs.DefaultOwner()

@@ -1,0 +1,846 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/medallion-dev/medallion/internal/testenv"
+	"github.com/medallion-dev/medallion/jobs"
+)
+
+// The browser tests drive the dashboard of `medallion serve` in a headless
+// Chromium and check the DOM contract the UI promises (ids, classes, data-
+// attributes, URLs) against what `medallion query` says about the same
+// lake. They fail on any console error or uncaught exception, and save a
+// full-page screenshot of every page (see artifactDir).
+
+// chromiumPath returns the Chromium the browser tests use, or "" when there
+// is none (the tests are then skipped, saying how to install it).
+func chromiumPath() string {
+	if fi, err := os.Stat("/usr/bin/chromium"); err == nil && !fi.IsDir() {
+		return "/usr/bin/chromium"
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	return ""
+}
+
+// needChromium skips the test in -short mode or when Chromium is absent.
+func needChromium(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser test: skipped in -short mode")
+	}
+	p := chromiumPath()
+	if p == "" {
+		t.Skip("browser test: no Chromium (/usr/bin/chromium or chromium on PATH); install it with `sudo apt-get install chromium` or run scripts/ensure-chromium.sh (make test does)")
+	}
+	return p
+}
+
+// browser is one headless Chromium tab and the errors its pages reported.
+type browser struct {
+	t   *testing.T
+	ctx context.Context // chromedp context of the tab
+
+	mu     sync.Mutex
+	closed bool     // the test is ending: chromedp must not log to it any more
+	page   string   // what the test is looking at, to say where an error came from
+	errs   []string // console errors, uncaught exceptions, browser-log errors
+	ignore func(source, text string) bool
+}
+
+// newBrowser starts Chromium with the flags this sandbox needs (root, no
+// network): headless, no sandbox, no GPU, nothing fetched in the
+// background, a fresh profile. The browser is stopped when the test ends.
+func newBrowser(t *testing.T, chromium string) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 1000),
+	)
+	b := &browser{t: t}
+	// chromedp's own errors go to the test log, but never after the test
+	// ended (testing panics on that).
+	logf := func(format string, args ...any) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if !b.closed {
+			t.Logf("chromedp: "+format, args...)
+		}
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithErrorf(logf))
+	b.ctx = ctx
+	// Registered after t.TempDir: cleanups run last-in first-out, so the
+	// browser has exited before its profile directory is removed.
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		b.mu.Lock()
+		b.closed = true
+		b.mu.Unlock()
+	})
+	if err := chromedp.Do(ctx); err != nil { // starts the browser, with no timeout on its life
+		t.Fatalf("start %s: %v", chromium, err)
+	}
+	err := chromedp.Listen(ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			b.report("exception", "uncaught exception: "+exceptionText(ev.ExceptionDetails))
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError {
+				var parts []string
+				for _, a := range ev.Args {
+					var str string
+					if a.Value != nil && json.Unmarshal(a.Value, &str) == nil {
+						parts = append(parts, str)
+					} else if a.Value != nil {
+						parts = append(parts, string(a.Value))
+					} else {
+						parts = append(parts, a.Description)
+					}
+				}
+				b.report("console", "console.error: "+strings.Join(parts, " "))
+			}
+		case *log.EventEntryAdded:
+			if ev.Entry != nil && ev.Entry.Level == log.EntryLevelError {
+				b.report(string(ev.Entry.Source), fmt.Sprintf("browser log (%s): %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func exceptionText(d *runtime.ExceptionDetails) string {
+	if d == nil {
+		return "?"
+	}
+	s := d.Text
+	if d.Exception != nil && d.Exception.Description != "" {
+		s += " " + d.Exception.Description
+	}
+	return fmt.Sprintf("%s (%s:%d:%d)", s, d.URL, d.LineNumber+1, d.ColumnNumber+1)
+}
+
+// report runs on chromedp's event loop: it only records.
+func (b *browser) report(source, msg string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ignore != nil && b.ignore(source, msg) {
+		return
+	}
+	b.errs = append(b.errs, b.page+": "+msg)
+}
+
+// takeErrors returns the errors reported so far and forgets them.
+func (b *browser) takeErrors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	errs := b.errs
+	b.errs = nil
+	return errs
+}
+
+// checkErrors fails the test for every error the pages reported so far.
+func (b *browser) checkErrors() {
+	b.t.Helper()
+	for _, e := range b.takeErrors() {
+		b.t.Errorf("JS/console error: %s", e)
+	}
+}
+
+// at names what the test looks at now, for the error messages.
+func (b *browser) at(name, url string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.page = name + " (" + url + ")"
+}
+
+// open loads url (waiting for its load event) and names it for errors.
+func (b *browser) open(name, url string) int64 {
+	b.t.Helper()
+	b.checkErrors()
+	b.at(name, url)
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(url))
+	if err != nil {
+		b.t.Fatalf("open %s: %v", url, err)
+	}
+	return resp.Status
+}
+
+// eval evaluates a JavaScript expression in the page and decodes its value.
+func eval[T any](b *browser, js string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, func(p *runtime.EvaluateParams) { p.AwaitPromise = new(true) }))
+	if err != nil {
+		b.t.Fatalf("on %s: evaluate %s: %v", b.page, js, err)
+	}
+	return v
+}
+
+// count returns how many elements match the CSS selector.
+func (b *browser) count(sel string) int {
+	b.t.Helper()
+	return eval[int](b, fmt.Sprintf("document.querySelectorAll(%s).length", jsString(sel)))
+}
+
+// waitFor polls the JavaScript predicate in the page until it is true.
+func (b *browser) waitFor(what, js string, timeout time.Duration) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, timeout+5*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
+	if err != nil {
+		b.t.Fatalf("on %s: waiting %s for %s (%s): %v", b.page, timeout, what, js, err)
+	}
+}
+
+// screenshot saves a full-page PNG of the current page in artifactDir.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	if err != nil {
+		b.t.Fatalf("screenshot of %s: %v", b.page, err)
+	}
+	dir := artifactDir(b.t)
+	path := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatalf("write screenshot: %v", err)
+	}
+	b.t.Logf("screenshot of %s: %s", b.page, path)
+}
+
+// artifactDir is where screenshots go: $MEDALLION_ARTIFACTS, else
+// .artifacts/screenshots/ at the repository root (ignored by git).
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("MEDALLION_ARTIFACTS")
+	if dir == "" {
+		root, err := testenv.FindRepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(root, ".artifacts", "screenshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("artifact directory: %v", err)
+	}
+	return dir
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	q, _ := json.Marshal(s)
+	return string(q)
+}
+
+// digits parses the integer in a table cell, ignoring thousands separators
+// and units ("1,081" and "1081 rows" are 1081); -1 when there is none.
+func digits(s string) int64 {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	n, err := strconv.ParseInt(b.String(), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// TestBrowserHarnessSeesErrors: the error collector the dashboard tests
+// rely on does catch an uncaught exception, a console.error and a failed
+// resource, so a clean dashboard run means something.
+func TestBrowserHarnessSeesErrors(t *testing.T) {
+	chromium := needChromium(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><title>t</title><link rel="icon" href="data:,">
+<img src="/missing.png">
+<script>console.error("bad", 42); setTimeout(() => { throw new Error("boom") }, 0);</script>`)
+	}))
+	defer srv.Close()
+	b := newBrowser(t, chromium)
+	b.open("harness page", srv.URL+"/")
+	// Events arrive asynchronously: wait for all three.
+	deadline := time.Now().Add(5 * time.Second)
+	var all []string
+	for time.Now().Before(deadline) {
+		all = append(all, b.takeErrors()...)
+		joined := strings.Join(all, "\n")
+		if strings.Contains(joined, "boom") && strings.Contains(joined, "bad 42") && strings.Contains(joined, "404") {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the collector missed errors; it saw:\n%s", strings.Join(all, "\n"))
+}
+
+// browserPipeline is the energy pipeline the dashboard is tested on:
+// bronze with quarantine, 1-minute silver windows updated as data arrives
+// (so late rows have something to be late for), a moving average with a
+// spike flag, and stream mode so posted rows reach gold in about a second.
+const browserPipeline = `sources:
+  meters:
+    format: ndjson
+    schema:
+      timestamp:    {type: timestamp, format: "2006-01-02 15:04:05", tz: UTC}
+      meter_id:     {type: string, required: true}
+      energy_usage: {type: double, min: 0}
+    dedupe: [meter_id, timestamp]
+    on_error: quarantine
+silver:
+  usage_1m:
+    from: meters
+    event_time: timestamp
+    window: {size: 1m}
+    watermark: 2m
+    output: update
+    group_by: [meter_id]
+    aggregates:
+      readings: count(*)
+      avg_usage: avg(energy_usage)
+      max_usage: max(energy_usage)
+gold:
+  usage_ma:
+    from: usage_1m
+    partition_by: [meter_id]
+    order_by: window_start
+    moving_average: {column: avg_usage, rows: 5}
+    flag: {name: spike, when: "avg_usage > ma * 1.5"}
+stream:
+  trigger: 1s
+`
+
+// browserMeters are the meters of the generated readings.
+var browserMeters = []string{"meter-a", "meter-b", "meter-c"}
+
+// browserT0 is the event time of the first generated reading.
+var browserT0 = time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+
+// meterReadings returns NDJSON readings every 10 s for minutes [from, to)
+// of every meter: a steady, slightly wobbling usage per meter, five times
+// higher during the spike minutes (meter index -> minute).
+func meterReadings(from, to int, spikes map[int]int) string {
+	var b strings.Builder
+	for m, meter := range browserMeters {
+		for minute := from; minute < to; minute++ {
+			for s := 0; s < 60; s += 10 {
+				usage := 1.5 + 0.75*float64(m) + 0.1*float64((minute*3+s/10+m)%7)
+				if spm, ok := spikes[m]; ok && spm == minute {
+					usage *= 5
+				}
+				ts := browserT0.Add(time.Duration(minute)*time.Minute + time.Duration(s)*time.Second)
+				fmt.Fprintf(&b, `{"timestamp":%q,"meter_id":%q,"energy_usage":%s}`+"\n",
+					ts.Format(time.DateTime), meter, strconv.FormatFloat(math.Round(usage*1000)/1000, 'f', -1, 64))
+			}
+		}
+	}
+	return b.String()
+}
+
+// badReadings fail bronze's checks one way each; the markers are how the
+// quarantine page is searched for them.
+var badReadings = []struct{ line, marker string }{
+	{`{"timestamp":"2024-03-01 00:30:07","meter_id":"meter-a","energy_usage":-5.25}`, "-5.25"},
+	{`{"timestamp":"2024-03-01 00:31:07","energy_usage":7.77}`, "7.77"},
+	{`{"timestamp":"not a time","meter_id":"meter-b","energy_usage":3.5}`, "not a time"},
+}
+
+// ingest POSTs an NDJSON body to the serve's ingest endpoint.
+func ingest(t *testing.T, base, token, body string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/ingest/meters", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST /v1/ingest/meters: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST /v1/ingest/meters: %s", resp.Status)
+	}
+}
+
+// count runs a one-number query (its column named n); -1 while it fails
+// (e.g. the table does not exist yet).
+func (l *testLake) count(t *testing.T, sql string) int64 {
+	t.Helper()
+	out, _, err := l.exec(t, nil, "query", "--format", "csv", sql)
+	if err != nil {
+		return -1
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		return -1
+	}
+	n, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// waitCount waits until the query's count is want.
+func (l *testLake) waitCount(t *testing.T, what, sql string, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n := l.count(t, sql)
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %s gives %d, want %d", what, sql, n, want)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// waitReady waits until the serve's /readyz answers 200.
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	waitFor(t, "/readyz", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// chartCounts is what the chart of gold.usage_ma should draw, from the lake:
+// the 8 groups with the most recent windows, each group's 500 most recent
+// windows.
+const chartCounts = `WITH g AS (
+  SELECT meter_id, max(window_start) AS last FROM gold.usage_ma GROUP BY meter_id ORDER BY last DESC, meter_id LIMIT 8
+), r AS (
+  SELECT t.*, row_number() OVER (PARTITION BY t.meter_id ORDER BY t.window_start DESC) AS rn
+  FROM gold.usage_ma t JOIN g USING (meter_id)
+)
+SELECT count(*) AS points, count(*) FILTER (WHERE spike) AS flagged, count(DISTINCT meter_id) AS groups FROM r WHERE rn <= 500`
+
+// TestBrowserDashboard drives every page of the dashboard of a running
+// `medallion serve` in stream mode, with rows posted to its ingest endpoint.
+func TestBrowserDashboard(t *testing.T) {
+	chromium := needChromium(t)
+	start := time.Now()
+	l := newTestLake(t, "local")
+	l.writePipeline(t, browserPipeline)
+	srv := startServe(t, l)
+	defer func() {
+		if t.Failed() {
+			t.Logf("serve output:\n%s", srv.out)
+		}
+	}()
+	waitReady(t, srv.base)
+	t.Logf("serve ready after %s (includes building the binary)", time.Since(start).Round(time.Millisecond))
+
+	// An hour of readings from 3 meters with one spike minute each, and
+	// three rows bronze must quarantine.
+	spikes := map[int]int{0: 20, 1: 35, 2: 50}
+	body := meterReadings(0, 60, spikes)
+	for _, bad := range badReadings {
+		body += bad.line + "\n"
+	}
+	ingest(t, srv.base, "", body)
+	const good = 3 * 60 * 6
+	l.waitCount(t, "gold", "SELECT count(*) AS n FROM gold.usage_ma", 3*60)
+	l.waitCount(t, "the quarantine", "SELECT count(*) AS n FROM bronze._quarantine", int64(len(badReadings)))
+	// A reading from minute 3, long final by now: silver._late.
+	ingest(t, srv.base, "", `{"timestamp":"2024-03-01 00:03:05","meter_id":"meter-c","energy_usage":2.5}`+"\n")
+	l.waitCount(t, "the late row", "SELECT count(*) AS n FROM silver._late", 1)
+	l.waitCount(t, "bronze", "SELECT count(*) AS n FROM bronze.meters", good+1)
+	t.Logf("data landed and promoted %s after the start", time.Since(start).Round(time.Millisecond))
+
+	b := newBrowser(t, chromium)
+
+	t.Run("pipeline", func(t *testing.T) { checkPipelinePage(t, b, l, srv.base) })
+	t.Run("gold table", func(t *testing.T) { checkGoldPage(t, b, l, srv.base) })
+	t.Run("bronze table", func(t *testing.T) { checkBronzePage(t, b, srv.base) })
+	t.Run("quality", func(t *testing.T) { checkQualityPage(t, b, l, srv.base) })
+	t.Run("runs", func(t *testing.T) { checkRunsPage(t, b, l, srv.base, "07-runs-stream") })
+	b.on(t).checkErrors()
+	t.Logf("whole test: %s", time.Since(start).Round(time.Millisecond))
+}
+
+// Each page check uses the subtest's t for its assertions (so a failure
+// names the page) and the shared browser.
+func (b *browser) on(t *testing.T) *browser {
+	b.t = t
+	return b
+}
+
+func checkPipelinePage(t *testing.T, b *browser, l *testLake, base string) {
+	b = b.on(t)
+	if st := b.open("pipeline page", base+"/"); st != http.StatusOK {
+		t.Fatalf("GET / answered %d", st)
+	}
+	b.screenshot("01-pipeline")
+	if title := eval[string](b, "document.title"); !strings.HasPrefix(title, "medallion") {
+		t.Errorf("<title> %q does not start with medallion", title)
+	}
+	for _, href := range []string{"/", "/quality", "/runs"} {
+		if b.count(fmt.Sprintf(`nav a[href=%q]`, href)) == 0 {
+			t.Errorf("no nav link to %s", href)
+		}
+	}
+	tables := []string{"bronze.meters", "bronze._quarantine", "silver.usage_1m", "silver._late", "gold.usage_ma"}
+	for _, tbl := range tables {
+		if n := b.count(fmt.Sprintf(`table#tables tr[data-table=%q]`, tbl)); n != 1 {
+			t.Errorf("table#tables has %d rows for %s, want 1", n, tbl)
+		}
+		if b.count(fmt.Sprintf(`table#tables tr[data-table=%q] a[href=%q]`, tbl, "/tables/"+tbl)) == 0 {
+			t.Errorf("%s has no link to /tables/%s", tbl, tbl)
+		}
+	}
+	for _, tbl := range []string{"bronze.meters", "gold.usage_ma", "bronze._quarantine"} {
+		cell := eval[string](b, fmt.Sprintf(`(document.querySelector(%s) || {textContent: "(no td.rows)"}).textContent`,
+			jsString(fmt.Sprintf(`table#tables tr[data-table=%q] td.rows`, tbl))))
+		want := l.count(t, "SELECT count(*) AS n FROM "+tbl)
+		if got := digits(cell); got != want {
+			t.Errorf("%s: td.rows says %q, medallion query counts %d", tbl, cell, want)
+		}
+	}
+	for _, node := range []string{"raw.meters", "bronze.meters", "silver.usage_1m", "gold.usage_ma"} {
+		if n := b.count(fmt.Sprintf(`svg#lineage g.node[data-node=%q]`, node)); n != 1 {
+			t.Errorf("svg#lineage has %d nodes %s, want 1", n, node)
+		}
+	}
+	for _, e := range [][2]string{{"raw.meters", "bronze.meters"}, {"bronze.meters", "silver.usage_1m"}, {"silver.usage_1m", "gold.usage_ma"}} {
+		if n := b.count(fmt.Sprintf(`svg#lineage path.edge[data-from=%q][data-to=%q]`, e[0], e[1])); n != 1 {
+			t.Errorf("svg#lineage has %d edges %s -> %s, want 1", n, e[0], e[1])
+		}
+	}
+	b.checkErrors()
+}
+
+// chart is the state of svg#chart.
+type chart struct {
+	Exists  bool   `json:"exists"`
+	Points  string `json:"points"`  // data-points
+	Version string `json:"version"` // data-version
+	Measure string `json:"measure"` // data-measure
+	Circles int    `json:"circles"`
+	Flagged int    `json:"flagged"`
+	Series  int    `json:"series"`
+}
+
+const chartJS = `(() => {
+  const c = document.querySelector("svg#chart");
+  if (!c) return {exists: false};
+  return {exists: true, points: c.getAttribute("data-points") || "", version: c.getAttribute("data-version") || "",
+    measure: c.getAttribute("data-measure") || "",
+    circles: c.querySelectorAll("circle.point").length, flagged: c.querySelectorAll("circle.point.flagged").length,
+    series: c.querySelectorAll("path.series").length};
+})()`
+
+func checkGoldPage(t *testing.T, b *browser, l *testLake, base string) {
+	b = b.on(t)
+	const tbl = "gold.usage_ma"
+	if st := b.open("gold table page", base+"/tables/"+tbl); st != http.StatusOK {
+		t.Fatalf("GET /tables/%s answered %d", tbl, st)
+	}
+	for _, id := range []string{"table#schema", "table#history", "table#sample", "select#measure", "svg#chart"} {
+		if b.count(id) != 1 {
+			t.Errorf("no %s", id)
+		}
+	}
+	// The chart may be drawn by the page's script after load.
+	b.waitFor("the chart", `(() => { const c = document.querySelector("svg#chart[data-points]");
+	  return !!c && c.querySelectorAll("circle.point").length === +c.getAttribute("data-points") })()`, 10*time.Second)
+	b.screenshot("02-table-gold")
+	want := csvRow(t, l.query(t, chartCounts))
+	c := eval[chart](b, chartJS)
+	if !c.Exists {
+		t.Fatal("no svg#chart")
+	}
+	if strconv.Itoa(c.Circles) != c.Points {
+		t.Errorf("svg#chart data-points=%q but %d circle.point", c.Points, c.Circles)
+	}
+	if c.Points != want["points"] {
+		t.Errorf("chart draws %s points, gold has %s rows to plot (3 meters x 60 windows)", c.Points, want["points"])
+	}
+	if strconv.Itoa(c.Flagged) != want["flagged"] || c.Flagged == 0 {
+		t.Errorf("chart flags %d points, gold has %s rows with spike", c.Flagged, want["flagged"])
+	}
+	if strconv.Itoa(c.Series) != want["groups"] {
+		t.Errorf("chart has %d path.series, want one per meter (%s)", c.Series, want["groups"])
+	}
+	if c.Version == "" {
+		t.Error("svg#chart has no data-version")
+	}
+	if b.count("svg#chart circle.point.flagged title") != c.Flagged {
+		t.Error("flagged points have no <title> tooltip")
+	}
+	b.checkErrors()
+
+	// Live refresh: five more minutes of readings reach gold, and the open
+	// page redraws without a reload.
+	eval[bool](b, "(window.__notReloaded = true)")
+	ingest(t, base, "", meterReadings(60, 65, nil))
+	b.waitFor("the chart to refresh", fmt.Sprintf(`(() => { const c = document.querySelector("svg#chart");
+	  return !!c && +c.getAttribute("data-points") > %s && c.getAttribute("data-version") !== %s })()`, c.Points, jsString(c.Version)), 20*time.Second)
+	if !eval[bool](b, "window.__notReloaded === true") {
+		t.Error("the page reloaded instead of refreshing the chart")
+	}
+	l.waitCount(t, "gold after the new readings", "SELECT count(*) AS n FROM gold.usage_ma", 3*65)
+	// The page may have drawn an intermediate version (bronze -> gold
+	// commits); wait for the one with every new window.
+	b.waitFor("the chart to show the new windows", `+document.querySelector("svg#chart").getAttribute("data-points") === 195`, 20*time.Second)
+	after := eval[chart](b, chartJS)
+	if strconv.Itoa(after.Circles) != after.Points {
+		t.Errorf("after refresh: data-points=%q but %d circle.point", after.Points, after.Circles)
+	}
+	b.screenshot("03-table-gold-refreshed")
+	b.checkErrors()
+}
+
+func checkBronzePage(t *testing.T, b *browser, base string) {
+	b = b.on(t)
+	if st := b.open("bronze table page", base+"/tables/bronze.meters"); st != http.StatusOK {
+		t.Fatalf("GET /tables/bronze.meters answered %d", st)
+	}
+	b.screenshot("04-table-bronze")
+	for _, id := range []string{"table#schema", "table#history", "table#sample"} {
+		if b.count(id) != 1 {
+			t.Errorf("no %s", id)
+		}
+	}
+	if b.count("svg#chart") != 0 {
+		t.Error("bronze.meters has no window_start, yet the page draws svg#chart")
+	}
+	if n := b.count("table#sample td"); n == 0 {
+		t.Error("table#sample has no cells")
+	}
+	b.checkErrors()
+}
+
+// qualityLink is a quarantine link of the quality page.
+type qualityLink struct {
+	Href  string `json:"href"`
+	Text  string `json:"text"`
+	Count int    `json:"count"` // tr.run rows
+}
+
+func checkQualityPage(t *testing.T, b *browser, l *testLake, base string) {
+	b = b.on(t)
+	if st := b.open("quality page", base+"/quality"); st != http.StatusOK {
+		t.Fatalf("GET /quality answered %d", st)
+	}
+	b.screenshot("05-quality")
+	if n := b.count("table#quality-runs tr.run"); n == 0 {
+		t.Fatal("table#quality-runs has no tr.run")
+	}
+	if n := b.count("table#quality-reasons td"); n == 0 {
+		t.Error("table#quality-reasons is empty")
+	}
+	if b.count(`table#quality-runs tr.run a[href*="/tables/silver._late?batch="]`) == 0 {
+		t.Error("no run links to its late rows (/tables/silver._late?batch=)")
+	}
+	links := eval[[]qualityLink](b, `[...document.querySelectorAll('table#quality-runs tr.run a[href*="/tables/bronze._quarantine?batch="]')]
+	  .map(a => ({href: a.href, text: a.textContent.trim()}))`)
+	var link qualityLink
+	for _, ln := range links {
+		if digits(ln.Text) > 0 {
+			link = ln
+			break
+		}
+	}
+	if link.Href == "" {
+		t.Fatalf("no run with quarantined rows > 0 linking to /tables/bronze._quarantine?batch= (links: %v)", links)
+	}
+	u, err := url.Parse(link.Href)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := u.Query().Get("batch")
+	want := l.count(t, "SELECT count(*) AS n FROM bronze._quarantine WHERE batch_id = '"+strings.ReplaceAll(batch, "'", "''")+"'")
+	if digits(link.Text) != want {
+		t.Errorf("quality page says %q quarantined rows for batch %s, the lake has %d", link.Text, batch, want)
+	}
+
+	if st := b.open("quarantined rows of one batch", link.Href); st != http.StatusOK {
+		t.Fatalf("GET %s answered %d", link.Href, st)
+	}
+	b.screenshot("06-quarantine-batch")
+	rows := b.count("table#sample tr:has(td)")
+	if int64(rows) != want {
+		t.Errorf("table#sample lists %d rows for batch %s, the lake has %d", rows, batch, want)
+	}
+	text := eval[string](b, `(document.querySelector("table#sample") || {textContent: ""}).textContent`)
+	for _, bad := range badReadings {
+		if !strings.Contains(text, bad.marker) {
+			t.Errorf("the quarantined row %s is not in table#sample", bad.line)
+		}
+	}
+	b.checkErrors()
+}
+
+// checkRunsPage: table#runs lists the runs recorded in the lake (the
+// scheduler records them; stream mode records none) and table#leases the
+// leases, among them the stream's or the scheduler's.
+func checkRunsPage(t *testing.T, b *browser, l *testLake, base, shot string) {
+	b = b.on(t)
+	recorded, err := jobs.ListRuns(context.Background(), l.store, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := b.open("runs page", base+"/runs"); st != http.StatusOK {
+		t.Fatalf("GET /runs answered %d", st)
+	}
+	b.screenshot(shot)
+	if b.count("table#runs") != 1 {
+		t.Error("no table#runs")
+	}
+	// The scheduler may record more runs while the page renders.
+	if n := b.count("table#runs tr.run"); n < len(recorded) || (len(recorded) == 0 && n != 0) {
+		t.Errorf("table#runs has %d tr.run, the lake had %d recorded runs before the page was asked for", n, len(recorded))
+	} else if n == 0 {
+		t.Log("no runs recorded: stream mode records none, only the scheduler does")
+	}
+	if b.count("table#leases") != 1 {
+		t.Fatal("no table#leases")
+	}
+	leases := eval[string](b, `document.querySelector("table#leases").textContent`)
+	want := "stream"
+	if len(recorded) > 0 {
+		want = recorded[0].Job
+	}
+	if !strings.Contains(leases, want) {
+		t.Errorf("table#leases does not list the %s lease: %q", want, strings.Join(strings.Fields(leases), " "))
+	}
+	b.checkErrors()
+}
+
+// TestBrowserDashboardLogin: with an ingest token set, the dashboard asks
+// for it (401 with a login form), the form sets the cookie, and the cookie
+// opens the pages and the JSON API. The serve runs a schedule here, so the
+// runs page has recorded runs to show (stream mode records none).
+func TestBrowserDashboardLogin(t *testing.T) {
+	chromium := needChromium(t)
+	const token = "s3cret-dashboard-token"
+	l := newTestLake(t, "local")
+	l.writePipeline(t, `sources:
+  meters:
+    format: ndjson
+    schema:
+      meter_id:     {type: string, required: true}
+      energy_usage: {type: double}
+schedule:
+  bronze: "@every 1s"
+`)
+	l.env = append(l.env, "MEDALLION_INGEST_TOKEN="+token)
+	srv := startServe(t, l)
+	defer func() {
+		if t.Failed() {
+			t.Logf("serve output:\n%s", srv.out)
+		}
+	}()
+	waitReady(t, srv.base)
+	if resp, err := http.Get(srv.base + "/api/pipeline"); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /api/pipeline without the token answered %s, want 401", resp.Status)
+	}
+
+	b := newBrowser(t, chromium)
+	// The 401 of the login page is the point here, not an error of the page.
+	b.mu.Lock()
+	b.ignore = func(source, msg string) bool {
+		return source == string(log.EntrySourceNetwork) && strings.Contains(msg, "401")
+	}
+	b.mu.Unlock()
+	if st := b.open("login page", srv.base+"/"); st != http.StatusUnauthorized {
+		t.Errorf("GET / without the token answered %d, want 401", st)
+	}
+	b.screenshot("08-login")
+	if b.count(`form input[name=token]`) != 1 {
+		t.Fatal("the 401 page has no form with input[name=token]")
+	}
+	if typ := eval[string](b, `document.querySelector("input[name=token]").type`); typ != "password" {
+		t.Errorf("the token field is type=%q: a token typed in would be shown; want type=password", typ)
+	}
+	b.mu.Lock()
+	b.ignore = nil // from here on a 401 is an error again
+	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(`input[name=token]`), token)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := chromedp.RunResponse(ctx, chromedp.Submit(chromedp.CSS(`input[name=token]`)))
+	if err != nil {
+		t.Fatalf("submit the login form: %v", err)
+	}
+	if resp.Status != http.StatusOK {
+		t.Errorf("after login: %s answered %d", resp.URL, resp.Status)
+	}
+	b.at("pipeline page after login", resp.URL)
+	b.waitFor("the pipeline page after login", `!!document.querySelector("table#tables")`, 10*time.Second)
+	if loc := eval[string](b, "location.pathname"); loc != "/" {
+		t.Errorf("login landed on %s, want /", loc)
+	}
+	b.screenshot("09-after-login")
+	api := eval[string](b, `fetch("/api/pipeline").then(r => r.status + " " + (r.headers.get("content-type") || ""))`)
+	if !strings.HasPrefix(api, "200 ") || !strings.Contains(api, "json") {
+		t.Errorf("/api/pipeline with the cookie: %s, want 200 with JSON", api)
+	}
+	b.checkErrors()
+
+	// A scheduled bronze run promotes what was posted (with the token) and
+	// is recorded; the runs page lists it.
+	ingest(t, srv.base, token, `{"meter_id":"meter-a","energy_usage":1.5}`+"\n")
+	l.waitCount(t, "the scheduled bronze run", "SELECT count(*) AS n FROM bronze.meters", 1)
+	checkRunsPage(t, b, l, srv.base, "10-runs-scheduler")
+}

@@ -1,0 +1,281 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/medallion-dev/medallion/jobs"
+	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/layers"
+)
+
+// tableSummary is one row of the pipeline page.
+type tableSummary struct {
+	Table      string    `json:"table"`
+	Layer      string    `json:"layer"`
+	Exists     bool      `json:"exists"`
+	Rows       int64     `json:"rows"`
+	RowsKnown  bool      `json:"rows_known"`
+	Files      int       `json:"files"`
+	Bytes      int64     `json:"bytes"`
+	Version    int64     `json:"version"`
+	LastCommit time.Time `json:"last_commit,omitzero"`
+	AgeSeconds float64   `json:"age_seconds"`
+	Freshness  string    `json:"freshness"`
+}
+
+func summarize(ref layers.TableRef, snap *delta.Snapshot, now time.Time) tableSummary {
+	s := tableSummary{Table: ref.String(), Layer: string(ref.Layer), Version: -1, Freshness: "not created yet"}
+	if snap == nil {
+		return s
+	}
+	s.Exists = true
+	s.Rows, s.RowsKnown = snap.NumRecords()
+	s.Files = len(snap.Files)
+	for _, f := range snap.Files {
+		s.Bytes += f.Size
+	}
+	s.Version = snap.Version
+	s.LastCommit = snap.Timestamp.UTC()
+	s.AgeSeconds = now.Sub(snap.Timestamp).Seconds()
+	s.Freshness = ago(now, snap.Timestamp)
+	return s
+}
+
+// summaries reads every table's latest snapshot (in parallel: each is a
+// round trip or two on S3).
+func (d *Dashboard) summaries(ctx context.Context) ([]tableSummary, error) {
+	refs := layers.Tables(d.o.Pipeline)
+	out := make([]tableSummary, len(refs))
+	now := d.o.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, ref := range refs {
+		g.Go(func() error {
+			snap, err := d.snaps.get(gctx, ref)
+			if err != nil {
+				return err
+			}
+			out[i] = summarize(ref, snap, now)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// lineage is the graph from raw objects to PostgreSQL, laid out in one
+// column per layer.
+type lineage struct {
+	Nodes  []*lineNode `json:"nodes"`
+	Edges  []*lineEdge `json:"edges"`
+	Width  int         `json:"-"`
+	Height int         `json:"-"`
+}
+
+type lineNode struct {
+	ID     string `json:"id"`
+	Layer  string `json:"layer"`
+	Label  string `json:"label"`
+	Detail string `json:"detail"`
+	Href   string `json:"href,omitempty"`
+	Rows   *int64 `json:"rows,omitempty"`
+	Muted  bool   `json:"muted,omitempty"` // not created yet, or a disabled mirror
+
+	X, Y, W, H int    `json:"-"`
+	Short      string `json:"-"` // label cut to fit the box
+}
+
+type lineEdge struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	D    string `json:"-"` // the SVG path
+}
+
+// Lineage columns, left to right.
+var lineageColumns = []string{"raw", "bronze", "silver", "gold", "postgres"}
+
+const (
+	nodeW, nodeH   = 200, 44
+	colGap, rowGap = 64, 14
+	lineagePad     = 8
+)
+
+func (d *Dashboard) lineage(tables []tableSummary) (*lineage, error) {
+	p := d.o.Pipeline
+	byTable := map[string]tableSummary{}
+	for _, t := range tables {
+		byTable[t.Table] = t
+	}
+	lg := &lineage{}
+	index := map[string]*lineNode{}
+	add := func(n *lineNode) *lineNode {
+		if old := index[n.ID]; old != nil {
+			return old
+		}
+		index[n.ID] = n
+		lg.Nodes = append(lg.Nodes, n)
+		return n
+	}
+	table := func(ref layers.TableRef) *lineNode {
+		n := &lineNode{ID: ref.String(), Layer: string(ref.Layer), Label: ref.String(), Href: "/tables/" + ref.String()}
+		t, ok := byTable[ref.String()]
+		switch {
+		case !ok || !t.Exists:
+			n.Detail, n.Muted = "not created yet", true
+		case t.RowsKnown:
+			rows := t.Rows
+			n.Rows = &rows
+			n.Detail = groupDigits(t.Rows) + " rows · " + t.Freshness
+		default:
+			n.Detail = "? rows · " + t.Freshness
+		}
+		return add(n)
+	}
+	edge := func(from, to string) {
+		for _, e := range lg.Edges {
+			if e.From == from && e.To == to {
+				return
+			}
+		}
+		lg.Edges = append(lg.Edges, &lineEdge{From: from, To: to})
+	}
+	for _, name := range p.SourceOrder {
+		src := p.Sources[name]
+		rawID := "raw." + name
+		detail := src.Format + " objects"
+		if src.Broker != nil {
+			detail = src.Format + " from " + src.Broker.Kind
+		}
+		add(&lineNode{ID: rawID, Layer: "raw", Label: rawID, Detail: detail})
+		b := table(layers.TableRef{Layer: layers.Bronze, Name: name})
+		edge(rawID, b.ID)
+	}
+	plan, err := jobs.Plan(p, nil)
+	if err != nil {
+		return nil, fmt.Errorf("lineage: %w", err)
+	}
+	for _, j := range plan {
+		switch j.Table.Layer {
+		case layers.Silver, layers.Gold:
+		default:
+			continue
+		}
+		to := table(j.Table)
+		for _, dep := range j.Deps {
+			edge(table(dep).ID, to.ID)
+		}
+	}
+	for _, m := range p.Mirror {
+		ref, err := layers.ParseTableRef(m.Table, "")
+		if err != nil {
+			continue // the loader refused it already
+		}
+		n := add(&lineNode{ID: "postgres." + m.To, Layer: "postgres", Label: "postgres." + m.To, Detail: "mirror, key " + strings.Join(m.Key, ", ")})
+		if p.Postgres == "" {
+			n.Detail, n.Muted = "disabled: postgres not set", true
+		}
+		edge(table(ref).ID, n.ID)
+	}
+	lg.layout()
+	return lg, nil
+}
+
+// layout places the nodes in their layer's column, centred vertically, and
+// draws each edge as a curve from the right side of one box to the left of
+// the next (or around the right side, within a column).
+func (lg *lineage) layout() {
+	cols := make([][]*lineNode, len(lineageColumns))
+	for _, n := range lg.Nodes {
+		for i, c := range lineageColumns {
+			if n.Layer == c {
+				cols[i] = append(cols[i], n)
+			}
+		}
+	}
+	tallest := 1
+	for _, c := range cols {
+		tallest = max(tallest, len(c))
+	}
+	lg.Height = 2*lineagePad + tallest*nodeH + (tallest-1)*rowGap
+	lg.Width = 2*lineagePad + len(cols)*nodeW + (len(cols)-1)*colGap + 40 // room for loops on the right
+	for i, c := range cols {
+		h := len(c)*nodeH + max(len(c)-1, 0)*rowGap
+		top := (lg.Height - h) / 2
+		for j, n := range c {
+			n.X = lineagePad + i*(nodeW+colGap)
+			n.Y = top + j*(nodeH+rowGap)
+			n.W, n.H = nodeW, nodeH
+			n.Short = shorten(n.Label, 26)
+		}
+	}
+	pos := map[string]*lineNode{}
+	for _, n := range lg.Nodes {
+		pos[n.ID] = n
+	}
+	for _, e := range lg.Edges {
+		a, b := pos[e.From], pos[e.To]
+		ay, by := a.Y+a.H/2, b.Y+b.H/2
+		if a.X == b.X { // same column: loop around the right side
+			x := a.X + a.W
+			e.D = fmt.Sprintf("M%d %d C%d %d %d %d %d %d", x, ay, x+36, ay, x+36, by, x, by)
+			continue
+		}
+		x1, x2 := a.X+a.W, b.X
+		mid := (x1 + x2) / 2
+		e.D = fmt.Sprintf("M%d %d C%d %d %d %d %d %d", x1, ay, mid, ay, mid, by, x2-4, by)
+	}
+}
+
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// pipelinePage is the data of /.
+type pipelinePage struct {
+	Tables  []tableSummary `json:"tables"`
+	Lineage *lineage       `json:"lineage"`
+}
+
+func (p pipelinePage) title() string { return "Pipeline" }
+
+func (d *Dashboard) pipelineData(ctx context.Context) (pipelinePage, error) {
+	tables, err := d.summaries(ctx)
+	if err != nil {
+		return pipelinePage{}, err
+	}
+	lg, err := d.lineage(tables)
+	if err != nil {
+		return pipelinePage{}, err
+	}
+	return pipelinePage{Tables: tables, Lineage: lg}, nil
+}
+
+func (d *Dashboard) servePipeline(w http.ResponseWriter, r *http.Request) {
+	data, err := d.pipelineData(r.Context())
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	d.render(w, r, http.StatusOK, "pipeline.html", data)
+}
+
+func (d *Dashboard) apiPipeline(w http.ResponseWriter, r *http.Request) {
+	data, err := d.pipelineData(r.Context())
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, data)
+}
