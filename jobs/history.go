@@ -75,26 +75,44 @@ func RecordRun(ctx context.Context, store lake.Store, r RunRecord) error {
 	return fmt.Errorf("record run of %s: 1000 records already start at %s", r.Job, start.Format(time.RFC3339Nano))
 }
 
+// recentRunDays is how many day folders ListRuns tries before it lists the
+// whole history: the history grows without bound (a schedule of @every 1s
+// writes 86,400 records a day), and a page of recent runs should cost the
+// listing of a few days, not of every run ever recorded.
+const recentRunDays = 7
+
+// runKey is a run record's key and its start (Unix ns).
+type runKey struct {
+	key string
+	ns  int64
+}
+
 // ListRuns returns the run history of job (empty: every job), newest first,
-// at most limit records (limit <= 0: all). It lists the keys under
-// RunsPrefix and reads only the records it returns.
+// at most limit records (limit <= 0: all). It reads only the records it
+// returns; with a limit it lists the most recent days first and the whole
+// history only when they hold fewer than limit records.
 func ListRuns(ctx context.Context, store lake.Store, job string, limit int) ([]RunRecord, error) {
-	objs, err := store.List(ctx, RunsPrefix, "")
-	if err != nil {
-		return nil, fmt.Errorf("list run history: %w", err)
-	}
-	type entry struct {
-		key string
-		ns  int64
-	}
-	var keys []entry
-	for _, o := range objs {
-		ns, j, ok := parseRunKey(o.Key)
-		if ok && (job == "" || j == job) {
-			keys = append(keys, entry{o.Key, ns})
+	var keys []runKey
+	if limit > 0 {
+		// From tomorrow (a writer's clock may be ahead) back.
+		day := time.Now().UTC().AddDate(0, 0, 1)
+		for range recentRunDays + 1 {
+			ks, err := listRunKeys(ctx, store, RunsPrefix+day.Format("20060102")+"/", job)
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, ks...)
+			day = day.AddDate(0, 0, -1)
 		}
 	}
-	slices.SortFunc(keys, func(a, b entry) int {
+	if limit <= 0 || len(keys) < limit {
+		ks, err := listRunKeys(ctx, store, RunsPrefix, job)
+		if err != nil {
+			return nil, err
+		}
+		keys = ks
+	}
+	slices.SortFunc(keys, func(a, b runKey) int {
 		if a.ns != b.ns {
 			return cmp.Compare(b.ns, a.ns)
 		}
@@ -121,6 +139,23 @@ func ListRuns(ctx context.Context, store lake.Store, job string, limit int) ([]R
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// listRunKeys lists the run records under prefix that belong to job (empty:
+// every job).
+func listRunKeys(ctx context.Context, store lake.Store, prefix, job string) ([]runKey, error) {
+	objs, err := store.List(ctx, prefix, "")
+	if err != nil {
+		return nil, fmt.Errorf("list run history %s: %w", prefix, err)
+	}
+	var keys []runKey
+	for _, o := range objs {
+		ns, j, ok := parseRunKey(o.Key)
+		if ok && (job == "" || j == job) {
+			keys = append(keys, runKey{o.Key, ns})
+		}
+	}
+	return keys, nil
 }
 
 // parseRunKey reads <prefix><yyyymmdd>/<ns>-<job>.json.

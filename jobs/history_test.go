@@ -88,3 +88,33 @@ func TestParseRunKey(t *testing.T) {
 		}
 	}
 }
+
+// TestListRunsRecentDaysFirst: a page of recent runs comes from the recent
+// day folders; a limit they cannot fill falls back to the whole history.
+func TestListRunsRecentDaysFirst(t *testing.T) {
+	store := testenv.LocalStore(t)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	for i, start := range []time.Time{now.AddDate(-1, 0, 0), now.Add(-2 * time.Hour), now.Add(-time.Hour), now} {
+		r := RunRecord{Job: "bronze", Start: start, End: start, RowsIn: int64(i), Result: ResultOK}
+		if err := RecordRun(ctx, store, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		limit int
+		want  []int64
+	}{{2, []int64{3, 2}}, {3, []int64{3, 2, 1}}, {10, []int64{3, 2, 1, 0}}, {0, []int64{3, 2, 1, 0}}} {
+		runs, err := ListRuns(ctx, store, "bronze", tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, r := range runs {
+			got = append(got, r.RowsIn)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("limit %d: rows_in %v, want %v", tc.limit, got, tc.want)
+		}
+	}
+}
