@@ -60,6 +60,9 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	if work, err = filepath.Abs(work); err != nil {
 		return nil, err
 	}
+	if cfg.rowsIncr == 0 {
+		cfg.rowsIncr = cfg.rowsNDJSON
+	}
 	b := &bench{cfg: cfg, self: self, work: work, data: map[string]dataFile{},
 		rs: refSettings{threads: cfg.threads, memoryLimit: cfg.memoryLimit}}
 	began := time.Now()

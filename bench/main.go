@@ -40,9 +40,14 @@ type config struct {
 	rowsCSV    int64 // case 1
 	rowsNDJSON int64 // cases 2, 3, 4
 	rowsMirror int64 // case 5
-	rowsIncr   int64 // case 6 (the full run; the increment is 1% of it)
+	rowsIncr   int64 // case 6 (the full run; the increment is 1% of it); 0 is rowsNDJSON
 	rowsMemory int64 // case 7
 	rowsS3     int64 // case 8
+
+	streamRates    []int         // case 9: the rate ladder, events/s, ascending
+	streamDuration time.Duration // case 9: how long each rate is held
+	streamBatch    int           // case 9: events per POST
+	streamPosters  int           // case 9: concurrent keep-alive posters
 
 	memoryLimit  string // duckdb memory_limit for ours and the references; "" is the default
 	threads      int    // duckdb threads; 0 is all cores
@@ -61,12 +66,18 @@ func defaultConfig() config {
 		rowsCSV:    10_000_000,
 		rowsNDJSON: 10_000_000,
 		rowsMirror: 1_000_000,
-		rowsIncr:   2_000_000,
+		rowsIncr:   0, // the full pipeline run's size: -rows-ndjson
 		rowsMemory: 3_000_000,
 		rowsS3:     1_000_000,
 		memoryCase: "1GB",
-		timeout:    30 * time.Minute,
-		progress:   os.Stderr,
+
+		streamRates:    []int{25_000, 50_000, 100_000, 150_000, 200_000},
+		streamDuration: 25 * time.Second,
+		streamBatch:    5000,
+		streamPosters:  32,
+
+		timeout:  30 * time.Minute,
+		progress: os.Stderr,
 	}
 }
 
@@ -120,9 +131,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Int64Var(&cfg.rowsCSV, "rows-csv", cfg.rowsCSV, "case 1: e-commerce CSV rows (10M is about 1.3 GB)")
 	fs.Int64Var(&cfg.rowsNDJSON, "rows-ndjson", cfg.rowsNDJSON, "cases 2-4: energy NDJSON rows (10M is about 760 MB)")
 	fs.Int64Var(&cfg.rowsMirror, "rows-mirror", cfg.rowsMirror, "case 5: rows of the mirrored table")
-	fs.Int64Var(&cfg.rowsIncr, "rows-incr", cfg.rowsIncr, "case 6: energy rows of the full run (the increment is 1% of it)")
+	fs.Int64Var(&cfg.rowsIncr, "rows-incr", cfg.rowsIncr, "case 6: energy rows of the full run, the increment is 1% of it (default: -rows-ndjson, the full pipeline run's data)")
 	fs.Int64Var(&cfg.rowsMemory, "rows-memory", cfg.rowsMemory, "case 7: e-commerce CSV rows (37000000 is about 5 GB)")
 	fs.Int64Var(&cfg.rowsS3, "rows-s3", cfg.rowsS3, "case 8: e-commerce CSV rows")
+	ratesFlag := fs.String("stream-rates", joinInts(cfg.streamRates), "case 9: events/s to try, ascending, comma-separated; the ladder stops at the first rate not sustained")
+	fs.DurationVar(&cfg.streamDuration, "stream-duration", cfg.streamDuration, "case 9: how long each rate is held (after a warm-up)")
+	fs.IntVar(&cfg.streamBatch, "stream-batch", cfg.streamBatch, "case 9: events per POST")
+	fs.IntVar(&cfg.streamPosters, "stream-posters", cfg.streamPosters, "case 9: concurrent keep-alive HTTP posters")
 	fs.StringVar(&cfg.memoryLimit, "memory-limit", "", "duckdb memory_limit for ours and the references (default: the engine default, 2GB)")
 	fs.IntVar(&cfg.threads, "threads", 0, "duckdb threads for ours and the references (default: all cores)")
 	fs.StringVar(&cfg.memoryCase, "memory-case-limit", cfg.memoryCase, "case 7: duckdb memory_limit")
@@ -143,6 +158,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, err
 	}
 	cfg.cases = cases
+	if cfg.streamRates, err = parseRates(*ratesFlag); err != nil {
+		return cfg, err
+	}
+	switch {
+	case cfg.streamDuration < time.Second:
+		return cfg, fmt.Errorf("-stream-duration %s: want at least 1s", cfg.streamDuration)
+	case cfg.streamBatch < 1:
+		return cfg, fmt.Errorf("-stream-batch %d: want at least 1 event", cfg.streamBatch)
+	case cfg.streamPosters < 1:
+		return cfg, fmt.Errorf("-stream-posters %d: want at least 1", cfg.streamPosters)
+	case cfg.rowsIncr == 0:
+		cfg.rowsIncr = cfg.rowsNDJSON
+	}
 	for name, n := range map[string]int64{"rows-csv": cfg.rowsCSV, "rows-ndjson": cfg.rowsNDJSON, "rows-mirror": cfg.rowsMirror,
 		"rows-incr": cfg.rowsIncr, "rows-memory": cfg.rowsMemory, "rows-s3": cfg.rowsS3} {
 		if n < 100 {
@@ -172,6 +200,37 @@ func parseCases(s string) (map[int]bool, error) {
 		return nil, errors.New("-cases: no case selected")
 	}
 	return out, nil
+}
+
+// parseRates reads the -stream-rates ladder: positive events/s, ascending.
+func parseRates(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-stream-rates: %q is not a positive number of events/s", f)
+		}
+		if len(out) > 0 && n <= out[len(out)-1] {
+			return nil, fmt.Errorf("-stream-rates: %d after %d: want the rates ascending", n, out[len(out)-1])
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-stream-rates: no rate given")
+	}
+	return out, nil
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
 }
 
 // parseSize reads a DuckDB memory setting ("1GB", "512MiB") in bytes.

@@ -15,6 +15,7 @@ type pipeline struct {
 	events      bool   // the e-commerce CSV source
 	meters      bool   // the energy NDJSON source, its silver and gold tables
 	mirrorTo    string // schema.table: mirror bronze.meters there; postgres from DATABASE_URL
+	trigger     string // stream.trigger (stream mode of medallion serve); "" is none
 }
 
 // yaml renders the pipeline file. The e-commerce and energy schemas are the
@@ -92,6 +93,9 @@ gold:
     moving_average: {column: avg_usage, rows: 15}
     flag: {name: spike, when: "avg_usage > ma * 1.5"}
 `)
+	}
+	if p.trigger != "" {
+		fmt.Fprintf(&b, "stream:\n  trigger: %s\n", p.trigger)
 	}
 	if p.mirrorTo != "" {
 		fmt.Fprintf(&b, "mirror:\n  - table: bronze.meters\n    to: %s\n    key: [meter_id, timestamp]\n", p.mirrorTo)

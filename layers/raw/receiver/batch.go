@@ -21,7 +21,7 @@ type batch struct {
 	received  time.Time // receive time of the first request (Options.Now)
 	opened    time.Time // wall clock with monotonic reading, for FlushInterval
 	header    []string  // CSV with a header: the batch's header fields
-	buf       bytes.Buffer
+	data      []byte    // the raw object's bytes
 	rows      int64
 	requests  int
 
@@ -51,6 +51,12 @@ type batcher struct {
 	format string // raw object format: csv or ndjson
 
 	kick chan struct{} // wakes the flusher; capacity 1
+
+	// bufs recycles the data arrays of landed batches (as *[]byte): a busy
+	// source fills a batch of up to FlushBytes every FlushInterval, and
+	// growing a fresh array to that size each time (doubling, each new
+	// array zeroed) cost more CPU than checking the requests' JSON.
+	bufs sync.Pool
 
 	mu       sync.Mutex
 	open     *batch   // filling; nil when none
@@ -109,17 +115,20 @@ func (b *batcher) add(ctx context.Context, c chunk, transport string, block bool
 	}
 	if b.open == nil {
 		b.open = &batch{transport: transport, received: b.r.opts.Now(), opened: time.Now(), header: c.header, done: make(chan struct{})}
-		b.open.buf.Write(c.headerLine)
+		if p, ok := b.bufs.Get().(*[]byte); ok {
+			b.open.data = (*p)[:0]
+		}
+		b.open.data = append(b.open.data, c.headerLine...)
 		b.pending += int64(len(c.headerLine))
 		b.wake() // the flusher starts the batch's FlushInterval
 	}
 	bt := b.open
-	bt.buf.Write(c.data)
+	bt.data = append(bt.data, c.data...)
 	bt.rows += c.rows
 	bt.requests++
 	b.pending += int64(len(c.data))
 	b.r.m.pending.With(b.src.Name).Set(float64(b.pending))
-	if int64(bt.buf.Len()) >= b.r.opts.FlushBytes || b.draining {
+	if int64(len(bt.data)) >= b.r.opts.FlushBytes || b.draining {
 		b.sealLocked()
 	}
 	return bt, nil
@@ -196,7 +205,7 @@ func (b *batcher) run(ctx context.Context) {
 func (b *batcher) flush(ctx context.Context, bt *batch) {
 	start := time.Now()
 	source := b.src.Name
-	data := bt.buf.Bytes()
+	data := bt.data
 	var (
 		m   raw.Manifest
 		dup bool
@@ -244,6 +253,11 @@ func (b *batcher) flush(ctx context.Context, bt *batch) {
 		bt.m = rawResult{Object: m.Key, SHA256: m.SHA256}
 	}
 	close(bt.done)
+	// Nothing reads the bytes once the batch's requests are answered
+	// (raw.Land has returned, and a retry is never made after).
+	bt.data = nil
+	buf := data[:0]
+	b.bufs.Put(&buf)
 
 	b.mu.Lock()
 	b.pending -= int64(len(data))

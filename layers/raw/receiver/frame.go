@@ -113,31 +113,44 @@ func frame(body []byte, k bodyKind, src *config.Source) (chunk, error) {
 }
 
 // frameNDJSON keeps each non-blank line as it is (without a trailing '\r'),
-// after checking that it is one JSON object.
+// after checking that it is one JSON object. When every line is kept
+// byte for byte (the usual body: no blank line, no '\r', a final '\n'),
+// the chunk's data is body itself, with no copy.
 func frameNDJSON(body []byte) (chunk, error) {
 	var c chunk
-	out := make([]byte, 0, len(body)+1)
+	var out []byte // nil while body so far is kept as it is
+	rest := body
 	var line int64
-	for len(body) > 0 {
+	for len(rest) > 0 {
 		line++
-		l := body
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			l, body = body[:i], body[i+1:]
+		start := len(body) - len(rest)
+		l, hadNL := rest, false
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			l, rest, hadNL = rest[:i], rest[i+1:], true
 		} else {
-			body = nil
+			rest = nil
 		}
-		l = bytes.TrimSuffix(l, []byte{'\r'})
-		if len(bytes.TrimSpace(l)) == 0 {
-			continue
+		t := bytes.TrimSuffix(l, []byte{'\r'})
+		blank := len(bytes.TrimSpace(t)) == 0
+		if !blank {
+			if err := checkObject(t); err != nil {
+				return chunk{}, &FrameError{Line: line, What: "line", Msg: err.Error()}
+			}
+			c.rows++
 		}
-		if err := checkObject(l); err != nil {
-			return chunk{}, &FrameError{Line: line, What: "line", Msg: err.Error()}
+		if out == nil && (blank || !hadNL || len(t) != len(l)) {
+			out = make([]byte, start, len(body)+1)
+			copy(out, body[:start])
 		}
-		out = append(out, l...)
-		out = append(out, '\n')
-		c.rows++
+		if out != nil && !blank {
+			out = append(out, t...)
+			out = append(out, '\n')
+		}
 	}
-	c.data = out
+	c.data = body
+	if out != nil {
+		c.data = out
+	}
 	return c, nil
 }
 

@@ -47,6 +47,11 @@ func TestFrame(t *testing.T) {
 		err    string
 	}{
 		{name: "ndjson", kind: kindNDJSON, body: "\xEF\xBB\xBF{\"a\":1}\r\n\n  \n{\"a\": 2}", data: "{\"a\":1}\n{\"a\": 2}\n", rows: 2},
+		{name: "ndjson kept as it is", kind: kindNDJSON, body: "{\"a\":1}\n{\"a\": 2}\n", data: "{\"a\":1}\n{\"a\": 2}\n", rows: 2},
+		{name: "ndjson no final newline", kind: kindNDJSON, body: "{\"a\":1}\n{\"a\":2}", data: "{\"a\":1}\n{\"a\":2}\n", rows: 2},
+		{name: "ndjson crlf after clean lines", kind: kindNDJSON, body: "{\"a\":1}\n{\"a\":2}\r\n{\"a\":3}\n", data: "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n", rows: 3},
+		{name: "ndjson blank line after clean lines", kind: kindNDJSON, body: "{\"a\":1}\n\t\n{\"a\":2}\n", data: "{\"a\":1}\n{\"a\":2}\n", rows: 2},
+		{name: "ndjson only blank lines", kind: kindNDJSON, body: "\n \r\n", data: "", rows: 0},
 		{name: "ndjson bad line", kind: kindNDJSON, body: "{\"a\":1}\n\n{\"a\":\n", err: "line 3: invalid JSON"},
 		{name: "ndjson not object", kind: kindNDJSON, body: "{\"a\":1}\n[1]\n", err: "line 2: not a JSON object"},
 		{name: "ndjson two values on a line", kind: kindNDJSON, body: "{\"a\":1} {\"a\":2}\n", err: "line 1: invalid JSON"},

@@ -96,7 +96,8 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	body, err := readBody(w, req, enc, maxBytes)
+	body, err := r.readBody(w, req, enc, maxBytes)
+	defer r.putBody(body) // the batch holds a copy
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -174,8 +175,10 @@ func (r *Receiver) authorized(req *http.Request) bool {
 }
 
 // readBody reads at most maxBytes bytes of body, after gunzipping when enc is
-// gzip (both the compressed and the decompressed size are bounded).
-func readBody(w http.ResponseWriter, req *http.Request, enc string, maxBytes int64) ([]byte, error) {
+// gzip (both the compressed and the decompressed size are bounded). A body
+// of known length is read into an array of that size (recycled from an
+// earlier request when one is free) rather than grown by doubling.
+func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, enc string, maxBytes int64) ([]byte, error) {
 	var rd io.Reader = http.MaxBytesReader(w, req.Body, maxBytes)
 	if enc == "gzip" {
 		zr, err := gzip.NewReader(rd)
@@ -184,8 +187,29 @@ func readBody(w http.ResponseWriter, req *http.Request, enc string, maxBytes int
 		}
 		defer zr.Close()
 		rd = &limitReader{r: zr, n: maxBytes}
+	} else if n := req.ContentLength; n > 0 && n <= maxBytes {
+		var buf []byte
+		if p, ok := r.bodies.Get().(*[]byte); ok && int64(cap(*p)) >= n {
+			buf = (*p)[:n]
+		} else {
+			buf = make([]byte, n)
+		}
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			r.putBody(buf)
+			return nil, err
+		}
+		return buf, nil
 	}
 	return io.ReadAll(rd)
+}
+
+// putBody gives a body's array back for another request.
+func (r *Receiver) putBody(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	b = b[:0]
+	r.bodies.Put(&b)
 }
 
 // limitReader fails with *http.MaxBytesError past n bytes.

@@ -207,6 +207,10 @@ type Receiver struct {
 
 	running atomic.Bool // Start was called
 	closing atomic.Bool // shutdown began: new HTTP requests get 503
+
+	// bodies recycles request body arrays (as *[]byte): a body is copied
+	// into its batch, so its array is free once its request is answered.
+	bodies sync.Pool
 }
 
 // New checks the options and builds a receiver for every source of the
