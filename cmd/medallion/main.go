@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	_ "time/tzdata" // tz: in medallion.yaml works in minimal containers without zoneinfo
@@ -36,7 +37,7 @@ func commands() []command {
 		{"run", "[LAYER|TABLE ...]", "promote raw -> bronze -> silver -> gold -> mirror, once", runRun},
 		{"mirror", mirrorUsage, "copy mirrored tables into PostgreSQL now; --rebuild TABLE swaps in a fresh copy", runMirror},
 		{"query", queryUsage, "read-only SQL over every table by name", runQuery},
-		{"serve", "[--addr :8080] [--no-stream]", "ingest endpoints, scheduler or stream mode, metrics", runServe},
+		{"serve", "[--addr :8080] [--no-stream] [--no-ui]", "ingest endpoints, dashboard, scheduler or stream mode, metrics", runServe},
 		{"tables", "", "every table: layer, rows, files, bytes, version, last commit", runTables},
 		{"history", "TABLE", "commits of a table: version, time, operation, rows in/out", runHistory},
 		{"runs", "[--limit N] [JOB]", "run history: job, start, end, rows in/out, result, error", runRuns},
@@ -69,9 +70,37 @@ type app struct {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startCPUProfile(os.Getenv("MEDALLION_CPUPROFILE"), os.Stderr)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	os.Exit(code)
+}
+
+// startCPUProfile writes a Go CPU profile of the whole command to path
+// (MEDALLION_CPUPROFILE=path; read it with `go tool pprof`) and returns the
+// function that finishes it. Time spent inside DuckDB shows as cgo calls.
+// A profile that cannot be started is reported and the command runs anyway.
+func startCPUProfile(path string, stderr io.Writer) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "medallion: MEDALLION_CPUPROFILE: %v\n", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(stderr, "medallion: MEDALLION_CPUPROFILE: %v\n", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(stderr, "medallion: MEDALLION_CPUPROFILE: %v\n", err)
+		}
+	}
 }
 
 // run executes one command line and returns the process exit code.
@@ -133,6 +162,7 @@ func (a *app) printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nevery command takes -f FILE (default ./medallion.yaml), --log-format text|json and --help")
+	fmt.Fprintln(w, "MEDALLION_CPUPROFILE=FILE writes a Go CPU profile of the command to FILE (go tool pprof)")
 }
 
 // flags returns a flag set carrying the common flags; each subcommand adds its own.

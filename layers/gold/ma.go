@@ -274,6 +274,24 @@ func (s *maSpec) bucketExpr() string {
 	return fmt.Sprintf("CAST(md5_number_lower(concat_ws(chr(31), %s)) %% %d AS INTEGER)", strings.Join(parts, ", "), bucketCount)
 }
 
+// withBuckets is a SELECT of cols of the relation rel (a name or a
+// parenthesised query) with each row's bucket as __bucket. The hash is
+// computed once per distinct partition, not once per row (md5 per row cost
+// more than the moving average itself), and joined back.
+func (s *maSpec) withBuckets(rel string, cols []string) string {
+	if len(s.part) == 0 {
+		return "SELECT 0 AS __bucket, " + strings.Join(quoteAll(cols), ", ") + " FROM " + rel
+	}
+	parts := quoteAll(s.part)
+	on := make([]string, len(parts))
+	for i, p := range parts {
+		on[i] = "r." + p + " IS NOT DISTINCT FROM k." + p
+	}
+	return "SELECT k.__bucket, " + strings.Join(prefixAll("r.", quoteAll(cols)), ", ") + " FROM " + rel + " AS r JOIN (SELECT " +
+		strings.Join(parts, ", ") + ", " + s.bucketExpr() + " AS __bucket FROM (SELECT DISTINCT " + strings.Join(parts, ", ") +
+		" FROM " + rel + ")) AS k ON " + strings.Join(on, " AND ")
+}
+
 func quoteAll(cols []string) []string {
 	out := make([]string, len(cols))
 	for i, c := range cols {
@@ -522,7 +540,12 @@ func (r *runner) changedBuckets(ctx context.Context, in *input, from int64, spec
 	if err != nil {
 		return nil, "", err
 	}
-	rows, err := r.conn.QueryContext(ctx, "SELECT DISTINCT "+spec.bucketExpr()+" AS b FROM ("+rel+") ORDER BY b")
+	q := "SELECT DISTINCT 0 AS b FROM (" + rel + ")"
+	if len(spec.part) > 0 {
+		parts := strings.Join(quoteAll(spec.part), ", ")
+		q = "SELECT DISTINCT " + spec.bucketExpr() + " AS b FROM (SELECT DISTINCT " + parts + " FROM (" + rel + ")) ORDER BY b"
+	}
+	rows, err := r.conn.QueryContext(ctx, q)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: find changed partitions of %s: %w", r.ref, in.ref, err)
 	}
@@ -569,7 +592,6 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, buckets
 			return nil, nil, fmt.Errorf("%s: flag %s: when %q: %w", r.ref, fl.Name, fl.When, err)
 		}
 	}
-	outCols := strings.Join(quoteAll(spec.out), ", ")
 	partOrder := strings.Join(quoteAll(append(slices.Clone(spec.part), spec.sortKeys...)), ", ")
 	sortKeys := strings.Join(quoteAll(spec.sortKeys), ", ")
 	x := warehouse.QuoteIdent(spec.column)
@@ -584,7 +606,7 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, buckets
 	}
 	// Rows of the recomputed buckets; EMA needs them twice (a Go pass in
 	// order, then the join back), so it materialises them with their order.
-	base := "(SELECT " + spec.bucketExpr() + " AS __bucket, " + outCols + " FROM " + src + ")"
+	base := "(" + spec.withBuckets(src, spec.out) + ")"
 	if buckets != nil {
 		base = "(SELECT * FROM " + base + where + ")"
 	}

@@ -64,9 +64,16 @@ const (
 	colKey  = "__medallion_key"  // the bronze file's lake key
 )
 
-// loadInput makes s_in: one row per new bronze row with the event time in
-// microseconds (__t), the group columns, every aggregate's argument
-// (__a<i>), the bronze _source_file (__src) and file key (__file).
+// loadInput makes two views over the new bronze rows, one row per bronze
+// row with the event time in microseconds (__t), the group columns and every
+// aggregate's argument (__a<i>):
+//
+//   - s_in also carries the bronze _source_file (__src) and the file's lake
+//     key (__file), which only late rows need: it joins every row to the file
+//     list by file name, so it is read only when there are late rows;
+//   - s_fast is what the aggregate reads: the Parquet files directly, joined
+//     to the file list only when a partition column (which lives in the log,
+//     not in the files) is used by the event time, the group or an argument.
 func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Snapshot) error {
 	sp := j.sp
 	schema, err := snap.Schema()
@@ -75,15 +82,6 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 	}
 	parts := snap.Metadata.PartitionColumns
 
-	// The file list, with each file's partition values.
-	cols := []string{"__path VARCHAR", "__key VARCHAR"}
-	for _, p := range parts {
-		cols = append(cols, warehouse.QuoteIdent("__pv_"+p)+" VARCHAR")
-	}
-	j.temps = append(j.temps, "TABLE s_files")
-	if err := j.exec(ctx, "list bronze files", "CREATE OR REPLACE TEMP TABLE s_files ("+strings.Join(cols, ", ")+")"); err != nil {
-		return err
-	}
 	paths := make([]string, len(files))
 	for i, f := range files {
 		local, err := j.materialize(ctx, f.Key)
@@ -91,19 +89,6 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 			return fmt.Errorf("bronze.%s: %w", sp.from, err)
 		}
 		paths[i] = local
-		args := []any{local, f.Key}
-		for _, p := range parts {
-			v, ok := f.PartitionValues[p]
-			if !ok || v == "" {
-				args = append(args, nil)
-			} else {
-				args = append(args, v)
-			}
-		}
-		ph := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
-		if err := j.exec(ctx, "list bronze files", "INSERT INTO s_files VALUES ("+ph+")", args...); err != nil {
-			return err
-		}
 	}
 	list := literalList(paths)
 	fileCols, _, err := j.describe(ctx, "read bronze files", fmt.Sprintf("SELECT * FROM read_parquet(%s, union_by_name = true)", list))
@@ -114,24 +99,57 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 	for _, c := range fileCols {
 		inFile[strings.ToLower(c)] = true
 	}
-	// Partition columns live in the log, not in the files: add them back, typed.
-	src := []string{fmt.Sprintf("r.* EXCLUDE (%s)", warehouse.QuoteIdent(colFile)), "f.__key AS " + warehouse.QuoteIdent(colKey)}
+	// Partition columns missing from the files, and whether the aggregate
+	// needs any of them.
+	var logParts []string
+	needParts := false
 	for _, p := range parts {
 		if inFile[strings.ToLower(p)] {
 			continue
 		}
-		f, ok := schema.Field(p)
-		if !ok {
-			return fmt.Errorf("bronze.%s: partition column %q is not in the table schema", sp.from, p)
+		logParts = append(logParts, p)
+		if sp.mentions(p) {
+			needParts = true
 		}
-		typ, err := warehouse.DuckType(f.Type)
-		if err != nil {
-			return fmt.Errorf("bronze.%s: partition column %q: %w", sp.from, p, err)
-		}
-		src = append(src, fmt.Sprintf("CAST(f.%s AS %s) AS %s", warehouse.QuoteIdent("__pv_"+p), typ, warehouse.QuoteIdent(p)))
 	}
-	source := fmt.Sprintf("SELECT %s FROM read_parquet(%s, filename = %s, union_by_name = true) r JOIN s_files f ON r.%s = f.__path",
-		strings.Join(src, ", "), list, warehouse.QuoteString(colFile), warehouse.QuoteIdent(colFile))
+
+	// The file list, with each file's partition values: a VALUES list, so
+	// no statement per file.
+	joined := func(withKey bool) (string, error) {
+		src := []string{fmt.Sprintf("r.* EXCLUDE (%s)", warehouse.QuoteIdent(colFile))}
+		if withKey {
+			src = append(src, "f.__key AS "+warehouse.QuoteIdent(colKey))
+		}
+		for _, p := range logParts {
+			f, ok := schema.Field(p)
+			if !ok {
+				return "", fmt.Errorf("bronze.%s: partition column %q is not in the table schema", sp.from, p)
+			}
+			typ, err := warehouse.DuckType(f.Type)
+			if err != nil {
+				return "", fmt.Errorf("bronze.%s: partition column %q: %w", sp.from, p, err)
+			}
+			src = append(src, fmt.Sprintf("CAST(f.%s AS %s) AS %s", warehouse.QuoteIdent("__pv_"+p), typ, warehouse.QuoteIdent(p)))
+		}
+		rows := make([]string, len(files))
+		for i, f := range files {
+			vals := []string{warehouse.QuoteString(paths[i]), warehouse.QuoteString(f.Key)}
+			for _, p := range logParts {
+				if v, ok := f.PartitionValues[p]; ok && v != "" {
+					vals = append(vals, warehouse.QuoteString(v))
+				} else {
+					vals = append(vals, "CAST(NULL AS VARCHAR)")
+				}
+			}
+			rows[i] = "(" + strings.Join(vals, ", ") + ")"
+		}
+		names := []string{"__path", "__key"}
+		for _, p := range logParts {
+			names = append(names, warehouse.QuoteIdent("__pv_"+p))
+		}
+		return fmt.Sprintf("SELECT %s FROM read_parquet(%s, filename = %s, union_by_name = true) r JOIN (VALUES %s) AS f(%s) ON r.%s = f.__path",
+			strings.Join(src, ", "), list, warehouse.QuoteString(colFile), strings.Join(rows, ", "), strings.Join(names, ", "), warehouse.QuoteIdent(colFile)), nil
+	}
 
 	sel := []string{fmt.Sprintf("epoch_us(%s) AS __t", warehouse.QuoteIdent(sp.eventTime))}
 	sel = append(sel, sp.groupCols()...)
@@ -140,19 +158,29 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 			sel = append(sel, fmt.Sprintf("(%s) AS %s", a.arg, aggArg(i)))
 		}
 	}
-	if inFile["_source_file"] {
-		sel = append(sel, `CAST("_source_file" AS VARCHAR) AS __src`)
-	} else {
-		sel = append(sel, "CAST(NULL AS VARCHAR) AS __src")
+	what := fmt.Sprintf("read bronze.%s (event_time %q, group_by %v, aggregate arguments)", sp.from, sp.eventTime, sp.groupBy)
+	fast := fmt.Sprintf("SELECT * FROM read_parquet(%s, union_by_name = true)", list)
+	if needParts {
+		if fast, err = joined(false); err != nil {
+			return err
+		}
 	}
-	sel = append(sel, warehouse.QuoteIdent(colKey)+" AS __file")
-	// A view, not a table: the aggregate reads the bronze files directly,
-	// and _source_file (for late-row lineage) is read only for late rows.
-	if err := j.temp(ctx, fmt.Sprintf("read bronze.%s (event_time %q, group_by %v, aggregate arguments)", sp.from, sp.eventTime, sp.groupBy),
-		"VIEW", "s_in", fmt.Sprintf("SELECT %s FROM (%s) src", strings.Join(sel, ", "), source)); err != nil {
+	if err := j.temp(ctx, what, "VIEW", "s_fast", fmt.Sprintf("SELECT %s FROM (%s) src", strings.Join(sel, ", "), fast)); err != nil {
 		return err
 	}
-	_, types, err := j.describe(ctx, "describe input", "SELECT * FROM s_in")
+	full, err := joined(true)
+	if err != nil {
+		return err
+	}
+	lineage := "CAST(NULL AS VARCHAR) AS __src"
+	if inFile["_source_file"] {
+		lineage = `CAST("_source_file" AS VARCHAR) AS __src`
+	}
+	sel = append(sel, lineage, warehouse.QuoteIdent(colKey)+" AS __file")
+	if err := j.temp(ctx, what, "VIEW", "s_in", fmt.Sprintf("SELECT %s FROM (%s) src", strings.Join(sel, ", "), full)); err != nil {
+		return err
+	}
+	_, types, err := j.describe(ctx, "describe input", "SELECT * FROM s_fast")
 	if err != nil {
 		return err
 	}
@@ -164,42 +192,63 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 	return nil
 }
 
-// aggregate makes s_late (late pairs), s_part (this batch's partial
-// aggregates of pairs that are not late) and s_merged (state + s_part, with
-// __touched set on windows that received rows in this batch).
-func (j *job) aggregate(ctx context.Context, stateKey string, w0, w1 *int64) error {
+// lateCond is the SQL condition on a window start __ws whose window closed
+// at or before watermark w0: its pairs are late. Lateness depends on the
+// window only, so whole (window, group) aggregates are late or not.
+func (j *job) lateCond(w0 *int64) string {
+	if w0 == nil {
+		return "false"
+	}
+	return fmt.Sprintf("__ws + %d <= %d", j.sp.size, *w0)
+}
+
+// aggregate makes s_part (this batch's partial aggregates of pairs that are
+// not late) and s_merged (state + s_part, with __touched set on windows
+// that received rows in this batch), and returns how many (row, window)
+// pairs were late. The new rows are read once: they are aggregated by window
+// and group whether late or not, and the late aggregates set apart (see
+// lateCond); the late rows themselves are read again by loadLate only
+// when there are some.
+func (j *job) aggregate(ctx context.Context, stateKey string, w0 *int64) (int64, error) {
 	sp := j.sp
-	if err := j.temp(ctx, "assign windows", "VIEW", "s_pairs",
-		fmt.Sprintf("SELECT *, __ws + %d AS __we FROM (SELECT *, unnest(%s) AS __ws FROM s_in)", sp.size, sp.windowStarts())); err != nil {
-		return err
-	}
-	late := "false"
-	if w0 != nil {
-		late = fmt.Sprintf("__we <= %d", *w0)
-	}
-	if err := j.temp(ctx, "find late rows", "TABLE", "s_late", "SELECT * FROM s_pairs WHERE "+late); err != nil {
-		return err
-	}
 	groupKey := append([]string{"__ws"}, sp.groupCols()...)
-	if err := j.temp(ctx, "aggregate new rows", "TABLE", "s_part",
-		fmt.Sprintf("SELECT %s, %s FROM s_pairs WHERE NOT (%s) GROUP BY %s",
-			strings.Join(groupKey, ", "), strings.Join(sp.partials(), ", "), late, strings.Join(groupKey, ", "))); err != nil {
-		return err
+	if err := j.temp(ctx, "aggregate new rows", "TABLE", "s_agg",
+		fmt.Sprintf("SELECT %s, %s, count(*) AS __pairs FROM (%s) GROUP BY %s",
+			strings.Join(groupKey, ", "), strings.Join(sp.partials(), ", "), sp.pairs("s_fast", ""), strings.Join(groupKey, ", "))); err != nil {
+		return 0, err
+	}
+	late := j.lateCond(w0)
+	var latePairs int64
+	if w0 != nil {
+		if err := j.conn.QueryRowContext(ctx, "SELECT coalesce(sum(__pairs), 0) FROM s_agg WHERE "+late).Scan(&latePairs); err != nil {
+			return 0, fmt.Errorf("count late rows: %w", err)
+		}
+	}
+	if err := j.temp(ctx, "aggregate new rows", "VIEW", "s_part",
+		fmt.Sprintf("SELECT * EXCLUDE (__pairs) FROM s_agg WHERE NOT (%s)", late)); err != nil {
+		return 0, err
 	}
 	state := "SELECT * FROM s_part LIMIT 0"
 	if stateKey != "" {
 		local, err := j.materialize(ctx, stateKey)
 		if err != nil {
-			return fmt.Errorf("read state: %w", err)
+			return 0, fmt.Errorf("read state: %w", err)
 		}
 		state = fmt.Sprintf("SELECT * FROM read_parquet(%s)", warehouse.QuoteString(local))
 	}
-	if err := j.temp(ctx, "read state "+stateKey, "TABLE", "s_state", state); err != nil {
-		return err
+	if err := j.temp(ctx, "merge state", "TABLE", "s_merged",
+		fmt.Sprintf("SELECT %s, %s, bool_or(__touched) AS __touched FROM (SELECT *, false AS __touched FROM (%s) UNION ALL BY NAME SELECT *, true AS __touched FROM s_part) GROUP BY %s",
+			strings.Join(groupKey, ", "), strings.Join(sp.merges(), ", "), state, strings.Join(groupKey, ", "))); err != nil {
+		return 0, err
 	}
-	return j.temp(ctx, "merge state", "TABLE", "s_merged",
-		fmt.Sprintf("SELECT %s, %s, bool_or(__touched) AS __touched FROM (SELECT *, false AS __touched FROM s_state UNION ALL BY NAME SELECT *, true AS __touched FROM s_part) GROUP BY %s",
-			strings.Join(groupKey, ", "), strings.Join(sp.merges(), ", "), strings.Join(groupKey, ", ")))
+	return latePairs, nil
+}
+
+// loadLate makes s_late: the late (row, window) pairs with their lineage,
+// reading the new rows a second time (only rows before w0 can be late).
+func (j *job) loadLate(ctx context.Context, w0 int64) error {
+	return j.temp(ctx, "find late rows", "TABLE", "s_late",
+		fmt.Sprintf("SELECT * FROM (%s) WHERE %s", j.sp.pairs("s_in", fmt.Sprintf("__t < %d", w0)), j.lateCond(&w0)))
 }
 
 // outputSelect renders merged rows matching cond as output rows.

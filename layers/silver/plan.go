@@ -309,16 +309,54 @@ func (s *spec) keyCols() string {
 	return strings.Join(append([]string{"__ws"}, s.groupCols()...), ", ")
 }
 
+// floorTo is the SQL of x rounded down to a multiple of step, also for
+// times before 1970 (SQL % keeps the sign of x).
+func floorTo(x string, step int64) string {
+	return fmt.Sprintf("((%s) - ((((%s) %% %d) + %d) %% %d))", x, x, step, step, step)
+}
+
 // windowStarts is the SQL list of the starts of every window holding the
 // event time __t (microseconds): s = k*slide with s <= t < s+size.
 func (s *spec) windowStarts() string {
-	// floor(x / slide) * slide, also for times before 1970.
-	floor := func(x string) string {
-		return fmt.Sprintf("((%s) - ((((%s) %% %d) + %d) %% %d))", x, x, s.slide, s.slide, s.slide)
-	}
-	first := fmt.Sprintf("(%s + %d)", floor(fmt.Sprintf("__t - %d", s.size)), s.slide)
-	last := floor("__t")
+	first := fmt.Sprintf("(%s + %d)", floorTo(fmt.Sprintf("__t - %d", s.size), s.slide), s.slide)
+	last := floorTo("__t", s.slide)
 	return fmt.Sprintf("range(%s, %s + 1, CAST(%d AS BIGINT))", first, last, s.slide)
+}
+
+// pairs is a SELECT of every (row, window) pair of the rows of rel that
+// match where (none when empty): the row's columns plus the window start
+// __ws and end __we. A tumbling window (slide = size) is one per row,
+// computed arithmetically; hopping windows unnest the list of starts. Rows
+// without an event time have no window.
+func (s *spec) pairs(rel, where string) string {
+	cond := "__t IS NOT NULL"
+	if where != "" {
+		cond += " AND " + where
+	}
+	if s.slide == s.size {
+		return fmt.Sprintf("SELECT *, %s AS __ws, %s + %d AS __we FROM %s WHERE %s", floorTo("__t", s.size), floorTo("__t", s.size), s.size, rel, cond)
+	}
+	return fmt.Sprintf("SELECT *, __ws + %d AS __we FROM (SELECT *, unnest(%s) AS __ws FROM %s WHERE %s)", s.size, s.windowStarts(), rel, cond)
+}
+
+// mentions reports whether column col may be used by the event time, the
+// group or an aggregate argument: a case-insensitive match of the name as a
+// word. A false match only costs a join.
+func (s *spec) mentions(col string) bool {
+	re, err := regexp.Compile(`(?i)(^|[^A-Za-z0-9_])` + regexp.QuoteMeta(col) + `($|[^A-Za-z0-9_])`)
+	if err != nil {
+		return true
+	}
+	texts := append([]string{s.eventTime}, s.groupBy...)
+	for _, a := range s.aggs {
+		texts = append(texts, a.arg)
+	}
+	for _, t := range texts {
+		if re.MatchString(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // tsFromMicros is the SQL TIMESTAMPTZ of a microsecond epoch expression,

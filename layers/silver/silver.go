@@ -339,7 +339,7 @@ func (j *job) run(ctx context.Context) (Stats, error) {
 		return st, err
 	}
 	var batchMax sql.NullInt64
-	if err := j.conn.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE __t IS NULL), max(__t) FROM s_in`).
+	if err := j.conn.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE __t IS NULL), max(__t) FROM s_fast`).
 		Scan(&st.RowsIn, &st.RowsNoEventTime, &batchMax); err != nil {
 		return st, fmt.Errorf("read new bronze rows: %w", err)
 	}
@@ -357,15 +357,15 @@ func (j *job) run(ctx context.Context) (Stats, error) {
 	}
 	st.MaxEventTime, st.WatermarkAfter = microsTime(newMax), microsTime(w1)
 	j.wAfter = w1
-	if err := j.aggregate(ctx, prog.state, w0, w1); err != nil {
+	if st.LatePairs, err = j.aggregate(ctx, prog.state, w0); err != nil {
 		return st, err
-	}
-	if err := j.conn.QueryRowContext(ctx, `SELECT count(*) FROM s_late`).Scan(&st.LatePairs); err != nil {
-		return st, fmt.Errorf("count late rows: %w", err)
 	}
 
 	// 1. Late rows, committed first (unless a crashed run already did).
 	if st.LatePairs > 0 && !st.Redo {
+		if err := j.loadLate(ctx, *w0); err != nil {
+			return st, err
+		}
 		v, err := j.commitLate(ctx, lateT, batch, target, *w0)
 		if err != nil {
 			return st, err
