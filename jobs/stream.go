@@ -34,6 +34,9 @@ type Stream struct {
 	Clock   Clock
 	Log     *slog.Logger
 	Metrics *StreamMetrics // nil: not measured
+	// Recent receives every job run of every micro-batch (nil: not kept),
+	// for the dashboard's runs page.
+	Recent *RecentRuns
 }
 
 // StreamMetrics are what stream mode reports on /metrics.
@@ -133,6 +136,7 @@ func (s *Stream) batch(ctx context.Context, clock Clock, fresh []raw.Manifest, s
 	defer held.Release(context.WithoutCancel(ctx))
 	var goldAt, pgAt time.Time
 	_, err = s.Runner.Run(held.Context(), s.Plan, func(r Result) {
+		s.recordRun(clock, held, r)
 		if r.Err != nil {
 			return
 		}
@@ -169,6 +173,15 @@ func (s *Stream) batch(ctx context.Context, clock Clock, fresh []raw.Manifest, s
 		}
 	}
 	return promoted, nil
+}
+
+// recordRun keeps one job's run of a micro-batch in s.Recent.
+func (s *Stream) recordRun(clock Clock, held *Held, r Result) {
+	if s.Recent == nil {
+		return
+	}
+	rec := RecordOf(r, clock.Now(), s.Owner, held.Generation())
+	s.Recent.Add(rec)
 }
 
 // promotedLate returns the objects that landed after the trigger listed

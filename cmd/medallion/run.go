@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/medallion-dev/medallion/jobs"
 )
@@ -33,7 +34,9 @@ func runRun(ctx context.Context, a *app, args []string) error {
 	}
 	defer ws.Close()
 	r := &jobs.Runner{Store: ws.store, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log}
+	owner := jobs.DefaultOwner()
 	results, err := r.Run(ctx, plan, func(res jobs.Result) {
+		recordRun(ctx, a, ws, owner, res)
 		if res.Err != nil {
 			fmt.Fprintf(a.stdout, "FAILED %s\n", oneLine(res.Err))
 			return
@@ -53,4 +56,14 @@ func runRun(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// recordRun writes one job's run to the lake's run history (`medallion
+// runs`, the dashboard's runs page). The history is a record, not part of
+// the job: failing to write it is logged and the run goes on.
+func recordRun(ctx context.Context, a *app, ws *workspace, owner string, res jobs.Result) {
+	rec := jobs.RecordOf(res, time.Now(), owner, 0)
+	if err := jobs.RecordRun(context.WithoutCancel(ctx), ws.store, rec); err != nil {
+		a.log.Warn("record run", "job", rec.Job, "err", err)
+	}
 }

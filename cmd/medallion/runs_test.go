@@ -76,3 +76,43 @@ bronze  2024-01-01T10:00:00Z  2024-01-01T10:00:02Z  100      98        ok       
 		t.Fatalf("two jobs: %v, want a usage error", err)
 	}
 }
+
+// TestRunRecordsRuns: `medallion run` writes one record per job to the run
+// history, so `medallion runs` and the dashboard show batch runs too.
+func TestRunRecordsRuns(t *testing.T) {
+	pipeline := initLake(t)
+	if code, _, stderr := cli(t, "", "run", "-f", pipeline); code != 0 {
+		t.Fatalf("run: exit %d: %s", code, stderr)
+	}
+	p, err := config.Load(pipeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := jobs.Plan(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := lake.Open(t.Context(), p.Lake, lake.S3Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := jobs.ListRuns(t.Context(), store, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, r := range runs {
+		if r.Result != jobs.ResultOK || r.Owner == "" || r.End.Before(r.Start) {
+			t.Errorf("run record %+v: want ok, an owner, and an end after the start", r)
+		}
+		got[r.Job] = true
+	}
+	if len(runs) != len(plan) {
+		t.Errorf("%d run records, want one per job (%d)", len(runs), len(plan))
+	}
+	for _, j := range plan {
+		if !got[j.Table.String()] {
+			t.Errorf("no run record for %s", j.Table)
+		}
+	}
+}

@@ -106,11 +106,13 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		mux.Handle(route, ingest)
 	}
 	uiNote := ""
+	recent := jobs.NewRecentRuns(0) // stream micro-batches, for the runs page
 	if !*noUI {
 		// Its own engine (and spill directory): never the runner's.
 		dash, err := dashboard.New(ctx, dashboard.Options{
 			Store: st, Pipeline: p, Cache: ws.cache, Engine: dashboard.DefaultEngineOptions(),
 			Token: os.Getenv(receiver.EnvToken), Log: a.log.WithGroup("dashboard"),
+			Recent: recent,
 		})
 		if err != nil {
 			ln.Close()
@@ -145,7 +147,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		s := &jobs.Stream{
 			Runner: runner, Plan: plan, Trigger: p.Stream.Trigger, Owner: owner,
 			Lease: jobs.DefaultLeaseOptions(), Log: a.log.WithGroup("stream"),
-			Metrics: jobs.NewStreamMetrics(reg),
+			Metrics: jobs.NewStreamMetrics(reg), Recent: recent,
 		}
 		fmt.Fprintf(a.stdout, "stream mode: a micro-batch every %s when something new landed\n", p.Stream.Trigger)
 		wg.Add(1)

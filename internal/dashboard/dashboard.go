@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/warehouse"
@@ -69,8 +70,17 @@ type Options struct {
 	SnapshotTTL time.Duration
 	// Log receives request errors; nil discards them.
 	Log *slog.Logger
+	// Recent, when set, adds runs kept in memory (stream mode's
+	// micro-batches, which are not written to the lake's run history) to
+	// the runs page.
+	Recent RecentRuns
 	// Now tells time (freshness); nil: time.Now.
 	Now func() time.Time
+}
+
+// RecentRuns is where the runs page finds runs kept in memory.
+type RecentRuns interface {
+	Recent(limit int) []jobs.RunRecord
 }
 
 // DefaultEngineOptions bounds the dashboard's engine well below a job's:

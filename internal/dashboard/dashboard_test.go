@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -656,6 +657,35 @@ func TestDashboardRuns(t *testing.T) {
 	mustJSON(t, get(t, d, "/api/runs").body, &rj)
 	if len(rj.Runs) != 2 || len(rj.Leases) != 1 || rj.Leases[0].Generation != held.Generation() {
 		t.Errorf("/api/runs: %+v", rj)
+	}
+}
+
+// TestDashboardRecentRuns: runs kept in memory (stream mode's) are merged
+// with the lake's history, newest first.
+func TestDashboardRecentRuns(t *testing.T) {
+	f := newFixture(t)
+	start := time.Now().Add(-time.Minute).UTC()
+	if err := jobs.RecordRun(t.Context(), f.store, jobs.RunRecord{Job: "bronze", Start: start, End: start, Result: jobs.ResultOK}); err != nil {
+		t.Fatal(err)
+	}
+	recent := jobs.NewRecentRuns(10)
+	recent.Add(jobs.RunRecord{Job: "gold.meter_usage_ma", Start: start.Add(time.Second), End: start.Add(time.Second), Result: jobs.ResultOK})
+	recent.Add(jobs.RunRecord{Job: "silver.meter_usage_1m", Start: start.Add(-time.Second), End: start, Result: jobs.ResultOK})
+	d, err := New(t.Context(), Options{Store: f.store, Pipeline: f.p, Cache: f.runner.Cache, Engine: DefaultEngineOptions(), Recent: recent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var rj struct {
+		Runs []jobs.RunRecord `json:"runs"`
+	}
+	mustJSON(t, get(t, d, "/api/runs").body, &rj)
+	var got []string
+	for _, r := range rj.Runs {
+		got = append(got, r.Job)
+	}
+	if want := []string{"gold.meter_usage_ma", "bronze", "silver.meter_usage_1m"}; !slices.Equal(got, want) {
+		t.Errorf("runs %v, want %v", got, want)
 	}
 }
 

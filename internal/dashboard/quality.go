@@ -281,6 +281,11 @@ func (d *Dashboard) runsData(ctx context.Context) (runsData, error) {
 		if err != nil {
 			return runsData{}, err
 		}
+		if d.o.Recent != nil {
+			recs = append(recs, d.o.Recent.Recent(recentRuns)...)
+			slices.SortStableFunc(recs, func(a, b jobs.RunRecord) int { return b.Start.Compare(a.Start) })
+			recs = recs[:min(len(recs), recentRuns)]
+		}
 		out := runsData{Runs: []runRow{}, Leases: leases, now: d.o.Now}
 		for _, rec := range recs {
 			out.Runs = append(out.Runs, runRow{RunRecord: rec, Duration: rec.End.Sub(rec.Start)})
