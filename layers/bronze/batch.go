@@ -17,125 +17,38 @@ import (
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
+// typedBatch is a batch typed, checked, deduplicated and written as Parquet
+// files in the batch's scratch directory, ready to upload and commit.
+type typedBatch struct {
+	st   Stats
+	meta delta.Metadata
+	adds []delta.Add         // files under <scratch>/bronze
+	bad  map[string][]badRow // quarantine rows by object sha256
+	snap *delta.Snapshot     // the bronze snapshot the batch was deduplicated against
+}
+
 // runBatch types, checks, dedupes, writes and commits one batch of raw
 // objects. It returns the batch's accounting and the bronze version after it.
+// The fast path (fast.go) is tried first; when it refuses the batch (a bad
+// row, a reader error, an unknown key, a duplicate key), the precise path
+// types the batch again, locating and quarantining every bad row.
 func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest) (Stats, int64, error) {
-	st := Stats{Objects: len(ms)}
 	bid := batchID(ms)
 	dir, err := os.MkdirTemp(j.d.ScratchDir, "bronze-batch-")
 	if err != nil {
-		return st, 0, fmt.Errorf("bronze %s: scratch dir: %w", j.src.Name, err)
+		return Stats{Objects: len(ms)}, 0, fmt.Errorf("bronze %s: scratch dir: %w", j.src.Name, err)
 	}
 	defer os.RemoveAll(dir)
-	var temps []string
-	defer func() {
-		for _, t := range temps {
-			conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+t)
-		}
-	}()
-	// Small batches (the common case: one or a few big objects) keep each
-	// object's typed table and add the lineage constants in the final
-	// SELECT, with no copy of the batch; a batch of many objects is gathered
-	// into one table (a UNION ALL of hundreds of tables would not plan well),
-	// dropping each object's table as it goes.
-	fuse := len(ms) <= maxFusedObjects
-	good := j.tmpName("good")
-	temps = append(temps, good)
-	created := false
-	var sels []string
-	var goodRows int64
-	bad := map[string][]badRow{} // by sha
-	for _, m := range ms {
-		path, err := j.localObject(ctx, m, dir)
-		if err != nil {
-			return st, 0, err
-		}
-		res, err := j.typeObject(ctx, conn, m, path, dir)
-		if res.tableName != "" {
-			temps = append(temps, res.tableName)
-		}
-		if err != nil {
-			return st, 0, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
-		}
-		st.RowsRead += res.read
-		goodRows += res.good
-		for _, r := range res.rescued {
-			if !contains(st.Rescued, r) {
-				st.Rescued = append(st.Rescued, r)
-			}
-		}
-		if res.badCount > 0 {
-			switch j.src.OnError {
-			case "fail":
-				b := res.firstBad
-				col := ""
-				if b.column != "" {
-					col = " column " + b.column
-				}
-				return st, 0, fmt.Errorf("%s line %d%s: %s (on_error: fail; nothing committed)", m.fileName(), b.line, col, b.reason)
-			case "drop":
-				st.Dropped += res.badCount
-			default:
-				st.Quarantined += res.badCount
-				bad[m.SHA256] = res.bad
-			}
-		}
-		sel := j.bronzeSelect(res.tableName, m, bid)
-		if fuse {
-			sels = append(sels, sel)
-			continue
-		}
-		if !created {
-			err = exec(ctx, conn, "CREATE TEMP TABLE "+good+" AS "+sel)
-			created = true
-		} else {
-			err = exec(ctx, conn, "INSERT INTO "+good+" "+sel)
-		}
-		if err != nil {
-			return st, 0, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
-		}
-		if err := exec(ctx, conn, "DROP TABLE "+res.tableName); err != nil {
-			return st, 0, err
-		}
-	}
-	rel := good
-	if fuse {
-		rel = "(" + strings.Join(sels, " UNION ALL ") + ")"
-	}
-
-	snap, err := j.snapshot(ctx)
+	tb, ok, err := j.fastBatch(ctx, conn, ms, bid, dir)
 	if err != nil {
-		return st, 0, err
+		return tb.st, 0, err
 	}
-	final, written, err := j.dedupe(ctx, conn, rel, goodRows, snap, dir)
-	if final != rel {
-		temps = append(temps, final)
-	}
-	if err != nil {
-		return st, 0, fmt.Errorf("bronze %s: dedupe: %w", j.src.Name, err)
-	}
-	st.Written = written
-	st.Duplicates = goodRows - written
-	if !st.Balanced() {
-		return st, 0, fmt.Errorf("bronze %s: accounting does not balance: %d read != %d written + %d quarantined + %d dropped + %d duplicates (a bug)",
-			j.src.Name, st.RowsRead, st.Written, st.Quarantined, st.Dropped, st.Duplicates)
-	}
-
-	meta, outSel, err := j.tableMetadata(ctx, conn, final)
-	if err != nil {
-		return st, 0, err
-	}
-	var adds []delta.Add
-	if st.Written > 0 {
-		adds, err = j.writeParquet(ctx, conn, outSel, filepath.Join(dir, "bronze"), j.plan.partCol)
-		if err != nil {
-			return st, 0, fmt.Errorf("bronze %s: write parquet: %w", j.src.Name, err)
-		}
-		if n := addedRows(adds); n != st.Written {
-			return st, 0, fmt.Errorf("bronze %s: wrote %d rows, expected %d (a bug)", j.src.Name, n, st.Written)
+	if !ok {
+		if tb, err = j.preciseBatch(ctx, conn, ms, bid, dir); err != nil {
+			return tb.st, 0, err
 		}
 	}
-	st.Files = len(adds)
+	st, meta, adds, bad, snap := tb.st, tb.meta, tb.adds, tb.bad, tb.snap
 
 	// Quarantine rows not already committed by an interrupted earlier run.
 	qsnap, qadds, qtxns, err := j.prepareQuarantine(ctx, conn, ms, bad, bid, dir)
@@ -198,8 +111,128 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest) (Stat
 	return st, v, nil
 }
 
-// bronzeSelect selects a typed object's good rows with lineage.
-func (j *job) bronzeSelect(obj string, m manifest, bid string) string {
+// preciseBatch types a batch object by object into temp tables, with DuckDB's
+// reject tables and a second pass over an object's lines to locate bad
+// rows, so every bad row is quarantined with its line, column and reason.
+func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid, dir string) (typedBatch, error) {
+	st := Stats{Objects: len(ms)}
+	fail := func(err error) (typedBatch, error) { return typedBatch{st: st}, err }
+	var temps []string
+	defer func() {
+		for _, t := range temps {
+			conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+t)
+		}
+	}()
+	// Small batches (the common case: one or a few big objects) keep each
+	// object's typed table and add the lineage constants in the final
+	// SELECT, with no copy of the batch; a batch of many objects is gathered
+	// into one table (a UNION ALL of hundreds of tables would not plan well),
+	// dropping each object's table as it goes.
+	fuse := len(ms) <= maxFusedObjects
+	good := j.tmpName("good")
+	temps = append(temps, good)
+	created := false
+	var sels []string
+	var goodRows int64
+	bad := map[string][]badRow{} // by sha
+	for _, m := range ms {
+		path, err := j.localObject(ctx, m, dir)
+		if err != nil {
+			return fail(err)
+		}
+		res, err := j.typeObject(ctx, conn, m, path, dir)
+		if res.tableName != "" {
+			temps = append(temps, res.tableName)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err))
+		}
+		st.RowsRead += res.read
+		goodRows += res.good
+		for _, r := range res.rescued {
+			if !contains(st.Rescued, r) {
+				st.Rescued = append(st.Rescued, r)
+			}
+		}
+		if res.badCount > 0 {
+			switch j.src.OnError {
+			case "fail":
+				b := res.firstBad
+				col := ""
+				if b.column != "" {
+					col = " column " + b.column
+				}
+				return fail(fmt.Errorf("%s line %d%s: %s (on_error: fail; nothing committed)", m.fileName(), b.line, col, b.reason))
+			case "drop":
+				st.Dropped += res.badCount
+			default:
+				st.Quarantined += res.badCount
+				bad[m.SHA256] = res.bad
+			}
+		}
+		sel := j.bronzeSelect(res.tableName, m, bid, "_err IS NULL")
+		if fuse {
+			sels = append(sels, sel)
+			continue
+		}
+		if !created {
+			err = exec(ctx, conn, "CREATE TEMP TABLE "+good+" AS "+sel)
+			created = true
+		} else {
+			err = exec(ctx, conn, "INSERT INTO "+good+" "+sel)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err))
+		}
+		if err := exec(ctx, conn, "DROP TABLE "+res.tableName); err != nil {
+			return fail(err)
+		}
+	}
+	rel := good
+	if fuse {
+		rel = "(" + strings.Join(sels, " UNION ALL ") + ")"
+	}
+
+	snap, err := j.snapshot(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	final, written, err := j.dedupe(ctx, conn, rel, goodRows, snap, dir)
+	if final != rel {
+		temps = append(temps, final)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("bronze %s: dedupe: %w", j.src.Name, err))
+	}
+	st.Written = written
+	st.Duplicates = goodRows - written
+	if !st.Balanced() {
+		return fail(fmt.Errorf("bronze %s: accounting does not balance: %d read != %d written + %d quarantined + %d dropped + %d duplicates (a bug)",
+			j.src.Name, st.RowsRead, st.Written, st.Quarantined, st.Dropped, st.Duplicates))
+	}
+
+	meta, outSel, err := j.tableMetadata(ctx, conn, final)
+	if err != nil {
+		return fail(err)
+	}
+	var adds []delta.Add
+	if st.Written > 0 {
+		adds, err = j.writeParquet(ctx, conn, outSel, filepath.Join(dir, "bronze"), j.plan.partCol)
+		if err != nil {
+			return fail(fmt.Errorf("bronze %s: write parquet: %w", j.src.Name, err))
+		}
+		if n := addedRows(adds); n != st.Written {
+			return fail(fmt.Errorf("bronze %s: wrote %d rows, expected %d (a bug)", j.src.Name, n, st.Written))
+		}
+	}
+	st.Files = len(adds)
+
+	return typedBatch{st: st, meta: meta, adds: adds, bad: bad, snap: snap}, nil
+}
+
+// bronzeSelect selects the rows of from (a typed object's table or typed
+// query) that where keeps, with lineage.
+func (j *job) bronzeSelect(from string, m manifest, bid, where string) string {
 	var cols []string
 	for _, c := range j.plan.cols {
 		cols = append(cols, warehouse.QuoteIdent(c.name))
@@ -211,7 +244,7 @@ func (j *job) bronzeSelect(obj string, m manifest, bid string) string {
 		warehouse.QuoteString(m.Key)+" AS _source_file",
 		"CAST("+warehouse.QuoteString(m.ReceivedAt.UTC().Format("2006-01-02 15:04:05.999999")+"+00")+" AS TIMESTAMPTZ) AS _ingested_at",
 		warehouse.QuoteString(bid)+" AS _batch_id")
-	return "SELECT " + strings.Join(cols, ", ") + " FROM " + obj + " WHERE _err IS NULL"
+	return "SELECT " + strings.Join(cols, ", ") + " FROM " + from + " WHERE " + where
 }
 
 // commitBronze commits the batch to the bronze table, creating it first if

@@ -62,6 +62,9 @@ type Deps struct {
 	MaxBatchBytes   int64 // default DefaultMaxBatchBytes
 	MaxBatchObjects int   // default DefaultMaxBatchObjects
 	MaxLineBytes    int   // default DefaultMaxLineBytes
+
+	// precise skips the fast path (tests compare the two paths).
+	precise bool
 }
 
 // Stats is the accounting of one run: RowsRead = Written + Quarantined +
@@ -201,6 +204,10 @@ func Run(ctx context.Context, d Deps, source string) (Stats, error) {
 	if _, err := conn.ExecContext(ctx, "SET TimeZone = 'UTC'"); err != nil {
 		return stats, fmt.Errorf("bronze %s: %w", source, err)
 	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET partitioned_write_flush_threshold = %d", fastFlushThreshold)); err != nil {
+		return stats, fmt.Errorf("bronze %s: %w", source, err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET partitioned_write_flush_threshold")
 
 	snap, err := j.snapshot(ctx)
 	if err != nil {

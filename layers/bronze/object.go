@@ -104,6 +104,11 @@ func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, er
 	for i := range in {
 		in[i] = colInput{expr: "NULL", missing: true}
 	}
+	if len(header) == 0 {
+		// An empty object (no header, no records): no rows, rather than a
+		// reader with no columns, which DuckDB cannot bind.
+		return "(SELECT CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _pre_err, CAST(NULL AS VARCHAR) AS _resc WHERE false)", in, nil, nil
+	}
 	var cols []string
 	var rescued []string
 	var rescueParts, rescueConds []string
@@ -152,10 +157,15 @@ func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, er
 	if !j.hasHeader() {
 		hdr = "false"
 	}
+	// Without a rejects table (the fast path) a bad record fails the read.
+	rejects := ""
+	if rejTable != "" {
+		rejects = "store_rejects=true, rejects_table=" + warehouse.QuoteString(rejTable) + ", rejects_scan=" + warehouse.QuoteString(rejTable+"_scan") + ", "
+	}
 	reader := fmt.Sprintf("read_csv(%s, header=%s, columns={%s}, auto_detect=false, delim=%s, quote=%s, escape=%s, "+
-		"store_rejects=true, rejects_table=%s, rejects_scan=%s, max_line_size=%d, null_padding=false, parallel=true)",
+		"%smax_line_size=%d, null_padding=false, parallel=true)",
 		warehouse.QuoteString(path), hdr, strings.Join(cols, ", "), warehouse.QuoteString(delim), warehouse.QuoteString(quote), warehouse.QuoteString(quote),
-		warehouse.QuoteString(rejTable), warehouse.QuoteString(rejTable+"_scan"), j.maxLine)
+		rejects, j.maxLine)
 	src := "(SELECT *, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _pre_err, " + resc + " AS _resc FROM " + reader + ")"
 	return src, in, rescued, nil
 }

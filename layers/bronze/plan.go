@@ -133,10 +133,22 @@ func planSource(src *config.Source) (*sourcePlan, error) {
 		if seen["event_date"] {
 			return nil, fmt.Errorf("source %s: a column named event_date hides the default partition column; set partition_by", src.Name)
 		}
-		sp.partExpr = "CAST(timezone('UTC', " + warehouse.QuoteIdent(sp.firstTS) + ") AS DATE)"
+		sp.partExpr = utcDate(warehouse.QuoteIdent(sp.firstTS))
 		sp.partType = "DATE"
 	}
 	return sp, nil
+}
+
+// utcDate is the SQL for the UTC date of a TIMESTAMPTZ expression. The
+// floor division of its microseconds since the epoch is exact and costs a
+// few integer operations, against an ICU calendar conversion a row for
+// CAST(timezone('UTC', ts) AS DATE) (a tenth of the whole bronze write);
+// infinite timestamps, which have no microseconds, keep the conversion.
+func utcDate(ts string) string {
+	us := "epoch_us(" + ts + ")"
+	const day = "86400000000"
+	return "CASE WHEN isfinite(" + ts + ") THEN DATE '1970-01-01' + CAST((" + us + " - (((" + us + " % " + day + ") + " + day + ") % " + day + ")) // " + day +
+		" AS INTEGER) ELSE CAST(timezone('UTC', " + ts + ") AS DATE) END"
 }
 
 // typeName is how reasons name a type: "is not a double".
@@ -150,13 +162,18 @@ func (c colPlan) typeName() string {
 	return "a " + c.typ
 }
 
-// valueExpr cleans a VARCHAR source value: trim and empty-to-null.
+// valueExpr cleans a VARCHAR source value: trim and empty-to-null. trim
+// (which copies every value) runs only for values that start or end with a
+// space, the only character DuckDB's trim removes; the prefix and suffix
+// tests cost next to nothing, and almost no value needs the copy.
 func (c colPlan) valueExpr(v string) string {
-	if c.trim {
-		v = "trim(" + v + ")"
-	}
-	if c.emptyNil {
-		v = "NULLIF(" + v + ", '')"
+	switch {
+	case c.trim && c.emptyNil:
+		return "CASE WHEN " + v + " = '' OR starts_with(" + v + ", ' ') OR ends_with(" + v + ", ' ') THEN NULLIF(trim(" + v + "), '') ELSE " + v + " END"
+	case c.trim:
+		return "CASE WHEN starts_with(" + v + ", ' ') OR ends_with(" + v + ", ' ') THEN trim(" + v + ") ELSE " + v + " END"
+	case c.emptyNil:
+		return "NULLIF(" + v + ", '')"
 	}
 	return v
 }

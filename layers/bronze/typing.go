@@ -398,25 +398,11 @@ func (j *job) dedupe(ctx context.Context, conn *sql.Conn, rel string, n int64, s
 			return cur, 0, err
 		}
 	}
-	files, err := j.existingFiles(ctx, conn, cur, snap, dir)
+	cond, err := j.existingCond(ctx, conn, cur, snap, dir)
 	if err != nil {
 		return cur, 0, err
 	}
-	if len(files) > 0 {
-		var list []string
-		for _, f := range files {
-			list = append(list, warehouse.QuoteString(f))
-		}
-		hive := ""
-		if j.plan.partCol != "" {
-			t := j.plan.partType
-			if t == "" {
-				t = j.partSQLType()
-			}
-			hive = ", hive_partitioning=true, hive_types={" + warehouse.QuoteString(j.plan.partCol) + ": " + warehouse.QuoteString(t) + "}"
-		}
-		cond := "EXISTS (SELECT 1 FROM (SELECT DISTINCT " + keyList +
-			" FROM read_parquet([" + strings.Join(list, ", ") + "]" + hive + ")) e WHERE " + match("d", "e") + ")"
+	if cond != "" {
 		var seen int64
 		if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+cur+" d WHERE "+cond).Scan(&seen); err != nil {
 			return cur, 0, err
@@ -434,6 +420,34 @@ func (j *job) dedupe(ctx context.Context, conn *sql.Conn, rel string, n int64, s
 		}
 	}
 	return cur, rows, nil
+}
+
+// existingCond returns the condition that a row of rel (aliased d) has a
+// dedupe key already in bronze, or "" when no bronze file can hold a key of
+// rel.
+func (j *job) existingCond(ctx context.Context, conn *sql.Conn, rel string, snap *delta.Snapshot, dir string) (string, error) {
+	files, err := j.existingFiles(ctx, conn, rel, snap, dir)
+	if err != nil || len(files) == 0 {
+		return "", err
+	}
+	var k, on, list []string
+	for _, c := range j.src.Dedupe {
+		k = append(k, warehouse.QuoteIdent(c))
+		on = append(on, "d."+warehouse.QuoteIdent(c)+" IS NOT DISTINCT FROM e."+warehouse.QuoteIdent(c))
+	}
+	for _, f := range files {
+		list = append(list, warehouse.QuoteString(f))
+	}
+	hive := ""
+	if j.plan.partCol != "" {
+		t := j.plan.partType
+		if t == "" {
+			t = j.partSQLType()
+		}
+		hive = ", hive_partitioning=true, hive_types={" + warehouse.QuoteString(j.plan.partCol) + ": " + warehouse.QuoteString(t) + "}"
+	}
+	return "EXISTS (SELECT 1 FROM (SELECT DISTINCT " + strings.Join(k, ", ") +
+		" FROM read_parquet([" + strings.Join(list, ", ") + "]" + hive + ")) e WHERE " + strings.Join(on, " AND ") + ")", nil
 }
 
 func (j *job) partSQLType() string {

@@ -1,0 +1,373 @@
+package bronze
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/warehouse"
+)
+
+// The fast path types a batch in one statement per batch: DuckDB reads
+// each object (read_csv without a rejects table; read_json with one JSON
+// parse per line), types and checks the rows and writes the bronze Parquet
+// files, with no temp table. It holds only when the batch is clean: any bad
+// row raises an error inside the statement (error(_err)), as does any
+// reader error (malformed record, invalid UTF-8, a non-object line) and, for
+// NDJSON, any key the schema does not declare (those are matched by
+// normalised name or rescued by the precise path). A refused batch is
+// typed again by the precise path (preciseBatch), which locates and
+// quarantines every bad row; what the fast path accepts, the precise path
+// would accept with the same values, so the fallback decides only speed.
+// Duplicate keys are looked for afterwards in the written files (a hash
+// aggregate over the key columns); a batch with any also goes the precise
+// way, which picks the row to keep.
+
+// fastFlushThreshold is DuckDB's partitioned_write_flush_threshold (rows a
+// thread buffers per partition before writing them) for bronze writes:
+// DuckDB's default (524288) makes the partitioned COPY copy most of the
+// batch into buffers first, costing about a third of the write and that
+// much memory; smaller flushes cost less and still write row groups of
+// about 64k rows.
+const fastFlushThreshold = 32768
+
+// fastBatch types and writes a batch by the fast path. ok is false when the
+// path does not apply to the batch or refused it; the scratch files it may
+// have written are removed then.
+func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid, dir string) (tb typedBatch, ok bool, err error) {
+	tb.st = Stats{Objects: len(ms)}
+	if j.d.precise || !j.fastApplies(len(ms)) {
+		return tb, false, nil
+	}
+	ndjson := strings.ToLower(j.src.Format) != "csv"
+	var sels []string
+	for _, m := range ms {
+		path, err := j.localObject(ctx, m, dir)
+		if err != nil {
+			return tb, false, err
+		}
+		var (
+			src     string
+			in      []colInput
+			rescued []string
+		)
+		if ndjson {
+			fits, err := ndjsonFits(path, j.maxLine)
+			if err != nil {
+				return tb, false, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
+			}
+			if !fits {
+				j.log.Debug("fast path: object has an over-long line or a byte order mark", "object", m.Key)
+				return tb, false, nil
+			}
+			src, in = j.ndjsonFastSource(path)
+		} else {
+			src, in, rescued, err = j.csvSource(path, "")
+			if err != nil {
+				// The precise path reports it with its own wording.
+				j.log.Debug("fast path: CSV header", "object", m.Key, "err", err)
+				return tb, false, nil
+			}
+		}
+		for _, r := range rescued {
+			if !contains(tb.st.Rescued, r) {
+				tb.st.Rescued = append(tb.st.Rescued, r)
+			}
+		}
+		sels = append(sels, j.bronzeSelect("("+j.plan.typedQuery(src, in)+")", m, bid, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END"))
+	}
+	rel := "(" + strings.Join(sels, " UNION ALL ") + ")"
+	meta, outSel, err := j.tableMetadata(ctx, conn, rel)
+	if err != nil {
+		j.log.Debug("fast path: describe", "err", err)
+		return tb, false, nil
+	}
+	outDir := filepath.Join(dir, "bronze")
+	refuse := func(why string, err error) (typedBatch, bool, error) {
+		if rmErr := os.RemoveAll(outDir); rmErr != nil {
+			return tb, false, fmt.Errorf("bronze %s: remove fast path files: %w", j.src.Name, rmErr)
+		}
+		j.log.Debug("fast path refused the batch; typing it again with locations", "why", why, "err", firstLine(err))
+		return tb, false, nil
+	}
+	start := time.Now()
+	adds, err := j.writeParquet(ctx, conn, outSel, outDir, j.plan.partCol)
+	if err != nil {
+		if ctx.Err() != nil {
+			return tb, false, ctx.Err()
+		}
+		return refuse("typing", err)
+	}
+	wrote := time.Since(start)
+	// An empty object writes an empty file unpartitioned; the precise path
+	// writes none.
+	kept := adds[:0]
+	for _, a := range adds {
+		if addedRows([]delta.Add{a}) > 0 {
+			kept = append(kept, a)
+			continue
+		}
+		if err := os.Remove(filepath.Join(outDir, filepath.FromSlash(a.Path))); err != nil {
+			return tb, false, err
+		}
+	}
+	adds = kept
+	n := addedRows(adds)
+	snap, err := j.snapshot(ctx)
+	if err != nil {
+		return tb, false, err
+	}
+	start = time.Now()
+	dup, err := j.fastDuplicates(ctx, conn, outDir, adds, snap, dir)
+	if err != nil {
+		if ctx.Err() != nil {
+			return tb, false, ctx.Err()
+		}
+		return tb, false, fmt.Errorf("bronze %s: dedupe: %w", j.src.Name, err)
+	}
+	if dup {
+		return refuse("duplicate keys", nil)
+	}
+	j.log.Debug("fast path wrote the batch", "objects", len(ms), "rows", n, "files", len(adds), "write", wrote, "dedupe_check", time.Since(start))
+	tb.st.RowsRead, tb.st.Written, tb.st.Files = n, n, len(adds)
+	tb.meta, tb.adds, tb.snap = meta, adds, snap
+	return tb, true, nil
+}
+
+// fastApplies reports whether the fast path can type a batch of n objects
+// of the job's source. JSON arrays are rewritten as NDJSON with a line map
+// first and go the precise way; so do batches of many (small) objects,
+// which the precise path gathers into one table, and sources whose dedupe
+// key includes a declared partition column (not stored in the files the
+// duplicate check reads).
+func (j *job) fastApplies(n int) bool {
+	switch strings.ToLower(j.src.Format) {
+	case "csv", "ndjson", "":
+	default:
+		return false
+	}
+	if n > maxFusedObjects {
+		return false
+	}
+	if j.plan.partCol != "" && j.plan.partExpr == "" {
+		for _, k := range j.src.Dedupe {
+			if strings.EqualFold(k, j.plan.partCol) {
+				return false
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, c := range j.plan.cols {
+		if seen[c.srcName] {
+			return false
+		}
+		seen[c.srcName] = true
+	}
+	return true
+}
+
+// ndjsonFastSource is the FROM item of the fast path for an NDJSON file:
+// DuckDB's JSON reader parses each line once into a map of its top-level
+// keys to their values as text (strings unescaped, anything else as JSON
+// text: the values json_transform gives the precise path; of a duplicated
+// key, the first value, as there). A line that is not an object, or that
+// has a key the schema does not declare exactly, fails the row.
+func (j *job) ndjsonFastSource(path string) (string, []colInput) {
+	declared := map[string]bool{}
+	for _, c := range j.plan.cols {
+		declared[c.srcName] = true
+	}
+	in := make([]colInput, len(j.plan.cols))
+	var keys []string
+	for i, c := range j.plan.cols {
+		in[i] = colInput{expr: "j[" + warehouse.QuoteString(c.srcName) + "]"}
+		keys = append(keys, warehouse.QuoteString(c.srcName))
+	}
+	// The reader's buffers grow with maximum_object_size; lines longer than
+	// maxLine never get here (ndjsonFits), so DuckDB's default (16 MiB) is
+	// only raised for a larger maxLine.
+	size := ""
+	if j.maxLine > 16<<20-(64<<10) {
+		size = fmt.Sprintf(", maximum_object_size=%d", j.maxLine+64<<10)
+	}
+	reader := "read_json(" + warehouse.QuoteString(path) + ", format='newline_delimited', records=false, columns={'j': 'MAP(VARCHAR, VARCHAR)'}" + size + ")"
+	// Lines of a file mostly have the same keys in the same order: when they
+	// are those of the first line, and all declared, comparing the key list
+	// to that one is all it takes; list_has_all (a set a row) runs only for
+	// the other lines.
+	same := ""
+	if first := firstLineKeys(path); len(first) > 0 {
+		var lits []string
+		for _, k := range first {
+			if !declared[k] {
+				lits = nil
+				break
+			}
+			lits = append(lits, warehouse.QuoteString(k))
+		}
+		if len(lits) > 0 {
+			same = " WHEN map_keys(j) = [" + strings.Join(lits, ", ") + "] THEN NULL"
+		}
+	}
+	pre := "CASE WHEN j IS NULL THEN " + warehouse.QuoteString(errSep+"not a JSON object") + same +
+		" WHEN NOT list_has_all([" + strings.Join(keys, ", ") + "], map_keys(j)) THEN " + warehouse.QuoteString(errSep+"a key the schema does not declare") + " END"
+	return "(SELECT j, " + pre + " AS _pre_err, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _resc FROM " + reader + ")", in
+}
+
+// firstLineKeys returns the top-level keys of the first non-blank line of
+// an NDJSON file, in order; nil when it is not a JSON object or is longer
+// than 64 KiB.
+func firstLineKeys(path string) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 64<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if t := bytes.TrimSpace(line); len(t) > 0 {
+			return objectKeys(t)
+		}
+		if err != nil {
+			return nil
+		}
+	}
+}
+
+// objectKeys returns the top-level keys of a JSON object, in order, or nil.
+func objectKeys(b []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	var keys []string
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		k, ok := t.(string)
+		if !ok {
+			return nil
+		}
+		keys = append(keys, k)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil
+		}
+	}
+	return keys
+}
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// ndjsonFits reports whether every line of an NDJSON file is short enough
+// for the precise path's line reader (with a margin for how it counts a
+// '\r') and the file has no byte order mark (DuckDB's JSON reader refuses
+// one; the precise path reads the line). A cheap pass: it only looks for
+// line ends.
+func ndjsonFits(path string, maxLine int) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	limit := maxLine - 2
+	buf := make([]byte, 1<<20)
+	cur := 0
+	first := true
+	for {
+		n, err := io.ReadFull(f, buf)
+		chunk := buf[:n]
+		if first {
+			if bytes.HasPrefix(chunk, utf8BOM) {
+				return false, nil
+			}
+			first = false
+		}
+		for len(chunk) > 0 {
+			i := bytes.IndexByte(chunk, '\n')
+			if i < 0 {
+				cur += len(chunk)
+				break
+			}
+			if cur+i > limit {
+				return false, nil
+			}
+			cur = 0
+			chunk = chunk[i+1:]
+		}
+		if cur > limit {
+			return false, nil
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}
+
+// fastDuplicates reports whether the rows written to outDir hold a dedupe
+// key twice or a key already in bronze. Grouping by a hash of the key
+// (8 bytes a row) finds no duplicate in the common case at a fraction of
+// the cost of grouping by the key itself, which runs only to rule out a
+// hash collision.
+func (j *job) fastDuplicates(ctx context.Context, conn *sql.Conn, outDir string, adds []delta.Add, snap *delta.Snapshot, dir string) (bool, error) {
+	if len(j.src.Dedupe) == 0 || len(adds) == 0 {
+		return false, nil
+	}
+	var files, keys []string
+	for _, a := range adds {
+		files = append(files, warehouse.QuoteString(filepath.Join(outDir, filepath.FromSlash(a.Path))))
+	}
+	for _, k := range j.src.Dedupe {
+		keys = append(keys, warehouse.QuoteIdent(k))
+	}
+	rel := "read_parquet([" + strings.Join(files, ", ") + "], hive_partitioning=false)"
+	keyList := strings.Join(keys, ", ")
+	var n int64
+	q := "SELECT count(*) FROM (SELECT 1 FROM " + rel + " GROUP BY hash(" + keyList + ") HAVING count(*) > 1 LIMIT 1)"
+	if err := conn.QueryRowContext(ctx, q).Scan(&n); err != nil {
+		return false, fmt.Errorf("%w\nquery: %s", err, truncate(q, 2000))
+	}
+	if n > 0 {
+		q = "SELECT count(*) FROM (SELECT 1 FROM " + rel + " GROUP BY " + keyList + " HAVING count(*) > 1 LIMIT 1)"
+		if err := conn.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			return false, fmt.Errorf("%w\nquery: %s", err, truncate(q, 2000))
+		}
+		if n > 0 {
+			return true, nil
+		}
+	}
+	cond, err := j.existingCond(ctx, conn, rel, snap, dir)
+	if err != nil || cond == "" {
+		return false, err
+	}
+	q = "SELECT count(*) FROM (SELECT 1 FROM " + rel + " d WHERE " + cond + " LIMIT 1)"
+	if err := conn.QueryRowContext(ctx, q).Scan(&n); err != nil {
+		return false, fmt.Errorf("%w\nquery: %s", err, truncate(q, 2000))
+	}
+	return n > 0, nil
+}
+
+// firstLine is the first line of an error's text, for logs.
+func firstLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}

@@ -1,0 +1,141 @@
+package bronze
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medallion-dev/medallion/internal/testenv"
+)
+
+const fastNDJSONYAML = `lake: file://./lake
+sources:
+  m:
+    format: ndjson
+    schema:
+      ts:  {type: timestamp, format: "2006-01-02 15:04:05"}
+      id:  {type: string, required: true}
+      v:   {type: double, min: 0}
+      n:   {type: int64}
+      ok:  {type: bool}
+      d:   {type: "decimal(10,2)"}
+      s:   {type: string}
+    dedupe: [id]
+`
+
+const fastCSVYAML = `lake: file://./lake
+sources:
+  c:
+    format: csv
+    schema:
+      id: {type: string, required: true}
+      ts: {type: timestamp, format: "2006-01-02 15:04:05"}
+      v:  {type: double, min: 0}
+      n:  {type: int64}
+      s:  {type: string}
+    dedupe: [id]
+`
+
+// TestFastPathMatchesPrecise runs each input through the fast path (with
+// its fallback) and through the precise path alone: bronze rows, quarantine
+// rows and accounting must be the same, and the fast path must have taken
+// the clean inputs and refused the others.
+func TestFastPathMatchesPrecise(t *testing.T) {
+	long := strings.Repeat("x", DefaultMaxLineBytes)
+	nearlyLong := strings.Repeat("y", DefaultMaxLineBytes-100)
+	cases := []struct {
+		name, yaml, ext, input string
+		fast                   bool // the fast path wrote the batch
+		preciseFails           bool // the precise path alone cannot read the input
+	}{
+		{"ndjson clean", fastNDJSONYAML, "ndjson",
+			`{"ts": "2024-03-01 10:00:00", "id": "a", "v": 1.50, "n": 7, "ok": true, "d": "12.345", "s": " padded "}` + "\n" +
+				`{"id":"b","ts":"2024-03-02 00:00:00","v":"2","n":"8","ok":"false","d":1,"s":{"nested": [1, 2.0, "x"]}}` + "\n" +
+				`{"id":"c\u00e9\"q","v":null,"s":""}` + "\n" +
+				`{"id":"d","s":"   ","v":1e2,"n":-0}` + "\n", true, false},
+		// The precise path's line reader (read_csv, new_line '\n') refuses
+		// CRLF lines; the JSON reader takes them.
+		{"ndjson crlf and blank lines", fastNDJSONYAML, "ndjson",
+			"\n" + `{"id":"a","v":1}` + "\r\n   \r\n\n" + `{"id":"b","v":2}` + "\r\n", true, true},
+		{"ndjson empty object", fastNDJSONYAML, "ndjson", "", true, false},
+		{"ndjson only blank lines", fastNDJSONYAML, "ndjson", "\n\n   \n\t\n", true, false},
+		{"ndjson byte order mark", fastNDJSONYAML, "ndjson", "\ufeff" + `{"id":"a","v":1}` + "\n", false, false},
+		{"ndjson duplicate key in a line", fastNDJSONYAML, "ndjson", `{"id":"a","id":"b","v":1}` + "\n" + `{"id":"c"}` + "\n", true, false},
+		{"ndjson unknown key", fastNDJSONYAML, "ndjson", `{"id":"a","v":1,"firmware":"1.2"}` + "\n" + `{"id":"b"}` + "\n", false, false},
+		{"ndjson key in other case", fastNDJSONYAML, "ndjson", `{"ID":"a","V":1}` + "\n", false, false},
+		{"ndjson bad rows", fastNDJSONYAML, "ndjson",
+			`{"id":"a","v":1}` + "\nnull\n[1,2]\n{not json\n" + `{"id":"b","v":true}` + "\n" + `{"id":"c","v":-1}` + "\n" + `{"v":3}` + "\n" + `{"id":"d","ts":"yesterday"}` + "\n", false, false},
+		{"ndjson invalid utf-8", fastNDJSONYAML, "ndjson", `{"id":"a","v":1}` + "\n" + "{\"id\":\"b\xff\"}\n", false, false},
+		{"ndjson duplicate rows", fastNDJSONYAML, "ndjson", `{"id":"a","v":1}` + "\n" + `{"id":"a","v":2}` + "\n" + `{"id":"b","v":2}` + "\n", false, false},
+		{"ndjson line of 1 MB", fastNDJSONYAML, "ndjson", `{"id":"a","s":"` + long + `"}` + "\n" + `{"id":"b"}` + "\n", false, false},
+		{"ndjson line just under the limit", fastNDJSONYAML, "ndjson", `{"id":"a","s":"` + nearlyLong + `"}` + "\n" + `{"id":"b"}` + "\n", true, false},
+		{"csv clean", fastCSVYAML, "csv",
+			"id,ts,v,n,s\na,2024-03-01 10:00:00,1.5,7, padded \nb,,,,\"quoted, with comma\"\n c ,2024-03-02 00:00:00,2,8,\"\"\n", true, false},
+		{"csv crlf", fastCSVYAML, "csv", "id,ts,v,n,s\r\na,2024-03-01 10:00:00,1.5,7,x\r\nb,,,,y\r\n", true, false},
+		{"csv byte order mark", fastCSVYAML, "csv", "\ufeffid,ts,v,n,s\na,2024-03-01 10:00:00,1.5,7,x\n", true, false},
+		{"csv header only", fastCSVYAML, "csv", "id,ts,v,n,s\n", true, false},
+		{"csv empty object", fastCSVYAML, "csv", "", true, false},
+		{"csv unknown column", fastCSVYAML, "csv", "id,ts,v,n,s,Color\na,,1,2,x,red\nb,,1,2,y,\n", true, false},
+		{"csv bad rows", fastCSVYAML, "csv",
+			"id,ts,v,n,s\na,2024-03-01 10:00:00,1.5,7,x\nb,yesterday,1,1,y\nc,,-1,1,z\n,,1,1,w\nd,,abc,1,v\ne,,1,1,v,extra\n", false, false},
+	}
+	e := newEngine(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "medallion.yaml"), []byte(tc.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "input."+tc.ext), []byte(tc.input), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := loadCase(t, dir)
+			src := p.SourceOrder[0]
+			run := func(precise bool) (out string, fast bool, err error) {
+				st := testenv.LocalStore(t)
+				landInputs(t, st, p, dir, received)
+				var logs bytes.Buffer
+				log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+				s, err := Run(context.Background(), Deps{Store: st, Pipeline: p, DB: e.DB(), ScratchDir: t.TempDir(), Log: log, precise: precise,
+					Now: func() time.Time { return received.Add(time.Hour) }}, src)
+				if err != nil {
+					return "", false, err
+				}
+				if !s.Balanced() {
+					t.Fatalf("precise=%v: accounting does not hold: %s", precise, s)
+				}
+				out = tableCSV(t, st, e.DB(), "bronze/"+src, bronzeCols(p)) + "--- quarantine\n" +
+					tableCSV(t, st, e.DB(), "bronze/_quarantine", quarantineCols) + "--- stats\n" + s.String() + "\n"
+				return out, strings.Contains(logs.String(), "fast path wrote the batch"), nil
+			}
+			got, fast, err := run(false)
+			if err != nil {
+				t.Fatalf("fast path with fallback: %v", err)
+			}
+			want, _, err := run(true)
+			if tc.preciseFails {
+				if err == nil {
+					t.Errorf("the precise path read the input; drop preciseFails")
+				}
+				if !fast || !strings.Contains(got, "2 rows read = 2 written") {
+					t.Errorf("fast path: fast=%v\n%s", fast, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("precise path: %v", err)
+			}
+			if got != want {
+				t.Errorf("fast path differs from the precise path\n--- precise\n%s\n--- fast (with fallback)\n%s", want, got)
+			}
+			if fast != tc.fast {
+				t.Errorf("fast path wrote the batch: %v, want %v\n%s", fast, tc.fast, got)
+			}
+		})
+	}
+}
