@@ -27,6 +27,13 @@ func (r *Runner) runGold(ctx context.Context, t layers.TableRef, log *slog.Logge
 	if st.Mode == gold.ModeSkipped {
 		return outcome{summary: fmt.Sprintf("%s: nothing new (v%d)", t, st.Version)}, nil
 	}
+	if st.Mode == gold.ModeAppend {
+		summary := fmt.Sprintf("%s: appended, %d partition buckets, %d rows in, %d rows written", t, st.Buckets, st.RowsIn, st.RowsWritten)
+		if st.Compacted > 0 {
+			summary += fmt.Sprintf(", %d buckets merged into one file", st.Compacted)
+		}
+		return outcome{summary: summary + fmt.Sprintf(" (v%d)", st.Version), in: st.RowsIn, out: st.RowsWritten}, nil
+	}
 	return outcome{
 		summary: fmt.Sprintf("%s: %s rebuild, %d partitions recomputed, %d rows in, %d rows written (v%d)",
 			t, st.Mode, st.Buckets, st.RowsIn, st.RowsWritten, st.Version),

@@ -24,7 +24,9 @@
 //     deterministic). A NULL x_t carries ema_{t-1} forward; the series is
 //     seeded by the first non-NULL value and is NULL before it.
 //
-// NULL values are ignored by rows and range averages (SQL AVG). A flag is
+// NULL values are ignored by rows and range averages (SQL AVG). The column
+// is averaged as DOUBLE, each frame summed oldest row first, so a value
+// does not depend on how silver's rows were split between runs. A flag is
 // CAST((when) AS BOOLEAN) where when is a DuckDB expression over the output
 // row (silver columns and the average), e.g. "avg_usage > ma * 1.5"; it is
 // NULL when the expression is.
@@ -37,16 +39,37 @@
 //
 // A moving-average table's files are grouped by a hash bucket of the
 // partition columns (md5 of their values, modulo 32, so stable across DuckDB
-// versions and sessions): file part-bNNNN-<id>.parquet holds the rows of the
+// versions and sessions): file part-bNNNN-<id>.parquet holds rows of the
 // partitions in bucket NNNN. The gold table records the silver version it
-// consumed (txn appId "gold/<name>"). A run finds the silver files added or
-// removed since that version, the partitions (buckets) their rows belong to,
-// recomputes those buckets from the whole current silver table, and replaces
-// exactly their files: removes and adds in one commit with the new txn. Other
-// buckets' files are untouched. A change of the gold definition, of the
-// silver schema or of the layout (kept as a hash in the table configuration,
-// medallion.gold.definition), a missing txn, an unreadable silver history
-// or a recreated silver table trigger a full rebuild instead.
+// consumed (txn appId "gold/<name>") and, in a state file under _state/,
+// each partition's tail: its last order value and what continuing it needs
+// (the last rows-1 values for rows, the values within the range for range,
+// the running average for ema). Every file a run adds is tagged with the
+// state file and the silver version (medallion.gold.state and
+// medallion.gold.version); the state of the table is the one its newest
+// files name.
+//
+// A run compares the silver snapshot with the version consumed:
+//
+//   - silver only added files (append mode) and, in every partition, the
+//     new rows come after the processed ones (order value greater than the
+//     last one, not NULL): the averages of the new rows are computed from
+//     the partition tails plus the new rows alone, and appended as one new
+//     file per bucket they touch. A bucket that would have more than
+//     maxBucketFiles files is merged into one in the same commit;
+//   - silver rewrote or removed files (update mode), or new rows land
+//     inside processed windows (late data, a tie with the last window):
+//     the buckets of the changed rows are recomputed from the whole silver
+//     table and their files replaced;
+//   - a change of the gold definition, of the silver schema or of the
+//     layout (kept as a hash in the table configuration,
+//     medallion.gold.definition), a missing txn or state, an unreadable
+//     silver history or a recreated silver table: a full rebuild.
+//
+// Each way writes its files and the new state first and commits them,
+// the removes and the txn in one Delta commit, so the table and its state
+// advance together. The values are the same to the bit whichever way a row
+// was computed (see pass.go).
 //
 // # SQL models
 //
@@ -84,6 +107,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/internal/crashpoint"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
@@ -120,6 +144,8 @@ type Deps struct {
 	// beforeCommit, for tests, runs after the output files are written and
 	// before the commit; an error aborts the run there, like a crash.
 	beforeCommit func() error
+	// goPass, for tests, computes every average with the Go pass.
+	goPass bool
 }
 
 // column is one column of a DuckDB relation as DESCRIBE reports it.
@@ -145,6 +171,7 @@ const (
 	ModeSkipped     Mode = "skipped"     // no input changed; nothing committed
 	ModeFull        Mode = "full"        // every file rewritten
 	ModeIncremental Mode = "incremental" // only the buckets whose input changed rewritten
+	ModeAppend      Mode = "append"      // the new rows' averages appended as new files
 )
 
 // Stats says what one Run did.
@@ -166,6 +193,8 @@ type Stats struct {
 	FilesRemoved int
 	RowsWritten  int64 // rows in the files added
 	RowsIn       int64 // input rows read for the recomputation
+	// Compacted is how many buckets an append merged into one file each.
+	Compacted int
 }
 
 // ErrNotGold means the table is not declared in the pipeline's gold section.
@@ -433,6 +462,7 @@ func (r *runner) commit(ctx context.Context, base *delta.Snapshot, meta delta.Me
 			return nil, err
 		}
 	}
+	crashpoint.At(CrashFilesWritten)
 	if base == nil {
 		var err error
 		base, err = r.tbl.Create(ctx, meta, delta.CommitInfo{Operation: "CREATE TABLE"})
@@ -456,6 +486,7 @@ func (r *runner) commit(ctx context.Context, base *delta.Snapshot, meta delta.Me
 		return nil, fmt.Errorf("%s: commit: %w", r.ref, err)
 	}
 	r.commited = true
+	crashpoint.At(CrashCommitted)
 	return snap, nil
 }
 

@@ -371,23 +371,43 @@ func TestIncrementalRewritesOnlyChangedPartition(t *testing.T) {
 		}
 		before := f.snapshot("gold/inc")
 
-		// New windows for m2 only.
+		// New windows for m2 only: appended as one new file of m2's bucket;
+		// every existing file stays.
 		f.commitSilver("s", nil, windows("m2", 50, 10, fmt.Sprintf(usage, 1)))
 		st = f.run("inc")
-		if st.Mode != ModeIncremental || st.Buckets != 1 || st.FilesAdded != 1 || st.FilesRemoved != 1 || st.RowsWritten != 60+50 {
+		if st.Mode != ModeAppend || st.Buckets != 1 || st.FilesAdded != 1 || st.FilesRemoved != 0 || st.RowsWritten != 10 {
 			t.Fatalf("incremental run %+v", st)
 		}
 		after := f.snapshot("gold/inc")
 		changed := f.bucketOf("m2")
 		for _, a := range before.Files {
+			if !slices.ContainsFunc(after.Files, func(x delta.Add) bool { return x.Path == a.Path }) {
+				t.Errorf("file %s was removed by an append", a.Path)
+			}
+		}
+		if len(after.Files) != 4 {
+			t.Fatalf("files after: %d", len(after.Files))
+		}
+
+		// A late window of m3 (between processed windows) cannot be
+		// appended: the bucket of m2 and m3 is recomputed and rewritten as
+		// one file, the others are untouched.
+		f.commitSilver("s", nil, `SELECT window_start + INTERVAL 30 SECOND AS window_start, window_end + INTERVAL 30 SECOND AS window_end,
+			meter_id, readings, avg_usage, max_usage FROM (`+windows("m3", 20, 1, "1000")+`)`)
+		st = f.run("inc")
+		if st.Mode != ModeIncremental || st.Buckets != 1 || st.FilesAdded != 1 || st.FilesRemoved != 2 || st.RowsWritten != 60+51 {
+			t.Fatalf("run with a late window %+v", st)
+		}
+		late := f.snapshot("gold/inc")
+		for _, a := range after.Files {
 			b, _ := fileBucket(a.Path)
-			kept := slices.ContainsFunc(after.Files, func(x delta.Add) bool { return x.Path == a.Path })
+			kept := slices.ContainsFunc(late.Files, func(x delta.Add) bool { return x.Path == a.Path })
 			if kept == (b == changed) {
 				t.Errorf("file %s of bucket %d (changed bucket %d): kept=%v", a.Path, b, changed, kept)
 			}
 		}
-		if len(after.Files) != 3 {
-			t.Fatalf("files after: %d", len(after.Files))
+		if len(late.Files) != 3 {
+			t.Fatalf("files after the late window: %d", len(late.Files))
 		}
 
 		// Same rows as a full build of the same definition.
@@ -395,7 +415,7 @@ func TestIncrementalRewritesOnlyChangedPartition(t *testing.T) {
 			&config.Flag{Name: "spike", When: "avg_usage > ma * 1.5"}))
 		f.run("full")
 		f.sameRows("SELECT * FROM {gold.inc}", "SELECT * FROM {gold.full}")
-		if n := f.query("SELECT count(*) FROM {gold.inc}"); n[0] != "210" {
+		if n := f.query("SELECT count(*) FROM {gold.inc}"); n[0] != "211" {
 			t.Fatalf("rows %s", n[0])
 		}
 	})
@@ -550,7 +570,7 @@ func TestCrashBeforeCommitLeavesTableAndRerunIsExact(t *testing.T) {
 			t.Fatalf("version %d after a crash, want %d", s.Version, before.Version)
 		}
 		st := f.run("g")
-		if st.Mode != ModeIncremental {
+		if st.Mode != ModeAppend {
 			t.Fatalf("rerun %+v", st)
 		}
 		f.addGold(maTable("ref", "s", config.MovingAverage{Column: "avg_usage", Rows: 5}))
@@ -572,6 +592,14 @@ func TestCrashBeforeCommitLeavesTableAndRerunIsExact(t *testing.T) {
 			if !live[o.Key] {
 				t.Errorf("orphan file %s", o.Key)
 			}
+		}
+		// And of the state files, only the current one is left.
+		states, err := f.store.List(f.ctx, "gold/g/"+stateDir, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur, _ := currentState(f.snapshot("gold/g")); len(states) != 1 || states[0].Key != "gold/g/"+cur {
+			t.Errorf("state files %v, current %s", states, cur)
 		}
 	})
 }

@@ -1,15 +1,12 @@
 package gold
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,9 +27,11 @@ const (
 	// bucketCount is how many hash buckets the partitions are spread over;
 	// each bucket is one file, rewritten when one of its partitions changes.
 	bucketCount = 32
-	// maLayout names the bucketing and file naming; changing either must
-	// change it, which rebuilds existing tables in full.
-	maLayout = "gold-ma-v1:md5-lower-64:32"
+	// maLayout names the bucketing, the file naming, the arithmetic and the
+	// incremental state; changing one must change it, which rebuilds
+	// existing tables in full. v2: averages summed in Go (see pass.go),
+	// files appended per bucket, the tail state file.
+	maLayout = "gold-ma-v2:md5-lower-64:32:tail"
 
 	confDefinition = "medallion.gold.definition" // hash of everything the rows depend on
 	confKind       = "medallion.gold.kind"
@@ -232,6 +231,19 @@ func isNumeric(t delta.DataType) bool {
 	return ok
 }
 
+// duckdbMaxFrame is the largest frame DuckDB's windowed avg sums the same
+// way wherever the frame lies: up to its segment tree's fanout (16) a frame
+// is summed leaf by leaf, oldest first, like the Go pass; beyond, inner
+// nodes are combined and the rounding depends on the frame's position in
+// the sorted input. TestDuckDBRowsMatchPass holds DuckDB to it.
+const duckdbMaxFrame = 16
+
+// duckdbRows says the average is computed by DuckDB's window function
+// (faster than the pass over big inputs), not by the Go pass.
+func (r *runner) duckdbRows(s *maSpec) bool {
+	return s.average == avgRows && s.rows <= duckdbMaxFrame && !r.deps.goPass
+}
+
 // definition is the hash of everything a moving-average table's rows and
 // files depend on: the definition, the silver table's identity and schema,
 // and the layout. A different hash means a full rebuild.
@@ -348,8 +360,17 @@ func (r *runner) runMovingAverage(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return st, fmt.Errorf("%s: read table: %w", r.ref, err)
 	}
-	var buckets []int // nil with full: every bucket
-	full, reason := false, ""
+	var (
+		buckets   []int       // with full false: the buckets to recompute
+		added     []delta.Add // silver files to append, when silver only added files
+		full      bool
+		reason    string
+		state     string // the tail the table's newest files point to, table-relative
+		stateFile string // a local copy of it
+	)
+	if gsnap != nil {
+		state, _ = currentState(gsnap)
+	}
 	switch {
 	case gsnap == nil:
 		full, reason = true, "first build"
@@ -371,56 +392,96 @@ func (r *runner) runMovingAverage(ctx context.Context) (Stats, error) {
 				full, reason = true, "the table has files this version did not write"
 				break
 			}
-			buckets, reason, err = r.changedBuckets(ctx, in, consumed, spec)
+			if s, v := currentState(gsnap); s == "" || v != consumed {
+				full, reason = true, "no incremental state for the version consumed (empty table, or written by an older version)"
+				break
+			}
+			if stateFile, err = r.stateFile(ctx, state); err != nil {
+				return st, err
+			}
+			if stateFile == "" {
+				full, reason = true, "the incremental state file is gone"
+				break
+			}
+			var diff silverDiff
+			diff, reason, err = r.silverDiff(ctx, in, consumed)
 			if err != nil {
 				return st, err
 			}
-			if reason != "" {
+			switch {
+			case reason != "":
 				full = true
-			} else if len(buckets) == 0 {
+			case len(diff.added) == 0 && len(diff.removed) == 0:
 				st.Mode = ModeSkipped
 				st.Reason = fmt.Sprintf("no data changed in %s between versions %d and %d", srcRef, consumed, sv)
 				return st, nil
+			case len(diff.removed) == 0:
+				added = diff.added
+			default:
+				buckets, reason, err = r.changedBuckets(ctx, in, spec, append(slices.Clone(diff.added), diff.removed...))
+				if err != nil {
+					return st, err
+				}
+				if reason != "" {
+					full = true
+				} else if len(buckets) == 0 {
+					st.Mode = ModeSkipped
+					st.Reason = fmt.Sprintf("no data changed in %s between versions %d and %d", srcRef, consumed, sv)
+					return st, nil
+				} else {
+					reason = fmt.Sprintf("%s rewrote or removed files: %d partition bucket(s) recomputed", srcRef, len(buckets))
+				}
 			}
 		}
 	}
-	if full {
-		buckets = nil
-		st.Mode, st.Reason = ModeFull, reason
-	} else {
-		st.Mode = ModeIncremental
-		st.Reason = fmt.Sprintf("%d partition bucket(s) changed in %s", len(buckets), srcRef)
+
+	var out *maOutput
+	if !full && added != nil {
+		var fb appendFallback
+		out, fb, err = r.appendMA(ctx, in, spec, gsnap, stateFile, added)
+		switch {
+		case err != nil:
+			return st, err
+		case out != nil:
+			st.Mode = ModeAppend
+			st.Reason = fmt.Sprintf("new rows of %s appended to %d partition bucket(s), %d compacted", srcRef, len(out.buckets), out.compacted)
+		case fb.empty:
+			st.Mode = ModeSkipped
+			st.Reason = fmt.Sprintf("the files %s added hold no rows", srcRef)
+			return st, nil
+		case fb.full != "":
+			full, reason = true, fb.full
+		default:
+			buckets, reason = fb.buckets, fb.reason
+		}
+	}
+	if out == nil {
+		if full {
+			buckets, stateFile = nil, ""
+			st.Mode, st.Reason = ModeFull, reason
+		} else {
+			st.Mode, st.Reason = ModeIncremental, reason
+		}
+		if out, err = r.computeMA(ctx, in, spec, gsnap, buckets, stateFile); err != nil {
+			return st, err
+		}
 	}
 	r.log.Debug("gold moving average", "mode", st.Mode, "reason", st.Reason, "silver_version", sv)
 
-	written, schema, err := r.computeMA(ctx, in, spec, buckets)
-	if err != nil {
-		return st, err
-	}
-
-	// Replace the files of the recomputed buckets.
 	now := r.deps.Now()
-	recomputed := map[int]bool{}
-	for _, b := range buckets {
-		recomputed[b] = true
+	removes := make([]delta.Remove, len(out.removes))
+	for i, f := range out.removes {
+		removes[i] = f.Remove(now.UnixMilli(), true)
 	}
-	var removes []delta.Remove
-	if gsnap != nil {
-		for _, f := range gsnap.Files {
-			b, ok := fileBucket(f.Path)
-			if full || (ok && recomputed[b]) {
-				removes = append(removes, f.Remove(now.UnixMilli(), true))
-			}
-		}
-	}
-	adds := make([]delta.Add, len(written))
+	adds := make([]delta.Add, len(out.files))
 	var rowsOut int64
-	for i, w := range written {
-		adds[i] = delta.Add{Path: w.path, Size: w.size, ModificationTime: now.UnixMilli(), DataChange: true, Stats: fileStats(w.rows)}
+	for i, w := range out.files {
+		adds[i] = delta.Add{Path: w.path, Size: w.size, ModificationTime: now.UnixMilli(), DataChange: true, Stats: fileStats(w.rows),
+			Tags: map[string]string{tagState: out.tail, tagVersion: strconv.FormatInt(sv, 10)}}
 		rowsOut += w.rows
 	}
 	meta := delta.Metadata{
-		SchemaString: schema.String(),
+		SchemaString: out.schema.String(),
 		Configuration: map[string]string{
 			confDefinition: def,
 			confKind:       string(KindMovingAverage),
@@ -428,20 +489,17 @@ func (r *runner) runMovingAverage(ctx context.Context) (Stats, error) {
 			confSource:     srcRef.String(),
 		},
 	}
-	nb := len(buckets)
-	if full {
-		nb = bucketCount
-		if len(spec.part) == 0 {
-			nb = 1
-		}
+	writeMode := "Overwrite"
+	if st.Mode == ModeAppend && len(removes) == 0 {
+		writeMode = "Append"
 	}
 	info := delta.CommitInfo{
 		Operation: "WRITE",
 		OperationParameters: map[string]any{
-			"mode":    "Overwrite",
+			"mode":    writeMode,
 			"gold":    string(st.Mode),
 			"source":  fmt.Sprintf("%s@%d", srcRef, sv),
-			"buckets": bucketList(buckets, full),
+			"buckets": bucketList(out.buckets, full),
 		},
 		OperationMetrics: map[string]string{
 			"numFiles":        strconv.Itoa(len(adds)),
@@ -454,6 +512,7 @@ func (r *runner) runMovingAverage(ctx context.Context) (Stats, error) {
 			"mode":           string(st.Mode),
 			"reason":         st.Reason,
 			"input_versions": st.Inputs,
+			"state":          out.tail,
 		},
 	}
 	snap, err := r.commit(ctx, gsnap, meta, delta.Commit{
@@ -465,10 +524,24 @@ func (r *runner) runMovingAverage(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return st, err
 	}
+	if state != "" && state != out.tail {
+		// The previous tail is unreferenced by the newest files now (older
+		// files may still name it; only the newest count).
+		if err := r.deps.Store.Delete(ctx, r.tbl.Key(state)); err != nil {
+			r.log.Debug("could not delete a superseded gold state file", "key", state, "err", err)
+		}
+	}
 	st.Version = snap.Version
-	st.Buckets = nb
+	st.Buckets = len(out.buckets)
+	if full {
+		st.Buckets = bucketCount
+		if len(spec.part) == 0 {
+			st.Buckets = 1
+		}
+	}
 	st.FilesAdded, st.FilesRemoved = len(adds), len(removes)
 	st.RowsWritten, st.RowsIn = rowsOut, r.rowsIn
+	st.Compacted = out.compacted
 	return st, nil
 }
 
@@ -497,45 +570,14 @@ func filesByBucket(files []delta.Add) (map[int][]delta.Add, bool) {
 	return out, true
 }
 
-// changedBuckets returns the buckets of the partitions whose silver rows
-// changed between version from and the snapshot of in: the buckets of every
-// row of every file added or removed in between. A non-empty reason means
-// the change cannot be worked out (history or files cleaned up) and the
+// changedBuckets returns the buckets of the partitions of the rows of the
+// given silver files (added or removed since the version gold consumed). A
+// non-empty reason means they cannot be read (files cleaned up) and the
 // caller must rebuild in full.
-func (r *runner) changedBuckets(ctx context.Context, in *input, from int64, spec *maSpec) ([]int, string, error) {
-	old, err := in.tbl.SnapshotAt(ctx, from)
-	if errors.Is(err, delta.ErrNoVersion) || errors.Is(err, lake.ErrNotExist) {
-		return nil, fmt.Sprintf("the log of %s no longer has version %d", in.ref, from), nil
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: read %s at version %d: %w", r.ref, in.ref, from, err)
-	}
-	if old.Metadata.SchemaString != in.snap.Metadata.SchemaString || !slices.Equal(old.Metadata.PartitionColumns, in.snap.Metadata.PartitionColumns) {
-		return nil, fmt.Sprintf("the schema of %s changed since version %d", in.ref, from), nil
-	}
-	before := make(map[string]bool, len(old.Files))
-	for _, f := range old.Files {
-		before[f.Path] = true
-	}
-	now := make(map[string]bool, len(in.snap.Files))
-	var changed []delta.Add
-	for _, f := range in.snap.Files {
-		now[f.Path] = true
-		if !before[f.Path] {
-			changed = append(changed, f)
-		}
-	}
-	for _, f := range old.Files {
-		if !now[f.Path] {
-			changed = append(changed, f)
-		}
-	}
-	if len(changed) == 0 {
-		return nil, "", nil
-	}
+func (r *runner) changedBuckets(ctx context.Context, in *input, spec *maSpec, changed []delta.Add) ([]int, string, error) {
 	rel, err := r.relation(ctx, in, changed)
 	if errors.Is(err, lake.ErrNotExist) {
-		return nil, fmt.Sprintf("files removed from %s since version %d are gone", in.ref, from), nil
+		return nil, fmt.Sprintf("files removed from %s are gone", in.ref), nil
 	}
 	if err != nil {
 		return nil, "", err
@@ -545,23 +587,29 @@ func (r *runner) changedBuckets(ctx context.Context, in *input, from int64, spec
 		parts := strings.Join(quoteAll(spec.part), ", ")
 		q = "SELECT DISTINCT " + spec.bucketExpr() + " AS b FROM (SELECT DISTINCT " + parts + " FROM (" + rel + ")) ORDER BY b"
 	}
-	rows, err := r.conn.QueryContext(ctx, q)
+	out, err := r.queryInts(ctx, q)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: find changed partitions of %s: %w", r.ref, in.ref, err)
+	}
+	return out, "", nil
+}
+
+// queryInts returns the first column of a query's rows.
+func (r *runner) queryInts(ctx context.Context, q string) ([]int, error) {
+	rows, err := r.conn.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []int
 	for rows.Next() {
 		var b int
 		if err := rows.Scan(&b); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		out = append(out, b)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("%s: find changed partitions of %s: %w", r.ref, in.ref, err)
-	}
-	return out, "", nil
+	return out, rows.Err()
 }
 
 // writtenFile is a data file written to the table directory, not committed yet.
@@ -572,118 +620,287 @@ type writtenFile struct {
 	rows   int64
 }
 
+// maOutput is what a computation wrote, for the commit.
+type maOutput struct {
+	files     []writtenFile
+	removes   []delta.Add // files of the table the new ones replace
+	schema    *delta.Schema
+	tail      string // the new state file, table-relative; "" when no file was written
+	buckets   []int  // buckets written
+	compacted int    // buckets whose files were merged into one
+}
+
+// maFrame is the SQL shared by the computations.
+type maFrame struct {
+	spec      *maSpec
+	partOrder string // part columns then sort keys, quoted
+	sortKeys  string
+	finalCols []string
+}
+
+func newFrame(spec *maSpec) maFrame {
+	f := maFrame{spec: spec,
+		partOrder: strings.Join(quoteAll(append(slices.Clone(spec.part), spec.sortKeys...)), ", "),
+		sortKeys:  strings.Join(quoteAll(spec.sortKeys), ", "),
+		finalCols: append(slices.Clone(spec.out), spec.as),
+	}
+	for _, fl := range spec.flags {
+		f.finalCols = append(f.finalCols, fl.Name)
+	}
+	return f
+}
+
+// stateKeys selects the state's key columns (__bucket, the partition
+// values, __o) from a relation with the silver column names, prefixed.
+func (f maFrame) stateKeys(prefix string) []string {
+	out := []string{prefix + "__bucket"}
+	for i, p := range f.spec.part {
+		out = append(out, prefix+warehouse.QuoteIdent(p)+" AS "+statePart(i))
+	}
+	return append(out, prefix+warehouse.QuoteIdent(f.spec.order)+" AS __o")
+}
+
+// stateCols are the columns of a state file after __bucket: the partition
+// values, the order value, then the pass's tail columns.
+func (f maFrame) stateCols() []string {
+	out := make([]string, 0, len(f.spec.part)+4)
+	for i := range f.spec.part {
+		out = append(out, statePart(i))
+	}
+	return append(out, "__o", "__x", "__seq", "__last")
+}
+
+func statePart(i int) string { return "__p" + strconv.Itoa(i) }
+
+// sameGroup is the join condition of two relations' partition values; a
+// and b are "alias." prefixes, aCols and bCols their names.
+func sameGroup(a string, aCols []string, b string, bCols []string) string {
+	if len(aCols) == 0 {
+		return "true"
+	}
+	on := make([]string, len(aCols))
+	for i := range aCols {
+		on[i] = a + warehouse.QuoteIdent(aCols[i]) + " IS NOT DISTINCT FROM " + b + warehouse.QuoteIdent(bCols[i])
+	}
+	return strings.Join(on, " AND ")
+}
+
+func (f maFrame) statePartCols() []string {
+	out := make([]string, len(f.spec.part))
+	for i := range out {
+		out[i] = statePart(i)
+	}
+	return out
+}
+
+// probeFlags checks each flag on its own against rel, so an error names
+// the flag.
+func (r *runner) probeFlags(ctx context.Context, spec *maSpec, rel string) error {
+	for _, fl := range spec.flags {
+		probe := "SELECT CAST((" + fl.When + ") AS BOOLEAN) FROM (SELECT *, CAST(NULL AS DOUBLE) AS " + warehouse.QuoteIdent(spec.as) +
+			" FROM " + rel + " LIMIT 0)"
+		if _, err := r.describe(ctx, probe); err != nil {
+			return fmt.Errorf("%s: flag %s: when %q: %w", r.ref, fl.Name, fl.When, err)
+		}
+	}
+	return nil
+}
+
+// finishMA evaluates the flags over withMA (a SELECT of __bucket, the
+// silver columns and the average) into a temp table and returns it, the
+// output schema, the select list casting to it and the rows per bucket.
+func (r *runner) finishMA(ctx context.Context, f maFrame, withMA, name string) (string, *delta.Schema, []string, map[int]int64, error) {
+	flags := ""
+	for _, fl := range f.spec.flags {
+		flags += ", CAST((" + fl.When + ") AS BOOLEAN) AS " + warehouse.QuoteIdent(fl.Name)
+	}
+	out := r.tempTable(name)
+	if err := r.exec(ctx, "CREATE TEMP TABLE "+out+" AS SELECT *"+flags+" FROM ("+withMA+")"); err != nil {
+		return "", nil, nil, nil, fmt.Errorf("%s: compute moving average and flags: %w", r.ref, err)
+	}
+	cols, err := r.describe(ctx, "SELECT "+strings.Join(quoteAll(f.finalCols), ", ")+" FROM "+out)
+	if err != nil {
+		return "", nil, nil, nil, fmt.Errorf("%s: output schema: %w", r.ref, err)
+	}
+	schema, sel, err := schemaOf(cols)
+	if err != nil {
+		return "", nil, nil, nil, fmt.Errorf("%s: output schema: %w", r.ref, err)
+	}
+	counts, err := r.bucketCounts(ctx, out)
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	return out, schema, sel, counts, nil
+}
+
 // computeMA recomputes the given buckets (all when nil) from the whole
-// silver snapshot, writes one file per non-empty bucket into the table
-// directory and returns them with the output schema.
-func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, buckets []int) ([]writtenFile, *delta.Schema, error) {
+// silver snapshot, writes one file per non-empty bucket and the new state
+// (stateFile's rows of the other buckets plus the recomputed ones), and
+// returns them with the files of gsnap they replace.
+func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *delta.Snapshot, buckets []int, stateFile string) (*maOutput, error) {
 	rel, err := r.relation(ctx, in, in.snap.Files)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	src := r.tempView("src")
 	if err := r.exec(ctx, "CREATE TEMP VIEW "+src+" AS "+rel); err != nil {
-		return nil, nil, fmt.Errorf("%s: read %s: %w", r.ref, in.ref, err)
+		return nil, fmt.Errorf("%s: read %s: %w", r.ref, in.ref, err)
 	}
-	// Check each flag on its own first, so an error names the flag.
-	for _, fl := range spec.flags {
-		probe := "SELECT CAST((" + fl.When + ") AS BOOLEAN) FROM (SELECT *, CAST(NULL AS DOUBLE) AS " + warehouse.QuoteIdent(spec.as) +
-			" FROM " + src + " LIMIT 0)"
-		if _, err := r.describe(ctx, probe); err != nil {
-			return nil, nil, fmt.Errorf("%s: flag %s: when %q: %w", r.ref, fl.Name, fl.When, err)
-		}
+	if err := r.probeFlags(ctx, spec, src); err != nil {
+		return nil, err
 	}
-	partOrder := strings.Join(quoteAll(append(slices.Clone(spec.part), spec.sortKeys...)), ", ")
-	sortKeys := strings.Join(quoteAll(spec.sortKeys), ", ")
+	f := newFrame(spec)
 	x := warehouse.QuoteIdent(spec.column)
 
-	where := ""
+	inList := ""
+	base := "(" + spec.withBuckets(src, spec.out) + ")"
 	if buckets != nil {
 		ids := make([]string, len(buckets))
 		for i, b := range buckets {
 			ids[i] = strconv.Itoa(b)
 		}
-		where = " WHERE __bucket IN (" + strings.Join(ids, ", ") + ")"
+		inList = "(" + strings.Join(ids, ", ") + ")"
+		base = "(SELECT * FROM " + base + " WHERE __bucket IN " + inList + ")"
 	}
-	// Rows of the recomputed buckets; EMA needs them twice (a Go pass in
-	// order, then the join back), so it materialises them with their order.
-	base := "(" + spec.withBuckets(src, spec.out) + ")"
-	if buckets != nil {
-		base = "(SELECT * FROM " + base + where + ")"
-	}
-	if spec.average == avgEMA {
+	var withMA, state string
+	if r.duckdbRows(spec) {
+		// One window statement; the state is each partition's last rows.
+		p := spec.partitionClause()
 		t := r.tempTable("base")
-		q := "CREATE TEMP TABLE " + t + " AS SELECT *, row_number() OVER (ORDER BY " + partOrder + ") AS __rn" +
-			", row_number() OVER (" + spec.partitionClause() + "ORDER BY " + sortKeys + ") = 1 AS __first FROM " + base
+		q := fmt.Sprintf("CREATE TEMP TABLE %s AS SELECT *, CAST(avg(CAST(%s AS DOUBLE)) OVER (%sORDER BY %s ROWS BETWEEN %d PRECEDING AND CURRENT ROW) AS DOUBLE) AS __ma"+
+			", row_number() OVER (%sORDER BY %s) AS __rk, count(*) OVER (%s) AS __cnt FROM %s",
+			t, x, p, f.sortKeys, spec.rows-1, p, f.sortKeys, p, base)
 		if err := r.exec(ctx, q); err != nil {
-			return nil, nil, fmt.Errorf("%s: read %s: %w", r.ref, in.ref, err)
+			return nil, fmt.Errorf("%s: compute moving average: %w", r.ref, err)
 		}
-		base = t
-	}
-
-	var withMA string
-	bcols := "b.__bucket, " + strings.Join(prefixAll("b.", quoteAll(spec.out)), ", ")
-	switch spec.average {
-	case avgRows:
-		withMA = fmt.Sprintf("SELECT %s, CAST(avg(b.%s) OVER (%sORDER BY %s ROWS BETWEEN %d PRECEDING AND CURRENT ROW) AS DOUBLE) AS %s FROM %s AS b",
-			bcols, x, spec.partitionClause(), sortKeys, spec.rows-1, warehouse.QuoteIdent(spec.as), base)
-	case avgRange:
-		withMA = fmt.Sprintf("SELECT %s, CAST(avg(b.%s) OVER (%sORDER BY %s RANGE BETWEEN to_microseconds(%d) PRECEDING AND CURRENT ROW) AS DOUBLE) AS %s FROM %s AS b",
-			bcols, x, spec.partitionClause(), warehouse.QuoteIdent(spec.order), spec.rangeUS-1, warehouse.QuoteIdent(spec.as), base)
-	case avgEMA:
-		ema, err := r.emaPass(ctx, base, x, spec.alpha)
+		withMA = fmt.Sprintf("SELECT b.__bucket, %s, b.__ma AS %s FROM %s AS b",
+			strings.Join(prefixAll("b.", quoteAll(spec.out)), ", "), warehouse.QuoteIdent(spec.as), t)
+		state = fmt.Sprintf("SELECT %s, CAST(b.%s AS DOUBLE) AS __x, b.__rk AS __seq, b.__rk = b.__cnt AS __last FROM %s AS b WHERE b.__cnt - b.__rk < %d",
+			strings.Join(f.stateKeys("b."), ", "), x, t, max(spec.rows-1, 1))
+	} else {
+		// The rows in pass order, numbered; the pass's results join back
+		// on __rn. One sort: the first row of a partition is found with lag.
+		first := "row_number() OVER w = 1"
+		for _, p := range quoteAll(spec.part) {
+			first += " OR lag(" + p + ") OVER w IS DISTINCT FROM " + p
+		}
+		t := r.tempTable("base")
+		q := "CREATE TEMP TABLE " + t + " AS SELECT *, row_number() OVER w AS __rn, (" + first + ") AS __first FROM " + base +
+			" WINDOW w AS (ORDER BY " + f.partOrder + ")"
+		if err := r.exec(ctx, q); err != nil {
+			return nil, fmt.Errorf("%s: read %s: %w", r.ref, in.ref, err)
+		}
+		ma, tail, err := r.maPass(ctx, spec, t, false, warehouse.QuoteIdent(spec.order), "CAST("+x+" AS DOUBLE)", "full")
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		withMA = fmt.Sprintf("SELECT %s, e.ema AS %s FROM %s AS b JOIN %s AS e ON b.__rn = e.__rn", bcols, warehouse.QuoteIdent(spec.as), base, ema)
+		withMA = fmt.Sprintf("SELECT b.__bucket, %s, m.ma AS %s FROM %s AS b JOIN %s AS m ON b.__rn = m.__rn",
+			strings.Join(prefixAll("b.", quoteAll(spec.out)), ", "), warehouse.QuoteIdent(spec.as), t, ma)
+		state = "SELECT " + strings.Join(f.stateKeys("b."), ", ") + ", s.__x, s.__seq, s.__last FROM " + tail + " AS s JOIN " + t + " AS b ON b.__rn = s.__rn"
 	}
-	flags := ""
-	for _, f := range spec.flags {
-		flags += ", CAST((" + f.When + ") AS BOOLEAN) AS " + warehouse.QuoteIdent(f.Name)
+	out, schema, sel, counts, err := r.finishMA(ctx, f, withMA, "out")
+	if err != nil {
+		return nil, err
 	}
-	out := r.tempTable("out")
-	if err := r.exec(ctx, "CREATE TEMP TABLE "+out+" AS SELECT *"+flags+" FROM ("+withMA+")"); err != nil {
-		return nil, nil, fmt.Errorf("%s: compute moving average and flags: %w", r.ref, err)
+	if r.duckdbRows(spec) {
+		for _, n := range counts {
+			r.rowsIn += n
+		}
 	}
+	res := &maOutput{schema: schema, buckets: sortedKeys(counts)}
+	if buckets != nil {
+		res.buckets = buckets
+	}
+	for _, b := range sortedKeys(counts) {
+		w, err := r.writeBucket(ctx, f, out, sel, b, counts[b], nil)
+		if err != nil {
+			return nil, err
+		}
+		res.files = append(res.files, w)
+	}
+	if err := r.uploadAll(ctx, res.files); err != nil {
+		return nil, err
+	}
+	if gsnap != nil {
+		recomputed := map[int]bool{}
+		for _, b := range buckets {
+			recomputed[b] = true
+		}
+		for _, a := range gsnap.Files {
+			if b, ok := fileBucket(a.Path); buckets == nil || (ok && recomputed[b]) {
+				res.removes = append(res.removes, a)
+			}
+		}
+	}
+	if len(res.files) == 0 {
+		return res, nil // no file points to a state
+	}
+	if buckets != nil {
+		state += " UNION ALL BY NAME SELECT * FROM read_parquet(" + warehouse.QuoteString(stateFile) + ") WHERE __bucket NOT IN " + inList
+	}
+	if res.tail, err = r.writeState(ctx, f, state); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
 
-	finalCols := append(slices.Clone(spec.out), spec.as)
-	for _, f := range spec.flags {
-		finalCols = append(finalCols, f.Name)
-	}
-	cols, err := r.describe(ctx, "SELECT "+strings.Join(quoteAll(finalCols), ", ")+" FROM "+out)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: output schema: %w", r.ref, err)
-	}
-	schema, sel, err := schemaOf(cols)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: output schema: %w", r.ref, err)
-	}
-	counts, err := r.bucketCounts(ctx, out)
-	if err != nil {
-		return nil, nil, err
-	}
-	r.rowsIn = 0
-	for _, n := range counts {
-		r.rowsIn += n
-	}
+// writeBucket writes the rows of bucket b of the temp table out, merged
+// with the rows of the local gold files merge (a compaction), sorted, into
+// a new local file; uploadAll puts it into the table directory.
+func (r *runner) writeBucket(ctx context.Context, f maFrame, out string, sel []string, b int, rows int64, merge []string) (writtenFile, error) {
 	dir := filepath.Join(r.scratch, "out")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, err
+		return writtenFile{}, err
 	}
-	var files []writtenFile
-	for _, b := range sortedKeys(counts) {
-		w := writtenFile{path: bucketFile(b), bucket: b, rows: counts[b]}
-		local := filepath.Join(dir, w.path)
-		q := fmt.Sprintf("COPY (SELECT %s FROM %s WHERE __bucket = %d ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
-			strings.Join(sel, ", "), out, b, partOrder, warehouse.QuoteString(local))
-		if err := r.exec(ctx, q); err != nil {
-			return nil, nil, fmt.Errorf("%s: write bucket %d: %w", r.ref, b, err)
+	w := writtenFile{path: bucketFile(b), bucket: b, rows: rows}
+	local := filepath.Join(dir, w.path)
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE __bucket = %d", strings.Join(sel, ", "), out, b)
+	if len(merge) > 0 {
+		quoted := make([]string, len(merge))
+		for i, p := range merge {
+			quoted[i] = warehouse.QuoteString(p)
 		}
-		files = append(files, w)
+		q = "SELECT * FROM (" + q + " UNION ALL BY NAME SELECT " + strings.Join(quoteAll(f.finalCols), ", ") +
+			" FROM read_parquet([" + strings.Join(quoted, ", ") + "]))"
 	}
-	if err := r.uploadAll(ctx, dir, files); err != nil {
-		return nil, nil, err
+	q = fmt.Sprintf("COPY (%s ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)", q, f.partOrder, warehouse.QuoteString(local))
+	if err := r.exec(ctx, q); err != nil {
+		return w, fmt.Errorf("%s: write bucket %d: %w", r.ref, b, err)
 	}
-	return files, schema, nil
+	return w, nil
+}
+
+// uploadAll puts the files writeBucket wrote into the table directory, a
+// few at a time.
+func (r *runner) uploadAll(ctx context.Context, files []writtenFile) error {
+	dir := filepath.Join(r.scratch, "out")
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(8)
+	for i := range files {
+		eg.Go(func() error {
+			n, err := r.upload(ctx, filepath.Join(dir, files[i].path), files[i].path)
+			files[i].size = n
+			return err
+		})
+	}
+	return eg.Wait()
+}
+
+// writeState writes the rows of query (the state columns) as a new state
+// file and returns its table-relative path.
+func (r *runner) writeState(ctx context.Context, f maFrame, query string) (string, error) {
+	rel := stateDir + "tail-" + randomHex(8) + ".parquet"
+	local := filepath.Join(r.scratch, "state.parquet")
+	order := append([]string{"__bucket"}, f.statePartCols()...)
+	q := "COPY (SELECT __bucket, " + strings.Join(quoteAll(f.stateCols()), ", ") + " FROM (" + query + ") ORDER BY " +
+		strings.Join(quoteAll(order), ", ") + ", __seq) TO " + warehouse.QuoteString(local) + " (FORMAT parquet, COMPRESSION zstd)"
+	if err := r.exec(ctx, q); err != nil {
+		return "", fmt.Errorf("%s: write state: %w", r.ref, err)
+	}
+	if _, err := r.upload(ctx, local, rel); err != nil {
+		return "", err
+	}
+	return rel, nil
 }
 
 func prefixAll(p string, s []string) []string {
@@ -719,99 +936,4 @@ func (r *runner) bucketCounts(ctx context.Context, table string) (map[int]int64,
 		out[b] = n
 	}
 	return out, rows.Err()
-}
-
-// uploadAll puts the written files into the table directory, a few at a time.
-func (r *runner) uploadAll(ctx context.Context, dir string, files []writtenFile) error {
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(8)
-	for i := range files {
-		eg.Go(func() error {
-			n, err := r.upload(ctx, filepath.Join(dir, files[i].path), files[i].path)
-			files[i].size = n
-			return err
-		})
-	}
-	return eg.Wait()
-}
-
-// emaPass computes the exponential moving average of column x of the temp
-// table base (with __rn, the global order, and __first, the first row of a
-// partition) in Go, in __rn order, and loads it into a temp table
-// (__rn, ema). float64 arithmetic in a fixed order makes it exact and
-// deterministic; floats cross into DuckDB as shortest round-trip text.
-func (r *runner) emaPass(ctx context.Context, base, x string, alpha float64) (string, error) {
-	path := filepath.Join(r.scratch, "ema.csv")
-	f, err := os.Create(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	w := bufio.NewWriterSize(f, 1<<20)
-	rows, err := r.conn.QueryContext(ctx, "SELECT __rn, __first, CAST("+x+" AS DOUBLE) FROM "+base+" ORDER BY __rn")
-	if err != nil {
-		return "", fmt.Errorf("%s: exponential moving average: %w", r.ref, err)
-	}
-	var (
-		rn    int64
-		first bool
-		v     sql.NullFloat64
-		prev  float64
-		have  bool
-		buf   []byte
-	)
-	for rows.Next() {
-		if err := rows.Scan(&rn, &first, &v); err != nil {
-			rows.Close()
-			return "", fmt.Errorf("%s: exponential moving average: %w", r.ref, err)
-		}
-		if first {
-			have = false
-		}
-		if v.Valid {
-			if have {
-				prev = alpha*v.Float64 + (1-alpha)*prev
-			} else {
-				prev, have = v.Float64, true
-			}
-		}
-		buf = strconv.AppendInt(buf[:0], rn, 10)
-		buf = append(buf, ',')
-		if have {
-			buf = appendFloat(buf, prev)
-		}
-		buf = append(buf, '\n')
-		w.Write(buf)
-	}
-	if err := rows.Err(); err != nil {
-		rows.Close()
-		return "", fmt.Errorf("%s: exponential moving average: %w", r.ref, err)
-	}
-	rows.Close()
-	if err := w.Flush(); err != nil {
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	ema := r.tempTable("ema")
-	q := "CREATE TEMP TABLE " + ema + " AS SELECT * FROM read_csv(" + warehouse.QuoteString(path) +
-		", header = false, auto_detect = false, delim = ',', quote = '', escape = '', columns = {'__rn': 'BIGINT', 'ema': 'DOUBLE'})"
-	if err := r.exec(ctx, q); err != nil {
-		return "", fmt.Errorf("%s: load exponential moving average: %w", r.ref, err)
-	}
-	return ema, nil
-}
-
-// appendFloat writes v so that DuckDB parses back exactly the same float64.
-func appendFloat(b []byte, v float64) []byte {
-	switch {
-	case math.IsNaN(v):
-		return append(b, "nan"...)
-	case math.IsInf(v, 1):
-		return append(b, "inf"...)
-	case math.IsInf(v, -1):
-		return append(b, "-inf"...)
-	}
-	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }

@@ -1,0 +1,280 @@
+package gold
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/internal/crashpoint"
+	"github.com/medallion-dev/medallion/internal/testenv"
+	"github.com/medallion-dev/medallion/lake"
+)
+
+// trickyWindows is like windows (minutes [from, from+n) of meter, a SQL
+// expression: 'm1' or NULL) with what makes moving averages hard: values
+// over twelve orders of magnitude (so summing in another order changes the
+// last bits), NULL averages, windows tying on window_start (a second
+// window of the same start, longer) and rows repeated exactly.
+func trickyWindows(meter string, from, n, k int) string {
+	v := fmt.Sprintf("CASE WHEN i %% 9 = 4 THEN NULL ELSE ((i * 7919 + %d) %% 113) / 7.0 * pow(10, (i * 31 + %d) %% 13 - 6) END", k, k)
+	one := func(extraEnd string) string {
+		return fmt.Sprintf(`SELECT TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_minutes(i) AS window_start,
+			TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_minutes(i + 1%s) AS window_end,
+			CAST(%s AS VARCHAR) AS meter_id, CAST(i %% 7 + 1 AS BIGINT) AS readings,
+			CAST(%s AS DOUBLE) AS avg_usage, CAST((%s) * 2 AS DOUBLE) AS max_usage
+			FROM range(%d, %d) AS t(i)`, extraEnd, meter, v, v, from, from+n)
+	}
+	return one("") +
+		" UNION ALL SELECT * FROM (" + one(" + 1") + ") WHERE minute(window_start) % 7 = 3" + // ties on window_start
+		" UNION ALL SELECT * FROM (" + one("") + ") WHERE minute(window_start) % 11 = 5" // exact duplicates
+}
+
+var trickyAverages = map[string]config.MovingAverage{
+	"rows3":  {Column: "avg_usage", Rows: 3},
+	"rows20": {Column: "avg_usage", Rows: 20}, // frames over 16 rows
+	"range":  {Column: "avg_usage", Range: 5 * time.Minute},
+	"ema":    {Column: "avg_usage", EMAAlpha: 0.3},
+}
+
+var trickyMeters = []string{"'m1'", "'m2'", "'m3'", "'m4'", "NULL"}
+
+func trickyGold(name, silver string, ma config.MovingAverage) *config.Gold {
+	return maTable(name, silver, ma, &config.Flag{Name: "spike", When: "avg_usage > ma * 1.2"})
+}
+
+// TestAppendRunsEqualFullRun: silver growing in 1, 3 or 10 commits (later
+// windows each time), with a gold run after each, gives the same gold table
+// as one full run, row for row and bit for bit, for every kind of average;
+// the runs after the first append, and buckets are merged before they
+// pass maxBucketFiles files.
+func TestAppendRunsEqualFullRun(t *testing.T) {
+	f := newFixture(t, testenv.LocalStore(t))
+	const minutes = 60
+	for _, parts := range []int{1, 3, 10} {
+		silver := fmt.Sprintf("s%d", parts)
+		f.createSilver(silver)
+		for name, ma := range trickyAverages {
+			f.addGold(trickyGold(fmt.Sprintf("%s_%d", name, parts), silver, ma))
+		}
+		per := minutes / parts
+		compacted := 0
+		next := make([]int, len(trickyMeters)) // each meter's first minute not committed yet
+		for p := 0; p < parts; p++ {
+			var sels []string
+			for k, m := range trickyMeters {
+				if p > 0 && p < parts-1 && (p+k)%4 == 0 {
+					continue // this meter's new windows wait for the next commit
+				}
+				sels = append(sels, trickyWindows(m, next[k], (p+1)*per-next[k], k))
+				next[k] = (p + 1) * per
+			}
+			f.commitSilver(silver, nil, strings.Join(sels, " UNION ALL "))
+			for name := range trickyAverages {
+				st := f.run(fmt.Sprintf("%s_%d", name, parts))
+				want := ModeAppend
+				if p == 0 {
+					want = ModeFull
+				}
+				if st.Mode != want {
+					t.Fatalf("%s_%d, commit %d: %+v, want mode %s", name, parts, p, st, want)
+				}
+				compacted += st.Compacted
+			}
+		}
+		if parts == 10 && compacted == 0 {
+			t.Errorf("10 appends merged no bucket")
+		}
+		for name := range trickyAverages {
+			files, _ := filesByBucket(f.snapshot(fmt.Sprintf("gold/%s_%d", name, parts)).Files)
+			for b, fs := range files {
+				if len(fs) > maxBucketFiles {
+					t.Errorf("%s_%d: bucket %d has %d files", name, parts, b, len(fs))
+				}
+			}
+		}
+	}
+	for name := range trickyAverages {
+		for _, parts := range []int{3, 10} {
+			f.sameRows(fmt.Sprintf("SELECT * FROM {gold.%s_1}", name), fmt.Sprintf("SELECT * FROM {gold.%s_%d}", name, parts))
+		}
+		n := f.query(fmt.Sprintf("SELECT count(*), count(*) FILTER (meter_id IS NULL), count(*) FILTER (ma IS NULL), count(*) FILTER (spike) > 0 FROM {gold.%s_10}", name))
+		if !strings.HasSuffix(n[0], " true") || strings.HasPrefix(n[0], "0 ") {
+			t.Fatalf("%s: rows, NULL meter rows, NULL averages, any spike: %s", name, n[0])
+		}
+	}
+	// The arithmetic is DuckDB's avg, to rounding (rows repeated exactly
+	// are left out: which of them gets which average is not defined).
+	bad := f.query(`SELECT count(*) FROM (SELECT g.ma, avg(g.avg_usage) OVER (PARTITION BY g.meter_id ORDER BY g.window_start, g.window_end,
+		g.readings, g.avg_usage, g.max_usage ROWS BETWEEN 19 PRECEDING AND CURRENT ROW) AS want,
+		count(*) OVER (PARTITION BY g.meter_id, g.window_start, g.window_end, g.readings, g.avg_usage, g.max_usage) AS copies
+		FROM {gold.rows20_10} AS g)
+		WHERE copies = 1 AND NOT (ma IS NULL AND want IS NULL) AND NOT abs(ma - want) <= 1e-12 * abs(want)`)
+	if bad[0] != "0" {
+		t.Fatalf("%s moving averages differ from DuckDB's", bad[0])
+	}
+}
+
+// TestLateDataFallsBack: rows that do not come after a partition's
+// processed ones (a window between two processed ones, a window tying with
+// the last one) and a silver rewrite (update mode) recompute the buckets
+// they touch; the table still equals a full build, and later runs append
+// again.
+func TestLateDataFallsBack(t *testing.T) {
+	forEachStore(t, func(t *testing.T, f *fixture) {
+		f.createSilver("s")
+		var sels []string
+		for k, m := range trickyMeters {
+			sels = append(sels, trickyWindows(m, 0, 30, k))
+		}
+		first := f.commitSilver("s", nil, strings.Join(sels, " UNION ALL "))
+		for name, ma := range trickyAverages {
+			f.addGold(trickyGold(name, "s", ma))
+			f.run(name)
+		}
+		check := func(step string, want Mode) {
+			t.Helper()
+			for name, ma := range trickyAverages {
+				if st := f.run(name); st.Mode != want {
+					t.Fatalf("%s: %s: %+v, want mode %s", step, name, st, want)
+				}
+				ref := fmt.Sprintf("ref_%s_%d", name, len(f.pipe.GoldOrder))
+				f.addGold(trickyGold(ref, "s", ma))
+				f.run(ref)
+				f.sameRows("SELECT * FROM {gold."+name+"}", "SELECT * FROM {gold."+ref+"}")
+			}
+		}
+		// Later windows: appended.
+		f.commitSilver("s", nil, trickyWindows("'m1'", 30, 5, 0)+" UNION ALL "+trickyWindows("NULL", 30, 5, 4))
+		check("later windows", ModeAppend)
+		// A window of m2 half way between processed ones.
+		f.commitSilver("s", nil, `SELECT window_start + INTERVAL 30 SECOND AS window_start, window_end + INTERVAL 30 SECOND AS window_end,
+			meter_id, readings, avg_usage, max_usage FROM (`+trickyWindows("'m2'", 10, 1, 1)+`)`)
+		check("a window between processed ones", ModeIncremental)
+		// A window of m1 starting with its last processed one (a tie).
+		f.commitSilver("s", nil, `SELECT window_start, window_end + INTERVAL 5 MINUTE AS window_end, meter_id, readings, avg_usage + 1 AS avg_usage,
+			max_usage FROM (`+trickyWindows("'m1'", 34, 1, 0)+`) LIMIT 1`)
+		check("a window tying with the last one", ModeIncremental)
+		// Update mode: the first file rewritten with other values.
+		f.commitSilver("s", []string{first[0].Path}, strings.ReplaceAll(strings.Join(sels, " UNION ALL "), "7919", "7907"))
+		check("a silver rewrite", ModeIncremental)
+		// And appending again.
+		f.commitSilver("s", nil, trickyWindows("'m3'", 40, 3, 2))
+		check("later windows again", ModeAppend)
+	})
+}
+
+// TestSIGKILL kills a gold append run (a child process running this test
+// binary) at each crash point, reruns it here and checks that the table
+// and its state equal an uninterrupted build, then and after one more
+// append.
+func TestSIGKILL(t *testing.T) {
+	if os.Getenv("GOLD_KILL_LAKE") != "" {
+		killChild(t)
+		return
+	}
+	t.Parallel()
+	for _, point := range []string{CrashFilesWritten, CrashCommitted} {
+		t.Run(point, func(t *testing.T) {
+			dir := t.TempDir()
+			store, err := lake.NewLocal(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := newFixture(t, store)
+			killPipeline(f)
+			f.createSilver("s")
+			batch := func(p int) {
+				var sels []string
+				for k, m := range trickyMeters {
+					sels = append(sels, trickyWindows(m, p*10, 10, k))
+				}
+				f.commitSilver("s", nil, strings.Join(sels, " UNION ALL "))
+			}
+			batch(0)
+			f.run("g")
+			batch(1)
+			cmd := exec.Command(os.Args[0], "-test.run=^TestSIGKILL$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "GOLD_KILL_LAKE="+dir, crashpoint.Env+"="+point)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("child: want death by SIGKILL at %s, got %v\n%s", point, err, out)
+			}
+			want := map[string]Mode{CrashFilesWritten: ModeAppend, CrashCommitted: ModeSkipped}[point]
+			if st := f.run("g"); st.Mode != want {
+				t.Fatalf("rerun %+v, want mode %s", st, want)
+			}
+			batch(2)
+			if st := f.run("g"); st.Mode != ModeAppend {
+				t.Fatalf("append after the rerun %+v", st)
+			}
+			f.addGold(trickyGold("ref", "s", config.MovingAverage{Column: "avg_usage", Rows: 20}))
+			f.run("ref")
+			f.sameRows("SELECT * FROM {gold.g}", "SELECT * FROM {gold.ref}")
+			// The current state file is there (a killed run's files are left
+			// behind, unreferenced, like its data files).
+			objs, err := f.store.List(f.ctx, "gold/g/"+stateDir, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur, v := currentState(f.snapshot("gold/g"))
+			if v != f.snapshot("silver/s").Version || !slices.ContainsFunc(objs, func(o lake.ObjectInfo) bool { return o.Key == "gold/g/"+cur }) {
+				t.Errorf("state %s of version %d, state files %v", cur, v, objs)
+			}
+		})
+	}
+}
+
+func killPipeline(f *fixture) {
+	f.addGold(trickyGold("g", "s", config.MovingAverage{Column: "avg_usage", Rows: 20}))
+}
+
+// killChild is the child of TestSIGKILL: one gold run, which kills itself
+// at the crash point in the environment.
+func killChild(t *testing.T) {
+	store, err := lake.NewLocal(os.Getenv("GOLD_KILL_LAKE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, store)
+	killPipeline(f)
+	_, err = Run(f.ctx, f.deps(), "g")
+	fmt.Println("not killed:", err)
+	os.Exit(3)
+}
+
+// TestDuckDBRowsMatchPass: for frames of up to duckdbMaxFrame rows, the
+// averages DuckDB's window computes are the Go pass's to the bit, in a full
+// build and in appends, so either may continue what the other wrote.
+func TestDuckDBRowsMatchPass(t *testing.T) {
+	f := newFixture(t, testenv.LocalStore(t))
+	f.createSilver("s")
+	for _, n := range []int{1, 3, duckdbMaxFrame} {
+		for _, name := range []string{"sql", "go"} {
+			f.addGold(trickyGold(fmt.Sprintf("%s%d", name, n), "s", config.MovingAverage{Column: "avg_usage", Rows: n}))
+		}
+	}
+	for p := range 3 {
+		var sels []string
+		for k, m := range trickyMeters {
+			sels = append(sels, trickyWindows(m, p*40, 40, k))
+		}
+		f.commitSilver("s", nil, strings.Join(sels, " UNION ALL "))
+		for _, n := range []int{1, 3, duckdbMaxFrame} {
+			f.run(fmt.Sprintf("sql%d", n))
+			deps := f.deps()
+			deps.goPass = true
+			if _, err := Run(f.ctx, deps, fmt.Sprintf("go%d", n)); err != nil {
+				t.Fatal(err)
+			}
+			f.sameRows(fmt.Sprintf("SELECT * FROM {gold.sql%d}", n), fmt.Sprintf("SELECT * FROM {gold.go%d}", n))
+		}
+	}
+}
