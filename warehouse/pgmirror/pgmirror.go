@@ -10,6 +10,13 @@
 // the same transaction. A crash at any point leaves PostgreSQL at the old
 // version or the new one, never between, and the next Sync catches up.
 //
+// A load into an empty target (a first load, a full reload, a rebuild)
+// skips the staging table: the rows are copied straight into the target,
+// a new table getting its primary key after the rows (and its rows with
+// COPY FREEZE), in a subtransaction that falls back to the staged path
+// when the lake table repeats a key. Rows are sent in COPY's binary
+// format, encoded a chunk at a time as DuckDB hands them over.
+//
 // This is the only package that imports pgx.
 package pgmirror
 
@@ -199,7 +206,11 @@ type Result struct {
 	RowsUpserted      int64    // rows inserted or changed
 	RowsDeleted       int64    // rows deleted (their files were removed and their keys not re-added)
 	AddedColumns      []string // columns added with ALTER TABLE
-	Attempts          int      // 1 unless retryable errors happened
+	// Direct says the rows were copied straight into an empty target (a
+	// first load, a full reload, a rebuild), not through the staging
+	// table and an upsert.
+	Direct   bool
+	Attempts int // 1 unless retryable errors happened
 }
 
 // String is the one line `medallion run` and `medallion mirror` print.
@@ -219,7 +230,11 @@ func (r *Result) String() string {
 	} else {
 		fmt.Fprintf(&b, " of v%d", r.Version)
 	}
-	fmt.Fprintf(&b, ": %d rows copied from %d files, %d upserted, %d deleted", r.RowsCopied, r.FilesRead, r.RowsUpserted, r.RowsDeleted)
+	if r.Direct {
+		fmt.Fprintf(&b, ": %d rows copied from %d files straight into the table", r.RowsCopied, r.FilesRead)
+	} else {
+		fmt.Fprintf(&b, ": %d rows copied from %d files, %d upserted, %d deleted", r.RowsCopied, r.FilesRead, r.RowsUpserted, r.RowsDeleted)
+	}
 	if len(r.AddedColumns) > 0 {
 		fmt.Fprintf(&b, ", added columns %s", strings.Join(r.AddedColumns, ", "))
 	}

@@ -27,7 +27,7 @@ import (
 // fixture is a lake table written directly: Parquet files made by DuckDB
 // COPY, committed with the delta package.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	store lake.Store
 	eng   *warehouse.Engine
@@ -37,7 +37,7 @@ type fixture struct {
 	n     int
 }
 
-func newFixture(t *testing.T, ref layers.TableRef, schema *delta.Schema, partCols ...string) *fixture {
+func newFixture(t testing.TB, ref layers.TableRef, schema *delta.Schema, partCols ...string) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	eng, err := warehouse.Open(ctx, warehouse.DefaultOptions())

@@ -23,16 +23,13 @@ func (a *apply) rebuild(ctx context.Context, existing *pgTable) error {
 	if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+newID.Sanitize()); err != nil {
 		return fmt.Errorf("drop leftover %s: %w", newID.Sanitize(), err)
 	}
-	if _, err := tx.Exec(ctx, createTableSQL(newID, pkName(newName), a.cols)); err != nil {
-		return fmt.Errorf("create %s: %w", newID.Sanitize(), err)
+	if err := a.loadNew(ctx, newID, pkName(newName)); err != nil {
+		return err
 	}
 	if existing != nil {
 		if err := copyGrants(ctx, tx, spec.ident(), newID); err != nil {
 			return err
 		}
-	}
-	if err := a.load(ctx, newID, slices.Clone(a.to.Files), nil); err != nil {
-		return err
 	}
 	// The swap: readers of the old table finish, later ones wait for the
 	// commit and then find the new table under the same name.

@@ -18,6 +18,7 @@ type column struct {
 	name    string
 	pgType  string // as format_type() spells it, which is also valid DDL
 	key     bool
+	keyPos  int  // position in the pipeline's key:, which orders the primary key's index
 	decimal bool // values arrive as decimal text and are sent as numeric
 }
 
@@ -72,7 +73,7 @@ func lakeColumns(s Spec, schema *delta.Schema) ([]column, error) {
 		_, _, dec := f.Type.Decimal()
 		cols = append(cols, column{name: f.Name, pgType: typ, decimal: dec})
 	}
-	for _, k := range s.Key {
+	for pos, k := range s.Key {
 		i := slices.IndexFunc(cols, func(c column) bool { return c.name == k })
 		if i < 0 {
 			names := make([]string, len(cols))
@@ -83,10 +84,14 @@ func lakeColumns(s Spec, schema *delta.Schema) ([]column, error) {
 				s, k, s.Source, strings.Join(names, ", "))
 		}
 		cols[i].key = true
+		cols[i].keyPos = pos
 	}
 	return cols, nil
 }
 
+// keyColumns returns the key columns in key: order, not table order: the
+// primary key's index then serves dashboards filtering on its first column
+// (key: [meter_id, window_start] answers WHERE meter_id = $1).
 func keyColumns(cols []column) []column {
 	var out []column
 	for _, c := range cols {
@@ -94,6 +99,7 @@ func keyColumns(cols []column) []column {
 			out = append(out, c)
 		}
 	}
+	slices.SortFunc(out, func(a, b column) int { return a.keyPos - b.keyPos })
 	return out
 }
 
@@ -222,28 +228,23 @@ func quoteName(s string) string {
 }
 
 // createTableSQL is the DDL of a target table named id with the primary
-// key constraint pkName.
+// key constraint pkName; none when pkName is empty (a direct load adds it
+// after the rows).
 func createTableSQL(id pgx.Identifier, pkName string, cols []column) string {
-	var b strings.Builder
-	b.WriteString("CREATE TABLE ")
-	b.WriteString(id.Sanitize())
-	b.WriteString(" (")
-	var keys []string
+	defs := make([]string, 0, len(cols)+1)
 	for _, c := range cols {
-		b.WriteString(pgx.Identifier{c.name}.Sanitize())
-		b.WriteByte(' ')
-		b.WriteString(c.pgType)
-		b.WriteString(", ")
+		def := pgx.Identifier{c.name}.Sanitize() + " " + c.pgType
 		if c.key {
-			keys = append(keys, pgx.Identifier{c.name}.Sanitize())
+			// As the primary key would: a NULL key fails the COPY at
+			// once, naming the column.
+			def += " NOT NULL"
 		}
+		defs = append(defs, def)
 	}
-	b.WriteString("CONSTRAINT ")
-	b.WriteString(pgx.Identifier{pkName}.Sanitize())
-	b.WriteString(" PRIMARY KEY (")
-	b.WriteString(strings.Join(keys, ", "))
-	b.WriteString("))")
-	return b.String()
+	if pkName != "" {
+		defs = append(defs, "CONSTRAINT "+pgx.Identifier{pkName}.Sanitize()+" PRIMARY KEY ("+strings.Join(quoted(keyColumns(cols)), ", ")+")")
+	}
+	return "CREATE TABLE " + id.Sanitize() + " (" + strings.Join(defs, ", ") + ")"
 }
 
 // pkName is the primary key constraint name of table: table_pkey, the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/medallion-dev/medallion/internal/crashpoint"
 	"github.com/medallion-dev/medallion/lake"
@@ -261,10 +262,8 @@ func (a *apply) sync(ctx context.Context, existing *pgTable, st state, hasState 
 			res.Mode = ModeFullReload // the table was dropped
 			a.m.log.Info("target table is missing; loading it again", "target", spec.Target())
 		}
-		if _, err := a.tx.Exec(ctx, createTableSQL(spec.ident(), pkName(spec.Table), a.cols)); err != nil {
-			return false, fmt.Errorf("create table %s: %w", spec.Target(), err)
-		}
 		res.FromVersion = -1
+		return false, a.loadNew(ctx, spec.ident(), pkName(spec.Table))
 	case !hasState:
 		res.Mode = ModeFirstLoad
 	default:
@@ -285,16 +284,131 @@ func (a *apply) sync(ctx context.Context, existing *pgTable, st state, hasState 
 		res.AddedColumns = append(res.AddedColumns, c.name)
 	}
 	if full {
-		adds, removes = slices.Clone(to.Files), nil
-		if existing != nil {
-			// TRUNCATE holds an exclusive lock until the commit: readers
-			// wait for the reloaded table, they never see it empty.
-			if _, err := a.tx.Exec(ctx, "TRUNCATE "+spec.ident().Sanitize()); err != nil {
-				return false, fmt.Errorf("truncate %s for a full load: %w", spec.Target(), err)
-			}
-		}
+		return false, a.reload(ctx)
 	}
 	return false, a.load(ctx, spec.ident(), adds, removes)
+}
+
+// directSavepoint is the subtransaction of a direct load: rolled back to
+// when the lake table repeats a key, to load through the staging table.
+const directSavepoint = "medallion_direct"
+
+// errRepeatedKeys says a direct load found a key twice in the lake table.
+var errRepeatedKeys = errors.New("the lake table repeats a key")
+
+// loadNew creates the table id and loads the whole version into it. The
+// rows are copied straight into the table, with FREEZE (no hint-bit writes
+// by the first reader, no freezing by a later vacuum), and the primary key
+// pkName is built after them (one sort, not an index insertion per row);
+// when the lake table repeats a key, it is created again with
+// its key and loaded through the staging table (the last file wins).
+func (a *apply) loadNew(ctx context.Context, id pgx.Identifier, pk string) error {
+	create := func(ctx context.Context) error {
+		if _, err := a.tx.Exec(ctx, createTableSQL(id, "", a.cols)); err != nil {
+			return fmt.Errorf("create table %s: %w", id.Sanitize(), err)
+		}
+		return nil
+	}
+	addKey := func(ctx context.Context) error {
+		q := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY (%s)", id.Sanitize(), pgx.Identifier{pk}.Sanitize(),
+			strings.Join(quoted(keyColumns(a.cols)), ", "))
+		if _, err := a.tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("create the primary key of %s: %w", id.Sanitize(), err)
+		}
+		return nil
+	}
+	err := a.direct(ctx, id, create, addKey, true)
+	if !errors.Is(err, errRepeatedKeys) {
+		return err
+	}
+	if _, err := a.tx.Exec(ctx, createTableSQL(id, pk, a.cols)); err != nil {
+		return fmt.Errorf("create table %s: %w", id.Sanitize(), err)
+	}
+	return a.load(ctx, id, slices.Clone(a.to.Files), nil)
+}
+
+// reload replaces every row of the existing target by the whole version:
+// truncated, then copied straight into it (its indexes are kept), or
+// through the staging table when the lake table repeats a key. TRUNCATE
+// holds an exclusive lock until the commit: readers wait for the reloaded
+// table, they never see it empty.
+func (a *apply) reload(ctx context.Context) error {
+	id := a.spec.ident()
+	truncate := func(ctx context.Context) error {
+		if _, err := a.tx.Exec(ctx, "TRUNCATE "+id.Sanitize()); err != nil {
+			return fmt.Errorf("truncate %s for a full load: %w", a.spec.Target(), err)
+		}
+		return nil
+	}
+	err := a.direct(ctx, id, truncate, nil, false)
+	if !errors.Is(err, errRepeatedKeys) {
+		return err
+	}
+	if err := truncate(ctx); err != nil {
+		return err
+	}
+	return a.load(ctx, id, slices.Clone(a.to.Files), nil)
+}
+
+// direct copies the rows of every file of the version into the table id,
+// which before (run first) leaves empty, and runs after (if not nil), in a
+// subtransaction: when a key repeats (a unique violation), it rolls back
+// to before and returns errRepeatedKeys. No staging table, no upsert: an
+// empty table has nothing to conflict with. freeze copies with FREEZE,
+// which needs a plain table created or truncated by before.
+func (a *apply) direct(ctx context.Context, id pgx.Identifier, before, after func(context.Context) error, freeze bool) error {
+	tx, res := a.tx, a.res
+	if _, err := tx.Exec(ctx, "SAVEPOINT "+directSavepoint); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	err := func() error {
+		if err := before(ctx); err != nil {
+			return err
+		}
+		adds := sortedFiles(a.to.Files)
+		files, err := a.fileSpecs(ctx, adds, nil)
+		if err != nil {
+			return err
+		}
+		n, err := copyFiles(ctx, tx, a.m.deps.Engine, id, files, a.cols, "", freeze, true)
+		if err != nil {
+			return fmt.Errorf("copy rows of %d files: %w", len(adds), err)
+		}
+		if after != nil {
+			if err := after(ctx); err != nil {
+				return err
+			}
+		}
+		res.FilesRead, res.RowsCopied, res.RowsUpserted, res.Direct = len(adds), n, n, true
+		return nil
+	}()
+	if err == nil {
+		if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT "+directSavepoint); err != nil {
+			return fmt.Errorf("release savepoint: %w", err)
+		}
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23505" /* unique_violation */ {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+directSavepoint); err != nil {
+		return fmt.Errorf("roll back the direct load: %w", err)
+	}
+	a.m.log.Info("the lake table repeats a key; loading through the staging table (the last file wins)",
+		"target", a.spec.Target(), "detail", pgErr.Detail)
+	res.FilesRead, res.RowsCopied, res.RowsUpserted, res.Direct = 0, 0, 0, false
+	return errRepeatedKeys
+}
+
+// sortedFiles orders data files by commit (modification time, then path):
+// the later file wins when keys repeat.
+func sortedFiles(files []delta.Add) []delta.Add {
+	files = slices.Clone(files)
+	slices.SortFunc(files, func(x, y delta.Add) int {
+		return cmp.Or(cmp.Compare(x.ModificationTime, y.ModificationTime), strings.Compare(x.Path, y.Path))
+	})
+	return files
 }
 
 // changes returns the data files added and removed between version from
@@ -358,9 +472,7 @@ func (a *apply) changes(ctx context.Context, from int64, missing []column) (adds
 // the last file (then the last row of it) winning when a key repeats.
 func (a *apply) load(ctx context.Context, into pgx.Identifier, adds, removes []delta.Add) error {
 	res, tx := a.res, a.tx
-	slices.SortFunc(adds, func(x, y delta.Add) int {
-		return cmp.Or(cmp.Compare(x.ModificationTime, y.ModificationTime), strings.Compare(x.Path, y.Path))
-	})
+	adds = sortedFiles(adds)
 	keys := keyColumns(a.cols)
 	ord := ordColumn(a.cols)
 
@@ -372,11 +484,8 @@ func (a *apply) load(ctx context.Context, into pgx.Identifier, adds, removes []d
 		if err != nil {
 			return err
 		}
-		src := newFileSource(ctx, a.m.deps.Engine, files, keys, false)
-		src.crash = true // crash during the copy of rows, not of keys
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{"medallion_stage_del"}, names(keys), src)
-		src.close()
-		if err != nil {
+		// The crash point is in the copy of rows, not of keys.
+		if _, err := copyFiles(ctx, tx, a.m.deps.Engine, pgx.Identifier{"medallion_stage_del"}, files, keys, "", false, false); err != nil {
 			return fmt.Errorf("copy keys of %d removed files: %w", len(removes), err)
 		}
 	}
@@ -388,9 +497,7 @@ func (a *apply) load(ctx context.Context, into pgx.Identifier, adds, removes []d
 	if err != nil {
 		return err
 	}
-	src := newFileSource(ctx, a.m.deps.Engine, files, a.cols, true)
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{"medallion_stage"}, append(names(a.cols), ord), src)
-	src.close()
+	n, err := copyFiles(ctx, tx, a.m.deps.Engine, pgx.Identifier{"medallion_stage"}, files, a.cols, ord, false, true)
 	if err != nil {
 		return fmt.Errorf("copy rows of %d files: %w", len(adds), err)
 	}
@@ -491,14 +598,6 @@ func ordColumn(cols []column) string {
 		name += "_"
 	}
 	return name
-}
-
-func names(cols []column) []string {
-	out := make([]string, len(cols))
-	for i, c := range cols {
-		out[i] = c.name
-	}
-	return out
 }
 
 func quoted(cols []column) []string {
