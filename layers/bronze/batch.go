@@ -217,7 +217,11 @@ func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, b
 	}
 	var adds []delta.Add
 	if st.Written > 0 {
-		adds, err = j.writeParquet(ctx, conn, outSel, filepath.Join(dir, "bronze"), j.plan.partCol)
+		schema, err := delta.ParseSchema(meta.SchemaString)
+		if err != nil {
+			return fail(fmt.Errorf("bronze %s: %w", j.src.Name, err))
+		}
+		adds, err = j.writeParquet(ctx, conn, outSel, filepath.Join(dir, "bronze"), j.plan.partCol, schema)
 		if err != nil {
 			return fail(fmt.Errorf("bronze %s: write parquet: %w", j.src.Name, err))
 		}
@@ -383,7 +387,7 @@ func (j *job) prepareQuarantine(ctx context.Context, conn *sql.Conn, ms []manife
 	sel := "SELECT source, source_file, line, \"column\", reason, raw, batch_id, CAST(quarantined_at AS TIMESTAMPTZ) AS quarantined_at FROM read_json(" +
 		warehouse.QuoteString(stage) + ", format='newline_delimited', maximum_object_size=" + fmt.Sprint(8*j.maxLine+1<<16) + ", columns={source: 'VARCHAR', source_file: 'VARCHAR', line: 'BIGINT', " +
 		"\"column\": 'VARCHAR', reason: 'VARCHAR', raw: 'VARCHAR', batch_id: 'VARCHAR', quarantined_at: 'VARCHAR'})"
-	adds, err := j.writeParquet(ctx, conn, sel, filepath.Join(dir, "quarantine"), "source")
+	adds, err := j.writeParquet(ctx, conn, sel, filepath.Join(dir, "quarantine"), "source", quarantineSchema())
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("bronze %s: write quarantine: %w", j.src.Name, err)
 	}
@@ -423,8 +427,9 @@ func (j *job) commitQuarantine(ctx context.Context, qsnap *delta.Snapshot, adds 
 
 // writeParquet writes sel as zstd Parquet under outDir, partitioned by
 // partCol when set (Hive layout; partition columns are not stored in the
-// files), and returns the add actions (paths relative to outDir).
-func (j *job) writeParquet(ctx context.Context, conn *sql.Conn, sel, outDir, partCol string) ([]delta.Add, error) {
+// files), and returns the add actions (paths relative to outDir), with
+// statistics for the columns of schema (the table's schema).
+func (j *job) writeParquet(ctx context.Context, conn *sql.Conn, sel, outDir, partCol string, schema *delta.Schema) ([]delta.Add, error) {
 	var q string
 	if partCol != "" {
 		q = fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (%s), FILENAME_PATTERN 'part-{uuid}', RETURN_STATS true)",
@@ -436,12 +441,12 @@ func (j *job) writeParquet(ctx context.Context, conn *sql.Conn, sel, outDir, par
 		q = fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, RETURN_STATS true)",
 			sel, warehouse.QuoteString(filepath.Join(outDir, "part-"+uuid.NewString()+".parquet")))
 	}
-	return j.copyParquet(ctx, conn, q, outDir, partCol)
+	return j.copyParquet(ctx, conn, q, outDir, partCol, schema)
 }
 
 // copyParquet runs a COPY ... RETURN_STATS into outDir and turns the files
-// it wrote into add actions.
-func (j *job) copyParquet(ctx context.Context, conn *sql.Conn, q, outDir, partCol string) ([]delta.Add, error) {
+// it wrote into add actions, their statistics from what COPY returns.
+func (j *job) copyParquet(ctx context.Context, conn *sql.Conn, q, outDir, partCol string, schema *delta.Schema) ([]delta.Add, error) {
 	rows, err := conn.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("%w\nquery: %s", err, truncate(q, 2000))
@@ -464,6 +469,7 @@ func (j *job) copyParquet(ctx context.Context, conn *sql.Conn, q, outDir, partCo
 		}
 		var name string
 		var count, size int64
+		var colStats any
 		for i, c := range cols {
 			switch c {
 			case "filename":
@@ -472,6 +478,8 @@ func (j *job) copyParquet(ctx context.Context, conn *sql.Conn, q, outDir, partCo
 				count = toInt64(vals[i])
 			case "file_size_bytes":
 				size = toInt64(vals[i])
+			case "column_statistics":
+				colStats = vals[i]
 			}
 		}
 		rel, err := filepath.Rel(outDir, name)
@@ -489,7 +497,7 @@ func (j *job) copyParquet(ctx context.Context, conn *sql.Conn, q, outDir, partCo
 			size = fi.Size()
 		}
 		adds = append(adds, delta.Add{Path: rel, PartitionValues: pv, Size: size, ModificationTime: now, DataChange: true,
-			Stats: fmt.Sprintf(`{"numRecords":%d}`, count)})
+			Stats: fileStats(count, colStats, schema).String()})
 	}
 	return adds, rows.Err()
 }
@@ -498,9 +506,9 @@ func (j *job) copyParquet(ctx context.Context, conn *sql.Conn, q, outDir, partCo
 func addedRows(adds []delta.Add) int64 {
 	var n int64
 	for _, a := range adds {
-		var c int64
-		fmt.Sscanf(a.Stats, `{"numRecords":%d}`, &c)
-		n += c
+		if st, err := delta.ParseStats(a.Stats); err == nil {
+			n += st.NumRecords
+		}
 	}
 	return n
 }

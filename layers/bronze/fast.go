@@ -92,6 +92,10 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 		j.log.Debug("fast path: describe", "err", err)
 		return tb, false, nil
 	}
+	schema, err := delta.ParseSchema(meta.SchemaString)
+	if err != nil {
+		return tb, false, fmt.Errorf("bronze %s: %w", j.src.Name, err)
+	}
 	outDir := filepath.Join(dir, "bronze")
 	refuse := func(why string, err error) (typedBatch, bool, error) {
 		if rmErr := os.RemoveAll(outDir); rmErr != nil {
@@ -101,7 +105,7 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 		return tb, false, nil
 	}
 	start := time.Now()
-	adds, err := j.writeParquet(ctx, conn, outSel, outDir, j.plan.partCol)
+	adds, err := j.writeParquet(ctx, conn, outSel, outDir, j.plan.partCol, schema)
 	if err != nil {
 		if ctx.Err() != nil {
 			return tb, false, ctx.Err()
@@ -128,7 +132,7 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 		return tb, false, err
 	}
 	start = time.Now()
-	dup, err := j.fastDuplicates(ctx, conn, outDir, adds, snap, dir)
+	dup, err := j.fastDuplicates(ctx, conn, outDir, adds, schema, snap, dir)
 	if err != nil {
 		if ctx.Err() != nil {
 			return tb, false, ctx.Err()
@@ -325,7 +329,7 @@ func ndjsonFits(path string, maxLine int) (bool, error) {
 // (8 bytes a row) finds no duplicate in the common case at a fraction of
 // the cost of grouping by the key itself, which runs only to rule out a
 // hash collision.
-func (j *job) fastDuplicates(ctx context.Context, conn *sql.Conn, outDir string, adds []delta.Add, snap *delta.Snapshot, dir string) (bool, error) {
+func (j *job) fastDuplicates(ctx context.Context, conn *sql.Conn, outDir string, adds []delta.Add, schema *delta.Schema, snap *delta.Snapshot, dir string) (bool, error) {
 	if len(j.src.Dedupe) == 0 || len(adds) == 0 {
 		return false, nil
 	}
@@ -352,7 +356,7 @@ func (j *job) fastDuplicates(ctx context.Context, conn *sql.Conn, outDir string,
 			return true, nil
 		}
 	}
-	cond, err := j.existingCond(ctx, conn, rel, snap, dir)
+	cond, err := j.existingCond(ctx, conn, batchKeys{rel: rel, adds: adds, schema: schema}, snap, dir)
 	if err != nil || cond == "" {
 		return false, err
 	}

@@ -398,7 +398,7 @@ func (j *job) dedupe(ctx context.Context, conn *sql.Conn, rel string, n int64, s
 			return cur, 0, err
 		}
 	}
-	cond, err := j.existingCond(ctx, conn, cur, snap, dir)
+	cond, err := j.existingCond(ctx, conn, batchKeys{rel: cur}, snap, dir)
 	if err != nil {
 		return cur, 0, err
 	}
@@ -422,11 +422,11 @@ func (j *job) dedupe(ctx context.Context, conn *sql.Conn, rel string, n int64, s
 	return cur, rows, nil
 }
 
-// existingCond returns the condition that a row of rel (aliased d) has a
-// dedupe key already in bronze, or "" when no bronze file can hold a key of
-// rel.
-func (j *job) existingCond(ctx context.Context, conn *sql.Conn, rel string, snap *delta.Snapshot, dir string) (string, error) {
-	files, err := j.existingFiles(ctx, conn, rel, snap, dir)
+// existingCond returns the condition that a row of the batch (aliased d)
+// has a dedupe key already in bronze, or "" when no bronze file can hold a
+// key of the batch.
+func (j *job) existingCond(ctx context.Context, conn *sql.Conn, b batchKeys, snap *delta.Snapshot, dir string) (string, error) {
+	files, err := j.existingFiles(ctx, conn, b, snap, dir)
 	if err != nil || len(files) == 0 {
 		return "", err
 	}
@@ -459,45 +459,47 @@ func (j *job) partSQLType() string {
 	return "VARCHAR"
 }
 
+// batchKeys is a batch as the search for bronze files holding its keys
+// sees it.
+type batchKeys struct {
+	// rel is the batch's rows: a table, a parenthesised query or a
+	// read_parquet call.
+	rel string
+	// adds are the batch's files once written (nil before): their
+	// partition values and statistics then stand for the rows, with no
+	// query.
+	adds []delta.Add
+	// schema is the Delta schema the adds were written with.
+	schema *delta.Schema
+}
+
 // existingFiles returns local paths of the bronze files that may hold keys
-// of the batch: all files, or only the batch's partitions when the dedupe
-// key determines the partition (it contains the partition column, or the
-// timestamp the default partition is derived from).
-func (j *job) existingFiles(ctx context.Context, conn *sql.Conn, batch string, snap *delta.Snapshot, dir string) ([]string, error) {
+// of the batch. Files of partitions the batch has no row in are left out
+// when the dedupe key determines the partition (it contains the partition
+// column, or the timestamp the default partition is derived from); so are
+// files whose statistics bound a key column away from the batch's values
+// of it (mayMatch). A file without statistics is always read.
+func (j *job) existingFiles(ctx context.Context, conn *sql.Conn, b batchKeys, snap *delta.Snapshot, dir string) ([]string, error) {
 	if snap == nil || len(snap.Files) == 0 {
 		return nil, nil
 	}
-	var parts map[string]bool
+	parts, err := j.batchPartitions(ctx, conn, b)
+	if err != nil {
+		return nil, err
+	}
+	ranges, types, err := j.batchRanges(ctx, conn, b, snap)
+	if err != nil {
+		return nil, err
+	}
 	pc := j.plan.partCol
-	prunable := false
-	for _, k := range j.src.Dedupe {
-		if k == pc || (j.plan.partExpr != "" && k == j.plan.firstTS) {
-			prunable = true
-		}
-	}
-	if pc != "" && prunable {
-		expr := warehouse.QuoteIdent(pc)
-		if j.plan.partExpr != "" {
-			expr = j.plan.partExpr
-		}
-		rows, err := conn.QueryContext(ctx, "SELECT DISTINCT CAST("+expr+" AS VARCHAR) FROM "+batch)
-		if err != nil {
-			return nil, err
-		}
-		parts = map[string]bool{}
-		for rows.Next() {
-			var v sql.NullString
-			if err := rows.Scan(&v); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			parts[v.String] = true
-		}
-		rows.Close()
-	}
 	var out []string
+	skipped := 0
 	for _, f := range snap.Files {
 		if parts != nil && !parts[f.PartitionValues[pc]] {
+			continue
+		}
+		if !mayMatch(f.Stats, ranges, types) {
+			skipped++
 			continue
 		}
 		key := j.table.Key(f.Path)
@@ -515,6 +517,165 @@ func (j *job) existingFiles(ctx context.Context, conn *sql.Conn, batch string, s
 			}
 		}
 		out = append(out, dst)
+	}
+	j.log.Debug("dedupe: existing files", "read", len(out), "skipped_by_stats", skipped)
+	return out, nil
+}
+
+// batchPartitions returns the partition values the batch has rows in, or
+// nil when the dedupe key does not determine the partition (any partition
+// may hold a key of the batch).
+func (j *job) batchPartitions(ctx context.Context, conn *sql.Conn, b batchKeys) (map[string]bool, error) {
+	pc := j.plan.partCol
+	prunable := false
+	for _, k := range j.src.Dedupe {
+		if k == pc || (j.plan.partExpr != "" && k == j.plan.firstTS) {
+			prunable = true
+		}
+	}
+	if pc == "" || !prunable {
+		return nil, nil
+	}
+	parts := map[string]bool{}
+	if b.adds != nil {
+		// The adds' values are written as the snapshot's files' were.
+		for _, a := range b.adds {
+			parts[a.PartitionValues[pc]] = true
+		}
+		return parts, nil
+	}
+	expr := warehouse.QuoteIdent(pc)
+	if j.plan.partExpr != "" {
+		expr = j.plan.partExpr
+	}
+	rows, err := conn.QueryContext(ctx, "SELECT DISTINCT CAST("+expr+" AS VARCHAR) FROM "+b.rel)
+	if err != nil {
+		return nil, fmt.Errorf("partitions of the batch: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v sql.NullString
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		if !v.Valid {
+			// Rows with a NULL partition value are in DuckDB's default
+			// partition directory, whose name the adds record.
+			parts[hiveNullPartition] = true
+		}
+		parts[v.String] = true
+	}
+	return parts, rows.Err()
+}
+
+// hiveNullPartition is the directory value DuckDB's partitioned COPY (like
+// Hive) writes rows with a NULL partition value under.
+const hiveNullPartition = "__HIVE_DEFAULT_PARTITION__"
+
+// batchRanges returns the ranges of the batch's dedupe key columns that
+// files can be pruned on, with their Delta types: the key columns of a
+// type with usable bounds (prunable) that the batch has with the same type
+// as the table. From the adds' statistics when the batch is written, else
+// with one query over its rows.
+func (j *job) batchRanges(ctx context.Context, conn *sql.Conn, b batchKeys, snap *delta.Snapshot) (map[string]keyRange, map[string]delta.DataType, error) {
+	tableSchema, err := snap.Schema()
+	if err != nil {
+		return nil, nil, nil // no bounds: every file is read
+	}
+	batchTypes := map[string]string{}
+	if b.schema != nil {
+		for _, f := range b.schema.Fields {
+			batchTypes[f.Name] = f.Type.String()
+		}
+	} else if batchTypes, err = j.relTypes(ctx, conn, b.rel); err != nil {
+		return nil, nil, err
+	}
+	types := map[string]delta.DataType{}
+	for _, k := range j.src.Dedupe {
+		for _, f := range tableSchema.Fields {
+			if f.Name == k && f.Type.IsPrimitive() && prunable(f.Type) && batchTypes[k] == f.Type.String() {
+				types[k] = f.Type
+			}
+		}
+	}
+	if len(types) == 0 {
+		return nil, nil, nil
+	}
+	if b.adds != nil {
+		return addsRanges(b.adds, types), types, nil
+	}
+	ranges, err := queryRanges(ctx, conn, b.rel, types)
+	return ranges, types, err
+}
+
+// relTypes returns the Delta types of the columns of rel.
+func (j *job) relTypes(ctx context.Context, conn *sql.Conn, rel string) (map[string]string, error) {
+	rows, err := conn.QueryContext(ctx, "DESCRIBE SELECT * FROM "+rel)
+	if err != nil {
+		return nil, fmt.Errorf("describe the batch: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var name, typ string
+		var rest [4]sql.NullString
+		if err := rows.Scan(&name, &typ, &rest[0], &rest[1], &rest[2], &rest[3]); err != nil {
+			return nil, err
+		}
+		dt, _ := deltaType(typ)
+		out[name] = dt
+	}
+	return out, rows.Err()
+}
+
+// queryRanges computes the ranges of the key columns of types over rel in
+// one query: each column's minimum and maximum (timestamps as microseconds
+// since the epoch, the rest as text) and its counts of values and NULLs.
+func queryRanges(ctx context.Context, conn *sql.Conn, rel string, types map[string]delta.DataType) (map[string]keyRange, error) {
+	cols := make([]string, 0, len(types))
+	for c := range types {
+		cols = append(cols, c)
+	}
+	sort.Strings(cols)
+	var sel []string
+	for _, c := range cols {
+		q := warehouse.QuoteIdent(c)
+		for _, agg := range []string{"min", "max"} {
+			v := agg + "(" + q + ")"
+			switch types[c].Name {
+			case delta.TypeTimestamp, delta.TypeTimestampNTZ:
+				v = "CASE WHEN isfinite(" + v + ") THEN CAST(epoch_us(" + v + ") AS VARCHAR) END"
+			default:
+				v = "CAST(" + v + " AS VARCHAR)"
+			}
+			sel = append(sel, v)
+		}
+		sel = append(sel, "count("+q+")", "count(*) - count("+q+")")
+	}
+	vals := make([]sql.NullString, 2*len(cols))
+	counts := make([]int64, 2*len(cols)) // values, NULLs
+	dest := make([]any, 0, 4*len(cols))
+	for i := range cols {
+		dest = append(dest, &vals[2*i], &vals[2*i+1], &counts[2*i], &counts[2*i+1])
+	}
+	if err := conn.QueryRowContext(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+rel).Scan(dest...); err != nil {
+		return nil, fmt.Errorf("key ranges of the batch: %w", err)
+	}
+	out := map[string]keyRange{}
+	for i, c := range cols {
+		lo, hi, n, nulls := vals[2*i], vals[2*i+1], counts[2*i], counts[2*i+1]
+		r := keyRange{known: n > 0 || nulls > 0, nulls: nulls > 0}
+		if n > 0 {
+			// An infinite timestamp has no microseconds: no bound then.
+			var ok1, ok2 bool
+			r.lo, ok1 = textBound(types[c], lo.String)
+			r.hi, ok2 = textBound(types[c], hi.String)
+			r.values = true
+			r.known = lo.Valid && hi.Valid && ok1 && ok2
+		}
+		if r.known {
+			out[c] = r
+		}
 	}
 	return out, nil
 }
