@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -129,6 +130,7 @@ func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, b
 	// into one table (a UNION ALL of hundreds of tables would not plan well),
 	// dropping each object's table as it goes.
 	fuse := len(ms) <= maxFusedObjects
+	lin := newLineage(ms, bid)
 	good := j.tmpName("good")
 	temps = append(temps, good)
 	created := false
@@ -170,7 +172,7 @@ func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, b
 				bad[m.SHA256] = res.bad
 			}
 		}
-		sel := j.bronzeSelect(res.tableName, m, bid, "_err IS NULL")
+		sel := j.bronzeSelect(res.tableName, m, lin, "_err IS NULL")
 		if fuse {
 			sels = append(sels, sel)
 			continue
@@ -234,9 +236,35 @@ func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, b
 	return typedBatch{st: st, meta: meta, adds: adds, bad: bad, snap: snap}, nil
 }
 
+// lineage is how a batch's constant lineage columns are written. The
+// Parquet writer hashes every string of a column into its dictionary, and
+// a 70-byte object key repeated on every row cost a third of an NDJSON
+// batch's write; as an ENUM of the batch's keys the writer takes the
+// dictionary from the type and writes only the indexes. The files hold
+// plain strings either way. The keys are sorted, so ordering by the ENUM
+// (dedupe's tie-break) is ordering by the key text.
+type lineage struct {
+	sourceType string // ENUM('key', ...) of the batch's objects
+	batchID    string // the batch id as an ENUM literal
+}
+
+func newLineage(ms []manifest, bid string) lineage {
+	keys := make([]string, 0, len(ms))
+	for _, m := range ms {
+		keys = append(keys, warehouse.QuoteString(m.Key))
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	b := warehouse.QuoteString(bid)
+	return lineage{
+		sourceType: "ENUM(" + strings.Join(keys, ", ") + ")",
+		batchID:    "CAST(" + b + " AS ENUM(" + b + "))",
+	}
+}
+
 // bronzeSelect selects the rows of from (a typed object's table or typed
 // query) that where keeps, with lineage.
-func (j *job) bronzeSelect(from string, m manifest, bid, where string) string {
+func (j *job) bronzeSelect(from string, m manifest, lin lineage, where string) string {
 	var cols []string
 	for _, c := range j.plan.cols {
 		cols = append(cols, warehouse.QuoteIdent(c.name))
@@ -245,9 +273,9 @@ func (j *job) bronzeSelect(from string, m manifest, bid, where string) string {
 		cols = append(cols, warehouse.QuoteIdent(d.Name))
 	}
 	cols = append(cols, "_rescued",
-		warehouse.QuoteString(m.Key)+" AS _source_file",
+		"CAST("+warehouse.QuoteString(m.Key)+" AS "+lin.sourceType+") AS _source_file",
 		"CAST("+warehouse.QuoteString(m.ReceivedAt.UTC().Format("2006-01-02 15:04:05.999999")+"+00")+" AS TIMESTAMPTZ) AS _ingested_at",
-		warehouse.QuoteString(bid)+" AS _batch_id")
+		lin.batchID+" AS _batch_id")
 	return "SELECT " + strings.Join(cols, ", ") + " FROM " + from + " WHERE " + where
 }
 

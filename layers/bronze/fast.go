@@ -51,6 +51,7 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 	}
 	ndjson := strings.ToLower(j.src.Format) != "csv"
 	var sels []string
+	lin := newLineage(ms, bid)
 	for _, m := range ms {
 		path, err := j.localObject(ctx, m, dir)
 		if err != nil {
@@ -84,7 +85,7 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 				tb.st.Rescued = append(tb.st.Rescued, r)
 			}
 		}
-		sels = append(sels, j.bronzeSelect("("+j.plan.typedQuery(src, in)+")", m, bid, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END"))
+		sels = append(sels, j.bronzeSelect("("+j.plan.typedQuery(src, in)+")", m, lin, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END"))
 	}
 	rel := "(" + strings.Join(sels, " UNION ALL ") + ")"
 	meta, outSel, err := j.tableMetadata(ctx, conn, rel)

@@ -728,6 +728,9 @@ func (j *job) tableMetadata(ctx context.Context, conn *sql.Conn, final string) (
 // (a naive TIMESTAMP becomes TIMESTAMPTZ, an unsigned integer the signed one
 // that holds it, a type Delta lacks VARCHAR).
 func deltaType(t string) (string, string) {
+	if strings.HasPrefix(t, "ENUM(") {
+		return delta.TypeString, "" // written as a plain string (the lineage columns)
+	}
 	dt, err := warehouse.DeltaType(t)
 	if err != nil || !dt.IsPrimitive() {
 		return delta.TypeString, "VARCHAR"
