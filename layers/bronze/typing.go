@@ -610,22 +610,15 @@ func (j *job) batchRanges(ctx context.Context, conn *sql.Conn, b batchKeys, snap
 
 // relTypes returns the Delta types of the columns of rel.
 func (j *job) relTypes(ctx context.Context, conn *sql.Conn, rel string) (map[string]string, error) {
-	rows, err := conn.QueryContext(ctx, "DESCRIBE SELECT * FROM "+rel)
+	cols, err := warehouse.Describe(ctx, conn, "SELECT * FROM "+rel)
 	if err != nil {
 		return nil, fmt.Errorf("describe the batch: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var name, typ string
-		var rest [4]sql.NullString
-		if err := rows.Scan(&name, &typ, &rest[0], &rest[1], &rest[2], &rest[3]); err != nil {
-			return nil, err
-		}
-		dt, _ := deltaType(typ)
-		out[name] = dt
+	out := make(map[string]string, len(cols))
+	for _, c := range cols {
+		out[c.Name], _ = deltaType(c.Type)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // queryRanges computes the ranges of the key columns of types over rel in
@@ -683,27 +676,15 @@ func queryRanges(ctx context.Context, conn *sql.Conn, rel string, types map[stri
 // tableMetadata derives the bronze Delta metadata from the typed rows and
 // returns the SELECT that writes them (types Delta cannot hold are cast).
 func (j *job) tableMetadata(ctx context.Context, conn *sql.Conn, final string) (delta.Metadata, string, error) {
-	rows, err := conn.QueryContext(ctx, "DESCRIBE SELECT * FROM "+final)
+	cols, err := warehouse.Describe(ctx, conn, "SELECT * FROM "+final)
 	if err != nil {
 		return delta.Metadata{}, "", err
 	}
-	types := map[string]string{}
-	var order []string
-	for rows.Next() {
-		var name, typ string
-		var rest [4]sql.NullString
-		if err := rows.Scan(&name, &typ, &rest[0], &rest[1], &rest[2], &rest[3]); err != nil {
-			rows.Close()
-			return delta.Metadata{}, "", err
-		}
-		types[name] = typ
-		order = append(order, name)
-	}
-	rows.Close()
 	schema := &delta.Schema{}
 	var sel []string
-	for _, name := range order {
-		dt, cast := deltaType(types[name])
+	for _, c := range cols {
+		name := c.Name
+		dt, cast := deltaType(c.Type)
 		expr := warehouse.QuoteIdent(name)
 		if cast != "" {
 			expr = "CAST(" + expr + " AS " + cast + ") AS " + warehouse.QuoteIdent(name)

@@ -149,10 +149,7 @@ type Deps struct {
 }
 
 // column is one column of a DuckDB relation as DESCRIBE reports it.
-type column struct {
-	Name string
-	Type string // DuckDB type, e.g. "TIMESTAMP WITH TIME ZONE", "DECIMAL(18,3)", "INTEGER[]"
-}
+type column = warehouse.Column
 
 // Kind is what a gold table is built from.
 type Kind string
@@ -527,28 +524,7 @@ func fileStats(n int64) string { return fmt.Sprintf(`{"numRecords":%d}`, n) }
 
 // describe returns the columns of a query's result.
 func (r *runner) describe(ctx context.Context, query string) ([]column, error) {
-	rows, err := r.conn.QueryContext(ctx, "DESCRIBE "+query)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	names, err := rows.Columns()
-	if err != nil {
-		return nil, err
-	}
-	var out []column
-	for rows.Next() {
-		vals := make([]any, len(names))
-		ptrs := make([]any, len(names))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		out = append(out, column{Name: fmt.Sprint(vals[0]), Type: fmt.Sprint(vals[1])})
-	}
-	return out, rows.Err()
+	return warehouse.Describe(ctx, r.conn, query)
 }
 
 // schemaOf turns result columns into a Delta schema and the select list

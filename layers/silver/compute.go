@@ -34,26 +34,18 @@ func (j *job) dropTemps(ctx context.Context) {
 	j.temps = nil
 }
 
-// describe returns column name -> DuckDB type of a query's result.
+// describe returns the column names of a query's result, in order, and
+// their DuckDB types.
 func (j *job) describe(ctx context.Context, what, q string) ([]string, map[string]string, error) {
-	rows, err := j.conn.QueryContext(ctx, "DESCRIBE "+q)
+	cols, err := warehouse.Describe(ctx, j.conn, q)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
-	defer rows.Close()
-	var names []string
-	types := map[string]string{}
-	for rows.Next() {
-		var name, typ string
-		var null, key, def, extra sql.NullString
-		if err := rows.Scan(&name, &typ, &null, &key, &def, &extra); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", what, err)
-		}
-		names = append(names, name)
-		types[name] = typ
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	names := make([]string, len(cols))
+	types := make(map[string]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+		types[c.Name] = c.Type
 	}
 	return names, types, nil
 }
