@@ -3,6 +3,7 @@ package bronze
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -137,5 +138,70 @@ func TestFastPathMatchesPrecise(t *testing.T) {
 				t.Errorf("fast path wrote the batch: %v, want %v\n%s", fast, tc.fast, got)
 			}
 		})
+	}
+}
+
+// TestManyObjectsOneBatch: a batch of more objects than are fused into one
+// statement is gathered into one table, each object's rows carrying its own
+// key as _source_file (the lineage ENUM holds every key of the batch, and
+// reads back as a plain string), and of a key repeated across two objects
+// landed at the same instant the row of the object whose key sorts first
+// is kept, as for string keys.
+func TestManyObjectsOneBatch(t *testing.T) {
+	e := newEngine(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "medallion.yaml"), []byte(fastNDJSONYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := maxFusedObjects + 4
+	for i := range n {
+		body := fmt.Sprintf(`{"id":"o%02d-a","v":%d}`+"\n"+`{"id":"o%02d-b","v":1}`+"\n", i, i, i)
+		if i == n-1 {
+			body += `{"id":"o00-a","v":99}` + "\n" // the first object's key again
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("input%02d.ndjson", i)), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := loadCase(t, dir)
+	src := p.SourceOrder[0]
+	st := testenv.LocalStore(t)
+	landInputs(t, st, p, dir, received)
+	s, err := Run(context.Background(), Deps{Store: st, Pipeline: p, DB: e.DB(), ScratchDir: t.TempDir(),
+		Now: func() time.Time { return received.Add(time.Hour) }}, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.RowsRead != int64(2*n+1) || s.Written != int64(2*n) || s.Duplicates != 1 {
+		t.Errorf("stats: %s; want %d read, %d written, 1 duplicate", s, 2*n+1, 2*n)
+	}
+	got := tableCSV(t, st, e.DB(), "bronze/"+src, "id, CAST(v AS VARCHAR) AS v, _source_file, typeof(_source_file) AS t")
+	type row struct{ v, file string }
+	rows := map[string]row{}
+	for _, line := range strings.Split(strings.TrimSpace(got), "\n")[1:] {
+		f := strings.Split(line, ",")
+		if len(f) != 4 || f[3] != "VARCHAR" {
+			t.Fatalf("row %q", line)
+		}
+		rows[f[0]] = row{f[1], f[2]}
+	}
+	if len(rows) != 2*n {
+		t.Fatalf("%d distinct ids, want %d:\n%s", len(rows), 2*n, got)
+	}
+	files := map[string]bool{}
+	for i := 1; i < n; i++ {
+		a, b := rows[fmt.Sprintf("o%02d-a", i)], rows[fmt.Sprintf("o%02d-b", i)]
+		if a.file == "" || a.file != b.file || files[a.file] {
+			t.Errorf("object %d: rows from %q and %q", i, a.file, b.file)
+		}
+		files[a.file] = true
+	}
+	first, last := rows["o00-b"].file, rows[fmt.Sprintf("o%02d-a", n-1)].file
+	want := row{"0.0", first}
+	if last < first {
+		want = row{"99.0", last}
+	}
+	if rows["o00-a"] != want {
+		t.Errorf("o00-a kept %+v, want %+v (object keys %s, %s)", rows["o00-a"], want, first, last)
 	}
 }
