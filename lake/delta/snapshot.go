@@ -441,9 +441,21 @@ func (t *Table) replay(ctx context.Context, l *logListing, st *state, target int
 		return nil, fmt.Errorf("%s: internal: replay from %d to %d", t.name(), st.version, target)
 	}
 	for v := st.version + 1; v <= target; v++ {
-		if _, ok := l.commits[v]; !ok {
+		if _, ok := l.commits[v]; ok {
+			continue
+		}
+		// A directory listing that runs while commits land may skip a
+		// file created during it yet return a later one (readdir order is
+		// not creation order). Only a commit that is really absent is a
+		// gap.
+		o, err := t.store.Stat(ctx, t.commitKey(v))
+		if errors.Is(err, lake.ErrNotExist) {
 			return nil, t.gapError(l, v)
 		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: read log version %d: %w", t.name(), v, err)
+		}
+		l.commits[v] = o
 	}
 	commits, err := t.readCommits(ctx, l, st.version+1, target)
 	if err != nil {
