@@ -72,6 +72,20 @@ func (c *fakeClock) Set(t time.Time) {
 
 func (c *fakeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
+// nextBefore returns the earliest time a waiter fires at, if it is before
+// limit.
+func (c *fakeClock) nextBefore(limit time.Time) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next time.Time
+	for _, w := range c.waiters {
+		if w.at.Before(limit) && (next.IsZero() || w.at.Before(next)) {
+			next = w.at
+		}
+	}
+	return next, !next.IsZero()
+}
+
 // waitingAt counts the waiters that fire at exactly at.
 func (c *fakeClock) waitingAt(at time.Time) int {
 	c.mu.Lock()
@@ -468,8 +482,13 @@ func TestTwoSchedulersRunEachDueTimeOnce(t *testing.T) {
 			if n == cronJobs {
 				return true
 			}
-			if now := clock.Now(); now.Before(d.Add(-time.Minute).Add(30 * time.Second)) {
-				clock.Advance(time.Second) // fire lease retries: losers find the due time done
+			// Fire the losers' lease retries, one at a time, so they find
+			// the due time done. Only a retry already waiting is fired:
+			// advancing while the winner is still busy with MinIO would
+			// burn through the retries' schedule in real milliseconds and
+			// strand the next retry past where the clock may go (before d).
+			if next, ok := clock.nextBefore(d.Add(-time.Second)); ok {
+				clock.Set(next)
 			}
 			return false
 		})
