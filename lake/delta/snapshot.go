@@ -53,8 +53,12 @@ func (s *Snapshot) Schema() (*Schema, error) {
 
 // NumRecords sums numRecords over the file statistics; ok is false when a
 // file has none.
-func (s *Snapshot) NumRecords() (n int64, ok bool) {
-	for _, f := range s.Files {
+func (s *Snapshot) NumRecords() (n int64, ok bool) { return NumRecords(s.Files) }
+
+// NumRecords sums numRecords over the statistics of files; ok is false when
+// a file has none. Only the count is decoded, not the column bounds.
+func NumRecords(files []Add) (n int64, ok bool) {
+	for _, f := range files {
 		var st struct {
 			NumRecords *int64 `json:"numRecords"`
 		}

@@ -520,7 +520,7 @@ func randomHex(n int) string {
 }
 
 // fileStats is the Delta stats JSON of a file with n rows.
-func fileStats(n int64) string { return fmt.Sprintf(`{"numRecords":%d}`, n) }
+func fileStats(n int64) string { return delta.FileStats{NumRecords: n}.String() }
 
 // describe returns the columns of a query's result.
 func (r *runner) describe(ctx context.Context, query string) ([]column, error) {

@@ -2,7 +2,6 @@ package gold
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -296,26 +295,19 @@ func (r *runner) appendMA(ctx context.Context, in *input, spec *maSpec, gsnap *d
 // fileRows is the number of rows of table files, from their statistics or
 // else by counting the local copies.
 func (r *runner) fileRows(ctx context.Context, files []delta.Add, local []string) (int64, error) {
-	var n int64
-	for _, f := range files {
-		var st struct {
-			NumRecords *int64 `json:"numRecords"`
-		}
-		if f.Stats == "" || json.Unmarshal([]byte(f.Stats), &st) != nil || st.NumRecords == nil {
-			quoted := make([]string, len(local))
-			for i, p := range local {
-				quoted[i] = warehouse.QuoteString(p)
-			}
-			var c int64
-			err := r.conn.QueryRowContext(ctx, "SELECT count(*) FROM read_parquet(["+strings.Join(quoted, ", ")+"])").Scan(&c)
-			if err != nil {
-				return 0, fmt.Errorf("%s: count rows: %w", r.ref, err)
-			}
-			return c, nil
-		}
-		n += *st.NumRecords
+	if n, ok := delta.NumRecords(files); ok {
+		return n, nil
 	}
-	return n, nil
+	quoted := make([]string, len(local))
+	for i, p := range local {
+		quoted[i] = warehouse.QuoteString(p)
+	}
+	var c int64
+	err := r.conn.QueryRowContext(ctx, "SELECT count(*) FROM read_parquet(["+strings.Join(quoted, ", ")+"])").Scan(&c)
+	if err != nil {
+		return 0, fmt.Errorf("%s: count rows: %w", r.ref, err)
+	}
+	return c, nil
 }
 
 // sqlRowsPass is maPass for averages DuckDB computes (runner.duckdbRows), over the

@@ -444,45 +444,27 @@ func (j *job) writeState(ctx context.Context, batch string, w1 *int64) (string, 
 	return key, n, nil
 }
 
-// fileStats renders Delta file statistics for the window columns. Times
-// are at millisecond precision, as Spark writes them: minimums rounded down,
-// maximums up, so the bounds stay bounds.
+// fileStats renders Delta file statistics for the window columns (µs since
+// the epoch), as delta.StatTime writes timestamps: minimums rounded down to
+// the millisecond, maximums up, so the bounds stay bounds.
 func fileStats(n, minS, maxS, minE, maxE int64) string {
-	st := map[string]any{
-		"numRecords": n,
-		"minValues":  map[string]string{colWindowStart: statTime(minS, false), colWindowEnd: statTime(minE, false)},
-		"maxValues":  map[string]string{colWindowStart: statTime(maxS, true), colWindowEnd: statTime(maxE, true)},
-		"nullCount":  map[string]int64{colWindowStart: 0, colWindowEnd: 0},
-	}
-	b, _ := json.Marshal(st)
-	return string(b)
-}
-
-func statTime(us int64, up bool) string {
-	ms := us / 1000
-	if us%1000 < 0 {
-		ms--
-	}
-	if up && us%1000 != 0 {
-		ms++
-	}
-	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	at := func(us int64, up bool) json.RawMessage { return delta.StatTime(time.UnixMicro(us), up, false) }
+	return delta.FileStats{
+		NumRecords: n,
+		MinValues:  map[string]json.RawMessage{colWindowStart: at(minS, false), colWindowEnd: at(minE, false)},
+		MaxValues:  map[string]json.RawMessage{colWindowStart: at(maxS, true), colWindowEnd: at(maxE, true)},
+		NullCount:  map[string]int64{colWindowStart: 0, colWindowEnd: 0},
+	}.String()
 }
 
 // windowStartRange reads the window_start bounds (µs) from file statistics.
 func windowStartRange(stats string) (lo, hi int64, ok bool) {
-	if stats == "" {
+	st, err := delta.ParseStats(stats)
+	if err != nil {
 		return 0, 0, false
 	}
-	var st struct {
-		Min map[string]string `json:"minValues"`
-		Max map[string]string `json:"maxValues"`
-	}
-	if json.Unmarshal([]byte(stats), &st) != nil {
-		return 0, 0, false
-	}
-	a, err1 := time.Parse(time.RFC3339Nano, st.Min[colWindowStart])
-	b, err2 := time.Parse(time.RFC3339Nano, st.Max[colWindowStart])
+	a, err1 := delta.ParseStatTime(st.MinValues[colWindowStart])
+	b, err2 := delta.ParseStatTime(st.MaxValues[colWindowStart])
 	if err1 != nil || err2 != nil {
 		return 0, 0, false
 	}
