@@ -1,8 +1,9 @@
 # medallion: build, test, demo and benchmark.
 #
 #   make demo    run the whole pipeline on a local-directory lake with sample data
-#   make test    install what the tests need (MinIO, PostgreSQL if absent) and run every test
-#                (Chromium too, for the dashboard's browser tests; they are skipped without it)
+#   make test    install what the tests need (MinIO, PostgreSQL if absent, Chromium for the
+#                dashboard's browser tests, systemd-analyze for the unit check) and run every
+#                test; fails, naming what is missing, when it cannot install one of them
 #   make bench   benchmarks as ratios against DuckDB and psql \copy
 #   make lint    gofmt + go vet
 
@@ -23,7 +24,7 @@ RACE_PKGS := ./lake/... ./internal/... ./layers/raw/... ./jobs/...
 RACE_FLAGS := -race -gcflags=all=-d=checkptr=0
 DEMO_DIR := $(CURDIR)/demo
 
-.PHONY: all build test minio postgres brokers chromium demo bench lint clean
+.PHONY: all build test minio postgres brokers chromium systemd testreport demo bench lint clean
 
 all: build
 
@@ -46,18 +47,29 @@ postgres:
 brokers:
 	@scripts/ensure-brokers.sh
 
-# The dashboard's browser tests drive a headless Chromium (chromedp). Without
-# one (and no way to install it) the script says so and they are skipped.
+# The dashboard's browser tests drive a headless Chromium (chromedp); the
+# systemd unit is checked with systemd-analyze. Without one (and no way to
+# install it) the script says so and make test stops: a test that cannot
+# run fails, it is not skipped.
 chromium:
-	@scripts/ensure-chromium.sh
+	@scripts/ensure-apt.sh chromium chromium "the dashboard's browser tests"
 
-test: minio postgres brokers chromium
+systemd:
+	@scripts/ensure-apt.sh systemd-analyze systemd "the systemd unit check (deploy/)"
+
+# go test -json goes through testreport, which prints what plain go test
+# does and ends with the list of every skipped test and why.
+testreport:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/testreport ./internal/tools/testreport
+
+test: minio postgres brokers chromium systemd testreport
 	@echo "==> go vet"
 	$(GO) vet ./...
 	@echo "==> go test (integration tests use MinIO from .bin/minio and PostgreSQL at $$DATABASE_URL)"
-	$(GO) test -count=1 -timeout 40m ./...
+	set -o pipefail; $(GO) test -json -count=1 -timeout 40m ./... | $(BIN)/testreport
 	@echo "==> go test -race on the packages that run goroutines"
-	$(GO) test -count=1 $(RACE_FLAGS) -timeout 20m $(RACE_PKGS)
+	set -o pipefail; $(GO) test -json -count=1 $(RACE_FLAGS) -timeout 20m $(RACE_PKGS) | $(BIN)/testreport
 
 demo: build
 	@scripts/demo.sh $(BIN)/medallion $(DEMO_DIR)

@@ -43,7 +43,8 @@ func chromiumPath() string {
 	return ""
 }
 
-// needChromium skips the test in -short mode or when Chromium is absent.
+// needChromium skips the test in -short mode and fails it when Chromium is
+// absent: make test installs one, so a missing browser is a broken setup.
 func needChromium(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -51,7 +52,7 @@ func needChromium(t *testing.T) string {
 	}
 	p := chromiumPath()
 	if p == "" {
-		t.Skip("browser test: no Chromium (/usr/bin/chromium or chromium on PATH); install it with `sudo apt-get install chromium` or run scripts/ensure-chromium.sh (make test does)")
+		t.Fatal("browser test: no Chromium (/usr/bin/chromium or chromium on PATH); install it with `sudo apt-get install chromium` or run `make chromium` (make test does)")
 	}
 	return p
 }
