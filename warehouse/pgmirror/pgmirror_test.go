@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -365,9 +366,11 @@ func TestSchemaChanges(t *testing.T) {
 	var reads atomic.Int64
 	var wg sync.WaitGroup
 	var readErr error
+	readerDone := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		defer close(readerDone)
 		rc, err := pgx.Connect(ctx, dsn)
 		if err != nil {
 			readErr = err
@@ -397,17 +400,36 @@ func TestSchemaChanges(t *testing.T) {
 			reads.Add(1)
 		}
 	}()
-	time.Sleep(50 * time.Millisecond)
+	// The reader must be seen reading before the swap and after it, so
+	// that "never saw an empty table" covers both sides.
+	waitReads := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for reads.Load() < n && time.Now().Before(deadline) {
+			select {
+			case <-readerDone:
+				return
+			default:
+				runtime.Gosched()
+			}
+		}
+	}
+	waitReads(3)
+	before := reads.Load()
 	res, err = m.Rebuild(ctx, spec)
-	time.Sleep(50 * time.Millisecond)
+	after := reads.Load()
+	waitReads(after + 3)
 	close(stop)
 	wg.Wait()
 	if err != nil {
 		t.Fatalf("rebuild: %v", err)
 	}
-	t.Log(res, "; reads during the rebuild:", reads.Load())
+	t.Log(res, "; reads before the rebuild:", before, "during:", after-before, "in all:", reads.Load())
 	if readErr != nil {
 		t.Fatal(readErr)
+	}
+	if before < 3 || reads.Load() < after+3 {
+		t.Fatalf("the reader did not read on both sides of the swap: %d before, %d in all, %d when the rebuild returned", before, reads.Load(), after)
 	}
 	if res.Mode != pgmirror.ModeRebuild || res.RowsCopied != 60000 {
 		t.Errorf("rebuild: %s", res)
