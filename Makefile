@@ -5,6 +5,7 @@
 #                dashboard's browser tests, systemd-analyze for the unit check) and run every
 #                test; fails, naming what is missing, when it cannot install one of them
 #   make bench   benchmarks as ratios against DuckDB and psql \copy
+#   make fuzz    every fuzz target for FUZZTIME each (default 30s)
 #   make lint    gofmt + go vet
 
 SHELL := /bin/bash
@@ -20,11 +21,16 @@ export MINIO_BIN := $(MINIO)
 # Packages whose code runs goroutines get the race detector. duckdb-go trips
 # Go's checkptr instrumentation inside its own vector code (not ours), so
 # checkptr is off for the race run; the race detector itself stays on.
-RACE_PKGS := ./lake/... ./internal/... ./layers/raw/... ./jobs/...
+RACE_PKGS := ./lake/... ./internal/... ./layers/raw/... ./layers/gold/... ./jobs/... ./warehouse/... ./cmd/medallion/...
 RACE_FLAGS := -race -gcflags=all=-d=checkptr=0
 DEMO_DIR := $(CURDIR)/demo
 
-.PHONY: all build test minio postgres brokers chromium systemd testreport demo bench lint clean
+# make fuzz: every go test -fuzz target for a bounded time (FUZZTIME=30s
+# each by default); the seed corpora also run in make test.
+fuzz:
+	@scripts/fuzz.sh
+
+.PHONY: all build test fuzz minio postgres brokers chromium systemd testreport demo bench lint clean
 
 all: build
 

@@ -2,6 +2,10 @@ package bronze
 
 import (
 	"bytes"
+	"encoding/csv"
+	"errors"
+	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -114,6 +118,49 @@ func FuzzScanLines(f *testing.F) {
 		}
 		if strings.Join(got, "\n") != strings.Join(want, "\n") || len(got) != len(want) {
 			t.Fatalf("%q: got %q want %q", in, got, want)
+		}
+	})
+}
+
+// FuzzScanCSVRecordsDiff holds the record scan against encoding/csv: on
+// every input the standard reader accepts, both find the same records
+// starting on the same lines. The scan only names where a bad value is, but
+// a wrong boundary would name the wrong line for every record after it.
+func FuzzScanCSVRecordsDiff(f *testing.F) {
+	for _, s := range []string{
+		"a,b\n1,2\n", "\"x\ny\",3\n4,5\n", "a\r\nb\r\n", "\n\n1\n\n2", "\"a\"\"b\",c\n", "x,\"\n\n\"\ny\n", " \n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if strings.Contains(strings.ReplaceAll(in, "\r\n", ""), "\r") {
+			// A lone carriage return ends a line for DuckDB (whose records
+			// the scan follows) and is data for encoding/csv.
+			return
+		}
+		cr := csv.NewReader(strings.NewReader(in))
+		cr.FieldsPerRecord = -1
+		var wantLines []int64
+		for {
+			_, err := cr.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return // not CSV by the standard's rules: nothing to compare
+			}
+			line, _ := cr.FieldPos(0)
+			wantLines = append(wantLines, int64(line))
+		}
+		var gotLines []int64
+		if err := scanCSVRecords(strings.NewReader(in), '"', false, nil, func(ord, line int64, text []byte) bool {
+			gotLines = append(gotLines, line)
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(gotLines, wantLines) {
+			t.Fatalf("%q: records start on lines %v, encoding/csv says %v", in, gotLines, wantLines)
 		}
 	})
 }
