@@ -290,16 +290,19 @@ func (t *Table) checkCommit(ctx context.Context, base *Snapshot, c *Commit) (map
 }
 
 // checkTxns applies the txn and fence rules of Commit to the state the
-// commit is about to land on.
+// commit is about to land on. Fences go first: a holder that lost its lease
+// is told so, rather than that its input moved under it.
 func (t *Table) checkTxns(st *state, read *Snapshot, txns []Txn, fences map[string]Txn) error {
+	for _, f := range fences {
+		if have, ok := st.txns[f.AppID]; ok && have.Version > f.Version {
+			return t.fencedError(f, have.Version, st.version)
+		}
+	}
 	for _, tx := range txns {
-		have, ok := st.txns[tx.AppID]
-		if f, isFence := fences[tx.AppID]; isFence {
-			if ok && have.Version > f.Version {
-				return t.fencedError(f, have.Version, st.version)
-			}
+		if _, isFence := fences[tx.AppID]; isFence {
 			continue
 		}
+		have, ok := st.txns[tx.AppID]
 		was, wasOK := read.TxnVersion(tx.AppID)
 		if ok == wasOK && (!ok || have.Version == was) {
 			continue
