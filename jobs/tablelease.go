@@ -25,7 +25,7 @@ func FenceAppID(lease string) string { return "medallion-lease:" + lease }
 
 // leaseRetry is how often a runner waiting for a held table lease asks
 // again.
-const leaseRetry = 200 * time.Millisecond
+const leaseRetry = 100 * time.Millisecond
 
 // withTableLease runs fn under the lease of table t, fenced by its
 // generation. When another runner holds the lease, it waits up to
