@@ -113,7 +113,7 @@ func TestStalledLeaseHolder(t *testing.T) {
 	l := newTestLake(t, "local")
 	l.writePipeline(t, concurrentSource)
 	n := ingestObjects(t, l, 5, 100)
-	const ttl = 3 * time.Second
+	const ttl = 4 * time.Second
 	leaseEnv := []string{"MEDALLION_LEASE_TTL=" + ttl.String(), "MEDALLION_LEASE_MAX_SKEW=100ms"}
 
 	stalled := exec.Command(medallionBin(t), "run", "bronze")
