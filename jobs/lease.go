@@ -190,7 +190,8 @@ func AcquireWith(ctx context.Context, store lake.Store, job, owner string, o Lea
 			return nil, fmt.Errorf("lease %s: %w", job, err)
 		}
 		if !cur.Released && !readStart.After(cur.Expires.Add(o.MaxSkew)) {
-			return nil, fmt.Errorf("lease %s: %w: %s until %s", job, ErrLeaseHeld, cur.Owner, cur.Expires.UTC().Format(time.RFC3339Nano))
+			return nil, fmt.Errorf("lease %s: %w: %s (generation %d) holds it since %s, renewed until %s",
+				job, ErrLeaseHeld, cur.Owner, cur.Generation, cur.Acquired.UTC().Format(time.RFC3339), cur.Expires.UTC().Format(time.RFC3339Nano))
 		}
 	}
 
@@ -391,7 +392,9 @@ func readLease(ctx context.Context, store lake.Store, key string) (leaseRecord, 
 	defer rc.Close()
 	var rec leaseRecord
 	if err := json.NewDecoder(rc).Decode(&rec); err != nil {
-		return leaseRecord{}, fmt.Errorf("read lease %s: %w (delete the object to free the job)", key, err)
+		// Deleting it would restart the generations below the fences the
+		// holders recorded in the tables; a released record frees the job.
+		return leaseRecord{}, fmt.Errorf(`read lease %s: %w (overwrite it with {"released": true} to free the job)`, key, err)
 	}
 	return rec, nil
 }

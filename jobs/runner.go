@@ -31,6 +31,19 @@ type Runner struct {
 	Parallel int
 	// Metrics, if set, receives every job's result.
 	Metrics *RunnerMetrics
+	// Owner names this process in table leases (TableLease); empty: one
+	// DefaultOwner per Runner.
+	Owner string
+	// Lease configures the table leases; a zero TTL means
+	// DefaultLeaseOptions.
+	Lease LeaseOptions
+	// LeaseWait is how long a job waits for its table's lease while another
+	// runner holds it before failing with an error wrapping ErrLeaseHeld
+	// that names the holder; 0 fails at once.
+	LeaseWait time.Duration
+
+	ownerOnce sync.Once
+	owner     string
 }
 
 // Result is what one job did.
@@ -144,7 +157,7 @@ func (r *Runner) runJob(ctx context.Context, j Job, scratch string, sem chan str
 		return res
 	}
 	start := time.Now()
-	o, err := r.runOne(ctx, j.Table, scratch)
+	o, err := r.runLeased(ctx, j.Table, scratch)
 	res.Duration = time.Since(start)
 	res.Summary, res.RowsIn, res.RowsOut = o.summary, o.in, o.out
 	res.Err = nameTable(j.Table, err)
@@ -160,6 +173,16 @@ type outcome struct {
 	quarantined int64     // bronze
 	late        int64     // silver
 	watermark   time.Time // silver
+}
+
+// runLeased runs the job of table t under the table's lease (see
+// TableLease), with its commits fenced by the lease's generation. The
+// message of a disabled mirror needs no lease.
+func (r *Runner) runLeased(ctx context.Context, t layers.TableRef, scratch string) (outcome, error) {
+	if t.Layer == MirrorLayer && (t.Name == "" || r.Pipeline.Postgres == "") {
+		return r.runOne(ctx, t, scratch)
+	}
+	return r.withTableLease(ctx, t, func(ctx context.Context) (outcome, error) { return r.runOne(ctx, t, scratch) })
 }
 
 func (r *Runner) runOne(ctx context.Context, t layers.TableRef, scratch string) (outcome, error) {

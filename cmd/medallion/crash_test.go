@@ -266,6 +266,10 @@ var crashQueries = []string{
 	"SELECT * EXCLUDE (quarantined_at) FROM bronze._quarantine ORDER BY ALL",
 }
 
+// crashLeaseEnv gives the runs of a crash test short leases: the lease of
+// a killed run blocks its tables until it expires (the rerun waits for it).
+var crashLeaseEnv = []string{"MEDALLION_LEASE_TTL=4s", "MEDALLION_LEASE_MAX_SKEW=100ms"}
+
 // TestBronzeCrash kills `medallion run bronze` with SIGKILL at each kill
 // point, on a local lake and on MinIO, on a first run (no table yet) and on
 // a later run (the bronze table holds an earlier batch, so dedupe reads it),
@@ -306,6 +310,9 @@ func TestBronzeCrash(t *testing.T) {
 						t.Run(point, func(t *testing.T) {
 							t.Parallel()
 							l := base.cloneTo(t, crashSource)
+							// The killed run's table lease outlives it until
+							// its TTL: short, so the rerun waits briefly.
+							l.env = append(l.env, crashLeaseEnv...)
 							out, errOut, err := l.exec(t, []string{bronze.CrashEnv + "=" + point}, "run", "bronze")
 							var ee *exec.ExitError
 							if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {

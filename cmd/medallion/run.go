@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/medallion-dev/medallion/jobs"
@@ -12,6 +13,7 @@ import (
 // by default) and what they read up to date, once, in dependency order.
 func runRun(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("run")
+	wait := fs.Duration("wait", defaultLeaseWait, "how long to wait for a table another runner (serve, another run) is running, then fail")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -33,8 +35,13 @@ func runRun(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer ws.Close()
-	r := &jobs.Runner{Store: ws.store, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log}
+	lo, err := leaseOptions()
+	if err != nil {
+		return err
+	}
 	owner := jobs.DefaultOwner()
+	r := &jobs.Runner{Store: ws.store, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log,
+		Owner: owner, Lease: lo, LeaseWait: *wait}
 	results, err := r.Run(ctx, plan, func(res jobs.Result) {
 		recordRun(ctx, a, ws, owner, res)
 		if res.Err != nil {
@@ -66,4 +73,42 @@ func recordRun(ctx context.Context, a *app, ws *workspace, owner string, res job
 	if err := jobs.RecordRun(context.WithoutCancel(ctx), ws.store, rec); err != nil {
 		a.log.Warn("record run", "job", rec.Job, "err", err)
 	}
+}
+
+// defaultLeaseWait is how long `run` waits for a table's lease by default:
+// long enough for a stream micro-batch or a short scheduled run to finish,
+// short enough that a cron `run` overlapping a long one fails soon, naming
+// the holder.
+const defaultLeaseWait = 10 * time.Second
+
+// Environment variables that tune the table and job leases of `run` and
+// `serve` (Go durations). Every process sharing a lake must use the same
+// values.
+const (
+	envLeaseTTL     = "MEDALLION_LEASE_TTL"      // default 30s
+	envLeaseMaxSkew = "MEDALLION_LEASE_MAX_SKEW" // default 2s
+)
+
+// leaseOptions are the default lease options with the environment's
+// overrides.
+func leaseOptions() (jobs.LeaseOptions, error) {
+	o := jobs.DefaultLeaseOptions()
+	for _, e := range []struct {
+		name string
+		dst  *time.Duration
+	}{{envLeaseTTL, &o.TTL}, {envLeaseMaxSkew, &o.MaxSkew}} {
+		v := os.Getenv(e.name)
+		if v == "" {
+			continue
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return o, fmt.Errorf("%s=%q: want a duration like 30s", e.name, v)
+		}
+		*e.dst = d
+	}
+	if err := o.Validate(); err != nil {
+		return o, fmt.Errorf("%s/%s: %w", envLeaseTTL, envLeaseMaxSkew, err)
+	}
+	return o, nil
 }

@@ -17,6 +17,10 @@ import (
 	"github.com/medallion-dev/medallion/layers/raw/receiver"
 )
 
+// serveLeaseWait is how long a job of serve waits for a table's lease held
+// by another runner.
+const serveLeaseWait = 2 * time.Second
+
 // shutdownGrace bounds how long SIGTERM waits for acknowledged data to be
 // landed.
 const shutdownGrace = 45 * time.Second
@@ -125,8 +129,16 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(a.stdout, "medallion serve on http://%s (POST /v1/ingest/{source}, /healthz, /readyz, /metrics)%s\n", ln.Addr(), uiNote)
 
-	runner := &jobs.Runner{Store: st, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log, Metrics: jobs.NewRunnerMetrics(reg)}
+	lo, err := leaseOptions()
+	if err != nil {
+		return err
+	}
 	owner := jobs.DefaultOwner()
+	// Table leases keep a `medallion run` (or another serve) from running a
+	// table this process runs; a micro-batch or scheduled run waits a little
+	// for one, then fails and is retried (next trigger, next due time).
+	runner := &jobs.Runner{Store: st, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log, Metrics: jobs.NewRunnerMetrics(reg),
+		Owner: owner, Lease: lo, LeaseWait: serveLeaseWait}
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Add(1)
@@ -146,7 +158,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		}
 		s := &jobs.Stream{
 			Runner: runner, Plan: plan, Trigger: p.Stream.Trigger, Owner: owner,
-			Lease: jobs.DefaultLeaseOptions(), Log: a.log.WithGroup("stream"),
+			Lease: lo, Log: a.log.WithGroup("stream"),
 			Metrics: jobs.NewStreamMetrics(reg), Recent: recent,
 		}
 		fmt.Fprintf(a.stdout, "stream mode: a micro-batch every %s when something new landed\n", p.Stream.Trigger)
@@ -163,7 +175,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 		opts := jobs.DefaultSchedulerOptions()
-		opts.Owner, opts.Log = owner, a.log.WithGroup("scheduler")
+		opts.Owner, opts.Log, opts.Lease = owner, a.log.WithGroup("scheduler"), lo
 		opts.OnRun = runner.Metrics.ObserveScheduled
 		sched, err = jobs.NewScheduler(st, entries, scheduledRun(runner), opts)
 		if err != nil {

@@ -10,9 +10,19 @@ import "os"
 // Env names the environment variable holding the point to crash at.
 const Env = "MEDALLION_CRASH_AT"
 
+// StopEnv names the environment variable holding a point at which the
+// process stops itself with SIGSTOP (on Unix), as a process paused by the
+// operating system, a debugger or a long GC would: the tests of stalled
+// lease holders SIGCONT it once a newer runner took over.
+const StopEnv = "MEDALLION_STOP_AT"
+
 // At kills the process at once, with SIGKILL on Unix, when Env equals
-// name. It does not return then.
+// name. It does not return then. When StopEnv equals name, it stops the
+// process and returns once it is continued.
 func At(name string) {
+	if os.Getenv(StopEnv) == name {
+		stop()
+	}
 	if os.Getenv(Env) != name {
 		return
 	}

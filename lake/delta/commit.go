@@ -17,11 +17,21 @@ import (
 // Commit is what one transaction changes. Data files must already be in the
 // store (under the table root) when it is committed.
 type Commit struct {
-	Adds     []Add
-	Removes  []Remove
-	Txns     []Txn     // application progress recorded in the same commit
+	Adds    []Add
+	Removes []Remove
+	// Txns is application progress recorded in the same commit. See
+	// Table.Commit for the check each one gets against the snapshot the
+	// commit lands on.
+	Txns     []Txn
 	Metadata *Metadata // a new schema/configuration; nil: unchanged
 	Info     CommitInfo
+	// Read is the snapshot the writer decided from (which inputs are new,
+	// what to write). nil means base. It matters when a writer reads the
+	// table, works, and commits on a newer snapshot (re-read to deduplicate
+	// or after a lost race): the txns it records are checked against what
+	// it read, not against the newer base. A writer that decided with no
+	// table passes EmptySnapshot().
+	Read *Snapshot
 	// IsBlindAppend says the commit only adds new files and did not depend
 	// on the files it read: if another writer wins the version, it is
 	// retried at the next one. It must not remove files or change metadata.
@@ -113,40 +123,48 @@ func (t *Table) validateMetadata(m Metadata) error {
 // ErrCommitConflict, naming the table and version. After committing a
 // multiple of Options.CheckpointInterval, a checkpoint is written; a failed
 // checkpoint is logged, not returned.
+//
+// # Txns: the exactly-once check
+//
+// A txn says "this table holds appId's input up to Version". The writer
+// decided what to write from c.Read (base when nil); the snapshot the
+// commit lands on (base, or base plus the winners a blind append is
+// reordered after) must record, for each appId of c.Txns, exactly what
+// c.Read recorded: the same version, or none in both. Otherwise another
+// writer recorded progress for that input since the writer decided, so
+// writing would apply it twice (or skip some), and Commit returns an error
+// wrapping ErrTxnApplied (and so ErrCommitConflict) naming the table, the
+// appId and both versions, without writing. The writer re-plans from a
+// fresh snapshot: what it meant to add is there already. This is the
+// protocol's txn conflict check, extended to a base newer than what the
+// writer read. A txn may record the version it read again (a gold model
+// re-records an unchanged input), or a lower one (an input table that was
+// recreated): the writer saw that version, so it is not a conflict.
+//
+// # Fences
+//
+// A context from WithFence adds the fence's txn to the commit. A fence is
+// checked differently: the commit is refused with ErrFenced when the
+// snapshot it lands on records a higher version for the fence's appId (a
+// newer lease holder committed), whatever the writer read; an equal or
+// lower one is fine.
 func (t *Table) Commit(ctx context.Context, base *Snapshot, c Commit) (*Snapshot, error) {
 	if base == nil {
 		return nil, fmt.Errorf("%s: commit without a base snapshot (use Create for version 0)", t.name())
 	}
-	if err := checkWritable(t, base.Protocol); err != nil {
+	appIDs, fences, err := t.checkCommit(ctx, base, &c)
+	if err != nil {
 		return nil, err
 	}
-	if c.IsBlindAppend && (len(c.Removes) > 0 || c.Metadata != nil) {
-		return nil, fmt.Errorf("%s: a blind append cannot remove files or change metadata", t.name())
-	}
-	if c.Metadata != nil {
-		m := c.Metadata.normalized()
-		if m.ID == "" {
-			m.ID = base.Metadata.ID
-		}
-		if err := t.validateMetadata(m); err != nil {
-			return nil, err
-		}
-		c.Metadata = &m
-	}
-	for _, a := range c.Adds {
-		if a.Path == "" {
-			return nil, fmt.Errorf("%s: commit: add action without a path", t.name())
-		}
-	}
-	appIDs := map[string]bool{}
-	for _, tx := range c.Txns {
-		if tx.AppID == "" {
-			return nil, fmt.Errorf("%s: commit: txn action without an appId", t.name())
-		}
-		appIDs[tx.AppID] = true
+	read := c.Read
+	if read == nil {
+		read = base
 	}
 
 	st := stateOf(base)
+	if err := t.checkTxns(st, read, c.Txns, fences); err != nil {
+		return nil, err
+	}
 	for attempt := 1; ; attempt++ {
 		version := st.version + 1
 		now := time.Now()
@@ -216,15 +234,101 @@ func (t *Table) Commit(ctx context.Context, base *Snapshot, c Commit) (*Snapshot
 			return nil, fmt.Errorf("%s: %w: gave up after %d attempts; last lost version %d",
 				t.name(), ErrCommitConflict, attempt, version)
 		}
-		if err := t.catchUp(ctx, st, appIDs); err != nil {
+		if err := t.catchUp(ctx, st, appIDs, fences); err != nil {
+			return nil, err
+		}
+		if err := t.checkTxns(st, read, c.Txns, fences); err != nil {
 			return nil, err
 		}
 	}
 }
 
+// checkCommit refuses a malformed commit, normalizes its metadata, adds the
+// context's fences to its txns and returns the appIds of its own txns and
+// its fences.
+func (t *Table) checkCommit(ctx context.Context, base *Snapshot, c *Commit) (map[string]bool, map[string]Txn, error) {
+	if err := checkWritable(t, base.Protocol); err != nil {
+		return nil, nil, err
+	}
+	if c.IsBlindAppend && (len(c.Removes) > 0 || c.Metadata != nil) {
+		return nil, nil, fmt.Errorf("%s: a blind append cannot remove files or change metadata", t.name())
+	}
+	if c.Metadata != nil {
+		m := c.Metadata.normalized()
+		if m.ID == "" {
+			m.ID = base.Metadata.ID
+		}
+		if err := t.validateMetadata(m); err != nil {
+			return nil, nil, err
+		}
+		c.Metadata = &m
+	}
+	for _, a := range c.Adds {
+		if a.Path == "" {
+			return nil, nil, fmt.Errorf("%s: commit: add action without a path", t.name())
+		}
+	}
+	appIDs := map[string]bool{}
+	for _, tx := range c.Txns {
+		if tx.AppID == "" {
+			return nil, nil, fmt.Errorf("%s: commit: txn action without an appId", t.name())
+		}
+		if appIDs[tx.AppID] {
+			return nil, nil, fmt.Errorf("%s: commit: two txn actions for appId %q", t.name(), tx.AppID)
+		}
+		appIDs[tx.AppID] = true
+	}
+	fences := map[string]Txn{}
+	for _, f := range fencesOf(ctx) {
+		if appIDs[f.AppID] {
+			return nil, nil, fmt.Errorf("%s: commit: txn appId %q is also a fence", t.name(), f.AppID)
+		}
+		fences[f.AppID] = f
+		c.Txns = append(c.Txns[:len(c.Txns):len(c.Txns)], f)
+	}
+	return appIDs, fences, nil
+}
+
+// checkTxns applies the txn and fence rules of Commit to the state the
+// commit is about to land on. Fences go first: a holder that lost its lease
+// is told so, rather than that its input moved under it.
+func (t *Table) checkTxns(st *state, read *Snapshot, txns []Txn, fences map[string]Txn) error {
+	for _, f := range fences {
+		if have, ok := st.txns[f.AppID]; ok && have.Version > f.Version {
+			return t.fencedError(f, have.Version, st.version)
+		}
+	}
+	for _, tx := range txns {
+		if _, isFence := fences[tx.AppID]; isFence {
+			continue
+		}
+		have, ok := st.txns[tx.AppID]
+		was, wasOK := read.TxnVersion(tx.AppID)
+		if ok == wasOK && (!ok || have.Version == was) {
+			continue
+		}
+		readAs := "none"
+		if wasOK {
+			readAs = fmt.Sprintf("version %d", was)
+		}
+		nowAs := "none"
+		if ok {
+			nowAs = fmt.Sprintf("version %d", have.Version)
+		}
+		return fmt.Errorf("%s: %w: appId %q is at %s in table version %d, but this writer read %s at table version %d and meant to record version %d: another writer recorded it in between",
+			t.name(), ErrTxnApplied, tx.AppID, nowAs, st.version, readAs, read.Version, tx.Version)
+	}
+	return nil
+}
+
+func (t *Table) fencedError(f Txn, newer, at int64) error {
+	return fmt.Errorf("%s: %w: %q is at %d in table version %d, newer than this writer's %d: a newer lease holder committed, this one lost its lease",
+		t.name(), ErrFenced, f.AppID, newer, at, f.Version)
+}
+
 // catchUp applies every commit after st.version to st, refusing winners a
 // blind append cannot be reordered after.
-func (t *Table) catchUp(ctx context.Context, st *state, appIDs map[string]bool) error {
+func (t *Table) catchUp(ctx context.Context, st *state, appIDs map[string]bool, fences map[string]Txn) error {
 	l, err := t.list(ctx, st.version+1)
 	if err != nil {
 		return err
@@ -254,7 +358,11 @@ func (t *Table) catchUp(ctx context.Context, st *state, appIDs map[string]bool) 
 				return fmt.Errorf("%s: %w: version %d changed the table protocol", t.name(), ErrCommitConflict, w.version)
 			case a.Txn != nil && appIDs[a.Txn.AppID]:
 				return fmt.Errorf("%s: %w: version %d recorded progress of application %q (version %d) concurrently",
-					t.name(), ErrCommitConflict, w.version, a.Txn.AppID, a.Txn.Version)
+					t.name(), ErrTxnApplied, w.version, a.Txn.AppID, a.Txn.Version)
+			case a.Txn != nil:
+				if f, ok := fences[a.Txn.AppID]; ok && a.Txn.Version > f.Version {
+					return t.fencedError(f, a.Txn.Version, w.version)
+				}
 			}
 			st.apply(a)
 		}

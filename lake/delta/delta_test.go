@@ -502,3 +502,124 @@ func TestRefusesNewerWriterProtocol(t *testing.T) {
 		t.Fatalf("commit to a writer-v7 table: %v, want ErrUnsupportedProtocol naming version 7", err)
 	}
 }
+
+// TestTxnRecheckedOnNewerBase is the bronze race: a writer decides from
+// one snapshot (the object is new), another writer records the object,
+// and the first commits on the newer snapshot. The txn it carries is
+// already in that snapshot: the commit must be refused, not applied twice.
+func TestTxnRecheckedOnNewerBase(t *testing.T) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
+		ctx := t.Context()
+		tbl := delta.Open(st, "bronze/meters")
+		read := create(t, tbl)
+		tx := []delta.Txn{{AppID: "raw/meters/abc", Version: 1}}
+		other, err := tbl.Commit(ctx, read, delta.Commit{Adds: []delta.Add{putFile(t, st, tbl, "a.parquet")}, Txns: tx, IsBlindAppend: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		newer, err := tbl.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, blind := range []bool{true, false} {
+			_, err = tbl.Commit(ctx, newer, delta.Commit{Adds: []delta.Add{putFile(t, st, tbl, "b.parquet")}, Txns: tx, Read: read, IsBlindAppend: blind})
+			if !errors.Is(err, delta.ErrTxnApplied) || !errors.Is(err, delta.ErrCommitConflict) {
+				t.Fatalf("blind %v: commit on a base that has the txn: %v, want ErrTxnApplied", blind, err)
+			}
+			for _, want := range []string{"bronze/meters", `"raw/meters/abc"`, "version 1", "none"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name %s", err, want)
+				}
+			}
+		}
+		// A writer that decided with no table reads nothing.
+		_, err = tbl.Commit(ctx, newer, delta.Commit{Txns: tx, Read: delta.EmptySnapshot(), IsBlindAppend: true})
+		if !errors.Is(err, delta.ErrTxnApplied) {
+			t.Fatalf("decided from no table: %v, want ErrTxnApplied", err)
+		}
+		// A stale base: the winner is replayed while retrying a blind append.
+		_, err = tbl.Commit(ctx, read, delta.Commit{Adds: []delta.Add{putFile(t, st, tbl, "c.parquet")}, Txns: tx, IsBlindAppend: true})
+		if !errors.Is(err, delta.ErrTxnApplied) {
+			t.Fatalf("stale base: %v, want ErrTxnApplied", err)
+		}
+		s, err := tbl.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Version != other.Version || len(s.Files) != 1 {
+			t.Errorf("refused commits changed the table: v%d %v", s.Version, paths(s))
+		}
+	})
+}
+
+// TestTxnSameOrLowerVersionAsRead: a gold model records every input's
+// version, changed or not, and a recreated input goes back to a lower
+// version. Neither is a conflict when the writer read what is there; a
+// version recorded by another writer since the read is.
+func TestTxnSameOrLowerVersionAsRead(t *testing.T) {
+	ctx := t.Context()
+	st := testenv.LocalStore(t)
+	tbl := delta.Open(st, "gold/model")
+	s := create(t, tbl)
+	s, err := tbl.Commit(ctx, s, delta.Commit{Txns: []delta.Txn{{AppID: "in/a", Version: 5}, {AppID: "in/b", Version: 9}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := s
+	s, err = tbl.Commit(ctx, s, delta.Commit{Txns: []delta.Txn{{AppID: "in/a", Version: 5}, {AppID: "in/b", Version: 2}}, Read: read})
+	if err != nil {
+		t.Fatalf("same and lower version than read: %v", err)
+	}
+	// A concurrent writer moved in/a to 6 after our read of 5.
+	if s, err = tbl.Commit(ctx, s, delta.Commit{Txns: []delta.Txn{{AppID: "in/a", Version: 6}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = tbl.Commit(ctx, s, delta.Commit{Txns: []delta.Txn{{AppID: "in/a", Version: 7}}, Read: read})
+	if !errors.Is(err, delta.ErrTxnApplied) {
+		t.Fatalf("moved since read: %v, want ErrTxnApplied", err)
+	}
+	if _, err := tbl.Commit(ctx, s, delta.Commit{Txns: []delta.Txn{{AppID: "x", Version: 1}, {AppID: "x", Version: 2}}}); err == nil {
+		t.Fatal("two txns for one appId accepted")
+	}
+}
+
+// TestFence: a lease holder's commits carry its generation; once a newer
+// generation committed, the older holder's commits are refused.
+func TestFence(t *testing.T) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
+		ctx := t.Context()
+		tbl := delta.Open(st, "silver/s")
+		base := create(t, tbl)
+		old := delta.WithFence(ctx, "medallion-lease:silver.s", 3)
+		cur := delta.WithFence(ctx, "medallion-lease:silver.s", 4)
+		s, err := tbl.Commit(old, base, delta.Commit{Adds: []delta.Add{putFile(t, st, tbl, "1.parquet")}, IsBlindAppend: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := s.TxnVersion("medallion-lease:silver.s"); !ok || v != 3 {
+			t.Fatalf("fence not recorded: %d %v", v, ok)
+		}
+		s, err = tbl.Commit(cur, s, delta.Commit{Adds: []delta.Add{putFile(t, st, tbl, "2.parquet")}, IsBlindAppend: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The stalled holder wakes up: on the current base, and on a stale
+		// one (the newer commit is a winner it would be reordered after).
+		for name, b := range map[string]*delta.Snapshot{"current": s, "stale": base} {
+			_, err = tbl.Commit(old, b, delta.Commit{Adds: []delta.Add{putFile(t, st, tbl, "3.parquet")}, IsBlindAppend: true})
+			if !errors.Is(err, delta.ErrFenced) || !strings.Contains(err.Error(), "medallion-lease:silver.s") {
+				t.Fatalf("%s base: stale holder's commit: %v, want ErrFenced", name, err)
+			}
+		}
+		if _, err := tbl.Commit(cur, s, delta.Commit{IsBlindAppend: true}); err != nil {
+			t.Fatalf("current holder again: %v", err)
+		}
+		got, err := tbl.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(paths(got), "3.parquet") {
+			t.Error("the fenced commit landed")
+		}
+	})
+}

@@ -23,6 +23,15 @@ var (
 	// ErrCommitConflict means a concurrent writer committed something this
 	// commit cannot be reconciled with; re-read the table and try again.
 	ErrCommitConflict = errors.New("delta commit conflict")
+	// ErrTxnApplied means the snapshot a commit would land on records
+	// progress for one of its txn appIds that the writer did not read:
+	// another writer applied that input in between. It wraps
+	// ErrCommitConflict; the writer re-plans from a fresh snapshot.
+	ErrTxnApplied = fmt.Errorf("%w: input already applied by another writer", ErrCommitConflict)
+	// ErrFenced means a commit carrying a fence (WithFence) met a higher
+	// fence version in the table: a newer lease holder has committed, so
+	// this writer has lost its lease. Retrying cannot help.
+	ErrFenced = errors.New("delta commit fenced by a newer lease holder")
 	// ErrTableExists means Create found a table already there.
 	ErrTableExists = errors.New("delta table already exists")
 	// ErrNoTable means there is no Delta log under the table root. It also

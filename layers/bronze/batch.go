@@ -29,11 +29,14 @@ type typedBatch struct {
 }
 
 // runBatch types, checks, dedupes, writes and commits one batch of raw
-// objects. It returns the batch's accounting and the bronze version after it.
+// objects picked from read (the bronze snapshot that said they are new). It
+// returns the batch's accounting and the bronze version after it; an error
+// wrapping delta.ErrTxnApplied when another runner promoted one of them
+// first (nothing of the batch is then in bronze).
 // The fast path (fast.go) is tried first; when it refuses the batch (a bad
 // row, a reader error, an unknown key, a duplicate key), the precise path
 // types the batch again, locating and quarantining every bad row.
-func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest) (Stats, int64, error) {
+func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read *delta.Snapshot) (Stats, int64, error) {
 	bid := batchID(ms)
 	dir, err := os.MkdirTemp(j.d.ScratchDir, "bronze-batch-")
 	if err != nil {
@@ -53,6 +56,10 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest) (Stat
 
 	// Quarantine rows not already committed by an interrupted earlier run.
 	qsnap, qadds, qtxns, err := j.prepareQuarantine(ctx, conn, ms, bad, bid, dir)
+	qread := qsnap
+	if qread == nil {
+		qread = delta.EmptySnapshot()
+	}
 	if err != nil {
 		return st, 0, err
 	}
@@ -94,7 +101,7 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest) (Stat
 		}
 	}
 	if len(qtxns) > 0 {
-		if err := j.commitQuarantine(ctx, qsnap, qadds, qtxns, info("bronze._quarantine", st.Quarantined, qadds)); err != nil {
+		if err := j.commitQuarantine(ctx, qsnap, qread, qadds, qtxns, info("bronze._quarantine", st.Quarantined, qadds)); err != nil {
 			return st, 0, err
 		}
 	}
@@ -104,7 +111,7 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest) (Stat
 	for _, m := range ms {
 		txns = append(txns, delta.Txn{AppID: RawAppID(j.src.Name, m.SHA256), Version: 1, LastUpdated: now.UnixMilli()})
 	}
-	v, err := j.commitBronze(ctx, snap, meta, adds, txns, info("bronze."+j.src.Name, st.Written, adds))
+	v, err := j.commitBronze(ctx, snap, read, meta, adds, txns, info("bronze."+j.src.Name, st.Written, adds))
 	if err != nil {
 		return st, 0, err
 	}
@@ -279,10 +286,12 @@ func (j *job) bronzeSelect(from string, m manifest, lin lineage, where string) s
 	return "SELECT " + strings.Join(cols, ", ") + " FROM " + from + " WHERE " + where
 }
 
-// commitBronze commits the batch to the bronze table, creating it first if
-// needed. A conflict (another writer recorded one of the batch's objects)
-// is an error: the next run sees what that writer committed.
-func (j *job) commitBronze(ctx context.Context, snap *delta.Snapshot, meta delta.Metadata, adds []delta.Add, txns []delta.Txn, info delta.CommitInfo) (int64, error) {
+// commitBronze commits the batch to the bronze table on snap (the snapshot
+// it was deduplicated against), creating the table first if needed. read
+// is the snapshot the batch's objects were picked from: if the table has
+// recorded one of them since (another runner promoted it), the commit is
+// refused with an error wrapping delta.ErrTxnApplied.
+func (j *job) commitBronze(ctx context.Context, snap, read *delta.Snapshot, meta delta.Metadata, adds []delta.Add, txns []delta.Txn, info delta.CommitInfo) (int64, error) {
 	for attempt := 0; ; attempt++ {
 		if snap == nil {
 			s, err := j.table.Create(ctx, meta, delta.CommitInfo{Operation: "CREATE TABLE", Medallion: map[string]any{"job": "bronze", "source": j.src.Name}})
@@ -294,7 +303,7 @@ func (j *job) commitBronze(ctx context.Context, snap *delta.Snapshot, meta delta
 			}
 			snap = s
 		}
-		c := delta.Commit{Adds: adds, Txns: txns, Info: info, IsBlindAppend: true}
+		c := delta.Commit{Adds: adds, Txns: txns, Info: info, IsBlindAppend: true, Read: read}
 		if snap.Metadata.SchemaString != meta.SchemaString || !sameStrings(snap.Metadata.PartitionColumns, meta.PartitionColumns) {
 			if !sameStrings(snap.Metadata.PartitionColumns, meta.PartitionColumns) {
 				return 0, fmt.Errorf("bronze %s: partition columns changed from %v to %v: bronze tables cannot be repartitioned in place",
@@ -309,17 +318,14 @@ func (j *job) commitBronze(ctx context.Context, snap *delta.Snapshot, meta delta
 		if err == nil {
 			return s.Version, nil
 		}
-		if !errors.Is(err, delta.ErrCommitConflict) || attempt >= maxCommitRetries {
+		if !errors.Is(err, delta.ErrCommitConflict) || errors.Is(err, delta.ErrTxnApplied) || attempt >= maxCommitRetries {
 			return 0, fmt.Errorf("commit %s: %w", j.table.Dir(), err)
 		}
+		// Another writer changed the schema: commit on its snapshot; the
+		// txn check against read still holds.
 		snap, err = j.table.Snapshot(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("commit %s: re-read after conflict: %w", j.table.Dir(), err)
-		}
-		for _, t := range txns {
-			if _, ok := snap.TxnVersion(t.AppID); ok {
-				return 0, fmt.Errorf("commit %s: another writer promoted %s at the same time; rerun to continue", j.table.Dir(), t.AppID)
-			}
 		}
 	}
 }
@@ -422,7 +428,11 @@ func (j *job) prepareQuarantine(ctx context.Context, conn *sql.Conn, ms []manife
 	return qsnap, adds, txns, nil
 }
 
-func (j *job) commitQuarantine(ctx context.Context, qsnap *delta.Snapshot, adds []delta.Add, txns []delta.Txn, info delta.CommitInfo) error {
+// commitQuarantine commits the batch's quarantine rows on qsnap. qread is
+// the quarantine snapshot prepareQuarantine picked the objects from; one
+// quarantined since by another runner refuses the commit with an error
+// wrapping delta.ErrTxnApplied.
+func (j *job) commitQuarantine(ctx context.Context, qsnap, qread *delta.Snapshot, adds []delta.Add, txns []delta.Txn, info delta.CommitInfo) error {
 	for attempt := 0; ; attempt++ {
 		if qsnap == nil {
 			s, err := j.qtable.Create(ctx, delta.Metadata{Name: "_quarantine", SchemaString: quarantineSchema().String(), PartitionColumns: []string{"source"}},
@@ -435,20 +445,15 @@ func (j *job) commitQuarantine(ctx context.Context, qsnap *delta.Snapshot, adds 
 			}
 			qsnap = s
 		}
-		_, err := j.qtable.Commit(ctx, qsnap, delta.Commit{Adds: adds, Txns: txns, Info: info, IsBlindAppend: true})
+		_, err := j.qtable.Commit(ctx, qsnap, delta.Commit{Adds: adds, Txns: txns, Info: info, IsBlindAppend: true, Read: qread})
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, delta.ErrCommitConflict) || attempt >= maxCommitRetries {
+		if !errors.Is(err, delta.ErrCommitConflict) || errors.Is(err, delta.ErrTxnApplied) || attempt >= maxCommitRetries {
 			return fmt.Errorf("commit %s: %w", j.qtable.Dir(), err)
 		}
 		if qsnap, err = j.qtable.Snapshot(ctx); err != nil {
 			return fmt.Errorf("commit %s: re-read after conflict: %w", j.qtable.Dir(), err)
-		}
-		for _, t := range txns {
-			if _, ok := qsnap.TxnVersion(t.AppID); ok {
-				return fmt.Errorf("commit %s: another writer quarantined %s at the same time; rerun to continue", j.qtable.Dir(), t.AppID)
-			}
 		}
 	}
 }

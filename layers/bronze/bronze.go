@@ -209,30 +209,59 @@ func Run(ctx context.Context, d Deps, source string) (Stats, error) {
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET partitioned_write_flush_threshold")
 
-	snap, err := j.snapshot(ctx)
-	if err != nil {
+	if err := j.promote(ctx, conn, &stats); err != nil {
 		return stats, err
-	}
-	if snap != nil {
-		stats.Version = snap.Version
-	}
-	pending, err := j.pending(ctx, snap)
-	if err != nil {
-		return stats, err
-	}
-	for _, batch := range j.batches(pending) {
-		b, v, err := j.runBatch(ctx, conn, batch)
-		if err != nil {
-			return stats, err
-		}
-		stats.add(b)
-		stats.Version = v
 	}
 	if stats.Objects > 0 {
 		j.log.Info("bronze run", "objects", stats.Objects, "read", stats.RowsRead, "written", stats.Written,
 			"quarantined", stats.Quarantined, "dropped", stats.Dropped, "duplicates", stats.Duplicates, "version", stats.Version)
 	}
 	return stats, nil
+}
+
+// maxReplans bounds how often a run starts over after another writer
+// promoted objects it had picked: each time, that writer made progress.
+const maxReplans = 20
+
+// promote picks the pending objects from a snapshot and commits them batch
+// by batch. A commit refused because another runner promoted one of the
+// batch's objects first (delta.ErrTxnApplied: that object's rows are in
+// bronze already) is not an error: the run picks again from the table as
+// it is now, and reports only what it committed itself.
+func (j *job) promote(ctx context.Context, conn *sql.Conn, stats *Stats) error {
+	for replans := 0; ; replans++ {
+		snap, err := j.snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		read := snap
+		if snap == nil {
+			read = delta.EmptySnapshot()
+		} else if snap.Version > stats.Version {
+			stats.Version = snap.Version
+		}
+		pending, err := j.pending(ctx, snap)
+		if err != nil {
+			return err
+		}
+		again := false
+		for _, batch := range j.batches(pending) {
+			b, v, err := j.runBatch(ctx, conn, batch, read)
+			if errors.Is(err, delta.ErrTxnApplied) && replans < maxReplans {
+				j.log.Info("bronze: another runner promoted objects of this batch first; picking again", "err", err)
+				again = true
+				break
+			}
+			if err != nil {
+				return err
+			}
+			stats.add(b)
+			stats.Version = v
+		}
+		if !again {
+			return nil
+		}
+	}
 }
 
 func (j *job) snapshot(ctx context.Context) (*delta.Snapshot, error) {

@@ -476,7 +476,7 @@ func (r *runner) commit(ctx context.Context, base *delta.Snapshot, meta delta.Me
 	}
 	snap, err := r.tbl.Commit(ctx, base, c)
 	if err != nil {
-		if !errors.Is(err, delta.ErrCommitConflict) {
+		if !errors.Is(err, delta.ErrCommitConflict) && !errors.Is(err, delta.ErrFenced) {
 			// The commit may have landed (e.g. a timeout after the put): keep the files.
 			r.commited = true
 		}

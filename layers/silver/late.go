@@ -53,8 +53,10 @@ func LateSchema() *delta.Schema {
 // (silver/<name>, bronzeVersion), creating the table if needed. If another
 // silver table commits at the same time, the blind append is retried by the
 // delta package; if a txn for this table already covers bronzeVersion, it
-// commits nothing.
-func (j *job) commitLate(ctx context.Context, t *delta.Table, batch string, bronzeVersion, w0 int64) (int64, error) {
+// commits nothing. read is the _late snapshot the run decided from: if
+// another run of this table recorded late rows since, the commit is refused
+// with an error wrapping delta.ErrTxnApplied (its rows would overlap).
+func (j *job) commitLate(ctx context.Context, t *delta.Table, read *delta.Snapshot, batch string, bronzeVersion, w0 int64) (int64, error) {
 	sp := j.sp
 	var kv []string
 	for _, g := range sp.groupBy {
@@ -106,6 +108,7 @@ func (j *job) commitLate(ctx context.Context, t *delta.Table, batch string, bron
 			Stats: fileStats(n, minS, maxS, minE, maxE),
 		}},
 		Txns: []delta.Txn{{AppID: AppID(sp.name), Version: bronzeVersion, LastUpdated: nowMs}},
+		Read: read,
 		Info: delta.CommitInfo{
 			Operation:           "WRITE",
 			OperationParameters: map[string]any{"mode": "Append", "table": "silver." + sp.name, "batch": batch},

@@ -158,9 +158,26 @@ func RunAll(ctx context.Context, deps Deps) ([]Stats, error) {
 // batch plus its no-data batch (see the package doc), and commits the result.
 // A run with no new bronze data commits nothing. Run is safe to repeat after
 // a failure or crash at any point: nothing is lost or doubled. Two runs of
-// the same table must not overlap (the job runner's lease ensures it); if
-// they do, one fails with an error wrapping delta.ErrCommitConflict.
+// the same table should not overlap (the job runner's lease ensures it); if
+// they do, the one whose commit loses (delta.ErrCommitConflict: the other
+// consumed the same bronze versions) plans again from the tables as they
+// are then, up to maxAttempts times.
 func Run(ctx context.Context, deps Deps, table string) (Stats, error) {
+	for attempt := 1; ; attempt++ {
+		st, err := runOnce(ctx, deps, table)
+		if !errors.Is(err, delta.ErrCommitConflict) || attempt >= maxAttempts {
+			return st, err
+		}
+		if deps.Logger != nil {
+			deps.Logger.Info("silver: another run committed first; planning again", "table", "silver."+table, "attempt", attempt, "err", err)
+		}
+	}
+}
+
+// maxAttempts bounds how often Run plans again after losing a commit.
+const maxAttempts = 3
+
+func runOnce(ctx context.Context, deps Deps, table string) (Stats, error) {
 	if deps.Pipeline == nil || deps.Store == nil || deps.DB == nil {
 		return Stats{}, errors.New("silver: Deps needs Store, Pipeline and DB")
 	}
@@ -366,7 +383,7 @@ func (j *job) run(ctx context.Context) (Stats, error) {
 		if err := j.loadLate(ctx, *w0); err != nil {
 			return st, err
 		}
-		v, err := j.commitLate(ctx, lateT, batch, target, *w0)
+		v, err := j.commitLate(ctx, lateT, orEmpty(lateSnap), batch, target, *w0)
 		if err != nil {
 			return st, err
 		}
@@ -408,7 +425,9 @@ func (j *job) run(ctx context.Context) (Stats, error) {
 		return st, err
 	}
 
-	// 3. The silver commit: output, txn and progress at once.
+	// 3. The silver commit: output, txn and progress at once, checked
+	// against the snapshot the batch was planned from.
+	read := orEmpty(silverSnap)
 	if silverSnap == nil {
 		silverSnap, err = silverT.Create(ctx, delta.Metadata{SchemaString: schema.String()}, delta.CommitInfo{
 			Operation: "CREATE TABLE", Medallion: map[string]any{mJob: "silver"},
@@ -463,6 +482,7 @@ func (j *job) run(ctx context.Context) (Stats, error) {
 			Medallion: med,
 		},
 		IsBlindAppend: !sp.update,
+		Read:          read,
 	}
 	snap, err := silverT.Commit(ctx, silverSnap, c)
 	if err != nil {
@@ -475,6 +495,15 @@ func (j *job) run(ctx context.Context) (Stats, error) {
 	// 4. Superseded state files (best effort: they are unreferenced now).
 	j.cleanState(ctx, stateKey)
 	return st, nil
+}
+
+// orEmpty is s, or the empty snapshot of a table that did not exist when
+// it was read.
+func orEmpty(s *delta.Snapshot) *delta.Snapshot {
+	if s == nil {
+		return delta.EmptySnapshot()
+	}
+	return s
 }
 
 func (j *job) crashPoint(p string) error {

@@ -78,24 +78,10 @@ type state struct {
 func (m *Mirror) attempt(ctx context.Context, spec Spec, rebuild bool) (_ *Result, err error) {
 	res := &Result{Spec: spec, FromVersion: -1, Version: -1}
 	tbl := delta.Open(m.deps.Store, spec.Source.Dir())
-	to, err := tbl.Snapshot(ctx)
-	if errors.Is(err, delta.ErrNoTable) {
+	if _, err := tbl.LatestVersion(ctx); errors.Is(err, delta.ErrNoTable) {
 		res.Mode = ModeNoSource
 		return res, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read lake table %s: %w", spec.Source, err)
-	}
-	schema, err := to.Schema()
-	if err != nil {
-		return nil, fmt.Errorf("lake table %s version %d: %w", spec.Source, to.Version, err)
-	}
-	cols, err := lakeColumns(spec, schema)
-	if err != nil {
-		return nil, err
-	}
-	res.Version, res.SourceCommittedAt = to.Version, to.Timestamp
-
 	conn, err := pgx.ConnectConfig(ctx, m.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
@@ -126,6 +112,22 @@ func (m *Mirror) attempt(ctx context.Context, spec Spec, rebuild bool) (_ *Resul
 	if err != nil {
 		return nil, err
 	}
+	// The lake snapshot is read under the lock, after the state: a
+	// concurrent mirror of the same target that recorded a newer version
+	// before we locked is then seen, not mistaken for a recreated table.
+	to, err := tbl.Snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read lake table %s: %w", spec.Source, err)
+	}
+	schema, err := to.Schema()
+	if err != nil {
+		return nil, fmt.Errorf("lake table %s version %d: %w", spec.Source, to.Version, err)
+	}
+	cols, err := lakeColumns(spec, schema)
+	if err != nil {
+		return nil, err
+	}
+	res.Version, res.SourceCommittedAt = to.Version, to.Timestamp
 	if hasState {
 		res.FromVersion = st.version
 	}
