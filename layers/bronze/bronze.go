@@ -147,6 +147,11 @@ type job struct {
 	// readerCols maps the CSV reader's column names (c0, c1, ...) of the
 	// object being typed to bronze or header names, for reject rows.
 	readerCols map[string]string
+	// fetched maps the sha256 of each object of the current batch to a
+	// local file checked against its manifest (verify.go); fetchDir holds
+	// the downloads of an S3 lake's objects.
+	fetched  map[string]string
+	fetchDir string
 }
 
 // Run promotes every landed raw object of source not yet in bronze.<source>.
@@ -220,13 +225,27 @@ func Run(ctx context.Context, d Deps, source string) (Stats, error) {
 	if err != nil {
 		return stats, err
 	}
-	for _, batch := range j.batches(pending) {
-		b, v, err := j.runBatch(ctx, conn, batch)
-		if err != nil {
-			return stats, err
+	defer func() {
+		if j.fetchDir != "" {
+			os.RemoveAll(j.fetchDir)
 		}
-		stats.add(b)
-		stats.Version = v
+	}()
+	for _, batch := range j.batches(pending) {
+		// An object that cannot be read or does not match its manifest
+		// stops the run; the objects before it are promoted first.
+		ready, ferr := j.fetchObjects(ctx, batch)
+		if len(ready) > 0 {
+			b, v, err := j.runBatch(ctx, conn, ready)
+			j.releaseObjects()
+			if err != nil {
+				return stats, err
+			}
+			stats.add(b)
+			stats.Version = v
+		}
+		if ferr != nil {
+			return stats, ferr
+		}
 	}
 	if stats.Objects > 0 {
 		j.log.Info("bronze run", "objects", stats.Objects, "read", stats.RowsRead, "written", stats.Written,
