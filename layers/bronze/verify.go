@@ -88,21 +88,9 @@ func (j *job) releaseObjects() {
 // m: the lake's own file for a local lake, else a download.
 func (j *job) fetchObject(ctx context.Context, m manifest) (string, error) {
 	if lp, ok := j.d.Store.(lake.LocalPather); ok {
-		p := lp.LocalPath(m.Key)
-		f, err := os.Open(p)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return "", &damagedError{source: j.src.Name, m: m, missing: true, checkErr: lake.ErrNotExist}
-			}
-			return "", fmt.Errorf("bronze %s: open raw object %s: %w", j.src.Name, m.Key, err)
+		if p := lp.LocalPath(m.Key); p != "" {
+			return p, j.hashLocal(m, p)
 		}
-		defer f.Close()
-		h := sha256.New()
-		n, err := io.Copy(h, f)
-		if err != nil {
-			return "", fmt.Errorf("bronze %s: read raw object %s: %w", j.src.Name, m.Key, err)
-		}
-		return p, j.check(m, n, h)
 	}
 	if j.fetchDir == "" {
 		dir, err := os.MkdirTemp(j.d.ScratchDir, "bronze-raw-")
@@ -112,6 +100,24 @@ func (j *job) fetchObject(ctx context.Context, m manifest) (string, error) {
 		j.fetchDir = dir
 	}
 	return j.downloadObject(ctx, m, filepath.Join(j.fetchDir, "raw-"+m.SHA256+filepath.Ext(m.Key)))
+}
+
+// hashLocal checks the local lake file p holding the object of m.
+func (j *job) hashLocal(m manifest, p string) error {
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return &damagedError{source: j.src.Name, m: m, missing: true, checkErr: lake.ErrNotExist}
+	}
+	if err != nil {
+		return fmt.Errorf("bronze %s: open raw object %s: %w", j.src.Name, m.Key, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("bronze %s: read raw object %s: %w", j.src.Name, m.Key, err)
+	}
+	return j.check(m, n, h)
 }
 
 // downloadObject downloads the object of m to dst, hashing it on the way.
