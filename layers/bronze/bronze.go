@@ -234,6 +234,9 @@ func Run(ctx context.Context, d Deps, source string) (Stats, error) {
 		// An object that cannot be read or does not match its manifest
 		// stops the run; the objects before it are promoted first.
 		ready, ferr := j.fetchObjects(ctx, batch)
+		if ferr != nil && ctx.Err() != nil {
+			return stats, ferr
+		}
 		if len(ready) > 0 {
 			b, v, err := j.runBatch(ctx, conn, ready)
 			j.releaseObjects()

@@ -21,8 +21,8 @@ import (
 // changed values taken as sent. The check hashes the bytes as they are
 // read: an object of an S3 lake while it is downloaded into the scratch
 // directory, the file of a local lake in place just before DuckDB reads
-// it (DuckDB reads that file itself, so the hash is the only pass the
-// engine makes over it; the second read is served by the page cache).
+// it (DuckDB opens that file itself, so there is no stream of ours to hash;
+// the check reads it once, and DuckDB's read comes from the page cache).
 //
 // The objects of a batch are checked in order, and a run promotes the
 // objects before the first one that fails, then stops with an error naming
