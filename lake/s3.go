@@ -37,6 +37,9 @@ type S3Options struct {
 	// CreateBucket creates the bucket if it does not exist. Without it NewS3
 	// refuses a missing bucket. Open sets it.
 	CreateBucket bool
+	// MaxRetries bounds the attempts of one request (0: minio-go's default,
+	// 10). Fault tests set it low so that a failure outlasts the retries.
+	MaxRetries int
 }
 
 // Validate refuses options NewS3 cannot work with, naming the field.
@@ -95,9 +98,10 @@ func NewS3(ctx context.Context, opts S3Options) (*S3, error) {
 		u += "/" + prefix
 	}
 	client, err := minio.New(endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(opts.AccessKey, opts.SecretKey, ""),
-		Secure: secure,
-		Region: opts.Region,
+		Creds:      credentials.NewStaticV4(opts.AccessKey, opts.SecretKey, ""),
+		Secure:     secure,
+		Region:     opts.Region,
+		MaxRetries: opts.MaxRetries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to s3 endpoint %s: %w", endpoint, err)

@@ -147,6 +147,11 @@ type job struct {
 	// readerCols maps the CSV reader's column names (c0, c1, ...) of the
 	// object being typed to bronze or header names, for reject rows.
 	readerCols map[string]string
+	// fetched maps the sha256 of each object of the current batch to a
+	// local file checked against its manifest (verify.go); fetchDir holds
+	// the downloads of an S3 lake's objects.
+	fetched  map[string]string
+	fetchDir string
 }
 
 // Run promotes every landed raw object of source not yet in bronze.<source>.
@@ -244,24 +249,48 @@ func (j *job) promote(ctx context.Context, conn *sql.Conn, stats *Stats) error {
 		if err != nil {
 			return err
 		}
-		again := false
-		for _, batch := range j.batches(pending) {
-			b, v, err := j.runBatch(ctx, conn, batch, read)
-			if errors.Is(err, delta.ErrTxnApplied) && replans < maxReplans {
+		again, err := j.promoteBatches(ctx, conn, stats, pending, read, replans < maxReplans)
+		if err != nil || !again {
+			return err
+		}
+	}
+}
+
+// promoteBatches promotes pending in batches, each committed against read.
+// It answers again when another runner promoted objects of a batch first
+// (and replan allows picking again). An object that cannot be read or does
+// not match its manifest stops the run; the objects before it are
+// promoted first.
+func (j *job) promoteBatches(ctx context.Context, conn *sql.Conn, stats *Stats, pending []manifest, read *delta.Snapshot, replan bool) (again bool, err error) {
+	defer func() {
+		if j.fetchDir != "" {
+			os.RemoveAll(j.fetchDir)
+			j.fetchDir = ""
+		}
+	}()
+	for _, batch := range j.batches(pending) {
+		ready, ferr := j.fetchObjects(ctx, batch)
+		if ferr != nil && ctx.Err() != nil {
+			return false, ferr
+		}
+		if len(ready) > 0 {
+			b, v, err := j.runBatch(ctx, conn, ready, read)
+			j.releaseObjects()
+			if errors.Is(err, delta.ErrTxnApplied) && replan {
 				j.log.Info("bronze: another runner promoted objects of this batch first; picking again", "err", err)
-				again = true
-				break
+				return true, nil
 			}
 			if err != nil {
-				return err
+				return false, err
 			}
 			stats.add(b)
 			stats.Version = v
 		}
-		if !again {
-			return nil
+		if ferr != nil {
+			return false, ferr
 		}
 	}
+	return false, nil
 }
 
 func (j *job) snapshot(ctx context.Context) (*delta.Snapshot, error) {

@@ -16,16 +16,18 @@ import (
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
-// localObject returns a local file holding the raw object: the store's own
-// file for a local lake, else a download into dir.
-func (j *job) localObject(ctx context.Context, m manifest, dir string) (string, error) {
-	if lp, ok := j.d.Store.(lake.LocalPather); ok {
-		p := lp.LocalPath(m.Key)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
+// localObject returns a local file holding the raw object, checked against
+// its manifest (verify.go): the store's own file for a local lake, else a
+// download. Objects are fetched before their batch is typed; one that was
+// not is fetched now.
+func (j *job) localObject(ctx context.Context, m manifest, _ string) (string, error) {
+	if p, ok := j.fetched[m.SHA256]; ok {
+		return p, nil
 	}
-	return download(ctx, j.d.Store, m.Key, filepath.Join(dir, "raw-"+m.SHA256+filepath.Ext(m.Key)))
+	if _, err := j.fetchObjects(ctx, []manifest{m}); err != nil {
+		return "", err
+	}
+	return j.fetched[m.SHA256], nil
 }
 
 func download(ctx context.Context, st lake.Store, key, dst string) (string, error) {

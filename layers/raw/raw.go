@@ -9,10 +9,32 @@
 // Landing streams the bytes into a new object under a unique key while
 // hashing them, then commits by creating the manifest named after the
 // SHA-256 with PutIfAbsent. The manifest is the only thing that makes an
-// object part of the raw layer: whoever creates it first wins, and a loser
-// (the same bytes sent again, or concurrently) deletes its own copy and gets
-// the winner's manifest back. A crash between the two steps leaves an
-// object no manifest points at; nothing reads it.
+// object part of the raw layer: whoever creates it first wins.
+//
+// An object is removed only when it is certain that no committed manifest
+// names it, because removing a committed object loses an acknowledged
+// ingest for good:
+//   - the object's own PUT failed: no manifest was written yet;
+//   - the manifest PUT answered "exists", or its outcome is unknown (the
+//     reply was lost after the server stored it and the client's retries
+//     ran out): the manifest is read back. If it names our object, our
+//     commit is the stored one and the bytes are landed. If it names
+//     another object, the same bytes landed before (or a concurrent call
+//     won) and our copy can never be named: it is removed and the earlier
+//     manifest returned. If it cannot be read, our object stays and the
+//     landing fails; an object no manifest names is harmless (nothing reads
+//     it) and a retry settles the outcome.
+//
+// "Already landed" is answered only after checking that the object the
+// stored manifest names exists with the recorded size. When it does not
+// (deleted, truncated), it is re-landed at that same key from this call's
+// bytes, which have the same SHA-256; a plain Put is safe there because every
+// writer of that key writes the same bytes. A same-size edit is not seen
+// here: bronze checks size and SHA-256 of every object it reads, and tells
+// the operator to delete the damaged object and send the file again.
+//
+// A crash between the two steps leaves an object no manifest points at;
+// nothing reads it.
 package raw
 
 import (
@@ -88,7 +110,8 @@ func validate(source, format string) error {
 // It returns the manifest of the landed bytes. alreadyLanded is true when the
 // same bytes were landed before (or by a concurrent call that won): the
 // returned manifest is then that earlier one and nothing new stays in the
-// lake. When Land returns without error the object and its manifest are
+// lake, but the earlier object was checked and, if missing or cut short,
+// landed again from r. When Land returns without error the object and its manifest are
 // durable; that is when a sender may be acknowledged.
 func Land(ctx context.Context, store lake.Store, source, name, format string, r io.Reader, now time.Time) (m Manifest, alreadyLanded bool, err error) {
 	return land(ctx, store, source, name, format, r, -1, now)
@@ -141,27 +164,75 @@ func land(ctx context.Context, store lake.Store, source, name, format string, r 
 	js = append(js, '\n')
 	mkey := ManifestKey(source, m.SHA256)
 	_, err = store.PutIfAbsent(ctx, mkey, bytes.NewReader(js), int64(len(js)))
-	switch {
-	case err == nil:
+	if err == nil {
 		return m, false, nil
-	case errors.Is(err, lake.ErrExists):
-		// The same bytes were landed before: ours is a redundant copy.
-		if err := store.Delete(ctx, key); err != nil {
-			return Manifest{}, false, fmt.Errorf("land %s: already landed; remove the duplicate copy %s: %w", name, key, err)
-		}
-		prev, err := ReadManifest(ctx, store, source, m.SHA256)
-		if err != nil {
-			return Manifest{}, false, fmt.Errorf("land %s: already landed: %w", name, err)
-		}
-		return prev, true, nil
-	default:
-		removeOrphan(ctx, store, key)
-		return Manifest{}, false, fmt.Errorf("land %s: commit manifest %s: %w", name, mkey, err)
 	}
+	// ErrExists: a manifest for these bytes exists, an earlier landing's or
+	// this call's own (a retried PUT whose first reply was lost). Any other
+	// error leaves the outcome unknown: the manifest may be stored although
+	// its reply was lost. Either way only the stored manifest tells.
+	return settle(ctx, store, m, name, err)
 }
 
-// removeOrphan deletes an uncommitted object after a failure, best effort:
-// nothing references it, so a leftover is harmless.
+// settle finishes a landing whose manifest PUT did not plainly succeed
+// (commitErr). It reads the stored manifest back:
+//   - it names our object: our commit is the one stored, the bytes landed;
+//   - it names another object: the same bytes landed before. That object is
+//     checked (re-landed from our copy when it is missing or has the wrong
+//     size), then our copy, which no manifest can name, is removed;
+//   - it cannot be read, or there is none: our object is kept, since a
+//     manifest naming it may yet be stored, and the landing fails.
+func settle(ctx context.Context, store lake.Store, ours Manifest, name string, commitErr error) (Manifest, bool, error) {
+	mkey := ManifestKey(ours.Source, ours.SHA256)
+	prev, err := ReadManifest(ctx, store, ours.Source, ours.SHA256)
+	if err != nil {
+		return Manifest{}, false, fmt.Errorf("land %s: commit manifest %s: %w; reading it back to learn the outcome: %v (the object %s is kept: a committed manifest may name it; send the file again)",
+			name, mkey, commitErr, err, ours.Key)
+	}
+	if prev.Key == ours.Key {
+		return prev, false, nil
+	}
+	if err := ensureObject(ctx, store, prev, ours.Key); err != nil {
+		return Manifest{}, false, fmt.Errorf("land %s: already landed as %s (manifest %s): %w", name, prev.Key, mkey, err)
+	}
+	// The manifest is immutable and names another key: nothing can ever
+	// reference our copy. Leaving it behind is harmless, so a failure to
+	// remove it does not fail the landing.
+	removeOrphan(ctx, store, ours.Key)
+	return prev, true, nil
+}
+
+// ensureObject makes sure the object a committed manifest names is there
+// with its recorded size, re-landing it from the copy at from (the same
+// bytes: same SHA-256) when it is not, so that answering "already landed"
+// never acknowledges bytes that bronze cannot read. A plain Put at the
+// manifest's key is safe against concurrent re-landers: each writes the
+// same bytes, and a Put replaces the whole object atomically.
+func ensureObject(ctx context.Context, store lake.Store, m Manifest, from string) error {
+	info, err := store.Stat(ctx, m.Key)
+	switch {
+	case err == nil && info.Size == m.Size:
+		return nil
+	case err != nil && !errors.Is(err, lake.ErrNotExist):
+		return fmt.Errorf("check its object: %w", err)
+	}
+	rc, _, err := store.Get(ctx, from)
+	if err != nil {
+		return fmt.Errorf("its object is missing or damaged; re-land it from %s: %w", from, err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := store.Put(ctx, m.Key, io.TeeReader(rc, h), m.Size); err != nil {
+		return fmt.Errorf("its object is missing or damaged; re-land it: %w", err)
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != m.SHA256 {
+		return fmt.Errorf("its object is missing or damaged; the copy re-landed from %s has sha256 %s, want %s", from, sum, m.SHA256)
+	}
+	return nil
+}
+
+// removeOrphan deletes an object no manifest can name, best effort: a
+// leftover is harmless (nothing reads an object without a manifest).
 func removeOrphan(ctx context.Context, store lake.Store, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()

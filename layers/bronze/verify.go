@@ -1,0 +1,166 @@
+package bronze
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/layers/raw"
+)
+
+// Every raw object is checked against its manifest (size and SHA-256)
+// before it is typed: an object cut short or edited after landing would
+// otherwise be promoted as it is, its lost rows never noticed and its
+// changed values taken as sent. The check hashes the bytes as they are
+// read: an object of an S3 lake while it is downloaded into the scratch
+// directory, the file of a local lake in place just before DuckDB reads
+// it (DuckDB opens that file itself, so there is no stream of ours to hash;
+// the check reads it once, and DuckDB's read comes from the page cache).
+//
+// The objects of a batch are checked in order, and a run promotes the
+// objects before the first one that fails, then stops with an error naming
+// that object and its manifest: the objects after it wait for it, because
+// promotion order decides which row of a duplicated key is kept, and a
+// later object promoted first would win over rows that were sent before it.
+
+// damagedError is a raw object that does not match its manifest, or is
+// missing. Nothing of it is committed.
+type damagedError struct {
+	source   string
+	m        manifest
+	problem  string // what is wrong, e.g. "has 626 bytes, its manifest records 2000: ..."
+	missing  bool
+	checkErr error // the store's error when the object could not be read
+}
+
+func (e *damagedError) Error() string {
+	mkey := raw.ManifestKey(e.m.Source, e.m.SHA256)
+	if e.missing {
+		return fmt.Sprintf("bronze %s: raw object %s, named by manifest %s, does not exist; nothing of it is committed and the objects landed after it wait. "+
+			"Send %s again (the same bytes): raw then lands the missing object again", e.source, e.m.Key, mkey, e.m.fileName())
+	}
+	return fmt.Sprintf("bronze %s: raw object %s %s (manifest %s); nothing of it is committed and the objects landed after it wait. "+
+		"Restore the object from a backup, or delete it and send %s again (the same bytes): raw then lands it again", e.source, e.m.Key, e.problem, mkey, e.m.fileName())
+}
+
+func (e *damagedError) Unwrap() error { return e.checkErr }
+
+// fetchObjects makes a verified local file of each object of a batch, in
+// order, for localObject to hand out. It stops at the first object it
+// cannot fetch or that does not match its manifest, and returns the objects
+// before it with that object's error.
+func (j *job) fetchObjects(ctx context.Context, ms []manifest) ([]manifest, error) {
+	if j.fetched == nil {
+		j.fetched = map[string]string{}
+	}
+	for i, m := range ms {
+		if _, ok := j.fetched[m.SHA256]; ok {
+			continue
+		}
+		p, err := j.fetchObject(ctx, m)
+		if err != nil {
+			return ms[:i], err
+		}
+		j.fetched[m.SHA256] = p
+	}
+	return ms, nil
+}
+
+// releaseObjects removes the downloads fetchObjects made and forgets every
+// fetched object.
+func (j *job) releaseObjects() {
+	for _, p := range j.fetched {
+		if j.fetchDir != "" && filepath.Dir(p) == j.fetchDir {
+			os.Remove(p)
+		}
+	}
+	clear(j.fetched)
+}
+
+// fetchObject returns a local file holding the object of m, checked against
+// m: the lake's own file for a local lake, else a download.
+func (j *job) fetchObject(ctx context.Context, m manifest) (string, error) {
+	if lp, ok := j.d.Store.(lake.LocalPather); ok {
+		if p := lp.LocalPath(m.Key); p != "" {
+			return p, j.hashLocal(m, p)
+		}
+	}
+	if j.fetchDir == "" {
+		dir, err := os.MkdirTemp(j.d.ScratchDir, "bronze-raw-")
+		if err != nil {
+			return "", fmt.Errorf("bronze %s: scratch dir: %w", j.src.Name, err)
+		}
+		j.fetchDir = dir
+	}
+	return j.downloadObject(ctx, m, filepath.Join(j.fetchDir, "raw-"+m.SHA256+filepath.Ext(m.Key)))
+}
+
+// hashLocal checks the local lake file p holding the object of m.
+func (j *job) hashLocal(m manifest, p string) error {
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return &damagedError{source: j.src.Name, m: m, missing: true, checkErr: lake.ErrNotExist}
+	}
+	if err != nil {
+		return fmt.Errorf("bronze %s: open raw object %s: %w", j.src.Name, m.Key, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("bronze %s: read raw object %s: %w", j.src.Name, m.Key, err)
+	}
+	return j.check(m, n, h)
+}
+
+// downloadObject downloads the object of m to dst, hashing it on the way.
+func (j *job) downloadObject(ctx context.Context, m manifest, dst string) (string, error) {
+	rc, _, err := j.d.Store.Get(ctx, m.Key)
+	if errors.Is(err, lake.ErrNotExist) {
+		return "", &damagedError{source: j.src.Name, m: m, missing: true, checkErr: err}
+	}
+	if err != nil {
+		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.Key, err)
+	}
+	defer rc.Close()
+	f, err := os.Create(dst)
+	if err != nil {
+		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.Key, err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), rc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = j.check(m, n, h)
+	}
+	if err != nil {
+		os.Remove(dst)
+		var d *damagedError
+		if errors.As(err, &d) {
+			return "", err
+		}
+		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.Key, err)
+	}
+	return dst, nil
+}
+
+// check compares what was read of the object of m (n bytes hashing to h)
+// with its manifest.
+func (j *job) check(m manifest, n int64, h hash.Hash) error {
+	if n != m.Size {
+		return &damagedError{source: j.src.Name, m: m, problem: fmt.Sprintf("has %d bytes, its manifest records %d: it was cut short or changed after landing", n, m.Size)}
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != m.SHA256 {
+		return &damagedError{source: j.src.Name, m: m, problem: fmt.Sprintf("has sha256 %s, its manifest records %s: its bytes changed after landing", sum, m.SHA256)}
+	}
+	return nil
+}
