@@ -515,11 +515,9 @@ func (j *job) copyParquet(ctx context.Context, conn *sql.Conn, q, outDir, partCo
 			return nil, fmt.Errorf("parquet file %s is outside %s", name, outDir)
 		}
 		rel = filepath.ToSlash(rel)
-		pv := map[string]string{}
-		for _, seg := range strings.Split(rel, "/") {
-			if k, v, ok := strings.Cut(seg, "="); ok && k == partCol {
-				pv[k] = v
-			}
+		pv, err := partitionValues(rel, partCol)
+		if err != nil {
+			return nil, err
 		}
 		if fi, err := os.Stat(name); err == nil {
 			size = fi.Size()
@@ -528,6 +526,25 @@ func (j *job) copyParquet(ctx context.Context, conn *sql.Conn, q, outDir, partCo
 			Stats: fileStats(count, colStats, schema).String()})
 	}
 	return adds, rows.Err()
+}
+
+// partitionValues reads the partition value of partCol from the
+// directories of rel, as DuckDB's partitioned COPY names them: the value
+// percent-encoded, __HIVE_DEFAULT_PARTITION__ for NULL. The log records
+// the decoded value, NULL (and the empty string, as Spark does) as JSON
+// null.
+func partitionValues(rel, partCol string) (delta.PartitionValues, error) {
+	pv := delta.PartitionValues{}
+	for _, seg := range strings.Split(rel, "/") {
+		k, v, ok, err := delta.ParseHivePartition(seg)
+		if err != nil {
+			return nil, fmt.Errorf("parquet file %s: %w", rel, err)
+		}
+		if ok && k == partCol {
+			pv[k] = v
+		}
+	}
+	return pv, nil
 }
 
 // addedRows sums the row counts writeParquet recorded in the adds' stats.
