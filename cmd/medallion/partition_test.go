@@ -313,3 +313,50 @@ sources:
 		}
 	}
 }
+
+// TestNegativeYearEventDate: a timestamp before year 1 gets the UTC date
+// of its own day as event_date (astronomical years, as ISO 8601 and Delta
+// write them: year 0 is 1 BC), recorded as "-0044-03-15" in the log, and a
+// second delivery is found to be duplicates.
+func TestNegativeYearEventDate(t *testing.T) {
+	t.Parallel()
+	e := newMirrorEnv(t, "cli_negyear_")
+	e.write(`
+sources:
+  old:
+    format: ndjson
+    schema:
+      ts: {type: timestamp}
+      id: {type: string, required: true}
+    dedupe: [id, ts]
+`)
+	body := `{"ts":"-0044-03-15T12:00:00Z","id":"a"}
+{"ts":"0000-06-01T00:00:00Z","id":"b"}
+{"ts":"-0001-12-31T23:59:59Z","id":"c"}
+{"ts":"0001-01-01T00:00:00Z","id":"d"}
+`
+	e.ingestLines("old", body)
+	e.cli(0, "run", "bronze")
+	e.ingestLines("old", body+`{"ts":"-0044-03-15T12:00:01Z","id":"e"}`+"\n")
+	out := e.cli(0, "run", "bronze")
+	if !strings.Contains(out, "5 rows read = 1 written + 0 quarantined + 0 dropped + 4 duplicates") {
+		t.Errorf("second delivery:\n%s", out)
+	}
+	got := e.cli(0, "query", "--format", "csv",
+		"SELECT id, ts, event_date FROM bronze.old ORDER BY id")
+	want := "id,ts,event_date\n" +
+		"a,-0044-03-15T12:00:00Z,-0044-03-15\n" +
+		"b,0000-06-01T00:00:00Z,0000-06-01\n" +
+		"c,-0001-12-31T23:59:59Z,-0001-12-31\n" +
+		"d,0001-01-01T00:00:00Z,0001-01-01\n" +
+		"e,-0044-03-15T12:00:01Z,-0044-03-15\n"
+	if got != want {
+		t.Errorf("bronze.old:\n%s\nwant:\n%s", got, want)
+	}
+	pv := e.logPartitionValues("bronze/old")
+	for _, w := range []string{`{"event_date":"-0044-03-15"}`, `{"event_date":"0000-06-01"}`, `{"event_date":"-0001-12-31"}`, `{"event_date":"0001-01-01"}`} {
+		if !slices.Contains(pv, w) {
+			t.Errorf("no add with partitionValues %s in the log: %v", w, pv)
+		}
+	}
+}

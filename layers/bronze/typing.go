@@ -549,6 +549,11 @@ func (j *job) batchPartitions(ctx context.Context, conn *sql.Conn, b batchKeys) 
 	if j.plan.partExpr != "" {
 		expr = j.plan.partExpr
 	}
+	t := j.plan.partType
+	if t == "" {
+		t = j.partSQLType()
+	}
+	temporal := t == "DATE" || t == "TIMESTAMPTZ"
 	rows, err := conn.QueryContext(ctx, "SELECT DISTINCT CAST("+expr+" AS VARCHAR) FROM "+b.rel)
 	if err != nil {
 		return nil, fmt.Errorf("partitions of the batch: %w", err)
@@ -563,6 +568,10 @@ func (j *job) batchPartitions(ctx context.Context, conn *sql.Conn, b batchKeys) 
 			// NULL and the empty string are both null in the log.
 			parts[nullPartitionKey] = true
 			continue
+		}
+		if temporal {
+			// The adds record dates and timestamps before year 1 so.
+			v.String = isoYear(v.String)
 		}
 		parts[v.String] = true
 	}
@@ -584,7 +593,7 @@ func inPartitions(parts map[string]bool, pv delta.PartitionValues, pc string) bo
 		return true
 	}
 	if strings.Contains(k, "%") {
-		if d, err := url.PathUnescape(k); err == nil && parts[d] {
+		if d, err := url.PathUnescape(k); err == nil && (parts[d] || parts[isoYear(d)]) {
 			return true
 		}
 	}
