@@ -37,22 +37,26 @@ type cpTxn struct {
 }
 
 type cpAdd struct {
-	Path             *string            `parquet:"path,optional"`
-	PartitionValues  map[string]*string `parquet:"partitionValues,optional"`
-	Size             *int64             `parquet:"size,optional"`
-	ModificationTime *int64             `parquet:"modificationTime,optional"`
-	DataChange       *bool              `parquet:"dataChange,optional"`
-	Tags             map[string]string  `parquet:"tags,optional"`
-	Stats            *string            `parquet:"stats,optional"`
+	Path             *string           `parquet:"path,optional"`
+	PartitionValues  cpPartitionValues `parquet:"partitionValues,optional"`
+	Size             *int64            `parquet:"size,optional"`
+	ModificationTime *int64            `parquet:"modificationTime,optional"`
+	DataChange       *bool             `parquet:"dataChange,optional"`
+	Tags             map[string]string `parquet:"tags,optional"`
+	Stats            *string           `parquet:"stats,optional"`
 }
 
+// cpPartitionValues is a checkpoint's partitionValues: a map with optional
+// values (Spark's valueContainsNull), null for a null partition value.
+type cpPartitionValues = map[string]*string
+
 type cpRemove struct {
-	Path                 *string            `parquet:"path,optional"`
-	DeletionTimestamp    *int64             `parquet:"deletionTimestamp,optional"`
-	DataChange           *bool              `parquet:"dataChange,optional"`
-	ExtendedFileMetadata *bool              `parquet:"extendedFileMetadata,optional"`
-	PartitionValues      map[string]*string `parquet:"partitionValues,optional"`
-	Size                 *int64             `parquet:"size,optional"`
+	Path                 *string           `parquet:"path,optional"`
+	DeletionTimestamp    *int64            `parquet:"deletionTimestamp,optional"`
+	DataChange           *bool             `parquet:"dataChange,optional"`
+	ExtendedFileMetadata *bool             `parquet:"extendedFileMetadata,optional"`
+	PartitionValues      cpPartitionValues `parquet:"partitionValues,optional"`
+	Size                 *int64            `parquet:"size,optional"`
 }
 
 type cpFormat struct {
