@@ -264,7 +264,7 @@ func viewSQL(schema *delta.Schema, partCols []string, files []delta.Add, paths [
 
 	// Group the files by their partition values.
 	type group struct {
-		values map[string]string
+		values delta.PartitionValues
 		paths  []string
 	}
 	var groups []*group
@@ -272,7 +272,7 @@ func viewSQL(schema *delta.Schema, partCols []string, files []delta.Add, paths [
 	for i, f := range files {
 		var kb strings.Builder
 		for _, p := range partCols {
-			v, ok := lookupFold(f.PartitionValues, p)
+			v, ok := f.PartitionValues.Value(p)
 			if ok {
 				kb.WriteString(strconv.Quote(v))
 			} else {
@@ -303,10 +303,8 @@ func viewSQL(schema *delta.Schema, partCols []string, files []delta.Add, paths [
 				if err != nil {
 					return "", fmt.Errorf("partition column %s: %w", f.Name, err)
 				}
-				lit := "NULL"
-				if v, ok := lookupFold(g.values, f.Name); ok && v != "" {
-					lit = QuoteString(v) // TimeZone is UTC: a bare timestamp is UTC, as Delta writes it
-				}
+				// TimeZone is UTC: a bare timestamp is UTC, as Delta writes it.
+				lit := PartitionLiteral(g.values, f.Name, f.Type)
 				consts = append(consts, fmt.Sprintf("CAST(%s AS %s) AS %s", lit, typ, QuoteIdent(f.Name)))
 			}
 			sel = "*, " + strings.Join(consts, ", ")
@@ -315,16 +313,4 @@ func viewSQL(schema *delta.Schema, partCols []string, files []delta.Add, paths [
 			sel, sqlStringList(g.paths)))
 	}
 	return "SELECT " + strings.Join(outer, ", ") + "\nFROM (\n  " + strings.Join(branches, "\n  UNION ALL BY NAME\n  ") + "\n) AS t", nil
-}
-
-func lookupFold(m map[string]string, key string) (string, bool) {
-	if v, ok := m[key]; ok {
-		return v, true
-	}
-	for k, v := range m {
-		if strings.EqualFold(k, key) {
-			return v, true
-		}
-	}
-	return "", false
 }

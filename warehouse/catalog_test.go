@@ -48,7 +48,7 @@ func writeParquet(t *testing.T, store lake.Store, tableDir, path, query string, 
 	if _, err := store.Put(ctx, tableDir+"/"+path, bytes.NewReader(data), int64(len(data))); err != nil {
 		t.Fatal(err)
 	}
-	return delta.Add{Path: path, PartitionValues: part, Size: int64(len(data)), ModificationTime: time.Now().UnixMilli(), DataChange: true}
+	return delta.Add{Path: path, PartitionValues: delta.PartitionStrings(part), Size: int64(len(data)), ModificationTime: time.Now().UnixMilli(), DataChange: true}
 }
 
 // buildMeters commits bronze.meters in three versions:

@@ -129,7 +129,7 @@ func TestDeltaCheckpointReadableByDuckDB(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := delta.Commit{
-			Adds: []delta.Add{{Path: path, PartitionValues: map[string]string{"dt": fmt.Sprintf("2024-01-0%d", i%3+1)},
+			Adds: []delta.Add{{Path: path, PartitionValues: delta.PartitionStrings(map[string]string{"dt": fmt.Sprintf("2024-01-0%d", i%3+1)}),
 				Size: 1, ModificationTime: time.Now().UnixMilli(), DataChange: true, Stats: `{"numRecords":1}`}},
 			Txns: []delta.Txn{{AppID: "job", Version: int64(i)}},
 		}

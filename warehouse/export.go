@@ -163,10 +163,7 @@ func fileSQL(spec FileSpec) (string, bool, error) {
 		}
 		seed = append(seed, fmt.Sprintf("CAST(NULL AS %s) AS %s", typ, QuoteIdent(f.Name)))
 		if isPart(f.Name) {
-			lit := "NULL"
-			if v, ok := lookupFold(spec.File.PartitionValues, f.Name); ok && v != "" {
-				lit = QuoteString(v)
-			}
+			lit := PartitionLiteral(spec.File.PartitionValues, f.Name, f.Type)
 			consts = append(consts, fmt.Sprintf("CAST(%s AS %s) AS %s", lit, typ, QuoteIdent(f.Name)))
 		}
 	}

@@ -36,7 +36,7 @@ func TestReadFile(t *testing.T) {
 	}}
 	fr, err := eng.ReadFile(ctx, FileSpec{
 		Schema: schema, PartitionColumns: []string{"day"}, Path: path,
-		File: delta.Add{Path: "day=2024-05-01/part.parquet", PartitionValues: map[string]string{"day": "2024-05-01"}},
+		File: delta.Add{Path: "day=2024-05-01/part.parquet", PartitionValues: delta.PartitionStrings(map[string]string{"day": "2024-05-01"})},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func TestReadFile(t *testing.T) {
 
 	// Only the key columns.
 	keys, err := eng.ReadFile(ctx, FileSpec{Schema: schema, PartitionColumns: []string{"day"}, Path: path, Columns: []string{"day", "id"},
-		File: delta.Add{PartitionValues: map[string]string{"day": ""}}})
+		File: delta.Add{PartitionValues: delta.PartitionStrings(map[string]string{"day": ""})}})
 	if err != nil {
 		t.Fatal(err)
 	}

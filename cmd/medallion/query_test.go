@@ -43,7 +43,7 @@ func queryLake(t *testing.T) string {
 		if _, err := store.Put(ctx, "bronze/meters/"+path, bytes.NewReader(data), int64(len(data))); err != nil {
 			t.Fatal(err)
 		}
-		return delta.Add{Path: path, PartitionValues: map[string]string{}, Size: int64(len(data)), DataChange: true}
+		return delta.Add{Path: path, PartitionValues: delta.PartitionValues{}, Size: int64(len(data)), DataChange: true}
 	}
 	tbl := delta.Open(store, "bronze/meters")
 	schema := `{"type":"struct","fields":[{"name":"meter_id","type":"string","nullable":true,"metadata":{}},{"name":"energy_usage","type":"double","nullable":true,"metadata":{}}]}`

@@ -59,7 +59,7 @@ func (m Metadata) normalized() Metadata {
 // relative to the table root and decoded (the log stores it URL-encoded).
 type Add struct {
 	Path             string            `json:"path"`
-	PartitionValues  map[string]string `json:"partitionValues"`
+	PartitionValues  PartitionValues   `json:"partitionValues"`
 	Size             int64             `json:"size"`
 	ModificationTime int64             `json:"modificationTime"`
 	DataChange       bool              `json:"dataChange"`
@@ -83,12 +83,12 @@ func (a Add) Remove(ts int64, dataChange bool) Remove {
 // Remove is the remove action: a data file that is no longer part of the
 // table (a tombstone). Path is relative to the table root and decoded.
 type Remove struct {
-	Path                 string            `json:"path"`
-	DeletionTimestamp    int64             `json:"deletionTimestamp"`
-	DataChange           bool              `json:"dataChange"`
-	ExtendedFileMetadata bool              `json:"extendedFileMetadata,omitempty"`
-	PartitionValues      map[string]string `json:"partitionValues,omitempty"`
-	Size                 int64             `json:"size,omitempty"`
+	Path                 string          `json:"path"`
+	DeletionTimestamp    int64           `json:"deletionTimestamp"`
+	DataChange           bool            `json:"dataChange"`
+	ExtendedFileMetadata bool            `json:"extendedFileMetadata,omitempty"`
+	PartitionValues      PartitionValues `json:"partitionValues,omitempty"`
+	Size                 int64           `json:"size,omitempty"`
 }
 
 // MarshalJSON writes partitionValues and size whenever
@@ -100,15 +100,15 @@ func (r Remove) MarshalJSON() ([]byte, error) {
 	}
 	pv := r.PartitionValues
 	if pv == nil {
-		pv = map[string]string{}
+		pv = PartitionValues{}
 	}
 	return json.Marshal(struct {
-		Path                 string            `json:"path"`
-		DeletionTimestamp    int64             `json:"deletionTimestamp"`
-		DataChange           bool              `json:"dataChange"`
-		ExtendedFileMetadata bool              `json:"extendedFileMetadata"`
-		PartitionValues      map[string]string `json:"partitionValues"`
-		Size                 int64             `json:"size"`
+		Path                 string          `json:"path"`
+		DeletionTimestamp    int64           `json:"deletionTimestamp"`
+		DataChange           bool            `json:"dataChange"`
+		ExtendedFileMetadata bool            `json:"extendedFileMetadata"`
+		PartitionValues      PartitionValues `json:"partitionValues"`
+		Size                 int64           `json:"size"`
 	}{r.Path, r.DeletionTimestamp, r.DataChange, true, pv, r.Size})
 }
 
@@ -206,14 +206,14 @@ func encodeActions(actions []action) ([]byte, error) {
 			c := *a.Add
 			c.Path = encodePath(c.Path)
 			if c.PartitionValues == nil {
-				c.PartitionValues = map[string]string{}
+				c.PartitionValues = PartitionValues{}
 			}
 			a.Add = &c
 		case a.Remove != nil:
 			c := *a.Remove
 			c.Path = encodePath(c.Path)
 			if c.ExtendedFileMetadata && c.PartitionValues == nil {
-				c.PartitionValues = map[string]string{}
+				c.PartitionValues = PartitionValues{}
 			}
 			a.Remove = &c
 		case a.MetaData != nil:

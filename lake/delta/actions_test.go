@@ -37,8 +37,8 @@ func TestActionJSONMatchesProtocol(t *testing.T) {
 	actions := []action{
 		{Protocol: &Protocol{MinReaderVersion: 1, MinWriterVersion: 2}},
 		{MetaData: &Metadata{ID: "0b7c3f8e-7a40-4d2a-9d85-3f7a0c2b1e11", Name: "meters", Description: "d", SchemaString: `{"type":"struct","fields":[]}`, CreatedTime: &created}},
-		{Add: &Add{Path: "dt=2024-01-01/a b.parquet", PartitionValues: map[string]string{"dt": "2024-01-01"}, Size: 10, ModificationTime: created, DataChange: true, Stats: `{"numRecords":3}`, Tags: map[string]string{"k": "v"}}},
-		{Remove: &Remove{Path: "x.parquet", DeletionTimestamp: created, DataChange: true, ExtendedFileMetadata: true, PartitionValues: map[string]string{}, Size: 10}},
+		{Add: &Add{Path: "dt=2024-01-01/a b.parquet", PartitionValues: PartitionValues{"dt": PartitionValue("2024-01-01")}, Size: 10, ModificationTime: created, DataChange: true, Stats: `{"numRecords":3}`, Tags: map[string]string{"k": "v"}}},
+		{Remove: &Remove{Path: "x.parquet", DeletionTimestamp: created, DataChange: true, ExtendedFileMetadata: true, PartitionValues: PartitionValues{}, Size: 10}},
 		{Txn: &Txn{AppID: "job", Version: 3, LastUpdated: created}},
 		{CommitInfo: &CommitInfo{Version: 5, Timestamp: created, Operation: "WRITE", OperationParameters: map[string]any{"mode": "Append", "partitionBy": []string{"dt"}}, ReadVersion: &readV, IsBlindAppend: &blind, OperationMetrics: map[string]string{"numFiles": "1"}, EngineInfo: "medallion", Medallion: map[string]any{"rows_in": 3}}},
 	}

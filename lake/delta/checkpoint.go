@@ -38,7 +38,7 @@ type cpTxn struct {
 
 type cpAdd struct {
 	Path             *string           `parquet:"path,optional"`
-	PartitionValues  map[string]string `parquet:"partitionValues,optional"`
+	PartitionValues  cpPartitionValues `parquet:"partitionValues,optional"`
 	Size             *int64            `parquet:"size,optional"`
 	ModificationTime *int64            `parquet:"modificationTime,optional"`
 	DataChange       *bool             `parquet:"dataChange,optional"`
@@ -46,12 +46,16 @@ type cpAdd struct {
 	Stats            *string           `parquet:"stats,optional"`
 }
 
+// cpPartitionValues is a checkpoint's partitionValues: a map with optional
+// values (Spark's valueContainsNull), null for a null partition value.
+type cpPartitionValues = map[string]*string
+
 type cpRemove struct {
 	Path                 *string           `parquet:"path,optional"`
 	DeletionTimestamp    *int64            `parquet:"deletionTimestamp,optional"`
 	DataChange           *bool             `parquet:"dataChange,optional"`
 	ExtendedFileMetadata *bool             `parquet:"extendedFileMetadata,optional"`
-	PartitionValues      map[string]string `parquet:"partitionValues,optional"`
+	PartitionValues      cpPartitionValues `parquet:"partitionValues,optional"`
 	Size                 *int64            `parquet:"size,optional"`
 }
 
@@ -105,12 +109,12 @@ func (r *cpRow) action() (a action, ok bool, err error) {
 			return a, false, err
 		}
 		a.Add = &Add{
-			Path: p, PartitionValues: r.Add.PartitionValues, Size: val(r.Add.Size),
+			Path: p, PartitionValues: normalizePartitionValues(r.Add.PartitionValues), Size: val(r.Add.Size),
 			ModificationTime: val(r.Add.ModificationTime), DataChange: val(r.Add.DataChange),
 			Stats: val(r.Add.Stats), Tags: r.Add.Tags,
 		}
 		if a.Add.PartitionValues == nil {
-			a.Add.PartitionValues = map[string]string{}
+			a.Add.PartitionValues = PartitionValues{}
 		}
 	case r.Remove != nil:
 		p, err := decodePath(val(r.Remove.Path))
@@ -119,7 +123,7 @@ func (r *cpRow) action() (a action, ok bool, err error) {
 		}
 		a.Remove = &Remove{
 			Path: p, DeletionTimestamp: val(r.Remove.DeletionTimestamp), DataChange: val(r.Remove.DataChange),
-			ExtendedFileMetadata: val(r.Remove.ExtendedFileMetadata), PartitionValues: r.Remove.PartitionValues,
+			ExtendedFileMetadata: val(r.Remove.ExtendedFileMetadata), PartitionValues: normalizePartitionValues(r.Remove.PartitionValues),
 			Size: val(r.Remove.Size),
 		}
 	case r.Txn != nil:
@@ -214,9 +218,9 @@ func checkpointRows(s *Snapshot, now time.Time) []cpRow {
 		rows = append(rows, cpRow{Txn: &cpTxn{AppID: ptr(tx.AppID), Version: ptr(tx.Version), LastUpdated: ptr(tx.LastUpdated)}})
 	}
 	for _, f := range s.Files {
-		pv := f.PartitionValues
+		pv := map[string]*string(f.PartitionValues)
 		if pv == nil {
-			pv = map[string]string{}
+			pv = map[string]*string{}
 		}
 		rows = append(rows, cpRow{Add: &cpAdd{
 			Path: ptr(encodePath(f.Path)), PartitionValues: pv, Size: ptr(f.Size),

@@ -200,7 +200,7 @@ func (t *Table) Commit(ctx context.Context, base *Snapshot, c Commit) (*Snapshot
 		for i := range c.Adds {
 			a := c.Adds[i]
 			if a.PartitionValues == nil {
-				a.PartitionValues = map[string]string{}
+				a.PartitionValues = PartitionValues{}
 			}
 			actions = append(actions, action{Add: &a})
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -520,11 +521,9 @@ func (j *job) copyParquet(ctx context.Context, conn *sql.Conn, q, outDir, partCo
 			return nil, fmt.Errorf("parquet file %s is outside %s", name, outDir)
 		}
 		rel = filepath.ToSlash(rel)
-		pv := map[string]string{}
-		for _, seg := range strings.Split(rel, "/") {
-			if k, v, ok := strings.Cut(seg, "="); ok && k == partCol {
-				pv[k] = v
-			}
+		pv, err := partitionValues(rel, partCol, schema)
+		if err != nil {
+			return nil, err
 		}
 		if fi, err := os.Stat(name); err == nil {
 			size = fi.Size()
@@ -533,6 +532,61 @@ func (j *job) copyParquet(ctx context.Context, conn *sql.Conn, q, outDir, partCo
 			Stats: fileStats(count, colStats, schema).String()})
 	}
 	return adds, rows.Err()
+}
+
+// partitionValues reads the partition value of partCol from the
+// directories of rel, as DuckDB's partitioned COPY names them: the value
+// percent-encoded, __HIVE_DEFAULT_PARTITION__ for NULL. The log records
+// the decoded value, NULL (and the empty string, as Spark does) as JSON
+// null, dates and timestamps before year 1 in the protocol's notation
+// (isoYear).
+func partitionValues(rel, partCol string, schema *delta.Schema) (delta.PartitionValues, error) {
+	temporal := false
+	if schema != nil {
+		if f, ok := schema.Field(partCol); ok {
+			temporal = f.Type.Name == delta.TypeDate || f.Type.Name == delta.TypeTimestamp || f.Type.Name == delta.TypeTimestampNTZ
+		}
+	}
+	pv := delta.PartitionValues{}
+	for _, seg := range strings.Split(rel, "/") {
+		k, v, ok, err := delta.ParseHivePartition(seg)
+		if err != nil {
+			return nil, fmt.Errorf("parquet file %s: %w", rel, err)
+		}
+		if ok && k == partCol {
+			if v != nil && temporal {
+				v = delta.PartitionValue(isoYear(*v))
+			}
+			pv[k] = v
+		}
+	}
+	return pv, nil
+}
+
+// isoYear rewrites DuckDB's text of a date or timestamp before year 1
+// ("0045-03-15 (BC)", "0045-03-15 (BC) 12:00:00+00") with the signed,
+// astronomical year of ISO 8601 and the Delta protocol ("-0044-03-15",
+// year 0 is 1 BC), which DuckDB, Spark and Go all parse back to the same
+// day. Other text is returned unchanged.
+func isoYear(v string) string {
+	rest, ok := strings.CutSuffix(v, " (BC)")
+	if !ok {
+		before, after, found := strings.Cut(v, " (BC) ")
+		if !found {
+			return v
+		}
+		rest = before + " " + after
+	}
+	y, tail, ok := strings.Cut(rest, "-")
+	n, err := strconv.Atoi(y)
+	if !ok || err != nil || n < 1 {
+		return v
+	}
+	astro := 1 - n // 1 BC is year 0
+	if astro == 0 {
+		return "0000-" + tail
+	}
+	return fmt.Sprintf("-%04d-%s", -astro, tail)
 }
 
 // addedRows sums the row counts writeParquet recorded in the adds' stats.

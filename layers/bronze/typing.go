@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -497,7 +498,7 @@ func (j *job) existingFiles(ctx context.Context, conn *sql.Conn, b batchKeys, sn
 	var out []string
 	skipped := 0
 	for _, f := range snap.Files {
-		if parts != nil && !parts[f.PartitionValues[pc]] {
+		if parts != nil && !inPartitions(parts, f.PartitionValues, pc) {
 			continue
 		}
 		if !mayMatch(f.Stats, ranges, types) {
@@ -542,7 +543,7 @@ func (j *job) batchPartitions(ctx context.Context, conn *sql.Conn, b batchKeys) 
 	if b.adds != nil {
 		// The adds' values are written as the snapshot's files' were.
 		for _, a := range b.adds {
-			parts[a.PartitionValues[pc]] = true
+			parts[partitionKey(a.PartitionValues, pc)] = true
 		}
 		return parts, nil
 	}
@@ -550,6 +551,11 @@ func (j *job) batchPartitions(ctx context.Context, conn *sql.Conn, b batchKeys) 
 	if j.plan.partExpr != "" {
 		expr = j.plan.partExpr
 	}
+	t := j.plan.partType
+	if t == "" {
+		t = j.partSQLType()
+	}
+	temporal := t == "DATE" || t == "TIMESTAMPTZ"
 	rows, err := conn.QueryContext(ctx, "SELECT DISTINCT CAST("+expr+" AS VARCHAR) FROM "+b.rel)
 	if err != nil {
 		return nil, fmt.Errorf("partitions of the batch: %w", err)
@@ -560,19 +566,50 @@ func (j *job) batchPartitions(ctx context.Context, conn *sql.Conn, b batchKeys) 
 		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
-		if !v.Valid {
-			// Rows with a NULL partition value are in DuckDB's default
-			// partition directory, whose name the adds record.
-			parts[hiveNullPartition] = true
+		if !v.Valid || v.String == "" {
+			// NULL and the empty string are both null in the log.
+			parts[nullPartitionKey] = true
+			continue
+		}
+		if temporal {
+			// The adds record dates and timestamps before year 1 so.
+			v.String = isoYear(v.String)
 		}
 		parts[v.String] = true
 	}
 	return parts, rows.Err()
 }
 
-// hiveNullPartition is the directory value DuckDB's partitioned COPY (like
-// Hive) writes rows with a NULL partition value under.
-const hiveNullPartition = "__HIVE_DEFAULT_PARTITION__"
+// nullPartitionKey stands for the null partition in a set of partition
+// values; no value the log holds equals it (delta reads the legacy
+// __HIVE_DEFAULT_PARTITION__ as null).
+const nullPartitionKey = delta.HiveNullPartition
+
+// inPartitions reports whether a file with partition values pv may hold
+// rows of the partitions in parts. Files medallion wrote before it decoded
+// directory names hold the escaped value ("a%2Fb"): such a file is kept
+// when either form matches (reading a file too many is only slower).
+func inPartitions(parts map[string]bool, pv delta.PartitionValues, pc string) bool {
+	k := partitionKey(pv, pc)
+	if parts[k] {
+		return true
+	}
+	if strings.Contains(k, "%") {
+		if d, err := url.PathUnescape(k); err == nil && (parts[d] || parts[isoYear(d)]) {
+			return true
+		}
+	}
+	return false
+}
+
+// partitionKey is the key of a file's partition of column pc in a set of
+// partition values.
+func partitionKey(pv delta.PartitionValues, pc string) string {
+	if v, ok := pv.Value(pc); ok {
+		return v
+	}
+	return nullPartitionKey
+}
 
 // batchRanges returns the ranges of the batch's dedupe key columns that
 // files can be pruned on, with their Delta types: the key columns of a

@@ -103,17 +103,13 @@ func (r *runner) relation(ctx context.Context, in *input, files []delta.Add) (st
 	query := "SELECT " + strings.Join(sel, ", ") + " FROM " + scan + " AS d"
 	if len(partCols) > 0 {
 		// Partition values live in the log, not in the files: join them
-		// back by file name. Delta writes an empty value for NULL.
+		// back by file name.
 		vals := make([]string, len(files))
 		for i, f := range files {
 			row := []string{warehouse.QuoteString(paths[i])}
 			for _, c := range partCols {
-				v, ok := f.PartitionValues[c]
-				if !ok || v == "" {
-					row = append(row, "NULL::VARCHAR")
-				} else {
-					row = append(row, warehouse.QuoteString(v))
-				}
+				field, _ := in.schema.Field(c)
+				row = append(row, warehouse.PartitionLiteral(f.PartitionValues, c, field.Type)+"::VARCHAR")
 			}
 			vals[i] = "(" + strings.Join(row, ", ") + ")"
 		}

@@ -127,11 +127,8 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 		for i, f := range files {
 			vals := []string{warehouse.QuoteString(paths[i]), warehouse.QuoteString(f.Key)}
 			for _, p := range logParts {
-				if v, ok := f.PartitionValues[p]; ok && v != "" {
-					vals = append(vals, warehouse.QuoteString(v))
-				} else {
-					vals = append(vals, "CAST(NULL AS VARCHAR)")
-				}
+				field, _ := schema.Field(p)
+				vals = append(vals, "CAST("+warehouse.PartitionLiteral(f.PartitionValues, p, field.Type)+" AS VARCHAR)")
 			}
 			rows[i] = "(" + strings.Join(vals, ", ") + ")"
 		}

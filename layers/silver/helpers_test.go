@@ -149,7 +149,7 @@ func (le *lakeEnv) appendBronze(rows ...ev) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		adds = append(adds, delta.Add{Path: path, PartitionValues: map[string]string{"event_date": d}, Size: size, DataChange: true, ModificationTime: time.Now().UnixMilli()})
+		adds = append(adds, delta.Add{Path: path, PartitionValues: delta.PartitionStrings(map[string]string{"event_date": d}), Size: size, DataChange: true, ModificationTime: time.Now().UnixMilli()})
 	}
 	if _, err := tbl.Commit(ctx, snap, delta.Commit{Adds: adds, IsBlindAppend: true, Info: delta.CommitInfo{Operation: "WRITE"}}); err != nil {
 		t.Fatal(err)

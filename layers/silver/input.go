@@ -19,9 +19,9 @@ import (
 
 // bronzeFile is one data file of the bronze table that a batch reads.
 type bronzeFile struct {
-	Path            string            // relative to the bronze table root
-	Key             string            // lake key
-	PartitionValues map[string]string // Delta partition values (strings)
+	Path            string                // relative to the bronze table root
+	Key             string                // lake key
+	PartitionValues delta.PartitionValues // Delta partition values (strings; nil is null)
 	Size            int64
 }
 

@@ -218,7 +218,7 @@ func compact(t *testing.T, store lake.Store) {
 		removes = append(removes, f.Remove(time.Now().UnixMilli(), false))
 	}
 	if _, err := tbl.Commit(ctx, snap, delta.Commit{
-		Adds:    []delta.Add{{Path: path, PartitionValues: map[string]string{"event_date": "2024-01-01"}, Size: size, DataChange: false}},
+		Adds:    []delta.Add{{Path: path, PartitionValues: delta.PartitionStrings(map[string]string{"event_date": "2024-01-01"}), Size: size, DataChange: false}},
 		Removes: removes, Info: delta.CommitInfo{Operation: "OPTIMIZE"},
 	}); err != nil {
 		t.Fatal(err)

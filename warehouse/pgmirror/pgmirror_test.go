@@ -75,7 +75,7 @@ func (f *fixture) file(query string, partValues map[string]string) delta.Add {
 	if partValues == nil {
 		partValues = map[string]string{}
 	}
-	return delta.Add{Path: name, PartitionValues: partValues, Size: int64(len(data)),
+	return delta.Add{Path: name, PartitionValues: delta.PartitionStrings(partValues), Size: int64(len(data)),
 		ModificationTime: time.Now().UnixMilli() + int64(f.n), DataChange: true}
 }
 
