@@ -164,18 +164,19 @@ func AttachCatalog(ctx context.Context, eng *Engine, store lake.Store, cache *Ca
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(DownloadParallelism)
 	for _, tb := range tables {
-		var etags map[string]string
+		var listed map[string]lake.ObjectInfo
 		if !local && len(tb.snap.Files) > 0 {
 			// One listing gives every file's ETag: no HEAD per file.
 			objs, err := store.List(ctx, tb.ref.Dir()+"/", "")
 			if err != nil {
 				return nil, fmt.Errorf("list table %s: %w", tb.ref, err)
 			}
-			etags = make(map[string]string, len(objs))
+			listed = make(map[string]lake.ObjectInfo, len(objs))
 			for _, o := range objs {
-				etags[o.Key] = o.ETag
+				listed[o.Key] = o
 			}
 		}
+		name, version := tb.ref.String(), tb.snap.Version
 		for i, f := range tb.snap.Files {
 			if strings.Contains(f.Path, "://") {
 				return nil, fmt.Errorf("table %s: data file %s is outside the lake (absolute paths are not supported)", tb.ref, f.Path)
@@ -183,16 +184,31 @@ func AttachCatalog(ctx context.Context, eng *Engine, store lake.Store, cache *Ca
 			key := tb.ref.Dir() + "/" + f.Path
 			if local {
 				tb.paths[i], _ = cache.Path(ctx, store, key, "")
+				err := delta.CheckLocalFile(name, version, f, tb.paths[i])
+				if errors.Is(err, lake.ErrNotExist) {
+					return nil, fmt.Errorf("table %s version %d: data file %s is missing from the lake (removed by a vacuum?)", tb.ref, tb.snap.Version, key)
+				}
+				if err != nil {
+					return nil, err
+				}
 				continue
 			}
-			etag, ok := etags[key]
+			o, ok := listed[key]
 			if !ok {
 				return nil, fmt.Errorf("table %s version %d: data file %s is missing from the lake (removed by a vacuum?)", tb.ref, tb.snap.Version, key)
 			}
+			// The listing's size refuses a damaged file before downloading
+			// it; the check of the local copy catches a damaged cache entry.
+			if err := delta.CheckSize(name, version, f, o.Size); err != nil {
+				return nil, err
+			}
 			g.Go(func() error {
-				p, err := cache.Path(gctx, store, key, etag)
+				p, err := cache.Path(gctx, store, key, o.ETag)
 				if err != nil {
 					return fmt.Errorf("table %s: %w", tb.ref, err)
+				}
+				if err := delta.CheckLocalFile(name, version, f, p); err != nil {
+					return err
 				}
 				tb.paths[i] = p
 				return nil

@@ -41,6 +41,7 @@ func commands() []command {
 		{"tables", "", "every table: layer, rows, files, bytes, version, last commit", runTables},
 		{"history", "TABLE", "commits of a table: version, time, operation, rows in/out", runHistory},
 		{"runs", "[--limit N] [JOB]", "run history: job, start, end, rows in/out, result, error", runRuns},
+		{"verify", verifyUsage, "check every live data file against its recorded size and checksum; exit 1 on a mismatch", runVerify},
 		{"version", "", "print the version", runVersion},
 	}
 }

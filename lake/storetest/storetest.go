@@ -10,11 +10,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -46,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) lake.Store) {
 		{"Overwrite", testOverwrite},
 		{"ShortBody", testShortBody},
 		{"LargeStreamed", testLargeStreamed},
+		{"PutFile", testPutFile},
 		{"ConcurrentOverwriteReaders", testConcurrentOverwriteReaders},
 		{"CancelledContext", testCancelledContext},
 		{"LocalPath", testLocalPath},
@@ -427,6 +430,34 @@ func testLargeStreamed(t *testing.T, st lake.Store) {
 	}
 	if part := readAll(t, rc); !bytes.Equal(part, body[17<<20+3:18<<20+3]) {
 		t.Errorf("GetRange of a large object returned %d bytes that differ", len(part))
+	}
+}
+
+// testPutFile uploads local files with lake.PutFile, one small and one
+// over 16 MiB (the S3 store reads that one in parallel parts), and checks
+// the stored bytes, the size and the SHA-256 it reports.
+func testPutFile(t *testing.T, st lake.Store) {
+	ctx := t.Context()
+	for _, size := range []int{0, 1000, 20<<20 + 7} {
+		body := make([]byte, size)
+		_, _ = rand.NewChaCha8([32]byte{byte(size)}).Read(body) // never fails
+		path := filepath.Join(t.TempDir(), "part.parquet")
+		if err := os.WriteFile(path, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprintf("files/part-%d.parquet", size)
+		info, err := lake.PutFile(ctx, st, key, path)
+		if err != nil {
+			t.Fatalf("PutFile of %d bytes: %v", size, err)
+		}
+		want := sha256.Sum256(body)
+		if info.Size != int64(size) || info.SHA256 != hex.EncodeToString(want[:]) {
+			t.Errorf("PutFile of %d bytes = %+v, want size %d, sha256 %x", size, info, size, want)
+		}
+		got, _ := mustGet(t, st, key)
+		if sha256.Sum256(got) != want {
+			t.Errorf("PutFile of %d bytes stored %d bytes that differ", size, len(got))
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/warehouse"
 )
@@ -616,24 +617,18 @@ func toInt64(v any) int64 {
 	return 0
 }
 
-// upload puts the files of adds (under localDir) into the table at tableDir.
+// upload puts the files of adds (under localDir) into the table at tableDir
+// and records each file's size and SHA-256 (hashed as it is uploaded) in
+// its add action.
 func (j *job) upload(ctx context.Context, tableDir, localDir string, adds []delta.Add) error {
 	for i := range adds {
 		p := filepath.Join(localDir, filepath.FromSlash(adds[i].Path))
-		f, err := os.Open(p)
+		info, err := lake.PutFile(ctx, j.d.Store, tableDir+"/"+adds[i].Path, p)
 		if err != nil {
 			return err
 		}
-		fi, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return err
-		}
-		_, err = j.d.Store.Put(ctx, tableDir+"/"+adds[i].Path, f, fi.Size())
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("upload %s: %w", adds[i].Path, err)
-		}
+		adds[i].Size = info.Size
+		adds[i].Tags = delta.WithSHA256(adds[i].Tags, info.SHA256)
 		adds[i].ModificationTime = time.Now().UnixMilli()
 	}
 	return nil

@@ -506,18 +506,22 @@ func (j *job) existingFiles(ctx context.Context, conn *sql.Conn, b batchKeys, sn
 			continue
 		}
 		key := j.table.Key(f.Path)
+		var dst string
 		if lp, ok := j.d.Store.(lake.LocalPather); ok {
-			out = append(out, lp.LocalPath(key))
-			continue
+			dst = lp.LocalPath(key)
+		} else {
+			dst = filepath.Join(j.d.CacheDir, filepath.FromSlash(key))
+			if _, err := os.Stat(dst); err != nil {
+				if !errors.Is(err, os.ErrNotExist) {
+					return nil, err
+				}
+				if _, err := download(ctx, j.d.Store, key, dst); err != nil {
+					return nil, err
+				}
+			}
 		}
-		dst := filepath.Join(j.d.CacheDir, filepath.FromSlash(key))
-		if _, err := os.Stat(dst); err != nil {
-			if !errors.Is(err, os.ErrNotExist) {
-				return nil, err
-			}
-			if _, err := download(ctx, j.d.Store, key, dst); err != nil {
-				return nil, err
-			}
+		if err := delta.CheckLocalFile("bronze."+j.src.Name, snap.Version, f, dst); err != nil {
+			return nil, err
 		}
 		out = append(out, dst)
 	}

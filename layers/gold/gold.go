@@ -336,8 +336,9 @@ func (r *runner) closeConn() {
 	r.conn.Close()
 }
 
-// localFiles returns local files for the data files of a table, in order.
-func (r *runner) localFiles(ctx context.Context, tbl *delta.Table, files []delta.Add) ([]string, error) {
+// localFiles returns local files for the data files of a table (named
+// table, read at version), in order, each checked against its add's size.
+func (r *runner) localFiles(ctx context.Context, tbl *delta.Table, table string, version int64, files []delta.Add) ([]string, error) {
 	out := make([]string, len(files))
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(8)
@@ -346,6 +347,9 @@ func (r *runner) localFiles(ctx context.Context, tbl *delta.Table, files []delta
 		eg.Go(func() error {
 			p, err := r.localFile(ctx, key)
 			if err != nil {
+				return err
+			}
+			if err := delta.CheckLocalFile(table, version, f, p); err != nil {
 				return err
 			}
 			out[i] = p
@@ -413,25 +417,18 @@ func (r *runner) download(ctx context.Context, key string) (string, error) {
 	return dst, nil
 }
 
-// upload puts a finished local file at the table-relative path rel.
-func (r *runner) upload(ctx context.Context, local, rel string) (int64, error) {
-	f, err := os.Open(local)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
+// upload puts a finished local file at the table-relative path rel and
+// returns its size and SHA-256 (hashed as it is uploaded).
+func (r *runner) upload(ctx context.Context, local, rel string) (lake.PutFileInfo, error) {
 	key := r.tbl.Key(rel)
 	r.mu.Lock()
 	r.uploaded = append(r.uploaded, key)
 	r.mu.Unlock()
-	if _, err := r.deps.Store.Put(ctx, key, f, fi.Size()); err != nil {
-		return 0, fmt.Errorf("%s: write %s: %w", r.ref, key, err)
+	info, err := lake.PutFile(ctx, r.deps.Store, key, local)
+	if err != nil {
+		return lake.PutFileInfo{}, fmt.Errorf("%s: write %s: %w", r.ref, key, err)
 	}
-	return fi.Size(), nil
+	return info, nil
 }
 
 // discardUploads deletes the files of an attempt that did not commit. It is

@@ -253,7 +253,7 @@ func (r *runner) appendMA(ctx context.Context, in *input, spec *maSpec, gsnap *d
 		var merge []string
 		rows := counts[b]
 		if old := byBucket[b]; len(old)+1 > maxBucketFiles {
-			if merge, err = r.localFiles(ctx, r.tbl, old); err != nil {
+			if merge, err = r.localFiles(ctx, r.tbl, r.ref.String(), gsnap.Version, old); err != nil {
 				return nil, appendFallback{}, fmt.Errorf("%s: read bucket %d to merge it: %w", r.ref, b, err)
 			}
 			n, err := r.fileRows(ctx, old, merge)

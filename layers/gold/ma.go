@@ -477,7 +477,7 @@ func (r *runner) runMovingAverage(ctx context.Context) (Stats, error) {
 	var rowsOut int64
 	for i, w := range out.files {
 		adds[i] = delta.Add{Path: w.path, Size: w.size, ModificationTime: now.UnixMilli(), DataChange: true, Stats: fileStats(w.rows),
-			Tags: map[string]string{tagState: out.tail, tagVersion: strconv.FormatInt(sv, 10)}}
+			Tags: map[string]string{tagState: out.tail, tagVersion: strconv.FormatInt(sv, 10), delta.TagSHA256: w.sha256}}
 		rowsOut += w.rows
 	}
 	meta := delta.Metadata{
@@ -617,6 +617,7 @@ type writtenFile struct {
 	path   string // relative to the table root
 	bucket int
 	size   int64
+	sha256 string // hex, recorded in the add's tags
 	rows   int64
 }
 
@@ -878,8 +879,8 @@ func (r *runner) uploadAll(ctx context.Context, files []writtenFile) error {
 	eg.SetLimit(8)
 	for i := range files {
 		eg.Go(func() error {
-			n, err := r.upload(ctx, filepath.Join(dir, files[i].path), files[i].path)
-			files[i].size = n
+			up, err := r.upload(ctx, filepath.Join(dir, files[i].path), files[i].path)
+			files[i].size, files[i].sha256 = up.Size, up.SHA256
 			return err
 		})
 	}

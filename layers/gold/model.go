@@ -155,12 +155,13 @@ func (r *runner) runModel(ctx context.Context) (Stats, error) {
 		if err := r.exec(ctx, q); err != nil {
 			return st, fmt.Errorf("%s: write: %w", r.ref, err)
 		}
-		size, err := r.upload(ctx, local, rel)
+		up, err := r.upload(ctx, local, rel)
 		if err != nil {
 			return st, err
 		}
 		_ = os.Remove(local)
-		adds = append(adds, delta.Add{Path: rel, Size: size, ModificationTime: now.UnixMilli(), DataChange: true, Stats: fileStats(n)})
+		adds = append(adds, delta.Add{Path: rel, Size: up.Size, ModificationTime: now.UnixMilli(), DataChange: true, Stats: fileStats(n),
+			Tags: delta.WithSHA256(nil, up.SHA256)})
 	}
 	var removes []delta.Remove
 	if gsnap != nil {

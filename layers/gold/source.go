@@ -61,7 +61,7 @@ func (r *runner) relation(ctx context.Context, in *input, files []delta.Add) (st
 		}
 		return "SELECT " + strings.Join(sel, ", ") + " WHERE false", nil
 	}
-	paths, err := r.localFiles(ctx, in.tbl, files)
+	paths, err := r.localFiles(ctx, in.tbl, in.ref.String(), in.snap.Version, files)
 	if err != nil {
 		return "", fmt.Errorf("%s: read input %s: %w", r.ref, in.ref, err)
 	}

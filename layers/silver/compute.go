@@ -80,6 +80,9 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 		if err != nil {
 			return fmt.Errorf("bronze.%s: %w", sp.from, err)
 		}
+		if err := delta.CheckLocalFile("bronze."+sp.from, snap.Version, delta.Add{Path: f.Path, Size: f.Size}, local); err != nil {
+			return err
+		}
 		paths[i] = local
 	}
 	list := literalList(paths)
@@ -325,13 +328,14 @@ func (j *job) writeOutput(ctx context.Context, t *delta.Table, snap *delta.Snaps
 	if n == 0 {
 		return out, nil
 	}
-	size, err := putFile(ctx, j.deps.Store, t.Key(path), local)
+	up, err := putFile(ctx, j.deps.Store, t.Key(path), local)
 	if err != nil {
 		return out, err
 	}
 	out.adds = append(out.adds, delta.Add{
 		Path:             path,
-		Size:             size,
+		Size:             up.Size,
+		Tags:             delta.WithSHA256(nil, up.SHA256),
 		ModificationTime: j.now().UnixMilli(),
 		DataChange:       true,
 		Stats:            fileStats(n, minS.Int64, maxS.Int64, minE.Int64, maxE.Int64),
@@ -367,6 +371,9 @@ func (j *job) rewrite(ctx context.Context, t *delta.Table, snap *delta.Snapshot)
 		local, err := j.materialize(ctx, t.Key(f.Path))
 		if err != nil {
 			return "", nil, fmt.Errorf("read output file to rewrite: %w", err)
+		}
+		if err := delta.CheckLocalFile("silver."+sp.name, snap.Version, f, local); err != nil {
+			return "", nil, err
 		}
 		cands = append(cands, f)
 		locals = append(locals, local)

@@ -145,11 +145,11 @@ func (le *lakeEnv) appendBronze(rows ...ev) {
 		if _, err := eng.DB().ExecContext(ctx, q); err != nil {
 			t.Fatalf("write bronze file: %v", err)
 		}
-		size, err := putFile(ctx, le.store, "bronze/meters/"+path, local)
+		up, err := putFile(ctx, le.store, "bronze/meters/"+path, local)
 		if err != nil {
 			t.Fatal(err)
 		}
-		adds = append(adds, delta.Add{Path: path, PartitionValues: delta.PartitionStrings(map[string]string{"event_date": d}), Size: size, DataChange: true, ModificationTime: time.Now().UnixMilli()})
+		adds = append(adds, delta.Add{Path: path, PartitionValues: delta.PartitionStrings(map[string]string{"event_date": d}), Size: up.Size, DataChange: true, ModificationTime: time.Now().UnixMilli()})
 	}
 	if _, err := tbl.Commit(ctx, snap, delta.Commit{Adds: adds, IsBlindAppend: true, Info: delta.CommitInfo{Operation: "WRITE"}}); err != nil {
 		t.Fatal(err)

@@ -154,19 +154,8 @@ func DefaultMaterializer(store lake.Store, dir string) Materializer {
 	}
 }
 
-// putFile uploads a local file to key.
-func putFile(ctx context.Context, store lake.Store, key, path string) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, fmt.Errorf("upload %s: %w", key, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, fmt.Errorf("upload %s: %w", key, err)
-	}
-	if _, err := store.Put(ctx, key, f, st.Size()); err != nil {
-		return 0, fmt.Errorf("upload %s: %w", key, err)
-	}
-	return st.Size(), nil
+// putFile uploads a local file to key and returns its size and SHA-256
+// (hashed as it is uploaded), for the add action's size and checksum tag.
+func putFile(ctx context.Context, store lake.Store, key, path string) (lake.PutFileInfo, error) {
+	return lake.PutFile(ctx, store, key, path)
 }

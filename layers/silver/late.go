@@ -81,7 +81,7 @@ func (j *job) commitLate(ctx context.Context, t *delta.Table, read *delta.Snapsh
 	if err := j.conn.QueryRowContext(ctx, "SELECT count(*), min(__ws), max(__ws), min(__we), max(__we) FROM s_late").Scan(&n, &minS, &maxS, &minE, &maxE); err != nil {
 		return -1, fmt.Errorf("late rows statistics: %w", err)
 	}
-	size, err := putFile(ctx, j.deps.Store, t.Key(path), local)
+	up, err := putFile(ctx, j.deps.Store, t.Key(path), local)
 	if err != nil {
 		return -1, err
 	}
@@ -104,7 +104,7 @@ func (j *job) commitLate(ctx context.Context, t *delta.Table, read *delta.Snapsh
 	nowMs := j.now().UnixMilli()
 	next, err := t.Commit(ctx, snap, delta.Commit{
 		Adds: []delta.Add{{
-			Path: path, Size: size, ModificationTime: nowMs, DataChange: true,
+			Path: path, Size: up.Size, ModificationTime: nowMs, DataChange: true, Tags: delta.WithSHA256(nil, up.SHA256),
 			Stats: fileStats(n, minS, maxS, minE, maxE),
 		}},
 		Txns: []delta.Txn{{AppID: AppID(sp.name), Version: bronzeVersion, LastUpdated: nowMs}},

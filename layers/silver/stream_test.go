@@ -209,7 +209,7 @@ func compact(t *testing.T, store lake.Store) {
 	out := t.TempDir() + "/compact.parquet"
 	queryLines(t, fmt.Sprintf("COPY (SELECT * FROM read_parquet(%s)) TO %s (FORMAT parquet)", literalList(locals), warehouse.QuoteString(out)))
 	path := "event_date=2024-01-01/compacted.parquet"
-	size, err := putFile(ctx, store, "bronze/meters/"+path, out)
+	up, err := putFile(ctx, store, "bronze/meters/"+path, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func compact(t *testing.T, store lake.Store) {
 		removes = append(removes, f.Remove(time.Now().UnixMilli(), false))
 	}
 	if _, err := tbl.Commit(ctx, snap, delta.Commit{
-		Adds:    []delta.Add{{Path: path, PartitionValues: delta.PartitionStrings(map[string]string{"event_date": "2024-01-01"}), Size: size, DataChange: false}},
+		Adds:    []delta.Add{{Path: path, PartitionValues: delta.PartitionStrings(map[string]string{"event_date": "2024-01-01"}), Size: up.Size, DataChange: false}},
 		Removes: removes, Info: delta.CommitInfo{Operation: "OPTIMIZE"},
 	}); err != nil {
 		t.Fatal(err)

@@ -575,6 +575,9 @@ func (a *apply) fileSpecs(ctx context.Context, files []delta.Add, cols []column)
 		if err != nil {
 			return nil, fmt.Errorf("lake table %s: %w", a.spec.Source, err)
 		}
+		if err := delta.CheckLocalFile(a.spec.Source.String(), a.to.Version, f, p); err != nil {
+			return nil, err
+		}
 		out[i] = warehouse.FileSpec{Schema: a.schema, PartitionColumns: a.to.Metadata.PartitionColumns, File: f, Path: p, Columns: names}
 	}
 	return out, nil
