@@ -58,7 +58,7 @@ func (j *job) typeObject(ctx context.Context, conn *sql.Conn, m manifest, path, 
 	var res objResult
 	j.readerCols = nil
 	rej := j.tmpName("rej")
-	defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+rej+"; DROP TABLE IF EXISTS "+rej+"_scan")
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+rej+"; DROP TABLE IF EXISTS "+rej+"_scan; DROP TABLE IF EXISTS "+rej+"_json")
 	var (
 		src     string
 		in      []colInput
@@ -84,9 +84,14 @@ func (j *job) typeObject(ctx context.Context, conn *sql.Conn, m manifest, path, 
 			res.firstBad = &res.bad[0]
 		}
 		path = conv
-		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej)
+		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej, nil)
 	default:
-		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej)
+		var sc ndjsonScan
+		if sc, err = scanNDJSON(path); err != nil {
+			return res, err
+		}
+		res.blank = sc.blank
+		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej, sc.invalid)
 	}
 	if err != nil {
 		return res, err
@@ -106,7 +111,7 @@ func (j *job) typeObject(ctx context.Context, conn *sql.Conn, m manifest, path, 
 		return res, err
 	}
 	res.good = total - nbad
-	res.read += total + int64(len(rejected))
+	res.read += total + int64(len(rejected)) + res.blank
 	res.badCount += nbad + int64(len(rejected))
 	if res.badCount == 0 {
 		return res, nil
