@@ -166,7 +166,11 @@ func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, er
 		"%smax_line_size=%d, null_padding=false, parallel=true)",
 		warehouse.QuoteString(path), hdr, strings.Join(cols, ", "), warehouse.QuoteString(delim), warehouse.QuoteString(quote), warehouse.QuoteString(quote),
 		rejects, j.maxLine)
-	src := "(SELECT *, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _pre_err, " + resc + " AS _resc FROM " + reader + ")"
+	pre := "CAST(NULL AS VARCHAR)"
+	if hint := j.delimiterHint(path, delim, quote, header); hint != "" && j.hasHeader() {
+		pre = warehouse.QuoteString(errSep + hint)
+	}
+	src := "(SELECT *, CAST(NULL AS VARCHAR) AS _line, " + pre + " AS _pre_err, " + resc + " AS _resc FROM " + reader + ")"
 	return src, in, rescued, nil
 }
 
