@@ -138,6 +138,10 @@ var badValueCorpus = []corpusValue{
 	numv("dec", "1234.5", "", `"1234.5" is too large for decimal(5,2)`),
 	{col: "dec", csv: "1e2", reason: `"1e2" is not a decimal(5,2)`},
 	jsonOnly("dec", "1e2", "100.00", ""), // a JSON number is taken by value
+	jsonOnly("dec", "2.5", "2.50", ""),
+	str("dec", "0.10000000000000000001", "", `"0.10000000000000000001" does not fit decimal(5,2) without rounding (more than 2 decimal places)`),
+	// DuckDB's JSON reader would hand this number over as "0.1".
+	jsonOnly("dec", "0.10000000000000000001", "", "JSON number 0.10000000000000000001 has more digits than a double keeps (DuckDB reads JSON numbers as doubles): send it as a string to keep them"),
 	str("dec", "abc", "", `"abc" is not a decimal(5,2)`),
 
 	// bool.

@@ -153,9 +153,9 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 // fastApplies reports whether the fast path can type a batch of n objects
 // of the job's source. JSON arrays are rewritten as NDJSON with a line map
 // first and go the precise way; so do batches of many (small) objects,
-// which the precise path gathers into one table, and sources whose dedupe
+// which the precise path gathers into one table, sources whose dedupe
 // key includes a declared partition column (not stored in the files the
-// duplicate check reads).
+// duplicate check reads), and NDJSON sources with a decimal column.
 func (j *job) fastApplies(n int) bool {
 	switch strings.ToLower(j.src.Format) {
 	case "csv", "ndjson", "":
@@ -178,6 +178,12 @@ func (j *job) fastApplies(n int) bool {
 			return false
 		}
 		seen[c.srcName] = true
+	}
+	// An NDJSON decimal given as a JSON number reaches the fast path as its
+	// double's text, which may have lost digits the decimal would keep; only
+	// the precise path, which reads the line, can tell (inexactNumbers).
+	if strings.ToLower(j.src.Format) != "csv" && j.plan.decimalSources() != nil {
+		return false
 	}
 	return true
 }

@@ -325,3 +325,18 @@ func num(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
 // normName is how source names are matched: trimmed, case-folded.
 func normName(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// decimalSources maps the normalised source names of the decimal columns
+// to their bronze names (nil when there are none).
+func (sp *sourcePlan) decimalSources() map[string]string {
+	var m map[string]string
+	for _, c := range sp.cols {
+		if strings.HasPrefix(c.typ, "decimal") {
+			if m == nil {
+				m = map[string]string{}
+			}
+			m[normName(c.srcName)] = c.name
+		}
+	}
+	return m
+}

@@ -87,7 +87,7 @@ func (j *job) typeObject(ctx context.Context, conn *sql.Conn, m manifest, path, 
 		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej, nil)
 	default:
 		var sc ndjsonScan
-		if sc, err = scanNDJSON(path); err != nil {
+		if sc, err = scanNDJSON(path, j.plan.decimalSources()); err != nil {
 			return res, err
 		}
 		res.blank = sc.blank
