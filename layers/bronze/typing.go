@@ -84,7 +84,15 @@ func (j *job) typeObject(ctx context.Context, conn *sql.Conn, m manifest, path, 
 			res.firstBad = &res.bad[0]
 		}
 		path = conv
-		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej, nil)
+		var sc ndjsonScan
+		if dec := j.plan.decimalSources(); dec != nil {
+			// The converted lines are valid JSON with no blank line; only
+			// decimal numbers need the check.
+			if sc, err = scanNDJSON(path, dec); err != nil {
+				return res, err
+			}
+		}
+		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej, sc.invalid)
 	default:
 		var sc ndjsonScan
 		if sc, err = scanNDJSON(path, j.plan.decimalSources()); err != nil {
