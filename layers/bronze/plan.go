@@ -204,14 +204,24 @@ func (c colPlan) castExpr(v string) string {
 	case "int64":
 		// DuckDB's cast rounds "1.5" to 2 and takes "1e3", "0x10" and
 		// "1_000": only integer text is cast.
-		return "CASE WHEN regexp_full_match(" + v + ", '" + intPattern + "') THEN TRY_CAST(" + v + " AS BIGINT) END"
+		return c.exactCast(v, intPattern)
 	}
 	if strings.HasPrefix(c.typ, "decimal") {
 		// DuckDB's cast rounds extra decimal places: only text with at most
 		// scale of them (trailing zeros aside) is cast.
-		return "CASE WHEN regexp_full_match(" + v + ", '" + c.decimalPattern() + "') THEN TRY_CAST(" + v + " AS " + c.sqlType + ") END"
+		return c.exactCast(v, c.decimalPattern())
 	}
 	return "TRY_CAST(" + v + " AS " + c.sqlType + ")"
+}
+
+// exactCast casts v when it matches pattern, the text the type takes
+// exactly. A value whose cast prints back as the same text is exact and
+// needs no pattern match: the common case ("42", "565.63") costs a cast
+// and a comparison (a third of what a regex on every value cost on bench
+// case 1); only the others ("+5", "0.5", "1.5") run the regex.
+func (c colPlan) exactCast(v, pattern string) string {
+	cast := "TRY_CAST(" + v + " AS " + c.sqlType + ")"
+	return "CASE WHEN " + cast + "::VARCHAR = " + v + " OR regexp_full_match(" + v + ", '" + pattern + "') THEN " + cast + " END"
 }
 
 // intPattern is the text an int64 column takes: optional sign, digits.
@@ -268,7 +278,9 @@ func (c colPlan) nonFiniteCheck(raw, t string) (string, string) {
 // same text, so such a value sends the batch to the precise path, which
 // reads the line itself (jsonLiterals).
 func literalGuard(v string) string {
-	return "((strlen(" + v + ") <= 9 AND regexp_full_match(" + v + ", '" + nonFinitePattern + "')) OR ((starts_with(" + v + ", '{') OR starts_with(" + v + ", '[')) AND regexp_matches(" + v + ", '(?i)nan|inf')))"
+	// The first character's code (+ - I N i n, or { [) rules out almost
+	// every value before any string function runs.
+	return "(ascii(" + v + ") IN (43, 45, 73, 78, 105, 110, 123, 91) AND ((strlen(" + v + ") <= 9 AND regexp_full_match(" + v + ", '" + nonFinitePattern + "')) OR ((starts_with(" + v + ", '{') OR starts_with(" + v + ", '[')) AND regexp_matches(" + v + ", '(?i)nan|inf'))))"
 }
 
 // wantText describes the expected text in a reason: "(want 2006-01-02 15:04:05)".
