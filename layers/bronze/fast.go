@@ -72,6 +72,16 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 				j.log.Debug("fast path: object has an over-long line or a byte order mark", "object", m.Key)
 				return tb, false, nil
 			}
+			if j.plan.decimalSources() != nil {
+				lose, err := mayLoseDigits(path)
+				if err != nil {
+					return tb, false, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
+				}
+				if lose {
+					j.log.Debug("fast path: object has a number a double may shorten", "object", m.Key)
+					return tb, false, nil
+				}
+			}
 			src, in = j.ndjsonFastSource(path)
 		} else {
 			src, in, rescued, err = j.csvSource(path, "")
@@ -153,9 +163,9 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 // fastApplies reports whether the fast path can type a batch of n objects
 // of the job's source. JSON arrays are rewritten as NDJSON with a line map
 // first and go the precise way; so do batches of many (small) objects,
-// which the precise path gathers into one table, sources whose dedupe
+// which the precise path gathers into one table, and sources whose dedupe
 // key includes a declared partition column (not stored in the files the
-// duplicate check reads), and NDJSON sources with a decimal column.
+// duplicate check reads).
 func (j *job) fastApplies(n int) bool {
 	switch strings.ToLower(j.src.Format) {
 	case "csv", "ndjson", "":
@@ -178,12 +188,6 @@ func (j *job) fastApplies(n int) bool {
 			return false
 		}
 		seen[c.srcName] = true
-	}
-	// An NDJSON decimal given as a JSON number reaches the fast path as its
-	// double's text, which may have lost digits the decimal would keep; only
-	// the precise path, which reads the line, can tell (inexactNumbers).
-	if strings.ToLower(j.src.Format) != "csv" && j.plan.decimalSources() != nil {
-		return false
 	}
 	return true
 }
@@ -391,4 +395,46 @@ func firstLine(err error) string {
 	}
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
+}
+
+// mayLoseDigits reports whether an NDJSON file may hold a number whose
+// digits a double does not keep: a run of 16 or more digits (a '.' inside
+// it aside), or a digit followed by an exponent. DuckDB's JSON reader
+// hands such a number to the fast path as its double's shorter text, and
+// only the precise path, which reads the line, can check a decimal
+// column's value against it (inexactNumbers); numbers of at most 15
+// significant digits survive a double. Text in strings counts too (a long
+// numeric id sends the object the precise way, which costs only time). A
+// pass over the bytes, for sources with a decimal column only.
+func mayLoseDigits(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	run, digit := 0, false
+	for {
+		n, err := f.Read(buf)
+		for _, c := range buf[:n] {
+			switch {
+			case c >= '0' && c <= '9':
+				if run++; run >= 16 {
+					return true, nil
+				}
+				digit = true
+			case c == '.' && digit:
+			case (c == 'e' || c == 'E') && digit:
+				return true, nil
+			default:
+				run, digit = 0, false
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
 }

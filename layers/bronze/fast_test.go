@@ -28,8 +28,8 @@ sources:
     dedupe: [id]
 `
 
-// fastNDJSONDecimalYAML has a decimal column, which keeps NDJSON off the
-// fast path (its JSON numbers arrive as doubles' text).
+// fastNDJSONDecimalYAML has a decimal column: an object with a number a
+// double may shorten goes the precise way (mayLoseDigits).
 const fastNDJSONDecimalYAML = `lake: file://./lake
 sources:
   m:
@@ -85,7 +85,11 @@ func TestFastPathMatchesPrecise(t *testing.T) {
 		{"ndjson duplicate rows", fastNDJSONYAML, "ndjson", `{"id":"a","v":1}` + "\n" + `{"id":"a","v":2}` + "\n" + `{"id":"b","v":2}` + "\n", false, false},
 		{"ndjson line of 1 MB", fastNDJSONYAML, "ndjson", `{"id":"a","s":"` + long + `"}` + "\n" + `{"id":"b"}` + "\n", false, false},
 		{"ndjson decimal column", fastNDJSONDecimalYAML, "ndjson",
-			`{"id":"a","d":"12.340"}` + "\n" + `{"id":"b","d":1}` + "\n" + `{"id":"c","d":0.10000000000000000001}` + "\n", false, false},
+			`{"id":"a","d":"12.340"}` + "\n" + `{"id":"b","d":1}` + "\n" + `{"id":"c","d":12345678.99}` + "\n", true, false},
+		{"ndjson decimal with more digits than a double keeps", fastNDJSONDecimalYAML, "ndjson",
+			`{"id":"a","d":"12.340"}` + "\n" + `{"id":"c","d":0.10000000000000000001}` + "\n", false, false},
+		{"ndjson decimal with an exponent", fastNDJSONDecimalYAML, "ndjson",
+			`{"id":"a","d":1e-400}` + "\n" + `{"id":"b","d":1.5E1}` + "\n", false, false},
 		{"ndjson line just under the limit", fastNDJSONYAML, "ndjson", `{"id":"a","s":"` + nearlyLong + `"}` + "\n" + `{"id":"b"}` + "\n", true, false},
 		{"csv clean", fastCSVYAML, "csv",
 			"id,ts,v,n,s\na,2024-03-01 10:00:00,1.5,7, padded \nb,,,,\"quoted, with comma\"\n c ,2024-03-02 00:00:00,2,8,\"\"\n", true, false},
