@@ -342,7 +342,11 @@ func (j *job) locateCSVRules(ctx context.Context, conn *sql.Conn, path string, r
 		quote = j.src.CSV.Quote[0]
 	}
 	var out []badRow
-	err = scanCSVRecords(f, quote, j.hasHeader(), rejLines, func(ord, line int64, text []byte) bool {
+	delim := byte(',')
+	if j.src.CSV.Delimiter != "" {
+		delim = j.src.CSV.Delimiter[0]
+	}
+	err = scanCSVRecords(f, quote, delim, j.hasHeader(), rejLines, func(ord, line int64, text []byte) bool {
 		e, ok := want[ord]
 		if !ok {
 			return true
