@@ -262,6 +262,8 @@ func TestBadFiles(t *testing.T) {
 			`medallion.yaml:8:50: sources.meters.schema.energy_usage.max: max 5 is less than min 10`},
 		{"min on a string", "{type: string, required: true}", "{type: string, min: 1}",
 			`medallion.yaml:7:37: sources.meters.schema.meter_id.min: min applies only to number columns (int64, double, decimal); this one is string`},
+		{"allow_nan on an int64", "{type: double, min: 0}", "{type: int64, allow_nan: true}",
+			`medallion.yaml:8:46: sources.meters.schema.energy_usage.allow_nan: allow_nan applies only to double columns (this one is int64)`},
 		{"strftime layout", `format: "2006-01-02 15:04:05"`, `format: "%Y-%m-%d %H:%M:%S"`,
 			`medallion.yaml:6:44: sources.meters.schema.timestamp.format: format "%Y-%m-%d %H:%M:%S" is not a Go layout: write "2006-01-02 15:04:05"`},
 		{"layout without year", `format: "2006-01-02 15:04:05"`, `format: "15:04:05"`,

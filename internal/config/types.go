@@ -107,7 +107,11 @@ type Column struct {
 	Accepted    []string // accepted values (compared as text after trimming)
 	Trim        *bool    // default true; the loader always fills it
 	EmptyAsNull *bool    // default true; the loader always fills it
-	Line        int      // line in the pipeline file, for error messages
+	// AllowNaN lets a double column take NaN, Infinity and -Infinity text;
+	// without it a double must be finite (a number too large for a double
+	// is refused either way, never stored as infinity).
+	AllowNaN bool
+	Line     int // line in the pipeline file, for error messages
 }
 
 // Derived is a column computed with a DuckDB SQL expression over the typed columns.

@@ -346,6 +346,9 @@ func (l *loader) validateColumn(path string, c *Column) {
 			l.errorf(nil, path+"."+b.key, "%s applies only to number columns (int64, double, decimal); this one is %s", b.key, typ)
 		}
 	}
+	if c.AllowNaN && typ != "double" && typ != "" {
+		l.errorf(nil, path+".allow_nan", "allow_nan applies only to double columns (this one is %s)", typ)
+	}
 	if c.Min != nil && c.Max != nil && *c.Min > *c.Max {
 		l.errorf(nil, path+".max", "max %s is less than min %s", fmtNum(*c.Max), fmtNum(*c.Min))
 	}

@@ -93,11 +93,12 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 				"rowsQuarantined": fmt.Sprint(st.Quarantined),
 				"rowsDropped":     fmt.Sprint(st.Dropped),
 				"rowsDuplicate":   fmt.Sprint(st.Duplicates),
+				"rowsBlank":       fmt.Sprint(st.Blank),
 			},
 			Medallion: map[string]any{
 				"job": "bronze", "source": j.src.Name, "table": table, "batch_id": bid,
 				"objects": len(ms), "rows_read": st.RowsRead, "rows_written": st.Written,
-				"rows_quarantined": st.Quarantined, "rows_dropped": st.Dropped, "rows_duplicate": st.Duplicates,
+				"rows_quarantined": st.Quarantined, "rows_dropped": st.Dropped, "rows_duplicate": st.Duplicates, "rows_blank": st.Blank,
 				"rescued_columns": st.Rescued,
 			},
 		}
@@ -159,6 +160,7 @@ func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, b
 			return fail(fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err))
 		}
 		st.RowsRead += res.read
+		st.Blank += res.blank
 		goodRows += res.good
 		for _, r := range res.rescued {
 			if !contains(st.Rescued, r) {
@@ -218,8 +220,8 @@ func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, b
 	st.Written = written
 	st.Duplicates = goodRows - written
 	if !st.Balanced() {
-		return fail(fmt.Errorf("bronze %s: accounting does not balance: %d read != %d written + %d quarantined + %d dropped + %d duplicates (a bug)",
-			j.src.Name, st.RowsRead, st.Written, st.Quarantined, st.Dropped, st.Duplicates))
+		return fail(fmt.Errorf("bronze %s: accounting does not balance: %d read != %d written + %d quarantined + %d dropped + %d duplicates + %d blank (a bug)",
+			j.src.Name, st.RowsRead, st.Written, st.Quarantined, st.Dropped, st.Duplicates, st.Blank))
 	}
 
 	meta, outSel, err := j.tableMetadata(ctx, conn, final)

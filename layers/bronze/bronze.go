@@ -68,7 +68,7 @@ type Deps struct {
 }
 
 // Stats is the accounting of one run: RowsRead = Written + Quarantined +
-// Dropped + Duplicates.
+// Dropped + Duplicates + Blank.
 type Stats struct {
 	Table       string
 	Objects     int // raw objects promoted
@@ -78,14 +78,17 @@ type Stats struct {
 	Quarantined int64
 	Dropped     int64
 	Duplicates  int64
-	Files       int   // bronze data files added
-	Version     int64 // bronze table version after the run (-1: no table)
-	Rescued     []string
+	// Blank counts the blank lines of NDJSON objects: read (in RowsRead)
+	// and skipped, so a line count of the input matches RowsRead.
+	Blank   int64
+	Files   int   // bronze data files added
+	Version int64 // bronze table version after the run (-1: no table)
+	Rescued []string
 }
 
 // Balanced reports whether the accounting holds.
 func (s Stats) Balanced() bool {
-	return s.RowsRead == s.Written+s.Quarantined+s.Dropped+s.Duplicates
+	return s.RowsRead == s.Written+s.Quarantined+s.Dropped+s.Duplicates+s.Blank
 }
 
 // String is the accounting line printed for every run.
@@ -95,6 +98,9 @@ func (s Stats) String() string {
 	}
 	line := fmt.Sprintf("%s: %d rows read = %d written + %d quarantined + %d dropped + %d duplicates (%d files, v%d)",
 		s.Table, s.RowsRead, s.Written, s.Quarantined, s.Dropped, s.Duplicates, s.Files, s.Version)
+	if s.Blank > 0 {
+		line = strings.Replace(line, " duplicates (", fmt.Sprintf(" duplicates + %d blank lines skipped (", s.Blank), 1)
+	}
 	if len(s.Rescued) > 0 {
 		line += "; unknown columns rescued into _rescued: " + strings.Join(s.Rescued, ", ")
 	}
@@ -109,6 +115,7 @@ func (s *Stats) add(b Stats) {
 	s.Quarantined += b.Quarantined
 	s.Dropped += b.Dropped
 	s.Duplicates += b.Duplicates
+	s.Blank += b.Blank
 	s.Files += b.Files
 	for _, r := range b.Rescued {
 		if !contains(s.Rescued, r) {

@@ -63,13 +63,24 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 			rescued []string
 		)
 		if ndjson {
-			fits, err := ndjsonFits(path, j.maxLine)
+			fits, blank, err := ndjsonFits(path, j.maxLine)
+			tb.st.Blank += blank
 			if err != nil {
 				return tb, false, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
 			}
 			if !fits {
 				j.log.Debug("fast path: object has an over-long line or a byte order mark", "object", m.Key)
 				return tb, false, nil
+			}
+			if j.plan.decimalSources() != nil {
+				lose, err := mayLoseDigits(path)
+				if err != nil {
+					return tb, false, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
+				}
+				if lose {
+					j.log.Debug("fast path: object has a number a double may shorten", "object", m.Key)
+					return tb, false, nil
+				}
 			}
 			src, in = j.ndjsonFastSource(path)
 		} else {
@@ -144,7 +155,7 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 		return refuse("duplicate keys", nil)
 	}
 	j.log.Debug("fast path wrote the batch", "objects", len(ms), "rows", n, "files", len(adds), "write", wrote, "dedupe_check", time.Since(start))
-	tb.st.RowsRead, tb.st.Written, tb.st.Files = n, n, len(adds)
+	tb.st.RowsRead, tb.st.Written, tb.st.Files = n+tb.st.Blank, n, len(adds)
 	tb.meta, tb.adds, tb.snap = meta, adds, snap
 	return tb, true, nil
 }
@@ -195,7 +206,7 @@ func (j *job) ndjsonFastSource(path string) (string, []colInput) {
 	in := make([]colInput, len(j.plan.cols))
 	var keys []string
 	for i, c := range j.plan.cols {
-		in[i] = colInput{expr: "j[" + warehouse.QuoteString(c.srcName) + "]"}
+		in[i] = colInput{expr: "j[" + warehouse.QuoteString(c.srcName) + "]", guard: c.typ == "string" || c.allowNaN}
 		keys = append(keys, warehouse.QuoteString(c.srcName))
 	}
 	// The reader's buffers grow with maximum_object_size; lines longer than
@@ -280,24 +291,26 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // ndjsonFits reports whether every line of an NDJSON file is short enough
 // for the precise path's line reader (with a margin for how it counts a
 // '\r') and the file has no byte order mark (DuckDB's JSON reader refuses
-// one; the precise path reads the line). A cheap pass: it only looks for
-// line ends.
-func ndjsonFits(path string, maxLine int) (bool, error) {
+// one; the precise path reads the line), and counts its blank lines (which
+// the reader skips). A cheap pass: it looks for line ends, and at the
+// first bytes of each line.
+func ndjsonFits(path string, maxLine int) (fits bool, blank int64, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	defer f.Close()
 	limit := maxLine - 2
 	buf := make([]byte, 1<<20)
 	cur := 0
 	first := true
+	lineBlank := true // the line read so far has only blanks
 	for {
 		n, err := io.ReadFull(f, buf)
 		chunk := buf[:n]
 		if first {
 			if bytes.HasPrefix(chunk, utf8BOM) {
-				return false, nil
+				return false, 0, nil
 			}
 			first = false
 		}
@@ -305,22 +318,29 @@ func ndjsonFits(path string, maxLine int) (bool, error) {
 			i := bytes.IndexByte(chunk, '\n')
 			if i < 0 {
 				cur += len(chunk)
+				lineBlank = lineBlank && isBlankLine(chunk)
 				break
 			}
 			if cur+i > limit {
-				return false, nil
+				return false, 0, nil
 			}
-			cur = 0
+			if lineBlank && isBlankLine(chunk[:i]) {
+				blank++
+			}
+			cur, lineBlank = 0, true
 			chunk = chunk[i+1:]
 		}
 		if cur > limit {
-			return false, nil
+			return false, 0, nil
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return true, nil
+			if cur > 0 && lineBlank {
+				blank++ // a last line of blanks with no line end
+			}
+			return true, blank, nil
 		}
 		if err != nil {
-			return false, err
+			return false, 0, err
 		}
 	}
 }
@@ -375,4 +395,46 @@ func firstLine(err error) string {
 	}
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
+}
+
+// mayLoseDigits reports whether an NDJSON file may hold a number whose
+// digits a double does not keep: a run of 16 or more digits (a '.' inside
+// it aside), or a digit followed by an exponent. DuckDB's JSON reader
+// hands such a number to the fast path as its double's shorter text, and
+// only the precise path, which reads the line, can check a decimal
+// column's value against it (inexactNumbers); numbers of at most 15
+// significant digits survive a double. Text in strings counts too (a long
+// numeric id sends the object the precise way, which costs only time). A
+// pass over the bytes, for sources with a decimal column only.
+func mayLoseDigits(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	run, digit := 0, false
+	for {
+		n, err := f.Read(buf)
+		for _, c := range buf[:n] {
+			switch {
+			case c >= '0' && c <= '9':
+				if run++; run >= 16 {
+					return true, nil
+				}
+				digit = true
+			case c == '.' && digit:
+			case (c == 'e' || c == 'E') && digit:
+				return true, nil
+			default:
+				run, digit = 0, false
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
 }

@@ -90,7 +90,7 @@ func FuzzScanCSVRecords(f *testing.F) {
 	f.Add("a,b\n1,2\n\"x\ny\",3\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		var lastOrd, lastLine int64
-		err := scanCSVRecords(strings.NewReader(in), '"', true, nil, func(ord, line int64, text []byte) bool {
+		err := scanCSVRecords(strings.NewReader(in), '"', ',', true, nil, func(ord, line int64, text []byte) bool {
 			if ord != lastOrd+1 || line <= lastLine {
 				t.Fatalf("ord %d after %d, line %d after %d", ord, lastOrd, line, lastLine)
 			}
@@ -153,7 +153,7 @@ func FuzzScanCSVRecordsDiff(f *testing.F) {
 			wantLines = append(wantLines, int64(line))
 		}
 		var gotLines []int64
-		if err := scanCSVRecords(strings.NewReader(in), '"', false, nil, func(ord, line int64, text []byte) bool {
+		if err := scanCSVRecords(strings.NewReader(in), '"', ',', false, nil, func(ord, line int64, text []byte) bool {
 			gotLines = append(gotLines, line)
 			return true
 		}); err != nil {

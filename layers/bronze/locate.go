@@ -37,20 +37,26 @@ func scanLines(r io.Reader, fn func(lineNo int64, text []byte) bool) error {
 	}
 }
 
-// scanCSVRecords walks the records of a CSV file with quote-awareness (a
-// quoted field may span lines; a doubled quote is an escaped quote) and
+// scanCSVRecords walks the records of a CSV file with quote-awareness and
 // calls fn with each data record's ordinal (1-based, counting only records
 // DuckDB returns: not the header, not blank lines, not records starting on
-// a rejected line), its first line number and its text.
-func scanCSVRecords(r io.Reader, quote byte, header bool, rejected map[int64]bool, fn func(ord, line int64, text []byte) bool) error {
+// a rejected line), its first line number and its text. Quotes are read as
+// DuckDB's reader reads them: a quote opens a quoted field only at the
+// start of a field (which may then span lines; a doubled quote inside is
+// an escaped quote); a quote inside an unquoted value (a stray inch mark:
+// 'B5" tall') opens nothing, so that record ends at its line end, as in
+// DuckDB, and the records after it keep their ordinals.
+func scanCSVRecords(r io.Reader, quote, delim byte, header bool, rejected map[int64]bool, fn func(ord, line int64, text []byte) bool) error {
 	br := bufio.NewReaderSize(r, 1<<20)
 	var (
-		rec       []byte
-		line      int64 = 1 // current line
-		start     int64 = 1 // first line of the current record
-		inQuote   bool
-		ord       int64
-		seenFirst bool
+		rec        []byte
+		line       int64 = 1 // current line
+		start      int64 = 1 // first line of the current record
+		inQuote    bool
+		closing    bool // a quote in a quoted field: the end, or an escape
+		fieldStart = true
+		ord        int64
+		seenFirst  bool
 	)
 	emit := func() bool {
 		text := bytes.TrimRight(rec, "\r\n")
@@ -78,17 +84,32 @@ func scanCSVRecords(r io.Reader, quote byte, header bool, rejected map[int64]boo
 			return err
 		}
 		rec = append(rec, b)
+		if closing {
+			closing = false
+			if b == quote {
+				continue // an escaped quote: still in the field
+			}
+			inQuote = false
+		}
 		switch {
-		case b == quote:
-			inQuote = !inQuote
+		case inQuote && b == quote:
+			closing = true
+		case inQuote:
+			if b == '\n' {
+				line++
+			}
+		case b == quote && fieldStart:
+			inQuote, fieldStart = true, false
+		case b == delim:
+			fieldStart = true
 		case b == '\n':
 			line++
-			if !inQuote {
-				if !emit() {
-					return nil
-				}
-				start = line
+			if !emit() {
+				return nil
 			}
+			start, fieldStart = line, true
+		default:
+			fieldStart = false
 		}
 	}
 }

@@ -16,7 +16,8 @@ import (
 
 // objResult is what typing one raw object produced.
 type objResult struct {
-	read      int64 // rows (records) read
+	read      int64 // rows (records) read, blank lines included
+	blank     int64 // blank NDJSON lines: read and skipped
 	good      int64 // rows that passed, before dedupe
 	bad       []badRow
 	badCount  int64 // rows that failed (len(bad) when located; dropped rows are only counted)
@@ -38,6 +39,9 @@ type colInput struct {
 	expr    string // expression over the source relation; "NULL" when missing
 	typed   bool   // the reader already typed it (cast errors are reader rejects)
 	missing bool
+	// guard fails the row when the value may come from a bare NaN or
+	// Infinity JSON literal (the fast path's JSON reader; literalGuard).
+	guard bool
 }
 
 // typedQuery builds the SELECT that types and checks rows of src (a FROM
@@ -63,6 +67,9 @@ func (sp *sourcePlan) typedQuery(src string, in []colInput) string {
 				cast = c.castExpr("regexp_replace(" + v + ", '[Zz]$', '+00:00')")
 			}
 			l2 = append(l2, v, cast+" AS "+t)
+			if in[i].guard {
+				checks = append(checks, "WHEN "+literalGuard(v)+" THEN "+warehouse.QuoteString(c.name+errSep+"may be a bare NaN or Infinity JSON literal"))
+			}
 			checks = append(checks, c.ruleChecks(v, t, false)...)
 		}
 		l3 = append(l3, t+" AS "+warehouse.QuoteIdent(c.name))
@@ -116,6 +123,10 @@ func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, er
 	for k, h := range header {
 		c := fmt.Sprintf("c%d", k)
 		j.readerCols[c] = strings.TrimSpace(h)
+		// Every field is read as text and typed by castExpr: the reader's
+		// own casts round ("1.5" into BIGINT is 2), and its cast errors are
+		// not raised for a column a query does not use (the locating pass
+		// of locateCSVRules would then count a rejected record as read).
 		typ := "VARCHAR"
 		matched := -1
 		for i, cp := range j.plan.cols {
@@ -125,19 +136,8 @@ func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, er
 			}
 		}
 		if matched >= 0 {
-			cp := j.plan.cols[matched]
-			j.readerCols[c] = cp.name
+			j.readerCols[c] = j.plan.cols[matched].name
 			in[matched] = colInput{expr: c}
-			switch cp.typ {
-			case "int64", "double", "bool":
-				if cp.trim && cp.emptyNil {
-					typ, in[matched].typed = cp.sqlType, true
-				}
-			default:
-				if strings.HasPrefix(cp.typ, "decimal") && cp.trim && cp.emptyNil {
-					typ, in[matched].typed = cp.sqlType, true
-				}
-			}
 		} else {
 			name := strings.TrimSpace(h)
 			if name == "" {
@@ -166,7 +166,11 @@ func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, er
 		"%smax_line_size=%d, null_padding=false, parallel=true)",
 		warehouse.QuoteString(path), hdr, strings.Join(cols, ", "), warehouse.QuoteString(delim), warehouse.QuoteString(quote), warehouse.QuoteString(quote),
 		rejects, j.maxLine)
-	src := "(SELECT *, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _pre_err, " + resc + " AS _resc FROM " + reader + ")"
+	pre := "CAST(NULL AS VARCHAR)"
+	if hint := j.delimiterHint(path, delim, quote, header); hint != "" && j.hasHeader() {
+		pre = warehouse.QuoteString(errSep + hint)
+	}
+	src := "(SELECT *, CAST(NULL AS VARCHAR) AS _line, " + pre + " AS _pre_err, " + resc + " AS _resc FROM " + reader + ")"
 	return src, in, rescued, nil
 }
 
@@ -210,7 +214,10 @@ func (j *job) linesReader(path, rejTable string) string {
 }
 
 // ndjsonSource builds the FROM item for an NDJSON file.
-func (j *job) ndjsonSource(ctx context.Context, conn *sql.Conn, path, rejTable string) (string, []colInput, []string, error) {
+// Lines of invalid (from scanNDJSON) are refused with their reason; they
+// are joined from a temp table named rejTable+"_json", which the caller
+// drops with the rejects table.
+func (j *job) ndjsonSource(ctx context.Context, conn *sql.Conn, path, rejTable string, invalid map[string]string) (string, []colInput, []string, error) {
 	// Discover the keys present (one extra cheap pass), to match messy names
 	// and to find unknown keys for _rescued.
 	rows, err := conn.QueryContext(ctx, "SELECT DISTINCT k FROM (SELECT unnest(json_keys(line)) AS k FROM "+
@@ -281,9 +288,19 @@ func (j *job) ndjsonSource(ctx context.Context, conn *sql.Conn, path, rejTable s
 	// A valid line that starts with '{' is an object: json_type parses only
 	// the others. Blank lines are skipped; trim (which copies the line) runs
 	// only for lines that do not start with '{'.
-	inner := "SELECT line, CASE WHEN NOT json_valid(line) THEN " + warehouse.QuoteString(errSep+"invalid JSON") +
+	lines, strict := j.linesReader(path, rejTable), ""
+	if len(invalid) > 0 {
+		// Only objects with such lines pay for the join.
+		tbl := rejTable + "_json"
+		if err := invalidLinesTable(ctx, conn, tbl, invalid); err != nil {
+			return "", nil, nil, err
+		}
+		lines = "(SELECT l.line, b.reason AS strict_err FROM " + lines + " l LEFT JOIN " + tbl + " b ON rtrim(l.line, chr(13)) = b.line)"
+		strict = " WHEN strict_err IS NOT NULL THEN strict_err"
+	}
+	inner := "SELECT line, CASE WHEN NOT json_valid(line) THEN " + warehouse.QuoteString(errSep+"invalid JSON") + strict +
 		" WHEN NOT starts_with(line, '{') AND json_type(line) <> 'OBJECT' THEN " + warehouse.QuoteString(errSep+"not a JSON object") + " END AS _pre_err FROM " +
-		j.linesReader(path, rejTable) + " WHERE line IS NOT NULL AND (starts_with(line, '{') OR trim(line, ' \t\r') <> '')"
+		lines + " WHERE line IS NOT NULL AND (starts_with(line, '{') OR trim(line, ' \t\r') <> '')"
 	mid := "SELECT line AS _line, _pre_err, CASE WHEN _pre_err IS NULL THEN json_transform(line, " + warehouse.QuoteString(structure) + ") END AS s FROM (" + inner + ")"
 	src := "(SELECT *, " + resc + " AS _resc FROM (" + mid + "))"
 	return src, in, rescued, nil

@@ -61,7 +61,7 @@ func (j *job) typeObject(ctx context.Context, conn *sql.Conn, m manifest, path, 
 	var res objResult
 	j.readerCols = nil
 	rej := j.tmpName("rej")
-	defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+rej+"; DROP TABLE IF EXISTS "+rej+"_scan")
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+rej+"; DROP TABLE IF EXISTS "+rej+"_scan; DROP TABLE IF EXISTS "+rej+"_json")
 	var (
 		src     string
 		in      []colInput
@@ -87,9 +87,22 @@ func (j *job) typeObject(ctx context.Context, conn *sql.Conn, m manifest, path, 
 			res.firstBad = &res.bad[0]
 		}
 		path = conv
-		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej)
+		var sc ndjsonScan
+		if dec := j.plan.decimalSources(); dec != nil {
+			// The converted lines are valid JSON with no blank line; only
+			// decimal numbers need the check.
+			if sc, err = scanNDJSON(path, dec); err != nil {
+				return res, err
+			}
+		}
+		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej, sc.invalid)
 	default:
-		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej)
+		var sc ndjsonScan
+		if sc, err = scanNDJSON(path, j.plan.decimalSources()); err != nil {
+			return res, err
+		}
+		res.blank = sc.blank
+		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej, sc.invalid)
 	}
 	if err != nil {
 		return res, err
@@ -109,7 +122,7 @@ func (j *job) typeObject(ctx context.Context, conn *sql.Conn, m manifest, path, 
 		return res, err
 	}
 	res.good = total - nbad
-	res.read += total + int64(len(rejected))
+	res.read += total + int64(len(rejected)) + res.blank
 	res.badCount += nbad + int64(len(rejected))
 	if res.badCount == 0 {
 		return res, nil
@@ -332,7 +345,11 @@ func (j *job) locateCSVRules(ctx context.Context, conn *sql.Conn, path string, r
 		quote = j.src.CSV.Quote[0]
 	}
 	var out []badRow
-	err = scanCSVRecords(f, quote, j.hasHeader(), rejLines, func(ord, line int64, text []byte) bool {
+	delim := byte(',')
+	if j.src.CSV.Delimiter != "" {
+		delim = j.src.CSV.Delimiter[0]
+	}
+	err = scanCSVRecords(f, quote, delim, j.hasHeader(), rejLines, func(ord, line int64, text []byte) bool {
 		e, ok := want[ord]
 		if !ok {
 			return true
