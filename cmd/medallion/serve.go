@@ -48,8 +48,11 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	st := ws.store
 
 	reg := metrics.NewRegistry()
+	lim := p.Serve.HTTP
 	rcv, err := receiver.New(receiver.Options{
 		Store: st, Pipeline: p, Token: os.Getenv(receiver.EnvToken),
+		MaxBodyBytes: lim.MaxBodyBytes, MaxPending: lim.MaxPendingBytes,
+		MaxBuffered: lim.MaxBufferedBytes, BodyTimeout: lim.BodyTimeout,
 		Log: a.log.WithGroup("ingest"), Metrics: reg,
 	})
 	if err != nil {
@@ -122,7 +125,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		mux.Handle("/", dash)
 		uiNote = fmt.Sprintf("; dashboard at http://%s/", ln.Addr())
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(mux)
 	fmt.Fprintf(a.stdout, "medallion serve on http://%s (POST /v1/ingest/{source}, /healthz, /readyz, /metrics)%s\n", ln.Addr(), uiNote)
 
 	runner := &jobs.Runner{Store: st, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log, Metrics: jobs.NewRunnerMetrics(reg)}
@@ -220,5 +223,20 @@ func scheduledRun(r *jobs.Runner) jobs.RunFunc {
 			rows.Out += res.RowsOut
 		}
 		return rows, err
+	}
+}
+
+// newHTTPServer sets the timeouts a server facing the network needs: a
+// client must send its headers promptly and an idle keep-alive connection
+// is closed. There is no ReadTimeout or WriteTimeout: an ingest body has its
+// own deadline (serve.http.body_timeout, answered 408), and an ingest answer
+// waits for its batch to be landed, which may take longer than any fixed
+// write deadline.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 	}
 }
