@@ -53,6 +53,10 @@ type errorResponse struct {
 // 400 framing; then the request waits for its batch to be landed: 202 (or
 // 200 for a duplicate) when it is durable, 503 when landing failed.
 func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
+	// The whole body must be in by BodyTimeout, whatever the answer: also
+	// a request refused before its body is read, whose rest the server
+	// reads and discards to keep the connection.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(r.opts.BodyTimeout))
 	source := req.PathValue("source")
 	b, known := r.sources[source]
 	label := source
@@ -172,22 +176,18 @@ func (r *Receiver) authorized(req *http.Request) bool {
 }
 
 // readFramed reads the body and frames it, taking from the memory budget
-// (into sh) every array it allocates before allocating it. The reading must
-// end within BodyTimeout. On success sh holds exactly the bytes c keeps.
+// (into sh) every array it allocates before allocating it. On success sh
+// holds exactly the bytes c keeps.
 func (r *Receiver) readFramed(w http.ResponseWriter, req *http.Request, b *batcher, kind bodyKind, enc string, sh *share) (chunk, error) {
-	// The deadline is lifted once the body is in: the server's read that
-	// watches for a client leaving must not time out while the request
-	// waits for its batch. After a timeout it stays, so the server's
-	// discard of the unread rest fails at once and the connection closes.
-	rc := http.NewResponseController(w)
-	deadline := rc.SetReadDeadline(time.Now().Add(r.opts.BodyTimeout)) == nil
 	body, err := r.readBody(w, req, enc, r.opts.MaxBodyBytes, sh)
 	if err != nil {
 		return chunk{}, err
 	}
-	if deadline {
-		_ = rc.SetReadDeadline(time.Time{})
-	}
+	// The body is in: the deadline serveIngest set is lifted, as the
+	// server's read that watches for a client leaving must not time out
+	// while the request waits for its batch. On every error path it stays,
+	// so the server's discard of an unread rest ends by then too.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	// Framing may copy the body (JSON arrays, CSV, NDJSON with blank lines
 	// or \r): room for that copy is taken before framing.
 	if !sh.grow(int64(len(body)) + 1) {
