@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -33,12 +34,18 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	addr := fs.String("addr", ":8080", "HTTP listen address for ingest, health and metrics")
 	noStream := fs.Bool("no-stream", false, "run the schedule: section even when stream.trigger is set")
 	noUI := fs.Bool("no-ui", false, "do not serve the read-only web dashboard at /")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key")
+	tlsKey := fs.String("tls-key", "", "the PEM private key of --tls-cert")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
+	}
+	tlsConf, err := loadTLS(*tlsCert, *tlsKey)
+	if err != nil {
+		return err
 	}
 	p, err := a.loadPipeline()
 	if err != nil {
@@ -52,8 +59,11 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	st := ws.store
 
 	reg := metrics.NewRegistry()
+	lim := p.Serve.HTTP
 	rcv, err := receiver.New(receiver.Options{
 		Store: st, Pipeline: p, Token: os.Getenv(receiver.EnvToken),
+		MaxBodyBytes: lim.MaxBodyBytes, MaxPending: lim.MaxPendingBytes,
+		MaxBuffered: lim.MaxBufferedBytes, BodyTimeout: lim.BodyTimeout,
 		Log: a.log.WithGroup("ingest"), Metrics: reg,
 	})
 	if err != nil {
@@ -103,6 +113,10 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
+	scheme := "http"
+	if tlsConf != nil {
+		ln, scheme = tls.NewListener(ln, tlsConf), "https"
+	}
 	// One mux: the receiver's routes, and the dashboard for everything else.
 	mux := http.NewServeMux()
 	ingest := rcv.Handler()
@@ -115,7 +129,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		// Its own engine (and spill directory): never the runner's.
 		dash, err := dashboard.New(ctx, dashboard.Options{
 			Store: st, Pipeline: p, Cache: ws.cache, Engine: dashboard.DefaultEngineOptions(),
-			Token: os.Getenv(receiver.EnvToken), Log: a.log.WithGroup("dashboard"),
+			Token: dashboardToken(), Log: a.log.WithGroup("dashboard"),
 			Recent: recent,
 		})
 		if err != nil {
@@ -124,10 +138,10 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		}
 		defer dash.Close()
 		mux.Handle("/", dash)
-		uiNote = fmt.Sprintf("; dashboard at http://%s/", ln.Addr())
+		uiNote = fmt.Sprintf("; dashboard at %s://%s/", scheme, ln.Addr())
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(a.stdout, "medallion serve on http://%s (POST /v1/ingest/{source}, /healthz, /readyz, /metrics)%s\n", ln.Addr(), uiNote)
+	srv := newHTTPServer(mux)
+	fmt.Fprintf(a.stdout, "medallion serve on %s://%s (POST /v1/ingest/{source}, /healthz, /readyz, /metrics)%s\n", scheme, ln.Addr(), uiNote)
 
 	lo, err := leaseOptions()
 	if err != nil {
@@ -233,4 +247,54 @@ func scheduledRun(r *jobs.Runner) jobs.RunFunc {
 		}
 		return rows, err
 	}
+}
+
+// newHTTPServer sets the timeouts a server facing the network needs: a
+// client must send its headers promptly and an idle keep-alive connection
+// is closed. There is no ReadTimeout or WriteTimeout: an ingest body has its
+// own deadline (serve.http.body_timeout, answered 408), and an ingest answer
+// waits for its batch to be landed, which may take longer than any fixed
+// write deadline.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// envDashboardToken names the dashboard's own token. Unset, the dashboard
+// asks for the ingest token (MEDALLION_INGEST_TOKEN), as before it existed.
+const envDashboardToken = "MEDALLION_DASHBOARD_TOKEN"
+
+// dashboardToken is the token the dashboard asks for: its own when set, so
+// that people who read the dashboard cannot push rows and senders cannot
+// read it.
+func dashboardToken() string {
+	if t := os.Getenv(envDashboardToken); t != "" {
+		return t
+	}
+	return os.Getenv(receiver.EnvToken)
+}
+
+// loadTLS reads --tls-cert and --tls-key (nil, nil when neither is given):
+// both or neither, read at start so a bad file fails the start, not the
+// first request.
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case certFile == "" || keyFile == "":
+		return nil, usagef("--tls-cert and --tls-key go together: give both or neither")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate %s and key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"http/1.1"}, // HTTP/1.1 only: the body deadline and its 408 are written for it
+	}, nil
 }

@@ -70,9 +70,9 @@ type serveProc struct {
 	done chan error
 }
 
-func startServe(t *testing.T, l *testLake) *serveProc {
+func startServe(t *testing.T, l *testLake, args ...string) *serveProc {
 	t.Helper()
-	cmd := exec.Command(medallionBin(t), "serve", "--addr", "127.0.0.1:0")
+	cmd := exec.Command(medallionBin(t), append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Dir, cmd.Env = l.dir, l.env
 	var errOut bytes.Buffer
 	cmd.Stderr = &errOut
@@ -84,7 +84,7 @@ func startServe(t *testing.T, l *testLake) *serveProc {
 		t.Fatal(err)
 	}
 	p := &serveProc{cmd: cmd, out: &bytes.Buffer{}, done: make(chan error, 1)}
-	addrRE := regexp.MustCompile(`medallion serve on (http://\S+)`)
+	addrRE := regexp.MustCompile(`medallion serve on (https?://\S+)`)
 	found := make(chan string, 1)
 	var mu sync.Mutex
 	go func() {

@@ -49,6 +49,8 @@ func TestSpecExample(t *testing.T) {
 		S3:       S3{Endpoint: "127.0.0.1:9000", AccessKey: "minio", SecretKey: "p@ss: #word"},
 		Postgres: "postgres://u@localhost:5432/db",
 		DuckDB:   DuckDB{MemoryLimit: "2GB"},
+		Serve: Serve{HTTP: ServeHTTP{MaxBodyBytes: DefaultMaxBodyBytes, MaxPendingBytes: DefaultMaxPendingBytes,
+			MaxBufferedBytes: DefaultMaxBufferedBytes, BodyTimeout: DefaultBodyTimeout}},
 		Sources: map[string]*Source{"meters": {
 			Name:   "meters",
 			Format: "ndjson",
@@ -858,5 +860,39 @@ func TestAliasBomb(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Parse did not finish")
+	}
+}
+
+// TestServeLimits: serve.http takes sizes with units, fills the defaults,
+// and refuses limits that do not fit together, naming the key and line.
+func TestServeLimits(t *testing.T) {
+	base := "lake: file://./lake\nsources:\n  m:\n    format: ndjson\n    schema:\n      v: {type: double}\n"
+	p, err := Parse("medallion.yaml", []byte(base), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := p.Serve.HTTP; h.MaxBodyBytes != DefaultMaxBodyBytes || h.MaxPendingBytes != DefaultMaxPendingBytes ||
+		h.MaxBufferedBytes != DefaultMaxBufferedBytes || h.BodyTimeout != DefaultBodyTimeout {
+		t.Errorf("defaults: %+v", h)
+	}
+	p, err = Parse("medallion.yaml", []byte(base+"serve:\n  http:\n    max_body_bytes: 1MiB\n    max_pending_bytes: 4000000\n    max_buffered_bytes: 8 MB\n    body_timeout: 5s\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := p.Serve.HTTP; h.MaxBodyBytes != 1<<20 || h.MaxPendingBytes != 4000000 || h.MaxBufferedBytes != 8000000 || h.BodyTimeout != 5*time.Second {
+		t.Errorf("set: %+v", h)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"    max_body_bytes: 16 lots\n", `medallion.yaml:9:21: serve.http.max_body_bytes: expected a size such as 16MiB, 64MB or 1048576, got "16 lots"`},
+		{"    max_body_bytes: 0\n", `medallion.yaml:9:21: serve.http.max_body_bytes: must be a positive size, e.g. 16MiB`},
+		{"    body_timeout: 0s\n", `medallion.yaml:9:19: serve.http.body_timeout: must be a positive duration, e.g. 30s`},
+		{"    max_body_bytes: 2MiB\n    max_pending_bytes: 1MiB\n", `medallion.yaml:10:24: serve.http.max_pending_bytes: 1048576 is below max_body_bytes 2097152: one largest request would never fit`},
+		{"    max_body_bytes: 2MiB\n    max_buffered_bytes: 4MiB\n", `medallion.yaml:10:25: serve.http.max_buffered_bytes: 4194304 is not above twice max_body_bytes 2097152: one largest request (its body and its framed copy) would never fit`},
+		{"    max_bytes: 1\n", `medallion.yaml:9:5: unknown key "max_bytes" in serve.http`},
+	} {
+		_, err := Parse("medallion.yaml", []byte(base+"serve:\n  http:\n"+tc.yaml), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %s", tc.yaml, err, tc.want)
+		}
 	}
 }

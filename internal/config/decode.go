@@ -519,6 +519,7 @@ func (l *loader) decodePipeline(root *yaml.Node, p *Pipeline) {
 				p.ScheduleOrder = append(p.ScheduleOrder, e.key)
 			}
 		}},
+		field{"serve", func(n *yaml.Node, path string) { l.decodeServe(n, path, &p.Serve) }},
 		field{"stream", func(n *yaml.Node, path string) {
 			l.object(n, path,
 				field{"trigger", func(n *yaml.Node, path string) { p.Stream.Trigger = l.duration(n, path) }},

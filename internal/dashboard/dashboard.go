@@ -45,9 +45,6 @@ import (
 //go:embed templates/*.html static/*
 var assets embed.FS
 
-// CookieName is the cookie that carries the token after a login.
-const CookieName = "medallion_token"
-
 // DefaultSnapshotTTL is how long a table's version is reused before the
 // Delta log is read again.
 const DefaultSnapshotTTL = time.Second
@@ -63,8 +60,12 @@ type Options struct {
 	// DefaultEngineOptions.
 	Engine warehouse.Options
 	// Token, when set, is required on every page and API call, as
-	// "Authorization: Bearer <token>" or the cookie medallion_token.
+	// "Authorization: Bearer <token>", or typed in once at /login, which
+	// sets a session cookie (CookieName) that holds a signed expiry, never
+	// the token.
 	Token string
+	// SessionTTL is how long a login lasts; 0: DefaultSessionTTL.
+	SessionTTL time.Duration
 	// SnapshotTTL is how long a table version is cached; 0:
 	// DefaultSnapshotTTL.
 	SnapshotTTL time.Duration
@@ -99,6 +100,8 @@ type Dashboard struct {
 	mux   *http.ServeMux
 	runs  *ttlCache[runsData]
 
+	sessionKey []byte // signs session cookies; derived from Options.Token
+
 	history   versionCache[[]delta.CommitInfo] // the last historyRows commits
 	lateTimes versionCache[map[string]time.Time]
 }
@@ -113,6 +116,12 @@ func New(ctx context.Context, o Options) (*Dashboard, error) {
 	}
 	if o.SnapshotTTL == 0 {
 		o.SnapshotTTL = DefaultSnapshotTTL
+	}
+	if o.SessionTTL < 0 {
+		return nil, fmt.Errorf("dashboard: session ttl %s is negative", o.SessionTTL)
+	}
+	if o.SessionTTL == 0 {
+		o.SessionTTL = DefaultSessionTTL
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -134,6 +143,8 @@ func New(ctx context.Context, o Options) (*Dashboard, error) {
 		rd:    newReader(eng, o.Store, o.Cache),
 		pages: pages,
 		runs:  &ttlCache[runsData]{ttl: 2 * o.SnapshotTTL, now: o.Now},
+
+		sessionKey: sessionKey(o.Token),
 	}
 	d.mux = d.routes()
 	return d, nil
@@ -193,7 +204,8 @@ func (d *Dashboard) tokenOK(got string) bool {
 	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
 }
 
-// authorized reports whether r carries the token (bearer header or cookie).
+// authorized reports whether r carries the token (bearer header) or a
+// session cookie that is valid now.
 func (d *Dashboard) authorized(r *http.Request) bool {
 	if d.o.Token == "" {
 		return true
@@ -204,7 +216,7 @@ func (d *Dashboard) authorized(r *http.Request) bool {
 			return true
 		}
 	}
-	if c, err := r.Cookie(CookieName); err == nil && d.tokenOK(c.Value) {
+	if c, err := r.Cookie(CookieName); err == nil && sessionOK(d.sessionKey, c.Value, d.o.Now()) {
 		return true
 	}
 	return false
@@ -235,18 +247,23 @@ func (d *Dashboard) auth(h http.HandlerFunc) http.Handler {
 	})
 }
 
+// setCookie starts a session: the cookie is HttpOnly (no script reads it),
+// SameSite=Strict (no other site's page sends it), Secure when the browser
+// came over HTTPS, and ends after SessionTTL both in the browser and here
+// (the expiry is signed into the value).
 func (d *Dashboard) setCookie(w http.ResponseWriter, r *http.Request) {
+	exp := d.o.Now().Add(d.o.SessionTTL)
 	http.SetCookie(w, &http.Cookie{
-		Name: CookieName, Value: d.o.Token, Path: "/",
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
-		MaxAge: 30 * 24 * 3600,
+		Name: CookieName, Value: sessionValue(d.sessionKey, exp), Path: "/",
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secureRequest(r),
+		MaxAge: int(d.o.SessionTTL / time.Second),
 	})
 }
 
 func (d *Dashboard) unauthorized(w http.ResponseWriter, r *http.Request, msg string) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="medallion"`)
 	if isAPI(r) {
-		writeJSONError(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer $MEDALLION_INGEST_TOKEN")
+		writeJSONError(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer $MEDALLION_DASHBOARD_TOKEN (or $MEDALLION_INGEST_TOKEN when no dashboard token is set)")
 		return
 	}
 	d.render(w, r, http.StatusUnauthorized, "login.html", loginPage{Title: "Sign in", Error: msg})

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -550,11 +551,11 @@ func TestDashboardAuth(t *testing.T) {
 		if r := do(t, d, http.MethodGet, path, map[string]string{"Authorization": "Bearer " + token}); r.code != http.StatusOK {
 			t.Errorf("GET %s with the bearer token: %d, want 200", path, r.code)
 		}
-		if r := do(t, d, http.MethodGet, path, map[string]string{"Cookie": CookieName + "=" + token}); r.code != http.StatusOK {
-			t.Errorf("GET %s with the cookie: %d, want 200", path, r.code)
-		}
-		if r := do(t, d, http.MethodGet, path, map[string]string{"Cookie": CookieName + "=" + token + "x"}); r.code != http.StatusUnauthorized {
-			t.Errorf("GET %s with a wrong cookie: %d, want 401", path, r.code)
+		// The token itself is no session, under the old cookie name or the new.
+		for _, c := range []string{CookieName + "=" + token, "medallion_token=" + token} {
+			if r := do(t, d, http.MethodGet, path, map[string]string{"Cookie": c}); r.code != http.StatusUnauthorized {
+				t.Errorf("GET %s with the token as cookie %s: %d, want 401", path, c, r.code)
+			}
 		}
 	}
 	r := do(t, d, http.MethodGet, "/", nil)
@@ -562,11 +563,48 @@ func TestDashboardAuth(t *testing.T) {
 		t.Error("401 page has no login form")
 	}
 
+	// A session cookie: never the token, HttpOnly, SameSite=Strict, ending
+	// after DefaultSessionTTL, and it opens every page.
 	checkCookie := func(what string, r response) {
 		t.Helper()
 		c := (&http.Response{Header: r.header}).Cookies()
-		if len(c) != 1 || c[0].Name != CookieName || c[0].Value != token || !c[0].HttpOnly || c[0].SameSite != http.SameSiteStrictMode {
-			t.Errorf("%s: cookies %v, want %s HttpOnly SameSite=Strict", what, c, CookieName)
+		if len(c) != 1 || c[0].Name != CookieName || !c[0].HttpOnly || c[0].SameSite != http.SameSiteStrictMode ||
+			c[0].MaxAge != int(DefaultSessionTTL/time.Second) || c[0].Secure {
+			t.Fatalf("%s: cookies %v, want %s HttpOnly SameSite=Strict Max-Age=%d, not Secure over HTTP", what, c, CookieName, int(DefaultSessionTTL/time.Second))
+		}
+		if strings.Contains(c[0].Value, token) || strings.Contains(r.header.Get("Set-Cookie"), token) {
+			t.Errorf("%s: the cookie holds the token: %s", what, r.header.Get("Set-Cookie"))
+		}
+		for _, path := range []string{"/", "/api/pipeline"} {
+			if r := do(t, d, http.MethodGet, path, map[string]string{"Cookie": c[0].Name + "=" + c[0].Value}); r.code != http.StatusOK {
+				t.Errorf("%s: GET %s with the session cookie: %d, want 200", what, path, r.code)
+			}
+			if r := do(t, d, http.MethodGet, path, map[string]string{"Cookie": c[0].Name + "=" + c[0].Value + "x"}); r.code != http.StatusUnauthorized {
+				t.Errorf("%s: GET %s with a forged session cookie: %d, want 401", what, path, r.code)
+			}
+		}
+	}
+	// A session that ended, or one signed for another token, is refused.
+	for what, v := range map[string]string{
+		"ended":           sessionValue(sessionKey(token), time.Now().Add(-time.Minute)),
+		"another token's": sessionValue(sessionKey(token+"x"), time.Now().Add(time.Hour)),
+	} {
+		if r := do(t, d, http.MethodGet, "/", map[string]string{"Cookie": CookieName + "=" + v}); r.code != http.StatusUnauthorized {
+			t.Errorf("a session %s: %d, want 401", what, r.code)
+		}
+	}
+	// Over TLS (or behind a proxy that terminated it) the cookie is Secure.
+	for what, mod := range map[string]func(*http.Request){
+		"TLS":               func(r *http.Request) { r.TLS = &tls.ConnectionState{} },
+		"X-Forwarded-Proto": func(r *http.Request) { r.Header.Set("X-Forwarded-Proto", "https") },
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader("token="+url.QueryEscape(token)))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		mod(req)
+		w := httptest.NewRecorder()
+		d.ServeHTTP(w, req)
+		if c := w.Result().Cookies(); len(c) != 1 || !c[0].Secure {
+			t.Errorf("login over %s: cookies %v, want Secure", what, c)
 		}
 	}
 	// POST /login sets the cookie and redirects to /.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"time"
@@ -21,9 +22,14 @@ type batch struct {
 	received  time.Time // receive time of the first request (Options.Now)
 	opened    time.Time // wall clock with monotonic reading, for FlushInterval
 	header    []string  // CSV with a header: the batch's header fields
-	data      []byte    // the raw object's bytes
-	rows      int64
-	requests  int
+	// segs are the raw object's bytes: the chunks' arrays, kept as they are
+	// (an HTTP body is landed from the array it was read into, never
+	// copied into a second one).
+	segs     [][]byte
+	size     int64 // bytes in segs
+	held     int64 // memory budget the chunks took; given back once landed
+	rows     int64
+	requests int
 
 	done chan struct{} // closed once the outcome below is set
 	m    rawResult
@@ -52,17 +58,12 @@ type batcher struct {
 
 	kick chan struct{} // wakes the flusher; capacity 1
 
-	// bufs recycles the data arrays of landed batches (as *[]byte): a busy
-	// source fills a batch of up to FlushBytes every FlushInterval, and
-	// growing a fresh array to that size each time (doubling, each new
-	// array zeroed) cost more CPU than checking the requests' JSON.
-	bufs sync.Pool
-
 	mu       sync.Mutex
 	open     *batch   // filling; nil when none
 	sealed   []*batch // full or due, waiting for the flusher
 	pending  int64    // bytes in open, sealed and the batch being landed
 	space    chan struct{}
+	waiting  int  // add calls waiting for room (TCP back-pressure; tests wait on it)
 	draining bool // shutting down: seal at once, return when empty
 	done     bool // the flusher returned: nothing more is accepted
 }
@@ -85,7 +86,8 @@ func (b *batcher) wake() {
 // add appends c to the open batch and returns the batch that holds it.
 // For HTTP (block false) a full buffer returns ErrFull; for TCP (block
 // true) it waits for room until ctx ends. ErrClosed means the receiver is
-// shutting down (HTTP) or has stopped flushing (both).
+// shutting down (HTTP) or has stopped flushing (both). The batch keeps c's
+// arrays: the caller must not change them afterwards.
 func (b *batcher) add(ctx context.Context, c chunk, transport string, block bool) (*batch, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -101,37 +103,55 @@ func (b *batcher) add(ctx context.Context, c chunk, transport string, block bool
 			return nil, ErrFull
 		}
 		space := b.space
+		b.waiting++
 		b.mu.Unlock()
 		select {
 		case <-space:
 		case <-ctx.Done():
 			b.mu.Lock()
+			b.waiting--
 			return nil, ctx.Err()
 		}
 		b.mu.Lock()
+		b.waiting--
 	}
 	if b.open != nil && !slices.Equal(b.open.header, c.header) {
 		b.sealLocked() // another CSV header: it starts a batch of its own
 	}
 	if b.open == nil {
 		b.open = &batch{transport: transport, received: b.r.opts.Now(), opened: time.Now(), header: c.header, done: make(chan struct{})}
-		if p, ok := b.bufs.Get().(*[]byte); ok {
-			b.open.data = (*p)[:0]
-		}
-		b.open.data = append(b.open.data, c.headerLine...)
+		b.open.addSeg(c.headerLine)
 		b.pending += int64(len(c.headerLine))
 		b.wake() // the flusher starts the batch's FlushInterval
 	}
 	bt := b.open
-	bt.data = append(bt.data, c.data...)
+	bt.addSeg(c.data)
+	bt.held += c.held
 	bt.rows += c.rows
 	bt.requests++
 	b.pending += int64(len(c.data))
 	b.r.m.pending.With(b.src.Name).Set(float64(b.pending))
-	if int64(len(bt.data)) >= b.r.opts.FlushBytes || b.draining {
+	if bt.size >= b.r.opts.FlushBytes || b.draining {
 		b.sealLocked()
 	}
 	return bt, nil
+}
+
+// addSeg appends p to the batch's bytes without copying it.
+func (bt *batch) addSeg(p []byte) {
+	if len(p) > 0 {
+		bt.segs = append(bt.segs, p)
+		bt.size += int64(len(p))
+	}
+}
+
+// reader reads the batch's bytes from the start (one per landing attempt).
+func (bt *batch) reader() io.Reader {
+	rs := make([]io.Reader, len(bt.segs))
+	for i, p := range bt.segs {
+		rs[i] = bytes.NewReader(p)
+	}
+	return io.MultiReader(rs...)
 }
 
 // hasRoom reports whether n more bytes would fit now (a cheap check before
@@ -205,7 +225,7 @@ func (b *batcher) run(ctx context.Context) {
 func (b *batcher) flush(ctx context.Context, bt *batch) {
 	start := time.Now()
 	source := b.src.Name
-	data := bt.data
+	size := bt.size
 	var (
 		m   raw.Manifest
 		dup bool
@@ -226,13 +246,13 @@ func (b *batcher) flush(ctx context.Context, bt *batch) {
 			break
 		}
 		actx, cancel := context.WithTimeout(ctx, b.r.opts.FlushTimeout)
-		m, dup, err = raw.Land(actx, b.r.opts.Store, source, bt.name(b.format), b.format, bytes.NewReader(data), bt.received)
+		m, dup, err = raw.Land(actx, b.r.opts.Store, source, bt.name(b.format), b.format, bt.reader(), bt.received)
 		cancel()
 		if err == nil {
 			break
 		}
 		b.r.log.Warn("landing a batch failed", "source", source, "attempt", attempt, "of", b.r.opts.FlushAttempts,
-			"rows", bt.rows, "bytes", len(data), "err", err)
+			"rows", bt.rows, "bytes", size, "err", err)
 	}
 	elapsed := time.Since(start)
 	b.r.m.flushSeconds.With(source).Observe(elapsed.Seconds())
@@ -248,19 +268,18 @@ func (b *batcher) flush(ctx context.Context, bt *batch) {
 	default:
 		b.r.m.flushes.With(source, "landed").Inc()
 		b.r.m.rowsLanded.With(source).Add(float64(bt.rows))
-		b.r.m.bytesLanded.With(source).Add(float64(len(data)))
-		b.r.log.Debug("batch landed", "source", source, "object", m.Key, "rows", bt.rows, "requests", bt.requests, "bytes", len(data), "took", elapsed)
+		b.r.m.bytesLanded.With(source).Add(float64(size))
+		b.r.log.Debug("batch landed", "source", source, "object", m.Key, "rows", bt.rows, "requests", bt.requests, "bytes", size, "took", elapsed)
 		bt.m = rawResult{Object: m.Key, SHA256: m.SHA256}
 	}
 	close(bt.done)
 	// Nothing reads the bytes once the batch's requests are answered
 	// (raw.Land has returned, and a retry is never made after).
-	bt.data = nil
-	buf := data[:0]
-	b.bufs.Put(&buf)
+	bt.segs = nil
+	b.r.mem.give(bt.held)
 
 	b.mu.Lock()
-	b.pending -= int64(len(data))
+	b.pending -= size
 	b.r.m.pending.With(source).Set(float64(b.pending))
 	close(b.space) // wake TCP readers waiting for room
 	b.space = make(chan struct{})

@@ -74,6 +74,9 @@ type chunk struct {
 	rows       int64
 	header     []string // CSV with a header: its fields (nil otherwise)
 	headerLine []byte   // CSV with a header: the line as received, ending in '\n'
+	// held is the memory budget this chunk's arrays took (HTTP); the batch
+	// that keeps them gives it back once landed.
+	held int64
 }
 
 // size is what the chunk adds to a batch (the header only if it starts one).
@@ -159,6 +162,7 @@ func frameNDJSON(body []byte) (chunk, error) {
 func frameJSONSeq(body []byte) (chunk, error) {
 	var c chunk
 	var buf bytes.Buffer
+	buf.Grow(len(body) + 1) // compact lines never outgrow the body: one array, counted by the caller
 	recs := bytes.Split(body, []byte{0x1E})
 	var n int64
 	for i, r := range recs {
@@ -231,6 +235,7 @@ func frameJSON(body []byte) (chunk, error) {
 		return &FrameError{Line: lineAt(off), What: "line", Msg: msg}
 	}
 	var buf bytes.Buffer
+	buf.Grow(len(body) + 1) // as in frameJSONSeq
 	add := func(raw json.RawMessage, elem int) error {
 		if raw[0] != '{' {
 			where := "the body is"

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +53,10 @@ type errorResponse struct {
 // 400 framing; then the request waits for its batch to be landed: 202 (or
 // 200 for a duplicate) when it is durable, 503 when landing failed.
 func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
+	// The whole body must be in by BodyTimeout, whatever the answer: also
+	// a request refused before its body is read, whose rest the server
+	// reads and discards to keep the connection.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(r.opts.BodyTimeout))
 	source := req.PathValue("source")
 	b, known := r.sources[source]
 	label := source
@@ -96,20 +102,11 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	body, err := r.readBody(w, req, enc, maxBytes)
-	defer r.putBody(body) // the batch holds a copy
+	sh := &share{b: r.mem}
+	defer sh.release() // what a batch did not take over
+	c, err := r.readFramed(w, req, b, kind, enc, sh)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes: split it into smaller requests", maxBytes))
-			return
-		}
-		fail(http.StatusBadRequest, "read body: "+err.Error())
-		return
-	}
-	c, err := frame(body, kind, b.src)
-	if err != nil {
-		fail(http.StatusBadRequest, fmt.Sprintf("source %s: %v; nothing of this request was accepted", source, err))
+		r.failBody(w, fail, source, err)
 		return
 	}
 	if c.rows == 0 {
@@ -118,7 +115,11 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
+	c.held = sh.detach() // the batch gives it back once landed
 	bt, err := b.add(req.Context(), c, "http", false)
+	if err != nil {
+		r.mem.give(c.held) // no batch took it
+	}
 	switch {
 	case errors.Is(err, ErrFull):
 		r.tooBusy(w, fail, source)
@@ -158,7 +159,7 @@ func (r *Receiver) tooBusy(w http.ResponseWriter, fail func(int, string), source
 		secs = 1
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	fail(http.StatusTooManyRequests, fmt.Sprintf("source %s: %d bytes are waiting to be landed (the limit); retry after %d s", source, r.opts.MaxPending, secs))
+	fail(http.StatusTooManyRequests, fmt.Sprintf("source %s: the receiver holds as many bytes as it may (%d per source waiting to be landed, %d in memory over all requests); retry after %d s", source, r.opts.MaxPending, r.opts.MaxBuffered, secs))
 }
 
 // authorized checks the bearer token in constant time (over SHA-256
@@ -174,11 +175,84 @@ func (r *Receiver) authorized(req *http.Request) bool {
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
+// readFramed reads the body and frames it, taking from the memory budget
+// (into sh) every array it allocates before allocating it. On success sh
+// holds exactly the bytes c keeps.
+func (r *Receiver) readFramed(w http.ResponseWriter, req *http.Request, b *batcher, kind bodyKind, enc string, sh *share) (chunk, error) {
+	body, err := r.readBody(w, req, enc, r.opts.MaxBodyBytes, sh)
+	if err != nil {
+		return chunk{}, err
+	}
+	// The body is in: the deadline serveIngest set is lifted, as the
+	// server's read that watches for a client leaving must not time out
+	// while the request waits for its batch. On every error path it stays,
+	// so the server's discard of an unread rest ends by then too.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	// Framing may copy the body (JSON arrays, CSV, NDJSON with blank lines
+	// or \r): room for that copy is taken before framing.
+	if !sh.grow(int64(len(body)) + 1) {
+		return chunk{}, errBudget
+	}
+	c, err := frame(body, kind, b.src)
+	if err != nil {
+		return chunk{}, &badFrame{err}
+	}
+	// From here the batch keeps c's arrays; the body's only when c.data
+	// is a part of it.
+	keep := int64(cap(c.data)) + int64(cap(c.headerLine))
+	if sameArray(c.data, body) {
+		keep = int64(cap(body)) + int64(cap(c.headerLine))
+	}
+	if keep > sh.n && !sh.grow(keep-sh.n) {
+		return chunk{}, errBudget
+	}
+	sh.shrinkTo(keep)
+	return c, nil
+}
+
+// badFrame is a body whose framing is wrong (400).
+type badFrame struct{ err error }
+
+func (e *badFrame) Error() string { return e.err.Error() }
+
+// failBody answers a body that could not be read or framed.
+func (r *Receiver) failBody(w http.ResponseWriter, fail func(int, string), source string, err error) {
+	var (
+		mbe *http.MaxBytesError
+		bf  *badFrame
+		ne  net.Error
+	)
+	switch {
+	case errors.Is(err, errBudget):
+		r.tooBusy(w, fail, source)
+	case errors.As(err, &mbe):
+		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes: split it into smaller requests", r.opts.MaxBodyBytes))
+	case errors.As(err, &bf):
+		fail(http.StatusBadRequest, fmt.Sprintf("source %s: %v; nothing of this request was accepted", source, bf.err))
+	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		w.Header().Set("Connection", "close")
+		fail(http.StatusRequestTimeout, fmt.Sprintf("the body did not arrive within %s; nothing of this request was accepted: send it faster or in smaller requests", r.opts.BodyTimeout))
+	default:
+		fail(http.StatusBadRequest, "read body: "+err.Error())
+	}
+}
+
+// sameArray reports whether a and b end in the same backing array (a is a
+// part of b kept without a copy).
+func sameArray(a, b []byte) bool {
+	if cap(a) == 0 || cap(b) == 0 {
+		return false
+	}
+	return &a[:cap(a)][cap(a)-1] == &b[:cap(b)][cap(b)-1]
+}
+
 // readBody reads at most maxBytes bytes of body, after gunzipping when enc is
-// gzip (both the compressed and the decompressed size are bounded). A body
-// of known length is read into an array of that size (recycled from an
-// earlier request when one is free) rather than grown by doubling.
-func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, enc string, maxBytes int64) ([]byte, error) {
+// gzip (both the compressed and the decompressed size are bounded). Every
+// array is taken from the budget (into sh) before it is allocated: a body
+// of known length needs one array of that size; one of unknown length grows
+// by doubling, the old array counted until it is copied. errBudget means
+// the budget has no room.
+func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, enc string, maxBytes int64, sh *share) ([]byte, error) {
 	var rd io.Reader = http.MaxBytesReader(w, req.Body, maxBytes)
 	if enc == "gzip" {
 		zr, err := gzip.NewReader(rd)
@@ -188,28 +262,47 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, enc string
 		defer zr.Close()
 		rd = &limitReader{r: zr, n: maxBytes}
 	} else if n := req.ContentLength; n > 0 && n <= maxBytes {
-		var buf []byte
-		if p, ok := r.bodies.Get().(*[]byte); ok && int64(cap(*p)) >= n {
-			buf = (*p)[:n]
-		} else {
-			buf = make([]byte, n)
+		if !sh.grow(n) {
+			return nil, errBudget
 		}
+		buf := make([]byte, n)
 		if _, err := io.ReadFull(rd, buf); err != nil {
-			r.putBody(buf)
 			return nil, err
 		}
 		return buf, nil
 	}
-	return io.ReadAll(rd)
+	return readGrowing(rd, maxBytes, sh)
 }
 
-// putBody gives a body's array back for another request.
-func (r *Receiver) putBody(b []byte) {
-	if cap(b) == 0 {
-		return
+// readGrowing reads rd to its end into an array that doubles as needed,
+// each array taken from sh before it is allocated.
+func readGrowing(rd io.Reader, maxBytes int64, sh *share) ([]byte, error) {
+	const first = 32 << 10
+	size := min(int64(first), maxBytes+1)
+	if !sh.grow(size) {
+		return nil, errBudget
 	}
-	b = b[:0]
-	r.bodies.Put(&b)
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			next := min(2*int64(cap(buf)), maxBytes+1) // +1: a body over the limit is seen as one
+			if !sh.grow(next) {
+				return nil, errBudget
+			}
+			nb := make([]byte, len(buf), next)
+			copy(nb, buf)
+			sh.shrinkTo(sh.n - int64(cap(buf)))
+			buf = nb
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // limitReader fails with *http.MaxBytesError past n bytes.

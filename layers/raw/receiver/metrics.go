@@ -14,6 +14,7 @@ type receiverMetrics struct {
 	flushes      *metrics.CounterVec   // source, result
 	flushSeconds *metrics.HistogramVec // source
 	pending      *metrics.GaugeVec     // source
+	buffered     *metrics.Gauge        // request-body bytes held, all sources (Options.MaxBuffered)
 	tcpConns     *metrics.GaugeVec     // source
 	tcpMalformed *metrics.CounterVec   // source
 }
@@ -36,6 +37,8 @@ func newReceiverMetrics(reg *metrics.Registry) *receiverMetrics {
 			"Time to land one batch in the raw layer, retries included.", nil, "source"),
 		pending: reg.Gauge("medallion_ingest_pending_bytes",
 			"Bytes received but not yet durable (open, waiting and landing batches).", "source"),
+		buffered: reg.Gauge("medallion_ingest_buffered_bytes",
+			"Request-body bytes held in memory across all HTTP requests (read, framed or waiting to be landed); bounded by serve.http.max_buffered_bytes.").With(),
 		tcpConns: reg.Gauge("medallion_ingest_tcp_connections",
 			"Open TCP line-listener connections.", "source"),
 		tcpMalformed: reg.Counter("medallion_ingest_tcp_malformed_lines_total",

@@ -84,14 +84,17 @@ import (
 // "Authorization: Bearer <token>".
 const EnvToken = "MEDALLION_INGEST_TOKEN"
 
-// Defaults of Options.
+// Defaults of Options (the limits are those of serve.http in
+// medallion.yaml).
 const (
-	DefaultMaxBodyBytes  = 16 << 20
+	DefaultMaxBodyBytes  = config.DefaultMaxBodyBytes
 	DefaultFlushBytes    = 8 << 20
 	DefaultFlushInterval = 200 * time.Millisecond
-	DefaultMaxPending    = 64 << 20
+	DefaultMaxPending    = config.DefaultMaxPendingBytes
 	DefaultFlushTimeout  = 2 * time.Minute
 	DefaultFlushAttempts = 3
+	DefaultMaxBuffered   = config.DefaultMaxBufferedBytes
+	DefaultBodyTimeout   = config.DefaultBodyTimeout
 )
 
 // Errors a caller can test for with errors.Is.
@@ -100,6 +103,8 @@ var (
 	ErrClosed = errors.New("receiver: shutting down")
 	// ErrFull means a source's pending buffer is full (HTTP 429).
 	ErrFull = errors.New("receiver: pending buffer full")
+	// errBudget means the receiver-wide memory budget is spent (HTTP 429).
+	errBudget = errors.New("receiver: memory budget spent")
 )
 
 // Options configure a Receiver. Zero values take the defaults above.
@@ -122,6 +127,17 @@ type Options struct {
 	// would exceed it gets 429 with Retry-After; a TCP listener stops
 	// reading until there is room.
 	MaxPending int64
+	// MaxBuffered bounds the request-body bytes held in memory across all
+	// HTTP requests and sources: bodies being read, their framed copies and
+	// the batches holding them until they are landed. A request takes its
+	// Content-Length (a chunked or gzip body: its bytes as they arrive)
+	// before reading; one that does not fit gets 429 with Retry-After. It
+	// must be more than twice MaxBodyBytes (a body and its framed copy).
+	MaxBuffered int64
+	// BodyTimeout bounds the time to receive one request body; a body not
+	// complete by then gets 408 and its connection is closed, so slow
+	// senders cannot hold connections and budget.
+	BodyTimeout time.Duration
 	// FlushTimeout bounds one attempt to land a batch.
 	FlushTimeout time.Duration
 	// FlushAttempts is how many times a batch is tried before its requests
@@ -155,6 +171,12 @@ func (o Options) withDefaults() (Options, error) {
 	if o.FlushTimeout == 0 {
 		o.FlushTimeout = DefaultFlushTimeout
 	}
+	if o.MaxBuffered == 0 {
+		o.MaxBuffered = max(DefaultMaxBuffered, 2*o.MaxBodyBytes+1)
+	}
+	if o.BodyTimeout == 0 {
+		o.BodyTimeout = DefaultBodyTimeout
+	}
 	if o.FlushAttempts == 0 {
 		o.FlushAttempts = DefaultFlushAttempts
 	}
@@ -167,6 +189,10 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("receiver: FlushInterval %s: want > 0", o.FlushInterval)
 	case o.MaxPending < o.MaxBodyBytes:
 		return o, fmt.Errorf("receiver: MaxPending %d is below MaxBodyBytes %d: one largest request would never fit", o.MaxPending, o.MaxBodyBytes)
+	case o.MaxBuffered < 2*o.MaxBodyBytes+1:
+		return o, fmt.Errorf("receiver: MaxBuffered %d is not above twice MaxBodyBytes %d: one largest request (its body and its framed copy) would never fit", o.MaxBuffered, o.MaxBodyBytes)
+	case o.BodyTimeout < 0:
+		return o, fmt.Errorf("receiver: BodyTimeout %s: want > 0", o.BodyTimeout)
 	case o.FlushTimeout < 0:
 		return o, fmt.Errorf("receiver: FlushTimeout %s: want > 0", o.FlushTimeout)
 	case o.FlushAttempts < 0:
@@ -208,9 +234,8 @@ type Receiver struct {
 	running atomic.Bool // Start was called
 	closing atomic.Bool // shutdown began: new HTTP requests get 503
 
-	// bodies recycles request body arrays (as *[]byte): a body is copied
-	// into its batch, so its array is free once its request is answered.
-	bodies sync.Pool
+	// mem is the receiver-wide bound on body bytes held (MaxBuffered).
+	mem *budget
 }
 
 // New checks the options and builds a receiver for every source of the
@@ -228,6 +253,7 @@ func New(opts Options) (*Receiver, error) {
 		drained:  make(chan struct{}),
 		shutdown: make(chan struct{}),
 	}
+	r.mem = &budget{limit: o.MaxBuffered, onSet: func(n int64) { r.m.buffered.Set(float64(n)) }}
 	r.stop, r.abort = context.WithCancel(context.Background())
 	for _, name := range o.Pipeline.SourceOrder {
 		src := o.Pipeline.Sources[name]

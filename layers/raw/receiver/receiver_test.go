@@ -30,6 +30,8 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		"no pipeline":       {Store: st},
 		"pending below max": {Store: st, Pipeline: p, MaxBodyBytes: 2 << 20, MaxPending: 1 << 20},
 		"negative interval": {Store: st, Pipeline: p, FlushInterval: -time.Second},
+		"budget below body": {Store: st, Pipeline: p, MaxBodyBytes: 1 << 20, MaxBuffered: 2 << 20},
+		"negative timeout":  {Store: st, Pipeline: p, BodyTimeout: -time.Second},
 	} {
 		if _, err := New(o); err == nil {
 			t.Errorf("%s: New accepted %+v", name, o)
@@ -596,8 +598,14 @@ func TestTCPBackPressure(t *testing.T) {
 		}
 		sent <- conn.Close()
 	}()
-	waitFor(t, "the buffer to fill", func() bool { return pendingOf(h.r, "meters") > 3<<10 })
-	time.Sleep(50 * time.Millisecond)
+	// The listener blocks for room: from then on it reads nothing more
+	// until a batch is landed, so pending is at its highest.
+	waitFor(t, "the listener to wait for room", func() bool {
+		b := h.r.sources["meters"]
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.waiting > 0
+	})
 	if p := pendingOf(h.r, "meters"); p > 4<<10 {
 		t.Errorf("pending %d over MaxPending", p)
 	}

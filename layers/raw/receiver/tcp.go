@@ -147,7 +147,7 @@ func (l *tcpListener) serve(c net.Conn) {
 			out = out[:0]
 			return true
 		}
-		_, err := l.b.add(l.r.stop, chunk{data: out, rows: rows}, "tcp", true)
+		_, err := l.b.add(l.r.stop, chunk{data: bytes.Clone(out), rows: rows}, "tcp", true) // out is reused
 		if err != nil {
 			log.Error("TCP lines not accepted", "rows", rows, "err", err)
 			return false
