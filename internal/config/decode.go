@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/medallion-dev/medallion/internal/duration"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // loader turns the YAML node tree into a Pipeline (decode.go) and checks it
