@@ -78,23 +78,16 @@ type state struct {
 func (m *Mirror) attempt(ctx context.Context, spec Spec, rebuild bool) (_ *Result, err error) {
 	res := &Result{Spec: spec, FromVersion: -1, Version: -1}
 	tbl := delta.Open(m.deps.Store, spec.Source.Dir())
-	to, err := tbl.Snapshot(ctx)
+	// Read before connecting: a table with no commits needs no PostgreSQL,
+	// and a lake schema the target cannot take fails before any lock.
+	lv, err := readLake(ctx, tbl, spec)
 	if errors.Is(err, delta.ErrNoTable) {
 		res.Mode = ModeNoSource
 		return res, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read lake table %s: %w", spec.Source, err)
-	}
-	schema, err := to.Schema()
-	if err != nil {
-		return nil, fmt.Errorf("lake table %s version %d: %w", spec.Source, to.Version, err)
-	}
-	cols, err := lakeColumns(spec, schema)
-	if err != nil {
 		return nil, err
 	}
-	res.Version, res.SourceCommittedAt = to.Version, to.Timestamp
 
 	conn, err := pgx.ConnectConfig(ctx, m.cfg)
 	if err != nil {
@@ -128,7 +121,17 @@ func (m *Mirror) attempt(ctx context.Context, spec Spec, rebuild bool) (_ *Resul
 	}
 	if hasState {
 		res.FromVersion = st.version
+		if st.version > lv.to.Version {
+			// Another mirror of this target read the lake after us and
+			// committed first: read it again, now under the lock, rather
+			// than apply an older version or call the target incompatible.
+			if lv, err = readLake(ctx, tbl, spec); err != nil {
+				return nil, err
+			}
+		}
 	}
+	to, schema, cols := lv.to, lv.schema, lv.cols
+	res.Version, res.SourceCommittedAt = to.Version, to.Timestamp
 	existing, err := describe(ctx, tx, spec.ident())
 	if err != nil {
 		return nil, err
@@ -160,6 +163,35 @@ func (m *Mirror) attempt(ctx context.Context, spec Spec, rebuild bool) (_ *Resul
 	}
 	crashpoint.At(CrashAfterCommit)
 	return res, nil
+}
+
+// lakeVersion is a snapshot of the lake table with its schema mapped to
+// the target's columns.
+type lakeVersion struct {
+	to     *delta.Snapshot
+	schema *delta.Schema
+	cols   []column
+}
+
+// readLake reads the latest version of the lake table of spec. A table
+// with no commits gives delta.ErrNoTable.
+func readLake(ctx context.Context, tbl *delta.Table, spec Spec) (lakeVersion, error) {
+	to, err := tbl.Snapshot(ctx)
+	if errors.Is(err, delta.ErrNoTable) {
+		return lakeVersion{}, err
+	}
+	if err != nil {
+		return lakeVersion{}, fmt.Errorf("read lake table %s: %w", spec.Source, err)
+	}
+	schema, err := to.Schema()
+	if err != nil {
+		return lakeVersion{}, fmt.Errorf("lake table %s version %d: %w", spec.Source, to.Version, err)
+	}
+	cols, err := lakeColumns(spec, schema)
+	if err != nil {
+		return lakeVersion{}, err
+	}
+	return lakeVersion{to: to, schema: schema, cols: cols}, nil
 }
 
 func nullTime(t time.Time) any {
