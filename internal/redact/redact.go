@@ -59,14 +59,22 @@ func userinfo(s string) string {
 	}
 }
 
-// Error returns err with String applied to its message; errors.Is and
-// errors.As see through it. A nil err stays nil.
-func Error(err error) error {
+// Error returns err with String applied to its message, and every one of
+// secrets (passwords known to the caller) masked; secrets shorter than 4
+// bytes are left, as masking them would mangle the words of the message.
+// errors.Is and errors.As see through the result. A nil err stays nil.
+func Error(err error, secrets ...string) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
-	if red := String(msg); red != msg {
+	red := String(msg)
+	for _, s := range secrets {
+		if len(s) >= 4 {
+			red = strings.ReplaceAll(red, s, Mask)
+		}
+	}
+	if red != msg {
 		return &redacted{msg: red, err: err}
 	}
 	return err

@@ -41,6 +41,10 @@ func TestError(t *testing.T) {
 	if strings.Contains(err.Error(), "hunter2") || !errors.Is(err, io.EOF) {
 		t.Errorf("got %q, errors.Is(EOF) %v", err, errors.Is(err, io.EOF))
 	}
+	err = Error(errors.New("lookup s3kr1t@h: no such host"), "s3kr1t", "")
+	if err.Error() != "lookup xxxxx@h: no such host" {
+		t.Errorf("a known secret: got %q", err)
+	}
 }
 
 type wrapped struct {
