@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/medallion-dev/medallion/internal/generate"
 	"github.com/medallion-dev/medallion/internal/testenv"

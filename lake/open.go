@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+
+	"github.com/medallion-dev/medallion/internal/redact"
 )
 
 // Open returns the Store for a lake URL:
@@ -20,8 +22,14 @@ import (
 //     s3.Prefix; endpoint, credentials, region and TLS come from s3. Open sets
 //     s3.CreateBucket, so the bucket is created if it does not exist yet.
 //
-// Any other scheme is refused with an error naming the URL.
+// Any other scheme is refused with an error naming the URL, its password
+// (if it has user info) masked.
 func Open(ctx context.Context, rawURL string, s3 S3Options) (Store, error) {
+	st, err := open(ctx, rawURL, s3)
+	return st, redact.Error(err, s3.SecretKey)
+}
+
+func open(ctx context.Context, rawURL string, s3 S3Options) (Store, error) {
 	if strings.TrimSpace(rawURL) == "" {
 		return nil, errors.New("open lake: empty lake URL (want file://DIR, a directory path or s3://bucket/prefix)")
 	}

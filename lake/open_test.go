@@ -53,6 +53,21 @@ func TestOpenRefuses(t *testing.T) {
 	}
 }
 
+// TestOpenHidesPasswords: a lake URL or endpoint with user info is
+// refused without showing the password.
+func TestOpenHidesPasswords(t *testing.T) {
+	for _, c := range []struct{ url, endpoint string }{
+		{"s3://user:Sekr1tPW@bucket/p", "127.0.0.1:1"},
+		{"gs://user:Sekr1tPW@bucket/p", "127.0.0.1:1"},
+		{"s3://bucket/p", "user:Sekr1tPW@127.0.0.1:1"},
+	} {
+		_, err := lake.Open(t.Context(), c.url, lake.S3Options{Endpoint: c.endpoint})
+		if err == nil || strings.Contains(err.Error(), "Sekr1t") {
+			t.Errorf("Open(%q, endpoint %q) = %v, want an error without the password", c.url, c.endpoint, err)
+		}
+	}
+}
+
 func TestOpenS3CreatesBucket(t *testing.T) {
 	srv := testenv.MinIO(t)
 	bucket := "open-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))

@@ -48,6 +48,8 @@ func (o S3Options) Validate() error {
 	switch {
 	case endpoint == "":
 		return errors.New("s3 options: endpoint is empty (want host:port, e.g. 127.0.0.1:9000)")
+	case strings.Contains(endpoint, "@"):
+		return errors.New("s3 options: endpoint must be host[:port], without a user or password (set the access and secret keys)")
 	case strings.ContainsAny(endpoint, "/?#"):
 		return fmt.Errorf("s3 options: endpoint %q must be host[:port] without a path", o.Endpoint)
 	case o.Bucket == "":

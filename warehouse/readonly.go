@@ -35,9 +35,10 @@ func refuse(kind, format string, args ...any) error {
 
 const readOnlyTail = "medallion query is read-only"
 
-// fileFuncs are table (and scalar) functions that read local or remote files
-// or run SQL given as a string. Analysts read tables by name only.
-var fileFuncs = []string{
+// fileFuncs are table (and scalar) functions that read local or remote files,
+// run SQL given as a string or show the engine's own settings (engineFuncs).
+// Analysts read tables by name only.
+var fileFuncs = append([]string{
 	"read_csv", "read_csv_auto", "sniff_csv", "read_parquet", "parquet_scan",
 	"parquet_metadata", "parquet_schema", "parquet_file_metadata", "parquet_kv_metadata",
 	"parquet_bloom_probe", "read_json", "read_json_auto", "read_json_objects",
@@ -47,6 +48,14 @@ var fileFuncs = []string{
 	"sqlite_scan", "sqlite_attach", "postgres_scan", "postgres_scan_pushdown",
 	"postgres_attach", "postgres_query", "mysql_scan", "mysql_query", "read_duckdb",
 	"query", "query_table", "getenv", "load_aws_credentials",
+}, engineFuncs...)
+
+// engineFuncs show the engine's settings and files rather than lake data:
+// the local paths of allowed_paths, temp_directory, extension and secret
+// directories. DuckDB cannot hide a setting from current_setting(), so the
+// guard refuses them.
+var engineFuncs = []string{
+	"current_setting", "duckdb_settings", "duckdb_temporary_files", "duckdb_extensions", "duckdb_secrets",
 }
 
 // statementKinds maps a statement's first keyword to the refusal for it.
@@ -284,6 +293,9 @@ func refuseFunc(name string) error {
 		return refuse("dynamic-sql", "%s() runs SQL given as a string; write the query directly", n)
 	case "getenv":
 		return refuse("file-read", "getenv() reads the environment; "+readOnlyTail)
+	}
+	if slices.Contains(engineFuncs, n) {
+		return refuse("setting", "%s() shows the engine's settings and local files, not lake data; medallion query reads only lake tables by name (bronze.x, silver.y, gold.z)", n)
 	}
 	return refuse("file-read", "%s() reads files; medallion query reads only lake tables by name (bronze.x, silver.y, gold.z)", n)
 }

@@ -70,6 +70,12 @@ var refusedCases = []struct {
 	{"empty", "  -- nothing\n", "empty", "no SQL statement"},
 	{"unbalanced", "SELECT 1) TO 'x' (FORMAT csv", "syntax", "unbalanced parentheses"},
 	{"use", "USE other", "attach", "USE changes the current database"},
+	{"current_setting", "SELECT current_setting('allowed_paths')", "setting", "current_setting() shows the engine's settings"},
+	{"current_setting quoted", `SELECT "CURRENT_SETTING"('temp_directory') AS p`, "setting", "current_setting()"},
+	{"duckdb_settings", "SELECT value FROM duckdb_settings() WHERE name = 'allowed_paths'", "setting", "duckdb_settings() shows"},
+	{"duckdb_temporary_files", "FROM duckdb_temporary_files()", "setting", "duckdb_temporary_files()"},
+	{"duckdb_extensions", "SELECT install_path FROM duckdb_extensions()", "setting", "duckdb_extensions()"},
+	{"duckdb_secrets", "SELECT * FROM duckdb_secrets()", "setting", "duckdb_secrets()"},
 }
 
 func TestCheckReadOnlyRefuses(t *testing.T) {

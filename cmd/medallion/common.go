@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/internal/redact"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/warehouse"
 )
@@ -28,7 +29,7 @@ func (a *app) openLake(ctx context.Context, p *config.Pipeline) (lake.Store, err
 		Secure:    p.S3.Secure,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open lake %s: %w", p.Lake, err)
+		return nil, fmt.Errorf("open lake %s: %w", redact.String(p.Lake), err)
 	}
 	return st, nil
 }

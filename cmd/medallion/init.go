@@ -9,6 +9,7 @@ import (
 	"regexp"
 
 	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/internal/redact"
 )
 
 // lakeLine matches the starter file's lake: line so --lake can replace it.
@@ -52,7 +53,7 @@ func runInit(ctx context.Context, a *app, args []string) error {
 	}
 	marker := fmt.Sprintf("{\"created_by\":\"medallion %s\"}\n", version)
 	if _, err := st.PutIfAbsent(ctx, "_medallion/lake.json", bytes.NewReader([]byte(marker)), int64(len(marker))); err != nil && !isExists(err) {
-		return fmt.Errorf("create lake %s: %w", p.Lake, err)
+		return fmt.Errorf("create lake %s: %w", redact.String(p.Lake), err)
 	}
 	fmt.Fprintf(a.stdout, "wrote %s\nlake ready at %s\nnext: medallion generate energy --rows 100000 --out meters.ndjson && medallion ingest meters meters.ndjson && medallion run\n", path, st.URL())
 	return nil

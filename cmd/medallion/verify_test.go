@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"io"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,18 +42,6 @@ func getObject(t *testing.T, st lake.Store, key string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// exitCode is the exit status of a command that ran (-1: it did not).
-func exitCode(err error) int {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	if err == nil {
-		return 0
-	}
-	return -1
 }
 
 // TestVerify: every writer records each data file's SHA-256 in add.tags;

@@ -338,7 +338,7 @@ func TestBadFiles(t *testing.T) {
 		{"unsupported lake", "lake: file://./lake", "lake: gs://bucket",
 			`medallion.yaml:1:7: lake: unsupported lake "gs://bucket": want file://DIR, a directory or s3://bucket/prefix`},
 		{"empty lake", "lake: file://./lake", "lake: ${MEDALLION_LAKE}",
-			`medallion.yaml:1:7: lake: empty: want file://DIR, a directory or s3://bucket/prefix (is the variable it names set?)`},
+			`medallion.yaml:1:7: lake: ${MEDALLION_LAKE}: empty: want file://DIR, a directory or s3://bucket/prefix (is the variable it names set?)`},
 		{"unterminated ${", "lake: file://./lake", "lake: ${MEDALLION_LAKE:-file://./lake",
 			`medallion.yaml:1:7: lake: unterminated "${": close it with "}", or write "$$" for a literal "$"`},
 		{"unterminated ${ mid-value", "    to: public.meter_usage_ma", "    to: public.${TABLE",
@@ -498,13 +498,14 @@ sources:
 		t.Errorf("got %v, want %s", err, want)
 	}
 
-	// A variable typed wrongly is reported at the reference.
+	// A variable typed wrongly is reported at the reference, by its name:
+	// its value may be a secret put in the wrong variable.
 	_, err = Parse("m.yaml", src, envOf(map[string]string{"S3_ENDPOINT": "x:1", "S3_SECURE": "maybe"}))
-	if want := `m.yaml:6:11: s3.secure: expected true or false, got "maybe"`; err == nil || err.Error() != want {
+	if want := `m.yaml:6:11: s3.secure: ${S3_SECURE:-false} is not true or false`; err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
 	}
 	_, err = Parse("m.yaml", src, envOf(map[string]string{"S3_ENDPOINT": "x:1", "THREADS": "many"}))
-	if want := `m.yaml:9:12: duckdb.threads: expected a whole number, got "many"`; err == nil || err.Error() != want {
+	if want := `m.yaml:9:12: duckdb.threads: ${THREADS:-2} is not a whole number`; err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,7 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/medallion-dev/medallion/internal/duration"
-	"gopkg.in/yaml.v3"
+	"github.com/medallion-dev/medallion/internal/redact"
+	"go.yaml.in/yaml/v3"
 )
 
 // loader turns the YAML node tree into a Pipeline (decode.go) and checks it
@@ -26,15 +28,26 @@ type loader struct {
 	errs  []*Error
 	nodes map[string]*yaml.Node // key path -> value node (or the key node for map entries)
 
+	// vars holds each value that ${VAR} expansion changed, by key path, and
+	// secrets the values of every variable used: errors name the variable
+	// and never show its value.
+	vars    map[string]expanded
+	secrets []varUse
+
 	// visits bounds the work alias expansion can cause ("billion laughs").
 	visits int
 }
 
 const maxVisits = 200_000
 
+// expanded is a value with ${VAR} references: as written and as expanded.
+type expanded struct {
+	raw, val string
+}
+
 // errorf records a problem at node n (or, with n nil, at the recorded node of path).
 func (l *loader) errorf(n *yaml.Node, path, format string, args ...any) {
-	e := &Error{File: l.file, Path: path, Msg: oneLine(fmt.Sprintf(format, args...))}
+	e := &Error{File: l.file, Path: path, Msg: l.message(path, format, args...)}
 	if n == nil {
 		n = l.at(path)
 	}
@@ -46,7 +59,86 @@ func (l *loader) errorf(n *yaml.Node, path, format string, args ...any) {
 
 // errorAt records a problem at an explicit place.
 func (l *loader) errorAt(line, col int, path, format string, args ...any) {
-	l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col, Path: path, Msg: oneLine(fmt.Sprintf(format, args...))})
+	l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col, Path: path, Msg: l.message(path, format, args...)})
+}
+
+// message formats an error message about the value at path on one line,
+// with the values of variables replaced by their ${NAME} and passwords in
+// URLs and connection strings masked.
+func (l *loader) message(path, format string, args ...any) string {
+	msg := fmt.Sprintf(format, args...)
+	if len(l.vars) > 0 {
+		msg = l.hideVars(path, format, msg)
+	}
+	return oneLine(redact.String(msg))
+}
+
+// minSecret is the length from which a variable's value is hidden wherever
+// it appears in a message, not only in messages about its own key: short
+// values ("true", "csv") would hide the words of the message itself.
+const minSecret = 8
+
+// hideVars replaces in msg the values that came from variables by the text
+// written in the file (format is msg's format, whose own words stay):
+//   - the value of path, whole (validation prints it quoted, bare, trimmed
+//     or lower-cased) and the words of it that the message quotes in part
+//     (a column named in an expression, a regular expression's fragment);
+//   - quoted, the value of every other key that came from a variable;
+//   - the value of every variable used, when long enough to be a secret.
+func (l *loader) hideVars(path, format, msg string) string {
+	hide := func(val, by string, bare bool) {
+		for _, v := range []string{val, strings.TrimSpace(val)} {
+			if v != "" {
+				msg = replaceFold(msg, strconv.Quote(v), by)
+				if bare {
+					msg = replaceFold(msg, v, by)
+				}
+			}
+		}
+	}
+	if v, ok := l.varAt(path); ok {
+		hide(v.val, v.raw, len(strings.TrimSpace(v.val)) >= 4)
+		for _, w := range strings.FieldsFunc(v.val, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_' }) {
+			if len(w) >= 6 && !strings.Contains(strings.ToLower(format), strings.ToLower(w)) {
+				msg = replaceFold(msg, w, v.raw)
+			}
+		}
+		if !strings.Contains(msg, v.raw) {
+			// Say where the value came from even when the message does not show it.
+			msg = v.raw + ": " + msg
+		}
+	}
+	for _, v := range l.vars {
+		hide(v.val, v.raw, false)
+	}
+	for _, s := range l.secrets {
+		hide(s.value, "${"+s.name+"}", len(s.value) >= minSecret)
+	}
+	return msg
+}
+
+// varAt returns the expanded value of path or of the key it belongs to
+// (an aggregate's .expr, a schedule's .cron), if it came from a variable.
+func (l *loader) varAt(path string) (expanded, bool) {
+	for path != "" {
+		if v, ok := l.vars[path]; ok {
+			return v, true
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return expanded{}, false
+}
+
+// replaceFold replaces every instance of old in s, in any case, by new.
+func replaceFold(s, old, new string) string {
+	if old == "" || !strings.Contains(strings.ToLower(s), strings.ToLower(old)) {
+		return s
+	}
+	return regexp.MustCompile("(?i)"+regexp.QuoteMeta(old)).ReplaceAllLiteralString(s, new)
 }
 
 // oneLine escapes line breaks and other control characters that user text
@@ -145,7 +237,7 @@ func (l *loader) scalar(n *yaml.Node, path, want string) (val, tag string, ok bo
 	tag = n.ShortTag()
 	val = n.Value
 	if strings.Contains(val, "$") {
-		x, err := Expand(val, l.env)
+		x, used, err := expand(val, l.env)
 		if err != nil {
 			var ee *expandError
 			line, col := n.Line, n.Column
@@ -155,7 +247,12 @@ func (l *loader) scalar(n *yaml.Node, path, want string) (val, tag string, ok bo
 			l.errorAt(line, col, path, "%s", err.Error())
 			return "", "", false
 		}
+		l.secrets = append(l.secrets, used...)
 		if x != val {
+			if l.vars == nil {
+				l.vars = map[string]expanded{}
+			}
+			l.vars[path] = expanded{raw: val, val: x}
 			// The expanded text is typed as if written plainly, quoted or
 			// not: secure: ${S3_SECURE:-false} and, in a flow mapping where
 			// braces need quotes, {secure: "${S3_SECURE:-false}"} are both
@@ -239,11 +336,23 @@ func (l *loader) boolean(n *yaml.Node, path string) bool {
 		return false
 	}
 	if tag != "!!bool" {
-		l.errorf(l.deref(n), path, "expected true or false, got %q%s", val, quotedHint(val, "!!bool"))
+		l.refuse(n, path, "true or false", val, quotedHint(val, "!!bool"))
 		return false
 	}
 	b, _ := strconv.ParseBool(strings.ToLower(val))
 	return b
+}
+
+// refuse records that the value val of path is not want. A value that came
+// from ${VAR} is named as written in the file, never shown:
+//
+//	medallion.yaml:12:11: s3.secure: ${S3_SECURE} is not true or false
+func (l *loader) refuse(n *yaml.Node, path, want, val, hint string) {
+	if v, ok := l.vars[path]; ok {
+		l.errorf(l.deref(n), path, "%s is not %s", v.raw, want)
+		return
+	}
+	l.errorf(l.deref(n), path, "expected %s, got %q%s", want, val, hint)
 }
 
 // quotedHint explains a typed value refused because it was quoted: "true"
@@ -268,7 +377,7 @@ func (l *loader) number(n *yaml.Node, path string) *float64 {
 			return &f
 		}
 	}
-	l.errorf(l.deref(n), path, "expected a number, got %q%s", val, quotedHint(val, "!!int", "!!float"))
+	l.refuse(n, path, "a number", val, quotedHint(val, "!!int", "!!float"))
 	return nil
 }
 
@@ -284,7 +393,7 @@ func (l *loader) integer(n *yaml.Node, path string) int {
 			return i
 		}
 	}
-	l.errorf(l.deref(n), path, "expected a whole number, got %q%s", val, quotedHint(val, "!!int"))
+	l.refuse(n, path, "a whole number", val, quotedHint(val, "!!int"))
 	return 0
 }
 
@@ -296,6 +405,10 @@ func (l *loader) duration(n *yaml.Node, path string) time.Duration {
 	}
 	d, err := ParseDuration(val)
 	if err != nil {
+		if _, ok := l.vars[path]; ok {
+			l.refuse(n, path, "a duration like 30s, 1m, 1h or 1d", val, "")
+			return 0
+		}
 		l.errorf(l.deref(n), path, "%s", err.Error())
 		return 0
 	}

@@ -22,8 +22,20 @@ func (e *expandError) Error() string { return e.Msg }
 // The error for a malformed reference (an unterminated "${", a bad variable
 // name) says what is wrong; Parse adds the line and column.
 func Expand(s string, env func(string) (string, bool)) (string, error) {
+	out, _, err := expand(s, env)
+	return out, err
+}
+
+// varUse is a variable whose value went into an expanded text.
+type varUse struct {
+	name, value string
+}
+
+// expand is Expand that also lists the variables whose values it used, so
+// errors about the result can name them instead of showing their values.
+func expand(s string, env func(string) (string, bool)) (string, []varUse, error) {
 	if !strings.Contains(s, "$") {
-		return s, nil
+		return s, nil, nil
 	}
 	if env == nil {
 		env = func(string) (string, bool) { return "", false }
@@ -31,15 +43,24 @@ func Expand(s string, env func(string) (string, bool)) (string, error) {
 	x := expander{s: s, env: env}
 	out, _, err := x.run(0, false)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return out, nil
+	return out, x.used, nil
 }
 
 type expander struct {
 	s     string
 	env   func(string) (string, bool)
 	depth int
+	used  []varUse
+}
+
+// use remembers that the value of variable name went into the result.
+func (x *expander) use(name, value string) string {
+	if value != "" {
+		x.used = append(x.used, varUse{name, value})
+	}
+	return value
 }
 
 // maxExpandDepth bounds nesting of defaults: ${A:-${B:-${C}}}.
@@ -111,7 +132,7 @@ func (x *expander) ref(start int) (string, int, error) {
 	switch {
 	case s[j] == '}':
 		v, _ := x.env(name)
-		return v, j + 1, nil
+		return x.use(name, v), j + 1, nil
 	case strings.HasPrefix(s[j:], ":-"):
 		if x.depth >= maxExpandDepth {
 			return "", 0, &expandError{Off: start, Msg: "variable defaults nested too deeply"}
@@ -126,7 +147,7 @@ func (x *expander) ref(start int) (string, int, error) {
 			return "", 0, err
 		}
 		if v, ok := x.env(name); ok && v != "" {
-			return v, k + 1, nil
+			return x.use(name, v), k + 1, nil
 		}
 		return def, k + 1, nil
 	default:

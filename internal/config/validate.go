@@ -94,6 +94,8 @@ func (l *loader) validateTop(p *Pipeline) {
 				n = l.at("lake")
 			}
 			l.errorf(n, "s3.endpoint", "required when lake is s3:// (host:port of the S3 or MinIO server)")
+		case strings.Contains(ep, "@"):
+			l.errorf(nil, "s3.endpoint", "takes no user or password: write host:port, and set access_key and secret_key")
 		case strings.Contains(ep, "://"):
 			l.errorf(nil, "s3.endpoint", "%q: write host:port without the scheme (secure: true for https)", ep)
 		}

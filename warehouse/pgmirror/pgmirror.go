@@ -174,6 +174,16 @@ func New(dsn string, deps Deps, opts Options) (*Mirror, error) {
 		// pgx's message may quote the connection string, password included.
 		return nil, errors.New("mirror: postgres: is not a valid connection string (want postgres://user@host:5432/db or host=... dbname=...)")
 	}
+	hosts := []string{cfg.Host}
+	for _, fb := range cfg.Fallbacks {
+		hosts = append(hosts, fb.Host)
+	}
+	for _, h := range hosts {
+		if strings.Contains(h, "@") {
+			// The rest of the password would be dialled, and printed, as a host name.
+			return nil, errors.New("mirror: postgres: the password holds an unescaped @: write it as %40 in the URL")
+		}
+	}
 	l := opts.Logger
 	if l == nil {
 		l = slog.Default()

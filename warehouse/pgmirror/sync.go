@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/medallion-dev/medallion/internal/crashpoint"
+	"github.com/medallion-dev/medallion/internal/redact"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/warehouse"
@@ -53,7 +54,8 @@ func (m *Mirror) retry(ctx context.Context, spec Spec, rebuild bool) (*Result, e
 			res.Attempts = attempt
 			return res, nil
 		}
-		err = fmt.Errorf("mirror %s: %w", spec, err)
+		// No error or log line shows the password, whatever PostgreSQL or pgx quoted.
+		err = redact.Error(fmt.Errorf("mirror %s: %w", spec, err), m.cfg.Password)
 		if !Retryable(err) || attempt >= m.opts.MaxAttempts {
 			if Retryable(err) {
 				err = fmt.Errorf("%w (gave up after %d attempts)", err, attempt)

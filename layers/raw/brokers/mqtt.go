@@ -11,6 +11,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/medallion-dev/medallion/internal/redact"
 	"github.com/medallion-dev/medallion/lake"
 )
 
@@ -162,7 +163,7 @@ func (q *MQTT) connect(ctx context.Context) (func(ctx context.Context) error, er
 	s.cl = mqtt.NewClient(co)
 	if err := wait(ctx, s.cl.Connect()); err != nil {
 		close(s.stop)
-		return nil, fmt.Errorf("mqtt source %s: connect to %s as %s: %w", o.Source, o.URL, o.ClientID, err)
+		return nil, redact.Error(fmt.Errorf("mqtt source %s: connect to %s as %s: %w", o.Source, redact.String(o.URL), o.ClientID, err), o.Password)
 	}
 	st := s.cl.Subscribe(o.Topic, o.QoS, handler)
 	if err := wait(ctx, st); err != nil {

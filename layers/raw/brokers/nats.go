@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/medallion-dev/medallion/internal/redact"
 	"github.com/medallion-dev/medallion/lake"
 )
 
@@ -123,7 +124,7 @@ func (n *NATS) connect(ctx context.Context) (func(ctx context.Context) error, er
 	opts := append([]nats.Option{nats.Name("medallion " + o.Source), nats.Timeout(10 * time.Second)}, o.ClientOpts...)
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats source %s: connect to %s: %w", o.Source, o.URL, err)
+		return nil, redact.Error(fmt.Errorf("nats source %s: connect to %s: %w", o.Source, redact.String(o.URL), err))
 	}
 	fail := func(err error) (func(ctx context.Context) error, error) {
 		nc.Close()
@@ -144,7 +145,7 @@ func (n *NATS) connect(ctx context.Context) (func(ctx context.Context) error, er
 		MaxAckPending: max(4*o.Batch.MaxMessages, 1000),
 	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fail(fmt.Errorf("nats source %s: from.nats.stream %q does not exist on %s (create it, e.g. nats stream add)", o.Source, o.Stream, o.URL))
+		return fail(fmt.Errorf("nats source %s: from.nats.stream %q does not exist on %s (create it, e.g. nats stream add)", o.Source, o.Stream, redact.String(o.URL)))
 	}
 	if err != nil {
 		return fail(fmt.Errorf("nats source %s: durable consumer %s on stream %s: %w", o.Source, o.Durable, o.Stream, err))
