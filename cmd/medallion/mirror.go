@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror"
 )
 
@@ -80,7 +81,7 @@ func runMirror(ctx context.Context, a *app, args []string) error {
 
 	var errs []error
 	do := func(m *config.Mirror, fn func(context.Context, pgmirror.Spec) (*pgmirror.Result, error)) {
-		spec, err := pgmirror.FromConfig(m)
+		spec, err := jobs.MirrorSpec(m)
 		var res *pgmirror.Result
 		if err == nil {
 			res, err = fn(ctx, spec)

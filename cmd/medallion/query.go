@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
@@ -65,7 +65,7 @@ func runQuery(ctx context.Context, a *app, args []string) error {
 	}
 	defer ws.Close()
 	eng := ws.eng
-	cat, err := warehouse.AttachCatalog(ctx, eng, ws.store, ws.cache, layers.Tables(p), asOf)
+	cat, err := warehouse.AttachCatalog(ctx, eng, ws.store, ws.cache, jobs.WarehouseTables(p), asOf)
 	if err != nil {
 		return err
 	}
