@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/medallion-dev/medallion/internal/dashboard"
+	"github.com/medallion-dev/medallion/dashboard"
 	"github.com/medallion-dev/medallion/internal/metrics"
 	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/layers/raw/brokers"
