@@ -174,6 +174,9 @@ func (l *loader) validateSource(s *Source) {
 	if b := s.Broker; b != nil {
 		l.validateBroker(path, s, b)
 	}
+	if f := s.Files; f != nil {
+		l.validateFiles(path, s, f)
+	}
 	if l.has(path+".csv") && s.Format != "csv" && s.Format != "" {
 		l.errorf(nil, path+".csv", "csv options apply only to format csv (this source is %s)", s.Format)
 	}
