@@ -1,0 +1,184 @@
+package files
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medallion-dev/medallion/internal/testenv"
+	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/layers/raw"
+)
+
+// folders returns the two kinds of watched folder, each beside a lake: a
+// local directory, and a prefix of the lake's own MinIO bucket.
+func folders(t *testing.T) map[string]func(t *testing.T) (lakeStore, dir lake.Store) {
+	return map[string]func(t *testing.T) (lake.Store, lake.Store){
+		"local": func(t *testing.T) (lake.Store, lake.Store) {
+			l, err := lake.NewLocal(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := lake.NewLocal(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l, d
+		},
+		"minio": func(t *testing.T) (lake.Store, lake.Store) {
+			l, _, url := testenv.S3Store(t)
+			srv := testenv.MinIO(t)
+			o := srv.Options("")
+			d, err := lake.Open(context.Background(), url+"/incoming", o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l, d
+		},
+	}
+}
+
+func put(t *testing.T, st lake.Store, key, body string) {
+	t.Helper()
+	if _, err := st.Put(context.Background(), key, strings.NewReader(body), int64(len(body))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func poll(t *testing.T, w *Watcher) Batch {
+	t.Helper()
+	b, err := w.Poll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func watcher(t *testing.T, l, d lake.Store, mod func(*Options)) *Watcher {
+	t.Helper()
+	m, _ := NewMatcher("*.ndjson")
+	o := Options{Source: "s", Format: "ndjson", Lake: l, Dir: d, Match: m, IncludeExisting: true, OnChange: "ignore", AfterIngest: "keep"}
+	if mod != nil {
+		mod(&o)
+	}
+	w, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// landed is the names of the raw objects of source s, sorted.
+func landed(t *testing.T, l lake.Store) []string {
+	t.Helper()
+	ms, err := raw.Manifests(context.Background(), l, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestWatcherTakesEachFileOnce: stable files are taken once, partial and
+// growing ones only when complete and unchanged across two polls, and a
+// restart takes nothing again.
+func TestWatcherTakesEachFileOnce(t *testing.T) {
+	for name, mk := range folders(t) {
+		t.Run(name, func(t *testing.T) {
+			l, d := mk(t)
+			put(t, d, "a.ndjson", "{\"a\":1}\n")
+			put(t, d, "sub/b.ndjson", "{\"b\":1}\n")
+			put(t, d, "c.ndjson.part", "{\"c\":")
+			put(t, d, ".hidden.ndjson", "{}\n")
+			put(t, d, "notes.txt", "x")
+			w := watcher(t, l, d, nil)
+			if b := poll(t, w); b.Taken != 0 || b.Waiting != 2 {
+				t.Fatalf("first poll: %+v (want 2 waiting, none taken)", b)
+			}
+			put(t, d, "grow.ndjson", "{\"g\":1}\n") // growing: seen with two sizes
+			if b := poll(t, w); b.Taken != 2 {
+				t.Fatalf("second poll: %+v", b)
+			}
+			put(t, d, "grow.ndjson", "{\"g\":1}\n{\"g\":2}\n")
+			put(t, d, "c.ndjson", "{\"c\":1}\n") // the .part renamed
+			if err := d.Delete(context.Background(), "c.ndjson.part"); err != nil {
+				t.Fatal(err)
+			}
+			poll(t, w)
+			if b := poll(t, w); b.Taken != 2 {
+				t.Fatalf("after rename: %+v", b)
+			}
+			want := []string{"a.ndjson", "c.ndjson", "grow.ndjson", "sub/b.ndjson"}
+			if got := landed(t, l); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("landed %v, want %v", got, want)
+			}
+			// A restart: state from the lake, nothing taken again.
+			w2 := watcher(t, l, d, nil)
+			put(t, d, "d.ndjson", "{\"d\":1}\n")
+			poll(t, w2)
+			if b := poll(t, w2); b.Taken != 1 {
+				t.Fatalf("after restart: %+v", b)
+			}
+			if got := landed(t, l); len(got) != 5 {
+				t.Fatalf("landed %v", got)
+			}
+		})
+	}
+}
+
+// TestWatcherOptions: include_existing false, batch limits, min_age,
+// after_ingest move and on_change error.
+func TestWatcherOptions(t *testing.T) {
+	for name, mk := range folders(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			l, d := mk(t)
+			for i := range 5 {
+				put(t, d, fmt.Sprintf("old%d.ndjson", i), fmt.Sprintf("{\"old\":%d}\n", i))
+			}
+			w := watcher(t, l, d, func(o *Options) { o.IncludeExisting = false })
+			poll(t, w)
+			poll(t, w)
+			if got := landed(t, l); len(got) != 0 {
+				t.Fatalf("include_existing false landed %v", got)
+			}
+			for i := range 3 {
+				put(t, d, fmt.Sprintf("new%d.ndjson", i), fmt.Sprintf("{\"new\":%d}\n", i))
+			}
+			// A later start keeps the baseline; min_age takes files at first sight.
+			_, moved := mk(t)
+			w = watcher(t, l, d, func(o *Options) {
+				o.IncludeExisting, o.MaxFiles, o.MinAge = false, 2, time.Nanosecond
+				o.AfterIngest, o.MoveTo = "move", moved
+				o.Now = func() time.Time { return time.Now().Add(time.Hour) }
+			})
+			if b := poll(t, w); b.Taken != 2 || !b.More {
+				t.Fatalf("limited batch: %+v", b)
+			}
+			if b := poll(t, w); b.Taken != 1 || b.More {
+				t.Fatalf("rest: %+v", b)
+			}
+			if got := landed(t, l); fmt.Sprint(got) != "[new0.ndjson new1.ndjson new2.ndjson]" {
+				t.Fatalf("landed %v", got)
+			}
+			left, _ := d.List(ctx, "", "")
+			there, _ := moved.List(ctx, "", "")
+			if len(left) != 5 || len(there) != 3 {
+				t.Fatalf("after move: %d left, %d moved (want 5, 3)", len(left), len(there))
+			}
+			// on_change: error names the file rewritten in place.
+			w = watcher(t, l, d, func(o *Options) { o.OnChange = "error" })
+			put(t, d, "old1.ndjson", "{\"old\":1, \"again\":true}\n")
+			if _, err := w.Poll(ctx); err == nil || !strings.Contains(err.Error(), "old1.ndjson changed after it was taken") {
+				t.Fatalf("on_change error: %v", err)
+			}
+		})
+	}
+}
