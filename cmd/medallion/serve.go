@@ -109,6 +109,11 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		sources = append(sources, src)
 		fmt.Fprintf(a.stdout, "consuming %s for source %s\n", sc.Broker.Kind, name)
 	}
+	pollers, err := startFilePollers(rcvCtx, a, p, st)
+	if err != nil {
+		return err
+	}
+	defer pollers.Close()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
@@ -216,7 +221,8 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	fmt.Fprintln(a.stdout, "shutting down: landing what was acknowledged")
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
-	closeSources() // land and acknowledge what the brokers delivered
+	pollers.Close() // finish the file poll under way
+	closeSources()  // land and acknowledge what the brokers delivered
 	if err := rcv.Close(shutCtx); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("flush ingest: %w", err))
 	}
