@@ -71,8 +71,8 @@ func kindFor(contentType, format string) (bodyKind, bool) {
 // lines, each ending in '\n'; for CSV without the header line.
 type chunk struct {
 	data       []byte
-	rows       int64 // rows (lines, but for CSV fields holding line breaks) carried, bad ones included
-	bad        int64 // of those, lines bronze will quarantine: not a JSON object, wrong CSV column count
+	rows       int64    // rows (lines, but for CSV fields holding line breaks) carried, bad ones included
+	bad        int64    // of those, lines bronze will quarantine: not a JSON object, wrong CSV column count
 	header     []string // CSV with a header: its fields (nil otherwise)
 	headerLine []byte   // CSV with a header: the line as received, ending in '\n'
 	// held is the memory budget this chunk's arrays took (HTTP); the batch
