@@ -23,6 +23,7 @@ type Files struct {
 	OnChange        string        // ignore | error: a taken file rewritten in place
 	AfterIngest     string        // keep | delete | move
 	MoveTo          string        // after_ingest move: where (a directory, or s3://bucket/prefix)
+	Listing         string        // full (default) | incremental: list only after the last file decided
 	S3              *S3           // another bucket's endpoint and credentials; nil: the lake's
 	Line            int
 }
@@ -33,7 +34,7 @@ const (
 )
 
 func (l *loader) decodeFiles(n *yaml.Node, p string, s *Source) {
-	f := &Files{Line: l.deref(n).Line, IncludeExisting: true, Interval: DefaultFilesInterval, OnChange: "ignore", AfterIngest: "keep"}
+	f := &Files{Line: l.deref(n).Line, IncludeExisting: true, Interval: DefaultFilesInterval, OnChange: "ignore", AfterIngest: "keep", Listing: "full"}
 	s.Files = f
 	l.object(n, p,
 		field{"path", func(n *yaml.Node, p string) { f.Path = l.str(n, p) }},
@@ -46,6 +47,7 @@ func (l *loader) decodeFiles(n *yaml.Node, p string, s *Source) {
 		field{"on_change", func(n *yaml.Node, p string) { f.OnChange = l.str(n, p) }},
 		field{"after_ingest", func(n *yaml.Node, p string) { f.AfterIngest = l.str(n, p) }},
 		field{"move_to", func(n *yaml.Node, p string) { f.MoveTo = l.str(n, p) }},
+		field{"listing", func(n *yaml.Node, p string) { f.Listing = l.str(n, p) }},
 		field{"s3", func(n *yaml.Node, p string) { f.S3 = &S3{}; l.decodeS3(n, p, f.S3) }},
 	)
 }
@@ -84,6 +86,9 @@ func (l *loader) validateFiles(p string, s *Source, f *Files) {
 	}
 	if f.OnChange != "ignore" && f.OnChange != "error" {
 		l.errorf(nil, fp+".on_change", "unknown value %q: want ignore or error", f.OnChange)
+	}
+	if f.Listing != "full" && f.Listing != "incremental" {
+		l.errorf(nil, fp+".listing", "unknown value %q: want full or incremental (for names that sort in arrival order)", f.Listing)
 	}
 	l.validateAfterIngest(fp, f, isS3)
 	if f.S3 != nil && !isS3 {

@@ -26,6 +26,16 @@ func SkipName(base string) bool {
 	return false
 }
 
+// partial reports whether the file at key is named as one still being written.
+func partial(key string) bool {
+	for _, s := range partialSuffixes {
+		if strings.HasSuffix(key, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // Matcher decides by name which files of a folder are taken.
 type Matcher struct {
 	glob string // matched against the base name; "" takes every name

@@ -43,7 +43,7 @@ func FromConfig(ctx context.Context, lakeStore lake.Store, p *config.Pipeline, s
 	return New(Options{
 		Source: src.Name, Format: src.Format, Lake: lakeStore, Dir: dir, MoveTo: moveTo, Match: m,
 		MinAge: f.MinAge, IncludeExisting: f.IncludeExisting, MaxFiles: f.MaxFiles, MaxBytes: f.MaxBytes,
-		OnChange: f.OnChange, AfterIngest: f.AfterIngest, Log: log.With("source", src.Name),
+		OnChange: f.OnChange, AfterIngest: f.AfterIngest, Incremental: f.Listing == "incremental", Log: log.With("source", src.Name),
 	})
 }
 

@@ -49,12 +49,17 @@ type record struct {
 	Taken    []entry  `json:"taken,omitempty"`
 	Forgot   []string `json:"forgot,omitempty"`
 	Baseline bool     `json:"baseline,omitempty"`
+	// Cursor, with incremental listing, is the key up to which every file
+	// is decided: later polls list only after it, and files up to it are
+	// dropped from the state.
+	Cursor string `json:"cursor,omitempty"`
 }
 
 // checkpoint is the whole state through Seq.
 type checkpoint struct {
-	Seq   int64   `json:"seq"`
-	Files []entry `json:"files"`
+	Seq    int64   `json:"seq"`
+	Files  []entry `json:"files"`
+	Cursor string  `json:"cursor,omitempty"`
 }
 
 // state is the set of files a source has taken, kept in the lake as a log
@@ -67,6 +72,7 @@ type state struct {
 	seq    int64  // last committed record
 	ckpt   int64  // seq of the last checkpoint
 	seen   map[string]ident
+	cursor string // incremental listing: see record.Cursor
 	loaded bool
 	fresh  bool // no state existed when loaded
 }
@@ -81,7 +87,7 @@ func seqName(seq int64) string            { return fmt.Sprintf("%020d.json", seq
 
 // load reads the last checkpoint and replays the records after it.
 func (s *state) load(ctx context.Context) error {
-	s.seen, s.seq, s.ckpt = map[string]ident{}, 0, 0
+	s.seen, s.seq, s.ckpt, s.cursor = map[string]ident{}, 0, 0, ""
 	cks, err := s.store.List(ctx, s.dir+"checkpoint/", "")
 	if err != nil {
 		return fmt.Errorf("load file source state %s: %w", s.dir, err)
@@ -94,7 +100,7 @@ func (s *state) load(ctx context.Context) error {
 		for _, e := range c.Files {
 			s.seen[e.Key] = e.ident
 		}
-		s.seq, s.ckpt = c.Seq, c.Seq
+		s.seq, s.ckpt, s.cursor = c.Seq, c.Seq, c.Cursor
 	}
 	logs, err := s.store.List(ctx, s.dir+"log/", s.logKey(s.seq))
 	if err != nil {
@@ -122,6 +128,14 @@ func (s *state) apply(r record) {
 	for _, e := range r.Taken {
 		s.seen[e.Key] = e.ident
 	}
+	if r.Cursor > s.cursor {
+		s.cursor = r.Cursor
+		for k := range s.seen {
+			if k <= s.cursor {
+				delete(s.seen, k)
+			}
+		}
+	}
 	s.seq = r.Seq
 }
 
@@ -131,7 +145,7 @@ var errConflict = errors.New("another process committed this step")
 // commit stores r as the next record. On a conflict the state must be
 // loaded again before the next step (errConflict).
 func (s *state) commit(ctx context.Context, r record) error {
-	if len(r.Taken) == 0 && len(r.Forgot) == 0 && !r.Baseline {
+	if len(r.Taken) == 0 && len(r.Forgot) == 0 && !r.Baseline && r.Cursor <= s.cursor {
 		return nil
 	}
 	r.Seq = s.seq + 1
@@ -157,7 +171,7 @@ func (s *state) commit(ctx context.Context, r record) error {
 // checkpoint writes the whole state and removes what it replaces. Best
 // effort: without it a start replays more records, nothing else.
 func (s *state) checkpoint(ctx context.Context) {
-	c := checkpoint{Seq: s.seq, Files: make([]entry, 0, len(s.seen))}
+	c := checkpoint{Seq: s.seq, Files: make([]entry, 0, len(s.seen)), Cursor: s.cursor}
 	for k, id := range s.seen {
 		c.Files = append(c.Files, entry{Key: k, ident: id})
 	}

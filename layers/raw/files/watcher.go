@@ -46,6 +46,10 @@ type Options struct {
 	MaxBytes        int64         // per batch; 0: no limit (at least one file is taken)
 	OnChange        string        // ignore | error
 	AfterIngest     string        // keep | delete | move
+	// Incremental lists only after the last key decided (S3 start-after),
+	// for folders whose new files sort after the old ones (timestamped
+	// names): a file that appears with a smaller name is never taken.
+	Incremental bool
 
 	Log *slog.Logger
 	Now func() time.Time // default time.Now
@@ -100,7 +104,11 @@ func (w *Watcher) Poll(ctx context.Context) (Batch, error) {
 			return Batch{}, w.baseline(ctx)
 		}
 	}
-	objs, err := w.o.Dir.List(ctx, "", "")
+	after := ""
+	if w.o.Incremental {
+		after = w.st.cursor
+	}
+	objs, err := w.o.Dir.List(ctx, "", after)
 	if err != nil {
 		return Batch{}, fmt.Errorf("file source %s: list %s: %w", w.o.Source, w.o.Dir.URL(), err)
 	}
@@ -109,6 +117,9 @@ func (w *Watcher) Poll(ctx context.Context) (Batch, error) {
 		return b, err
 	}
 	rec := record{Forgot: forgot}
+	if w.o.Incremental {
+		rec.Cursor = w.cursor(objs, ready)
+	}
 	now := w.o.Now()
 	for i, o := range ready {
 		already, err := w.land(ctx, o, now.Add(time.Duration(i)))
@@ -143,9 +154,14 @@ func (w *Watcher) baseline(ctx context.Context) error {
 	}
 	rec := record{Baseline: true}
 	for _, o := range objs {
-		if w.o.Match.Take(o.Key) {
-			rec.Taken = append(rec.Taken, entry{Key: o.Key, ident: ident{Size: o.Size, ETag: o.ETag, Skipped: true}})
+		if !w.o.Match.Take(o.Key) {
+			continue
 		}
+		if w.o.Incremental {
+			rec.Cursor = o.Key // no entries: nothing up to the cursor is listed again
+			continue
+		}
+		rec.Taken = append(rec.Taken, entry{Key: o.Key, ident: ident{Size: o.Size, ETag: o.ETag, Skipped: true}})
 	}
 	if err := w.st.commit(ctx, rec); err != nil {
 		return fmt.Errorf("file source %s: %w", w.o.Source, err)
@@ -204,6 +220,29 @@ func (w *Watcher) pick(ctx context.Context, objs []lake.ObjectInfo) ([]lake.Obje
 		}
 	}
 	return ready, forgot, b, nil
+}
+
+// cursor is the key up to which every file of the listing is decided
+// (taken before, taken now, or not a name to take): the next incremental
+// listing starts after it. A file still waiting holds it back.
+func (w *Watcher) cursor(objs, ready []lake.ObjectInfo) string {
+	now := make(map[string]bool, len(ready))
+	for _, o := range ready {
+		now[o.Key] = true
+	}
+	cur := w.st.cursor
+	for _, o := range objs {
+		if partial(o.Key) {
+			break // renamed when complete, maybe to a name before it
+		}
+		if w.o.Match.Take(o.Key) {
+			if _, seen := w.st.seen[o.Key]; !seen && !now[o.Key] {
+				break
+			}
+		}
+		cur = o.Key
+	}
+	return cur
 }
 
 // seenAgain handles a listed file that was taken before: unchanged, it is
