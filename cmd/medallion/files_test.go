@@ -24,7 +24,7 @@ const filesPipeline = `sources:
       id: {type: int64, required: true}
       v:  {type: double}
     from:
-      files: {path: "%s", glob: "*.csv", interval: 150ms}
+      files: {path: "%s", glob: "*.csv", interval: 400ms}
 stream:
   trigger: 300ms
 `
@@ -200,7 +200,7 @@ func TestRunFileSource(t *testing.T) {
 	if err := os.MkdirAll(drop, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	l.writePipeline(t, strings.Replace(fmt.Sprintf(filesPipeline, drop), "interval: 150ms}",
+	l.writePipeline(t, strings.Replace(fmt.Sprintf(filesPipeline, drop), "interval: 400ms}",
 		"include_existing: false, after_ingest: move, move_to: \""+done+"\"}", 1))
 	d.drop(0)
 	d.drop(3)

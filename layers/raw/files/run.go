@@ -27,6 +27,9 @@ func FromConfig(ctx context.Context, lakeStore lake.Store, p *config.Pipeline, s
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}
+	if within(lakeStore.URL(), dir.URL()) {
+		return nil, fmt.Errorf("source %s: from.files.path %s holds the lake (%s): its own objects would be taken as new files; watch a folder beside the lake", src.Name, dir.URL(), lakeStore.URL())
+	}
 	var moveTo lake.Store
 	if f.AfterIngest == "move" {
 		if moveTo, err = openFolder(ctx, f.MoveTo, s3); err != nil {
@@ -45,6 +48,12 @@ func FromConfig(ctx context.Context, lakeStore lake.Store, p *config.Pipeline, s
 		MinAge: f.MinAge, IncludeExisting: f.IncludeExisting, MaxFiles: f.MaxFiles, MaxBytes: f.MaxBytes,
 		OnChange: f.OnChange, AfterIngest: f.AfterIngest, Incremental: f.Listing == "incremental", Log: log.With("source", src.Name),
 	})
+}
+
+// within reports whether the store URL u is the folder URL dir or under it.
+func within(u, dir string) bool {
+	u, dir = strings.TrimSuffix(u, "/"), strings.TrimSuffix(dir, "/")
+	return u == dir || strings.HasPrefix(u, dir+"/")
 }
 
 // openFolder opens a watched folder as a store: s3://bucket/prefix, or a

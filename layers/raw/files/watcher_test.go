@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/layers/raw"
@@ -237,5 +238,24 @@ func TestWatcherIncremental(t *testing.T) {
 				t.Fatalf("landed %v", got)
 			}
 		})
+	}
+}
+
+// TestFolderHoldingTheLake: a watched folder that holds the lake would take
+// the lake's own objects; it is refused.
+func TestFolderHoldingTheLake(t *testing.T) {
+	dir := t.TempDir()
+	l, err := lake.NewLocal(filepath.Join(dir, "lake"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &config.Pipeline{}
+	src := &config.Source{Name: "s", Format: "csv", Files: &config.Files{Path: dir, AfterIngest: "keep", OnChange: "ignore"}}
+	if _, err := FromConfig(context.Background(), l, p, src, nil); err == nil || !strings.Contains(err.Error(), "holds the lake") {
+		t.Fatalf("got %v", err)
+	}
+	src.Files.Path = filepath.Join(dir, "drop")
+	if _, err := FromConfig(context.Background(), l, p, src, nil); err != nil {
+		t.Fatal(err)
 	}
 }
