@@ -507,6 +507,9 @@ func (l *loader) validateSilver(p *Pipeline, s *Silver) {
 		switch c := src.column(s.EventTime); {
 		case s.EventTime == "":
 			l.errorf(nil, path+".event_time", "required: the timestamp column of source %s (%s)", src.Name, listOrNone(ts))
+		case c == nil && src.derived(s.EventTime) != nil:
+			// A derived column (strptime(DATE || ' ' || TIME, ...)): its
+			// type is DuckDB's, checked when silver reads bronze.
 		case c == nil:
 			l.errorf(nil, path+".event_time", "no column %q in source %s (timestamp columns: %s)%s", s.EventTime, src.Name, listOrNone(ts), didYouMean(s.EventTime, ts))
 		case c.Type != "timestamp":
