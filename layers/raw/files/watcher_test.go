@@ -259,3 +259,33 @@ func TestFolderHoldingTheLake(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOtherBucket: a prefix of another bucket, reached with the source's
+// own endpoint and credentials (the lake here is a local directory and the
+// pipeline has no s3: section).
+func TestOtherBucket(t *testing.T) {
+	srv := testenv.MinIO(t)
+	_, _, url := testenv.S3Store(t)
+	l, err := lake.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := &config.S3{Endpoint: srv.Endpoint, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Secure: srv.Secure}
+	src := &config.Source{Name: "s", Format: "ndjson", Files: &config.Files{Path: url + "/in", S3: own,
+		IncludeExisting: true, AfterIngest: "delete", OnChange: "ignore", MinAge: time.Nanosecond}}
+	w, err := FromConfig(context.Background(), l, &config.Pipeline{}, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, w.o.Dir, "x.ndjson", "{\"x\":1}\n")
+	time.Sleep(10 * time.Millisecond)
+	if b := poll(t, w); b.Taken != 1 {
+		t.Fatalf("poll: %+v", b)
+	}
+	if left, err := w.o.Dir.List(context.Background(), "", ""); err != nil || len(left) != 0 {
+		t.Fatalf("after_ingest delete left %v (%v)", left, err)
+	}
+	if got := landed(t, l); fmt.Sprint(got) != "[x.ndjson]" {
+		t.Fatalf("landed %v", got)
+	}
+}
