@@ -138,9 +138,7 @@ func (w *Watcher) Poll(ctx context.Context) (Batch, error) {
 		return b, fmt.Errorf("file source %s: %w", w.o.Source, err)
 	}
 	for _, o := range ready {
-		if err := w.after(ctx, o.Key); err != nil {
-			return b, err
-		}
+		w.after(ctx, o.Key)
 	}
 	return b, nil
 }
@@ -251,7 +249,7 @@ func (w *Watcher) cursor(objs, ready []lake.ObjectInfo) string {
 func (w *Watcher) seenAgain(ctx context.Context, o lake.ObjectInfo, prev, id ident) error {
 	if prev.same(id) {
 		if w.o.AfterIngest != "keep" && !prev.Skipped {
-			return w.after(ctx, o.Key)
+			w.after(ctx, o.Key)
 		}
 		return nil
 	}
@@ -285,19 +283,22 @@ func (w *Watcher) land(ctx context.Context, o lake.ObjectInfo, at time.Time) (bo
 	return already, nil
 }
 
-// after runs the after_ingest action on a taken file.
-func (w *Watcher) after(ctx context.Context, key string) error {
+// after runs the after_ingest action on a taken file. A failure is logged,
+// not returned: the file is taken and committed, the action is tried again
+// at the next poll, and one file that cannot be moved must not stop the
+// source from taking the others.
+func (w *Watcher) after(ctx context.Context, key string) {
+	var err error
 	switch w.o.AfterIngest {
 	case "delete":
-		if err := w.o.Dir.Delete(ctx, key); err != nil {
-			return fmt.Errorf("file source %s: delete %s after ingest: %w", w.o.Source, w.where(key), err)
-		}
+		err = w.o.Dir.Delete(ctx, key)
 	case "move":
-		if err := move(ctx, w.o.Dir, w.o.MoveTo, key); err != nil {
-			return fmt.Errorf("file source %s: move %s to %s after ingest: %w", w.o.Source, w.where(key), w.o.MoveTo.URL(), err)
-		}
+		err = move(ctx, w.o.Dir, w.o.MoveTo, key)
 	}
-	return nil
+	if err != nil {
+		w.o.Log.Warn("after_ingest failed; trying again at the next poll", "source", w.o.Source,
+			"action", w.o.AfterIngest, "file", w.where(key), "err", err)
+	}
 }
 
 // move puts the object at key into dst under the same key, then removes it
