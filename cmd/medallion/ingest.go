@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/medallion-dev/medallion/layers/raw"
+	"github.com/medallion-dev/medallion/layers/raw/files"
 )
 
 // ingestInput is one thing to land: a file, or stdin when path is "-".
@@ -25,6 +26,7 @@ func (in ingestInput) display() string {
 
 func runIngest(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("ingest")
+	glob := fs.String("glob", "", "in a DIR, take only files whose name matches this pattern (\"*.csv\")")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -50,9 +52,17 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("unknown source %q: %s declares %s", source, file, declared)
 	}
 	// Check every argument before landing anything.
-	inputs, err := expandInputs(pos[1:])
+	match, err := files.NewMatcher(*glob)
+	if err != nil {
+		return usagef("--glob: %v", err)
+	}
+	inputs, err := expandInputs(pos[1:], match)
 	if err != nil {
 		return err
+	}
+	if len(inputs) == 0 {
+		fmt.Fprintf(a.stdout, "%s: nothing to ingest (no files to take in %s)\n", source, strings.Join(pos[1:], ", "))
+		return nil
 	}
 	st, err := a.openLake(ctx, p)
 	if err != nil {
@@ -76,8 +86,11 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 			return fmt.Errorf("ingest %s into %s: %w", in.display(), source, err)
 		}
 		if dup {
+			// Quiet: re-running ingest over a folder is the usual way to
+			// pick up its new files, and the summary line counts these.
 			already++
-			fmt.Fprintf(a.stdout, "already landed %s as %s (received %s)\n", in.display(), m.Key, m.ReceivedAt.Format(time.RFC3339))
+			a.log.Debug("already landed", "source", source, "name", in.display(), "key", m.Key,
+				"received", m.ReceivedAt.Format(time.RFC3339))
 			continue
 		}
 		landed++
@@ -96,9 +109,10 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 }
 
 // expandInputs turns the command line's FILE, DIR and - arguments into the
-// files to land, in order: a directory gives its files in sorted order,
-// hidden ones skipped. A missing path is an error naming it.
-func expandInputs(args []string) ([]ingestInput, error) {
+// files to land, in order: a directory gives the files m takes, in sorted
+// order (hidden and partial files skipped); an empty one gives none. A
+// missing path is an error naming it.
+func expandInputs(args []string, m files.Matcher) ([]ingestInput, error) {
 	var out []ingestInput
 	stdin := false
 	for _, arg := range args {
@@ -119,14 +133,15 @@ func expandInputs(args []string) ([]ingestInput, error) {
 		}
 		switch {
 		case fi.IsDir():
-			files, err := raw.Files(arg)
+			list, err := raw.Files(arg)
 			if err != nil {
 				return nil, err
 			}
-			if len(files) == 0 {
-				return nil, fmt.Errorf("%s: no files in this directory (hidden files are skipped)", filepath.Clean(arg))
-			}
-			for _, f := range files {
+			for _, f := range list {
+				rel, err := filepath.Rel(arg, f)
+				if err != nil || !m.Take(filepath.ToSlash(rel)) {
+					continue
+				}
 				out = append(out, ingestInput{path: f})
 			}
 		case fi.Mode().IsRegular():

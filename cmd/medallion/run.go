@@ -35,6 +35,9 @@ func runRun(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer ws.Close()
+	if err := takeFiles(ctx, a, p, ws.store); err != nil {
+		return err
+	}
 	lo, err := leaseOptions()
 	if err != nil {
 		return err

@@ -116,6 +116,7 @@ type server struct {
 	landCtx     context.Context // the receiver's and brokers': outlives the command's
 	stopLanding context.CancelFunc
 	sources     []brokers.Source
+	pollers     filePollers // watched folders and prefixes (from: {files: ...})
 	ln          net.Listener
 	scheme      string // http or https
 	dash        *dashboard.Dashboard
@@ -192,12 +193,16 @@ func (s *server) startBrokers() error {
 		s.sources = append(s.sources, src)
 		fmt.Fprintf(s.a.stdout, "consuming %s for source %s\n", sc.Broker.Kind, name)
 	}
-	return nil
+	pollers, err := startFilePollers(s.landCtx, s.a, s.p, s.ws.store)
+	s.pollers = pollers
+	return err
 }
 
-// closeSources lands and acknowledges what the brokers delivered; a second
-// call does nothing.
+// closeSources finishes the file polls under way, then lands and
+// acknowledges what the brokers delivered; a second call does nothing.
 func (s *server) closeSources() {
+	s.pollers.Close()
+	s.pollers = nil
 	for _, src := range s.sources {
 		if err := src.Close(); err != nil {
 			s.a.log.Warn("close broker source", "err", err)

@@ -47,3 +47,36 @@ func TestUnquotedVarInFlowMap(t *testing.T) {
 		t.Fatalf("quoted: %v", err)
 	}
 }
+
+func TestFileSources(t *testing.T) {
+	base := "sources:\n  s:\n    format: csv\n    schema: {id: int64}\n"
+	tests := []struct {
+		from, want string
+	}{
+		{"    from: {files: {path: ./drop, glob: \"*.csv\"}}\n", ""},
+		{"    from:\n      files:\n        path: s3://bkt/in\n        after_ingest: move\n        move_to: s3://bkt/done\n        max_bytes_per_batch: 64MiB\n        s3: {endpoint: \"h:9000\", access_key: a, secret_key: b}\n", ""},
+		{"    from: {files: {glob: \"*.csv\"}}\n", "medallion.yaml:5:19: sources.s.from.files.path: required"},
+		{"    from: {files: {path: ./drop, glob: \"[x\"}}\n", "medallion.yaml:5:40: sources.s.from.files.glob: \"[x\": syntax error in pattern"},
+		{"    from: {files: {path: ./drop, on_change: reprocess}}\n", "sources.s.from.files.on_change: unknown value \"reprocess\": want ignore or error"},
+		{"    from: {files: {path: ./drop, after_ingest: move}}\n", "sources.s.from.files.move_to: required with after_ingest: move"},
+		{"    from: {files: {path: ./drop, after_ingest: move, move_to: ./drop/done}}\n", "is inside the watched folder"},
+		{"    from: {files: {path: ./drop, after_ingest: move, move_to: s3://b/done}}\n", "a move stays on the same kind of store"},
+		{"    from: {files: {path: \"ftp://h/x\"}}\n", "want a directory or s3://bucket/prefix"},
+		{"    from: {files: {path: ./d}, kafka: {brokers: [h], topic: t, group: g}}\n", "one input per source: files or kafka"},
+		{"    from: {files: {path: ./d, polling: 1s}}\n", `unknown key "polling"`},
+	}
+	for _, tt := range tests {
+		p, err := Parse("medallion.yaml", []byte(base+tt.from), nil)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tt.from, err)
+			} else if f := p.Sources["s"].Files; f == nil || p.Sources["s"].Broker != nil || !f.IncludeExisting || f.Interval != DefaultFilesInterval {
+				t.Errorf("%s: decoded %+v, broker %+v", tt.from, f, p.Sources["s"].Broker)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want %q", tt.from, err, tt.want)
+		}
+	}
+}

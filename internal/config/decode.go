@@ -704,12 +704,22 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 		field{"partition_by", func(n *yaml.Node, path string) { s.PartitionBy = l.str(n, path) }},
 		field{"listen", func(n *yaml.Node, path string) { s.Listen = l.str(n, path) }},
 		field{"from", func(n *yaml.Node, path string) {
-			if s.Broker == nil {
-				s.Broker = &Broker{Line: l.deref(n).Line}
+			fromLine := l.deref(n).Line
+			// The broker is made only when a broker key is given, so that
+			// from: {files: ...} alone declares no broker.
+			b := &Broker{Line: fromLine}
+			if s.Broker != nil {
+				b = s.Broker
 			}
-			b := s.Broker
+			useBroker := func() {
+				if s.Broker == nil {
+					s.Broker = b
+				}
+			}
 			l.object(n, path,
+				field{"files", func(n *yaml.Node, path string) { l.decodeFiles(n, path, s) }},
 				field{"kafka", func(n *yaml.Node, path string) {
+					useBroker()
 					b.Kind = addKind(b.Kind, "kafka")
 					l.object(n, path,
 						field{"brokers", func(n *yaml.Node, path string) { b.Brokers = l.strs(n, path) }},
@@ -718,6 +728,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 					)
 				}},
 				field{"nats", func(n *yaml.Node, path string) {
+					useBroker()
 					b.Kind = addKind(b.Kind, "nats")
 					l.object(n, path,
 						field{"url", func(n *yaml.Node, path string) { b.URL = l.str(n, path) }},
@@ -728,6 +739,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 					)
 				}},
 				field{"mqtt", func(n *yaml.Node, path string) {
+					useBroker()
 					b.Kind = addKind(b.Kind, "mqtt")
 					l.object(n, path,
 						field{"url", func(n *yaml.Node, path string) { b.URL = l.str(n, path) }},

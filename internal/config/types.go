@@ -55,6 +55,7 @@ type Source struct {
 	PartitionBy string     // bronze partition column; default: the date of the first timestamp column, as "event_date"
 	Listen      string     // optional TCP line listener address for serve (":9999")
 	Broker      *Broker    // optional message broker serve consumes (from: {kafka|nats|mqtt: ...})
+	Files       *Files     // optional watched folder or S3 prefix (from: {files: ...})
 	Line        int        // line of the source's name in the pipeline file
 }
 

@@ -174,6 +174,9 @@ func (l *loader) validateSource(s *Source) {
 	if b := s.Broker; b != nil {
 		l.validateBroker(path, s, b)
 	}
+	if f := s.Files; f != nil {
+		l.validateFiles(path, s, f)
+	}
 	if l.has(path+".csv") && s.Format != "csv" && s.Format != "" {
 		l.errorf(nil, path+".csv", "csv options apply only to format csv (this source is %s)", s.Format)
 	}
@@ -504,6 +507,9 @@ func (l *loader) validateSilver(p *Pipeline, s *Silver) {
 		switch c := src.column(s.EventTime); {
 		case s.EventTime == "":
 			l.errorf(nil, path+".event_time", "required: the timestamp column of source %s (%s)", src.Name, listOrNone(ts))
+		case c == nil && src.derived(s.EventTime) != nil:
+			// A derived column (strptime(DATE || ' ' || TIME, ...)): its
+			// type is DuckDB's, checked when silver reads bronze.
 		case c == nil:
 			l.errorf(nil, path+".event_time", "no column %q in source %s (timestamp columns: %s)%s", s.EventTime, src.Name, listOrNone(ts), didYouMean(s.EventTime, ts))
 		case c.Type != "timestamp":

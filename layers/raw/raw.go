@@ -117,6 +117,16 @@ func Land(ctx context.Context, store lake.Store, source, name, format string, r 
 	return land(ctx, store, source, name, format, r, -1, now)
 }
 
+// LandSized is Land for a reader of known length: exactly size bytes of r
+// are landed, in one request to the store, and fewer is an error (the input
+// changed while it was read).
+func LandSized(ctx context.Context, store lake.Store, source, name, format string, r io.Reader, size int64, now time.Time) (Manifest, bool, error) {
+	if size < 0 {
+		return Manifest{}, false, fmt.Errorf("land %s: negative size %d", name, size)
+	}
+	return land(ctx, store, source, name, format, r, size, now)
+}
+
 // land is Land with the byte count of r when it is known (size >= 0), so the
 // store can upload in one request.
 func land(ctx context.Context, store lake.Store, source, name, format string, r io.Reader, size int64, now time.Time) (Manifest, bool, error) {

@@ -73,6 +73,10 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 		return fmt.Errorf("bronze.%s: %w", sp.from, err)
 	}
 	parts := snap.Metadata.PartitionColumns
+	// event_time may name a derived column, whose type only bronze knows.
+	if f, ok := schema.Field(sp.eventTime); ok && f.Type.Name != delta.TypeTimestamp && f.Type.Name != delta.TypeTimestampNTZ {
+		return fmt.Errorf("silver.%s: event_time %q of bronze.%s is %s, not a timestamp: derive it with strptime(...) or a cast to TIMESTAMP", sp.name, sp.eventTime, sp.from, f.Type.Name)
+	}
 
 	paths := make([]string, len(files))
 	for i, f := range files {

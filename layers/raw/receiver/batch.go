@@ -29,6 +29,7 @@ type batch struct {
 	size     int64 // bytes in segs
 	held     int64 // memory budget the chunks took; given back once landed
 	rows     int64
+	lines    int64 // text lines in segs, the CSV header included
 	requests int
 
 	done chan struct{} // closed once the outcome below is set
@@ -89,18 +90,26 @@ func (b *batcher) wake() {
 // shutting down (HTTP) or has stopped flushing (both). The batch keeps c's
 // arrays: the caller must not change them afterwards.
 func (b *batcher) add(ctx context.Context, c chunk, transport string, block bool) (*batch, error) {
+	bt, _, err := b.addAt(ctx, c, transport, block)
+	return bt, err
+}
+
+// addAt is add that also says at which line of the batch's raw object the
+// chunk's data starts (1-based), so that a sender can find the lines bronze
+// quarantines in its own request.
+func (b *batcher) addAt(ctx context.Context, c chunk, transport string, block bool) (*batch, int64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for {
 		if b.done || (!block && b.r.closing.Load()) {
-			return nil, ErrClosed
+			return nil, 0, ErrClosed
 		}
 		size := c.size(b.open == nil || !slices.Equal(b.open.header, c.header))
 		if b.pending == 0 || b.pending+size <= b.r.opts.MaxPending {
 			break
 		}
 		if !block {
-			return nil, ErrFull
+			return nil, 0, ErrFull
 		}
 		space := b.space
 		b.waiting++
@@ -110,7 +119,7 @@ func (b *batcher) add(ctx context.Context, c chunk, transport string, block bool
 		case <-ctx.Done():
 			b.mu.Lock()
 			b.waiting--
-			return nil, ctx.Err()
+			return nil, 0, ctx.Err()
 		}
 		b.mu.Lock()
 		b.waiting--
@@ -121,10 +130,15 @@ func (b *batcher) add(ctx context.Context, c chunk, transport string, block bool
 	if b.open == nil {
 		b.open = &batch{transport: transport, received: b.r.opts.Now(), opened: time.Now(), header: c.header, done: make(chan struct{})}
 		b.open.addSeg(c.headerLine)
+		if len(c.headerLine) > 0 {
+			b.open.lines++
+		}
 		b.pending += int64(len(c.headerLine))
 		b.wake() // the flusher starts the batch's FlushInterval
 	}
 	bt := b.open
+	first := bt.lines + 1
+	bt.lines += int64(bytes.Count(c.data, []byte{'\n'}))
 	bt.addSeg(c.data)
 	bt.held += c.held
 	bt.rows += c.rows
@@ -134,7 +148,7 @@ func (b *batcher) add(ctx context.Context, c chunk, transport string, block bool
 	if bt.size >= b.r.opts.FlushBytes || b.draining {
 		b.sealLocked()
 	}
-	return bt, nil
+	return bt, first, nil
 }
 
 // addSeg appends p to the batch's bytes without copying it.

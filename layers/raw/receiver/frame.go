@@ -71,7 +71,8 @@ func kindFor(contentType, format string) (bodyKind, bool) {
 // lines, each ending in '\n'; for CSV without the header line.
 type chunk struct {
 	data       []byte
-	rows       int64
+	rows       int64    // rows (lines, but for CSV fields holding line breaks) carried, bad ones included
+	bad        int64    // of those, lines bronze will quarantine: not a JSON object, wrong CSV column count
 	header     []string // CSV with a header: its fields (nil otherwise)
 	headerLine []byte   // CSV with a header: the line as received, ending in '\n'
 	// held is the memory budget this chunk's arrays took (HTTP); the batch
@@ -111,16 +112,38 @@ func frame(body []byte, k bodyKind, src *config.Source) (chunk, error) {
 	case kindJSON:
 		return frameJSON(body)
 	default:
+		if !utf8.Valid(body) {
+			return chunk{}, notUTF8(body)
+		}
 		return frameCSV(body, src.CSV)
 	}
+}
+
+// notUTF8 names the line of the first byte of body that is not UTF-8: a
+// body in another encoding cannot be framed into lines bronze can read.
+func notUTF8(body []byte) *FrameError {
+	off := 0
+	for off < len(body) {
+		r, n := utf8.DecodeRune(body[off:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		off += n
+	}
+	return &FrameError{Line: int64(bytes.Count(body[:off], []byte{'\n'})) + 1, What: "line",
+		Msg: "not UTF-8 text (send UTF-8; charset other than utf-8 is refused)"}
 }
 
 // frameNDJSON keeps each non-blank line as it is (without a trailing '\r'),
 // after checking that it is one JSON object. When every line is kept
 // byte for byte (the usual body: no blank line, no '\r', a final '\n'),
 // the chunk's data is body itself, with no copy.
+//
+// A line that is not one JSON object is kept too (bronze quarantines it);
+// a body none of whose lines is an object is not NDJSON, and refused.
 func frameNDJSON(body []byte) (chunk, error) {
 	var c chunk
+	var firstBad *FrameError
 	var out []byte // nil while body so far is kept as it is
 	rest := body
 	var line int64
@@ -137,7 +160,16 @@ func frameNDJSON(body []byte) (chunk, error) {
 		blank := len(bytes.TrimSpace(t)) == 0
 		if !blank {
 			if err := checkObject(t); err != nil {
-				return chunk{}, &FrameError{Line: line, What: "line", Msg: err.Error()}
+				// Landed as it is: bronze quarantines it with its line,
+				// as it does a file's. Only bytes that are not text at
+				// all refuse the request.
+				if !utf8.Valid(t) {
+					return chunk{}, &FrameError{Line: line, What: "line", Msg: "not UTF-8 text"}
+				}
+				if c.bad == 0 {
+					firstBad = &FrameError{Line: line, What: "line", Msg: err.Error()}
+				}
+				c.bad++
 			}
 			c.rows++
 		}
@@ -150,6 +182,10 @@ func frameNDJSON(body []byte) (chunk, error) {
 			out = append(out, '\n')
 		}
 	}
+	if c.bad > 0 && c.bad == c.rows {
+		firstBad.Msg += " (no line of the body is a JSON object: is it NDJSON?)"
+		return chunk{}, firstBad
+	}
 	c.data = body
 	if out != nil {
 		c.data = out
@@ -161,6 +197,7 @@ func frameNDJSON(body []byte) (chunk, error) {
 // each to one line.
 func frameJSONSeq(body []byte) (chunk, error) {
 	var c chunk
+	var firstBad *FrameError
 	var buf bytes.Buffer
 	buf.Grow(len(body) + 1) // compact lines never outgrow the body: one array, counted by the caller
 	recs := bytes.Split(body, []byte{0x1E})
@@ -175,13 +212,27 @@ func frameJSONSeq(body []byte) (chunk, error) {
 			continue // an empty record is skipped, as RFC 7464 allows
 		}
 		if err := checkObject(r); err != nil {
-			return chunk{}, &FrameError{Line: n, What: "record", Msg: err.Error()}
+			if bytes.ContainsAny(r, "\r\n") || !utf8.Valid(r) {
+				return chunk{}, &FrameError{Line: n, What: "record", Msg: err.Error()}
+			}
+			if c.bad == 0 {
+				firstBad = &FrameError{Line: n, What: "record", Msg: err.Error()}
+			}
+			buf.Write(r) // one line: landed, bronze quarantines it
+			buf.WriteByte('\n')
+			c.rows++
+			c.bad++
+			continue
 		}
 		if err := json.Compact(&buf, r); err != nil {
 			return chunk{}, &FrameError{Line: n, What: "record", Msg: "invalid JSON: " + err.Error()}
 		}
 		buf.WriteByte('\n')
 		c.rows++
+	}
+	if c.bad > 0 && c.bad == c.rows {
+		firstBad.Msg += " (no record of the body is a JSON object)"
+		return chunk{}, firstBad
 	}
 	c.data = buf.Bytes()
 	return c, nil
@@ -237,7 +288,10 @@ func frameJSON(body []byte) (chunk, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(body) + 1) // as in frameJSONSeq
 	add := func(raw json.RawMessage, elem int) error {
-		if raw[0] != '{' {
+		if raw[0] != '{' && elem > 0 {
+			// A valid JSON value, not an object: one line bronze quarantines.
+			c.bad++
+		} else if raw[0] != '{' {
 			where := "the body is"
 			if elem > 0 {
 				where = fmt.Sprintf("element %d is", elem)
@@ -319,6 +373,10 @@ func frameCSV(body []byte, o config.CSVOptions) (chunk, error) {
 		rec, err := r.Read()
 		if err == io.EOF {
 			break
+		}
+		if err != nil && errors.Is(err, csv.ErrFieldCount) && !first {
+			c.bad++ // kept: bronze quarantines it with its line
+			err = nil
 		}
 		if err != nil {
 			var pe *csv.ParseError

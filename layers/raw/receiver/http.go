@@ -34,9 +34,16 @@ const statusClientGone = 499
 // IngestResponse is the JSON body of a successful ingest request.
 type IngestResponse struct {
 	Source string `json:"source"`
-	Rows   int64  `json:"rows"`             // rows of this request now durable in the raw layer
-	Object string `json:"object,omitempty"` // the raw object holding them (empty for 0 rows)
-	SHA256 string `json:"sha256,omitempty"` // of that object
+	Rows   int64  `json:"rows"` // rows (lines) of this request now durable in the raw layer, bad ones included
+	// BadLines of those are not a JSON object (or have another CSV column
+	// count): landed all the same, bronze quarantines them with their line.
+	BadLines int64 `json:"bad_lines"`
+	// FirstLine is the line of Object where this request's first row is:
+	// line n of the request (counting its rows, and a CSV header as line 1)
+	// is line FirstLine+n-1 of the object, as bronze's quarantine names it.
+	FirstLine int64  `json:"first_line,omitempty"`
+	Object    string `json:"object,omitempty"` // the raw object holding them (empty for 0 rows)
+	SHA256    string `json:"sha256,omitempty"` // of that object
 	// Duplicate is true when the batch holding the request had exactly the
 	// bytes of an object landed before: the rows are durable in Object,
 	// which is that earlier object (answered 200 instead of 202).
@@ -116,7 +123,7 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 	}
 
 	c.held = sh.detach() // the batch gives it back once landed
-	bt, err := b.add(req.Context(), c, "http", false)
+	bt, first, err := b.addAt(req.Context(), c, "http", false)
 	if err != nil {
 		r.mem.give(c.held) // no batch took it
 	}
@@ -149,7 +156,11 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 		code = http.StatusOK
 	}
 	r.m.requests.With(label, strconv.Itoa(code)).Inc()
-	writeJSON(w, code, IngestResponse{Source: source, Rows: c.rows, Object: res.Object, SHA256: res.SHA256, Duplicate: res.Duplicate})
+	if c.headerLine != nil {
+		first-- // the request's own header is its line 1
+	}
+	writeJSON(w, code, IngestResponse{Source: source, Rows: c.rows, BadLines: c.bad, FirstLine: first,
+		Object: res.Object, SHA256: res.SHA256, Duplicate: res.Duplicate})
 }
 
 // tooBusy answers 429 with a Retry-After of about one flush.

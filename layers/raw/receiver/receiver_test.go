@@ -79,12 +79,16 @@ func TestStatusCodes(t *testing.T) {
 			t.Errorf("json array landed as %q", b)
 		}
 
-		// 400 names the line.
-		if r2 := h.post(t, "meters", ndjsonCT, "{\"client\":1,\"seq\":9}\n{\"client\":1,\n", auth...); r2.code != http.StatusBadRequest || !strings.Contains(r2.err, "line 2: invalid JSON") {
+		// 400 for a body that is not framed at all; it names the line.
+		if r2 := h.post(t, "meters", ndjsonCT, "client,seq\n1,9\n", auth...); r2.code != http.StatusBadRequest || !strings.Contains(r2.err, "line 1: invalid JSON") {
 			t.Errorf("400: got %d %s", r2.code, r2.err)
 		}
-		if r2 := h.post(t, "clicks", "text/csv", "user,n\nu1,1\nu2\n", auth...); r2.code != http.StatusBadRequest || !strings.Contains(r2.err, "line 3: 1 columns, the header has 2") {
+		if r2 := h.post(t, "clicks", "text/csv", "user,n\nu1,1\nu\xe92,2\n", auth...); r2.code != http.StatusBadRequest || !strings.Contains(r2.err, "line 3: not UTF-8") {
 			t.Errorf("400 csv: got %d %s", r2.code, r2.err)
+		}
+		// A bad line in a framed body is landed (bronze quarantines it): 202.
+		if r2 := h.post(t, "clicks", "text/csv", "user,n\nu1,1\nu2\n", auth...); r2.code != http.StatusAccepted || r2.ok.Rows != 2 || r2.ok.BadLines != 1 || r2.ok.FirstLine != 1 {
+			t.Errorf("csv with a bad line: got %d %+v %s", r2.code, r2.ok, r2.err)
 		}
 
 		// 401: missing, wrong scheme, wrong token.
