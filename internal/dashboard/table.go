@@ -2,7 +2,9 @@ package dashboard
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -157,12 +159,16 @@ func (d *Dashboard) tableData(ctx context.Context, ref layers.TableRef, q url.Va
 		}
 		pg.Sample = s
 		if withChart && ti.series && pg.Measure != "" {
-			sd, err := readSeries(ctx, db, ti, pg.Measure)
+			sq, err := parseSeriesQuery(ti, seriesParams(q))
+			if err != nil {
+				return err
+			}
+			sd, err := readSeries(ctx, db, ti, sq)
 			if err != nil {
 				return err
 			}
 			sd.Version = snap.Version
-			pg.Chart = layoutChart(sd, etag(snap.Version, pg.Measure))
+			pg.Chart = layoutChart(sd, "")
 		}
 		return nil
 	})
@@ -223,7 +229,7 @@ func readSample(ctx context.Context, db *sql.DB, ti *tableInfo, batch string) (*
 	if batch != "" {
 		q += " WHERE " + warehouse.QuoteIdent(ti.batchCol) + " = " + warehouse.QuoteString(batch)
 	}
-	if ti.series {
+	if ti.windowed {
 		order := []string{warehouse.QuoteIdent(windowStart) + " DESC"}
 		for _, g := range ti.groupBy {
 			order = append(order, warehouse.QuoteIdent(g))
@@ -257,110 +263,22 @@ func readSample(ctx context.Context, db *sql.DB, ti *tableInfo, batch string) (*
 	return s, nil
 }
 
-// seriesData is the JSON of /api/tables/{table}/series.
-type seriesData struct {
-	Table   string        `json:"table"`
-	Version int64         `json:"version"`
-	Measure string        `json:"measure"`
-	Flags   []string      `json:"flags"`
-	Groups  []seriesGroup `json:"groups"`
-}
-
-type seriesGroup struct {
-	Group  string        `json:"group"`
-	Points []seriesPoint `json:"points"`
-}
-
-type seriesPoint struct {
-	T       string   `json:"t"` // RFC 3339
-	V       float64  `json:"v"`
-	Flagged bool     `json:"flagged"`
-	Why     []string `json:"flags,omitempty"` // the flags that are set
-
-	t time.Time
-}
-
-// seriesSQL selects the points of a chart: the maxGroups groups with the
-// most recent window, and each one's maxPoints most recent windows with a
-// value, oldest first.
-func seriesSQL(ti *tableInfo, measure string) string {
-	group := "'all'"
-	if len(ti.groupBy) > 0 {
-		var parts []string
-		for _, g := range ti.groupBy {
-			parts = append(parts, "coalesce(CAST("+warehouse.QuoteIdent(g)+" AS VARCHAR), '∅')")
-		}
-		group = "concat_ws(' / ', " + strings.Join(parts, ", ") + ")"
-	}
-	flagSel := ""
-	for i, f := range ti.flags {
-		flagSel += fmt.Sprintf(", coalesce(%s, false) AS __f%d", warehouse.QuoteIdent(f), i)
-	}
-	return fmt.Sprintf(`WITH p AS (
-  SELECT %s AS __g, CAST(%s AS TIMESTAMPTZ) AS __t, CAST(%s AS DOUBLE) AS __v%s
-  FROM %s WHERE %s IS NOT NULL AND %s IS NOT NULL AND isfinite(CAST(%s AS DOUBLE))
-), g AS (
-  SELECT __g FROM p GROUP BY __g ORDER BY max(__t) DESC, __g LIMIT %d
-), r AS (
-  SELECT p.*, row_number() OVER (PARTITION BY __g ORDER BY __t DESC) AS __rn
-  FROM p WHERE __g IN (SELECT __g FROM g)
-)
-SELECT * EXCLUDE (__rn) FROM r WHERE __rn <= %d ORDER BY __g, __t`,
-		group, warehouse.QuoteIdent(windowStart), warehouse.QuoteIdent(measure), flagSel,
-		view(ti.ref), warehouse.QuoteIdent(windowStart), warehouse.QuoteIdent(measure), warehouse.QuoteIdent(measure),
-		maxGroups, maxPoints)
-}
-
-func readSeries(ctx context.Context, db *sql.DB, ti *tableInfo, measure string) (*seriesData, error) {
-	sd := &seriesData{Table: ti.ref.String(), Measure: measure, Flags: ti.flags, Groups: []seriesGroup{}}
-	if sd.Flags == nil {
-		sd.Flags = []string{}
-	}
-	rows, err := db.QueryContext(ctx, seriesSQL(ti, measure))
-	if err != nil {
-		return nil, fmt.Errorf("series of %s: %w", measure, err)
-	}
-	defer rows.Close()
-	flags := make([]bool, len(ti.flags))
-	for rows.Next() {
-		var g string
-		var p seriesPoint
-		dest := []any{&g, &p.t, &p.V}
-		for i := range flags {
-			dest = append(dest, &flags[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("series of %s: %w", measure, err)
-		}
-		p.t = p.t.UTC()
-		p.T = p.t.Format(time.RFC3339)
-		for i, f := range flags {
-			if f {
-				p.Flagged = true
-				p.Why = append(p.Why, ti.flags[i])
-			}
-		}
-		if n := len(sd.Groups); n == 0 || sd.Groups[n-1].Group != g {
-			sd.Groups = append(sd.Groups, seriesGroup{Group: g})
-		}
-		last := &sd.Groups[len(sd.Groups)-1]
-		last.Points = append(last.Points, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("series of %s: %w", measure, err)
-	}
-	return sd, nil
-}
-
-// etag names a series: the table version and the measure.
-func etag(version int64, measure string) string {
-	return fmt.Sprintf(`"v%d-%s"`, version, url.QueryEscape(measure))
+// etag names a series: the table version and the query that drew it.
+func etag(version int64, query string) string {
+	return fmt.Sprintf(`"v%d-%x"`, version, sha256.Sum256([]byte(query)))
 }
 
 func (d *Dashboard) tableError(w http.ResponseWriter, r *http.Request, name string, err error) {
 	var unknown errUnknownTable
 	var bad errBadMeasure
+	var param errBadParam
 	switch {
+	case errors.As(err, &param):
+		if isAPI(r) {
+			writeJSONError(w, http.StatusBadRequest, param.Error())
+			return
+		}
+		d.errorPage(w, r, http.StatusBadRequest, "Bad parameter", param.Error(), nil)
 	case errors.As(err, &unknown):
 		d.notFoundTable(w, r, name)
 	case errors.As(err, &bad):
@@ -404,9 +322,9 @@ func (d *Dashboard) apiTable(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, pg)
 }
 
-// apiSeries answers the chart's poll. The ETag is the table version and
-// the measure, known from the cached snapshot: an unchanged table answers
-// 304 without touching DuckDB.
+// apiSeries answers the chart. The ETag is the table version and the
+// query, known from the cached snapshot: an unchanged table answers 304
+// without touching DuckDB.
 func (d *Dashboard) apiSeries(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("table")
 	ref, err := d.lookup(name)
@@ -431,18 +349,15 @@ func (d *Dashboard) apiSeries(w http.ResponseWriter, r *http.Request) {
 	}
 	ti := newTableInfo(d.o.Pipeline, ref, schema)
 	if !ti.series {
-		writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("table %s is not a time series (it has no %s column)", ref, windowStart))
+		writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("table %s is not a time series (it has no timestamp column)", ref))
 		return
 	}
-	measure, err := pickMeasure(ti, r.URL.Query().Get("measure"))
-	if err == nil && measure == "" {
-		err = errBadMeasure{table: ref.String()}
-	}
+	sq, err := parseSeriesQuery(ti, r.URL.Query())
 	if err != nil {
 		d.tableError(w, r, name, err)
 		return
 	}
-	tag := etag(snap.Version, measure)
+	tag := etag(snap.Version, r.URL.Query().Encode())
 	w.Header().Set("ETag", tag)
 	w.Header().Set("Cache-Control", "no-cache")
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, tag) {
@@ -451,7 +366,7 @@ func (d *Dashboard) apiSeries(w http.ResponseWriter, r *http.Request) {
 	}
 	var sd *seriesData
 	err = d.rd.with(ctx, ref, snap.Version, func(db *sql.DB) error {
-		sd, err = readSeries(ctx, db, ti, measure)
+		sd, err = readSeries(ctx, db, ti, sq)
 		return err
 	})
 	if err != nil {
@@ -459,7 +374,9 @@ func (d *Dashboard) apiSeries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sd.Version = snap.Version
-	writeJSON(w, http.StatusOK, sd)
+	// Compact: the points are most of the answer.
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(sd)
 }
 
 // etagMatch reads an If-None-Match list ("*" or comma-separated tags, weak
@@ -472,4 +389,15 @@ func etagMatch(header, tag string) bool {
 		}
 	}
 	return false
+}
+
+// seriesParams keeps the series parameters of a page's query.
+func seriesParams(q url.Values) url.Values {
+	out := url.Values{}
+	for _, k := range []string{"measure", "time", "range", "from", "to", "width", "groups", "top", "rank"} {
+		if v := q.Get(k); v != "" {
+			out.Set(k, v)
+		}
+	}
+	return out
 }
