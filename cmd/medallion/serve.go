@@ -125,9 +125,10 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	}
 	uiNote := ""
 	recent := jobs.NewRecentRuns(0) // stream micro-batches, for the runs page
+	var dash *dashboard.Dashboard   // nil with --no-ui
 	if !*noUI {
 		// Its own engine (and spill directory): never the runner's.
-		dash, err := dashboard.New(ctx, dashboard.Options{
+		dash, err = dashboard.New(ctx, dashboard.Options{
 			Store: st, Pipeline: p, Cache: ws.cache, Engine: dashboard.DefaultEngineOptions(),
 			Token: dashboardToken(), Log: a.log.WithGroup("dashboard"),
 			Recent: recent,
@@ -141,6 +142,9 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		uiNote = fmt.Sprintf("; dashboard at %s://%s/", scheme, ln.Addr())
 	}
 	srv := newHTTPServer(mux)
+	if dash != nil {
+		srv.RegisterOnShutdown(dash.StopEvents) // open /api/events streams must not hold Shutdown
+	}
 	fmt.Fprintf(a.stdout, "medallion serve on %s://%s (POST /v1/ingest/{source}, /healthz, /readyz, /metrics)%s\n", scheme, ln.Addr(), uiNote)
 
 	lo, err := leaseOptions()
@@ -152,7 +156,8 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	// table this process runs; a micro-batch or scheduled run waits a little
 	// for one, then fails and is retried (next trigger, next due time).
 	runner := &jobs.Runner{Store: st, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log, Metrics: jobs.NewRunnerMetrics(reg),
-		Owner: owner, Lease: lo, LeaseWait: serveLeaseWait}
+		Owner: owner, Lease: lo, LeaseWait: serveLeaseWait,
+		OnResult: func(jobs.Result) { dash.Notify() }} // live pages: look for new versions now
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Add(1)

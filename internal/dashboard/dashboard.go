@@ -102,6 +102,9 @@ type Dashboard struct {
 
 	sessionKey []byte // signs session cookies; derived from Options.Token
 
+	hub       *hub               // live commit events (/api/events)
+	stopWatch context.CancelFunc // ends the events watcher
+
 	history   versionCache[[]delta.CommitInfo] // the last historyRows commits
 	lateTimes versionCache[map[string]time.Time]
 }
@@ -145,13 +148,21 @@ func New(ctx context.Context, o Options) (*Dashboard, error) {
 		runs:  &ttlCache[runsData]{ttl: 2 * o.SnapshotTTL, now: o.Now},
 
 		sessionKey: sessionKey(o.Token),
+		hub:        newHub(),
 	}
 	d.mux = d.routes()
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopWatch = stop
+	go d.watch(wctx)
 	return d, nil
 }
 
-// Close closes the dashboard's DuckDB engine.
-func (d *Dashboard) Close() error { return d.rd.close() }
+// Close ends the event streams and closes the dashboard's DuckDB engine.
+func (d *Dashboard) Close() error {
+	d.stopWatch()
+	d.StopEvents()
+	return d.rd.close()
+}
 
 func (d *Dashboard) routes() *http.ServeMux {
 	mux := http.NewServeMux()
@@ -168,6 +179,7 @@ func (d *Dashboard) routes() *http.ServeMux {
 	mux.Handle("GET /api/tables/{table}/series", d.auth(d.apiSeries))
 	mux.Handle("GET /api/quality", d.auth(d.apiQuality))
 	mux.Handle("GET /api/runs", d.auth(d.apiRuns))
+	mux.Handle("GET /api/events", d.auth(d.apiEvents))
 	mux.Handle("GET /", d.auth(d.serveNotFound))
 	return mux
 }
