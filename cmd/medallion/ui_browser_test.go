@@ -644,6 +644,36 @@ func checkGoldPage(t *testing.T, b *browser, l *testLake, base string) {
 		t.Errorf("after refresh: data-points=%q but %d circle.point", after.Points, after.Circles)
 	}
 	b.screenshot("03-table-gold-refreshed")
+	// The refresh was pushed (server-sent events), and the header and
+	// history were swapped in too, not just the chart.
+	if mode := eval[string](b, "document.documentElement.dataset.live || ''"); mode != "push" {
+		t.Errorf("live mode %q, want push (the /api/events stream)", mode)
+	}
+	b.waitFor("the header to show the chart's version", `document.getElementById("table-version").textContent === document.querySelector("svg#chart").dataset.version`, 10*time.Second)
+	b.waitFor("the history to list the chart's version", `document.querySelector("table#history tbody td.num").textContent === document.querySelector("svg#chart").dataset.version`, 10*time.Second)
+	b.checkErrors()
+	checkGroupPicker(t, b)
+}
+
+// checkGroupPicker picks a subset of the meters, searches the list, and
+// adds a small multiple of another measure.
+func checkGroupPicker(t *testing.T, b *browser) {
+	eval[bool](b, `(document.getElementById("group-picker").open = true)`)
+	b.waitFor("the group list", `document.querySelectorAll("#group-list input.group-pick").length === 3`, 10*time.Second)
+	eval[bool](b, `(() => { const s = document.getElementById("group-search"); s.value = "meter-c"; s.dispatchEvent(new Event("input")); return true })()`)
+	if n := eval[int](b, `[...document.querySelectorAll("#group-list label.group-item")].filter(l => !l.hidden).length`); n != 1 {
+		t.Errorf("search meter-c shows %d groups, want 1", n)
+	}
+	eval[bool](b, `(() => { const cb = document.querySelector('#group-list input.group-pick[value="meter-b"]'); cb.click(); return true })()`)
+	b.waitFor("the chart without meter-b", `(() => { const c = document.querySelector("svg#chart");
+	  return c.querySelectorAll("path.series").length === 2 && !c.querySelector('path.series[data-group="meter-b"]') })()`, 10*time.Second)
+	if q := eval[string](b, "location.search"); !strings.Contains(q, "groups=meter-a%2Cmeter-c") {
+		t.Errorf("the page URL %q does not keep the picked groups", q)
+	}
+	eval[bool](b, `(() => { const cb = document.querySelector('input.also-measure[value="max_usage"]'); document.getElementById("more-measures").open = true; cb.click(); return true })()`)
+	b.waitFor("a small multiple of max_usage", `(() => { const c = document.querySelector('#multiples svg.chart.small[data-measure="max_usage"]');
+	  return !!c && +c.dataset.points > 0 && c.querySelectorAll("path.series").length === 2 })()`, 10*time.Second)
+	b.screenshot("03b-table-gold-groups-multiples")
 	b.checkErrors()
 }
 
@@ -652,18 +682,50 @@ func checkBronzePage(t *testing.T, b *browser, base string) {
 	if st := b.open("bronze table page", base+"/tables/bronze.meters"); st != http.StatusOK {
 		t.Fatalf("GET /tables/bronze.meters answered %d", st)
 	}
-	b.screenshot("04-table-bronze")
 	for _, id := range []string{"table#schema", "table#history", "table#sample"} {
 		if b.count(id) != 1 {
 			t.Errorf("no %s", id)
 		}
 	}
-	if b.count("svg#chart") != 0 {
-		t.Error("bronze.meters has no window_start, yet the page draws svg#chart")
-	}
 	if n := b.count("table#sample td"); n == 0 {
 		t.Error("table#sample has no cells")
 	}
+	// Bronze has no window_start: its raw readings are charted over their
+	// own timestamp, downsampled by the server.
+	b.waitFor("the bronze chart", `(() => { const c = document.querySelector("svg#chart[data-rows]");
+	  return !!c && +c.dataset.points > 0 && c.querySelectorAll("circle.point").length === +c.dataset.points })()`, 10*time.Second)
+	if tc := eval[string](b, `document.querySelector("svg#chart").dataset.time`); tc != "timestamp" {
+		t.Errorf("bronze chart runs along %q, want timestamp", tc)
+	}
+	if n := b.count("svg#chart text.axis-title"); n != 2 {
+		t.Errorf("%d axis titles, want 2", n)
+	}
+	// The spikes (five times the usage) survive downsampling: the highest
+	// point drawn is the highest reading.
+	top := eval[float64](b, `Math.max(...document.querySelector("svg#chart").__sd.groups.flatMap(g => g.points.map(p => p.v)))`)
+	if top < 10 {
+		t.Errorf("highest bronze point %g: the spikes (> 10) are lost", top)
+	}
+	all := eval[int](b, `+document.querySelector("svg#chart").dataset.points`)
+	b.screenshot("04-table-bronze")
+
+	// The last 15 minutes: fewer points, all within the range.
+	eval[bool](b, `(document.querySelector('button.range[data-range="15m"]').click(), true)`)
+	b.waitFor("the 15-minute range", fmt.Sprintf(`(() => { const c = document.querySelector("svg#chart");
+	  return +c.dataset.points > 0 && +c.dataset.points < %d && location.search.includes("range=15m") })()`, all), 10*time.Second)
+	span := eval[float64](b, `(() => { const sd = document.querySelector("svg#chart").__sd;
+	  const ts = sd.groups.flatMap(g => g.points.map(p => Date.parse(p.t)));
+	  return (Math.max(...ts) - Math.min(...ts)) / 60000 })()`)
+	if span > 15 {
+		t.Errorf("15-minute range draws %g minutes", span)
+	}
+	// Hover values.
+	eval[bool](b, `(() => { const c = document.querySelector("svg#chart"), r = c.getBoundingClientRect();
+	  c.dispatchEvent(new MouseEvent("mousemove", {clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true})); return true })()`)
+	if h := eval[string](b, `document.querySelector("svg#chart").dataset.hover || ""`); !strings.Contains(h, "meter-a: ") {
+		t.Errorf("hover shows %q, want each meter's value", h)
+	}
+	b.screenshot("04b-table-bronze-15m-hover")
 	b.checkErrors()
 }
 

@@ -97,6 +97,10 @@ type tablePage struct {
 	Series   bool        `json:"time_series"`
 	Measures []string    `json:"measures,omitempty"`
 	Measure  string      `json:"measure,omitempty"`
+	// TimeColumns are the timestamp columns a chart can run along, the
+	// default (TimeColumn) first.
+	TimeColumns []string `json:"time_columns,omitempty"`
+	TimeColumn  string   `json:"time_column,omitempty"`
 	GroupBy  []string    `json:"group_by,omitempty"`
 	Flags    []string    `json:"flags,omitempty"`
 	Chart    *chartView  `json:"-"`
@@ -141,6 +145,10 @@ func (d *Dashboard) tableData(ctx context.Context, ref layers.TableRef, q url.Va
 
 	ti := newTableInfo(d.o.Pipeline, ref, schema)
 	pg.Series, pg.Measures, pg.GroupBy, pg.Flags = ti.series, ti.numeric, ti.groupBy, ti.flags
+	pg.TimeColumns, pg.TimeColumn = ti.timeCols, ti.timeCol
+	if c := q.Get("time"); c != "" && slices.Contains(ti.timeCols, c) {
+		pg.TimeColumn = c
+	}
 	if ti.series {
 		m, err := pickMeasure(ti, q.Get("measure"))
 		if err != nil {
