@@ -99,11 +99,11 @@ type tablePage struct {
 	Measure  string      `json:"measure,omitempty"`
 	// TimeColumns are the timestamp columns a chart can run along, the
 	// default (TimeColumn) first.
-	TimeColumns []string `json:"time_columns,omitempty"`
-	TimeColumn  string   `json:"time_column,omitempty"`
-	GroupBy  []string    `json:"group_by,omitempty"`
-	Flags    []string    `json:"flags,omitempty"`
-	Chart    *chartView  `json:"-"`
+	TimeColumns []string   `json:"time_columns,omitempty"`
+	TimeColumn  string     `json:"time_column,omitempty"`
+	GroupBy     []string   `json:"group_by,omitempty"`
+	Flags       []string   `json:"flags,omitempty"`
+	Chart       *chartView `json:"-"`
 }
 
 func (p tablePage) title() string { return p.Table }
