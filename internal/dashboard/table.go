@@ -104,6 +104,8 @@ type tablePage struct {
 	GroupBy     []string   `json:"group_by,omitempty"`
 	Flags       []string   `json:"flags,omitempty"`
 	Chart       *chartView `json:"-"`
+	// Filter is the quarantine's filter (bronze._quarantine only).
+	Filter *quarantineFilter `json:"filter,omitempty"`
 }
 
 func (p tablePage) title() string { return p.Table }
@@ -160,8 +162,21 @@ func (d *Dashboard) tableData(ctx context.Context, ref layers.TableRef, q url.Va
 	if batch != "" && ti.batchCol == "" {
 		return nil, fmt.Errorf("table %s has no batch column to filter on (batch_id, batch or _batch_id)", ref)
 	}
+	var filter []string
+	if ref == layers.Quarantine() {
+		f, err := parseQuarantineFilter(q)
+		if err != nil {
+			return nil, err
+		}
+		pg.Filter, filter = f, f.where()
+	}
 	err = d.rd.with(ctx, ref, snap.Version, func(db *sql.DB) error {
-		s, err := readSample(ctx, db, ti, batch)
+		if pg.Filter != nil {
+			if err := pg.Filter.readOptions(ctx, db, view(ref), filter); err != nil {
+				return err
+			}
+		}
+		s, err := readSample(ctx, db, ti, batch, filter)
 		if err != nil {
 			return err
 		}
@@ -221,7 +236,7 @@ var plainTypes = map[string]bool{
 	delta.TypeTimestamp: true, delta.TypeTimestampNTZ: true, delta.TypeDate: true,
 }
 
-func readSample(ctx context.Context, db *sql.DB, ti *tableInfo, batch string) (*sample, error) {
+func readSample(ctx context.Context, db *sql.DB, ti *tableInfo, batch string, filter []string) (*sample, error) {
 	s := &sample{Batch: batch, Order: "as stored"}
 	var sel []string
 	for _, f := range ti.schema.Fields {
@@ -235,7 +250,10 @@ func readSample(ctx context.Context, db *sql.DB, ti *tableInfo, batch string) (*
 	}
 	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + view(ti.ref)
 	if batch != "" {
-		q += " WHERE " + warehouse.QuoteIdent(ti.batchCol) + " = " + warehouse.QuoteString(batch)
+		filter = append([]string{warehouse.QuoteIdent(ti.batchCol) + " = " + warehouse.QuoteString(batch)}, filter...)
+	}
+	if len(filter) > 0 {
+		q += " WHERE " + strings.Join(filter, " AND ")
 	}
 	if ti.windowed {
 		order := []string{warehouse.QuoteIdent(windowStart) + " DESC"}

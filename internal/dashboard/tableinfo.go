@@ -67,7 +67,9 @@ func newTableInfo(p *config.Pipeline, ref layers.TableRef, schema *delta.Schema)
 		}
 	}
 	ti.timeCols = timeColumns(schema)
-	if len(ti.timeCols) > 0 {
+	// The quarantine's only number is a line number: nothing to chart (its
+	// page filters the rows instead).
+	if len(ti.timeCols) > 0 && ref != layers.Quarantine() {
 		ti.series, ti.timeCol = true, ti.timeCols[0]
 		ti.windowed = ti.timeCol == windowStart
 	}
