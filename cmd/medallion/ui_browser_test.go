@@ -788,6 +788,46 @@ func checkQualityPage(t *testing.T, b *browser, l *testLake, base string) {
 		}
 	}
 	b.checkErrors()
+	checkQuarantineFilter(t, b, l)
+}
+
+// checkQuarantineFilter picks a reason in the quarantine's filter form
+// and searches the raw lines; then opens a long value in full.
+func checkQuarantineFilter(t *testing.T, b *browser, l *testLake) {
+	reason := eval[string](b, `document.querySelector('#quarantine-filter select[name="reason"] option:nth-child(2)').value`)
+	want := l.count(t, "SELECT count(*) AS n FROM bronze._quarantine WHERE reason = '"+strings.ReplaceAll(reason, "'", "''")+"'")
+	// Fill the form and go where submitting it goes (a plain GET form).
+	submit := func(name, js string) {
+		u := eval[string](b, `(() => { const f = document.getElementById("quarantine-filter"); `+js+`;
+		  return new URL(f.action + "?" + new URLSearchParams(new FormData(f)).toString(), location.href).href })()`)
+		if st := b.open(name, u); st != http.StatusOK {
+			t.Fatalf("GET %s answered %d", u, st)
+		}
+	}
+	submit("quarantine filtered by reason", fmt.Sprintf(`f.querySelector('select[name="reason"]').value = %s`, jsString(reason)))
+	if got := b.count("table#sample tr:has(td)"); int64(got) != want || want == 0 {
+		t.Errorf("reason %q: %d rows listed, the lake has %d", reason, got, want)
+	}
+	if m := eval[string](b, `document.getElementById("filter-matches").textContent`); digits(m) != want {
+		t.Errorf("the filter says %q, the lake has %d", m, want)
+	}
+	b.screenshot("06b-quarantine-by-reason")
+
+	// Search the raw lines for one bad reading's marker.
+	marker := badReadings[0].marker
+	submit("quarantine searched", fmt.Sprintf(`f.querySelector('select[name="reason"]').value = ""; f.querySelector('input[name="q"]').value = %s`, jsString(marker)))
+	if got := b.count("table#sample tr:has(td)"); got != 1 {
+		t.Errorf("search %q lists %d rows, want 1", marker, got)
+	}
+	// The source file is long: click shows it whole.
+	if b.count("table#sample details.cell") > 0 {
+		eval[bool](b, `(document.querySelector("table#sample details.cell summary").click(), true)`)
+		if !eval[bool](b, `document.querySelector("table#sample details.cell").open`) {
+			t.Error("a long value does not open on click")
+		}
+	}
+	b.screenshot("06c-quarantine-search-full-value")
+	b.checkErrors()
 }
 
 // checkRunsPage: table#runs lists the runs recorded in the lake (the
