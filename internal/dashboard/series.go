@@ -153,7 +153,7 @@ type seriesData struct {
 	To          string        `json:"to,omitempty"`
 	Width       int           `json:"width"`
 	BucketMS    int64         `json:"bucket_ms"` // one bucket's span
-	Rows        int64         `json:"rows"`      // rows in the range, before downsampling
+	Rows        int64         `json:"rows"`      // rows of the drawn groups in the range, before downsampling
 	GroupBy     []string      `json:"group_by"`
 	GroupNames  []string      `json:"group_names"` // every group (up to maxGroupList), for the picker
 	Rank        string        `json:"rank"`
@@ -187,6 +187,9 @@ func seriesBase(ti *tableInfo, sq *seriesQuery) string {
 			parts = append(parts, "coalesce(CAST("+warehouse.QuoteIdent(g)+" AS VARCHAR), '∅')")
 		}
 		group = "concat_ws(' / ', " + strings.Join(parts, ", ") + ")"
+		if len(parts) == 1 {
+			group = parts[0]
+		}
 	}
 	var flagSel string
 	for i, f := range ti.flags {
@@ -224,22 +227,20 @@ func readSeries(ctx context.Context, db *sql.DB, ti *tableInfo, sq *seriesQuery)
 	}
 	wrap := func(err error) error { return fmt.Errorf("series of %s over %s: %w", sq.measure, sq.timeCol, err) }
 	base := seriesBase(ti, sq)
-	from, to, ok, err := seriesRange(ctx, db, base, sq)
+	lo, hi, err := readGroupStats(ctx, db, base, sd)
 	if err != nil {
 		return nil, wrap(err)
 	}
-	if !ok {
+	if lo == nil {
 		return sd, nil
 	}
+	from, to := seriesRange(*lo, *hi, sq)
 	sd.from, sd.to = from, to
 	sd.From, sd.To = from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano)
 	span := max(to.UnixMilli()-from.UnixMilli(), 1)
 	sd.BucketMS = max((span+int64(sq.width)-1)/int64(sq.width), 1)
 
 	inRange := fmt.Sprintf("SELECT * FROM (%s) WHERE __ms BETWEEN %d AND %d", base, from.UnixMilli(), to.UnixMilli())
-	if sd.GroupNames, sd.Rows, err = readGroupNames(ctx, db, inRange); err != nil {
-		return nil, wrap(err)
-	}
 	if err := readBuckets(ctx, db, ti, sq, sd, inRange, from.UnixMilli(), span); err != nil {
 		return nil, wrap(err)
 	}
@@ -249,17 +250,43 @@ func readSeries(ctx context.Context, db *sql.DB, ti *tableInfo, sq *seriesQuery)
 	return sd, nil
 }
 
+// readGroupStats lists every group (for the picker, up to maxGroupList)
+// and returns the first and last time of the data (nil: no rows), in one
+// scan.
+func readGroupStats(ctx context.Context, db *sql.DB, base string, sd *seriesData) (lo, hi *time.Time, err error) {
+	rows, err := db.QueryContext(ctx, "SELECT __g, min(__ms), max(__ms) FROM ("+base+") GROUP BY __g ORDER BY __g")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var first, last int64
+	n := 0
+	for rows.Next() {
+		var g string
+		var a, b int64
+		if err := rows.Scan(&g, &a, &b); err != nil {
+			return nil, nil, err
+		}
+		if n == 0 {
+			first, last = a, b
+		}
+		first, last = min(first, a), max(last, b)
+		if n < maxGroupList {
+			sd.GroupNames = append(sd.GroupNames, g)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil || n == 0 {
+		return nil, nil, err
+	}
+	f, l := time.UnixMilli(first).UTC(), time.UnixMilli(last).UTC()
+	return &f, &l, nil
+}
+
 // seriesRange is the range drawn: ?from/?to, else the last ?range of the
-// data, else all of it. ok is false when there is no row to draw.
-func seriesRange(ctx context.Context, db *sql.DB, base string, sq *seriesQuery) (from, to time.Time, ok bool, err error) {
-	var lo, hi sql.NullInt64
-	if err := db.QueryRowContext(ctx, "SELECT min(__ms), max(__ms) FROM ("+base+")").Scan(&lo, &hi); err != nil {
-		return from, to, false, err
-	}
-	if !lo.Valid {
-		return from, to, false, nil
-	}
-	from, to = time.UnixMilli(lo.Int64).UTC(), time.UnixMilli(hi.Int64).UTC()
+// data, else all of it.
+func seriesRange(lo, hi time.Time, sq *seriesQuery) (from, to time.Time) {
+	from, to = lo, hi
 	if d, ok := seriesRanges[sq.rng]; ok {
 		from = to.Add(-d)
 	}
@@ -272,28 +299,7 @@ func seriesRange(ctx context.Context, db *sql.DB, base string, sq *seriesQuery) 
 	if !to.After(from) {
 		to = from.Add(time.Millisecond)
 	}
-	return from, to, true, nil
-}
-
-// readGroupNames lists the groups in the range (for the picker) and counts
-// the range's rows.
-func readGroupNames(ctx context.Context, db *sql.DB, inRange string) ([]string, int64, error) {
-	rows, err := db.QueryContext(ctx, fmt.Sprintf(
-		"SELECT __g, CAST(sum(count(*)) OVER () AS BIGINT) AS __n FROM (%s) GROUP BY __g ORDER BY __g LIMIT %d", inRange, maxGroupList))
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rows.Close()
-	names := []string{}
-	var total int64
-	for rows.Next() {
-		var g string
-		if err := rows.Scan(&g, &total); err != nil {
-			return nil, 0, err
-		}
-		names = append(names, g)
-	}
-	return names, total, rows.Err()
+	return from, to
 }
 
 // bucketsSQL selects, per group and bucket, the row with the smallest and
@@ -321,15 +327,15 @@ func bucketsSQL(ti *tableInfo, sq *seriesQuery, inRange string, from, span int64
 	}
 	flagged := ""
 	if len(anyFlag) > 0 {
-		flagged = fmt.Sprintf("\nUNION ALL (SELECT __g, __ms, __v%s FROM b WHERE %s ORDER BY __ms DESC LIMIT %d)",
+		flagged = fmt.Sprintf("\nUNION ALL (SELECT __g, __ms, __v, 0%s FROM b WHERE %s ORDER BY __ms DESC LIMIT %d)",
 			fc, strings.Join(anyFlag, " OR "), maxFlagged)
 	}
 	return fmt.Sprintf(`WITH r AS (%s),
 g AS (%s),
 b AS (SELECT r.*, least(%d, (r.__ms - %d) * %d // %d) AS __b FROM r WHERE r.__g IN (SELECT __g FROM g)),
-a AS (SELECT __g, __b, min(__v) AS vlo, arg_min(__ms, __v) AS tlo, max(__v) AS vhi, arg_max(__ms, __v) AS thi FROM b GROUP BY __g, __b)
-SELECT __g, tlo AS __ms, vlo AS __v%s FROM a
-UNION ALL SELECT __g, thi, vhi%s FROM a WHERE thi <> tlo%s
+a AS (SELECT __g, __b, min(__v) AS vlo, arg_min(__ms, __v) AS tlo, max(__v) AS vhi, arg_max(__ms, __v) AS thi, count(*) AS n FROM b GROUP BY __g, __b)
+SELECT __g, tlo AS __ms, vlo AS __v, n AS __n%s FROM a
+UNION ALL SELECT __g, thi, vhi, 0%s FROM a WHERE thi <> tlo%s
 ORDER BY __g, __ms`,
 		inRange, pick, sq.width-1, from, sq.width, span, nf, nf, flagged)
 }
@@ -345,15 +351,16 @@ func readBuckets(ctx context.Context, db *sql.DB, ti *tableInfo, sq *seriesQuery
 	flags := make([]bool, len(ti.flags))
 	for rows.Next() {
 		var g string
-		var ms int64
+		var ms, n int64
 		var p seriesPoint
-		dest := []any{&g, &ms, &p.V}
+		dest := []any{&g, &ms, &p.V, &n}
 		for i := range flags {
 			dest = append(dest, &flags[i])
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
+		sd.Rows += n
 		p.t = time.UnixMilli(ms).UTC()
 		p.T = p.t.Format("2006-01-02T15:04:05.000Z07:00")
 		for i, f := range flags {

@@ -104,6 +104,18 @@ func TestSeriesDownsamplesRawRows(t *testing.T) {
 		t.Errorf("answer is %d bytes, want at most 400 KiB", len(body))
 	}
 
+	// One meter at the default width, as a table page first asks.
+	sq, _ = parseSeriesQuery(ti, url.Values{"groups": {"meter-2"}})
+	one, err := readSeries(ctx, eng.DB(), ti, sq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = json.Marshal(one)
+	t.Logf("1M rows, one meter (250k rows), width %d: %d points, %d bytes of JSON", one.Width, countPoints(one), len(body))
+	if len(body) > 64<<10 || one.Rows != rows/4 {
+		t.Errorf("one meter: %d bytes (want at most 64 KiB), %d rows (want %d)", len(body), one.Rows, rows/4)
+	}
+
 	// A zoom: the last 15 minutes hold 15*60 readings per meter, fewer than
 	// the buckets, so every reading is drawn.
 	sq, _ = parseSeriesQuery(ti, url.Values{"range": {"15m"}, "width": {"2000"}, "groups": {"meter-1"}})
