@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -508,6 +509,7 @@ func TestBrowserDashboard(t *testing.T) {
 
 	t.Run("pipeline", func(t *testing.T) { checkPipelinePage(t, b, l, srv.base) })
 	t.Run("gold table", func(t *testing.T) { checkGoldPage(t, b, l, srv.base) })
+	t.Run("polling fallback", func(t *testing.T) { checkPollingFallback(t, b, l, srv.base) })
 	t.Run("bronze table", func(t *testing.T) { checkBronzePage(t, b, srv.base) })
 	t.Run("quality", func(t *testing.T) { checkQualityPage(t, b, l, srv.base) })
 	t.Run("runs", func(t *testing.T) { checkRunsPage(t, b, l, srv.base, "07-runs-stream") })
@@ -653,6 +655,50 @@ func checkGoldPage(t *testing.T, b *browser, l *testLake, base string) {
 	b.waitFor("the history to list the chart's version", `document.querySelector("table#history tbody td.num").textContent === document.querySelector("svg#chart").dataset.version`, 10*time.Second)
 	b.checkErrors()
 	checkGroupPicker(t, b)
+}
+
+// checkPollingFallback opens the gold page through a proxy that refuses
+// /api/events (as some proxies cut streams): the page falls back to
+// polling and still shows new readings without a reload.
+func checkPollingFallback(t *testing.T, b *browser, l *testLake, base string) {
+	b = b.on(t)
+	target, _ := url.Parse(base)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/events" {
+			http.Error(w, "streams are not allowed here", http.StatusBadGateway)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	b.mu.Lock()
+	b.ignore = func(source, msg string) bool {
+		return strings.Contains(msg, "/api/events") || strings.Contains(msg, "502")
+	}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.ignore = nil
+		b.mu.Unlock()
+	}()
+	if st := b.open("gold table page behind a proxy without streams", proxy.URL+"/tables/gold.usage_ma"); st != http.StatusOK {
+		t.Fatalf("GET through the proxy answered %d", st)
+	}
+	b.waitFor("the page to poll", `document.documentElement.dataset.live === "poll"`, 10*time.Second)
+	before := eval[int](b, `+document.querySelector("svg#chart").dataset.points`)
+	eval[bool](b, "(window.__notReloaded = true)")
+	ingest(t, base, "", meterReadings(65, 67, nil))
+	b.waitFor("the polled chart to show the new windows", fmt.Sprintf(`+document.querySelector("svg#chart").dataset.points >= %d`, before+6), 30*time.Second)
+	b.waitFor("the polled header", `document.getElementById("table-version").textContent === document.querySelector("svg#chart").dataset.version`, 10*time.Second)
+	if !eval[bool](b, "window.__notReloaded === true") {
+		t.Error("the page reloaded instead of polling")
+	}
+	if s := eval[string](b, `document.getElementById("chart-status").textContent`); !strings.Contains(s, "polling") {
+		t.Errorf("chart status %q does not say it polls", s)
+	}
+	b.screenshot("03c-table-gold-polling")
+	b.checkErrors()
 }
 
 // checkGroupPicker picks a subset of the meters, searches the list, and
