@@ -395,7 +395,13 @@ var badReadings = []struct{ line, marker string }{
 // ingest POSTs an NDJSON body to the serve's ingest endpoint.
 func ingest(t *testing.T, base, token, body string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/v1/ingest/meters", strings.NewReader(body))
+	ingestTo(t, base, "meters", token, body)
+}
+
+// ingestTo POSTs an NDJSON body for source.
+func ingestTo(t *testing.T, base, source, token, body string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/ingest/"+source, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,11 +411,11 @@ func ingest(t *testing.T, base, token, body string) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("POST /v1/ingest/meters: %v", err)
+		t.Fatalf("POST /v1/ingest/%s: %v", source, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		t.Fatalf("POST /v1/ingest/meters: %s", resp.Status)
+		t.Fatalf("POST /v1/ingest/%s: %s", source, resp.Status)
 	}
 }
 
@@ -991,4 +997,106 @@ schedule:
 	ingest(t, srv.base, token, `{"meter_id":"meter-a","energy_usage":1.5}`+"\n")
 	l.waitCount(t, "the scheduled bronze run", "SELECT count(*) AS n FROM bronze.meters", 1)
 	checkRunsPage(t, b, l, srv.base, "10-runs-scheduler")
+}
+
+// stationsPipeline is the turnstile and anomaly picture of the pipelines
+// medallion replaces: 36 stations' raw counts in bronze, and a SQL model
+// that marks counts over 100 with a boolean.
+const stationsPipeline = `sources:
+  turnstiles:
+    format: ndjson
+    schema:
+      ts:      {type: timestamp, format: "2006-01-02 15:04:05", tz: UTC}
+      station: {type: string, required: true}
+      entries: {type: double}
+gold:
+  anomalies:
+    sql: SELECT ts, station, entries, entries > 100 AS anomaly FROM bronze.turnstiles
+stream:
+  trigger: 1s
+`
+
+// stationReadings returns a count every 30 s over minutes [from, to) for
+// 36 stations; station-07 and station-23 spike above 100 at the minutes
+// given.
+func stationReadings(t0 time.Time, from, to int, spikeAt map[int]bool) (body string, anomalies int) {
+	var b strings.Builder
+	for s := 1; s <= 36; s++ {
+		for m := from; m < to; m++ {
+			for sec := 0; sec < 60; sec += 30 {
+				v := 20 + float64((s*7+m*3+sec)%40)
+				if spikeAt[m] && sec == 0 && (s == 7 || s == 23) {
+					v, anomalies = 180+float64(s), anomalies+1
+				}
+				ts := t0.Add(time.Duration(m)*time.Minute + time.Duration(sec)*time.Second)
+				fmt.Fprintf(&b, `{"ts":%q,"station":"station-%02d","entries":%g}`+"\n", ts.Format(time.DateTime), s, v)
+			}
+		}
+	}
+	return b.String(), anomalies
+}
+
+// TestBrowserDashboardStations: a boolean of a SQL model over bronze is
+// drawn as red points over the last 15 minutes, new spikes appear while
+// readings are posted, and 36 stations can be narrowed to a picked few.
+func TestBrowserDashboardStations(t *testing.T) {
+	chromium := needChromium(t)
+	l := newTestLake(t, "local")
+	l.writePipeline(t, stationsPipeline)
+	srv := startServe(t, l)
+	defer func() {
+		if t.Failed() {
+			t.Logf("serve output:\n%s", srv.out)
+		}
+	}()
+	waitReady(t, srv.base)
+	t0 := time.Now().UTC().Truncate(time.Minute).Add(-40 * time.Minute)
+	body, _ := stationReadings(t0, 0, 30, map[int]bool{5: true, 25: true})
+	ingestTo(t, srv.base, "turnstiles", "", body)
+	l.waitCount(t, "gold", "SELECT count(*) AS n FROM gold.anomalies", 36*30*2)
+
+	b := newBrowser(t, chromium)
+	if st := b.open("anomalies, last 15 minutes", srv.base+"/tables/gold.anomalies?range=15m&groups=station-07,station-23,station-01"); st != http.StatusOK {
+		t.Fatalf("GET answered %d", st)
+	}
+	b.waitFor("the chart", `(() => { const c = document.querySelector("svg#chart[data-rows]"); return !!c && +c.dataset.points > 0 })()`, 10*time.Second)
+	if f := eval[int](b, `+document.querySelector("svg#chart").dataset.flagged`); f != 2 {
+		t.Errorf("%d red points in the last 15 minutes, want 2 (minute 25 of station-07 and station-23)", f)
+	}
+	if tc := eval[string](b, `document.querySelector("svg#chart").dataset.time`); tc != "ts" {
+		t.Errorf("chart over %q, want ts", tc)
+	}
+	b.screenshot("10-anomalies-15m")
+
+	// New readings with spikes reach the open page by push.
+	more, _ := stationReadings(t0, 30, 33, map[int]bool{31: true})
+	ingestTo(t, srv.base, "turnstiles", "", more)
+	b.waitFor("the new spikes", `+document.querySelector("svg#chart").dataset.flagged === 4`, 20*time.Second)
+	if mode := eval[string](b, "document.documentElement.dataset.live"); mode != "push" {
+		t.Errorf("live mode %q, want push", mode)
+	}
+	b.screenshot("10b-anomalies-15m-updated")
+
+	// 36 stations: all of them, then a picked subset.
+	eval[bool](b, `(document.getElementById("group-picker").open = true)`)
+	eval[bool](b, `(document.getElementById("group-all").click(), true)`)
+	b.waitFor("all 36 stations", `document.querySelectorAll("svg#chart path.series").length === 36`, 10*time.Second)
+	if n := b.count("#group-list input.group-pick"); n != 36 {
+		t.Errorf("the picker lists %d stations, want 36", n)
+	}
+	b.screenshot("11-stations-all")
+	eval[bool](b, `(document.getElementById("group-reset").click(), true)`)
+	b.waitFor("the top 8", `document.querySelectorAll("svg#chart path.series").length === 8`, 10*time.Second)
+	eval[bool](b, `(() => { const s = document.getElementById("group-search"); s.value = "station-1"; s.dispatchEvent(new Event("input")); return true })()`)
+	if n := eval[int](b, `[...document.querySelectorAll("#group-list label.group-item")].filter(l => !l.hidden).length`); n != 10 {
+		t.Errorf("search station-1 shows %d stations, want 10 (station-10..19)", n)
+	}
+	// Untick all but three of the drawn ones, then tick station-12.
+	eval[bool](b, `(() => { const drawn = [...document.querySelectorAll("#group-list input.group-pick")].filter(c => c.checked);
+	  drawn.slice(3).forEach(c => { c.checked = false }); document.querySelector('#group-list input.group-pick[value="station-12"]').checked = true;
+	  document.getElementById("group-list").dispatchEvent(new Event("change")); return true })()`)
+	b.waitFor("the picked stations", `(() => { const c = document.querySelector("svg#chart");
+	  return (c.querySelectorAll("path.series").length === 4 || c.querySelectorAll("path.series").length === 3) && !!c.querySelector('path.series[data-group="station-12"]') })()`, 10*time.Second)
+	b.screenshot("11b-stations-picked")
+	b.checkErrors()
 }

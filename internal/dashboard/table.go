@@ -265,6 +265,10 @@ func readSample(ctx context.Context, db *sql.DB, ti *tableInfo, batch string, fi
 	} else if f, ok := ti.schema.Field("line"); ok && isNumeric(f.Type) && ti.ref == layers.Quarantine() {
 		q += ` ORDER BY "quarantined_at" DESC, "source_file", "line"`
 		s.Order = "newest first"
+	} else if ti.series {
+		// The newest rows, as the chart's right edge shows them.
+		q += " ORDER BY " + warehouse.QuoteIdent(ti.timeCol) + " DESC NULLS LAST"
+		s.Order = "newest " + ti.timeCol + " first"
 	}
 	q += fmt.Sprintf(" LIMIT %d", sampleRows)
 	rows, err := db.QueryContext(ctx, q)

@@ -120,9 +120,11 @@
     };
   }
 
-  // colour keeps a group's colour when the picker changes which groups are
-  // drawn: its place among all the groups, not among the drawn ones.
+  // colour: up to 8 groups drawn, each its own colour; more than that,
+  // a group keeps its colour (its place among all the groups) as the
+  // picker changes which are drawn.
   function colour(sd, g, k) {
+    if (sd.groups.length <= MAXG) return k;
     var i = (sd.group_names || []).indexOf(g.group);
     return i >= 0 ? i : k;
   }
