@@ -778,6 +778,20 @@ func checkBronzePage(t *testing.T, b *browser, base string) {
 		t.Errorf("hover shows %q, want each meter's value", h)
 	}
 	b.screenshot("04b-table-bronze-15m-hover")
+
+	// Drag across the middle third: the chart zooms to that span (from/to
+	// in the URL) and "reset zoom" appears.
+	before := eval[float64](b, `(() => { const sd = document.querySelector("svg#chart").__sd; return Date.parse(sd.to) - Date.parse(sd.from) })()`)
+	eval[bool](b, `(() => { const c = document.querySelector("svg#chart"), r = c.getBoundingClientRect(), y = r.top + r.height / 2;
+	  const at = f => ({clientX: r.left + r.width * f, clientY: y, bubbles: true});
+	  c.dispatchEvent(new MouseEvent("mousedown", at(0.4))); c.dispatchEvent(new MouseEvent("mousemove", at(0.6)));
+	  window.dispatchEvent(new MouseEvent("mouseup", at(0.6))); return true })()`)
+	b.waitFor("the zoom", `location.search.includes("from=") && !document.getElementById("zoom-reset").hidden &&
+	  (() => { const sd = document.querySelector("svg#chart").__sd; return !!sd.from && sd.from.length > 0 })()`, 10*time.Second)
+	b.waitFor("the zoomed span", fmt.Sprintf(`(() => { const sd = document.querySelector("svg#chart").__sd; return Date.parse(sd.to) - Date.parse(sd.from) < %g * 0.3 })()`, before), 10*time.Second)
+	b.screenshot("04c-table-bronze-zoomed")
+	eval[bool](b, `(document.getElementById("zoom-reset").click(), true)`)
+	b.waitFor("the zoom reset", `!location.search.includes("from=") && document.getElementById("zoom-reset").hidden`, 10*time.Second)
 	b.checkErrors()
 }
 

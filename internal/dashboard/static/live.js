@@ -13,6 +13,8 @@
   'use strict';
   var POLL_MS = 3000, FAIL_LIMIT = 3;
   var root = document.documentElement;
+  // The sign-in and error pages have nothing live (and no session yet).
+  if (document.querySelector('main .login, main .error-page')) return;
   var pending = null, busy = false, again = false, failures = 0, pollTimer = null, es = null;
 
   function announce(detail) {
