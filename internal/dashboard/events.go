@@ -23,6 +23,9 @@ const (
 	streamRetryMS  = 1000 // what EventSource waits before reconnecting
 )
 
+// liveHeader marks live.js's fetch of a page: the panels only.
+const liveHeader = "X-Medallion-Live"
+
 // commitEvent is the data of a "commit" event.
 type commitEvent struct {
 	Table   string `json:"table"`

@@ -87,3 +87,22 @@ func TestDashboardEventsAfterCommit(t *testing.T) {
 		t.Fatal("the stream is still open after StopEvents")
 	}
 }
+
+// live.js's fetch of a page gets the panels without the chart's series
+// (the chart redraws itself): the same panels, no svg#chart.
+func TestDashboardLivePanels(t *testing.T) {
+	f := newFixture(t)
+	f.deliver(t)
+	d := newDashboard(t, f, "")
+	full := get(t, d, "/tables/gold.usage_ma").body
+	r := do(t, d, http.MethodGet, "/tables/gold.usage_ma", map[string]string{liveHeader: "panels"})
+	if r.code != http.StatusOK {
+		t.Fatalf("live fetch: %d", r.code)
+	}
+	if n, m := strings.Count(full, `<section class="panel`), strings.Count(r.body, `<section class="panel`); n != m {
+		t.Errorf("%d panels in the page, %d in the live fetch", n, m)
+	}
+	if !strings.Contains(full, `id="chart"`) || strings.Contains(r.body, `id="chart"`) {
+		t.Errorf("the page must draw the chart and the live fetch must not")
+	}
+}

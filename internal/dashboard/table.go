@@ -329,7 +329,10 @@ func (d *Dashboard) serveTable(w http.ResponseWriter, r *http.Request) {
 		d.tableError(w, r, name, err)
 		return
 	}
-	pg, err := d.tableData(r.Context(), ref, r.URL.Query(), true)
+	// live.js swaps the other panels on a commit; the chart redraws
+	// itself, so its series is not read again for them.
+	withChart := r.Header.Get(liveHeader) == ""
+	pg, err := d.tableData(r.Context(), ref, r.URL.Query(), withChart)
 	if err != nil {
 		d.tableError(w, r, name, err)
 		return

@@ -34,7 +34,7 @@
     var panels = document.querySelectorAll('main section.panel');
     if (!panels.length) return;
     busy = true;
-    fetch(window.location.href, { cache: 'no-store', credentials: 'same-origin', headers: { Accept: 'text/html' } })
+    fetch(window.location.href, { cache: 'no-store', credentials: 'same-origin', headers: { Accept: 'text/html', 'X-Medallion-Live': 'panels' } })
       .then(function (res) { return res.ok ? res.text() : null; })
       .then(function (html) {
         if (html === null) return;
