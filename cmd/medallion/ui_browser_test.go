@@ -1114,3 +1114,75 @@ func TestBrowserDashboardStations(t *testing.T) {
 	b.screenshot("11b-stations-picked")
 	b.checkErrors()
 }
+
+// TestBrowserDashboardMillionRows measures the bronze page of a table of
+// a million raw readings: the series answer stays small (the server
+// downsamples to the chart's pixels) and the page paints fast.
+func TestBrowserDashboardMillionRows(t *testing.T) {
+	chromium := needChromium(t)
+	l := newTestLake(t, "local")
+	l.writePipeline(t, `sources:
+  meters:
+    format: ndjson
+    schema:
+      timestamp:    {type: timestamp, format: "2006-01-02 15:04:05", tz: UTC}
+      meter_id:     {type: string, required: true}
+      energy_usage: {type: double}
+stream:
+  trigger: 1s
+`)
+	srv := startServe(t, l)
+	waitReady(t, srv.base)
+	const rows, chunk = 1_000_000, 100_000
+	t0 := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	for c := 0; c < rows/chunk; c++ {
+		var b strings.Builder
+		for i := c * chunk; i < (c+1)*chunk; i++ {
+			v := 1.5 + float64(i%97)/100
+			if i%250_000 == 123_456 {
+				v = 250 // one spike per meter-sized stretch
+			}
+			fmt.Fprintf(&b, `{"timestamp":%q,"meter_id":"meter-%d","energy_usage":%g}`+"\n",
+				t0.Add(time.Duration(i/4)*time.Second).Format(time.DateTime), i%4, v)
+		}
+		ingest(t, srv.base, "", b.String())
+	}
+	l.waitCount(t, "a million bronze rows", "SELECT count(*) AS n FROM bronze.meters", rows)
+
+	b := newBrowser(t, chromium)
+	start := time.Now()
+	if st := b.open("bronze.meters with 1M rows", srv.base+"/tables/bronze.meters"); st != http.StatusOK {
+		t.Fatalf("GET answered %d", st)
+	}
+	loaded := time.Since(start)
+	b.waitFor("the chart", `(() => { const c = document.querySelector("svg#chart[data-rows]"); return !!c && +c.dataset.rows > 0 })()`, 30*time.Second)
+	drawn := time.Since(start)
+	type weight struct {
+		FCP    float64 `json:"fcp"`
+		Doc    float64 `json:"doc"`
+		Series float64 `json:"series"`
+		Total  float64 `json:"total"`
+		Top    float64 `json:"top"`
+		Points int     `json:"points"`
+	}
+	w := eval[weight](b, `(() => {
+	  const p = performance.getEntriesByType("paint").find(e => e.name === "first-contentful-paint");
+	  const nav = performance.getEntriesByType("navigation")[0];
+	  const res = performance.getEntriesByType("resource");
+	  const series = res.filter(r => r.name.includes("/series")).reduce((a, r) => Math.max(a, r.encodedBodySize), 0);
+	  const sd = document.querySelector("svg#chart").__sd;
+	  return {fcp: p ? p.startTime : -1, doc: nav.encodedBodySize, series: series,
+	    total: nav.encodedBodySize + res.reduce((a, r) => a + r.encodedBodySize, 0),
+	    top: Math.max(...sd.groups.flatMap(g => g.points.map(p => p.v))), points: +document.querySelector("svg#chart").dataset.points};
+	})()`)
+	t.Logf("1M rows: page loaded in %s, chart redrawn by %s; first contentful paint %.0f ms; HTML %d B, series answer %d B (%d points), whole page %d B",
+		loaded.Round(time.Millisecond), drawn.Round(time.Millisecond), w.FCP, int(w.Doc), int(w.Series), w.Points, int(w.Total))
+	if w.Series > 256<<10 {
+		t.Errorf("series answer %d bytes for 1M rows: want at most 256 KiB", int(w.Series))
+	}
+	if w.Top != 250 {
+		t.Errorf("highest point drawn %g, want the 250 spikes", w.Top)
+	}
+	b.screenshot("12-bronze-1M-rows")
+	b.checkErrors()
+}

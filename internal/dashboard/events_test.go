@@ -106,3 +106,20 @@ func TestDashboardLivePanels(t *testing.T) {
 		t.Errorf("the page must draw the chart and the live fetch must not")
 	}
 }
+
+// Pages and series answers are gzipped for clients that accept it.
+func TestDashboardGzip(t *testing.T) {
+	f := newFixture(t)
+	f.deliver(t)
+	d := newDashboard(t, f, "")
+	for _, u := range []string{"/tables/gold.usage_ma", "/api/tables/bronze.meters/series", "/"} {
+		plain := do(t, d, http.MethodGet, u, nil)
+		r := do(t, d, http.MethodGet, u, map[string]string{"Accept-Encoding": "gzip, deflate"})
+		if r.code != http.StatusOK || r.header.Get("Content-Encoding") != "gzip" || len(r.body) >= len(plain.body) {
+			t.Errorf("%s: %d, encoding %q, %d bytes gzipped vs %d", u, r.code, r.header.Get("Content-Encoding"), len(r.body), len(plain.body))
+		}
+		if plain.header.Get("Content-Encoding") != "" {
+			t.Errorf("%s: gzipped for a client that did not ask", u)
+		}
+	}
+}

@@ -20,11 +20,15 @@ import (
 // answer's size depends on the width and the groups, never on the rows.
 const (
 	defaultWidth = 600
-	maxWidth     = 2000
-	minWidth     = 10
-	maxTop       = 50   // groups in one answer ("all" included)
-	maxFlagged   = 2000 // flagged points in one answer
-	maxGroupList = 1000 // group names offered to the picker
+	// firstChartWidth is the buckets of the chart drawn on the server (the
+	// page without script, and the first paint): the script then asks for
+	// one bucket per two pixels of the plot it has.
+	firstChartWidth = 400
+	maxWidth        = 2000
+	minWidth        = 10
+	maxTop          = 50   // groups in one answer ("all" included)
+	maxFlagged      = 2000 // flagged points in one answer
+	maxGroupList    = 1000 // group names offered to the picker
 )
 
 // seriesRanges are the ?range= values: the last span of data, ending at

@@ -182,7 +182,11 @@ func (d *Dashboard) tableData(ctx context.Context, ref layers.TableRef, q url.Va
 		}
 		pg.Sample = s
 		if withChart && ti.series && pg.Measure != "" {
-			sq, err := parseSeriesQuery(ti, seriesParams(q))
+			sp := seriesParams(q)
+			if !sp.Has("width") {
+				sp.Set("width", fmt.Sprint(firstChartWidth))
+			}
+			sq, err := parseSeriesQuery(ti, sp)
 			if err != nil {
 				return err
 			}
@@ -408,8 +412,13 @@ func (d *Dashboard) apiSeries(w http.ResponseWriter, r *http.Request) {
 	}
 	sd.Version = snap.Version
 	// Compact: the points are most of the answer.
+	body, err := json.Marshal(sd)
+	if err != nil {
+		d.fail(w, r, fmt.Errorf("series of %s: %w", ref, err))
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(sd)
+	writeBody(w, r, http.StatusOK, body)
 }
 
 // etagMatch reads an If-None-Match list ("*" or comma-separated tags, weak

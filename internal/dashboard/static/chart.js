@@ -283,7 +283,9 @@
       if (st.top !== '8') u.set('top', st.top);
       if (st.rank !== 'recent') u.set('rank', st.rank);
     }
-    var px = Math.round(svg.getBoundingClientRect().width * (W - L - R) / W);
+    // One bucket per two pixels: each sends its min and max, so there is
+    // still a point per pixel, and the answer stays small.
+    var px = Math.round(svg.getBoundingClientRect().width * (W - L - R) / W / 2);
     u.set('width', String(Math.max(50, Math.min(2000, px || 600))));
     return '/api/tables/' + encodeURIComponent(table) + '/series?' + u.toString();
   }
