@@ -371,7 +371,7 @@
     var now = new Date(), mode = document.documentElement.dataset.live || 'push';
     status.className = 'chart-status ' + (ok ? 'live' : 'off');
     status.textContent = (ok ? (mode === 'poll' ? 'live (polling)' : 'live') : 'offline' + (msg ? ': ' + msg : '')) +
-      ' · version ' + svg.dataset.version + ' · ' + (svg.dataset.points || 0) + ' points of ' + (svg.dataset.rows || '?') +
+      ' · version ' + svg.dataset.version + ' · ' + Number(svg.dataset.points || 0).toLocaleString('en') + ' points of ' + (svg.dataset.rows ? Number(svg.dataset.rows).toLocaleString('en') : '?') +
       ' rows · ' + pad(now.getHours()) + ':' + pad(now.getMinutes()) + ':' + pad(now.getSeconds());
   }
 
