@@ -15,24 +15,25 @@ import (
 const (
 	chartW, chartH = 1160, 400
 	chartL, chartR = 64, 20
-	chartT, chartB = 44, 30
+	chartT, chartB = 44, 46
 )
 
 // chartView is a laid-out chart: the attributes of <svg id="chart"> and
 // its inner markup.
 type chartView struct {
-	Table   string
-	Version int64
-	Measure string
-	ETag    string
-	Points  int
-	Flagged int
-	Groups  int
-	Inner   template.HTML
+	Table      string
+	Version    int64
+	Measure    string
+	TimeColumn string
+	ETag       string
+	Points     int
+	Flagged    int
+	Groups     int
+	Inner      template.HTML
 }
 
 // timeSteps are the x tick spacings, in seconds.
-var timeSteps = []int64{60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800, 2592000}
+var timeSteps = []int64{1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800, 2592000}
 
 // niceStep rounds x up to 1, 2 or 5 times a power of ten.
 func niceStep(x float64) float64 {
@@ -77,12 +78,25 @@ func valueTicks(lo, hi float64) (ticks []float64, step, lo2, hi2 float64) {
 	return ticks, step, lo2, hi2
 }
 
+// tickLabel writes a tick humanely: 50M, 1.2k, 0.25; as many decimals as
+// the step needs after scaling, so neighbouring ticks differ.
 func tickLabel(v, step float64) string {
-	dec := max(0, int(-math.Floor(math.Log10(step))))
 	if math.Abs(v) < step/1e6 {
-		v = 0
+		return "0"
 	}
-	return strconv.FormatFloat(v, 'f', dec, 64)
+	scale, suffix := 1.0, ""
+	a := math.Max(math.Abs(v), step)
+	for _, u := range []struct {
+		f float64
+		s string
+	}{{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
+		if a >= u.f {
+			scale, suffix = u.f, u.s
+			break
+		}
+	}
+	dec := max(0, int(-math.Floor(math.Log10(step/scale)+1e-9)))
+	return strconv.FormatFloat(v/scale, 'f', dec, 64) + suffix
 }
 
 // timeTicks picks the first spacing that gives at most 8 ticks over
@@ -112,6 +126,8 @@ func timeLabel(t, step, span int64) string {
 		return u.Format("Jan 2")
 	case span > 86400:
 		return u.Format("Jan 2 15:04")
+	case step < 60:
+		return u.Format("15:04:05")
 	}
 	return u.Format("15:04")
 }
@@ -122,7 +138,7 @@ func f1(x float64) string { return strconv.FormatFloat(math.Round(x*10)/10, 'f',
 // and points per group (colour class c0..c7), flagged points on top (red,
 // bigger, with a <title>), and the legend.
 func layoutChart(sd *seriesData, tag string) *chartView {
-	cv := &chartView{Table: sd.Table, Version: sd.Version, Measure: sd.Measure, ETag: tag, Groups: len(sd.Groups)}
+	cv := &chartView{Table: sd.Table, Version: sd.Version, Measure: sd.Measure, TimeColumn: sd.TimeColumn, ETag: tag, Groups: len(sd.Groups)}
 	var b strings.Builder
 	esc := html.EscapeString
 
@@ -144,6 +160,9 @@ func layoutChart(sd *seriesData, tag string) *chartView {
 		fmt.Fprintf(&b, `<text class="empty" x="%d" y="%d" text-anchor="middle">no rows with %s yet</text>`, chartW/2, chartH/2, esc(sd.Measure))
 		cv.Inner = template.HTML(b.String())
 		return cv
+	}
+	if !sd.from.IsZero() {
+		t0, t1 = sd.from.Unix(), sd.to.Unix()
 	}
 	if t1 == t0 {
 		t0, t1 = t0-60, t1+60
@@ -167,6 +186,8 @@ func layoutChart(sd *seriesData, tag string) *chartView {
 		fmt.Fprintf(&b, `<line x1="%s" x2="%s" y1="%d" y2="%d"></line>`, f1(x(t)), f1(x(t)), chartH-chartB, chartH-chartB+5)
 		fmt.Fprintf(&b, `<text class="tick-label" x="%s" y="%d" text-anchor="middle">%s</text>`, f1(x(t)), chartH-chartB+19, timeLabel(t, xstep, t1-t0))
 	}
+	fmt.Fprintf(&b, `<text class="axis-title" x="%d" y="%d" text-anchor="middle">%s (UTC)</text>`, chartL+(chartW-chartL-chartR)/2, chartH-2, esc(sd.TimeColumn))
+	fmt.Fprintf(&b, `<text class="axis-title" x="14" y="%d" text-anchor="middle" transform="rotate(-90 14 %d)">%s</text>`, chartT+(chartH-chartT-chartB)/2, chartT+(chartH-chartT-chartB)/2, esc(sd.Measure))
 	b.WriteString(`</g>`)
 
 	var flagged strings.Builder
@@ -174,7 +195,7 @@ func layoutChart(sd *seriesData, tag string) *chartView {
 		fmt.Fprintf(&b, `<g class="group c%d" data-group="%s"><path class="series" data-group="%s" d="`, i%maxGroups, esc(g.Group), esc(g.Group))
 		for j, p := range g.Points {
 			cmd := "L"
-			if j == 0 {
+			if j == 0 || p.Gap {
 				cmd = "M"
 			}
 			fmt.Fprintf(&b, "%s%s %s", cmd, f1(x(p.t.Unix())), f1(y(p.V)))

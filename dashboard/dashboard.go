@@ -4,9 +4,11 @@
 // the quality of each run (quarantined and late rows) and the job runs with
 // their lease holders. JSON under /api/ carries the same data.
 //
-// The pages are rendered on the server with html/template; the only script
-// is a small hand-written SVG line chart that polls the series API once a
-// second with If-None-Match. Templates, CSS and script are embedded with
+// The pages are rendered on the server with html/template; the only
+// scripts are a hand-written SVG chart (static/chart.js: the series API,
+// downsampled on the server to the chart's pixels) and the live updates
+// (static/live.js: server-sent events from /api/events, see events.go,
+// polling where a stream cannot be held). Templates, CSS and script are embedded with
 // go:embed. There is deliberately no front-end framework, no build step, no
 // npm at run time and nothing fetched from the internet: the binary serves
 // a few hundred lines we own, and works offline and behind strict egress.
@@ -15,8 +17,7 @@
 // attaching only the table a request needs at the version it saw; every
 // statement is built here from quoted identifiers and literals, never from
 // user SQL. Table versions are read per request from the Delta log, cached
-// about a second per table so a page of many tables and the 1 s poll stay
-// cheap on S3.
+// about a second per table so a page of many tables stays cheap on S3.
 package dashboard
 
 import (
@@ -102,6 +103,9 @@ type Dashboard struct {
 
 	sessionKey []byte // signs session cookies; derived from Options.Token
 
+	hub       *hub               // live commit events (/api/events)
+	stopWatch context.CancelFunc // ends the events watcher
+
 	history   versionCache[[]delta.CommitInfo] // the last historyRows commits
 	lateTimes versionCache[map[string]time.Time]
 }
@@ -145,13 +149,21 @@ func New(ctx context.Context, o Options) (*Dashboard, error) {
 		runs:  &ttlCache[runsData]{ttl: 2 * o.SnapshotTTL, now: o.Now},
 
 		sessionKey: sessionKey(o.Token),
+		hub:        newHub(),
 	}
 	d.mux = d.routes()
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopWatch = stop
+	go d.watch(wctx)
 	return d, nil
 }
 
-// Close closes the dashboard's DuckDB engine.
-func (d *Dashboard) Close() error { return d.rd.close() }
+// Close ends the event streams and closes the dashboard's DuckDB engine.
+func (d *Dashboard) Close() error {
+	d.stopWatch()
+	d.StopEvents()
+	return d.rd.close()
+}
 
 func (d *Dashboard) routes() *http.ServeMux {
 	mux := http.NewServeMux()
@@ -168,6 +180,7 @@ func (d *Dashboard) routes() *http.ServeMux {
 	mux.Handle("GET /api/tables/{table}/series", d.auth(d.apiSeries))
 	mux.Handle("GET /api/quality", d.auth(d.apiQuality))
 	mux.Handle("GET /api/runs", d.auth(d.apiRuns))
+	mux.Handle("GET /api/events", d.auth(d.apiEvents))
 	mux.Handle("GET /", d.auth(d.serveNotFound))
 	return mux
 }

@@ -74,6 +74,19 @@ func (c *snapCache) get(ctx context.Context, ref layers.TableRef) (*delta.Snapsh
 	return snap, nil
 }
 
+// refresh reads ref's latest version now, whatever the TTL (the events
+// watcher must not miss a commit made within the TTL).
+func (c *snapCache) refresh(ctx context.Context, ref layers.TableRef) (*delta.Snapshot, error) {
+	c.mu.Lock()
+	if e := c.entries[ref.String()]; e != nil {
+		e.mu.Lock()
+		e.checked = time.Time{}
+		e.mu.Unlock()
+	}
+	c.mu.Unlock()
+	return c.get(ctx, ref)
+}
+
 // ttlCache holds one value for ttl.
 type ttlCache[T any] struct {
 	ttl time.Duration

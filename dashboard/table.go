@@ -2,7 +2,9 @@ package dashboard
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -95,9 +97,15 @@ type tablePage struct {
 	Series   bool        `json:"time_series"`
 	Measures []string    `json:"measures,omitempty"`
 	Measure  string      `json:"measure,omitempty"`
-	GroupBy  []string    `json:"group_by,omitempty"`
-	Flags    []string    `json:"flags,omitempty"`
-	Chart    *chartView  `json:"-"`
+	// TimeColumns are the timestamp columns a chart can run along, the
+	// default (TimeColumn) first.
+	TimeColumns []string   `json:"time_columns,omitempty"`
+	TimeColumn  string     `json:"time_column,omitempty"`
+	GroupBy     []string   `json:"group_by,omitempty"`
+	Flags       []string   `json:"flags,omitempty"`
+	Chart       *chartView `json:"-"`
+	// Filter is the quarantine's filter (bronze._quarantine only).
+	Filter *quarantineFilter `json:"filter,omitempty"`
 }
 
 func (p tablePage) title() string { return p.Table }
@@ -139,6 +147,10 @@ func (d *Dashboard) tableData(ctx context.Context, ref layers.TableRef, q url.Va
 
 	ti := newTableInfo(d.o.Pipeline, ref, schema)
 	pg.Series, pg.Measures, pg.GroupBy, pg.Flags = ti.series, ti.numeric, ti.groupBy, ti.flags
+	pg.TimeColumns, pg.TimeColumn = ti.timeCols, ti.timeCol
+	if c := q.Get("time"); c != "" && slices.Contains(ti.timeCols, c) {
+		pg.TimeColumn = c
+	}
 	if ti.series {
 		m, err := pickMeasure(ti, q.Get("measure"))
 		if err != nil {
@@ -150,19 +162,40 @@ func (d *Dashboard) tableData(ctx context.Context, ref layers.TableRef, q url.Va
 	if batch != "" && ti.batchCol == "" {
 		return nil, fmt.Errorf("table %s has no batch column to filter on (batch_id, batch or _batch_id)", ref)
 	}
+	var filter []string
+	if ref == layers.Quarantine() {
+		f, err := parseQuarantineFilter(q)
+		if err != nil {
+			return nil, err
+		}
+		pg.Filter, filter = f, f.where()
+	}
 	err = d.rd.with(ctx, ref, snap.Version, func(db *sql.DB) error {
-		s, err := readSample(ctx, db, ti, batch)
+		if pg.Filter != nil {
+			if err := pg.Filter.readOptions(ctx, db, view(ref), filter); err != nil {
+				return err
+			}
+		}
+		s, err := readSample(ctx, db, ti, batch, filter)
 		if err != nil {
 			return err
 		}
 		pg.Sample = s
 		if withChart && ti.series && pg.Measure != "" {
-			sd, err := readSeries(ctx, db, ti, pg.Measure)
+			sp := seriesParams(q)
+			if !sp.Has("width") {
+				sp.Set("width", fmt.Sprint(firstChartWidth))
+			}
+			sq, err := parseSeriesQuery(ti, sp)
+			if err != nil {
+				return err
+			}
+			sd, err := readSeries(ctx, db, ti, sq)
 			if err != nil {
 				return err
 			}
 			sd.Version = snap.Version
-			pg.Chart = layoutChart(sd, etag(snap.Version, pg.Measure))
+			pg.Chart = layoutChart(sd, "")
 		}
 		return nil
 	})
@@ -207,7 +240,7 @@ var plainTypes = map[string]bool{
 	delta.TypeTimestamp: true, delta.TypeTimestampNTZ: true, delta.TypeDate: true,
 }
 
-func readSample(ctx context.Context, db *sql.DB, ti *tableInfo, batch string) (*sample, error) {
+func readSample(ctx context.Context, db *sql.DB, ti *tableInfo, batch string, filter []string) (*sample, error) {
 	s := &sample{Batch: batch, Order: "as stored"}
 	var sel []string
 	for _, f := range ti.schema.Fields {
@@ -221,9 +254,12 @@ func readSample(ctx context.Context, db *sql.DB, ti *tableInfo, batch string) (*
 	}
 	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + view(ti.ref)
 	if batch != "" {
-		q += " WHERE " + warehouse.QuoteIdent(ti.batchCol) + " = " + warehouse.QuoteString(batch)
+		filter = append([]string{warehouse.QuoteIdent(ti.batchCol) + " = " + warehouse.QuoteString(batch)}, filter...)
 	}
-	if ti.series {
+	if len(filter) > 0 {
+		q += " WHERE " + strings.Join(filter, " AND ")
+	}
+	if ti.windowed {
 		order := []string{warehouse.QuoteIdent(windowStart) + " DESC"}
 		for _, g := range ti.groupBy {
 			order = append(order, warehouse.QuoteIdent(g))
@@ -233,6 +269,10 @@ func readSample(ctx context.Context, db *sql.DB, ti *tableInfo, batch string) (*
 	} else if f, ok := ti.schema.Field("line"); ok && isNumeric(f.Type) && ti.ref == layers.Quarantine() {
 		q += ` ORDER BY "quarantined_at" DESC, "source_file", "line"`
 		s.Order = "newest first"
+	} else if ti.series {
+		// The newest rows, as the chart's right edge shows them.
+		q += " ORDER BY " + warehouse.QuoteIdent(ti.timeCol) + " DESC NULLS LAST"
+		s.Order = "newest " + ti.timeCol + " first"
 	}
 	q += fmt.Sprintf(" LIMIT %d", sampleRows)
 	rows, err := db.QueryContext(ctx, q)
@@ -257,110 +297,22 @@ func readSample(ctx context.Context, db *sql.DB, ti *tableInfo, batch string) (*
 	return s, nil
 }
 
-// seriesData is the JSON of /api/tables/{table}/series.
-type seriesData struct {
-	Table   string        `json:"table"`
-	Version int64         `json:"version"`
-	Measure string        `json:"measure"`
-	Flags   []string      `json:"flags"`
-	Groups  []seriesGroup `json:"groups"`
-}
-
-type seriesGroup struct {
-	Group  string        `json:"group"`
-	Points []seriesPoint `json:"points"`
-}
-
-type seriesPoint struct {
-	T       string   `json:"t"` // RFC 3339
-	V       float64  `json:"v"`
-	Flagged bool     `json:"flagged"`
-	Why     []string `json:"flags,omitempty"` // the flags that are set
-
-	t time.Time
-}
-
-// seriesSQL selects the points of a chart: the maxGroups groups with the
-// most recent window, and each one's maxPoints most recent windows with a
-// value, oldest first.
-func seriesSQL(ti *tableInfo, measure string) string {
-	group := "'all'"
-	if len(ti.groupBy) > 0 {
-		var parts []string
-		for _, g := range ti.groupBy {
-			parts = append(parts, "coalesce(CAST("+warehouse.QuoteIdent(g)+" AS VARCHAR), '∅')")
-		}
-		group = "concat_ws(' / ', " + strings.Join(parts, ", ") + ")"
-	}
-	flagSel := ""
-	for i, f := range ti.flags {
-		flagSel += fmt.Sprintf(", coalesce(%s, false) AS __f%d", warehouse.QuoteIdent(f), i)
-	}
-	return fmt.Sprintf(`WITH p AS (
-  SELECT %s AS __g, CAST(%s AS TIMESTAMPTZ) AS __t, CAST(%s AS DOUBLE) AS __v%s
-  FROM %s WHERE %s IS NOT NULL AND %s IS NOT NULL AND isfinite(CAST(%s AS DOUBLE))
-), g AS (
-  SELECT __g FROM p GROUP BY __g ORDER BY max(__t) DESC, __g LIMIT %d
-), r AS (
-  SELECT p.*, row_number() OVER (PARTITION BY __g ORDER BY __t DESC) AS __rn
-  FROM p WHERE __g IN (SELECT __g FROM g)
-)
-SELECT * EXCLUDE (__rn) FROM r WHERE __rn <= %d ORDER BY __g, __t`,
-		group, warehouse.QuoteIdent(windowStart), warehouse.QuoteIdent(measure), flagSel,
-		view(ti.ref), warehouse.QuoteIdent(windowStart), warehouse.QuoteIdent(measure), warehouse.QuoteIdent(measure),
-		maxGroups, maxPoints)
-}
-
-func readSeries(ctx context.Context, db *sql.DB, ti *tableInfo, measure string) (*seriesData, error) {
-	sd := &seriesData{Table: ti.ref.String(), Measure: measure, Flags: ti.flags, Groups: []seriesGroup{}}
-	if sd.Flags == nil {
-		sd.Flags = []string{}
-	}
-	rows, err := db.QueryContext(ctx, seriesSQL(ti, measure))
-	if err != nil {
-		return nil, fmt.Errorf("series of %s: %w", measure, err)
-	}
-	defer rows.Close()
-	flags := make([]bool, len(ti.flags))
-	for rows.Next() {
-		var g string
-		var p seriesPoint
-		dest := []any{&g, &p.t, &p.V}
-		for i := range flags {
-			dest = append(dest, &flags[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("series of %s: %w", measure, err)
-		}
-		p.t = p.t.UTC()
-		p.T = p.t.Format(time.RFC3339)
-		for i, f := range flags {
-			if f {
-				p.Flagged = true
-				p.Why = append(p.Why, ti.flags[i])
-			}
-		}
-		if n := len(sd.Groups); n == 0 || sd.Groups[n-1].Group != g {
-			sd.Groups = append(sd.Groups, seriesGroup{Group: g})
-		}
-		last := &sd.Groups[len(sd.Groups)-1]
-		last.Points = append(last.Points, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("series of %s: %w", measure, err)
-	}
-	return sd, nil
-}
-
-// etag names a series: the table version and the measure.
-func etag(version int64, measure string) string {
-	return fmt.Sprintf(`"v%d-%s"`, version, url.QueryEscape(measure))
+// etag names a series: the table version and the query that drew it.
+func etag(version int64, query string) string {
+	return fmt.Sprintf(`"v%d-%x"`, version, sha256.Sum256([]byte(query)))
 }
 
 func (d *Dashboard) tableError(w http.ResponseWriter, r *http.Request, name string, err error) {
 	var unknown errUnknownTable
 	var bad errBadMeasure
+	var param errBadParam
 	switch {
+	case errors.As(err, &param):
+		if isAPI(r) {
+			writeJSONError(w, http.StatusBadRequest, param.Error())
+			return
+		}
+		d.errorPage(w, r, http.StatusBadRequest, "Bad parameter", param.Error(), nil)
 	case errors.As(err, &unknown):
 		d.notFoundTable(w, r, name)
 	case errors.As(err, &bad):
@@ -381,7 +333,10 @@ func (d *Dashboard) serveTable(w http.ResponseWriter, r *http.Request) {
 		d.tableError(w, r, name, err)
 		return
 	}
-	pg, err := d.tableData(r.Context(), ref, r.URL.Query(), true)
+	// live.js swaps the other panels on a commit; the chart redraws
+	// itself, so its series is not read again for them.
+	withChart := r.Header.Get(liveHeader) == ""
+	pg, err := d.tableData(r.Context(), ref, r.URL.Query(), withChart)
 	if err != nil {
 		d.tableError(w, r, name, err)
 		return
@@ -404,9 +359,9 @@ func (d *Dashboard) apiTable(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, pg)
 }
 
-// apiSeries answers the chart's poll. The ETag is the table version and
-// the measure, known from the cached snapshot: an unchanged table answers
-// 304 without touching DuckDB.
+// apiSeries answers the chart. The ETag is the table version and the
+// query, known from the cached snapshot: an unchanged table answers 304
+// without touching DuckDB.
 func (d *Dashboard) apiSeries(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("table")
 	ref, err := d.lookup(name)
@@ -431,18 +386,15 @@ func (d *Dashboard) apiSeries(w http.ResponseWriter, r *http.Request) {
 	}
 	ti := newTableInfo(d.o.Pipeline, ref, schema)
 	if !ti.series {
-		writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("table %s is not a time series (it has no %s column)", ref, windowStart))
+		writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("table %s is not a time series (it has no timestamp column)", ref))
 		return
 	}
-	measure, err := pickMeasure(ti, r.URL.Query().Get("measure"))
-	if err == nil && measure == "" {
-		err = errBadMeasure{table: ref.String()}
-	}
+	sq, err := parseSeriesQuery(ti, r.URL.Query())
 	if err != nil {
 		d.tableError(w, r, name, err)
 		return
 	}
-	tag := etag(snap.Version, measure)
+	tag := etag(snap.Version, r.URL.Query().Encode())
 	w.Header().Set("ETag", tag)
 	w.Header().Set("Cache-Control", "no-cache")
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, tag) {
@@ -451,7 +403,7 @@ func (d *Dashboard) apiSeries(w http.ResponseWriter, r *http.Request) {
 	}
 	var sd *seriesData
 	err = d.rd.with(ctx, ref, snap.Version, func(db *sql.DB) error {
-		sd, err = readSeries(ctx, db, ti, measure)
+		sd, err = readSeries(ctx, db, ti, sq)
 		return err
 	})
 	if err != nil {
@@ -459,7 +411,14 @@ func (d *Dashboard) apiSeries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sd.Version = snap.Version
-	writeJSON(w, http.StatusOK, sd)
+	// Compact: the points are most of the answer.
+	body, err := json.Marshal(sd)
+	if err != nil {
+		d.fail(w, r, fmt.Errorf("series of %s: %w", ref, err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	writeBody(w, r, http.StatusOK, body)
 }
 
 // etagMatch reads an If-None-Match list ("*" or comma-separated tags, weak
@@ -472,4 +431,15 @@ func etagMatch(header, tag string) bool {
 		}
 	}
 	return false
+}
+
+// seriesParams keeps the series parameters of a page's query.
+func seriesParams(q url.Values) url.Values {
+	out := url.Values{}
+	for _, k := range []string{"measure", "time", "range", "from", "to", "width", "groups", "top", "rank"} {
+		if v := q.Get(k); v != "" {
+			out.Set(k, v)
+		}
+	}
+	return out
 }

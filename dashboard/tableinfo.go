@@ -38,7 +38,10 @@ type tableInfo struct {
 	groupBy  []string // a series per distinct value
 	flags    []string // boolean flag columns (gold moving averages)
 	measure  string   // the default measure
-	series   bool     // has a window_start timestamp
+	series   bool     // has a timestamp column to chart over
+	windowed bool     // has window_start (one row per window)
+	timeCols []string // timestamp columns, the default first
+	timeCol  string   // the default time axis
 	batchCol string   // the column ?batch= filters on ("" when none)
 }
 
@@ -63,8 +66,12 @@ func newTableInfo(p *config.Pipeline, ref layers.TableRef, schema *delta.Schema)
 			ti.numeric = append(ti.numeric, f.Name)
 		}
 	}
-	if f, ok := has(windowStart); ok && isTimestamp(f.Type) {
-		ti.series = true
+	ti.timeCols = timeColumns(schema)
+	// The quarantine's only number is a line number: nothing to chart (its
+	// page filters the rows instead).
+	if len(ti.timeCols) > 0 && ref != layers.Quarantine() {
+		ti.series, ti.timeCol = true, ti.timeCols[0]
+		ti.windowed = ti.timeCol == windowStart
 	}
 	for _, c := range []string{"batch_id", "batch", "_batch_id"} {
 		if f, ok := has(c); ok && f.Type.Name == delta.TypeString {
@@ -88,13 +95,9 @@ func newTableInfo(p *config.Pipeline, ref layers.TableRef, schema *delta.Schema)
 			if g.MovingAverage != nil && g.MovingAverage.As != "" {
 				maCol = g.MovingAverage.As
 			}
-			for _, fl := range g.Flags {
-				if f, ok := has(fl.Name); ok && f.Type.Name == delta.TypeBoolean {
-					ti.flags = append(ti.flags, f.Name)
-				}
-			}
 		}
 	}
+	ti.flags = flagColumns(schema)
 	for _, k := range keys {
 		if f, ok := has(k); ok {
 			ti.groupBy = append(ti.groupBy, f.Name)
@@ -108,6 +111,9 @@ func newTableInfo(p *config.Pipeline, ref layers.TableRef, schema *delta.Schema)
 			}
 		}
 	}
+
+	// Flag columns are not measures.
+	ti.numeric = slices.DeleteFunc(ti.numeric, func(c string) bool { return slices.Contains(ti.flags, c) })
 
 	// Default measure: the moving average, else the first avg_*, else the
 	// first numeric column.
@@ -126,4 +132,38 @@ func newTableInfo(p *config.Pipeline, ref layers.TableRef, schema *delta.Schema)
 		}
 	}
 	return ti
+}
+
+// timeColumns lists the timestamp columns a chart can run along: the
+// window_start of a windowed table first, then the data's own columns,
+// then medallion's bookkeeping ones (_ingested_at, quarantined_at), so
+// bronze charts its readings' event time by default.
+func timeColumns(schema *delta.Schema) []string {
+	var first, data, meta []string
+	for _, f := range schema.Fields {
+		switch {
+		case !isTimestamp(f.Type):
+		case f.Name == windowStart:
+			first = append(first, f.Name)
+		case strings.HasPrefix(f.Name, "_") || f.Name == "quarantined_at" || f.Name == "window_end":
+			meta = append(meta, f.Name)
+		default:
+			data = append(data, f.Name)
+		}
+	}
+	return append(append(first, data...), meta...)
+}
+
+// flagColumns are the columns drawn as marked points: booleans (a gold
+// flags: entry, a SQL model's boolean) and numeric flag_* or "flag:*"
+// columns (set when not zero).
+func flagColumns(schema *delta.Schema) []string {
+	var out []string
+	for _, f := range schema.Fields {
+		named := strings.HasPrefix(f.Name, "flag_") || strings.HasPrefix(f.Name, "flag:")
+		if f.Type.Name == delta.TypeBoolean || (named && isNumeric(f.Type)) {
+			out = append(out, f.Name)
+		}
+	}
+	return out
 }

@@ -41,6 +41,10 @@ type Runner struct {
 	// runner holds it before failing with an error wrapping ErrLeaseHeld
 	// that names the holder; 0 fails at once.
 	LeaseWait time.Duration
+	// OnResult, if set, is called after every job that ran (its tables may
+	// have new commits): serve tells the dashboard, which pushes the news
+	// to open pages.
+	OnResult func(Result)
 
 	ownerOnce sync.Once
 	owner     string
@@ -162,6 +166,9 @@ func (r *Runner) runJob(ctx context.Context, j Job, scratch string, sem chan str
 	res.Summary, res.RowsIn, res.RowsOut = o.summary, o.in, o.out
 	res.Err = nameTable(j.Table, err)
 	r.Metrics.observe(res, o)
+	if r.OnResult != nil {
+		r.OnResult(res)
+	}
 	return res
 }
 

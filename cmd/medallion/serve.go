@@ -244,6 +244,9 @@ func (s *server) listen(ctx context.Context) error {
 		uiNote = fmt.Sprintf("; dashboard at %s://%s/", s.scheme, s.ln.Addr())
 	}
 	s.srv = newHTTPServer(mux)
+	if s.dash != nil {
+		s.srv.RegisterOnShutdown(s.dash.StopEvents) // open /api/events streams must not hold Shutdown
+	}
 	fmt.Fprintf(s.a.stdout, "medallion serve on %s://%s (POST /v1/ingest/{source}, /healthz, /readyz, /metrics)%s\n", s.scheme, s.ln.Addr(), uiNote)
 	return nil
 }
@@ -258,7 +261,8 @@ func (s *server) newRunner() error {
 		return err
 	}
 	s.runner = &jobs.Runner{Store: s.ws.store, Pipeline: s.p, Engine: s.ws.eng, Cache: s.ws.cache, Log: s.a.log,
-		Metrics: jobs.NewRunnerMetrics(s.reg), Owner: jobs.DefaultOwner(), Lease: lo, LeaseWait: serveLeaseWait}
+		Metrics: jobs.NewRunnerMetrics(s.reg), Owner: jobs.DefaultOwner(), Lease: lo, LeaseWait: serveLeaseWait,
+		OnResult: func(jobs.Result) { s.dash.Notify() }} // live pages: look for new versions now
 	return nil
 }
 

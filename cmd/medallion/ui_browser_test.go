@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -394,7 +395,13 @@ var badReadings = []struct{ line, marker string }{
 // ingest POSTs an NDJSON body to the serve's ingest endpoint.
 func ingest(t *testing.T, base, token, body string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/v1/ingest/meters", strings.NewReader(body))
+	ingestTo(t, base, "meters", token, body)
+}
+
+// ingestTo POSTs an NDJSON body for source.
+func ingestTo(t *testing.T, base, source, token, body string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/ingest/"+source, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,11 +411,11 @@ func ingest(t *testing.T, base, token, body string) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("POST /v1/ingest/meters: %v", err)
+		t.Fatalf("POST /v1/ingest/%s: %v", source, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		t.Fatalf("POST /v1/ingest/meters: %s", resp.Status)
+		t.Fatalf("POST /v1/ingest/%s: %s", source, resp.Status)
 	}
 }
 
@@ -508,6 +515,7 @@ func TestBrowserDashboard(t *testing.T) {
 
 	t.Run("pipeline", func(t *testing.T) { checkPipelinePage(t, b, l, srv.base) })
 	t.Run("gold table", func(t *testing.T) { checkGoldPage(t, b, l, srv.base) })
+	t.Run("polling fallback", func(t *testing.T) { checkPollingFallback(t, b, l, srv.base) })
 	t.Run("bronze table", func(t *testing.T) { checkBronzePage(t, b, srv.base) })
 	t.Run("quality", func(t *testing.T) { checkQualityPage(t, b, l, srv.base) })
 	t.Run("runs", func(t *testing.T) { checkRunsPage(t, b, l, srv.base, "07-runs-stream") })
@@ -644,6 +652,80 @@ func checkGoldPage(t *testing.T, b *browser, l *testLake, base string) {
 		t.Errorf("after refresh: data-points=%q but %d circle.point", after.Points, after.Circles)
 	}
 	b.screenshot("03-table-gold-refreshed")
+	// The refresh was pushed (server-sent events), and the header and
+	// history were swapped in too, not just the chart.
+	if mode := eval[string](b, "document.documentElement.dataset.live || ''"); mode != "push" {
+		t.Errorf("live mode %q, want push (the /api/events stream)", mode)
+	}
+	b.waitFor("the header to show the chart's version", `document.getElementById("table-version").textContent === document.querySelector("svg#chart").dataset.version`, 10*time.Second)
+	b.waitFor("the history to list the chart's version", `document.querySelector("table#history tbody td.num").textContent === document.querySelector("svg#chart").dataset.version`, 10*time.Second)
+	b.checkErrors()
+	checkGroupPicker(t, b)
+}
+
+// checkPollingFallback opens the gold page through a proxy that refuses
+// /api/events (as some proxies cut streams): the page falls back to
+// polling and still shows new readings without a reload.
+func checkPollingFallback(t *testing.T, b *browser, l *testLake, base string) {
+	b = b.on(t)
+	target, _ := url.Parse(base)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/events" {
+			http.Error(w, "streams are not allowed here", http.StatusBadGateway)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	b.mu.Lock()
+	b.ignore = func(source, msg string) bool {
+		return strings.Contains(msg, "/api/events") || strings.Contains(msg, "502")
+	}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.ignore = nil
+		b.mu.Unlock()
+	}()
+	if st := b.open("gold table page behind a proxy without streams", proxy.URL+"/tables/gold.usage_ma"); st != http.StatusOK {
+		t.Fatalf("GET through the proxy answered %d", st)
+	}
+	b.waitFor("the page to poll", `document.documentElement.dataset.live === "poll"`, 10*time.Second)
+	before := eval[int](b, `+document.querySelector("svg#chart").dataset.points`)
+	eval[bool](b, "(window.__notReloaded = true)")
+	ingest(t, base, "", meterReadings(65, 67, nil))
+	b.waitFor("the polled chart to show the new windows", fmt.Sprintf(`+document.querySelector("svg#chart").dataset.points >= %d`, before+6), 30*time.Second)
+	b.waitFor("the polled header", `document.getElementById("table-version").textContent === document.querySelector("svg#chart").dataset.version`, 10*time.Second)
+	if !eval[bool](b, "window.__notReloaded === true") {
+		t.Error("the page reloaded instead of polling")
+	}
+	if s := eval[string](b, `document.getElementById("chart-status").textContent`); !strings.Contains(s, "polling") {
+		t.Errorf("chart status %q does not say it polls", s)
+	}
+	b.screenshot("03c-table-gold-polling")
+	b.checkErrors()
+}
+
+// checkGroupPicker picks a subset of the meters, searches the list, and
+// adds a small multiple of another measure.
+func checkGroupPicker(t *testing.T, b *browser) {
+	eval[bool](b, `(document.getElementById("group-picker").open = true)`)
+	b.waitFor("the group list", `document.querySelectorAll("#group-list input.group-pick").length === 3`, 10*time.Second)
+	eval[bool](b, `(() => { const s = document.getElementById("group-search"); s.value = "meter-c"; s.dispatchEvent(new Event("input")); return true })()`)
+	if n := eval[int](b, `[...document.querySelectorAll("#group-list label.group-item")].filter(l => !l.hidden).length`); n != 1 {
+		t.Errorf("search meter-c shows %d groups, want 1", n)
+	}
+	eval[bool](b, `(() => { const cb = document.querySelector('#group-list input.group-pick[value="meter-b"]'); cb.click(); return true })()`)
+	b.waitFor("the chart without meter-b", `(() => { const c = document.querySelector("svg#chart");
+	  return c.querySelectorAll("path.series").length === 2 && !c.querySelector('path.series[data-group="meter-b"]') })()`, 10*time.Second)
+	if q := eval[string](b, "location.search"); !strings.Contains(q, "groups=meter-a%2Cmeter-c") {
+		t.Errorf("the page URL %q does not keep the picked groups", q)
+	}
+	eval[bool](b, `(() => { const cb = document.querySelector('input.also-measure[value="max_usage"]'); document.getElementById("more-measures").open = true; cb.click(); return true })()`)
+	b.waitFor("a small multiple of max_usage", `(() => { const c = document.querySelector('#multiples svg.chart.small[data-measure="max_usage"]');
+	  return !!c && +c.dataset.points > 0 && c.querySelectorAll("path.series").length === 2 })()`, 10*time.Second)
+	b.screenshot("03b-table-gold-groups-multiples")
 	b.checkErrors()
 }
 
@@ -652,18 +734,64 @@ func checkBronzePage(t *testing.T, b *browser, base string) {
 	if st := b.open("bronze table page", base+"/tables/bronze.meters"); st != http.StatusOK {
 		t.Fatalf("GET /tables/bronze.meters answered %d", st)
 	}
-	b.screenshot("04-table-bronze")
 	for _, id := range []string{"table#schema", "table#history", "table#sample"} {
 		if b.count(id) != 1 {
 			t.Errorf("no %s", id)
 		}
 	}
-	if b.count("svg#chart") != 0 {
-		t.Error("bronze.meters has no window_start, yet the page draws svg#chart")
-	}
 	if n := b.count("table#sample td"); n == 0 {
 		t.Error("table#sample has no cells")
 	}
+	// Bronze has no window_start: its raw readings are charted over their
+	// own timestamp, downsampled by the server.
+	b.waitFor("the bronze chart", `(() => { const c = document.querySelector("svg#chart[data-rows]");
+	  return !!c && +c.dataset.points > 0 && c.querySelectorAll("circle.point").length === +c.dataset.points })()`, 10*time.Second)
+	if tc := eval[string](b, `document.querySelector("svg#chart").dataset.time`); tc != "timestamp" {
+		t.Errorf("bronze chart runs along %q, want timestamp", tc)
+	}
+	if n := b.count("svg#chart text.axis-title"); n != 2 {
+		t.Errorf("%d axis titles, want 2", n)
+	}
+	// The spikes (five times the usage) survive downsampling: the highest
+	// point drawn is the highest reading.
+	top := eval[float64](b, `Math.max(...document.querySelector("svg#chart").__sd.groups.flatMap(g => g.points.map(p => p.v)))`)
+	if top < 10 {
+		t.Errorf("highest bronze point %g: the spikes (> 10) are lost", top)
+	}
+	all := eval[int](b, `+document.querySelector("svg#chart").dataset.points`)
+	b.screenshot("04-table-bronze")
+
+	// The last 15 minutes: fewer points, all within the range.
+	eval[bool](b, `(document.querySelector('button.range[data-range="15m"]').click(), true)`)
+	b.waitFor("the 15-minute range", fmt.Sprintf(`(() => { const c = document.querySelector("svg#chart");
+	  return +c.dataset.points > 0 && +c.dataset.points < %d && location.search.includes("range=15m") })()`, all), 10*time.Second)
+	span := eval[float64](b, `(() => { const sd = document.querySelector("svg#chart").__sd;
+	  const ts = sd.groups.flatMap(g => g.points.map(p => Date.parse(p.t)));
+	  return (Math.max(...ts) - Math.min(...ts)) / 60000 })()`)
+	if span > 15 {
+		t.Errorf("15-minute range draws %g minutes", span)
+	}
+	// Hover values.
+	eval[bool](b, `(() => { const c = document.querySelector("svg#chart"), r = c.getBoundingClientRect();
+	  c.dispatchEvent(new MouseEvent("mousemove", {clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true})); return true })()`)
+	if h := eval[string](b, `document.querySelector("svg#chart").dataset.hover || ""`); !strings.Contains(h, "meter-a: ") {
+		t.Errorf("hover shows %q, want each meter's value", h)
+	}
+	b.screenshot("04b-table-bronze-15m-hover")
+
+	// Drag across the middle third: the chart zooms to that span (from/to
+	// in the URL) and "reset zoom" appears.
+	before := eval[float64](b, `(() => { const sd = document.querySelector("svg#chart").__sd; return Date.parse(sd.to) - Date.parse(sd.from) })()`)
+	eval[bool](b, `(() => { const c = document.querySelector("svg#chart"), r = c.getBoundingClientRect(), y = r.top + r.height / 2;
+	  const at = f => ({clientX: r.left + r.width * f, clientY: y, bubbles: true});
+	  c.dispatchEvent(new MouseEvent("mousedown", at(0.4))); c.dispatchEvent(new MouseEvent("mousemove", at(0.6)));
+	  window.dispatchEvent(new MouseEvent("mouseup", at(0.6))); return true })()`)
+	b.waitFor("the zoom", `location.search.includes("from=") && !document.getElementById("zoom-reset").hidden &&
+	  (() => { const sd = document.querySelector("svg#chart").__sd; return !!sd.from && sd.from.length > 0 })()`, 10*time.Second)
+	b.waitFor("the zoomed span", fmt.Sprintf(`(() => { const sd = document.querySelector("svg#chart").__sd; return Date.parse(sd.to) - Date.parse(sd.from) < %g * 0.3 })()`, before), 10*time.Second)
+	b.screenshot("04c-table-bronze-zoomed")
+	eval[bool](b, `(document.getElementById("zoom-reset").click(), true)`)
+	b.waitFor("the zoom reset", `!location.search.includes("from=") && document.getElementById("zoom-reset").hidden`, 10*time.Second)
 	b.checkErrors()
 }
 
@@ -725,6 +853,46 @@ func checkQualityPage(t *testing.T, b *browser, l *testLake, base string) {
 			t.Errorf("the quarantined row %s is not in table#sample", bad.line)
 		}
 	}
+	b.checkErrors()
+	checkQuarantineFilter(t, b, l)
+}
+
+// checkQuarantineFilter picks a reason in the quarantine's filter form
+// and searches the raw lines; then opens a long value in full.
+func checkQuarantineFilter(t *testing.T, b *browser, l *testLake) {
+	reason := eval[string](b, `document.querySelector('#quarantine-filter select[name="reason"] option:nth-child(2)').value`)
+	want := l.count(t, "SELECT count(*) AS n FROM bronze._quarantine WHERE reason = '"+strings.ReplaceAll(reason, "'", "''")+"'")
+	// Fill the form and go where submitting it goes (a plain GET form).
+	submit := func(name, js string) {
+		u := eval[string](b, `(() => { const f = document.getElementById("quarantine-filter"); `+js+`;
+		  return new URL(f.action + "?" + new URLSearchParams(new FormData(f)).toString(), location.href).href })()`)
+		if st := b.open(name, u); st != http.StatusOK {
+			t.Fatalf("GET %s answered %d", u, st)
+		}
+	}
+	submit("quarantine filtered by reason", fmt.Sprintf(`f.querySelector('select[name="reason"]').value = %s`, jsString(reason)))
+	if got := b.count("table#sample tr:has(td)"); int64(got) != want || want == 0 {
+		t.Errorf("reason %q: %d rows listed, the lake has %d", reason, got, want)
+	}
+	if m := eval[string](b, `document.getElementById("filter-matches").textContent`); digits(m) != want {
+		t.Errorf("the filter says %q, the lake has %d", m, want)
+	}
+	b.screenshot("06b-quarantine-by-reason")
+
+	// Search the raw lines for one bad reading's marker.
+	marker := badReadings[0].marker
+	submit("quarantine searched", fmt.Sprintf(`f.querySelector('select[name="reason"]').value = ""; f.querySelector('input[name="q"]').value = %s`, jsString(marker)))
+	if got := b.count("table#sample tr:has(td)"); got != 1 {
+		t.Errorf("search %q lists %d rows, want 1", marker, got)
+	}
+	// The source file is long: click shows it whole.
+	if b.count("table#sample details.cell") > 0 {
+		eval[bool](b, `(document.querySelector("table#sample details.cell summary").click(), true)`)
+		if !eval[bool](b, `document.querySelector("table#sample details.cell").open`) {
+			t.Error("a long value does not open on click")
+		}
+	}
+	b.screenshot("06c-quarantine-search-full-value")
 	b.checkErrors()
 }
 
@@ -843,4 +1011,178 @@ schedule:
 	ingest(t, srv.base, token, `{"meter_id":"meter-a","energy_usage":1.5}`+"\n")
 	l.waitCount(t, "the scheduled bronze run", "SELECT count(*) AS n FROM bronze.meters", 1)
 	checkRunsPage(t, b, l, srv.base, "10-runs-scheduler")
+}
+
+// stationsPipeline is the turnstile and anomaly picture of the pipelines
+// medallion replaces: 36 stations' raw counts in bronze, and a SQL model
+// that marks counts over 100 with a boolean.
+const stationsPipeline = `sources:
+  turnstiles:
+    format: ndjson
+    schema:
+      ts:      {type: timestamp, format: "2006-01-02 15:04:05", tz: UTC}
+      station: {type: string, required: true}
+      entries: {type: double}
+gold:
+  anomalies:
+    sql: SELECT ts, station, entries, entries > 100 AS anomaly FROM bronze.turnstiles
+stream:
+  trigger: 1s
+`
+
+// stationReadings returns a count every 30 s over minutes [from, to) for
+// 36 stations; station-07 and station-23 spike above 100 at the minutes
+// given.
+func stationReadings(t0 time.Time, from, to int, spikeAt map[int]bool) (body string, anomalies int) {
+	var b strings.Builder
+	for s := 1; s <= 36; s++ {
+		for m := from; m < to; m++ {
+			for sec := 0; sec < 60; sec += 30 {
+				v := 20 + float64((s*7+m*3+sec)%40)
+				if spikeAt[m] && sec == 0 && (s == 7 || s == 23) {
+					v, anomalies = 180+float64(s), anomalies+1
+				}
+				ts := t0.Add(time.Duration(m)*time.Minute + time.Duration(sec)*time.Second)
+				fmt.Fprintf(&b, `{"ts":%q,"station":"station-%02d","entries":%g}`+"\n", ts.Format(time.DateTime), s, v)
+			}
+		}
+	}
+	return b.String(), anomalies
+}
+
+// TestBrowserDashboardStations: a boolean of a SQL model over bronze is
+// drawn as red points over the last 15 minutes, new spikes appear while
+// readings are posted, and 36 stations can be narrowed to a picked few.
+func TestBrowserDashboardStations(t *testing.T) {
+	chromium := needChromium(t)
+	l := newTestLake(t, "local")
+	l.writePipeline(t, stationsPipeline)
+	srv := startServe(t, l)
+	defer func() {
+		if t.Failed() {
+			t.Logf("serve output:\n%s", srv.out)
+		}
+	}()
+	waitReady(t, srv.base)
+	t0 := time.Now().UTC().Truncate(time.Minute).Add(-40 * time.Minute)
+	body, _ := stationReadings(t0, 0, 30, map[int]bool{5: true, 25: true})
+	ingestTo(t, srv.base, "turnstiles", "", body)
+	l.waitCount(t, "gold", "SELECT count(*) AS n FROM gold.anomalies", 36*30*2)
+
+	b := newBrowser(t, chromium)
+	if st := b.open("anomalies, last 15 minutes", srv.base+"/tables/gold.anomalies?range=15m&groups=station-07,station-23,station-01"); st != http.StatusOK {
+		t.Fatalf("GET answered %d", st)
+	}
+	b.waitFor("the chart", `(() => { const c = document.querySelector("svg#chart[data-rows]"); return !!c && +c.dataset.points > 0 })()`, 10*time.Second)
+	if f := eval[int](b, `+document.querySelector("svg#chart").dataset.flagged`); f != 2 {
+		t.Errorf("%d red points in the last 15 minutes, want 2 (minute 25 of station-07 and station-23)", f)
+	}
+	if tc := eval[string](b, `document.querySelector("svg#chart").dataset.time`); tc != "ts" {
+		t.Errorf("chart over %q, want ts", tc)
+	}
+	b.screenshot("10-anomalies-15m")
+
+	// New readings with spikes reach the open page by push.
+	more, _ := stationReadings(t0, 30, 33, map[int]bool{31: true})
+	ingestTo(t, srv.base, "turnstiles", "", more)
+	b.waitFor("the new spikes", `+document.querySelector("svg#chart").dataset.flagged === 4`, 20*time.Second)
+	if mode := eval[string](b, "document.documentElement.dataset.live"); mode != "push" {
+		t.Errorf("live mode %q, want push", mode)
+	}
+	b.screenshot("10b-anomalies-15m-updated")
+
+	// 36 stations: all of them, then a picked subset.
+	eval[bool](b, `(document.getElementById("group-picker").open = true)`)
+	eval[bool](b, `(document.getElementById("group-all").click(), true)`)
+	b.waitFor("all 36 stations", `document.querySelectorAll("svg#chart path.series").length === 36`, 10*time.Second)
+	if n := b.count("#group-list input.group-pick"); n != 36 {
+		t.Errorf("the picker lists %d stations, want 36", n)
+	}
+	b.screenshot("11-stations-all")
+	eval[bool](b, `(document.getElementById("group-reset").click(), true)`)
+	b.waitFor("the top 8", `document.querySelectorAll("svg#chart path.series").length === 8`, 10*time.Second)
+	eval[bool](b, `(() => { const s = document.getElementById("group-search"); s.value = "station-1"; s.dispatchEvent(new Event("input")); return true })()`)
+	if n := eval[int](b, `[...document.querySelectorAll("#group-list label.group-item")].filter(l => !l.hidden).length`); n != 10 {
+		t.Errorf("search station-1 shows %d stations, want 10 (station-10..19)", n)
+	}
+	// Untick all but three of the drawn ones, then tick station-12.
+	eval[bool](b, `(() => { const drawn = [...document.querySelectorAll("#group-list input.group-pick")].filter(c => c.checked);
+	  drawn.slice(3).forEach(c => { c.checked = false }); document.querySelector('#group-list input.group-pick[value="station-12"]').checked = true;
+	  document.getElementById("group-list").dispatchEvent(new Event("change")); return true })()`)
+	b.waitFor("the picked stations", `(() => { const c = document.querySelector("svg#chart");
+	  return (c.querySelectorAll("path.series").length === 4 || c.querySelectorAll("path.series").length === 3) && !!c.querySelector('path.series[data-group="station-12"]') })()`, 10*time.Second)
+	b.screenshot("11b-stations-picked")
+	b.checkErrors()
+}
+
+// TestBrowserDashboardMillionRows measures the bronze page of a table of
+// a million raw readings: the series answer stays small (the server
+// downsamples to the chart's pixels) and the page paints fast.
+func TestBrowserDashboardMillionRows(t *testing.T) {
+	chromium := needChromium(t)
+	l := newTestLake(t, "local")
+	l.writePipeline(t, `sources:
+  meters:
+    format: ndjson
+    schema:
+      timestamp:    {type: timestamp, format: "2006-01-02 15:04:05", tz: UTC}
+      meter_id:     {type: string, required: true}
+      energy_usage: {type: double}
+stream:
+  trigger: 1s
+`)
+	srv := startServe(t, l)
+	waitReady(t, srv.base)
+	const rows, chunk = 1_000_000, 100_000
+	t0 := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	for c := 0; c < rows/chunk; c++ {
+		var b strings.Builder
+		for i := c * chunk; i < (c+1)*chunk; i++ {
+			v := 1.5 + float64(i%97)/100
+			if i%250_000 == 123_456 {
+				v = 250 // one spike per meter-sized stretch
+			}
+			fmt.Fprintf(&b, `{"timestamp":%q,"meter_id":"meter-%d","energy_usage":%g}`+"\n",
+				t0.Add(time.Duration(i/4)*time.Second).Format(time.DateTime), i%4, v)
+		}
+		ingest(t, srv.base, "", b.String())
+	}
+	l.waitCount(t, "a million bronze rows", "SELECT count(*) AS n FROM bronze.meters", rows)
+
+	b := newBrowser(t, chromium)
+	start := time.Now()
+	if st := b.open("bronze.meters with 1M rows", srv.base+"/tables/bronze.meters"); st != http.StatusOK {
+		t.Fatalf("GET answered %d", st)
+	}
+	loaded := time.Since(start)
+	b.waitFor("the chart", `(() => { const c = document.querySelector("svg#chart[data-rows]"); return !!c && +c.dataset.rows > 0 })()`, 30*time.Second)
+	drawn := time.Since(start)
+	type weight struct {
+		FCP    float64 `json:"fcp"`
+		Doc    float64 `json:"doc"`
+		Series float64 `json:"series"`
+		Total  float64 `json:"total"`
+		Top    float64 `json:"top"`
+		Points int     `json:"points"`
+	}
+	w := eval[weight](b, `(() => {
+	  const p = performance.getEntriesByType("paint").find(e => e.name === "first-contentful-paint");
+	  const nav = performance.getEntriesByType("navigation")[0];
+	  const res = performance.getEntriesByType("resource");
+	  const series = res.filter(r => r.name.includes("/series")).reduce((a, r) => Math.max(a, r.encodedBodySize), 0);
+	  const sd = document.querySelector("svg#chart").__sd;
+	  return {fcp: p ? p.startTime : -1, doc: nav.encodedBodySize, series: series,
+	    total: nav.encodedBodySize + res.reduce((a, r) => a + r.encodedBodySize, 0),
+	    top: Math.max(...sd.groups.flatMap(g => g.points.map(p => p.v))), points: +document.querySelector("svg#chart").dataset.points};
+	})()`)
+	t.Logf("1M rows: page loaded in %s, chart redrawn by %s; first contentful paint %.0f ms; HTML %d B, series answer %d B (%d points), whole page %d B",
+		loaded.Round(time.Millisecond), drawn.Round(time.Millisecond), w.FCP, int(w.Doc), int(w.Series), w.Points, int(w.Total))
+	if w.Series > 256<<10 {
+		t.Errorf("series answer %d bytes for 1M rows: want at most 256 KiB", int(w.Series))
+	}
+	if w.Top != 250 {
+		t.Errorf("highest point drawn %g, want the 250 spikes", w.Top)
+	}
+	b.screenshot("12-bronze-1M-rows")
+	b.checkErrors()
 }
