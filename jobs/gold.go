@@ -11,11 +11,8 @@ import (
 	"github.com/medallion-dev/medallion/layers/gold"
 )
 
-func (r *Runner) runGold(ctx context.Context, t layers.TableRef, log *slog.Logger) (outcome, error) {
-	st, err := gold.Run(ctx, gold.Deps{
-		Store: r.Store, Pipeline: r.Pipeline, Engine: r.Engine,
-		LocalFile: r.materialize, Logger: log,
-	}, t.Name)
+func (r *Runner) runGold(ctx context.Context, t layers.TableRef, log *slog.Logger, scratch string) (outcome, error) {
+	st, err := gold.Run(ctx, gold.Deps{Env: r.env(log, scratch), Pipeline: r.Pipeline}, t.Name)
 	if errors.Is(err, delta.ErrNoTable) {
 		// The silver table it reads has no commits yet (nothing ingested):
 		// waiting for input is not a failure.

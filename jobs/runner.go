@@ -24,7 +24,7 @@ type Runner struct {
 	Store    lake.Store
 	Pipeline *config.Pipeline
 	Engine   *warehouse.Engine
-	Cache    *warehouse.Cache // local copies of lake objects (S3 lakes)
+	Cache    *lake.Cache // local copies of lake objects (S3 lakes)
 	Log      *slog.Logger
 	// Parallel bounds how many independent jobs run at once (0:
 	// DefaultParallel). Jobs of one table never overlap.
@@ -189,19 +189,13 @@ func (r *Runner) runOne(ctx context.Context, t layers.TableRef, scratch string) 
 	log := r.Log
 	switch t.Layer {
 	case layers.Bronze:
-		st, err := bronze.Run(ctx, bronze.Deps{
-			Store: r.Store, Pipeline: r.Pipeline, DB: r.Engine.DB(),
-			ScratchDir: scratch, CacheDir: r.cacheDir(), Log: log,
-		}, t.Name)
+		st, err := bronze.Run(ctx, bronze.Deps{Env: r.env(log, scratch), Pipeline: r.Pipeline}, t.Name)
 		return outcome{summary: st.String(), in: st.RowsRead, out: st.Written, quarantined: st.Quarantined}, err
 	case layers.Silver:
-		st, err := silver.Run(ctx, silver.Deps{
-			Store: r.Store, Pipeline: r.Pipeline, DB: r.Engine.DB(),
-			Materialize: r.materialize, ScratchDir: scratch, Logger: log,
-		}, t.Name)
+		st, err := silver.Run(ctx, silver.Deps{Env: r.env(log, scratch), Pipeline: r.Pipeline}, t.Name)
 		return outcome{summary: st.String(), in: st.RowsIn, out: st.RowsOut, late: st.LatePairs, watermark: st.WatermarkAfter}, err
 	case layers.Gold:
-		return r.runGold(ctx, t, log)
+		return r.runGold(ctx, t, log, scratch)
 	case MirrorLayer:
 		summary, err := r.runMirror(ctx, t)
 		return outcome{summary: summary}, err
@@ -209,17 +203,10 @@ func (r *Runner) runOne(ctx context.Context, t layers.TableRef, scratch string) 
 	return outcome{}, fmt.Errorf("%s: no job for layer %q", t, t.Layer)
 }
 
-// materialize gives DuckDB a local file for a lake object: in place on a
-// local lake, through the ETag-keyed cache on S3.
-func (r *Runner) materialize(ctx context.Context, key string) (string, error) {
-	return r.Cache.Path(ctx, r.Store, key, "")
-}
-
-func (r *Runner) cacheDir() string {
-	if r.Cache == nil {
-		return ""
-	}
-	return r.Cache.Dir
+// env is the layer environment of one job: the runner's store, engine and
+// cache, scratch files under scratch.
+func (r *Runner) env(log *slog.Logger, scratch string) layers.Env {
+	return layers.Env{Store: r.Store, DB: r.Engine.DB(), ScratchDir: scratch, Cache: r.Cache, Log: log}
 }
 
 // nameTable makes sure a job's error says which table failed, once: layer

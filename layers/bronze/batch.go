@@ -17,6 +17,7 @@ import (
 
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
@@ -66,14 +67,18 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 		return st, 0, err
 	}
 
-	crashPoint("bronze.before-files")
+	if err := j.d.CrashPoint("bronze.before-files"); err != nil {
+		return st, 0, err
+	}
 	if err := j.upload(ctx, j.table.Dir(), filepath.Join(dir, "bronze"), adds); err != nil {
 		return st, 0, err
 	}
 	if err := j.upload(ctx, j.qtable.Dir(), filepath.Join(dir, "quarantine"), qadds); err != nil {
 		return st, 0, err
 	}
-	crashPoint("bronze.after-files")
+	if err := j.d.CrashPoint("bronze.after-files"); err != nil {
+		return st, 0, err
+	}
 
 	now := j.d.Now()
 	info := func(table string, rows int64, files []delta.Add) delta.CommitInfo {
@@ -108,7 +113,9 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 			return st, 0, err
 		}
 	}
-	crashPoint("bronze.after-quarantine")
+	if err := j.d.CrashPoint("bronze.after-quarantine"); err != nil {
+		return st, 0, err
+	}
 
 	var txns []delta.Txn
 	for _, m := range ms {
@@ -118,7 +125,9 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 	if err != nil {
 		return st, 0, err
 	}
-	crashPoint("bronze.after-commit")
+	if err := j.d.CrashPoint("bronze.after-commit"); err != nil {
+		return st, 0, err
+	}
 	return st, v, nil
 }
 
@@ -322,7 +331,7 @@ func (j *job) commitBronze(ctx context.Context, snap, read *delta.Snapshot, meta
 		if err == nil {
 			return s.Version, nil
 		}
-		if !errors.Is(err, delta.ErrCommitConflict) || errors.Is(err, delta.ErrTxnApplied) || attempt >= maxCommitRetries {
+		if !errors.Is(err, delta.ErrCommitConflict) || errors.Is(err, delta.ErrTxnApplied) || attempt >= layers.MaxCommitAttempts {
 			return 0, fmt.Errorf("commit %s: %w", j.table.Dir(), err)
 		}
 		// Another writer changed the schema: commit on its snapshot; the
@@ -453,7 +462,7 @@ func (j *job) commitQuarantine(ctx context.Context, qsnap, qread *delta.Snapshot
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, delta.ErrCommitConflict) || errors.Is(err, delta.ErrTxnApplied) || attempt >= maxCommitRetries {
+		if !errors.Is(err, delta.ErrCommitConflict) || errors.Is(err, delta.ErrTxnApplied) || attempt >= layers.MaxCommitAttempts {
 			return fmt.Errorf("commit %s: %w", j.qtable.Dir(), err)
 		}
 		if qsnap, err = j.qtable.Snapshot(ctx); err != nil {

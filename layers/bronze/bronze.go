@@ -23,7 +23,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/lake"
@@ -36,28 +35,20 @@ const (
 	DefaultMaxBatchBytes   = 256 << 20
 	DefaultMaxBatchObjects = 1000
 	DefaultMaxLineBytes    = 1 << 20
-	maxCommitRetries       = 5
 	// maxFusedObjects bounds the objects of a batch whose typed tables are
 	// written by one UNION ALL, without gathering them into one table first.
 	maxFusedObjects = 16
 )
 
-// Deps is what a bronze run needs.
+// Deps is what a bronze run needs: the shared layer environment (Store
+// and DB are required), the pipeline declaring the source, and the batch
+// bounds. ScratchDir holds downloaded raw objects and Parquet files before
+// upload; a fresh sub-directory per batch is removed afterwards. Bronze
+// data files read for dedupe come through Env.Cache (data files are
+// immutable), else a cache under ScratchDir.
 type Deps struct {
-	Store    lake.Store
+	layers.Env
 	Pipeline *config.Pipeline
-	// DB is a DuckDB database (warehouse.Engine.DB()) with memory_limit and
-	// temp_directory set; the run uses one connection of it.
-	DB *sql.DB
-	// ScratchDir holds downloaded raw objects and Parquet files before
-	// upload; a fresh sub-directory per batch is removed afterwards.
-	ScratchDir string
-	// CacheDir caches bronze data files read from an S3 lake for dedupe
-	// (data files are immutable, so a key is a valid cache key). Default:
-	// under ScratchDir.
-	CacheDir string
-	Log      *slog.Logger
-	Now      func() time.Time // default time.Now
 
 	MaxBatchBytes   int64 // default DefaultMaxBatchBytes
 	MaxBatchObjects int   // default DefaultMaxBatchObjects
@@ -179,12 +170,7 @@ func Run(ctx context.Context, d Deps, source string) (Stats, error) {
 	if err != nil {
 		return stats, err
 	}
-	if d.Now == nil {
-		d.Now = time.Now
-	}
-	if d.Log == nil {
-		d.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	d.Env = d.WithDefaults()
 	if d.MaxBatchBytes <= 0 {
 		d.MaxBatchBytes = DefaultMaxBatchBytes
 	}
@@ -197,8 +183,8 @@ func Run(ctx context.Context, d Deps, source string) (Stats, error) {
 	if d.ScratchDir == "" {
 		d.ScratchDir = os.TempDir()
 	}
-	if d.CacheDir == "" {
-		d.CacheDir = filepath.Join(d.ScratchDir, "medallion-bronze-cache")
+	if d.Cache == nil {
+		d.Cache = &lake.Cache{Dir: filepath.Join(d.ScratchDir, "medallion-bronze-cache")}
 	}
 	j := &job{
 		d: d, src: src, plan: plan,

@@ -3,16 +3,13 @@ package bronze
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
-	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/warehouse"
 )
@@ -29,30 +26,6 @@ func (j *job) localObject(ctx context.Context, m manifest, _ string) (string, er
 		return "", err
 	}
 	return j.fetched[m.SHA256], nil
-}
-
-func download(ctx context.Context, st lake.Store, key, dst string) (string, error) {
-	rc, _, err := st.Get(ctx, key)
-	if err != nil {
-		return "", fmt.Errorf("download %s: %w", key, err)
-	}
-	defer rc.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return "", err
-	}
-	tmp := dst + ".part"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return "", err
-	}
-	if _, err := io.Copy(f, rc); err != nil {
-		f.Close()
-		return "", fmt.Errorf("download %s: %w", key, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	return dst, os.Rename(tmp, dst)
 }
 
 // typeObject types one raw object into a temp table (column _err set on bad
@@ -523,19 +496,9 @@ func (j *job) existingFiles(ctx context.Context, conn *sql.Conn, b batchKeys, sn
 			continue
 		}
 		key := j.table.Key(f.Path)
-		var dst string
-		if lp, ok := j.d.Store.(lake.LocalPather); ok {
-			dst = lp.LocalPath(key)
-		} else {
-			dst = filepath.Join(j.d.CacheDir, filepath.FromSlash(key))
-			if _, err := os.Stat(dst); err != nil {
-				if !errors.Is(err, os.ErrNotExist) {
-					return nil, err
-				}
-				if _, err := download(ctx, j.d.Store, key, dst); err != nil {
-					return nil, err
-				}
-			}
+		dst, err := j.d.Cache.Path(ctx, j.d.Store, key, "")
+		if err != nil {
+			return nil, err
 		}
 		if err := delta.CheckLocalFile("bronze."+j.src.Name, snap.Version, f, dst); err != nil {
 			return nil, err

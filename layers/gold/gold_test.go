@@ -56,7 +56,7 @@ func newFixture(t *testing.T, st lake.Store) *fixture {
 }
 
 func (f *fixture) deps() Deps {
-	return Deps{Store: f.store, Pipeline: f.pipe, Engine: f.eng}
+	return Deps{Env: layers.Env{Store: f.store, DB: f.eng.DB(), ScratchDir: f.eng.TempDir()}, Pipeline: f.pipe}
 }
 
 func (f *fixture) addGold(g *config.Gold) {
@@ -562,7 +562,12 @@ func TestCrashBeforeCommitLeavesTableAndRerunIsExact(t *testing.T) {
 
 		crash := errors.New("killed")
 		deps := f.deps()
-		deps.beforeCommit = func() error { return crash }
+		deps.Crash = func(point string) error {
+			if point == CrashFilesWritten {
+				return crash
+			}
+			return nil
+		}
 		if _, err := Run(f.ctx, deps, "g"); !errors.Is(err, crash) {
 			t.Fatalf("err %v", err)
 		}

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/medallion-dev/medallion/lake"
@@ -98,64 +96,4 @@ func readAdds(ctx context.Context, t *delta.Table, v int64) ([]delta.Add, error)
 		return nil, fmt.Errorf("bronze log version %d (%s): %w", v, key, err)
 	}
 	return adds, nil
-}
-
-// Materializer returns a local file holding the object key, for DuckDB to
-// read. The file must stay in place until the run ends.
-type Materializer func(ctx context.Context, key string) (localPath string, err error)
-
-// DefaultMaterializer reads objects of a local-directory store in place
-// (lake.LocalPather) and downloads other stores' objects into dir, once per
-// key. It does not check whether an object changed since it was downloaded:
-// data files, log entries and state files are never rewritten under the same
-// key with other content.
-func DefaultMaterializer(store lake.Store, dir string) Materializer {
-	if lp, ok := store.(lake.LocalPather); ok {
-		return func(ctx context.Context, key string) (string, error) {
-			p := lp.LocalPath(key)
-			if _, err := os.Stat(p); err != nil {
-				return "", fmt.Errorf("materialize %s: %w", key, err)
-			}
-			return p, nil
-		}
-	}
-	return func(ctx context.Context, key string) (string, error) {
-		if err := lake.ValidateKey(key); err != nil {
-			return "", err
-		}
-		p := filepath.Join(dir, "objects", filepath.FromSlash(key))
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return "", fmt.Errorf("materialize %s: %w", key, err)
-		}
-		rc, _, err := store.Get(ctx, key)
-		if err != nil {
-			return "", fmt.Errorf("materialize %s: %w", key, err)
-		}
-		defer rc.Close()
-		tmp, err := os.CreateTemp(filepath.Dir(p), ".download-*")
-		if err != nil {
-			return "", fmt.Errorf("materialize %s: %w", key, err)
-		}
-		defer os.Remove(tmp.Name())
-		if _, err := io.Copy(tmp, rc); err != nil {
-			tmp.Close()
-			return "", fmt.Errorf("materialize %s: download: %w", key, err)
-		}
-		if err := tmp.Close(); err != nil {
-			return "", fmt.Errorf("materialize %s: %w", key, err)
-		}
-		if err := os.Rename(tmp.Name(), p); err != nil {
-			return "", fmt.Errorf("materialize %s: %w", key, err)
-		}
-		return p, nil
-	}
-}
-
-// putFile uploads a local file to key and returns its size and SHA-256
-// (hashed as it is uploaded), for the add action's size and checksum tag.
-func putFile(ctx context.Context, store lake.Store, key, path string) (lake.PutFileInfo, error) {
-	return lake.PutFile(ctx, store, key, path)
 }

@@ -1,4 +1,4 @@
-package warehouse
+package lake
 
 import (
 	"context"
@@ -13,8 +13,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/medallion-dev/medallion/lake"
 )
 
 // Cache keeps local copies of lake objects so that DuckDB can read them as
@@ -44,13 +42,13 @@ func DefaultCacheDir() (string, error) {
 }
 
 // Path returns a local file holding the object key of store whose ETag is
-// etag. For a store whose objects are local files (lake.LocalPather) it is
+// etag. For a store whose objects are local files (LocalPather) it is
 // the file itself, nothing is copied. Otherwise it is the cache entry
 // <Dir>/<sha256(store URL, key)>-<etag>, downloaded first if absent; an empty
-// etag is looked up with Stat. Returns an error wrapping lake.ErrNotExist if
+// etag is looked up with Stat. Returns an error wrapping ErrNotExist if
 // the object is missing. Safe for concurrent use by goroutines and processes.
-func (c *Cache) Path(ctx context.Context, store lake.Store, key, etag string) (string, error) {
-	if lp, ok := store.(lake.LocalPather); ok {
+func (c *Cache) Path(ctx context.Context, store Store, key, etag string) (string, error) {
+	if lp, ok := store.(LocalPather); ok {
 		return lp.LocalPath(key), nil
 	}
 	if c == nil || c.Dir == "" {
@@ -95,7 +93,7 @@ func entryName(storeURL, key, etag string) string {
 	return name
 }
 
-func (c *Cache) download(ctx context.Context, store lake.Store, key, etag, path string) error {
+func (c *Cache) download(ctx context.Context, store Store, key, etag, path string) error {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
@@ -112,7 +110,7 @@ func (c *Cache) download(ctx context.Context, store lake.Store, key, etag, path 
 		return fmt.Errorf("cache %s: %w", key, err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op after the rename
-	if _, err := io.Copy(tmp, ctxReader{ctx, rc}); err != nil {
+	if _, err := io.Copy(tmp, ctxReader{ctx: ctx, r: rc}); err != nil {
 		tmp.Close()
 		return fmt.Errorf("cache %s: download: %w", key, err)
 	}
@@ -123,18 +121,6 @@ func (c *Cache) download(ctx context.Context, store lake.Store, key, etag, path 
 		return fmt.Errorf("cache %s: %w", key, err)
 	}
 	return nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // pruneGrace protects entries used this recently from eviction: another
