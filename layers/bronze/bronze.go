@@ -376,3 +376,18 @@ func (j *job) tmpName(prefix string) string {
 	j.seq++
 	return fmt.Sprintf("%s_%d", prefix, j.seq)
 }
+
+// Result is the run in the shape every layer reports.
+func (s Stats) Result() layers.Result {
+	return layers.Result{
+		Table:   layers.TableRef{Layer: layers.Bronze, Name: strings.TrimPrefix(s.Table, "bronze.")},
+		Summary: s.String(), RowsIn: s.RowsRead, RowsOut: s.Written, Version: s.Version,
+		Counters: map[string]int64{layers.CounterQuarantined: s.Quarantined},
+	}
+}
+
+// Job runs the bronze table of source name of p for the job runner.
+func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (layers.Result, error) {
+	st, err := Run(ctx, Deps{Env: env, Pipeline: p}, name)
+	return st.Result(), err
+}

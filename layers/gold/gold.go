@@ -484,3 +484,50 @@ func schemaOf(cols []column) (*delta.Schema, []string, error) {
 	}
 	return s, sel, nil
 }
+
+// String is the line printed for a run.
+func (s Stats) String() string {
+	switch s.Mode {
+	case ModeSkipped:
+		return fmt.Sprintf("%s: nothing new (v%d)", s.Table, s.Version)
+	case ModeAppend:
+		line := fmt.Sprintf("%s: appended, %d partition buckets, %d rows in, %d rows written", s.Table, s.Buckets, s.RowsIn, s.RowsWritten)
+		if s.Compacted > 0 {
+			line += fmt.Sprintf(", %d buckets merged into one file", s.Compacted)
+		}
+		return line + fmt.Sprintf(" (v%d)", s.Version)
+	}
+	return fmt.Sprintf("%s: %s rebuild, %d partitions recomputed, %d rows in, %d rows written (v%d)",
+		s.Table, s.Mode, s.Buckets, s.RowsIn, s.RowsWritten, s.Version)
+}
+
+// Result is the run in the shape every layer reports. A skipped run reads
+// and writes nothing, whatever its figures say.
+func (s Stats) Result() layers.Result {
+	res := layers.Result{Table: s.Table, Summary: s.String(), Version: s.Version}
+	if s.Mode != ModeSkipped {
+		res.RowsIn, res.RowsOut = s.RowsIn, s.RowsWritten
+	}
+	return res
+}
+
+// Job runs the gold table name of p for the job runner: a table whose
+// input has no commits yet (nothing ingested) is waiting for input, not a
+// failure.
+func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (layers.Result, error) {
+	st, err := Run(ctx, Deps{Env: env, Pipeline: p}, name)
+	if errors.Is(err, delta.ErrNoTable) {
+		ref := layers.TableRef{Layer: layers.Gold, Name: name}
+		return layers.Result{Table: ref, Version: -1, Summary: fmt.Sprintf("%s: waiting for input (%v)", ref, firstLine(err))}, nil
+	}
+	if err != nil {
+		return layers.Result{}, err
+	}
+	return st.Result(), nil
+}
+
+// firstLine is the first line of an error, for a summary.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}

@@ -70,6 +70,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/config"
@@ -613,4 +614,20 @@ func fmtTime(t time.Time) string {
 		return "none"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// Result is the run in the shape every layer reports. Version is the
+// silver table's version after the run when this run committed, else -1.
+func (s Stats) Result() layers.Result {
+	return layers.Result{
+		Table:   layers.TableRef{Layer: layers.Silver, Name: strings.TrimPrefix(s.Table, "silver.")},
+		Summary: s.String(), RowsIn: s.RowsIn, RowsOut: s.RowsOut, Version: s.Version,
+		Counters: map[string]int64{layers.CounterLate: s.LatePairs}, Watermark: s.WatermarkAfter,
+	}
+}
+
+// Job runs the silver table name of p for the job runner.
+func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (layers.Result, error) {
+	st, err := Run(ctx, Deps{Env: env, Pipeline: p}, name)
+	return st.Result(), err
 }
