@@ -119,7 +119,7 @@ func TestStaleHolderIsFenced(t *testing.T) {
 	}
 	land("b.ndjson")
 	fenced := delta.WithFence(stale.Context(), FenceAppID(TableLease(ref)), stale.Generation())
-	_, err = bronze.Run(fenced, bronze.Deps{Env: layers.Env{Store: store, DB: eng.DB(), ScratchDir: t.TempDir()}, Pipeline: p}, "good")
+	_, err = bronze.Run(fenced, bronze.Deps{Env: layers.Env{Store: store, DB: eng.DB(), ScratchDir: t.TempDir()}}, p.Sources["good"])
 	if !errors.Is(err, delta.ErrFenced) {
 		t.Fatalf("the stale holder's commit: %v, want ErrFenced", err)
 	}

@@ -41,14 +41,12 @@ const (
 )
 
 // Deps is what a bronze run needs: the shared layer environment (Store
-// and DB are required), the pipeline declaring the source, and the batch
-// bounds. ScratchDir holds downloaded raw objects and Parquet files before
+// and DB are required) and the batch bounds. ScratchDir holds downloaded raw objects and Parquet files before
 // upload; a fresh sub-directory per batch is removed afterwards. Bronze
 // data files read for dedupe come through Env.Cache (data files are
 // immutable), else a cache under ScratchDir.
 type Deps struct {
 	layers.Env
-	Pipeline *config.Pipeline
 
 	MaxBatchBytes   int64 // default DefaultMaxBatchBytes
 	MaxBatchObjects int   // default DefaultMaxBatchObjects
@@ -152,19 +150,16 @@ type job struct {
 	fetchDir string
 }
 
-// Run promotes every landed raw object of source not yet in bronze.<source>.
+// Run promotes every landed raw object of the source src not yet in
+// bronze.<source>.
 // It returns the accounting of what it committed (Objects == 0: nothing
 // new). With on_error: fail, a bad row fails the run before anything is
 // committed, naming the file, line and column.
-func Run(ctx context.Context, d Deps, source string) (Stats, error) {
-	ref := layers.TableRef{Layer: layers.Bronze, Name: source}
+func Run(ctx context.Context, d Deps, src *config.Source) (Stats, error) {
+	ref := layers.TableRef{Layer: layers.Bronze, Name: src.Name}
 	stats := Stats{Table: ref.String(), Version: -1}
-	if d.Pipeline == nil || d.Store == nil || d.DB == nil {
-		return stats, errors.New("bronze: missing store, pipeline or database")
-	}
-	src, ok := d.Pipeline.Sources[source]
-	if !ok {
-		return stats, fmt.Errorf("bronze: no source %q in the pipeline", source)
+	if d.Store == nil || d.DB == nil {
+		return stats, errors.New("bronze: missing store or database")
 	}
 	plan, err := planSource(src)
 	if err != nil {
@@ -196,14 +191,14 @@ func Run(ctx context.Context, d Deps, source string) (Stats, error) {
 	}
 	conn, err := d.DB.Conn(ctx)
 	if err != nil {
-		return stats, fmt.Errorf("bronze %s: duckdb connection: %w", source, err)
+		return stats, fmt.Errorf("bronze %s: duckdb connection: %w", src.Name, err)
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "SET TimeZone = 'UTC'"); err != nil {
-		return stats, fmt.Errorf("bronze %s: %w", source, err)
+		return stats, fmt.Errorf("bronze %s: %w", src.Name, err)
 	}
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET partitioned_write_flush_threshold = %d", fastFlushThreshold)); err != nil {
-		return stats, fmt.Errorf("bronze %s: %w", source, err)
+		return stats, fmt.Errorf("bronze %s: %w", src.Name, err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET partitioned_write_flush_threshold")
 
@@ -388,6 +383,10 @@ func (s Stats) Result() layers.Result {
 
 // Job runs the bronze table of source name of p for the job runner.
 func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (layers.Result, error) {
-	st, err := Run(ctx, Deps{Env: env, Pipeline: p}, name)
+	src, ok := p.Sources[name]
+	if !ok {
+		return layers.Result{}, fmt.Errorf("bronze: no source %q in the pipeline", name)
+	}
+	st, err := Run(ctx, Deps{Env: env}, src)
 	return st.Result(), err
 }

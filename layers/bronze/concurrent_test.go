@@ -74,7 +74,7 @@ func runConcurrentBronze(t *testing.T, st lake.Store) {
 	errs := make([]error, 2)
 	for i := range 2 {
 		wg.Go(func() {
-			stats[i], errs[i] = Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }}, Pipeline: p, MaxBatchObjects: 3}, "m")
+			stats[i], errs[i] = Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }}, MaxBatchObjects: 3}, p.Sources["m"])
 		})
 	}
 	wg.Wait()

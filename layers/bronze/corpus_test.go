@@ -242,7 +242,7 @@ func TestBadValueCorpus(t *testing.T) {
 				p := loadCase(t, dir)
 				st := testenv.LocalStore(t)
 				landInputs(t, st, p, dir, received)
-				s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }}, Pipeline: p, precise: precise}, "v")
+				s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }}, precise: precise}, p.Sources["v"])
 				if err != nil {
 					t.Fatal(err)
 				}

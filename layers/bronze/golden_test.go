@@ -71,7 +71,7 @@ func landInputs(t *testing.T, st lake.Store, p *config.Pipeline, dir string, at 
 
 func runBronze(t *testing.T, st lake.Store, p *config.Pipeline, db *sql.DB) Stats {
 	t.Helper()
-	s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: db, ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }}, Pipeline: p, MaxLineBytes: testLineMax}, p.SourceOrder[0])
+	s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: db, ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }}, MaxLineBytes: testLineMax}, p.Sources[p.SourceOrder[0]])
 	if err != nil {
 		t.Fatal(err)
 	}

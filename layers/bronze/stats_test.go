@@ -51,7 +51,7 @@ func runObject(t *testing.T, st lake.Store, dir string, env *statsEnv, name, bod
 	}
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: env.e.DB(), ScratchDir: t.TempDir(), Log: log, Now: func() time.Time { return received.Add(time.Hour) }}, Pipeline: env.p, precise: precise}, "m")
+	s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: env.e.DB(), ScratchDir: t.TempDir(), Log: log, Now: func() time.Time { return received.Add(time.Hour) }}, precise: precise}, env.p.Sources["m"])
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", name, err, logs.String())
 	}

@@ -113,10 +113,9 @@ import (
 )
 
 // Deps is what a gold run needs: the shared layer environment (Store and
-// DB are required) and the pipeline declaring the table.
+// DB are required) and how SQL models see their inputs.
 type Deps struct {
 	layers.Env
-	Pipeline *config.Pipeline
 
 	// Attach, for SQL models, makes the tables refs queryable by name
 	// (bronze.x, silver.y, gold.z) in the default database of DB, e.g. with
@@ -181,18 +180,14 @@ type Stats struct {
 // ErrNotGold means the table is not declared in the pipeline's gold section.
 var ErrNotGold = errors.New("not a gold table of the pipeline")
 
-// Run brings the gold table named table (as declared in the pipeline's gold
-// section) up to date with its inputs: a full rebuild, an incremental
+// Run brings the gold table g (an entry of the pipeline's gold section) up
+// to date with its inputs: a full rebuild, an incremental
 // rewrite of the changed partitions, or nothing. It is safe to rerun after
 // a crash at any point. An input table that does not exist yet is an error
 // wrapping delta.ErrNoTable.
-func Run(ctx context.Context, deps Deps, table string) (Stats, error) {
-	if deps.Store == nil || deps.Pipeline == nil || deps.DB == nil {
-		return Stats{}, errors.New("gold: Deps needs Store, Pipeline and DB")
-	}
-	g, ok := deps.Pipeline.Gold[table]
-	if !ok || g == nil {
-		return Stats{}, fmt.Errorf("gold.%s: %w", table, ErrNotGold)
+func Run(ctx context.Context, deps Deps, g *config.Gold) (Stats, error) {
+	if deps.Store == nil || deps.DB == nil {
+		return Stats{}, errors.New("gold: Deps needs Store and DB")
 	}
 	deps.Env = deps.WithDefaults()
 	var st Stats
@@ -515,7 +510,11 @@ func (s Stats) Result() layers.Result {
 // input has no commits yet (nothing ingested) is waiting for input, not a
 // failure.
 func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (layers.Result, error) {
-	st, err := Run(ctx, Deps{Env: env, Pipeline: p}, name)
+	g, ok := p.Gold[name]
+	if !ok || g == nil {
+		return layers.Result{}, fmt.Errorf("gold.%s: %w", name, ErrNotGold)
+	}
+	st, err := Run(ctx, Deps{Env: env}, g)
 	if errors.Is(err, delta.ErrNoTable) {
 		ref := layers.TableRef{Layer: layers.Gold, Name: name}
 		return layers.Result{Table: ref, Version: -1, Summary: fmt.Sprintf("%s: waiting for input (%v)", ref, firstLine(err))}, nil

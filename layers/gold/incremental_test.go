@@ -252,7 +252,7 @@ func killChild(t *testing.T) {
 		}
 		return nil
 	}
-	_, err = Run(f.ctx, deps, "g")
+	_, err = Run(f.ctx, deps, f.pipe.Gold["g"])
 	fmt.Println("not killed:", err)
 	os.Exit(3)
 }
@@ -278,7 +278,7 @@ func TestDuckDBRowsMatchPass(t *testing.T) {
 			f.run(fmt.Sprintf("sql%d", n))
 			deps := f.deps()
 			deps.goPass = true
-			if _, err := Run(f.ctx, deps, fmt.Sprintf("go%d", n)); err != nil {
+			if _, err := Run(f.ctx, deps, f.pipe.Gold[fmt.Sprintf("go%d", n)]); err != nil {
 				t.Fatal(err)
 			}
 			f.sameRows(fmt.Sprintf("SELECT * FROM {gold.sql%d}", n), fmt.Sprintf("SELECT * FROM {gold.go%d}", n))

@@ -189,7 +189,7 @@ func (le *lakeEnv) runWith(name string, hook func(string) error) (Stats, error) 
 		}
 		defer eng.Close()
 	}
-	return Run(ctx, Deps{Env: layers.Env{Store: le.store, DB: eng.DB(), ScratchDir: le.t.TempDir(), Crash: hook}, Pipeline: le.p}, name)
+	return Run(ctx, Deps{Env: layers.Env{Store: le.store, DB: eng.DB(), ScratchDir: le.t.TempDir(), Crash: hook}}, le.p.Silver[name])
 }
 
 // query reads a Delta table's current rows with DuckDB and renders each row

@@ -79,11 +79,9 @@ import (
 )
 
 // Deps is what a silver run needs from its caller: the shared layer
-// environment (Store and DB are required) and the pipeline declaring the
-// silver tables and their bronze sources.
+// environment (Store and DB are required).
 type Deps struct {
 	layers.Env
-	Pipeline *config.Pipeline
 }
 
 // Crash points passed to Env.Crash.
@@ -125,10 +123,10 @@ func StateDir(table string) string {
 
 // RunAll runs every silver table of the pipeline in declaration order and
 // stops at the first error.
-func RunAll(ctx context.Context, deps Deps) ([]Stats, error) {
+func RunAll(ctx context.Context, deps Deps, p *config.Pipeline) ([]Stats, error) {
 	var out []Stats
-	for _, name := range deps.Pipeline.SilverOrder {
-		st, err := Run(ctx, deps, name)
+	for _, name := range p.SilverOrder {
+		st, err := Run(ctx, deps, p.Silver[name])
 		if err != nil {
 			return out, err
 		}
@@ -137,7 +135,7 @@ func RunAll(ctx context.Context, deps Deps) ([]Stats, error) {
 	return out, nil
 }
 
-// Run processes the bronze rows silver.<table> has not consumed yet as one
+// Run processes the bronze rows the silver table cfg has not consumed yet as one
 // batch plus its no-data batch (see the package doc), and commits the result.
 // A run with no new bronze data commits nothing. Run is safe to repeat after
 // a failure or crash at any point: nothing is lost or doubled. Two runs of
@@ -145,29 +143,22 @@ func RunAll(ctx context.Context, deps Deps) ([]Stats, error) {
 // they do, the one whose commit loses (delta.ErrCommitConflict: the other
 // consumed the same bronze versions) plans again from the tables as they
 // are then, up to layers.MaxCommitAttempts times.
-func Run(ctx context.Context, deps Deps, table string) (Stats, error) {
+func Run(ctx context.Context, deps Deps, cfg *config.Silver) (Stats, error) {
+	table := cfg.Name
 	var st Stats
 	err := layers.RetryConflicts(ctx, deps.Log, "silver."+table, func(int) error {
 		var err error
-		st, err = runOnce(ctx, deps, table)
+		st, err = runOnce(ctx, deps, cfg)
 		return err
 	})
 	return st, err
 }
 
-func runOnce(ctx context.Context, deps Deps, table string) (Stats, error) {
-	if deps.Pipeline == nil || deps.Store == nil || deps.DB == nil {
-		return Stats{}, errors.New("silver: Deps needs Store, Pipeline and DB")
+func runOnce(ctx context.Context, deps Deps, cfg *config.Silver) (Stats, error) {
+	if deps.Store == nil || deps.DB == nil {
+		return Stats{}, errors.New("silver: Deps needs Store and DB")
 	}
-	cfg, ok := deps.Pipeline.Silver[table]
-	if !ok {
-		return Stats{}, fmt.Errorf("silver.%s: no such silver table in the pipeline file", table)
-	}
-	if cfg.Name == "" {
-		c := *cfg
-		c.Name = table
-		cfg = &c
-	}
+	table := cfg.Name
 	sp, err := newSpec(cfg)
 	if err != nil {
 		return Stats{}, err
@@ -628,6 +619,15 @@ func (s Stats) Result() layers.Result {
 
 // Job runs the silver table name of p for the job runner.
 func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (layers.Result, error) {
-	st, err := Run(ctx, Deps{Env: env, Pipeline: p}, name)
+	cfg, ok := p.Silver[name]
+	if !ok {
+		return layers.Result{}, fmt.Errorf("silver.%s: no such silver table in the pipeline file", name)
+	}
+	if cfg.Name == "" {
+		c := *cfg
+		c.Name = name
+		cfg = &c
+	}
+	st, err := Run(ctx, Deps{Env: env}, cfg)
 	return st.Result(), err
 }

@@ -338,7 +338,7 @@ func TestSharedEngine(t *testing.T) {
 		le.keepEngine = eng
 		for _, part := range split(genRows(60), 4) {
 			le.appendBronze(part...)
-			if _, err := RunAll(context.Background(), Deps{Env: layers.Env{Store: store, DB: eng.DB(), ScratchDir: t.TempDir()}, Pipeline: le.p}); err != nil {
+			if _, err := RunAll(context.Background(), Deps{Env: layers.Env{Store: store, DB: eng.DB(), ScratchDir: t.TempDir()}}, le.p); err != nil {
 				t.Fatal(err)
 			}
 		}

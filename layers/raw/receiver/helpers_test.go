@@ -271,7 +271,7 @@ func runBronze(t testing.TB, st lake.Store, p *config.Pipeline, source string, w
 		t.Fatal(err)
 	}
 	defer e.Close()
-	s, err := bronze.Run(ctx, bronze.Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir()}, Pipeline: p}, source)
+	s, err := bronze.Run(ctx, bronze.Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir()}}, p.Sources[source])
 	if err != nil {
 		t.Fatal(err)
 	}
