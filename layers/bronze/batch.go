@@ -67,16 +67,7 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 		return st, 0, err
 	}
 
-	if err := j.d.CrashPoint("bronze.before-files"); err != nil {
-		return st, 0, err
-	}
-	if err := j.upload(ctx, j.table.Dir(), filepath.Join(dir, "bronze"), adds); err != nil {
-		return st, 0, err
-	}
-	if err := j.upload(ctx, j.qtable.Dir(), filepath.Join(dir, "quarantine"), qadds); err != nil {
-		return st, 0, err
-	}
-	if err := j.d.CrashPoint("bronze.after-files"); err != nil {
+	if err := j.uploadBatch(ctx, dir, adds, qadds); err != nil {
 		return st, 0, err
 	}
 
@@ -129,6 +120,21 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 		return st, 0, err
 	}
 	return st, v, nil
+}
+
+// uploadBatch uploads the batch's bronze and quarantine files, between the
+// bronze.before-files and bronze.after-files crash points.
+func (j *job) uploadBatch(ctx context.Context, dir string, adds, qadds []delta.Add) error {
+	if err := j.d.CrashPoint("bronze.before-files"); err != nil {
+		return err
+	}
+	if err := j.upload(ctx, j.table.Dir(), filepath.Join(dir, "bronze"), adds); err != nil {
+		return err
+	}
+	if err := j.upload(ctx, j.qtable.Dir(), filepath.Join(dir, "quarantine"), qadds); err != nil {
+		return err
+	}
+	return j.d.CrashPoint("bronze.after-files")
 }
 
 // preciseBatch types a batch object by object into temp tables, with DuckDB's
