@@ -97,28 +97,44 @@ func (c *Cache) download(ctx context.Context, store Store, key, etag, path strin
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
+	if err := Download(ctx, store, key, etag, path); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	return nil
+}
+
+// Download copies the object key of store into the local file path
+// (creating its directory), through a temp file renamed into place so a
+// reader sees a whole file or none. A non-empty etag must match the
+// object's. Callers that need the key's own layout on disk (DuckDB's
+// hive partitioning reads partition values from the path) use it directly;
+// others use a Cache.
+func Download(ctx context.Context, store Store, key, etag, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("download %s: %w", key, err)
+	}
 	rc, info, err := store.Get(ctx, key)
 	if err != nil {
-		return fmt.Errorf("cache %s: %w", key, err)
+		return fmt.Errorf("download %s: %w", key, err)
 	}
 	defer rc.Close()
 	if info.ETag != "" && etag != "" && info.ETag != etag {
-		return fmt.Errorf("cache %s: object changed while reading (etag %s, want %s)", key, info.ETag, etag)
+		return fmt.Errorf("download %s: object changed while reading (etag %s, want %s)", key, info.ETag, etag)
 	}
-	tmp, err := os.CreateTemp(c.Dir, ".download-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".download-*")
 	if err != nil {
-		return fmt.Errorf("cache %s: %w", key, err)
+		return fmt.Errorf("download %s: %w", key, err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op after the rename
 	if _, err := io.Copy(tmp, ctxReader{ctx: ctx, r: rc}); err != nil {
 		tmp.Close()
-		return fmt.Errorf("cache %s: download: %w", key, err)
+		return fmt.Errorf("download %s: %w", key, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("cache %s: %w", key, err)
+		return fmt.Errorf("download %s: %w", key, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("cache %s: %w", key, err)
+		return fmt.Errorf("download %s: %w", key, err)
 	}
 	return nil
 }

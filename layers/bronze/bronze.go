@@ -25,7 +25,6 @@ import (
 	"strings"
 
 	"github.com/medallion-dev/medallion/internal/config"
-	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
 )
@@ -43,8 +42,8 @@ const (
 // Deps is what a bronze run needs: the shared layer environment (Store
 // and DB are required) and the batch bounds. ScratchDir holds downloaded raw objects and Parquet files before
 // upload; a fresh sub-directory per batch is removed afterwards. Bronze
-// data files read for dedupe come through Env.Cache (data files are
-// immutable), else a cache under ScratchDir.
+// data files read for dedupe are kept in Env.Cache's directory (else under
+// ScratchDir) at their keys' paths.
 type Deps struct {
 	layers.Env
 
@@ -148,6 +147,7 @@ type job struct {
 	// the downloads of an S3 lake's objects.
 	fetched  map[string]string
 	fetchDir string
+	cacheDir string // downloads of existing bronze files, at their keys' paths
 }
 
 // Run promotes every landed raw object of the source src not yet in
@@ -178,9 +178,6 @@ func Run(ctx context.Context, d Deps, src *config.Source) (Stats, error) {
 	if d.ScratchDir == "" {
 		d.ScratchDir = os.TempDir()
 	}
-	if d.Cache == nil {
-		d.Cache = &lake.Cache{Dir: filepath.Join(d.ScratchDir, "medallion-bronze-cache")}
-	}
 	j := &job{
 		d: d, src: src, plan: plan,
 		table:    delta.Open(d.Store, ref.Dir()),
@@ -188,6 +185,10 @@ func Run(ctx context.Context, d Deps, src *config.Source) (Stats, error) {
 		log:      d.Log.With("table", ref.String()),
 		maxLine:  d.MaxLineBytes,
 		noHeader: !src.CSV.Header,
+		cacheDir: filepath.Join(d.ScratchDir, "medallion-bronze-cache"),
+	}
+	if d.Cache != nil && d.Cache.Dir != "" {
+		j.cacheDir = d.Cache.Dir
 	}
 	conn, err := d.DB.Conn(ctx)
 	if err != nil {

@@ -3,6 +3,7 @@ package bronze
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/warehouse"
 )
@@ -496,7 +498,7 @@ func (j *job) existingFiles(ctx context.Context, conn *sql.Conn, b batchKeys, sn
 			continue
 		}
 		key := j.table.Key(f.Path)
-		dst, err := j.d.Cache.Path(ctx, j.d.Store, key, "")
+		dst, err := j.existingFile(ctx, key)
 		if err != nil {
 			return nil, err
 		}
@@ -507,6 +509,22 @@ func (j *job) existingFiles(ctx context.Context, conn *sql.Conn, b batchKeys, sn
 	}
 	j.log.Debug("dedupe: existing files", "read", len(out), "skipped_by_stats", skipped)
 	return out, nil
+}
+
+// existingFile returns a local copy of the bronze data file key for the
+// dedupe: the lake's own file on a local lake, else a download kept under
+// the cache directory at the key's own path (data files are immutable, so
+// the key is a valid cache key), because the dedupe reads the partition
+// value from the path (hive partitioning).
+func (j *job) existingFile(ctx context.Context, key string) (string, error) {
+	if lp, ok := j.d.Store.(lake.LocalPather); ok {
+		return lp.LocalPath(key), nil
+	}
+	dst := filepath.Join(j.cacheDir, filepath.FromSlash(key))
+	if _, err := os.Stat(dst); err == nil || !errors.Is(err, os.ErrNotExist) {
+		return dst, err
+	}
+	return dst, lake.Download(ctx, j.d.Store, key, "", dst)
 }
 
 // batchPartitions returns the partition values the batch has rows in, or
