@@ -173,26 +173,9 @@ func AcquireWith(ctx context.Context, store lake.Store, job, owner string, o Lea
 	}
 	dir := LeasePrefix + job + "/"
 
-	readStart := o.Clock.Now()
-	gens, err := listGenerations(ctx, store, dir)
+	g, err := freeGeneration(ctx, store, dir, job, o)
 	if err != nil {
-		return nil, fmt.Errorf("lease %s: %w", job, err)
-	}
-	var g int64
-	if len(gens) > 0 {
-		g = gens[len(gens)-1]
-		cur, err := readLease(ctx, store, genKey(dir, g))
-		if errors.Is(err, lake.ErrNotExist) {
-			// Deleted since we listed: only a newer holder deletes.
-			return nil, fmt.Errorf("lease %s: %w (generation %d replaced while reading)", job, ErrLeaseHeld, g)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("lease %s: %w", job, err)
-		}
-		if !cur.Released && !readStart.After(cur.Expires.Add(o.MaxSkew)) {
-			return nil, fmt.Errorf("lease %s: %w: %s (generation %d) holds it since %s, renewed until %s",
-				job, ErrLeaseHeld, cur.Owner, cur.Generation, cur.Acquired.UTC().Format(time.RFC3339), cur.Expires.UTC().Format(time.RFC3339Nano))
-		}
+		return nil, err
 	}
 
 	now := o.Clock.Now()
@@ -241,6 +224,35 @@ func AcquireWith(ctx context.Context, store lake.Store, job, owner string, o Lea
 	}
 	go h.renewLoop()
 	return h, nil
+}
+
+// freeGeneration returns the newest generation of job's lease when it
+// is free to take over (released, or expired past the allowed clock skew
+// when the listing started), 0 when there is none, and an error wrapping
+// ErrLeaseHeld naming the holder otherwise.
+func freeGeneration(ctx context.Context, store lake.Store, dir, job string, o LeaseOptions) (int64, error) {
+	readStart := o.Clock.Now()
+	gens, err := listGenerations(ctx, store, dir)
+	if err != nil {
+		return 0, fmt.Errorf("lease %s: %w", job, err)
+	}
+	if len(gens) == 0 {
+		return 0, nil
+	}
+	g := gens[len(gens)-1]
+	cur, err := readLease(ctx, store, genKey(dir, g))
+	if errors.Is(err, lake.ErrNotExist) {
+		// Deleted since we listed: only a newer holder deletes.
+		return 0, fmt.Errorf("lease %s: %w (generation %d replaced while reading)", job, ErrLeaseHeld, g)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("lease %s: %w", job, err)
+	}
+	if !cur.Released && !readStart.After(cur.Expires.Add(o.MaxSkew)) {
+		return 0, fmt.Errorf("lease %s: %w: %s (generation %d) holds it since %s, renewed until %s",
+			job, ErrLeaseHeld, cur.Owner, cur.Generation, cur.Acquired.UTC().Format(time.RFC3339), cur.Expires.UTC().Format(time.RFC3339Nano))
+	}
+	return g, nil
 }
 
 // Context is cancelled when the lease is lost (context.Cause is then an

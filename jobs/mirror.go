@@ -3,9 +3,12 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/warehouse"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror"
 )
 
@@ -17,6 +20,39 @@ const MirrorLayer layers.Layer = "mirror"
 // MirrorDisabled is what a run says, once, instead of running mirror jobs
 // when the pipeline's postgres: is empty.
 const MirrorDisabled = "mirror disabled: postgres is not set"
+
+// MirrorSpec is the pgmirror.Spec of a mirror: entry of the pipeline file
+// (to: "schema.table", or "table" in public). It lives here, not in
+// pgmirror, so that the mirror does not depend on the configuration.
+func MirrorSpec(m *config.Mirror) (pgmirror.Spec, error) {
+	ref, err := layers.ParseTableRef(m.Table, "")
+	if err != nil {
+		return pgmirror.Spec{}, fmt.Errorf("mirror of %s: %w", m.Table, err)
+	}
+	schema, table, ok := strings.Cut(m.To, ".")
+	if !ok {
+		schema, table = "public", m.To
+	}
+	s := pgmirror.Spec{Source: WarehouseRef(ref), Schema: schema, Table: table, Key: slices.Clone(m.Key)}
+	return s, s.Validate()
+}
+
+// WarehouseRef is the warehouse's name for a layer table: its DuckDB schema
+// is the layer.
+func WarehouseRef(r layers.TableRef) warehouse.TableRef {
+	return warehouse.TableRef{Schema: string(r.Layer), Name: r.Name}
+}
+
+// WarehouseTables is layers.Tables(p) as the warehouse names them: every
+// table the pipeline declares, system tables included, in pipeline order.
+func WarehouseTables(p *config.Pipeline) []warehouse.TableRef {
+	refs := layers.Tables(p)
+	out := make([]warehouse.TableRef, len(refs))
+	for i, r := range refs {
+		out[i] = WarehouseRef(r)
+	}
+	return out
+}
 
 // mirrorJobs lists a job per mirror: entry, in the order the file declares
 // them.
@@ -68,7 +104,7 @@ func (r *Runner) runMirror(ctx context.Context, t layers.TableRef) (string, erro
 	if cfg == nil {
 		return "", fmt.Errorf("%s: no mirror: entry has to: %s", t, t.Name)
 	}
-	spec, err := pgmirror.FromConfig(cfg)
+	spec, err := MirrorSpec(cfg)
 	if err != nil {
 		return "", err
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
-	"github.com/medallion-dev/medallion/layers"
 )
 
 // AsOf selects which version of every table a query reads: the latest, a
@@ -73,7 +72,7 @@ type Catalog struct {
 
 // AttachedTable is one table's view.
 type AttachedTable struct {
-	Ref     layers.TableRef
+	Ref     TableRef
 	Version int64     // the snapshot the view reads
 	Time    time.Time // that snapshot's commit time
 	Files   int
@@ -104,7 +103,7 @@ const DownloadParallelism = 8
 // Attach makes every table in refs queryable by name in eng: it creates the
 // schemas bronze, silver and gold and a view <layer>.<name> over the data
 // files of the table's snapshot chosen by asOf. See AttachCatalog.
-func Attach(ctx context.Context, eng *Engine, store lake.Store, cache *lake.Cache, refs []layers.TableRef, asOf AsOf) error {
+func Attach(ctx context.Context, eng *Engine, store lake.Store, cache *lake.Cache, refs []TableRef, asOf AsOf) error {
 	_, err := AttachCatalog(ctx, eng, store, cache, refs, asOf)
 	return err
 }
@@ -123,9 +122,9 @@ func Attach(ctx context.Context, eng *Engine, store lake.Store, cache *lake.Cach
 // have is an error naming the table (wrapping delta.ErrNoVersion). Files of
 // a store that is not local are fetched through cache, in parallel; files
 // already cached are not fetched again. The engine's TimeZone is set to UTC.
-func AttachCatalog(ctx context.Context, eng *Engine, store lake.Store, cache *lake.Cache, refs []layers.TableRef, asOf AsOf) (*Catalog, error) {
+func AttachCatalog(ctx context.Context, eng *Engine, store lake.Store, cache *lake.Cache, refs []TableRef, asOf AsOf) (*Catalog, error) {
 	type loaded struct {
-		ref    layers.TableRef
+		ref    TableRef
 		snap   *delta.Snapshot
 		schema *delta.Schema
 		paths  []string // local path per snap.Files[i]
@@ -237,7 +236,7 @@ func AttachCatalog(ctx context.Context, eng *Engine, store lake.Store, cache *la
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", tb.ref, err)
 		}
-		q := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS\n%s", QuoteIdent(string(tb.ref.Layer)), QuoteIdent(tb.ref.Name), view)
+		q := fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS\n%s", QuoteIdent(tb.ref.Schema), QuoteIdent(tb.ref.Name), view)
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("attach table %s version %d: %w", tb.ref, tb.snap.Version, err)
 		}

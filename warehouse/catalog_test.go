@@ -15,10 +15,9 @@ import (
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
-	"github.com/medallion-dev/medallion/layers"
 )
 
-var metersRef = layers.TableRef{Layer: layers.Bronze, Name: "meters"}
+var metersRef = TableRef{Schema: "bronze", Name: "meters"}
 
 const metersSchema = `{"type":"struct","fields":[
  {"name":"meter_id","type":"string","nullable":false,"metadata":{}},
@@ -104,7 +103,7 @@ func tryQueryCSV(store lake.Store, cache *lake.Cache, asOf AsOf, query string) (
 		return "", err
 	}
 	defer eng.Close()
-	refs := []layers.TableRef{metersRef, layers.Quarantine(), {Layer: layers.Silver, Name: "not_yet"}}
+	refs := []TableRef{metersRef, {Schema: "bronze", Name: "_quarantine"}, {Schema: "silver", Name: "not_yet"}}
 	cat, err := AttachCatalog(ctx, eng, store, cache, refs, asOf)
 	if err != nil {
 		return "", err

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror"
 )
 
@@ -40,27 +41,9 @@ func runMirror(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintln(a.stdout, "nothing to mirror: the pipeline file has no mirror: entries")
 		return nil
 	}
-	var syncs, rebuilds []*config.Mirror
-	for _, name := range rebuild {
-		m, err := findMirror(p, name)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(rebuilds, m) {
-			rebuilds = append(rebuilds, m)
-		}
-	}
-	for _, name := range pos {
-		m, err := findMirror(p, name)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(syncs, m) && !slices.Contains(rebuilds, m) {
-			syncs = append(syncs, m)
-		}
-	}
-	if len(pos) == 0 && len(rebuild) == 0 {
-		syncs = p.Mirror
+	syncs, rebuilds, err := pickMirrors(p, pos, rebuild)
+	if err != nil {
+		return err
 	}
 	if strings.TrimSpace(p.Postgres) == "" {
 		return errors.New("postgres: is not set in the pipeline file: set it (postgres: ${DATABASE_URL}) and export DATABASE_URL")
@@ -80,7 +63,7 @@ func runMirror(ctx context.Context, a *app, args []string) error {
 
 	var errs []error
 	do := func(m *config.Mirror, fn func(context.Context, pgmirror.Spec) (*pgmirror.Result, error)) {
-		spec, err := pgmirror.FromConfig(m)
+		spec, err := jobs.MirrorSpec(m)
 		var res *pgmirror.Result
 		if err == nil {
 			res, err = fn(ctx, spec)
@@ -105,6 +88,34 @@ func runMirror(ctx context.Context, a *app, args []string) error {
 		return errs[0]
 	}
 	return fmt.Errorf("%d mirrors failed; first: %w", len(errs), errs[0])
+}
+
+// pickMirrors sorts the mirror: entries named on the command line into
+// those to sync and those to rebuild (a table named both ways is rebuilt
+// once); with no names at all every entry is synced.
+func pickMirrors(p *config.Pipeline, names, rebuild []string) (syncs, rebuilds []*config.Mirror, err error) {
+	for _, name := range rebuild {
+		m, err := findMirror(p, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !slices.Contains(rebuilds, m) {
+			rebuilds = append(rebuilds, m)
+		}
+	}
+	for _, name := range names {
+		m, err := findMirror(p, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !slices.Contains(syncs, m) && !slices.Contains(rebuilds, m) {
+			syncs = append(syncs, m)
+		}
+	}
+	if len(names) == 0 && len(rebuild) == 0 {
+		syncs = p.Mirror
+	}
+	return syncs, rebuilds, nil
 }
 
 // findMirror finds the mirror: entry of a table as the user names it: the

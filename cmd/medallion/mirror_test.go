@@ -18,6 +18,7 @@ import (
 
 	"github.com/medallion-dev/medallion/internal/crashpoint"
 	"github.com/medallion-dev/medallion/internal/testenv"
+	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
@@ -99,7 +100,7 @@ func (e *mirrorEnv) equal(mirrors map[string]string) {
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		n := pgmirrortest.AssertEqual(e.t, e.store, ref, warehouse.Latest(), e.conn, e.schema, target)
+		n := pgmirrortest.AssertEqual(e.t, e.store, jobs.WarehouseRef(ref), warehouse.Latest(), e.conn, e.schema, target)
 		if n == 0 {
 			e.t.Errorf("%s: no rows", table)
 		}
@@ -300,7 +301,7 @@ func TestMirrorCrash(t *testing.T) {
 	body := strings.NewReplacer("{extra}", "", "{topkey}", "meter_id").Replace(mirrorPipeline)
 	e.write(body)
 	mirrors := map[string]string{"bronze.meters": "meters", "silver.usage_1m": "Usage1m", "gold.usage_ma": "usage_ma", "gold.top_meters": "top_meters"}
-	ref := layers.TableRef{Layer: layers.Bronze, Name: "meters"}
+	ref := warehouse.TableRef{Schema: "bronze", Name: "meters"}
 	for i, point := range []string{pgmirror.CrashDuringCopy, pgmirror.CrashBeforeCommit, pgmirror.CrashAfterCommit, pgmirror.CrashDuringCopy} {
 		e.ingest(i*30, 30*60, 1, float64(i)) // 5400 readings: the COPY is under way at the crash
 		e.cli(0, "run", "gold")

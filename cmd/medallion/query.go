@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
@@ -65,7 +65,7 @@ func runQuery(ctx context.Context, a *app, args []string) error {
 	}
 	defer ws.Close()
 	eng := ws.eng
-	cat, err := warehouse.AttachCatalog(ctx, eng, ws.store, ws.cache, layers.Tables(p), asOf)
+	cat, err := warehouse.AttachCatalog(ctx, eng, ws.store, ws.cache, jobs.WarehouseTables(p), asOf)
 	if err != nil {
 		return err
 	}
@@ -86,31 +86,34 @@ func runQuery(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintf(a.stderr, "wrote %d rows to %s\n", n, *out)
 		return nil
 	}
-	w := a.stdout
-	var f *os.File
-	var tmp string
-	if *out != "" {
-		// Write next to the target and rename: a reader never sees half a file.
-		f, err = os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".tmp-*")
-		if err != nil {
-			return fmt.Errorf("write %s: %w", *out, err)
-		}
-		tmp = f.Name()
-		defer os.Remove(tmp)
-		w = f
+	return queryError(writeResult(ctx, eng, query, format, *out, a.stdout), cat)
+}
+
+// writeResult runs query and writes its result in format to the file out,
+// or to stdout when out is empty. A file is written next to its target and
+// renamed, so a reader never sees half a file.
+func writeResult(ctx context.Context, eng *warehouse.Engine, query string, format warehouse.Format, out string, stdout io.Writer) error {
+	if out == "" {
+		_, err := eng.Query(ctx, query, format, stdout)
+		return err
 	}
-	_, qerr := eng.Query(ctx, query, format, w)
-	if f != nil {
-		if err := f.Close(); err != nil && qerr == nil {
-			qerr = fmt.Errorf("write %s: %w", *out, err)
-		}
-		if qerr == nil {
-			if err := os.Rename(tmp, *out); err != nil {
-				return fmt.Errorf("write %s: %w", *out, err)
-			}
-		}
+	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
 	}
-	return queryError(qerr, cat)
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, qerr := eng.Query(ctx, query, format, f)
+	if err := f.Close(); err != nil && qerr == nil {
+		qerr = fmt.Errorf("write %s: %w", out, err)
+	}
+	if qerr != nil {
+		return qerr
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	return nil
 }
 
 // queryError adds what a user needs to a failed query: the tables there are

@@ -22,7 +22,6 @@ import (
 
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/jobs"
-	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror/pgmirrortest"
 )
@@ -263,7 +262,7 @@ func TestServeStream(t *testing.T) {
 		t.Fatalf("%d of %d acknowledged rows missing from bronze", missing, nAcked)
 	}
 	// And PostgreSQL equals the lake after the final run.
-	ref := layers.TableRef{Layer: layers.Gold, Name: "usage_ma"}
+	ref := warehouse.TableRef{Schema: "gold", Name: "usage_ma"}
 	pgmirrortest.AssertEqual(t, l.store, ref, warehouse.Latest(), conn, schema, "usage_ma")
 }
 

@@ -38,7 +38,9 @@ type sqlScan struct {
 }
 
 // scanSQL tokenizes just enough SQL to find table references, the first
-// keyword and statement boundaries.
+// keyword and statement boundaries. It is one state machine over the
+// bytes, kept in one function on purpose: the states share the position
+// and the literal/comment context, which helpers would pass back and forth.
 func scanSQL(s string) sqlScan {
 	var sc sqlScan
 	pendingStmt := false // a ';' was seen; the next token starts a statement

@@ -167,43 +167,7 @@ func (t *Table) Commit(ctx context.Context, base *Snapshot, c Commit) (*Snapshot
 	}
 	for attempt := 1; ; attempt++ {
 		version := st.version + 1
-		now := time.Now()
-		info := c.Info
-		info.Timestamp = now.UnixMilli()
-		info.ReadVersion = ptr(base.Version)
-		info.IsBlindAppend = ptr(c.IsBlindAppend)
-		if info.Operation == "" {
-			info.Operation = "WRITE"
-		}
-		if info.EngineInfo == "" {
-			info.EngineInfo = engineInfo
-		}
-		actions := make([]action, 0, 2+len(c.Txns)+len(c.Removes)+len(c.Adds))
-		actions = append(actions, action{CommitInfo: &info})
-		if c.Metadata != nil {
-			actions = append(actions, action{MetaData: c.Metadata})
-		}
-		for i := range c.Txns {
-			tx := c.Txns[i]
-			if tx.LastUpdated == 0 {
-				tx.LastUpdated = now.UnixMilli()
-			}
-			actions = append(actions, action{Txn: &tx})
-		}
-		for i := range c.Removes {
-			r := c.Removes[i]
-			if r.DeletionTimestamp == 0 {
-				r.DeletionTimestamp = now.UnixMilli()
-			}
-			actions = append(actions, action{Remove: &r})
-		}
-		for i := range c.Adds {
-			a := c.Adds[i]
-			if a.PartitionValues == nil {
-				a.PartitionValues = PartitionValues{}
-			}
-			actions = append(actions, action{Add: &a})
-		}
+		info, actions := c.actions(base.Version, time.Now())
 		b, err := encodeActions(actions)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", t.name(), err)
@@ -214,7 +178,7 @@ func (t *Table) Commit(ctx context.Context, base *Snapshot, c Commit) (*Snapshot
 				st.apply(a)
 			}
 			st.version = version
-			st.timestamp = commit{info: &info}.timestamp(o)
+			st.timestamp = commit{info: info}.timestamp(o)
 			snap, err := st.snapshot(t)
 			if err != nil {
 				return nil, err
@@ -241,6 +205,49 @@ func (t *Table) Commit(ctx context.Context, base *Snapshot, c Commit) (*Snapshot
 			return nil, err
 		}
 	}
+}
+
+// actions are the log actions of c read at readVersion and written at
+// now: commitInfo first, then metadata, txns, removes and adds, with the
+// timestamps the caller left unset filled in.
+func (c *Commit) actions(readVersion int64, now time.Time) (*CommitInfo, []action) {
+	info := c.Info
+	info.Timestamp = now.UnixMilli()
+	info.ReadVersion = ptr(readVersion)
+	info.IsBlindAppend = ptr(c.IsBlindAppend)
+	if info.Operation == "" {
+		info.Operation = "WRITE"
+	}
+	if info.EngineInfo == "" {
+		info.EngineInfo = engineInfo
+	}
+	actions := make([]action, 0, 2+len(c.Txns)+len(c.Removes)+len(c.Adds))
+	actions = append(actions, action{CommitInfo: &info})
+	if c.Metadata != nil {
+		actions = append(actions, action{MetaData: c.Metadata})
+	}
+	for i := range c.Txns {
+		tx := c.Txns[i]
+		if tx.LastUpdated == 0 {
+			tx.LastUpdated = now.UnixMilli()
+		}
+		actions = append(actions, action{Txn: &tx})
+	}
+	for i := range c.Removes {
+		r := c.Removes[i]
+		if r.DeletionTimestamp == 0 {
+			r.DeletionTimestamp = now.UnixMilli()
+		}
+		actions = append(actions, action{Remove: &r})
+	}
+	for i := range c.Adds {
+		a := c.Adds[i]
+		if a.PartitionValues == nil {
+			a.PartitionValues = PartitionValues{}
+		}
+		actions = append(actions, action{Add: &a})
+	}
+	return &info, actions
 }
 
 // checkCommit refuses a malformed commit, normalizes its metadata, adds the

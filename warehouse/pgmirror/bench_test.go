@@ -7,7 +7,7 @@ import (
 
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake/delta"
-	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/warehouse"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror/pgmirrortest"
 )
@@ -34,7 +34,7 @@ func BenchmarkFirstLoad(b *testing.B) {
 	const n = 500_000
 	dsn := testenv.PostgresURL(b)
 	schema, _ := pgmirrortest.Schema(b, dsn, "mirror_bench_")
-	ref := layers.TableRef{Layer: layers.Bronze, Name: "meters"}
+	ref := warehouse.TableRef{Schema: "bronze", Name: "meters"}
 	f := newFixture(b, ref, meterSchema)
 	f.commit([]delta.Add{f.file(meterRows(0, n/2), nil), f.file(meterRows(n/2, n/2), nil)}, nil, nil)
 	m := f.mirror(dsn)

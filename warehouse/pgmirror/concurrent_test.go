@@ -9,7 +9,6 @@ import (
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
-	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror/pgmirrortest"
@@ -42,7 +41,7 @@ func TestConcurrentSyncsOfOneTarget(t *testing.T) {
 	t.Parallel()
 	dsn := testenv.PostgresURL(t)
 	schema, conn := pgmirrortest.Schema(t, dsn, "mirror_conc_")
-	ref := layers.TableRef{Layer: layers.Gold, Name: "usage"}
+	ref := warehouse.TableRef{Schema: "gold", Name: "usage"}
 	f := newFixture(t, ref, basicSchema)
 	f.commit([]delta.Add{f.file(rows(0, 100, "i"), nil)}, nil, nil)
 	spec := pgmirror.Spec{Source: ref, Schema: schema, Table: "usage", Key: []string{"id"}}

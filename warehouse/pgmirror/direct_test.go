@@ -11,7 +11,6 @@ import (
 
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake/delta"
-	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror/pgmirrortest"
@@ -49,7 +48,7 @@ func TestDirectLoad(t *testing.T) {
 	dsn := testenv.PostgresURL(t)
 	schema, conn := pgmirrortest.Schema(t, dsn, "mirror_direct_")
 	ctx := context.Background()
-	ref := layers.TableRef{Layer: layers.Silver, Name: "direct"}
+	ref := warehouse.TableRef{Schema: "silver", Name: "direct"}
 	wide := schemaOf(append(basicSchema.Fields, field("day", "date"), field("at", "timestamp"), field("ok", "boolean"),
 		field("amount", "decimal(12,3)"), field("n", "integer"), field("raw", "binary"),
 		delta.Field{Name: "tags", Type: delta.DataType{Name: "array", ElementType: &delta.DataType{Name: "string"}, ContainsNull: true}, Nullable: true})...)
@@ -157,7 +156,7 @@ func TestPrimaryKeyInKeyOrder(t *testing.T) {
 	dsn := testenv.PostgresURL(t)
 	schema, conn := pgmirrortest.Schema(t, dsn, "mirror_keyorder_")
 	ctx := context.Background()
-	ref := layers.TableRef{Layer: layers.Silver, Name: "keyorder"}
+	ref := warehouse.TableRef{Schema: "silver", Name: "keyorder"}
 	f := newFixture(t, ref, basicSchema)
 	m := f.mirror(dsn)
 	staged := pgmirror.Spec{Source: ref, Schema: schema, Table: "staged", Key: []string{"grp", "id"}}

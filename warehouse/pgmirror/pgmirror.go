@@ -30,9 +30,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/lake"
-	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
@@ -51,26 +49,13 @@ const (
 )
 
 // Spec is one mirror: a lake table and the PostgreSQL table it is copied to.
+// The pipeline file's mirror: entries are turned into Specs by package jobs
+// (jobs.MirrorSpec), so this package does not depend on the configuration.
 type Spec struct {
-	Source layers.TableRef // the lake table, gold.meter_usage_ma
-	Schema string          // the PostgreSQL schema of the target
-	Table  string          // the PostgreSQL table name
-	Key    []string        // primary key columns (lake column names)
-}
-
-// FromConfig is the Spec of a mirror: entry of the pipeline file
-// (to: "schema.table", or "table" in public).
-func FromConfig(m *config.Mirror) (Spec, error) {
-	ref, err := layers.ParseTableRef(m.Table, "")
-	if err != nil {
-		return Spec{}, fmt.Errorf("mirror of %s: %w", m.Table, err)
-	}
-	schema, table, ok := strings.Cut(m.To, ".")
-	if !ok {
-		schema, table = "public", m.To
-	}
-	s := Spec{Source: ref, Schema: schema, Table: table, Key: slices.Clone(m.Key)}
-	return s, s.Validate()
+	Source warehouse.TableRef // the lake table, gold.meter_usage_ma
+	Schema string             // the PostgreSQL schema of the target
+	Table  string             // the PostgreSQL table name
+	Key    []string           // primary key columns (lake column names)
 }
 
 // Target names the PostgreSQL table as schema.table (unquoted: how users

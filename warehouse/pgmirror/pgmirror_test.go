@@ -19,7 +19,6 @@ import (
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
-	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror/pgmirrortest"
@@ -32,13 +31,13 @@ type fixture struct {
 	ctx   context.Context
 	store lake.Store
 	eng   *warehouse.Engine
-	ref   layers.TableRef
+	ref   warehouse.TableRef
 	tbl   *delta.Table
 	snap  *delta.Snapshot
 	n     int
 }
 
-func newFixture(t testing.TB, ref layers.TableRef, schema *delta.Schema, partCols ...string) *fixture {
+func newFixture(t testing.TB, ref warehouse.TableRef, schema *delta.Schema, partCols ...string) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	eng, err := warehouse.Open(ctx, warehouse.DefaultOptions())
@@ -140,7 +139,7 @@ func TestIncremental(t *testing.T) {
 	t.Parallel()
 	dsn := testenv.PostgresURL(t)
 	schema, conn := pgmirrortest.Schema(t, dsn, "mirror_inc_")
-	ref := layers.TableRef{Layer: layers.Gold, Name: "usage"}
+	ref := warehouse.TableRef{Schema: "gold", Name: "usage"}
 	f := newFixture(t, ref, basicSchema)
 	m := f.mirror(dsn)
 	spec := pgmirror.Spec{Source: ref, Schema: schema, Table: "usage", Key: []string{"id"}}
@@ -226,7 +225,7 @@ func TestTypesAndQuoting(t *testing.T) {
 	t.Parallel()
 	dsn := testenv.PostgresURL(t)
 	schema, conn := pgmirrortest.Schema(t, dsn, `Mirror "Q" `)
-	ref := layers.TableRef{Layer: layers.Silver, Name: "types"}
+	ref := warehouse.TableRef{Schema: "silver", Name: "types"}
 	point := delta.DataType{Name: "struct", Fields: []delta.Field{field("x", "double"), field("Label", "string")}}
 	tags := delta.DataType{Name: "array", ElementType: &delta.DataType{Name: "string"}, ContainsNull: true}
 	attrs := delta.DataType{Name: "map", KeyType: &delta.DataType{Name: "string"}, ValueType: &delta.DataType{Name: "long"}, ValueContainsNull: true}
@@ -308,7 +307,7 @@ func TestSchemaChanges(t *testing.T) {
 	t.Parallel()
 	dsn := testenv.PostgresURL(t)
 	schema, conn := pgmirrortest.Schema(t, dsn, "mirror_schema_")
-	ref := layers.TableRef{Layer: layers.Gold, Name: "Meter Stats"}
+	ref := warehouse.TableRef{Schema: "gold", Name: "Meter Stats"}
 	f := newFixture(t, ref, basicSchema)
 	f.commit([]delta.Add{f.file(rows(0, 50000, "i"), nil)}, nil, nil)
 	m := f.mirror(dsn)
@@ -454,7 +453,7 @@ func TestConcurrentSyncs(t *testing.T) {
 	t.Parallel()
 	dsn := testenv.PostgresURL(t)
 	schema, conn := pgmirrortest.Schema(t, dsn, "mirror_conc_")
-	ref := layers.TableRef{Layer: layers.Gold, Name: "c"}
+	ref := warehouse.TableRef{Schema: "gold", Name: "c"}
 	f := newFixture(t, ref, basicSchema)
 	f.commit([]delta.Add{f.file(rows(0, 20000, "i"), nil)}, nil, nil)
 	spec := pgmirror.Spec{Source: ref, Schema: schema, Table: "c", Key: []string{"id"}}
@@ -488,7 +487,7 @@ func TestConcurrentSyncs(t *testing.T) {
 // times, then reported once.
 func TestRetry(t *testing.T) {
 	t.Parallel()
-	ref := layers.TableRef{Layer: layers.Gold, Name: "r"}
+	ref := warehouse.TableRef{Schema: "gold", Name: "r"}
 	f := newFixture(t, ref, basicSchema)
 	m := f.mirror("postgres://postgres@127.0.0.1:1/test?connect_timeout=2")
 	start := time.Now()

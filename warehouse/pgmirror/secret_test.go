@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/warehouse"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror"
 )
 
@@ -18,7 +18,7 @@ import (
 // ("lookup Sekr1tPW@127.0.0.1: no such host").
 func TestConnectErrorHidesPassword(t *testing.T) {
 	t.Parallel()
-	ref := layers.TableRef{Layer: layers.Gold, Name: "p"}
+	ref := warehouse.TableRef{Schema: "gold", Name: "p"}
 	f := newFixture(t, ref, basicSchema)
 	for _, dsn := range []string{
 		"postgres://medallion:Sekr1tPW@127.0.0.1:1/test?connect_timeout=2",

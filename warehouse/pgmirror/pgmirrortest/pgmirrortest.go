@@ -19,7 +19,6 @@ import (
 
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
-	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror"
 )
@@ -76,7 +75,7 @@ func State(t testing.TB, conn *pgx.Conn, schema, table string) (int64, bool) {
 
 // LakeRows returns the rows of a lake table at asOf, as canonical text
 // lines (sorted), and the table's Delta schema.
-func LakeRows(t testing.TB, store lake.Store, ref layers.TableRef, asOf warehouse.AsOf) ([]string, *delta.Schema) {
+func LakeRows(t testing.TB, store lake.Store, ref warehouse.TableRef, asOf warehouse.AsOf) ([]string, *delta.Schema) {
 	t.Helper()
 	ctx := context.Background()
 	tbl := delta.Open(store, ref.Dir())
@@ -100,7 +99,7 @@ func LakeRows(t testing.TB, store lake.Store, ref layers.TableRef, asOf warehous
 	}
 	defer eng.Close()
 	cache := &lake.Cache{Dir: t.TempDir()}
-	if err := warehouse.Attach(ctx, eng, store, cache, []layers.TableRef{ref}, warehouse.AsOf{Version: snap.Version, HasVersion: true}); err != nil {
+	if err := warehouse.Attach(ctx, eng, store, cache, []warehouse.TableRef{ref}, warehouse.AsOf{Version: snap.Version, HasVersion: true}); err != nil {
 		t.Fatalf("attach %s: %v", ref, err)
 	}
 	exprs := make([]string, len(schema.Fields))
@@ -118,7 +117,7 @@ func LakeRows(t testing.TB, store lake.Store, ref layers.TableRef, asOf warehous
 			exprs[i] = id
 		}
 	}
-	q := "SELECT " + strings.Join(exprs, ", ") + " FROM " + pgx.Identifier{string(ref.Layer), ref.Name}.Sanitize()
+	q := "SELECT " + strings.Join(exprs, ", ") + " FROM " + pgx.Identifier{ref.Schema, ref.Name}.Sanitize()
 	rows, err := eng.DB().QueryContext(ctx, q)
 	if err != nil {
 		t.Fatalf("query %s: %v\n%s", ref, err, q)
@@ -184,7 +183,7 @@ func PGRows(t testing.TB, conn *pgx.Conn, schema, table string, lakeSchema *delt
 // AssertEqual fails t unless PostgreSQL's schema.table holds exactly the
 // rows of the lake table at asOf (duplicates counted). It returns the
 // number of rows.
-func AssertEqual(t testing.TB, store lake.Store, ref layers.TableRef, asOf warehouse.AsOf, conn *pgx.Conn, schema, table string) int {
+func AssertEqual(t testing.TB, store lake.Store, ref warehouse.TableRef, asOf warehouse.AsOf, conn *pgx.Conn, schema, table string) int {
 	t.Helper()
 	want, lakeSchema := LakeRows(t, store, ref, asOf)
 	got := PGRows(t, conn, schema, table, lakeSchema)

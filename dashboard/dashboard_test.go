@@ -152,7 +152,7 @@ func (f *fixture) count(t *testing.T, ref layers.TableRef, q string) int64 {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	if err := warehouse.Attach(ctx, eng, f.store, f.runner.Cache, []layers.TableRef{ref}, warehouse.Latest()); err != nil {
+	if err := warehouse.Attach(ctx, eng, f.store, f.runner.Cache, []warehouse.TableRef{jobs.WarehouseRef(ref)}, warehouse.Latest()); err != nil {
 		t.Fatal(err)
 	}
 	var n int64

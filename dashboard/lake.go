@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
@@ -131,7 +132,7 @@ func (r *reader) with(ctx context.Context, ref layers.TableRef, version int64, f
 	key := ref.String()
 	if v, ok := r.attached[key]; !ok || v != version {
 		delete(r.attached, key)
-		cat, err := warehouse.AttachCatalog(ctx, r.eng, r.store, r.cache, []layers.TableRef{ref},
+		cat, err := warehouse.AttachCatalog(ctx, r.eng, r.store, r.cache, []warehouse.TableRef{jobs.WarehouseRef(ref)},
 			warehouse.AsOf{Version: version, HasVersion: true})
 		if err != nil {
 			return err
