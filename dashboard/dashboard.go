@@ -56,7 +56,7 @@ type Options struct {
 	Pipeline *config.Pipeline
 	// Cache holds local copies of lake objects for S3 lakes (the same
 	// cache the rest of medallion uses).
-	Cache *warehouse.Cache
+	Cache *lake.Cache
 	// Engine bounds the dashboard's own DuckDB engine; see
 	// DefaultEngineOptions.
 	Engine warehouse.Options

@@ -110,7 +110,7 @@ func newFixtureOn(t *testing.T, store lake.Store) *fixture {
 	}
 	t.Cleanup(func() { eng.Close() })
 	f := &fixture{p: p, store: store, runner: &jobs.Runner{
-		Store: store, Pipeline: p, Engine: eng, Cache: &warehouse.Cache{Dir: filepath.Join(dir, "cache")},
+		Store: store, Pipeline: p, Engine: eng, Cache: &lake.Cache{Dir: filepath.Join(dir, "cache")},
 		Log: slog.New(slog.DiscardHandler),
 	}}
 	// Four deliveries, split on line boundaries.

@@ -120,13 +120,13 @@ func (c *ttlCache[T]) get(load func() (T, error)) (T, error) {
 type reader struct {
 	eng   *warehouse.Engine
 	store lake.Store
-	cache *warehouse.Cache
+	cache *lake.Cache
 
 	mu       sync.Mutex
 	attached map[string]int64 // table -> version its view reads
 }
 
-func newReader(eng *warehouse.Engine, store lake.Store, cache *warehouse.Cache) *reader {
+func newReader(eng *warehouse.Engine, store lake.Store, cache *lake.Cache) *reader {
 	return &reader{eng: eng, store: store, cache: cache, attached: map[string]int64{}}
 }
 

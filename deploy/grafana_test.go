@@ -327,7 +327,7 @@ func buildExample(ctx context.Context, t *testing.T, dsn, schema string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &jobs.Runner{Store: st, Pipeline: p, Engine: eng, Cache: &warehouse.Cache{Dir: t.TempDir()}, Log: slog.New(slog.DiscardHandler)}
+	r := &jobs.Runner{Store: st, Pipeline: p, Engine: eng, Cache: &lake.Cache{Dir: t.TempDir()}, Log: slog.New(slog.DiscardHandler)}
 	results, err := r.Run(ctx, plan, nil)
 	for _, res := range results {
 		t.Logf("%s", res.Summary)

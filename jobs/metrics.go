@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/metrics"
+	"github.com/medallion-dev/medallion/layers"
 )
 
 // RunnerMetrics are the job families `medallion serve` exports: rows in and
@@ -49,7 +50,7 @@ func (m *RunnerMetrics) ObserveScheduled(r RunRecord) {
 }
 
 // observe records one job result.
-func (m *RunnerMetrics) observe(res Result, o outcome) {
+func (m *RunnerMetrics) observe(res Result, o layers.Result) {
 	if m == nil {
 		return
 	}
@@ -68,13 +69,13 @@ func (m *RunnerMetrics) observe(res Result, o outcome) {
 	m.rowsIn.With(table, layer).Add(float64(res.RowsIn))
 	m.rowsOut.With(table, layer).Add(float64(res.RowsOut))
 	m.duration.With(layer).Observe(res.Duration.Seconds())
-	if o.quarantined > 0 {
-		m.quarantined.With(table).Add(float64(o.quarantined))
+	if n := o.Counters[layers.CounterQuarantined]; n > 0 {
+		m.quarantined.With(table).Add(float64(n))
 	}
-	if o.late > 0 {
-		m.late.With(table).Add(float64(o.late))
+	if n := o.Counters[layers.CounterLate]; n > 0 {
+		m.late.With(table).Add(float64(n))
 	}
-	if !o.watermark.IsZero() {
-		m.watermark.With(table).Set(float64(o.watermark.UnixNano()) / float64(time.Second))
+	if !o.Watermark.IsZero() {
+		m.watermark.With(table).Set(float64(o.Watermark.UnixNano()) / float64(time.Second))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/bronze"
+	"github.com/medallion-dev/medallion/layers/gold"
 	"github.com/medallion-dev/medallion/layers/silver"
 	"github.com/medallion-dev/medallion/warehouse"
 )
@@ -24,7 +25,7 @@ type Runner struct {
 	Store    lake.Store
 	Pipeline *config.Pipeline
 	Engine   *warehouse.Engine
-	Cache    *warehouse.Cache // local copies of lake objects (S3 lakes)
+	Cache    *lake.Cache // local copies of lake objects (S3 lakes)
 	Log      *slog.Logger
 	// Parallel bounds how many independent jobs run at once (0:
 	// DefaultParallel). Jobs of one table never overlap.
@@ -145,7 +146,7 @@ func (r *Runner) runJob(ctx context.Context, j Job, scratch string, sem chan str
 	for _, d := range j.Deps {
 		if depFailed(d) {
 			res.Skipped, res.Err = true, fmt.Errorf("%s: %w (%s)", j.Table, ErrUpstreamFailed, d)
-			r.Metrics.observe(res, outcome{})
+			r.Metrics.observe(res, layers.Result{})
 			return res
 		}
 	}
@@ -163,7 +164,7 @@ func (r *Runner) runJob(ctx context.Context, j Job, scratch string, sem chan str
 	start := time.Now()
 	o, err := r.runLeased(ctx, j.Table, scratch)
 	res.Duration = time.Since(start)
-	res.Summary, res.RowsIn, res.RowsOut = o.summary, o.in, o.out
+	res.Summary, res.RowsIn, res.RowsOut = o.Summary, o.RowsIn, o.RowsOut
 	res.Err = nameTable(j.Table, err)
 	r.Metrics.observe(res, o)
 	if r.OnResult != nil {
@@ -172,61 +173,39 @@ func (r *Runner) runJob(ctx context.Context, j Job, scratch string, sem chan str
 	return res
 }
 
-// outcome is what one job reports: its summary line, row counts and the
-// figures that go to metrics.
-type outcome struct {
-	summary     string
-	in, out     int64
-	quarantined int64     // bronze
-	late        int64     // silver
-	watermark   time.Time // silver
-}
-
 // runLeased runs the job of table t under the table's lease (see
 // TableLease), with its commits fenced by the lease's generation. The
 // message of a disabled mirror needs no lease.
-func (r *Runner) runLeased(ctx context.Context, t layers.TableRef, scratch string) (outcome, error) {
+func (r *Runner) runLeased(ctx context.Context, t layers.TableRef, scratch string) (layers.Result, error) {
 	if t.Layer == MirrorLayer && (t.Name == "" || r.Pipeline.Postgres == "") {
 		return r.runOne(ctx, t, scratch)
 	}
-	return r.withTableLease(ctx, t, func(ctx context.Context) (outcome, error) { return r.runOne(ctx, t, scratch) })
+	return r.withTableLease(ctx, t, func(ctx context.Context) (layers.Result, error) { return r.runOne(ctx, t, scratch) })
 }
 
-func (r *Runner) runOne(ctx context.Context, t layers.TableRef, scratch string) (outcome, error) {
-	log := r.Log
-	switch t.Layer {
-	case layers.Bronze:
-		st, err := bronze.Run(ctx, bronze.Deps{
-			Store: r.Store, Pipeline: r.Pipeline, DB: r.Engine.DB(),
-			ScratchDir: scratch, CacheDir: r.cacheDir(), Log: log,
-		}, t.Name)
-		return outcome{summary: st.String(), in: st.RowsRead, out: st.Written, quarantined: st.Quarantined}, err
-	case layers.Silver:
-		st, err := silver.Run(ctx, silver.Deps{
-			Store: r.Store, Pipeline: r.Pipeline, DB: r.Engine.DB(),
-			Materialize: r.materialize, ScratchDir: scratch, Logger: log,
-		}, t.Name)
-		return outcome{summary: st.String(), in: st.RowsIn, out: st.RowsOut, late: st.LatePairs, watermark: st.WatermarkAfter}, err
-	case layers.Gold:
-		return r.runGold(ctx, t, log)
-	case MirrorLayer:
+// layerJobs are the jobs the runner runs for the tables of each layer.
+var layerJobs = map[layers.Layer]layers.Job{
+	layers.Bronze: bronze.Job,
+	layers.Silver: silver.Job,
+	layers.Gold:   gold.Job,
+}
+
+func (r *Runner) runOne(ctx context.Context, t layers.TableRef, scratch string) (layers.Result, error) {
+	if t.Layer == MirrorLayer {
 		summary, err := r.runMirror(ctx, t)
-		return outcome{summary: summary}, err
+		return layers.Result{Table: t, Summary: summary}, err
 	}
-	return outcome{}, fmt.Errorf("%s: no job for layer %q", t, t.Layer)
+	job, ok := layerJobs[t.Layer]
+	if !ok {
+		return layers.Result{}, fmt.Errorf("%s: no job for layer %q", t, t.Layer)
+	}
+	return job(ctx, r.env(scratch), r.Pipeline, t.Name)
 }
 
-// materialize gives DuckDB a local file for a lake object: in place on a
-// local lake, through the ETag-keyed cache on S3.
-func (r *Runner) materialize(ctx context.Context, key string) (string, error) {
-	return r.Cache.Path(ctx, r.Store, key, "")
-}
-
-func (r *Runner) cacheDir() string {
-	if r.Cache == nil {
-		return ""
-	}
-	return r.Cache.Dir
+// env is the layer environment of one job: the runner's store, engine,
+// cache and logger, scratch files under scratch.
+func (r *Runner) env(scratch string) layers.Env {
+	return layers.Env{Store: r.Store, DB: r.Engine.DB(), ScratchDir: scratch, Cache: r.Cache, Log: r.Log}
 }
 
 // nameTable makes sure a job's error says which table failed, once: layer
@@ -236,13 +215,4 @@ func nameTable(t layers.TableRef, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s: %w", t, err)
-}
-
-// oneLineErr is the first line of an error, for summaries.
-func oneLineErr(err error) string {
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/internal/testenv"
+	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/layers/raw"
 	"github.com/medallion-dev/medallion/warehouse"
 )
@@ -67,7 +68,7 @@ func TestRunnerFailureStopsOnlyDependants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Runner{Store: store, Pipeline: p, Engine: eng, Cache: &warehouse.Cache{Dir: t.TempDir()}, Log: slog.New(slog.DiscardHandler)}
+	r := &Runner{Store: store, Pipeline: p, Engine: eng, Cache: &lake.Cache{Dir: t.TempDir()}, Log: slog.New(slog.DiscardHandler)}
 	var order []string
 	results, err := r.Run(ctx, plan, func(res Result) { order = append(order, res.Job.Table.String()) })
 	if err == nil || !strings.Contains(err.Error(), "bronze.bad") {

@@ -31,10 +31,10 @@ const leaseRetry = 100 * time.Millisecond
 // generation. When another runner holds the lease, it waits up to
 // r.LeaseWait for it, then returns an error wrapping ErrLeaseHeld naming
 // the holder. If the lease is lost while fn runs, the error says so.
-func (r *Runner) withTableLease(ctx context.Context, t layers.TableRef, fn func(context.Context) (outcome, error)) (outcome, error) {
+func (r *Runner) withTableLease(ctx context.Context, t layers.TableRef, fn func(context.Context) (layers.Result, error)) (layers.Result, error) {
 	held, err := r.acquireTable(ctx, t)
 	if err != nil {
-		return outcome{}, err
+		return layers.Result{}, err
 	}
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.leaseOptions().TTL)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/internal/testenv"
+	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/bronze"
@@ -45,7 +46,7 @@ func TestRunnerTakesTableLeases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Runner{Store: store, Pipeline: p, Engine: eng, Cache: &warehouse.Cache{Dir: t.TempDir()}, Log: slog.New(slog.DiscardHandler)}
+	r := &Runner{Store: store, Pipeline: p, Engine: eng, Cache: &lake.Cache{Dir: t.TempDir()}, Log: slog.New(slog.DiscardHandler)}
 	_, err = r.Run(ctx, plan, nil)
 	if !errors.Is(err, ErrLeaseHeld) || !strings.Contains(err.Error(), "otherhost-4242-abcd") {
 		t.Fatalf("run while another runner holds the table: %v, want ErrLeaseHeld naming the holder", err)
@@ -108,7 +109,7 @@ func TestStaleHolderIsFenced(t *testing.T) {
 	}
 	defer stale.Release(ctx)
 
-	r := &Runner{Store: store, Pipeline: p, Engine: eng, Cache: &warehouse.Cache{Dir: t.TempDir()}, Log: slog.New(slog.DiscardHandler)}
+	r := &Runner{Store: store, Pipeline: p, Engine: eng, Cache: &lake.Cache{Dir: t.TempDir()}, Log: slog.New(slog.DiscardHandler)}
 	plan, err := Plan(p, []string{"bronze.good"})
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +119,7 @@ func TestStaleHolderIsFenced(t *testing.T) {
 	}
 	land("b.ndjson")
 	fenced := delta.WithFence(stale.Context(), FenceAppID(TableLease(ref)), stale.Generation())
-	_, err = bronze.Run(fenced, bronze.Deps{Store: store, Pipeline: p, DB: eng.DB(), ScratchDir: t.TempDir()}, "good")
+	_, err = bronze.Run(fenced, bronze.Deps{Env: layers.Env{Store: store, DB: eng.DB(), ScratchDir: t.TempDir()}}, p.Sources["good"])
 	if !errors.Is(err, delta.ErrFenced) {
 		t.Fatalf("the stale holder's commit: %v, want ErrFenced", err)
 	}

@@ -103,7 +103,7 @@ const DownloadParallelism = 8
 // Attach makes every table in refs queryable by name in eng: it creates the
 // schemas bronze, silver and gold and a view <layer>.<name> over the data
 // files of the table's snapshot chosen by asOf. See AttachCatalog.
-func Attach(ctx context.Context, eng *Engine, store lake.Store, cache *Cache, refs []TableRef, asOf AsOf) error {
+func Attach(ctx context.Context, eng *Engine, store lake.Store, cache *lake.Cache, refs []TableRef, asOf AsOf) error {
 	_, err := AttachCatalog(ctx, eng, store, cache, refs, asOf)
 	return err
 }
@@ -122,7 +122,7 @@ func Attach(ctx context.Context, eng *Engine, store lake.Store, cache *Cache, re
 // have is an error naming the table (wrapping delta.ErrNoVersion). Files of
 // a store that is not local are fetched through cache, in parallel; files
 // already cached are not fetched again. The engine's TimeZone is set to UTC.
-func AttachCatalog(ctx context.Context, eng *Engine, store lake.Store, cache *Cache, refs []TableRef, asOf AsOf) (*Catalog, error) {
+func AttachCatalog(ctx context.Context, eng *Engine, store lake.Store, cache *lake.Cache, refs []TableRef, asOf AsOf) (*Catalog, error) {
 	type loaded struct {
 		ref    TableRef
 		snap   *delta.Snapshot

@@ -87,7 +87,7 @@ func buildMeters(t *testing.T, store lake.Store) []*delta.Snapshot {
 
 // queryCSV attaches the lake as of asOf in a fresh, locked-down engine and
 // returns the query's result as CSV.
-func queryCSV(t *testing.T, store lake.Store, cache *Cache, asOf AsOf, query string) string {
+func queryCSV(t *testing.T, store lake.Store, cache *lake.Cache, asOf AsOf, query string) string {
 	t.Helper()
 	out, err := tryQueryCSV(store, cache, asOf, query)
 	if err != nil {
@@ -96,7 +96,7 @@ func queryCSV(t *testing.T, store lake.Store, cache *Cache, asOf AsOf, query str
 	return out
 }
 
-func tryQueryCSV(store lake.Store, cache *Cache, asOf AsOf, query string) (string, error) {
+func tryQueryCSV(store lake.Store, cache *lake.Cache, asOf AsOf, query string) (string, error) {
 	ctx := context.Background()
 	eng, err := Open(ctx, DefaultOptions())
 	if err != nil {
@@ -124,7 +124,7 @@ func tryQueryCSV(store lake.Store, cache *Cache, asOf AsOf, query string) (strin
 const metersQuery = `SELECT meter_id, ts, usage, amount, event_date, typeof(ts) AS ts_type, typeof(event_date) AS d_type, typeof(amount) AS a_type
 FROM bronze.meters ORDER BY meter_id, ts`
 
-func checkMeters(t *testing.T, store lake.Store, cache *Cache) {
+func checkMeters(t *testing.T, store lake.Store, cache *lake.Cache) {
 	snaps := buildMeters(t, store)
 	types := "TIMESTAMP WITH TIME ZONE,DATE,\"DECIMAL(10,2)\"\n"
 	header := "meter_id,ts,usage,amount,event_date,ts_type,d_type,a_type\n"
@@ -176,7 +176,7 @@ func TestAttachLocal(t *testing.T) {
 
 func TestAttachMinIO(t *testing.T) {
 	s3, _, _ := testenv.S3Store(t)
-	checkMeters(t, s3, &Cache{Dir: t.TempDir()})
+	checkMeters(t, s3, &lake.Cache{Dir: t.TempDir()})
 }
 
 // countingStore counts reads of .parquet objects.
@@ -214,7 +214,7 @@ func TestSecondQueryDownloadsNothing(t *testing.T) {
 	s3, _, _ := testenv.S3Store(t)
 	store := &countingStore{Store: s3}
 	buildMeters(t, store)
-	cache := &Cache{Dir: t.TempDir()}
+	cache := &lake.Cache{Dir: t.TempDir()}
 
 	before := store.reads()
 	first := queryCSV(t, store, cache, Latest(), metersQuery)

@@ -36,16 +36,16 @@ func (a *app) openLake(ctx context.Context, p *config.Pipeline) (lake.Store, err
 
 // lakeCache is the local cache for lake objects: the pipeline's cache:
 // directory, else $XDG_CACHE_HOME/medallion or ~/.cache/medallion.
-func lakeCache(p *config.Pipeline) (*warehouse.Cache, error) {
+func lakeCache(p *config.Pipeline) (*lake.Cache, error) {
 	dir := p.Cache
 	if dir == "" {
-		d, err := warehouse.DefaultCacheDir()
+		d, err := lake.DefaultCacheDir()
 		if err != nil {
 			return nil, err
 		}
 		dir = d
 	}
-	return &warehouse.Cache{Dir: dir}, nil
+	return &lake.Cache{Dir: dir}, nil
 }
 
 // workspace is what a command that runs DuckDB over the lake needs: the
@@ -54,7 +54,7 @@ func lakeCache(p *config.Pipeline) (*warehouse.Cache, error) {
 type workspace struct {
 	store lake.Store
 	eng   *warehouse.Engine
-	cache *warehouse.Cache
+	cache *lake.Cache
 }
 
 // openWorkspace opens the pipeline's lake, a DuckDB engine and the cache.

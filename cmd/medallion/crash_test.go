@@ -36,7 +36,7 @@ var builtBin = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "medallion")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/medallion")
+	cmd := exec.Command("go", "build", "-tags", "crashpoints", "-o", bin, "./cmd/medallion")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/medallion: %v\n%s", err, out)

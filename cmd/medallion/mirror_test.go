@@ -296,9 +296,6 @@ func TestMirrorDisabled(t *testing.T) {
 // SIGKILL during the COPY, before the commit and after it: PostgreSQL is
 // left at the old version or the new one, and a rerun catches up.
 func TestMirrorCrash(t *testing.T) {
-	if os.Getenv("MEDALLION_MIRROR_HELPER") != "" {
-		return // the helper process is TestMirrorHelperProcess
-	}
 	t.Parallel()
 	e := newMirrorEnv(t, "cli_crash_")
 	body := strings.NewReplacer("{extra}", "", "{topkey}", "meter_id").Replace(mirrorPipeline)
@@ -310,8 +307,8 @@ func TestMirrorCrash(t *testing.T) {
 		e.cli(0, "run", "gold")
 		before, hadState := pgmirrortest.State(t, e.conn, e.schema, "meters")
 
-		cmd := exec.Command(os.Args[0], "-test.run=^TestMirrorHelperProcess$", "-test.count=1", "--", "mirror", "-f", e.pipeline)
-		cmd.Env = append(os.Environ(), "MEDALLION_MIRROR_HELPER=1", crashpoint.Env+"="+point)
+		cmd := exec.Command(medallionBin(t), "mirror", "-f", e.pipeline) // built with -tags crashpoints
+		cmd.Env = append(os.Environ(), crashpoint.Env+"="+point)
 		out, err := cmd.CombinedOutput()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
@@ -348,22 +345,4 @@ func TestMirrorCrash(t *testing.T) {
 			t.Errorf("after the rerun: state v%d, want v%d", v, latest)
 		}
 	}
-}
-
-// TestMirrorHelperProcess is the child of TestMirrorCrash: the medallion
-// command line after "--", in a process of its own.
-func TestMirrorHelperProcess(t *testing.T) {
-	if os.Getenv("MEDALLION_MIRROR_HELPER") == "" {
-		return // only a child process of TestMirrorCrash does something
-	}
-	args := os.Args
-	for i, a := range args {
-		if a == "--" {
-			args = args[i+1:]
-			break
-		}
-	}
-	code := run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr)
-	fmt.Printf("not killed: exit %d\n", code)
-	os.Exit(3)
 }

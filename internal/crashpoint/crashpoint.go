@@ -1,8 +1,9 @@
 // Package crashpoint is the crash-test hook shared by the jobs: at a named
 // point, a process whose MEDALLION_CRASH_AT equals that name kills itself
-// with SIGKILL (no deferred function, no cleanup, like a power cut). The
-// crash tests run the real binary with it set; in production it is unset
-// and At costs one environment lookup.
+// with SIGKILL (no deferred function, no cleanup, like a power cut). It is
+// compiled in only with -tags crashpoints: the crash tests build the binary
+// they kill that way, and the shipped binary (make build) has At as a no-op,
+// so no environment variable can make it kill itself.
 package crashpoint
 
 import "os"
@@ -16,10 +17,17 @@ const Env = "MEDALLION_CRASH_AT"
 // lease holders SIGCONT it once a newer runner took over.
 const StopEnv = "MEDALLION_STOP_AT"
 
+// Enabled reports whether this binary was built with -tags crashpoints.
+const Enabled = enabled
+
 // At kills the process at once, with SIGKILL on Unix, when Env equals
 // name. It does not return then. When StopEnv equals name, it stops the
-// process and returns once it is continued.
+// process and returns once it is continued. Without -tags crashpoints it
+// does nothing.
 func At(name string) {
+	if !Enabled {
+		return
+	}
 	if os.Getenv(StopEnv) == name {
 		stop()
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
@@ -66,14 +67,9 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 		return st, 0, err
 	}
 
-	crashPoint("bronze.before-files")
-	if err := j.upload(ctx, j.table.Dir(), filepath.Join(dir, "bronze"), adds); err != nil {
+	if err := j.uploadBatch(ctx, dir, adds, qadds); err != nil {
 		return st, 0, err
 	}
-	if err := j.upload(ctx, j.qtable.Dir(), filepath.Join(dir, "quarantine"), qadds); err != nil {
-		return st, 0, err
-	}
-	crashPoint("bronze.after-files")
 
 	now := j.d.Now()
 	info := func(table string, rows int64, files []delta.Add) delta.CommitInfo {
@@ -108,7 +104,9 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 			return st, 0, err
 		}
 	}
-	crashPoint("bronze.after-quarantine")
+	if err := j.d.CrashPoint("bronze.after-quarantine"); err != nil {
+		return st, 0, err
+	}
 
 	var txns []delta.Txn
 	for _, m := range ms {
@@ -118,8 +116,25 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 	if err != nil {
 		return st, 0, err
 	}
-	crashPoint("bronze.after-commit")
+	if err := j.d.CrashPoint("bronze.after-commit"); err != nil {
+		return st, 0, err
+	}
 	return st, v, nil
+}
+
+// uploadBatch uploads the batch's bronze and quarantine files, between the
+// bronze.before-files and bronze.after-files crash points.
+func (j *job) uploadBatch(ctx context.Context, dir string, adds, qadds []delta.Add) error {
+	if err := j.d.CrashPoint("bronze.before-files"); err != nil {
+		return err
+	}
+	if err := j.upload(ctx, j.table.Dir(), filepath.Join(dir, "bronze"), adds); err != nil {
+		return err
+	}
+	if err := j.upload(ctx, j.qtable.Dir(), filepath.Join(dir, "quarantine"), qadds); err != nil {
+		return err
+	}
+	return j.d.CrashPoint("bronze.after-files")
 }
 
 // preciseBatch types a batch object by object into temp tables, with DuckDB's
@@ -322,7 +337,7 @@ func (j *job) commitBronze(ctx context.Context, snap, read *delta.Snapshot, meta
 		if err == nil {
 			return s.Version, nil
 		}
-		if !errors.Is(err, delta.ErrCommitConflict) || errors.Is(err, delta.ErrTxnApplied) || attempt >= maxCommitRetries {
+		if !errors.Is(err, delta.ErrCommitConflict) || errors.Is(err, delta.ErrTxnApplied) || attempt >= layers.MaxCommitAttempts {
 			return 0, fmt.Errorf("commit %s: %w", j.table.Dir(), err)
 		}
 		// Another writer changed the schema: commit on its snapshot; the
@@ -453,7 +468,7 @@ func (j *job) commitQuarantine(ctx context.Context, qsnap, qread *delta.Snapshot
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, delta.ErrCommitConflict) || errors.Is(err, delta.ErrTxnApplied) || attempt >= maxCommitRetries {
+		if !errors.Is(err, delta.ErrCommitConflict) || errors.Is(err, delta.ErrTxnApplied) || attempt >= layers.MaxCommitAttempts {
 			return fmt.Errorf("commit %s: %w", j.qtable.Dir(), err)
 		}
 		if qsnap, err = j.qtable.Snapshot(ctx); err != nil {

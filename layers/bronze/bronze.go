@@ -23,10 +23,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/medallion-dev/medallion/internal/config"
-	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
 )
@@ -36,28 +34,18 @@ const (
 	DefaultMaxBatchBytes   = 256 << 20
 	DefaultMaxBatchObjects = 1000
 	DefaultMaxLineBytes    = 1 << 20
-	maxCommitRetries       = 5
 	// maxFusedObjects bounds the objects of a batch whose typed tables are
 	// written by one UNION ALL, without gathering them into one table first.
 	maxFusedObjects = 16
 )
 
-// Deps is what a bronze run needs.
+// Deps is what a bronze run needs: the shared layer environment (Store
+// and DB are required) and the batch bounds. ScratchDir holds downloaded raw objects and Parquet files before
+// upload; a fresh sub-directory per batch is removed afterwards. Bronze
+// data files read for dedupe are kept in Env.Cache's directory (else under
+// ScratchDir) at their keys' paths.
 type Deps struct {
-	Store    lake.Store
-	Pipeline *config.Pipeline
-	// DB is a DuckDB database (warehouse.Engine.DB()) with memory_limit and
-	// temp_directory set; the run uses one connection of it.
-	DB *sql.DB
-	// ScratchDir holds downloaded raw objects and Parquet files before
-	// upload; a fresh sub-directory per batch is removed afterwards.
-	ScratchDir string
-	// CacheDir caches bronze data files read from an S3 lake for dedupe
-	// (data files are immutable, so a key is a valid cache key). Default:
-	// under ScratchDir.
-	CacheDir string
-	Log      *slog.Logger
-	Now      func() time.Time // default time.Now
+	layers.Env
 
 	MaxBatchBytes   int64 // default DefaultMaxBatchBytes
 	MaxBatchObjects int   // default DefaultMaxBatchObjects
@@ -159,32 +147,25 @@ type job struct {
 	// the downloads of an S3 lake's objects.
 	fetched  map[string]string
 	fetchDir string
+	cacheDir string // downloads of existing bronze files, at their keys' paths
 }
 
-// Run promotes every landed raw object of source not yet in bronze.<source>.
+// Run promotes every landed raw object of the source src not yet in
+// bronze.<source>.
 // It returns the accounting of what it committed (Objects == 0: nothing
 // new). With on_error: fail, a bad row fails the run before anything is
 // committed, naming the file, line and column.
-func Run(ctx context.Context, d Deps, source string) (Stats, error) {
-	ref := layers.TableRef{Layer: layers.Bronze, Name: source}
+func Run(ctx context.Context, d Deps, src *config.Source) (Stats, error) {
+	ref := layers.TableRef{Layer: layers.Bronze, Name: src.Name}
 	stats := Stats{Table: ref.String(), Version: -1}
-	if d.Pipeline == nil || d.Store == nil || d.DB == nil {
-		return stats, errors.New("bronze: missing store, pipeline or database")
-	}
-	src, ok := d.Pipeline.Sources[source]
-	if !ok {
-		return stats, fmt.Errorf("bronze: no source %q in the pipeline", source)
+	if d.Store == nil || d.DB == nil {
+		return stats, errors.New("bronze: missing store or database")
 	}
 	plan, err := planSource(src)
 	if err != nil {
 		return stats, err
 	}
-	if d.Now == nil {
-		d.Now = time.Now
-	}
-	if d.Log == nil {
-		d.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	d.Env = d.WithDefaults()
 	if d.MaxBatchBytes <= 0 {
 		d.MaxBatchBytes = DefaultMaxBatchBytes
 	}
@@ -197,9 +178,6 @@ func Run(ctx context.Context, d Deps, source string) (Stats, error) {
 	if d.ScratchDir == "" {
 		d.ScratchDir = os.TempDir()
 	}
-	if d.CacheDir == "" {
-		d.CacheDir = filepath.Join(d.ScratchDir, "medallion-bronze-cache")
-	}
 	j := &job{
 		d: d, src: src, plan: plan,
 		table:    delta.Open(d.Store, ref.Dir()),
@@ -207,17 +185,21 @@ func Run(ctx context.Context, d Deps, source string) (Stats, error) {
 		log:      d.Log.With("table", ref.String()),
 		maxLine:  d.MaxLineBytes,
 		noHeader: !src.CSV.Header,
+		cacheDir: filepath.Join(d.ScratchDir, "medallion-bronze-cache"),
+	}
+	if d.Cache != nil && d.Cache.Dir != "" {
+		j.cacheDir = d.Cache.Dir
 	}
 	conn, err := d.DB.Conn(ctx)
 	if err != nil {
-		return stats, fmt.Errorf("bronze %s: duckdb connection: %w", source, err)
+		return stats, fmt.Errorf("bronze %s: duckdb connection: %w", src.Name, err)
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "SET TimeZone = 'UTC'"); err != nil {
-		return stats, fmt.Errorf("bronze %s: %w", source, err)
+		return stats, fmt.Errorf("bronze %s: %w", src.Name, err)
 	}
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET partitioned_write_flush_threshold = %d", fastFlushThreshold)); err != nil {
-		return stats, fmt.Errorf("bronze %s: %w", source, err)
+		return stats, fmt.Errorf("bronze %s: %w", src.Name, err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET partitioned_write_flush_threshold")
 
@@ -389,4 +371,23 @@ func truncate(s string, n int) string {
 func (j *job) tmpName(prefix string) string {
 	j.seq++
 	return fmt.Sprintf("%s_%d", prefix, j.seq)
+}
+
+// Result is the run in the shape every layer reports.
+func (s Stats) Result() layers.Result {
+	return layers.Result{
+		Table:   layers.TableRef{Layer: layers.Bronze, Name: strings.TrimPrefix(s.Table, "bronze.")},
+		Summary: s.String(), RowsIn: s.RowsRead, RowsOut: s.Written, Version: s.Version,
+		Counters: map[string]int64{layers.CounterQuarantined: s.Quarantined},
+	}
+}
+
+// Job runs the bronze table of source name of p for the job runner.
+func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (layers.Result, error) {
+	src, ok := p.Sources[name]
+	if !ok {
+		return layers.Result{}, fmt.Errorf("bronze: no source %q in the pipeline", name)
+	}
+	st, err := Run(ctx, Deps{Env: env}, src)
+	return st.Result(), err
 }

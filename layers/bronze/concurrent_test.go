@@ -12,6 +12,7 @@ import (
 
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/layers"
 )
 
 // concurrentYAML has no dedupe key: a raw object promoted twice shows as
@@ -73,8 +74,7 @@ func runConcurrentBronze(t *testing.T, st lake.Store) {
 	errs := make([]error, 2)
 	for i := range 2 {
 		wg.Go(func() {
-			stats[i], errs[i] = Run(context.Background(), Deps{Store: st, Pipeline: p, DB: e.DB(), ScratchDir: t.TempDir(),
-				MaxBatchObjects: 3, Now: func() time.Time { return received.Add(time.Hour) }}, "m")
+			stats[i], errs[i] = Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }}, MaxBatchObjects: 3}, p.Sources["m"])
 		})
 	}
 	wg.Wait()

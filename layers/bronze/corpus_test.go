@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/testenv"
+	"github.com/medallion-dev/medallion/layers"
 )
 
 // corpusSchema declares one column of every type bronze knows (and a
@@ -241,8 +242,7 @@ func TestBadValueCorpus(t *testing.T) {
 				p := loadCase(t, dir)
 				st := testenv.LocalStore(t)
 				landInputs(t, st, p, dir, received)
-				s, err := Run(context.Background(), Deps{Store: st, Pipeline: p, DB: e.DB(), ScratchDir: t.TempDir(), precise: precise,
-					Now: func() time.Time { return received.Add(time.Hour) }}, "v")
+				s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }}, precise: precise}, p.Sources["v"])
 				if err != nil {
 					t.Fatal(err)
 				}

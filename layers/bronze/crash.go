@@ -4,10 +4,8 @@ import "github.com/medallion-dev/medallion/internal/crashpoint"
 
 // CrashEnv names the environment variable of the crash-test hook
 // (internal/crashpoint): when it equals a kill point's name, the process
-// SIGKILLs itself there. Kill points, in order: bronze.before-files
+// SIGKILLs itself there (in a binary built with -tags crashpoints). Kill points, in order: bronze.before-files
 // (Parquet written locally, not uploaded), bronze.after-files (uploaded,
 // nothing committed), bronze.after-quarantine (quarantine committed, bronze
 // not), bronze.after-commit.
 const CrashEnv = crashpoint.Env
-
-func crashPoint(name string) { crashpoint.At(name) }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/testenv"
+	"github.com/medallion-dev/medallion/layers"
 )
 
 const fastNDJSONYAML = `lake: file://./lake
@@ -118,8 +119,7 @@ func TestFastPathMatchesPrecise(t *testing.T) {
 				landInputs(t, st, p, dir, received)
 				var logs bytes.Buffer
 				log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-				s, err := Run(context.Background(), Deps{Store: st, Pipeline: p, DB: e.DB(), ScratchDir: t.TempDir(), Log: log, precise: precise,
-					Now: func() time.Time { return received.Add(time.Hour) }}, src)
+				s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir(), Log: log, Now: func() time.Time { return received.Add(time.Hour) }}, precise: precise}, p.Sources[src])
 				if err != nil {
 					return "", false, err
 				}
@@ -183,8 +183,7 @@ func TestManyObjectsOneBatch(t *testing.T) {
 	src := p.SourceOrder[0]
 	st := testenv.LocalStore(t)
 	landInputs(t, st, p, dir, received)
-	s, err := Run(context.Background(), Deps{Store: st, Pipeline: p, DB: e.DB(), ScratchDir: t.TempDir(),
-		Now: func() time.Time { return received.Add(time.Hour) }}, src)
+	s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }}}, p.Sources[src])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/raw"
 	"github.com/medallion-dev/medallion/warehouse"
 )
@@ -70,8 +71,7 @@ func landInputs(t *testing.T, st lake.Store, p *config.Pipeline, dir string, at 
 
 func runBronze(t *testing.T, st lake.Store, p *config.Pipeline, db *sql.DB) Stats {
 	t.Helper()
-	s, err := Run(context.Background(), Deps{Store: st, Pipeline: p, DB: db, ScratchDir: t.TempDir(), MaxLineBytes: testLineMax,
-		Now: func() time.Time { return received.Add(time.Hour) }}, p.SourceOrder[0])
+	s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: db, ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }}, MaxLineBytes: testLineMax}, p.Sources[p.SourceOrder[0]])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,12 +90,11 @@ func tableCSV(t *testing.T, st lake.Store, db *sql.DB, dir string, cols string) 
 	if err != nil {
 		return "(no table)\n"
 	}
-	cache := t.TempDir()
+	cache := &lake.Cache{Dir: t.TempDir()}
 	var files []string
 	for _, f := range snap.Files {
-		key := dir + "/" + f.Path
-		p := filepath.Join(cache, filepath.FromSlash(key))
-		if _, err := download(ctx, st, key, p); err != nil {
+		p, err := cache.Path(ctx, st, dir+"/"+f.Path, "")
+		if err != nil {
 			t.Fatal(err)
 		}
 		files = append(files, "'"+p+"'")

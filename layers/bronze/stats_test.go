@@ -19,6 +19,7 @@ import (
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/raw"
 	"github.com/medallion-dev/medallion/warehouse"
 )
@@ -50,8 +51,7 @@ func runObject(t *testing.T, st lake.Store, dir string, env *statsEnv, name, bod
 	}
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := Run(context.Background(), Deps{Store: st, Pipeline: env.p, DB: env.e.DB(), ScratchDir: t.TempDir(), Log: log, precise: precise,
-		Now: func() time.Time { return received.Add(time.Hour) }}, "m")
+	s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: env.e.DB(), ScratchDir: t.TempDir(), Log: log, Now: func() time.Time { return received.Add(time.Hour) }}, precise: precise}, env.p.Sources["m"])
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", name, err, logs.String())
 	}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,30 +28,6 @@ func (j *job) localObject(ctx context.Context, m manifest, _ string) (string, er
 		return "", err
 	}
 	return j.fetched[m.SHA256], nil
-}
-
-func download(ctx context.Context, st lake.Store, key, dst string) (string, error) {
-	rc, _, err := st.Get(ctx, key)
-	if err != nil {
-		return "", fmt.Errorf("download %s: %w", key, err)
-	}
-	defer rc.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return "", err
-	}
-	tmp := dst + ".part"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return "", err
-	}
-	if _, err := io.Copy(f, rc); err != nil {
-		f.Close()
-		return "", fmt.Errorf("download %s: %w", key, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	return dst, os.Rename(tmp, dst)
 }
 
 // typeObject types one raw object into a temp table (column _err set on bad
@@ -523,19 +498,9 @@ func (j *job) existingFiles(ctx context.Context, conn *sql.Conn, b batchKeys, sn
 			continue
 		}
 		key := j.table.Key(f.Path)
-		var dst string
-		if lp, ok := j.d.Store.(lake.LocalPather); ok {
-			dst = lp.LocalPath(key)
-		} else {
-			dst = filepath.Join(j.d.CacheDir, filepath.FromSlash(key))
-			if _, err := os.Stat(dst); err != nil {
-				if !errors.Is(err, os.ErrNotExist) {
-					return nil, err
-				}
-				if _, err := download(ctx, j.d.Store, key, dst); err != nil {
-					return nil, err
-				}
-			}
+		dst, err := j.existingFile(ctx, key)
+		if err != nil {
+			return nil, err
 		}
 		if err := delta.CheckLocalFile("bronze."+j.src.Name, snap.Version, f, dst); err != nil {
 			return nil, err
@@ -544,6 +509,22 @@ func (j *job) existingFiles(ctx context.Context, conn *sql.Conn, b batchKeys, sn
 	}
 	j.log.Debug("dedupe: existing files", "read", len(out), "skipped_by_stats", skipped)
 	return out, nil
+}
+
+// existingFile returns a local copy of the bronze data file key for the
+// dedupe: the lake's own file on a local lake, else a download kept under
+// the cache directory at the key's own path (data files are immutable, so
+// the key is a valid cache key), because the dedupe reads the partition
+// value from the path (hive partitioning).
+func (j *job) existingFile(ctx context.Context, key string) (string, error) {
+	if lp, ok := j.d.Store.(lake.LocalPather); ok {
+		return lp.LocalPath(key), nil
+	}
+	dst := filepath.Join(j.cacheDir, filepath.FromSlash(key))
+	if _, err := os.Stat(dst); err == nil || !errors.Is(err, os.ErrNotExist) {
+		return dst, err
+	}
+	return dst, lake.Download(ctx, j.d.Store, key, "", dst)
 }
 
 // batchPartitions returns the partition values the batch has rows in, or

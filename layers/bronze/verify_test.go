@@ -16,6 +16,7 @@ import (
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/raw"
 )
 
@@ -105,8 +106,7 @@ func TestRawObjectChecked(t *testing.T) {
 				}
 				d.apply(t, st, ms[1], inputs[1])
 
-				_, err := Run(ctx, Deps{Store: st, Pipeline: p, DB: e.DB(), ScratchDir: t.TempDir(),
-					Now: func() time.Time { return received.Add(time.Hour) }}, "m")
+				_, err := Run(ctx, Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }}}, p.Sources["m"])
 				if err == nil {
 					t.Fatalf("run over a %s object succeeded", d.name)
 				}
@@ -201,14 +201,14 @@ func TestLostManifestRepliesEndToEnd(t *testing.T) {
 	}
 
 	proxy.Add(t, testenv.FaultRule{Method: "GET", Key: regexp.MustCompile(`^raw/m/dt=`), Kind: testenv.CutReply, Count: 1})
-	deps := Deps{Store: st, Pipeline: p, DB: e.DB(), ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }}
-	if _, err := Run(ctx, deps, "m"); err == nil || !strings.Contains(err.Error(), "raw/m/dt=") {
+	deps := Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }}}
+	if _, err := Run(ctx, deps, p.Sources["m"]); err == nil || !strings.Contains(err.Error(), "raw/m/dt=") {
 		t.Fatalf("run with a raw download cut mid-body: %v, want an error naming the object", err)
 	}
 	if c := proxy.Injected(); c[testenv.CutReply] != 1 {
 		t.Fatalf("faults injected: %v, want one cut-reply", c)
 	}
-	if s, err := Run(ctx, deps, "m"); err != nil || s.Written != int64(40*len(inputs)) {
+	if s, err := Run(ctx, deps, p.Sources["m"]); err != nil || s.Written != int64(40*len(inputs)) {
 		t.Fatalf("run after the cut: %s, %v", s, err)
 	}
 	checkRows(t, direct, e, inputs)

@@ -96,7 +96,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -107,29 +106,19 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/medallion-dev/medallion/internal/config"
-	"github.com/medallion-dev/medallion/internal/crashpoint"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
-// Deps is what a gold run needs. Store, Pipeline and Engine are required.
+// Deps is what a gold run needs: the shared layer environment (Store and
+// DB are required) and how SQL models see their inputs.
 type Deps struct {
-	Store    lake.Store
-	Pipeline *config.Pipeline
-	Engine   *warehouse.Engine
-
-	// LocalFile returns a local file holding the lake object key (a data
-	// file of an input table) for DuckDB to read; it must be safe for
-	// concurrent use, and the file must stay until the run ends. nil: the
-	// store's own file when the store is a lake.LocalPather, otherwise a
-	// download into a scratch directory removed when the run ends. Plug the
-	// warehouse cache in here to keep S3 downloads across runs.
-	LocalFile func(ctx context.Context, key string) (string, error)
+	layers.Env
 
 	// Attach, for SQL models, makes the tables refs queryable by name
-	// (bronze.x, silver.y, gold.z) in Engine's default database, e.g. with
+	// (bronze.x, silver.y, gold.z) in the default database of DB, e.g. with
 	// warehouse.Attach. nil: the run creates the views itself, in a private
 	// database it drops afterwards, over exactly the snapshots whose versions
 	// it records; prefer nil. With a hook, a commit landing on an input
@@ -138,12 +127,6 @@ type Deps struct {
 	// harmless.
 	Attach func(ctx context.Context, refs []layers.TableRef) error
 
-	Logger *slog.Logger     // nil: slog.Default()
-	Now    func() time.Time // nil: time.Now; stamps removes and txns
-
-	// beforeCommit, for tests, runs after the output files are written and
-	// before the commit; an error aborts the run there, like a crash.
-	beforeCommit func() error
 	// goPass, for tests, computes every average with the Go pass.
 	goPass bool
 }
@@ -197,39 +180,26 @@ type Stats struct {
 // ErrNotGold means the table is not declared in the pipeline's gold section.
 var ErrNotGold = errors.New("not a gold table of the pipeline")
 
-// maxAttempts bounds how often a run is redone after losing a commit race
-// to another writer of the same table.
-const maxAttempts = 3
-
-// Run brings the gold table named table (as declared in the pipeline's gold
-// section) up to date with its inputs: a full rebuild, an incremental
+// Run brings the gold table g (an entry of the pipeline's gold section) up
+// to date with its inputs: a full rebuild, an incremental
 // rewrite of the changed partitions, or nothing. It is safe to rerun after
 // a crash at any point. An input table that does not exist yet is an error
 // wrapping delta.ErrNoTable.
-func Run(ctx context.Context, deps Deps, table string) (Stats, error) {
-	if deps.Store == nil || deps.Pipeline == nil || deps.Engine == nil {
-		return Stats{}, errors.New("gold: Deps needs Store, Pipeline and Engine")
+func Run(ctx context.Context, deps Deps, g *config.Gold) (Stats, error) {
+	if deps.Store == nil || deps.DB == nil {
+		return Stats{}, errors.New("gold: Deps needs Store and DB")
 	}
-	g, ok := deps.Pipeline.Gold[table]
-	if !ok || g == nil {
-		return Stats{}, fmt.Errorf("gold.%s: %w", table, ErrNotGold)
+	deps.Env = deps.WithDefaults()
+	var st Stats
+	err := layers.RetryConflicts(ctx, deps.Log, "gold."+g.Name, func(int) error {
+		var err error
+		st, err = runOnce(ctx, deps, g)
+		return err
+	})
+	if err != nil && errors.Is(err, delta.ErrCommitConflict) {
+		return Stats{}, err
 	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
-	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	var lastErr error
-	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		st, err := runOnce(ctx, deps, g)
-		if err == nil || !errors.Is(err, delta.ErrCommitConflict) {
-			return st, err
-		}
-		lastErr = err
-		deps.Logger.Warn("gold commit lost to another writer; retrying", "table", "gold."+g.Name, "attempt", attempt, "err", err)
-	}
-	return Stats{}, lastErr
+	return st, err
 }
 
 func runOnce(ctx context.Context, deps Deps, g *config.Gold) (st Stats, err error) {
@@ -239,15 +209,15 @@ func runOnce(ctx context.Context, deps Deps, g *config.Gold) (st Stats, err erro
 		gold:  g,
 		ref:   ref,
 		tbl:   delta.Open(deps.Store, ref.Dir()),
-		log:   deps.Logger.With("table", ref.String()),
+		log:   deps.Log.With("table", ref.String()),
 		id:    randomHex(6),
 		local: map[string]string{},
 	}
-	if r.scratch, err = os.MkdirTemp(deps.Engine.TempDir(), "gold-"+g.Name+"-"); err != nil {
+	if r.scratch, err = os.MkdirTemp(deps.ScratchDir, "gold-"+g.Name+"-"); err != nil {
 		return st, fmt.Errorf("%s: scratch directory: %w", ref, err)
 	}
 	defer os.RemoveAll(r.scratch)
-	if r.conn, err = deps.Engine.DB().Conn(ctx); err != nil {
+	if r.conn, err = deps.DB.Conn(ctx); err != nil {
 		return st, fmt.Errorf("%s: duckdb connection: %w", ref, err)
 	}
 	defer r.closeConn()
@@ -369,52 +339,16 @@ func (r *runner) localFile(ctx context.Context, key string) (string, error) {
 	if ok {
 		return p, nil
 	}
-	var err error
-	switch {
-	case r.deps.LocalFile != nil:
-		p, err = r.deps.LocalFile(ctx, key)
-	default:
-		if lp, ok := r.deps.Store.(lake.LocalPather); ok {
-			p = lp.LocalPath(key)
-			if _, serr := os.Stat(p); serr != nil {
-				err = fmt.Errorf("read %s: %w", key, lake.ErrNotExist)
-			}
-		} else {
-			p, err = r.download(ctx, key)
+	p, err := r.deps.LocalFiles(filepath.Join(r.scratch, "in")).Path(ctx, r.deps.Store, key, "")
+	if err == nil {
+		if _, serr := os.Stat(p); serr != nil {
+			err = fmt.Errorf("read %s: %w", key, lake.ErrNotExist)
 		}
-	}
-	if err != nil {
-		return "", err
 	}
 	r.mu.Lock()
 	r.local[key] = p
 	r.mu.Unlock()
 	return p, nil
-}
-
-// download copies a lake object into the scratch directory.
-func (r *runner) download(ctx context.Context, key string) (string, error) {
-	rc, _, err := r.deps.Store.Get(ctx, key)
-	if err != nil {
-		return "", err
-	}
-	defer rc.Close()
-	dst := filepath.Join(r.scratch, "in", filepath.FromSlash(key))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return "", err
-	}
-	f, err := os.Create(dst)
-	if err != nil {
-		return "", err
-	}
-	if _, err := io.Copy(f, rc); err != nil {
-		f.Close()
-		return "", fmt.Errorf("download %s: %w", key, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	return dst, nil
 }
 
 // upload puts a finished local file at the table-relative path rel and
@@ -451,12 +385,9 @@ func (r *runner) discardUploads() {
 // commit writes the next version of the gold table (creating the table
 // first if base is nil) and returns it.
 func (r *runner) commit(ctx context.Context, base *delta.Snapshot, meta delta.Metadata, c delta.Commit) (*delta.Snapshot, error) {
-	if r.deps.beforeCommit != nil {
-		if err := r.deps.beforeCommit(); err != nil {
-			return nil, err
-		}
+	if err := r.deps.CrashPoint(CrashFilesWritten); err != nil {
+		return nil, err
 	}
-	crashpoint.At(CrashFilesWritten)
 	if base == nil {
 		var err error
 		base, err = r.tbl.Create(ctx, meta, delta.CommitInfo{Operation: "CREATE TABLE"})
@@ -480,7 +411,9 @@ func (r *runner) commit(ctx context.Context, base *delta.Snapshot, meta delta.Me
 		return nil, fmt.Errorf("%s: commit: %w", r.ref, err)
 	}
 	r.commited = true
-	crashpoint.At(CrashCommitted)
+	if err := r.deps.CrashPoint(CrashCommitted); err != nil {
+		return nil, err
+	}
 	return snap, nil
 }
 
@@ -545,4 +478,55 @@ func schemaOf(cols []column) (*delta.Schema, []string, error) {
 		s.Fields = append(s.Fields, delta.Field{Name: c.Name, Type: dt, Nullable: true})
 	}
 	return s, sel, nil
+}
+
+// String is the line printed for a run.
+func (s Stats) String() string {
+	switch s.Mode {
+	case ModeSkipped:
+		return fmt.Sprintf("%s: nothing new (v%d)", s.Table, s.Version)
+	case ModeAppend:
+		line := fmt.Sprintf("%s: appended, %d partition buckets, %d rows in, %d rows written", s.Table, s.Buckets, s.RowsIn, s.RowsWritten)
+		if s.Compacted > 0 {
+			line += fmt.Sprintf(", %d buckets merged into one file", s.Compacted)
+		}
+		return line + fmt.Sprintf(" (v%d)", s.Version)
+	}
+	return fmt.Sprintf("%s: %s rebuild, %d partitions recomputed, %d rows in, %d rows written (v%d)",
+		s.Table, s.Mode, s.Buckets, s.RowsIn, s.RowsWritten, s.Version)
+}
+
+// Result is the run in the shape every layer reports. A skipped run reads
+// and writes nothing, whatever its figures say.
+func (s Stats) Result() layers.Result {
+	res := layers.Result{Table: s.Table, Summary: s.String(), Version: s.Version}
+	if s.Mode != ModeSkipped {
+		res.RowsIn, res.RowsOut = s.RowsIn, s.RowsWritten
+	}
+	return res
+}
+
+// Job runs the gold table name of p for the job runner: a table whose
+// input has no commits yet (nothing ingested) is waiting for input, not a
+// failure.
+func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (layers.Result, error) {
+	g, ok := p.Gold[name]
+	if !ok || g == nil {
+		return layers.Result{}, fmt.Errorf("gold.%s: %w", name, ErrNotGold)
+	}
+	st, err := Run(ctx, Deps{Env: env}, g)
+	if errors.Is(err, delta.ErrNoTable) {
+		ref := layers.TableRef{Layer: layers.Gold, Name: name}
+		return layers.Result{Table: ref, Version: -1, Summary: fmt.Sprintf("%s: waiting for input (%v)", ref, firstLine(err))}, nil
+	}
+	if err != nil {
+		return layers.Result{}, err
+	}
+	return st.Result(), nil
+}
+
+// firstLine is the first line of an error, for a summary.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
 }

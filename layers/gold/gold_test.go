@@ -56,7 +56,7 @@ func newFixture(t *testing.T, st lake.Store) *fixture {
 }
 
 func (f *fixture) deps() Deps {
-	return Deps{Store: f.store, Pipeline: f.pipe, Engine: f.eng}
+	return Deps{Env: layers.Env{Store: f.store, DB: f.eng.DB(), ScratchDir: f.eng.TempDir()}}
 }
 
 func (f *fixture) addGold(g *config.Gold) {
@@ -66,7 +66,7 @@ func (f *fixture) addGold(g *config.Gold) {
 
 func (f *fixture) run(table string) Stats {
 	f.t.Helper()
-	st, err := Run(f.ctx, f.deps(), table)
+	st, err := Run(f.ctx, f.deps(), f.pipe.Gold[table])
 	if err != nil {
 		f.t.Fatalf("run gold.%s: %v", table, err)
 	}
@@ -540,7 +540,7 @@ func TestSQLModelWithAttachHook(t *testing.T) {
 		_, err := f.eng.DB().ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS silver; CREATE OR REPLACE VIEW silver.s AS SELECT * FROM "+scan)
 		return err
 	}
-	if _, err := Run(f.ctx, deps, "m"); err != nil {
+	if _, err := Run(f.ctx, deps, f.pipe.Gold["m"]); err != nil {
 		t.Fatal(err)
 	}
 	if len(attached) != 1 || attached[0].String() != "silver.s" {
@@ -562,8 +562,13 @@ func TestCrashBeforeCommitLeavesTableAndRerunIsExact(t *testing.T) {
 
 		crash := errors.New("killed")
 		deps := f.deps()
-		deps.beforeCommit = func() error { return crash }
-		if _, err := Run(f.ctx, deps, "g"); !errors.Is(err, crash) {
+		deps.Crash = func(point string) error {
+			if point == CrashFilesWritten {
+				return crash
+			}
+			return nil
+		}
+		if _, err := Run(f.ctx, deps, f.pipe.Gold["g"]); !errors.Is(err, crash) {
 			t.Fatalf("err %v", err)
 		}
 		if s := f.snapshot("gold/g"); s.Version != before.Version {
@@ -632,7 +637,7 @@ func TestDefinitionChangeRebuildsInFull(t *testing.T) {
 func TestEmptySilverAndErrors(t *testing.T) {
 	f := newFixture(t, testenv.LocalStore(t))
 	f.addGold(maTable("g", "s", config.MovingAverage{Column: "avg_usage", Rows: 2}))
-	if _, err := Run(f.ctx, f.deps(), "g"); !errors.Is(err, delta.ErrNoTable) {
+	if _, err := Run(f.ctx, f.deps(), f.pipe.Gold["g"]); !errors.Is(err, delta.ErrNoTable) {
 		t.Fatalf("missing silver: %v", err)
 	}
 	f.createSilver("s")
@@ -643,7 +648,7 @@ func TestEmptySilverAndErrors(t *testing.T) {
 	if s := f.snapshot("gold/g"); !strings.Contains(s.Metadata.SchemaString, `"ma"`) {
 		t.Fatalf("schema %s", s.Metadata.SchemaString)
 	}
-	if _, err := Run(f.ctx, f.deps(), "nope"); !errors.Is(err, ErrNotGold) {
+	if _, err := Job(f.ctx, f.deps().Env, f.pipe, "nope"); !errors.Is(err, ErrNotGold) {
 		t.Fatalf("unknown table: %v", err)
 	}
 	for _, tc := range []struct {
@@ -660,7 +665,7 @@ func TestEmptySilverAndErrors(t *testing.T) {
 		{&config.Gold{Name: "b8", SQL: "SELECT * FROM gold.b8"}, "reads the table it builds"},
 	} {
 		f.addGold(tc.g)
-		_, err := Run(f.ctx, f.deps(), tc.g.Name)
+		_, err := Run(f.ctx, f.deps(), f.pipe.Gold[tc.g.Name])
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v, want %q", tc.g.Name, err, tc.want)
 		}

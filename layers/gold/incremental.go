@@ -82,6 +82,9 @@ type silverDiff struct {
 // non-empty reason means the change cannot be worked out (history cleaned
 // up, schema changed) and the caller must rebuild in full.
 func (r *runner) silverDiff(ctx context.Context, in *input, from int64) (silverDiff, string, error) {
+	if d, ok, err := r.appendedSince(ctx, in, from); err != nil || ok {
+		return d, "", err
+	}
 	var d silverDiff
 	old, err := in.tbl.SnapshotAt(ctx, from)
 	if errors.Is(err, delta.ErrNoVersion) || errors.Is(err, lake.ErrNotExist) {
@@ -110,6 +113,38 @@ func (r *runner) silverDiff(ctx context.Context, in *input, from int64) (silverD
 		}
 	}
 	return d, "", nil
+}
+
+// appendedSince is silverDiff's fast path, read from the commits after
+// from (delta.Table.Changes) instead of the snapshot at from: when those
+// commits only appended files, the diff is those files, listed in the
+// order of the current snapshot. ok is false when the commits did anything
+// else (removed or rewrote files, changed metadata) or are no longer in
+// the log: the caller compares snapshots then.
+func (r *runner) appendedSince(ctx context.Context, in *input, from int64) (d silverDiff, ok bool, err error) {
+	if from < 0 || from >= in.snap.Version {
+		return d, false, nil
+	}
+	ch, err := in.tbl.Changes(ctx, from, in.snap.Version)
+	if errors.Is(err, delta.ErrChangesGone) {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, fmt.Errorf("%s: read the log of %s since version %d: %w", r.ref, in.ref, from, err)
+	}
+	if len(ch.Removed) > 0 || ch.Rewritten || ch.MetadataChanged {
+		return d, false, nil
+	}
+	added := make(map[string]bool, len(ch.Added))
+	for _, f := range ch.Added {
+		added[f.Path] = true
+	}
+	for _, f := range in.snap.Files {
+		if added[f.Path] {
+			d.added = append(d.added, f)
+		}
+	}
+	return d, len(d.added) == len(added), nil
 }
 
 // appendFallback says why appendMA did not append.

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/config"
-	"github.com/medallion-dev/medallion/internal/crashpoint"
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
 )
@@ -201,7 +200,7 @@ func TestSIGKILL(t *testing.T) {
 			f.run("g")
 			batch(1)
 			cmd := exec.Command(os.Args[0], "-test.run=^TestSIGKILL$", "-test.count=1")
-			cmd.Env = append(os.Environ(), "GOLD_KILL_LAKE="+dir, crashpoint.Env+"="+point)
+			cmd.Env = append(os.Environ(), "GOLD_KILL_LAKE="+dir, "GOLD_KILL_AT="+point)
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
@@ -237,7 +236,7 @@ func killPipeline(f *fixture) {
 }
 
 // killChild is the child of TestSIGKILL: one gold run, which kills itself
-// at the crash point in the environment.
+// with SIGKILL at the crash point named by GOLD_KILL_AT.
 func killChild(t *testing.T) {
 	store, err := lake.NewLocal(os.Getenv("GOLD_KILL_LAKE"))
 	if err != nil {
@@ -245,7 +244,15 @@ func killChild(t *testing.T) {
 	}
 	f := newFixture(t, store)
 	killPipeline(f)
-	_, err = Run(f.ctx, f.deps(), "g")
+	deps := f.deps()
+	deps.Crash = func(point string) error {
+		if point == os.Getenv("GOLD_KILL_AT") {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+		return nil
+	}
+	_, err = Run(f.ctx, deps, f.pipe.Gold["g"])
 	fmt.Println("not killed:", err)
 	os.Exit(3)
 }
@@ -271,7 +278,7 @@ func TestDuckDBRowsMatchPass(t *testing.T) {
 			f.run(fmt.Sprintf("sql%d", n))
 			deps := f.deps()
 			deps.goPass = true
-			if _, err := Run(f.ctx, deps, fmt.Sprintf("go%d", n)); err != nil {
+			if _, err := Run(f.ctx, deps, f.pipe.Gold[fmt.Sprintf("go%d", n)]); err != nil {
 				t.Fatal(err)
 			}
 			f.sameRows(fmt.Sprintf("SELECT * FROM {gold.sql%d}", n), fmt.Sprintf("SELECT * FROM {gold.go%d}", n))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/warehouse"
 )
@@ -332,7 +333,7 @@ func (j *job) writeOutput(ctx context.Context, t *delta.Table, snap *delta.Snaps
 	if n == 0 {
 		return out, nil
 	}
-	up, err := putFile(ctx, j.deps.Store, t.Key(path), local)
+	up, err := lake.PutFile(ctx, j.deps.Store, t.Key(path), local)
 	if err != nil {
 		return out, err
 	}
@@ -446,7 +447,7 @@ func (j *job) writeState(ctx context.Context, batch string, w1 *int64) (string, 
 		return "", 0, err
 	}
 	key := StateDir(sp.name) + batch + ".parquet"
-	if _, err := putFile(ctx, j.deps.Store, key, local); err != nil {
+	if _, err := lake.PutFile(ctx, j.deps.Store, key, local); err != nil {
 		return "", 0, err
 	}
 	return key, n, nil

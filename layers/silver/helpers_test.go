@@ -15,6 +15,7 @@ import (
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
@@ -145,7 +146,7 @@ func (le *lakeEnv) appendBronze(rows ...ev) {
 		if _, err := eng.DB().ExecContext(ctx, q); err != nil {
 			t.Fatalf("write bronze file: %v", err)
 		}
-		up, err := putFile(ctx, le.store, "bronze/meters/"+path, local)
+		up, err := lake.PutFile(ctx, le.store, "bronze/meters/"+path, local)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +189,7 @@ func (le *lakeEnv) runWith(name string, hook func(string) error) (Stats, error) 
 		}
 		defer eng.Close()
 	}
-	return Run(ctx, Deps{Store: le.store, Pipeline: le.p, DB: eng.DB(), ScratchDir: le.t.TempDir(), hook: hook}, name)
+	return Run(ctx, Deps{Env: layers.Env{Store: le.store, DB: eng.DB(), ScratchDir: le.t.TempDir(), Crash: hook}}, le.p.Silver[name])
 }
 
 // query reads a Delta table's current rows with DuckDB and renders each row
@@ -209,7 +210,9 @@ func queryTable(t *testing.T, store lake.Store, dir, cols string) []string {
 		return nil
 	}
 	scratch := t.TempDir()
-	mat := DefaultMaterializer(store, scratch)
+	mat := func(ctx context.Context, key string) (string, error) {
+		return (&lake.Cache{Dir: scratch}).Path(ctx, store, key, "")
+	}
 	var locals []string
 	for _, f := range snap.Files {
 		p, err := mat(ctx, tbl.Key(f.Path))
@@ -303,7 +306,7 @@ func stateRows(t *testing.T, store lake.Store, name string) []string {
 	if key == "" {
 		return nil
 	}
-	p, err := DefaultMaterializer(store, t.TempDir())(ctx, key)
+	p, err := (&lake.Cache{Dir: t.TempDir()}).Path(ctx, store, key, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,19 +1,9 @@
 package silver
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strings"
 
-	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 )
 
@@ -26,136 +16,18 @@ type bronzeFile struct {
 }
 
 // newBronzeFiles returns the files that bronze versions (from, to] added
-// with dataChange=true, in commit order. Files a later commit in the range
-// removed again (a compaction) are still returned: their rows are new to
-// silver, and the compacted copy carries dataChange=false.
-//
-// It reads the commit files themselves rather than diffing two snapshots:
-// a snapshot loaded from a checkpoint reports dataChange=false for every
-// file, which would hide new data.
+// with dataChange=true, in commit order (delta.Table.Changes). Files a
+// later commit in the range removed again (a compaction) are still
+// returned: their rows are new to silver, and the compacted copy carries
+// dataChange=false.
 func newBronzeFiles(ctx context.Context, t *delta.Table, from, to int64) ([]bronzeFile, error) {
-	var out []bronzeFile
-	seen := map[string]bool{}
-	for v := from + 1; v <= to; v++ {
-		adds, err := readAdds(ctx, t, v)
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range adds {
-			if !a.DataChange || seen[a.Path] {
-				continue
-			}
-			seen[a.Path] = true
-			out = append(out, bronzeFile{Path: a.Path, Key: t.Key(a.Path), PartitionValues: a.PartitionValues, Size: a.Size})
-		}
+	ch, err := t.Changes(ctx, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("bronze log: silver cannot tell which rows are new: %w", err)
+	}
+	out := make([]bronzeFile, 0, len(ch.Added))
+	for _, a := range ch.Added {
+		out = append(out, bronzeFile{Path: a.Path, Key: t.Key(a.Path), PartitionValues: a.PartitionValues, Size: a.Size})
 	}
 	return out, nil
-}
-
-// readAdds parses the add actions of one commit file of t.
-func readAdds(ctx context.Context, t *delta.Table, v int64) ([]delta.Add, error) {
-	key := fmt.Sprintf("%s/_delta_log/%020d.json", t.Dir(), v)
-	rc, _, err := t.Store().Get(ctx, key)
-	if errors.Is(err, lake.ErrNotExist) {
-		return nil, fmt.Errorf("bronze log version %d (%s) is gone (log cleaned up?); silver cannot tell which rows are new: %w", v, key, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read bronze log version %d: %w", v, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("read bronze log version %d: %w", v, err)
-	}
-	var adds []delta.Add
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 || !bytes.Contains(line, []byte(`"add"`)) {
-			continue
-		}
-		var act struct {
-			Add *delta.Add `json:"add"`
-		}
-		if err := json.Unmarshal(line, &act); err != nil {
-			return nil, fmt.Errorf("bronze log version %d (%s): %w", v, key, err)
-		}
-		if act.Add == nil {
-			continue
-		}
-		a := *act.Add
-		if !strings.Contains(a.Path, "://") {
-			p, err := url.PathUnescape(a.Path)
-			if err != nil {
-				return nil, fmt.Errorf("bronze log version %d: file path %q: %w", v, a.Path, err)
-			}
-			a.Path = p
-		}
-		adds = append(adds, a)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("bronze log version %d (%s): %w", v, key, err)
-	}
-	return adds, nil
-}
-
-// Materializer returns a local file holding the object key, for DuckDB to
-// read. The file must stay in place until the run ends.
-type Materializer func(ctx context.Context, key string) (localPath string, err error)
-
-// DefaultMaterializer reads objects of a local-directory store in place
-// (lake.LocalPather) and downloads other stores' objects into dir, once per
-// key. It does not check whether an object changed since it was downloaded:
-// data files, log entries and state files are never rewritten under the same
-// key with other content.
-func DefaultMaterializer(store lake.Store, dir string) Materializer {
-	if lp, ok := store.(lake.LocalPather); ok {
-		return func(ctx context.Context, key string) (string, error) {
-			p := lp.LocalPath(key)
-			if _, err := os.Stat(p); err != nil {
-				return "", fmt.Errorf("materialize %s: %w", key, err)
-			}
-			return p, nil
-		}
-	}
-	return func(ctx context.Context, key string) (string, error) {
-		if err := lake.ValidateKey(key); err != nil {
-			return "", err
-		}
-		p := filepath.Join(dir, "objects", filepath.FromSlash(key))
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return "", fmt.Errorf("materialize %s: %w", key, err)
-		}
-		rc, _, err := store.Get(ctx, key)
-		if err != nil {
-			return "", fmt.Errorf("materialize %s: %w", key, err)
-		}
-		defer rc.Close()
-		tmp, err := os.CreateTemp(filepath.Dir(p), ".download-*")
-		if err != nil {
-			return "", fmt.Errorf("materialize %s: %w", key, err)
-		}
-		defer os.Remove(tmp.Name())
-		if _, err := io.Copy(tmp, rc); err != nil {
-			tmp.Close()
-			return "", fmt.Errorf("materialize %s: download: %w", key, err)
-		}
-		if err := tmp.Close(); err != nil {
-			return "", fmt.Errorf("materialize %s: %w", key, err)
-		}
-		if err := os.Rename(tmp.Name(), p); err != nil {
-			return "", fmt.Errorf("materialize %s: %w", key, err)
-		}
-		return p, nil
-	}
-}
-
-// putFile uploads a local file to key and returns its size and SHA-256
-// (hashed as it is uploaded), for the add action's size and checksum tag.
-func putFile(ctx context.Context, store lake.Store, key, path string) (lake.PutFileInfo, error) {
-	return lake.PutFile(ctx, store, key, path)
 }

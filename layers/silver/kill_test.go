@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
@@ -82,13 +83,13 @@ func killHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	point := os.Getenv("SILVER_KILL_POINT")
-	_, err = Run(context.Background(), Deps{Store: store, Pipeline: le.p, DB: eng.DB(), hook: func(p string) error {
+	_, err = Run(context.Background(), Deps{Env: layers.Env{Store: store, DB: eng.DB(), Crash: func(p string) error {
 		if p == point {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {}
 		}
 		return nil
-	}}, tc.cfg.Name)
+	}}}, le.p.Silver[tc.cfg.Name])
 	fmt.Println("not killed:", err)
 	os.Exit(3)
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
@@ -81,7 +82,7 @@ func (j *job) commitLate(ctx context.Context, t *delta.Table, read *delta.Snapsh
 	if err := j.conn.QueryRowContext(ctx, "SELECT count(*), min(__ws), max(__ws), min(__we), max(__we) FROM s_late").Scan(&n, &minS, &maxS, &minE, &maxE); err != nil {
 		return -1, fmt.Errorf("late rows statistics: %w", err)
 	}
-	up, err := putFile(ctx, j.deps.Store, t.Key(path), local)
+	up, err := lake.PutFile(ctx, j.deps.Store, t.Key(path), local)
 	if err != nil {
 		return -1, err
 	}

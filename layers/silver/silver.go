@@ -70,40 +70,21 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/config"
-	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
 )
 
-// Deps is what a silver run needs from its caller.
+// Deps is what a silver run needs from its caller: the shared layer
+// environment (Store and DB are required).
 type Deps struct {
-	Store    lake.Store       // the lake
-	Pipeline *config.Pipeline // the silver tables and their bronze sources
-	// DB is a DuckDB database (warehouse.Engine.DB()). A run pins one
-	// connection and keeps its work in temporary tables of that connection,
-	// so runs of different tables may share one engine.
-	DB *sql.DB
-	// Materialize gives DuckDB a local file for a lake object (bronze data
-	// files, the state file, output files being rewritten). Nil:
-	// DefaultMaterializer over Store, downloading into the run's scratch
-	// directory. Plug a cache here.
-	Materialize Materializer
-	// ScratchDir is where a run writes files before uploading them (and
-	// downloads objects when Materialize is nil). Each run uses a fresh
-	// sub-directory and removes it. Empty: the OS temp directory.
-	ScratchDir string
-	Logger     *slog.Logger     // nil: slog.Default()
-	Now        func() time.Time // nil: time.Now; stamps txn and remove actions
-
-	// hook, when set (tests), is called at the named crash points of a run;
-	// an error stops the run there as if the process had died.
-	hook func(point string) error
+	layers.Env
 }
 
-// Crash points passed to Deps.hook.
+// Crash points passed to Env.Crash.
 const (
 	pointLateCommitted = "late-committed" // silver._late committed, silver not
 	pointFilesWritten  = "files-written"  // output and state files uploaded, not committed
@@ -142,10 +123,10 @@ func StateDir(table string) string {
 
 // RunAll runs every silver table of the pipeline in declaration order and
 // stops at the first error.
-func RunAll(ctx context.Context, deps Deps) ([]Stats, error) {
+func RunAll(ctx context.Context, deps Deps, p *config.Pipeline) ([]Stats, error) {
 	var out []Stats
-	for _, name := range deps.Pipeline.SilverOrder {
-		st, err := Run(ctx, deps, name)
+	for _, name := range p.SilverOrder {
+		st, err := Run(ctx, deps, p.Silver[name])
 		if err != nil {
 			return out, err
 		}
@@ -154,61 +135,46 @@ func RunAll(ctx context.Context, deps Deps) ([]Stats, error) {
 	return out, nil
 }
 
-// Run processes the bronze rows silver.<table> has not consumed yet as one
+// Run processes the bronze rows the silver table cfg has not consumed yet as one
 // batch plus its no-data batch (see the package doc), and commits the result.
 // A run with no new bronze data commits nothing. Run is safe to repeat after
 // a failure or crash at any point: nothing is lost or doubled. Two runs of
 // the same table should not overlap (the job runner's lease ensures it); if
 // they do, the one whose commit loses (delta.ErrCommitConflict: the other
 // consumed the same bronze versions) plans again from the tables as they
-// are then, up to maxAttempts times.
-func Run(ctx context.Context, deps Deps, table string) (Stats, error) {
-	for attempt := 1; ; attempt++ {
-		st, err := runOnce(ctx, deps, table)
-		if !errors.Is(err, delta.ErrCommitConflict) || attempt >= maxAttempts {
-			return st, err
-		}
-		if deps.Logger != nil {
-			deps.Logger.Info("silver: another run committed first; planning again", "table", "silver."+table, "attempt", attempt, "err", err)
-		}
-	}
+// are then, up to layers.MaxCommitAttempts times.
+func Run(ctx context.Context, deps Deps, cfg *config.Silver) (Stats, error) {
+	table := cfg.Name
+	var st Stats
+	err := layers.RetryConflicts(ctx, deps.Log, "silver."+table, func(int) error {
+		var err error
+		st, err = runOnce(ctx, deps, cfg)
+		return err
+	})
+	return st, err
 }
 
-// maxAttempts bounds how often Run plans again after losing a commit.
-const maxAttempts = 3
-
-func runOnce(ctx context.Context, deps Deps, table string) (Stats, error) {
-	if deps.Pipeline == nil || deps.Store == nil || deps.DB == nil {
-		return Stats{}, errors.New("silver: Deps needs Store, Pipeline and DB")
+func runOnce(ctx context.Context, deps Deps, cfg *config.Silver) (Stats, error) {
+	if deps.Store == nil || deps.DB == nil {
+		return Stats{}, errors.New("silver: Deps needs Store and DB")
 	}
-	cfg, ok := deps.Pipeline.Silver[table]
-	if !ok {
-		return Stats{}, fmt.Errorf("silver.%s: no such silver table in the pipeline file", table)
-	}
-	if cfg.Name == "" {
-		c := *cfg
-		c.Name = table
-		cfg = &c
-	}
+	table := cfg.Name
 	sp, err := newSpec(cfg)
 	if err != nil {
 		return Stats{}, err
 	}
+	deps.Env = deps.WithDefaults()
 	j := &job{deps: deps, sp: sp}
-	if j.log = deps.Logger; j.log == nil {
-		j.log = slog.Default()
-	}
-	j.log = j.log.With("table", "silver."+table)
-	if j.now = deps.Now; j.now == nil {
-		j.now = time.Now
-	}
+	j.log = deps.Log.With("table", "silver."+table)
+	j.now = deps.Now
 	j.scratch, err = os.MkdirTemp(deps.ScratchDir, "silver-"+table+"-")
 	if err != nil {
 		return Stats{}, fmt.Errorf("silver.%s: scratch directory: %w", table, err)
 	}
 	defer os.RemoveAll(j.scratch)
-	if j.materialize = deps.Materialize; j.materialize == nil {
-		j.materialize = DefaultMaterializer(deps.Store, j.scratch)
+	cache := deps.LocalFiles(filepath.Join(j.scratch, "objects"))
+	j.materialize = func(ctx context.Context, key string) (string, error) {
+		return cache.Path(ctx, deps.Store, key, "")
 	}
 	j.conn, err = deps.DB.Conn(ctx)
 	if err != nil {
@@ -232,7 +198,7 @@ type job struct {
 	log         *slog.Logger
 	now         func() time.Time
 	scratch     string
-	materialize Materializer
+	materialize func(ctx context.Context, key string) (string, error) // a local file holding a lake object
 	conn        *sql.Conn
 	temps       []string // temporary tables and views to drop
 	wAfter      *int64   // W1, the watermark after the batch
@@ -506,12 +472,7 @@ func orEmpty(s *delta.Snapshot) *delta.Snapshot {
 	return s
 }
 
-func (j *job) crashPoint(p string) error {
-	if j.deps.hook == nil {
-		return nil
-	}
-	return j.deps.hook(p)
-}
+func (j *job) crashPoint(p string) error { return j.deps.CrashPoint(p) }
 
 // batchID names a batch by the bronze version it consumed up to. File names
 // derive from it, so a rerun of the same batch writes the same objects.
@@ -644,4 +605,29 @@ func fmtTime(t time.Time) string {
 		return "none"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// Result is the run in the shape every layer reports. Version is the
+// silver table's version after the run when this run committed, else -1.
+func (s Stats) Result() layers.Result {
+	return layers.Result{
+		Table:   layers.TableRef{Layer: layers.Silver, Name: strings.TrimPrefix(s.Table, "silver.")},
+		Summary: s.String(), RowsIn: s.RowsIn, RowsOut: s.RowsOut, Version: s.Version,
+		Counters: map[string]int64{layers.CounterLate: s.LatePairs}, Watermark: s.WatermarkAfter,
+	}
+}
+
+// Job runs the silver table name of p for the job runner.
+func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (layers.Result, error) {
+	cfg, ok := p.Silver[name]
+	if !ok {
+		return layers.Result{}, fmt.Errorf("silver.%s: no such silver table in the pipeline file", name)
+	}
+	if cfg.Name == "" {
+		c := *cfg
+		c.Name = name
+		cfg = &c
+	}
+	st, err := Run(ctx, Deps{Env: env}, cfg)
+	return st.Result(), err
 }

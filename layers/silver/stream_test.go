@@ -11,6 +11,7 @@ import (
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
@@ -120,7 +121,9 @@ func bronzeLocals(t *testing.T, store lake.Store) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mat := DefaultMaterializer(store, t.TempDir())
+	mat := func(ctx context.Context, key string) (string, error) {
+		return (&lake.Cache{Dir: t.TempDir()}).Path(ctx, store, key, "")
+	}
 	var out []string
 	for _, f := range snap.Files {
 		p, err := mat(ctx, tbl.Key(f.Path))
@@ -209,7 +212,7 @@ func compact(t *testing.T, store lake.Store) {
 	out := t.TempDir() + "/compact.parquet"
 	queryLines(t, fmt.Sprintf("COPY (SELECT * FROM read_parquet(%s)) TO %s (FORMAT parquet)", literalList(locals), warehouse.QuoteString(out)))
 	path := "event_date=2024-01-01/compacted.parquet"
-	up, err := putFile(ctx, store, "bronze/meters/"+path, out)
+	up, err := lake.PutFile(ctx, store, "bronze/meters/"+path, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +338,7 @@ func TestSharedEngine(t *testing.T) {
 		le.keepEngine = eng
 		for _, part := range split(genRows(60), 4) {
 			le.appendBronze(part...)
-			if _, err := RunAll(context.Background(), Deps{Store: store, Pipeline: le.p, DB: eng.DB(), ScratchDir: t.TempDir()}); err != nil {
+			if _, err := RunAll(context.Background(), Deps{Env: layers.Env{Store: store, DB: eng.DB(), ScratchDir: t.TempDir()}}, le.p); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -48,7 +48,7 @@ func TestConcurrentSyncsOfOneTarget(t *testing.T) {
 
 	ps := &pausingStore{Store: f.store, reached: make(chan struct{}), release: make(chan struct{})}
 	opts := pgmirror.DefaultOptions()
-	slow, err := pgmirror.New(dsn, pgmirror.Deps{Store: ps, Engine: f.eng, Cache: &warehouse.Cache{Dir: t.TempDir()}}, opts)
+	slow, err := pgmirror.New(dsn, pgmirror.Deps{Store: ps, Engine: f.eng, Cache: &lake.Cache{Dir: t.TempDir()}}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

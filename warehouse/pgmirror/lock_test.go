@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/medallion-dev/medallion/internal/testenv"
+	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/warehouse"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror"
@@ -33,7 +34,7 @@ func TestSnapshotUnderLock(t *testing.T) {
 
 	ps := &pausingStore{Store: f.store, reached: make(chan struct{}), release: make(chan struct{})}
 	opts := pgmirror.DefaultOptions()
-	a, err := pgmirror.New(dsn, pgmirror.Deps{Store: ps, Engine: f.eng, Cache: &warehouse.Cache{Dir: t.TempDir()}}, opts)
+	a, err := pgmirror.New(dsn, pgmirror.Deps{Store: ps, Engine: f.eng, Cache: &lake.Cache{Dir: t.TempDir()}}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

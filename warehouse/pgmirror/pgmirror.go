@@ -127,7 +127,7 @@ func (o Options) Validate() error {
 type Deps struct {
 	Store  lake.Store
 	Engine *warehouse.Engine // DuckDB, to read data files
-	Cache  *warehouse.Cache  // local copies of objects of a remote lake
+	Cache  *lake.Cache       // local copies of objects of a remote lake
 }
 
 // Mirror copies lake tables into one PostgreSQL database. It holds no

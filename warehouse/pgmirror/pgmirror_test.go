@@ -102,7 +102,7 @@ func (f *fixture) mirror(dsn string) *pgmirror.Mirror {
 	f.t.Helper()
 	opts := pgmirror.DefaultOptions()
 	opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
-	m, err := pgmirror.New(dsn, pgmirror.Deps{Store: f.store, Engine: f.eng, Cache: &warehouse.Cache{Dir: f.t.TempDir()}}, opts)
+	m, err := pgmirror.New(dsn, pgmirror.Deps{Store: f.store, Engine: f.eng, Cache: &lake.Cache{Dir: f.t.TempDir()}}, opts)
 	if err != nil {
 		f.t.Fatal(err)
 	}

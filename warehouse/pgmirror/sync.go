@@ -415,11 +415,49 @@ func sortedFiles(files []delta.Add) []delta.Add {
 	return files
 }
 
+// appendedSince is the fast path of changes, read from the commits after
+// from (delta.Table.Changes) instead of the snapshot at from: when they
+// only appended files, those are the adds, in the order of the target
+// snapshot. ok is false when the commits did anything else (removed or
+// rewrote files: a compaction, a rebuild; changed the metadata) or are no
+// longer in the log (cleaned up after a checkpoint): changes compares
+// snapshots then, as it always did.
+func (a *apply) appendedSince(ctx context.Context, from int64) (adds []delta.Add, ok bool, err error) {
+	if from < 0 || from >= a.to.Version {
+		return nil, false, nil
+	}
+	ch, err := a.tbl.Changes(ctx, from, a.to.Version)
+	if errors.Is(err, delta.ErrChangesGone) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read lake table %s log since version %d: %w", a.spec.Source, from, err)
+	}
+	if len(ch.Removed) > 0 || ch.Rewritten || ch.MetadataChanged {
+		return nil, false, nil
+	}
+	added := make(map[string]bool, len(ch.Added))
+	for _, f := range ch.Added {
+		added[f.Path] = true
+	}
+	for _, f := range a.to.Files {
+		if added[f.Path] {
+			adds = append(adds, f)
+		}
+	}
+	return adds, len(adds) == len(added), nil
+}
+
 // changes returns the data files added and removed between version from
 // and the target version. full says they cannot be known (the log of from
 // or a removed file was cleaned up, or a column the table had at from is
 // missing in PostgreSQL): the caller reloads the whole table then.
 func (a *apply) changes(ctx context.Context, from int64, missing []column) (adds, removes []delta.Add, full bool, err error) {
+	if len(missing) == 0 {
+		if adds, ok, err := a.appendedSince(ctx, from); err != nil || ok {
+			return adds, nil, false, err
+		}
+	}
 	old, err := a.tbl.SnapshotAt(ctx, from)
 	if errors.Is(err, delta.ErrNoVersion) {
 		a.m.log.Info("mirrored version is no longer in the lake log; reloading", "target", a.spec.Target(), "version", from)

@@ -20,6 +20,7 @@ import (
 	"github.com/medallion-dev/medallion/internal/metrics"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/bronze"
 	"github.com/medallion-dev/medallion/layers/raw"
 	"github.com/medallion-dev/medallion/warehouse"
@@ -270,7 +271,7 @@ func runBronze(t testing.TB, st lake.Store, p *config.Pipeline, source string, w
 		t.Fatal(err)
 	}
 	defer e.Close()
-	s, err := bronze.Run(ctx, bronze.Deps{Store: st, Pipeline: p, DB: e.DB(), ScratchDir: t.TempDir()}, source)
+	s, err := bronze.Run(ctx, bronze.Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir()}}, p.Sources[source])
 	if err != nil {
 		t.Fatal(err)
 	}

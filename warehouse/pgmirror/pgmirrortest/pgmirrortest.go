@@ -98,7 +98,7 @@ func LakeRows(t testing.TB, store lake.Store, ref warehouse.TableRef, asOf wareh
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	cache := &warehouse.Cache{Dir: t.TempDir()}
+	cache := &lake.Cache{Dir: t.TempDir()}
 	if err := warehouse.Attach(ctx, eng, store, cache, []warehouse.TableRef{ref}, warehouse.AsOf{Version: snap.Version, HasVersion: true}); err != nil {
 		t.Fatalf("attach %s: %v", ref, err)
 	}

@@ -1,4 +1,4 @@
-package warehouse
+package lake
 
 import (
 	"context"
@@ -13,8 +13,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/medallion-dev/medallion/lake"
 )
 
 // Cache keeps local copies of lake objects so that DuckDB can read them as
@@ -44,13 +42,13 @@ func DefaultCacheDir() (string, error) {
 }
 
 // Path returns a local file holding the object key of store whose ETag is
-// etag. For a store whose objects are local files (lake.LocalPather) it is
+// etag. For a store whose objects are local files (LocalPather) it is
 // the file itself, nothing is copied. Otherwise it is the cache entry
 // <Dir>/<sha256(store URL, key)>-<etag>, downloaded first if absent; an empty
-// etag is looked up with Stat. Returns an error wrapping lake.ErrNotExist if
+// etag is looked up with Stat. Returns an error wrapping ErrNotExist if
 // the object is missing. Safe for concurrent use by goroutines and processes.
-func (c *Cache) Path(ctx context.Context, store lake.Store, key, etag string) (string, error) {
-	if lp, ok := store.(lake.LocalPather); ok {
+func (c *Cache) Path(ctx context.Context, store Store, key, etag string) (string, error) {
+	if lp, ok := store.(LocalPather); ok {
 		return lp.LocalPath(key), nil
 	}
 	if c == nil || c.Dir == "" {
@@ -95,46 +93,50 @@ func entryName(storeURL, key, etag string) string {
 	return name
 }
 
-func (c *Cache) download(ctx context.Context, store lake.Store, key, etag, path string) error {
+func (c *Cache) download(ctx context.Context, store Store, key, etag, path string) error {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
-	rc, info, err := store.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("cache %s: %w", key, err)
-	}
-	defer rc.Close()
-	if info.ETag != "" && etag != "" && info.ETag != etag {
-		return fmt.Errorf("cache %s: object changed while reading (etag %s, want %s)", key, info.ETag, etag)
-	}
-	tmp, err := os.CreateTemp(c.Dir, ".download-*")
-	if err != nil {
-		return fmt.Errorf("cache %s: %w", key, err)
-	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	if _, err := io.Copy(tmp, ctxReader{ctx, rc}); err != nil {
-		tmp.Close()
-		return fmt.Errorf("cache %s: download: %w", key, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("cache %s: %w", key, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("cache %s: %w", key, err)
+	if err := Download(ctx, store, key, etag, path); err != nil {
+		return fmt.Errorf("cache: %w", err)
 	}
 	return nil
 }
 
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
+// Download copies the object key of store into the local file path
+// (creating its directory), through a temp file renamed into place so a
+// reader sees a whole file or none. A non-empty etag must match the
+// object's. Callers that need the key's own layout on disk (DuckDB's
+// hive partitioning reads partition values from the path) use it directly;
+// others use a Cache.
+func Download(ctx context.Context, store Store, key, etag, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("download %s: %w", key, err)
 	}
-	return c.r.Read(p)
+	rc, info, err := store.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("download %s: %w", key, err)
+	}
+	defer rc.Close()
+	if info.ETag != "" && etag != "" && info.ETag != etag {
+		return fmt.Errorf("download %s: object changed while reading (etag %s, want %s)", key, info.ETag, etag)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".download-*")
+	if err != nil {
+		return fmt.Errorf("download %s: %w", key, err)
+	}
+	defer os.Remove(tmp.Name()) // a no-op after the rename
+	if _, err := io.Copy(tmp, ctxReader{ctx: ctx, r: rc}); err != nil {
+		tmp.Close()
+		return fmt.Errorf("download %s: %w", key, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("download %s: %w", key, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("download %s: %w", key, err)
+	}
+	return nil
 }
 
 // pruneGrace protects entries used this recently from eviction: another

@@ -1,7 +1,8 @@
-package warehouse
+package lake_test
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,7 @@ func TestCachePath(t *testing.T) {
 	if _, err := local.Put(ctx, "gold/t/a.parquet", strings.NewReader("hello"), 5); err != nil {
 		t.Fatal(err)
 	}
-	c := &Cache{Dir: t.TempDir()}
+	c := &lake.Cache{Dir: t.TempDir()}
 
 	// A local lake is read in place: nothing copied.
 	p, err := c.Path(ctx, local, "gold/t/a.parquet", "")
@@ -87,7 +88,7 @@ func TestCachePath(t *testing.T) {
 
 func TestCachePrune(t *testing.T) {
 	dir := t.TempDir()
-	c := &Cache{Dir: dir, MaxBytes: 250}
+	c := &lake.Cache{Dir: dir, MaxBytes: 250}
 	old := time.Now().Add(-time.Hour)
 	var files []string
 	for i, name := range []string{"a", "b", "c", "d"} {
@@ -109,4 +110,26 @@ func TestCachePrune(t *testing.T) {
 			t.Errorf("%s exists=%v, want %v", files[i], err == nil, want)
 		}
 	}
+}
+
+// countingStore counts reads of .parquet objects.
+type countingStore struct {
+	lake.Store
+	mu   sync.Mutex
+	gets int
+}
+
+func (c *countingStore) reads() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gets
+}
+
+func (c *countingStore) Get(ctx context.Context, key string) (io.ReadCloser, lake.ObjectInfo, error) {
+	if strings.HasSuffix(key, ".parquet") {
+		c.mu.Lock()
+		c.gets++
+		c.mu.Unlock()
+	}
+	return c.Store.Get(ctx, key)
 }

@@ -1,0 +1,75 @@
+package delta_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/medallion-dev/medallion/internal/testenv"
+	"github.com/medallion-dev/medallion/lake/delta"
+)
+
+// TestChanges: the files added and removed with dataChange between two
+// versions, a compaction (dataChange=false) flagged and not listed, and
+// ErrChangesGone once a commit file of the range is cleaned up.
+func TestChanges(t *testing.T) {
+	ctx := t.Context()
+	st := testenv.LocalStore(t)
+	tbl := delta.Open(st, "silver/t")
+	s := create(t, tbl) // v0
+	a := putFile(t, st, tbl, "a.parquet")
+	b := putFile(t, st, tbl, "b b.parquet") // a path the log URL-encodes
+	commit := func(c delta.Commit) {
+		t.Helper()
+		var err error
+		if s, err = tbl.Commit(ctx, s, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(delta.Commit{Adds: []delta.Add{a}}) // v1
+	commit(delta.Commit{Adds: []delta.Add{b}}) // v2
+	c := putFile(t, st, tbl, "c.parquet")
+	c.DataChange = false
+	commit(delta.Commit{Adds: []delta.Add{c}, Removes: []delta.Remove{a.Remove(1, false), b.Remove(1, false)}}) // v3: compaction
+	commit(delta.Commit{Removes: []delta.Remove{c.Remove(2, true)}})                                            // v4: delete
+
+	paths := func(ch *delta.Changes) string {
+		var add, rm []string
+		for _, f := range ch.Added {
+			add = append(add, f.Path)
+		}
+		for _, f := range ch.Removed {
+			rm = append(rm, f.Path)
+		}
+		return fmt.Sprintf("+%v -%v rewritten=%v meta=%v", add, rm, ch.Rewritten, ch.MetadataChanged)
+	}
+	for _, tc := range []struct {
+		from, to int64
+		want     string
+	}{
+		{-1, 4, "+[a.parquet b b.parquet] -[c.parquet] rewritten=true meta=true"},
+		{0, 2, "+[a.parquet b b.parquet] -[] rewritten=false meta=false"},
+		{1, 2, "+[b b.parquet] -[] rewritten=false meta=false"},
+		{2, 3, "+[] -[] rewritten=true meta=false"},
+		{3, 4, "+[] -[c.parquet] rewritten=false meta=false"},
+		{4, 4, "+[] -[] rewritten=false meta=false"},
+	} {
+		ch, err := tbl.Changes(ctx, tc.from, tc.to)
+		if err != nil {
+			t.Fatalf("Changes(%d, %d): %v", tc.from, tc.to, err)
+		}
+		if got := paths(ch); got != tc.want {
+			t.Errorf("Changes(%d, %d) = %s, want %s", tc.from, tc.to, got, tc.want)
+		}
+	}
+	if err := st.Delete(ctx, "silver/t/_delta_log/00000000000000000002.json"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tbl.Changes(ctx, 1, 3); !errors.Is(err, delta.ErrChangesGone) {
+		t.Fatalf("Changes over a cleaned-up commit: %v, want ErrChangesGone", err)
+	}
+	if ch, err := tbl.Changes(ctx, 2, 4); err != nil || !slices.ContainsFunc(ch.Removed, func(r delta.Remove) bool { return r.Path == "c.parquet" }) {
+		t.Fatalf("Changes after the gone commit: %+v, %v", ch, err)
+	}
+}

@@ -1,0 +1,100 @@
+package layers
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/medallion-dev/medallion/internal/crashpoint"
+	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/lake/delta"
+)
+
+// Env is what every layer job (bronze, silver, gold) needs from its caller,
+// spelled once so that a fix to how a layer reaches the lake or the engine
+// reaches all three.
+type Env struct {
+	// Store is the lake.
+	Store lake.Store
+	// DB is a DuckDB database (warehouse.Engine.DB()) with memory_limit
+	// and temp_directory set. A run pins one connection and keeps its work
+	// in temporary tables of that connection, so runs of different tables
+	// may share one engine.
+	DB *sql.DB
+	// ScratchDir is where a run writes files before uploading them; each
+	// run uses a fresh sub-directory and removes it. Empty: the OS temp
+	// directory.
+	ScratchDir string
+	// Cache gives DuckDB local files for lake objects: the store's own file
+	// on a local lake, an ETag-keyed download otherwise. Nil: each run
+	// downloads into its scratch directory and forgets the copies.
+	Cache *lake.Cache
+	// Log receives the run's progress; nil: slog.Default().
+	Log *slog.Logger
+	// Now stamps txn and remove actions; nil: time.Now.
+	Now func() time.Time
+	// Crash, set only by tests, is called at each named crash point of a
+	// run; an error stops the run there as if the process had died. The
+	// process-level crash points (internal/crashpoint) exist only in
+	// binaries built with -tags crashpoints.
+	Crash func(point string) error
+}
+
+// WithDefaults returns e with Log and Now set.
+func (e Env) WithDefaults() Env {
+	if e.Log == nil {
+		e.Log = slog.Default()
+	}
+	if e.Now == nil {
+		e.Now = time.Now
+	}
+	return e
+}
+
+// LocalFiles returns the cache a run reads lake objects through: e.Cache,
+// or, when it is nil, one in dir (the run's scratch directory).
+func (e Env) LocalFiles(dir string) *lake.Cache {
+	if e.Cache != nil {
+		return e.Cache
+	}
+	return &lake.Cache{Dir: dir}
+}
+
+// CrashPoint is a crash point named point: the test hook's error, if any.
+// A binary built with -tags crashpoints may also die here (see
+// internal/crashpoint).
+func (e Env) CrashPoint(point string) error {
+	crashpoint.At(point)
+	if e.Crash != nil {
+		return e.Crash(point)
+	}
+	return nil
+}
+
+// MaxCommitAttempts bounds how often a layer run tries to commit when it
+// keeps losing the race to another writer of the same table
+// (delta.ErrCommitConflict). Every layer uses it.
+const MaxCommitAttempts = 5
+
+// RetryConflicts calls attempt until it returns an error other than a
+// commit conflict, or MaxCommitAttempts times. A run that plans again from
+// the tables as they are after a lost race (silver, gold) finds nothing
+// left to do when the winner already did its work (delta.ErrTxnApplied).
+func RetryConflicts(ctx context.Context, log *slog.Logger, table string, attempt func(n int) error) error {
+	var err error
+	for n := 1; n <= MaxCommitAttempts; n++ {
+		err = attempt(n)
+		if err == nil || !errors.Is(err, delta.ErrCommitConflict) {
+			return err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return err
+		}
+		if log != nil && n < MaxCommitAttempts {
+			log.Info("commit lost to another writer; trying again", "table", table, "attempt", n, "err", err)
+		}
+	}
+	return err
+}
