@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/crashpoint"
+	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake/delta"
 )
 
@@ -30,9 +31,18 @@ func roundIngest(t *testing.T, s *faultSuite) {
 	if s.short {
 		c, reqs, per = 2, 5, 10
 	}
+	// A burst first: the replies to a dozen manifest PUTs are lost after
+	// MinIO stored them, more than the client's retries, so a batch's
+	// outcome is unknown to serve (issue 13, item 1).
+	s.proxy.Add(t, testenv.FaultRule{Method: "PUT", Key: regexp.MustCompile(`^raw/m/_manifest/`), Kind: testenv.DropReply, Count: 12})
 	s.s3Faults(t, 0.08)
 	s.clients(t, l, []string{srv.base}, c, reqs, per, nil).Wait()
 	stopServe(t, srv)
+	// Then the same for bronze's commits: its log entry lands but every
+	// reply to it is lost.
+	s.proxy.Clear()
+	s.proxy.Add(t, testenv.FaultRule{Method: "PUT", Key: regexp.MustCompile(`^bronze/m/_delta_log/.*\.json$`), Kind: testenv.DropReply, Count: 12})
+	s.s3Faults(t, 0.08)
 	for range 2 {
 		_ = s.runMay(t, l, nil, "run")
 	}
@@ -135,6 +145,7 @@ func roundStalledHolder(t *testing.T, s *faultSuite) {
 		t.Fatal("the continued run did not finish")
 	}
 	s.refusals++
+	t.Logf("the continued stale holder: %s", firstLine(sOut.String()))
 	if exitCode(err) != 1 || !strings.Contains(sOut.String(), "lease") {
 		t.Errorf("the continued stale run: %v, want exit 1 saying its lease was lost or its commit fenced\n%s", err, sOut.String())
 	}
@@ -194,6 +205,7 @@ func roundCorruptLake(t *testing.T, s *faultSuite) {
 
 	out, errOut, err := l.exec(t, nil, "verify", "bronze.m")
 	s.refusals++
+	t.Logf("verify over damaged files:\n%s%s", out, errOut)
 	if exitCode(err) != 1 {
 		t.Errorf("verify over damaged files: %v, want exit 1\n%s%s", err, out, errOut)
 	}
@@ -252,10 +264,16 @@ func roundCorruptRaw(t *testing.T, s *faultSuite) {
 
 	out, errOut, err := l.exec(t, nil, "run", "bronze")
 	s.refusals++
+	t.Logf("bronze over damaged raw objects: %s", firstLine(errOut))
 	if exitCode(err) != 1 || (!strings.Contains(errOut, bad[0]) && !strings.Contains(errOut, bad[1])) {
 		t.Errorf("bronze over damaged raw objects: %v, want exit 1 naming %s or %s\nstdout:\n%s\nstderr:\n%s", err, bad[0], bad[1], out, errOut)
 	}
-	count, _ := l.bronzeRows(t)
+	count := map[int64]int{}
+	if out, errOut, err := l.exec(t, nil, "tables"); err != nil || !strings.Contains(out+errOut, "bronze.m") {
+		t.Fatalf("medallion tables: %v\n%s%s", err, out, errOut)
+	} else if !strings.HasSuffix(tableLine(t, out, "bronze.m"), "yet") {
+		count, _ = l.bronzeRows(t) // bronze committed the good objects
+	}
 	for _, k := range bad {
 		for _, id := range idsIn(t, saved[k]) {
 			if count[id] > 0 {

@@ -260,6 +260,7 @@ func (s *faultSuite) postRows(t *testing.T, l *faultLake, base string, n int) {
 	_, _ = raw.ReadFrom(resp.Body)
 	_ = json.Unmarshal(raw.Bytes(), &ans)
 	if resp.StatusCode/100 != 2 {
+		t.Logf("ingest refused (%d): %s", resp.StatusCode, firstLine(raw.String()))
 		s.mu.Lock()
 		s.refusals++
 		s.mu.Unlock()
@@ -341,6 +342,7 @@ func (s *faultSuite) runMay(t *testing.T, l *faultLake, env []string, args ...st
 		s.mu.Lock()
 		s.refusals++
 		s.mu.Unlock()
+		t.Logf("refused under faults: medallion %s: %s", strings.Join(args, " "), firstLine(errOut))
 		if exitCode(err) != 1 || !strings.Contains(errOut, "medallion "+args[0]+": ") {
 			t.Errorf("medallion %s failed without saying what and why (%v)\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out, errOut)
 		}
@@ -429,4 +431,10 @@ func (l *faultLake) bronzeRows(t *testing.T) (map[int64]int, map[int64]sentRow) 
 		vals[id] = sentRow{v: v, s: r[2]}
 	}
 	return count, vals
+}
+
+// firstLine is the first line of an error text, for the log.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
 }
