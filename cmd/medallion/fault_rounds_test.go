@@ -145,7 +145,7 @@ func roundStalledHolder(t *testing.T, s *faultSuite) {
 		t.Fatal("the continued run did not finish")
 	}
 	s.refusals++
-	t.Logf("the continued stale holder: %s", firstLine(sOut.String()))
+	t.Logf("the continued stale holder: %s", lastLine(sOut.String()))
 	if exitCode(err) != 1 || !strings.Contains(sOut.String(), "lease") {
 		t.Errorf("the continued stale run: %v, want exit 1 saying its lease was lost or its commit fenced\n%s", err, sOut.String())
 	}
