@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,39 +52,40 @@ func roundIngest(t *testing.T, s *faultSuite) {
 }
 
 // roundConcurrentRuns: three `medallion run` processes at once over the
-// same landed objects, with latency and errors widening their races.
+// same landed objects, first with latency only (which widens their races;
+// errors would end some runs early), then under every fault.
 func roundConcurrentRuns(t *testing.T, s *faultSuite) {
 	l := s.newFaultLake(t, true, "")
-	srv := startServe(t, l.testLake)
-	s.clients(t, l, []string{srv.base}, 4, 15, 20, nil).Wait()
-	stopServe(t, srv)
-	s.s3Faults(t, 0.03)
-	done := make(chan struct{}, 3)
-	for range 3 {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			_ = s.runMay(t, l, nil, "run", "--wait", "2m")
-		}()
-	}
-	for range 3 {
-		<-done
+	for _, faults := range []func(){func() { s.latency(t) }, func() { s.s3Faults(t, 0.03) }} {
+		srv := startServe(t, l.testLake)
+		s.clients(t, l, []string{srv.base}, 4, 10, 20, nil).Wait()
+		stopServe(t, srv)
+		faults()
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() { _ = s.runMay(t, l, nil, "run", "--wait", "2m") })
+		}
+		wg.Wait()
+		s.proxy.Clear()
 	}
 	s.settle(t, l)
 	s.check(t, l)
 }
 
 // roundServeAndRun: serve in stream mode promotes what clients post while
-// cron-like `medallion run bronze` processes run too, under light faults.
+// cron-like `medallion run bronze` processes run back to back, under
+// latency and a few faults.
 func roundServeAndRun(t *testing.T, s *faultSuite) {
 	l := s.newFaultLake(t, true, streamMode)
 	srv := startServe(t, l.testLake)
-	s.s3Faults(t, 0.02)
-	stop := make(chan struct{})
-	wg := s.clients(t, l, []string{srv.base}, 3, 30, 20, stop)
-	for range 3 {
+	s.latency(t)
+	s.s3Faults(t, 0.01)
+	wg := s.clients(t, l, []string{srv.base}, 3, 40, 20, nil)
+	posting := make(chan struct{})
+	go func() { wg.Wait(); close(posting) }()
+	for runs := 0; runs < 3 || isOpen(posting); runs++ {
 		_ = s.runMay(t, l, nil, "run", "bronze")
 	}
-	wg.Wait()
 	s.proxy.Clear()
 	stopServe(t, srv)
 	s.settle(t, l)
@@ -304,4 +306,14 @@ func idsIn(t *testing.T, b []byte) []int64 {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// isOpen reports whether ch is not closed yet.
+func isOpen(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return false
+	default:
+		return true
+	}
 }

@@ -41,7 +41,8 @@ const faultSeedEnv = "MEDALLION_FAULT_SEED"
 
 // faultSource has no dedupe key, so a row landed or promoted twice shows as
 // a doubled id; s carries awkward text (kept untrimmed: the default trims,
-// see docs/types.md) and v a double whose every bit counts.
+// see docs/types.md), v a double whose every bit counts, and p partitions
+// the table with values a directory name must escape, and NULL.
 const faultSource = `sources:
   m:
     format: ndjson
@@ -49,12 +50,28 @@ const faultSource = `sources:
       id: {type: int64, required: true}
       v:  {type: double}
       s:  {type: string, trim: false}
+      p:  {type: string}
+    partition_by: p
 `
 
 // sentRow is what a client sent for one id.
 type sentRow struct {
 	v float64
 	s string
+	p *string // nil: sent without p, NULL
+}
+
+// same reports whether two rows hold the same values.
+func (r sentRow) same(o sentRow) bool {
+	return r.v == o.v && r.s == o.s && (r.p == nil) == (o.p == nil) && (r.p == nil || *r.p == *o.p)
+}
+
+func (r sentRow) String() string {
+	p := "NULL"
+	if r.p != nil {
+		p = strconv.Quote(*r.p)
+	}
+	return fmt.Sprintf("v=%v s=%q p=%s", r.v, r.s, p)
 }
 
 // faultSuite holds what every round shares: the seeded generator, the one
@@ -91,8 +108,8 @@ func faultSeed(t *testing.T) uint64 {
 }
 
 // TestFaultSuite runs the fault rounds in order on fresh buckets of one
-// MinIO, all through one fault proxy, and reports the figures. -short runs
-// only the ingest round, small.
+// MinIO, all through one fault proxy, and reports the figures. -short (and
+// -race, see fault_race_on_test.go) runs only the ingest round, small.
 func TestFaultSuite(t *testing.T) {
 	start := time.Now()
 	seed := faultSeed(t)
@@ -102,7 +119,7 @@ func TestFaultSuite(t *testing.T) {
 		rng:   rand.New(rand.NewPCG(seed, seed^0x5eed)),
 		proxy: testenv.StartFaultProxy(t, testenv.MinIO(t), seed),
 		dsn:   testenv.PostgresURL(t),
-		short: testing.Short(),
+		short: testing.Short() || faultSuiteRace,
 		own:   map[string]int{},
 	}
 	rounds := []struct {
@@ -122,8 +139,7 @@ func TestFaultSuite(t *testing.T) {
 		if r.long && s.short {
 			continue
 		}
-		s.rounds++
-		if !t.Run(r.name, func(t *testing.T) { r.fn(t, s) }) {
+		if !t.Run(r.name, func(t *testing.T) { s.rounds++; r.fn(t, s) }) {
 			t.Logf("round %s failed; repeat with %s=%d", r.name, faultSeedEnv, seed)
 		}
 	}
@@ -223,6 +239,9 @@ func (s *faultSuite) newFaultLake(t *testing.T, mirror bool, extra string) *faul
 // awkward are pieces of text a string column must keep byte for byte.
 var awkward = []string{"plain", `quote " inside`, "comma, inside", "ünïcödé ✓", "tab\tinside", "  spaces  ", "", `back\slash`, "日本語"}
 
+// partitions are p's values; "" stands for a row sent without p.
+var partitions = []string{"", "plain", "a/b", "x=y", "50%", "ünï code", "#?&"}
+
 // rows makes n new rows with the suite's generator and records them as sent.
 func (s *faultSuite) rows(l *faultLake, n int) (ids []int64, body string) {
 	s.mu.Lock()
@@ -232,7 +251,13 @@ func (s *faultSuite) rows(l *faultLake, n int) (ids []int64, body string) {
 		id := s.nextID
 		r := sentRow{v: s.rng.NormFloat64() * math.Pow(10, float64(s.rng.IntN(30)-15)), s: awkward[s.rng.IntN(len(awkward))] + strconv.Itoa(s.rng.IntN(1000))}
 		sj, _ := json.Marshal(r.s)
-		fmt.Fprintf(&b, `{"id":%d,"v":%s,"s":%s}`+"\n", id, strconv.FormatFloat(r.v, 'g', -1, 64), sj)
+		pj := ""
+		if p := partitions[s.rng.IntN(len(partitions))]; p != "" {
+			r.p = &p
+			q, _ := json.Marshal(p)
+			pj = `,"p":` + string(q)
+		}
+		fmt.Fprintf(&b, `{"id":%d,"v":%s,"s":%s%s}`+"\n", id, strconv.FormatFloat(r.v, 'g', -1, 64), sj, pj)
 		ids = append(ids, id)
 		l.mu.Lock()
 		l.sent[id] = r
@@ -333,6 +358,12 @@ func (s *faultSuite) s3Faults(t *testing.T, p float64) {
 	}
 }
 
+// latency delays a third of the lake requests by 50 ms: concurrent runners
+// then overlap longer.
+func (s *faultSuite) latency(t *testing.T) {
+	s.proxy.Add(t, testenv.FaultRule{Key: regexp.MustCompile(`.`), Kind: testenv.Latency, Delay: 50 * time.Millisecond, Probability: 0.3})
+}
+
 // runMay runs the binary under faults: it may fail, but then it must say
 // what and why on stderr, in its one-line error form.
 func (s *faultSuite) runMay(t *testing.T, l *faultLake, env []string, args ...string) error {
@@ -377,9 +408,9 @@ func (s *faultSuite) check(t *testing.T, l *faultLake) {
 		}
 		if ok && l.acked[id] {
 			found++
-			if got := vals[id]; got != r {
+			if got := vals[id]; !got.same(r) {
 				wrong++
-				t.Errorf("id %d: bronze has v=%v s=%q, was sent v=%v s=%q", id, got.v, got.s, r.v, r.s)
+				t.Errorf("id %d: bronze has %s, was sent %s", id, got, r)
 			}
 		}
 	}
@@ -412,7 +443,7 @@ func (s *faultSuite) check(t *testing.T, l *faultLake) {
 // there, and its values.
 func (l *faultLake) bronzeRows(t *testing.T) (map[int64]int, map[int64]sentRow) {
 	t.Helper()
-	out := l.query(t, "SELECT id, v, s FROM bronze.m")
+	out := l.query(t, "SELECT id, v, s, p IS NULL AS p_null, p FROM bronze.m")
 	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
 	if err != nil {
 		t.Fatalf("query output: %v\n%s", err, out)
@@ -428,7 +459,11 @@ func (l *faultLake) bronzeRows(t *testing.T) (map[int64]int, map[int64]sentRow) 
 			t.Fatalf("bronze.m id %d: v %q: %v", id, r[1], err)
 		}
 		count[id]++
-		vals[id] = sentRow{v: v, s: r[2]}
+		row := sentRow{v: v, s: r[2]}
+		if r[3] == "false" {
+			row.p = &r[4]
+		}
+		vals[id] = row
 	}
 	return count, vals
 }
