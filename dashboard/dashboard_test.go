@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/humanize"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -736,7 +737,7 @@ func TestDashboardHumanFormats(t *testing.T) {
 		{ago(now, now.Add(-72*time.Hour)), "3 d ago"},
 		{groupDigits(1234567), "1,234,567"},
 		{groupDigits(-1000), "-1,000"},
-		{humanBytes(1536), "1.5 KiB"},
+		{humanize.Bytes(1536), "1.5 KiB"},
 		{cellText(1.23456789), "1.2346"},
 		{cellText(nil), "NULL"},
 		{fmt.Sprint(niceStep(0.37)), "0.5"},

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bytes"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/humanize"
 	"html/template"
 	"math"
 	"net/http"
@@ -16,7 +17,7 @@ var pageNames = []string{"pipeline.html", "table.html", "quality.html", "runs.ht
 
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
-		"bytes":    humanBytes,
+		"bytes":    humanize.Bytes,
 		"count":    groupDigits,
 		"ago":      ago,
 		"utc":      func(t time.Time) string { return formatTime(t) },
@@ -87,20 +88,6 @@ func (e errorData) title() string { return e.Title }
 
 func (d *Dashboard) errorPage(w http.ResponseWriter, r *http.Request, status int, title, msg string, links []string) {
 	d.render(w, r, status, "error.html", errorData{Title: title, Message: msg, Links: links})
-}
-
-// humanBytes renders a byte count the way ls -h does.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // groupDigits writes 1234567 as 1,234,567.

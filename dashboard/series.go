@@ -209,7 +209,7 @@ func seriesBase(ti *tableInfo, sq *seriesQuery) string {
 // (flag_* columns) true when not zero.
 func flagExpr(ti *tableInfo, col string) string {
 	c := warehouse.QuoteIdent(col)
-	if f, ok := ti.schema.Field(col); ok && isNumeric(f.Type) {
+	if f, ok := ti.schema.Field(col); ok && f.Type.IsNumeric() {
 		return "coalesce(CAST(" + c + " AS DOUBLE) <> 0, false)"
 	}
 	return "coalesce(CAST(" + c + " AS BOOLEAN), false)"

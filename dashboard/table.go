@@ -141,7 +141,7 @@ func (d *Dashboard) tableData(ctx context.Context, ref layers.TableRef, q url.Va
 			Version: c.Version, Time: time.UnixMilli(c.Timestamp).UTC(), Operation: c.Operation,
 			// Rows in: gold writes rows_in, bronze rows_read, silver
 			// Delta's numSourceRows (as `medallion history` reads them).
-			RowsIn: metric(c, "rows_in", "rows_read", "numSourceRows"), RowsOut: metric(c, "numOutputRows"),
+			RowsIn: c.Metric("rows_in", "rows_read", "numSourceRows"), RowsOut: c.Metric("numOutputRows"),
 		})
 	}
 
@@ -205,20 +205,6 @@ func (d *Dashboard) tableData(ctx context.Context, ref layers.TableRef, q url.Va
 	return pg, nil
 }
 
-// metric reads a row count from a commit: our own medallion map first,
-// then Delta's standard operationMetrics.
-func metric(c delta.CommitInfo, keys ...string) string {
-	for _, key := range keys {
-		if v, ok := c.Medallion[key]; ok {
-			return fmt.Sprint(v)
-		}
-		if v, ok := c.OperationMetrics[key]; ok {
-			return v
-		}
-	}
-	return "-"
-}
-
 func pickMeasure(ti *tableInfo, m string) (string, error) {
 	if m == "" {
 		if ti.measure == "" {
@@ -245,7 +231,7 @@ func readSample(ctx context.Context, db *sql.DB, ti *tableInfo, batch string, fi
 	var sel []string
 	for _, f := range ti.schema.Fields {
 		s.Columns = append(s.Columns, f.Name)
-		s.Numeric = append(s.Numeric, isNumeric(f.Type))
+		s.Numeric = append(s.Numeric, f.Type.IsNumeric())
 		c := warehouse.QuoteIdent(f.Name)
 		if !plainTypes[f.Type.Name] {
 			c = "CAST(" + c + " AS VARCHAR)"
@@ -266,7 +252,7 @@ func readSample(ctx context.Context, db *sql.DB, ti *tableInfo, batch string, fi
 		}
 		q += " ORDER BY " + strings.Join(order, ", ")
 		s.Order = "newest window first"
-	} else if f, ok := ti.schema.Field("line"); ok && isNumeric(f.Type) && ti.ref == layers.Quarantine() {
+	} else if f, ok := ti.schema.Field("line"); ok && f.Type.IsNumeric() && ti.ref == layers.Quarantine() {
 		q += ` ORDER BY "quarantined_at" DESC, "source_file", "line"`
 		s.Order = "newest first"
 	} else if ti.series {

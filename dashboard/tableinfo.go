@@ -45,15 +45,6 @@ type tableInfo struct {
 	batchCol string   // the column ?batch= filters on ("" when none)
 }
 
-func isNumeric(t delta.DataType) bool {
-	switch t.Name {
-	case delta.TypeLong, delta.TypeInteger, delta.TypeShort, delta.TypeByte, delta.TypeFloat, delta.TypeDouble:
-		return true
-	}
-	_, _, ok := t.Decimal()
-	return ok
-}
-
 func isTimestamp(t delta.DataType) bool {
 	return t.Name == delta.TypeTimestamp || t.Name == delta.TypeTimestampNTZ
 }
@@ -62,7 +53,7 @@ func newTableInfo(p *config.Pipeline, ref layers.TableRef, schema *delta.Schema)
 	ti := &tableInfo{ref: ref, schema: schema}
 	has := func(name string) (delta.Field, bool) { return schema.Field(name) }
 	for _, f := range schema.Fields {
-		if isNumeric(f.Type) {
+		if f.Type.IsNumeric() {
 			ti.numeric = append(ti.numeric, f.Name)
 		}
 	}
@@ -161,7 +152,7 @@ func flagColumns(schema *delta.Schema) []string {
 	var out []string
 	for _, f := range schema.Fields {
 		named := strings.HasPrefix(f.Name, "flag_") || strings.HasPrefix(f.Name, "flag:")
-		if f.Type.Name == delta.TypeBoolean || (named && isNumeric(f.Type)) {
+		if f.Type.Name == delta.TypeBoolean || (named && f.Type.IsNumeric()) {
 			out = append(out, f.Name)
 		}
 	}

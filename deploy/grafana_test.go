@@ -3,10 +3,9 @@ package deploy_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/randid"
 	"log/slog"
 	"path"
 	"path/filepath"
@@ -236,7 +235,7 @@ func TestGrafanaQueriesAgainstMirror(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dsn := testenv.PostgresURL(t)
-	schema := "deploy_test_" + randomHex(t, 6)
+	schema := "deploy_test_" + randid.Hex(6)
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatalf("connect to PostgreSQL: %v", err)
@@ -335,13 +334,4 @@ func buildExample(ctx context.Context, t *testing.T, dsn, schema string) {
 	if err != nil {
 		t.Fatalf("run %s: %v", pipelineFile, err)
 	}
-}
-
-func randomHex(t *testing.T, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/humanize"
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/config"
@@ -65,7 +66,7 @@ func takeFiles(ctx context.Context, a *app, p *config.Pipeline, st lake.Store) e
 		}
 		if b.Taken > 0 || b.Waiting > 0 {
 			fmt.Fprintf(a.stdout, "%s: took %d new files from %s (%s, %d already landed), %d still being written\n",
-				name, b.Taken, sc.Files.Path, humanBytes(b.Bytes), b.Already, b.Waiting)
+				name, b.Taken, sc.Files.Path, humanize.Bytes(b.Bytes), b.Already, b.Waiting)
 		}
 	}
 	return nil

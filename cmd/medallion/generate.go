@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/humanize"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,7 +70,7 @@ func runGenerate(ctx context.Context, a *app, args []string) error {
 		opts.Format, _ = generate.DefaultFormat(opts.Kind)
 	}
 	fmt.Fprintf(w, "wrote %d %s rows (%s, %s) to %s in %s: %s\n", st.Rows, opts.Kind, opts.Format,
-		humanBytes(st.Bytes), dest, time.Since(began).Round(time.Millisecond), describeFaults(st))
+		humanize.Bytes(st.Bytes), dest, time.Since(began).Round(time.Millisecond), describeFaults(st))
 	return nil
 }
 

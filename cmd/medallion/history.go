@@ -47,22 +47,7 @@ func runHistory(ctx context.Context, a *app, args []string) error {
 			time.UnixMilli(c.Timestamp).UTC().Format(time.RFC3339), c.Operation,
 			// Rows in: gold writes rows_in, bronze rows_read, silver
 			// Delta's numSourceRows.
-			metric(c, "rows_in", "rows_read", "numSourceRows"), metric(c, "numOutputRows"))
+			c.Metric("rows_in", "rows_read", "numSourceRows"), c.Metric("numOutputRows"))
 	}
 	return tw.Flush()
-}
-
-// metric reads a row count from a commit, trying each key in our own
-// medallion map first, then in Delta's standard operationMetrics (what
-// Spark writes).
-func metric(c delta.CommitInfo, keys ...string) string {
-	for _, key := range keys {
-		if v, ok := c.Medallion[key]; ok {
-			return fmt.Sprint(v)
-		}
-		if v, ok := c.OperationMetrics[key]; ok {
-			return v
-		}
-	}
-	return "-"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/humanize"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -95,7 +96,7 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 		}
 		landed++
 		landedBytes += m.Size
-		fmt.Fprintf(a.stdout, "landed %s -> %s (%s, sha256 %s…)\n", in.display(), m.Key, humanBytes(m.Size), m.SHA256[:8])
+		fmt.Fprintf(a.stdout, "landed %s -> %s (%s, sha256 %s…)\n", in.display(), m.Key, humanize.Bytes(m.Size), m.SHA256[:8])
 		a.log.Debug("landed", "source", source, "name", in.display(), "key", m.Key, "sha256", m.SHA256,
 			"bytes", m.Size, "took", time.Since(began))
 	}
@@ -104,7 +105,7 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 		files = "file"
 	}
 	fmt.Fprintf(a.stdout, "%s: %d %s, %d landed (%s), %d already landed\n",
-		source, len(inputs), files, landed, humanBytes(landedBytes), already)
+		source, len(inputs), files, landed, humanize.Bytes(landedBytes), already)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/humanize"
 	"io"
 	"log/slog"
 	"os"
@@ -140,19 +141,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "medallion %s: %s\nusage: %s\n", cmd.name, ue.msg, strings.TrimSpace("medallion "+cmd.name+" "+cmd.args))
 		return 2
 	default:
-		fmt.Fprintf(stderr, "medallion %s: %s\n", cmd.name, oneLine(err))
+		fmt.Fprintf(stderr, "medallion %s: %s\n", cmd.name, humanize.FirstLine(err))
 		return 1
 	}
-}
-
-// oneLine keeps the first line of an error: users get one clear line; details
-// go to the log.
-func oneLine(err error) string {
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }
 
 func (a *app) printUsage(w io.Writer) {

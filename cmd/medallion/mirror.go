@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/humanize"
 	"slices"
 	"strings"
 
@@ -69,7 +70,7 @@ func runMirror(ctx context.Context, a *app, args []string) error {
 			res, err = fn(ctx, spec)
 		}
 		if err != nil {
-			fmt.Fprintf(a.stdout, "mirror %s -> %s: FAILED: %s\n", m.Table, m.To, oneLine(err))
+			fmt.Fprintf(a.stdout, "mirror %s -> %s: FAILED: %s\n", m.Table, m.To, humanize.FirstLine(err))
 			errs = append(errs, err)
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/humanize"
 	"text/tabwriter"
 	"time"
 
@@ -52,21 +53,7 @@ func runTables(ctx context.Context, a *app, args []string) error {
 			rowText = "?"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t\n", ref, ref.Layer, rowText, len(snap.Files),
-			humanBytes(size), snap.Version, snap.Timestamp.UTC().Format(time.RFC3339))
+			humanize.Bytes(size), snap.Version, snap.Timestamp.UTC().Format(time.RFC3339))
 	}
 	return tw.Flush()
-}
-
-// humanBytes renders a byte count the way ls -h does.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

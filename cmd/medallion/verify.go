@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/humanize"
 	"strings"
 
 	"github.com/medallion-dev/medallion/lake/delta"
@@ -67,7 +68,7 @@ func runVerify(ctx context.Context, a *app, args []string) error {
 			return fmt.Errorf("verify %s version %d: %w", ref, snap.Version, err)
 		}
 		line := fmt.Sprintf("%s version %d: %s checked, %s read, %s", ref, snap.Version,
-			plural(res.Files, "file"), humanBytes(res.Bytes), plural(len(res.Mismatches), "mismatch"))
+			plural(res.Files, "file"), humanize.Bytes(res.Bytes), plural(len(res.Mismatches), "mismatch"))
 		if res.Unverified > 0 {
 			line += fmt.Sprintf(", %d unverified (no checksum)", res.Unverified)
 		}

@@ -2,10 +2,9 @@ package testenv
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/randid"
 	"net"
 	"net/http"
 	"os"
@@ -143,13 +142,7 @@ func bucketName(testName string) string {
 		name = name[:40]
 	}
 	name = strings.Trim(name, "-")
-	return "t-" + name + "-" + randomHex(4)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails (crypto/rand panics instead)
-	return hex.EncodeToString(b)
+	return "t-" + name + "-" + randid.Hex(4)
 }
 
 // startMinIO finds the binary and starts a server, retrying on new ports if
@@ -171,7 +164,7 @@ func startMinIO() (*MinIOServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start MinIO: %w", err)
 	}
-	srv := &MinIOServer{AccessKey: "medallion", SecretKey: "secret-" + randomHex(12)}
+	srv := &MinIOServer{AccessKey: "medallion", SecretKey: "secret-" + randid.Hex(12)}
 	for attempt := 1; ; attempt++ {
 		addr, err1 := freeAddr()
 		consoleAddr, err2 := freeAddr()

@@ -3,6 +3,7 @@ package testenv
 import (
 	"errors"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/randid"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,7 +34,7 @@ func StartMinIO(bin string) (srv *MinIOServer, stop func(), err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("start MinIO: %w", err)
 	}
-	srv = &MinIOServer{AccessKey: "medallion", SecretKey: "secret-" + randomHex(12)}
+	srv = &MinIOServer{AccessKey: "medallion", SecretKey: "secret-" + randid.Hex(12)}
 	for attempt := 1; ; attempt++ {
 		addr, err1 := freeAddr()
 		consoleAddr, err2 := freeAddr()

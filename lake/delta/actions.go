@@ -264,3 +264,18 @@ func decodeActions(data []byte) ([]action, error) {
 	}
 	return out, nil
 }
+
+// Metric is the first of keys that the commit recorded, from medallion's
+// own commit metrics or Delta's operationMetrics, as text; "-" when it
+// recorded none of them (history tables print it so).
+func (c CommitInfo) Metric(keys ...string) string {
+	for _, key := range keys {
+		if v, ok := c.Medallion[key]; ok {
+			return fmt.Sprint(v)
+		}
+		if v, ok := c.OperationMetrics[key]; ok {
+			return v
+		}
+	}
+	return "-"
+}

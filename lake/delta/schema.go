@@ -69,6 +69,17 @@ func (t DataType) IsPrimitive() bool {
 	return t.Name != "struct" && t.Name != "array" && t.Name != "map"
 }
 
+// IsNumeric reports whether values of t are numbers: the integer types,
+// float, double and decimal.
+func (t DataType) IsNumeric() bool {
+	switch t.Name {
+	case TypeLong, TypeInteger, TypeShort, TypeByte, TypeFloat, TypeDouble:
+		return true
+	}
+	_, _, ok := t.Decimal()
+	return ok
+}
+
 // Decimal returns the precision and scale of a decimal type.
 func (t DataType) Decimal() (precision, scale int, ok bool) {
 	inner, found := strings.CutPrefix(t.Name, "decimal(")

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/humanize"
 	"io"
 	"os"
 	"path/filepath"
@@ -113,7 +114,7 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 		if rmErr := os.RemoveAll(outDir); rmErr != nil {
 			return tb, false, fmt.Errorf("bronze %s: remove fast path files: %w", j.src.Name, rmErr)
 		}
-		j.log.Debug("fast path refused the batch; typing it again with locations", "why", why, "err", firstLine(err))
+		j.log.Debug("fast path refused the batch; typing it again with locations", "why", why, "err", humanize.FirstLine(err))
 		return tb, false, nil
 	}
 	start := time.Now()
@@ -386,15 +387,6 @@ func (j *job) fastDuplicates(ctx context.Context, conn *sql.Conn, outDir string,
 		return false, fmt.Errorf("%w\nquery: %s", err, truncate(q, 2000))
 	}
 	return n > 0, nil
-}
-
-// firstLine is the first line of an error's text, for logs.
-func firstLine(err error) string {
-	if err == nil {
-		return ""
-	}
-	s, _, _ := strings.Cut(err.Error(), "\n")
-	return s
 }
 
 // mayLoseDigits reports whether an NDJSON file may hold a number whose

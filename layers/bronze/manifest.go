@@ -4,28 +4,18 @@ import (
 	"context"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/layers/raw"
 )
 
-// manifest is a landed raw object (layers/raw.Manifest), as recorded in
-// raw/<source>/_manifest/<sha256hex>.json: the landing's commit point. Only
-// objects with a manifest exist for bronze.
-type manifest struct {
-	Source     string    `json:"source"`
-	Key        string    `json:"key"`
-	SHA256     string    `json:"sha256"`
-	Size       int64     `json:"size"`
-	ReceivedAt time.Time `json:"received_at"`
-	Name       string    `json:"name"`
-	Format     string    `json:"format"`
-}
+// manifest is a landed raw object as recorded in
+// raw/<source>/_manifest/<sha256hex>.json, the landing's commit point
+// (only objects with a manifest exist for bronze), with what bronze asks
+// of it.
+type manifest struct{ raw.Manifest }
 
-func fromRaw(r raw.Manifest) manifest {
-	return manifest{Source: r.Source, Key: r.Key, SHA256: r.SHA256, Size: r.Size, ReceivedAt: r.ReceivedAt, Name: r.Name, Format: r.Format}
-}
+func fromRaw(r raw.Manifest) manifest { return manifest{r} }
 
 // listManifests returns the sha256 of every object landed for source.
 func listManifests(ctx context.Context, st lake.Store, source string) ([]string, error) {

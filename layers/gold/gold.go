@@ -90,12 +90,12 @@ package gold
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"database/sql/driver"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/humanize"
+	"github.com/medallion-dev/medallion/internal/randid"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -210,7 +210,7 @@ func runOnce(ctx context.Context, deps Deps, g *config.Gold) (st Stats, err erro
 		ref:   ref,
 		tbl:   delta.Open(deps.Store, ref.Dir()),
 		log:   deps.Log.With("table", ref.String()),
-		id:    randomHex(6),
+		id:    randid.Hex(6),
 		local: map[string]string{},
 	}
 	if r.scratch, err = os.MkdirTemp(deps.ScratchDir, "gold-"+g.Name+"-"); err != nil {
@@ -443,12 +443,6 @@ func snapshotOrNil(ctx context.Context, tbl *delta.Table) (*delta.Snapshot, erro
 	return s, err
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // fileStats is the Delta stats JSON of a file with n rows.
 func fileStats(n int64) string { return delta.FileStats{NumRecords: n}.String() }
 
@@ -517,16 +511,10 @@ func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (
 	st, err := Run(ctx, Deps{Env: env}, g)
 	if errors.Is(err, delta.ErrNoTable) {
 		ref := layers.TableRef{Layer: layers.Gold, Name: name}
-		return layers.Result{Table: ref, Version: -1, Summary: fmt.Sprintf("%s: waiting for input (%v)", ref, firstLine(err))}, nil
+		return layers.Result{Table: ref, Version: -1, Summary: fmt.Sprintf("%s: waiting for input (%v)", ref, humanize.FirstLine(err))}, nil
 	}
 	if err != nil {
 		return layers.Result{}, err
 	}
 	return st.Result(), nil
-}
-
-// firstLine is the first line of an error, for a summary.
-func firstLine(err error) string {
-	s, _, _ := strings.Cut(err.Error(), "\n")
-	return s
 }

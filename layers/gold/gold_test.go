@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/randid"
 	"io"
 	"os"
 	"path/filepath"
@@ -112,7 +113,7 @@ func (f *fixture) commitSilver(name string, remove []string, selects ...string) 
 	}
 	var adds []delta.Add
 	for _, q := range selects {
-		rel := "part-" + randomHex(8) + ".parquet"
+		rel := "part-" + randid.Hex(8) + ".parquet"
 		local := filepath.Join(f.dir, rel)
 		if _, err := f.eng.DB().ExecContext(f.ctx, "COPY ("+q+") TO "+warehouse.QuoteString(local)+" (FORMAT parquet)"); err != nil {
 			f.t.Fatalf("write silver file: %v\n%s", err, q)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/randid"
 	"os"
 	"path/filepath"
 	"slices"
@@ -125,7 +126,7 @@ func (r *runner) maSpec(in *input) (*maSpec, error) {
 		return nil, err
 	}
 	s.column = cf.Name
-	if !isNumeric(cf.Type) {
+	if !cf.Type.IsNumeric() {
 		return nil, fmt.Errorf("%s: moving_average column %q is %s, not a number", name, cf.Name, cf.Type)
 	}
 	set := 0
@@ -222,15 +223,6 @@ func fieldNames(s *delta.Schema) []string {
 	return out
 }
 
-func isNumeric(t delta.DataType) bool {
-	switch t.Name {
-	case delta.TypeLong, delta.TypeInteger, delta.TypeShort, delta.TypeByte, delta.TypeFloat, delta.TypeDouble:
-		return true
-	}
-	_, _, ok := t.Decimal()
-	return ok
-}
-
 // duckdbMaxFrame is the largest frame DuckDB's windowed avg sums the same
 // way wherever the frame lies: up to its segment tree's fanout (16) a frame
 // is summed leaf by leaf, oldest first, like the Go pass; beyond, inner
@@ -321,7 +313,7 @@ func (s *maSpec) partitionClause() string {
 }
 
 // bucketFile is the table-relative path of a new file of bucket b.
-func bucketFile(b int) string { return fmt.Sprintf("part-b%04d-%s.parquet", b, randomHex(8)) }
+func bucketFile(b int) string { return fmt.Sprintf("part-b%04d-%s.parquet", b, randid.Hex(8)) }
 
 // fileBucket parses the bucket out of a file written by bucketFile.
 func fileBucket(path string) (int, bool) {
@@ -890,7 +882,7 @@ func (r *runner) uploadAll(ctx context.Context, files []writtenFile) error {
 // writeState writes the rows of query (the state columns) as a new state
 // file and returns its table-relative path.
 func (r *runner) writeState(ctx context.Context, f maFrame, query string) (string, error) {
-	rel := stateDir + "tail-" + randomHex(8) + ".parquet"
+	rel := stateDir + "tail-" + randid.Hex(8) + ".parquet"
 	local := filepath.Join(r.scratch, "state.parquet")
 	order := append([]string{"__bucket"}, f.statePartCols()...)
 	q := "COPY (SELECT __bucket, " + strings.Join(quoteAll(f.stateCols()), ", ") + " FROM (" + query + ") ORDER BY " +

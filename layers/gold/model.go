@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/randid"
 	"os"
 	"path/filepath"
 	"slices"
@@ -148,7 +149,7 @@ func (r *runner) runModel(ctx context.Context) (Stats, error) {
 	now := r.deps.Now()
 	var adds []delta.Add
 	if n > 0 {
-		rel := fmt.Sprintf("part-%s.parquet", randomHex(8))
+		rel := fmt.Sprintf("part-%s.parquet", randid.Hex(8))
 		local := filepath.Join(r.scratch, rel)
 		q := "COPY (SELECT " + strings.Join(sel, ", ") + " FROM " + out + " ORDER BY ALL) TO " + warehouse.QuoteString(local) +
 			" (FORMAT parquet, COMPRESSION zstd)"

@@ -40,12 +40,12 @@ package raw
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/medallion-dev/medallion/internal/randid"
 	"io"
 	"io/fs"
 	"os"
@@ -133,12 +133,8 @@ func land(ctx context.Context, store lake.Store, source, name, format string, r 
 	if err := validate(source, format); err != nil {
 		return Manifest{}, false, err
 	}
-	rnd, err := randomHex(4)
-	if err != nil {
-		return Manifest{}, false, fmt.Errorf("land %s: %w", name, err)
-	}
 	now = now.UTC()
-	key := ObjectKey(source, format, now, rnd)
+	key := ObjectKey(source, format, now, randid.Hex(4))
 
 	// Step 1: the bytes, hashed as they stream past.
 	h := sha256.New()
@@ -397,14 +393,6 @@ func isSHA256Hex(s string) bool {
 		}
 	}
 	return true
-}
-
-func randomHex(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("random id: %w", err)
-	}
-	return hex.EncodeToString(b), nil
 }
 
 type countReader struct {
