@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/crashpoint"
+	"github.com/medallion-dev/medallion/jobs"
+	"github.com/medallion-dev/medallion/layers"
 )
 
 // concurrentSource has no dedupe key: a raw object promoted twice shows
@@ -101,6 +105,55 @@ func processState(pid int) string {
 	return s[i+2 : i+3]
 }
 
+// stallDiagnosis describes a stalled-holder test's lake for its failure
+// message: where the stopped process is, what it said, the table's history
+// and every lease object, so a failure under load says which of them was
+// not where the test thought.
+func stallDiagnosis(t *testing.T, l *testLake, pid int, out *bytes.Buffer) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "--- stopped process %d: state %q; its output so far:\n%s", pid, processState(pid), out.String())
+	hist, herr, err := l.exec(t, nil, "history", "bronze.m")
+	fmt.Fprintf(&b, "--- history bronze.m (%v):\n%s%s", err, hist, herr)
+	ctx := t.Context()
+	objs, err := l.store.List(ctx, jobs.LeasePrefix, "")
+	fmt.Fprintf(&b, "--- lease objects (%v):\n", err)
+	for _, o := range objs {
+		rc, _, err := l.store.Get(ctx, o.Key)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", o.Key, err)
+			continue
+		}
+		body, _ := io.ReadAll(rc)
+		rc.Close()
+		fmt.Fprintf(&b, "%s: %s\n", o.Key, bytes.TrimSpace(body))
+	}
+	fmt.Fprintf(&b, "--- now %s\n", time.Now().UTC().Format(time.RFC3339Nano))
+	return b.String()
+}
+
+// leaseExpiry is the recorded expiry of the newest generation of lease
+// name.
+func leaseExpiry(t *testing.T, l *testLake, name string) time.Time {
+	t.Helper()
+	objs, err := l.store.List(t.Context(), jobs.LeasePrefix+name+"/", "")
+	if err != nil || len(objs) == 0 {
+		t.Fatalf("lease %s: %d objects, %v", name, len(objs), err)
+	}
+	rc, _, err := l.store.Get(t.Context(), objs[len(objs)-1].Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var rec struct {
+		Expires time.Time `json:"expires"`
+	}
+	if err := json.NewDecoder(rc).Decode(&rec); err != nil {
+		t.Fatalf("lease %s: %v", objs[len(objs)-1].Key, err)
+	}
+	return rec.Expires
+}
+
 // TestStalledLeaseHolder: a `medallion run` that stalls (SIGSTOP) with its
 // files written but not committed keeps its table from other runners until
 // its lease expires; then a new run takes over and commits; when the
@@ -136,13 +189,18 @@ func TestStalledLeaseHolder(t *testing.T) {
 	}
 	stoppedAt := time.Now()
 
-	// While its lease is valid, another run fails at once naming it.
+	// While its lease is valid, another run fails at once naming it. The
+	// lease's recorded expiry, not the time the test saw the stop, says
+	// whether it was valid: under load its last renewal may be well before
+	// the stop.
+	expires := leaseExpiry(t, l, jobs.TableLease(layers.TableRef{Layer: layers.Bronze, Name: "m"}))
 	out, errOut, err := l.exec(t, leaseEnv, "run", "bronze", "--wait", "0s")
 	var ee *exec.ExitError
-	if time.Since(stoppedAt) < ttl*2/3 {
+	if time.Now().Before(expires) {
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(errOut, "lease held by another runner") ||
 			!strings.Contains(errOut, fmt.Sprintf("-%d-", stalled.Process.Pid)) {
-			t.Fatalf("run while the table's lease is held: %v, want exit 1 naming the holder (pid %d)\nstdout:\n%s\nstderr:\n%s", err, stalled.Process.Pid, out, errOut)
+			t.Fatalf("run while the table's lease is held: %v, want exit 1 naming the holder (pid %d)\nstdout:\n%s\nstderr:\n%s\n%s",
+				err, stalled.Process.Pid, out, errOut, stallDiagnosis(t, l, stalled.Process.Pid, &sOut))
 		}
 	}
 
@@ -153,6 +211,7 @@ func TestStalledLeaseHolder(t *testing.T) {
 		t.Fatalf("run after the stalled holder's lease expired: %v\n%s%s", err, out, errOut)
 	}
 	versions := l.run(t, "history", "bronze.m")
+	t.Logf("the run that took over said:\n%s%s\nhistory then:\n%s", out, errOut, versions)
 
 	if err := stalled.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -164,7 +223,7 @@ func TestStalledLeaseHolder(t *testing.T) {
 	}
 	t.Logf("the continued stale run said:\n%s", sOut.String())
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(sOut.String(), "lease") {
-		t.Errorf("the continued stale run: %v, want exit 1 saying its lease was lost or its commit fenced\n%s", err, sOut.String())
+		t.Errorf("the continued stale run: %v, want exit 1 saying its lease was lost or its commit fenced\n%s", err, stallDiagnosis(t, l, stalled.Process.Pid, &sOut))
 	}
 	if after := l.run(t, "history", "bronze.m"); after != versions {
 		t.Errorf("the stale run committed after the new holder:\nbefore:\n%s\nafter:\n%s", versions, after)

@@ -44,8 +44,9 @@ const engineInfo = "medallion"
 // Create writes version 0 of a new table: protocol (reader 1, writer 2),
 // metaData and commitInfo. meta.ID is filled with a new UUID and
 // meta.CreatedTime with now when unset; meta.SchemaString, if set, must
-// parse and name every partition column. Returns an error wrapping
-// ErrTableExists if the table already has a log.
+// parse and name every partition column. The context's fences (WithFence)
+// are recorded as txns. Returns an error wrapping ErrTableExists if the
+// table already has a log.
 func (t *Table) Create(ctx context.Context, meta Metadata, info CommitInfo) (*Snapshot, error) {
 	now := time.Now()
 	if meta.ID == "" {
@@ -74,6 +75,13 @@ func (t *Table) Create(ctx context.Context, meta Metadata, info CommitInfo) (*Sn
 	}
 	proto := Protocol{MinReaderVersion: ReaderVersion, MinWriterVersion: WriterVersion}
 	actions := []action{{CommitInfo: &info}, {Protocol: &proto}, {MetaData: &meta}}
+	// The creator's fences go in version 0 too: a lease holder that only
+	// created the table (and then failed) must still fence the stalled
+	// holder it took over from, which saw no table and would commit on it.
+	for _, f := range fencesOf(ctx) {
+		f.LastUpdated = now.UnixMilli()
+		actions = append(actions, action{Txn: &f})
+	}
 	b, err := encodeActions(actions)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.name(), err)

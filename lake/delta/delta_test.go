@@ -623,3 +623,34 @@ func TestFence(t *testing.T) {
 		}
 	})
 }
+
+// TestFenceOnCreate: a newer lease holder that only created the table (it
+// failed before its first data commit) still fences the stalled holder
+// that took over from: version 0 records the creator's fence, so the
+// stale holder, which saw no table, cannot commit on top of it.
+func TestFenceOnCreate(t *testing.T) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
+		ctx := t.Context()
+		tbl := delta.Open(st, "bronze/m")
+		old := delta.WithFence(ctx, "medallion-lease:bronze.m", 1)
+		cur := delta.WithFence(ctx, "medallion-lease:bronze.m", 2)
+		s, err := tbl.Create(cur, delta.Metadata{Name: "m", SchemaString: testSchema}, delta.CommitInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := s.TxnVersion("medallion-lease:bronze.m"); !ok || v != 2 {
+			t.Fatalf("fence not recorded by create: %d %v", v, ok)
+		}
+		s, err = tbl.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tbl.Commit(old, s, delta.Commit{Adds: []delta.Add{putFile(t, st, tbl, "1.parquet")}, IsBlindAppend: true, Read: delta.EmptySnapshot()})
+		if !errors.Is(err, delta.ErrFenced) {
+			t.Fatalf("stale holder's commit on a table a newer holder created: %v, want ErrFenced", err)
+		}
+		if _, err := tbl.Commit(cur, s, delta.Commit{IsBlindAppend: true}); err != nil {
+			t.Fatalf("the creating holder commits: %v", err)
+		}
+	})
+}
