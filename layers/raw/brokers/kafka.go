@@ -169,6 +169,12 @@ func (s *kafkaSession) run(ctx context.Context) (err error) {
 		}
 		s.cl.CloseAllowingRebalance()
 	}()
+	// A batch is landed and committed under work, not ctx: Close cancelling
+	// ctx between the land and the commit would leave a landed batch
+	// buffered, to be landed again by the final flush (recognised by the
+	// ledger, but counted as redelivered and committed late).
+	work, stop := lingerContext(ctx, o.ShutdownTimeout)
+	defer stop()
 	for {
 		wait := o.Batch.MaxWait
 		now := time.Now()
@@ -182,9 +188,6 @@ func (s *kafkaSession) run(ctx context.Context) (err error) {
 		pctx, cancel := context.WithTimeout(ctx, max(wait, time.Millisecond))
 		fetches := s.cl.PollRecords(pctx, o.Batch.MaxMessages)
 		cancel()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		var ferr error
 		fetches.EachError(func(t string, p int32, err error) {
 			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && ferr == nil {
@@ -197,19 +200,46 @@ func (s *kafkaSession) run(ctx context.Context) (err error) {
 		if ferr != nil {
 			o.logger().Warn("kafka fetch error", "err", ferr)
 		}
+		// Records polled as Close began are still buffered (or, if landed
+		// before, marked for commit), so that the final flush covers them.
 		var perr error
 		fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
 			if perr == nil && ft.Topic == o.Topic {
-				perr = s.add(ctx, ft.Partition, ft.Records)
+				perr = s.add(work, ft.Partition, ft.Records)
 			}
 		})
-		if perr == nil {
-			perr = s.flush(ctx, false)
+		if perr == nil && ctx.Err() == nil {
+			perr = s.flush(work, false)
 		}
 		s.cl.AllowRebalance()
 		if perr != nil {
 			return perr
 		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// lingerContext returns a context that is cancelled d after ctx is (or
+// when stop is called): work started before a shutdown gets to finish.
+func lingerContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var mu sync.Mutex
+	var timer *time.Timer
+	stopAfter := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		timer = time.AfterFunc(d, cancel)
+	})
+	return work, func() {
+		stopAfter()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel()
 	}
 }
 
