@@ -71,3 +71,35 @@ func (t *Table) Changes(ctx context.Context, from, to int64) (*Changes, error) {
 	}
 	return c, nil
 }
+
+// AppendedSince is the files the commits of versions (from, to.Version]
+// added, as they stand in to and in to's order, when those commits only
+// appended: ok is false when they did anything else (removed or rewrote
+// files, changed the metadata), when from is not before to, or when their
+// commit files are no longer in the log. Readers that keep up incrementally
+// take it as a fast path and compare snapshots when ok is false.
+func (t *Table) AppendedSince(ctx context.Context, from int64, to *Snapshot) (adds []Add, ok bool, err error) {
+	if from < 0 || from >= to.Version {
+		return nil, false, nil
+	}
+	ch, err := t.Changes(ctx, from, to.Version)
+	if errors.Is(err, ErrChangesGone) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if len(ch.Removed) > 0 || ch.Rewritten || ch.MetadataChanged {
+		return nil, false, nil
+	}
+	added := make(map[string]bool, len(ch.Added))
+	for _, f := range ch.Added {
+		added[f.Path] = true
+	}
+	for _, f := range to.Files {
+		if added[f.Path] {
+			adds = append(adds, f)
+		}
+	}
+	return adds, len(adds) == len(added), nil
+}

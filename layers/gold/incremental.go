@@ -122,29 +122,11 @@ func (r *runner) silverDiff(ctx context.Context, in *input, from int64) (silverD
 // else (removed or rewrote files, changed metadata) or are no longer in
 // the log: the caller compares snapshots then.
 func (r *runner) appendedSince(ctx context.Context, in *input, from int64) (d silverDiff, ok bool, err error) {
-	if from < 0 || from >= in.snap.Version {
-		return d, false, nil
-	}
-	ch, err := in.tbl.Changes(ctx, from, in.snap.Version)
-	if errors.Is(err, delta.ErrChangesGone) {
-		return d, false, nil
-	}
+	d.added, ok, err = in.tbl.AppendedSince(ctx, from, in.snap)
 	if err != nil {
 		return d, false, fmt.Errorf("%s: read the log of %s since version %d: %w", r.ref, in.ref, from, err)
 	}
-	if len(ch.Removed) > 0 || ch.Rewritten || ch.MetadataChanged {
-		return d, false, nil
-	}
-	added := make(map[string]bool, len(ch.Added))
-	for _, f := range ch.Added {
-		added[f.Path] = true
-	}
-	for _, f := range in.snap.Files {
-		if added[f.Path] {
-			d.added = append(d.added, f)
-		}
-	}
-	return d, len(d.added) == len(added), nil
+	return d, ok, nil
 }
 
 // appendFallback says why appendMA did not append.

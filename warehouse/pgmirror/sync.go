@@ -423,29 +423,11 @@ func sortedFiles(files []delta.Add) []delta.Add {
 // longer in the log (cleaned up after a checkpoint): changes compares
 // snapshots then, as it always did.
 func (a *apply) appendedSince(ctx context.Context, from int64) (adds []delta.Add, ok bool, err error) {
-	if from < 0 || from >= a.to.Version {
-		return nil, false, nil
-	}
-	ch, err := a.tbl.Changes(ctx, from, a.to.Version)
-	if errors.Is(err, delta.ErrChangesGone) {
-		return nil, false, nil
-	}
+	adds, ok, err = a.tbl.AppendedSince(ctx, from, a.to)
 	if err != nil {
 		return nil, false, fmt.Errorf("read lake table %s log since version %d: %w", a.spec.Source, from, err)
 	}
-	if len(ch.Removed) > 0 || ch.Rewritten || ch.MetadataChanged {
-		return nil, false, nil
-	}
-	added := make(map[string]bool, len(ch.Added))
-	for _, f := range ch.Added {
-		added[f.Path] = true
-	}
-	for _, f := range a.to.Files {
-		if added[f.Path] {
-			adds = append(adds, f)
-		}
-	}
-	return adds, len(adds) == len(added), nil
+	return adds, ok, nil
 }
 
 // changes returns the data files added and removed between version from
