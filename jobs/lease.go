@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path"
 	"strconv"
@@ -402,11 +403,18 @@ func readLease(ctx context.Context, store lake.Store, key string) (leaseRecord, 
 		return leaseRecord{}, err
 	}
 	defer rc.Close()
+	// A read cut short is the store's or the network's fault and says
+	// nothing about the record: only a record that reads whole and does not
+	// parse gets the advice to free the job.
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return leaseRecord{}, fmt.Errorf("read lease %s: %w", key, err)
+	}
 	var rec leaseRecord
-	if err := json.NewDecoder(rc).Decode(&rec); err != nil {
+	if err := json.Unmarshal(b, &rec); err != nil {
 		// Deleting it would restart the generations below the fences the
 		// holders recorded in the tables; a released record frees the job.
-		return leaseRecord{}, fmt.Errorf(`read lease %s: %w (overwrite it with {"released": true} to free the job)`, key, err)
+		return leaseRecord{}, fmt.Errorf(`read lease %s: damaged record: %w (overwrite it with {"released": true} to free the job)`, key, err)
 	}
 	return rec, nil
 }

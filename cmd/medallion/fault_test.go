@@ -385,11 +385,13 @@ func (s *faultSuite) runMay(t *testing.T, l *faultLake, env []string, args ...st
 }
 
 // settle clears the faults and runs the whole pipeline once, as the next
-// cron run would; it must succeed.
+// cron run would; it must succeed. A run the faults stopped may not have
+// been able to release its table leases either: those hold until their
+// TTL (30s), so the settling run waits past it for them.
 func (s *faultSuite) settle(t *testing.T, l *faultLake) {
 	t.Helper()
 	s.proxy.Clear()
-	l.run(t, "run")
+	l.run(t, "run", "--wait", "45s")
 }
 
 // check asserts the invariant on bronze.m and the mirror, and adds the
