@@ -355,10 +355,8 @@ func (t *Table) catchUp(ctx context.Context, st *state, appIDs map[string]bool, 
 		latest = st.version + 1
 		l.commits[latest] = lake.ObjectInfo{Key: t.commitKey(latest)}
 	}
-	for v := st.version + 1; v <= latest; v++ {
-		if _, ok := l.commits[v]; !ok {
-			return t.gapError(l, v)
-		}
+	if err := t.fillGaps(ctx, l, st.version+1, latest); err != nil {
+		return err
 	}
 	winners, err := t.readCommits(ctx, l, st.version+1, latest)
 	if err != nil {

@@ -654,3 +654,46 @@ func TestFenceOnCreate(t *testing.T) {
 		}
 	})
 }
+
+// laggingList is a store whose listings leave out one key, as a readdir
+// running while another writer links that file may.
+type laggingList struct {
+	lake.Store
+	hide string
+}
+
+func (s laggingList) List(ctx context.Context, prefix, startAfter string) ([]lake.ObjectInfo, error) {
+	objs, err := s.Store.List(ctx, prefix, startAfter)
+	return slices.DeleteFunc(objs, func(o lake.ObjectInfo) bool { return o.Key == s.hide }), err
+}
+
+// TestListingMissesACommit: a commit left out of one listing is not a gap in
+// the log, neither for a reader nor for a blind append catching up after
+// losing a version.
+func TestListingMissesACommit(t *testing.T) {
+	st := testenv.LocalStore(t)
+	tbl := delta.Open(st, "bronze/events")
+	base := create(t, tbl)
+	stale := base
+	for i := range 3 {
+		base = appendFile(t, st, tbl, base, fmt.Sprintf("a%d.parquet", i))
+	}
+	lagging := delta.Open(laggingList{Store: st, hide: "bronze/events/_delta_log/00000000000000000002.json"}, "bronze/events")
+
+	s, err := lagging.Snapshot(t.Context())
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	if s.Version != 3 || len(s.Files) != 3 {
+		t.Fatalf("snapshot: version %d with %d files, want 3 with 3", s.Version, len(s.Files))
+	}
+
+	add := putFile(t, st, tbl, "b.parquet")
+	got, err := lagging.Commit(t.Context(), stale, delta.Commit{Adds: []delta.Add{add}, IsBlindAppend: true})
+	if err != nil {
+		t.Fatalf("blind append after a lagging listing: %v", err)
+	}
+	if got.Version != 4 || len(got.Files) != 4 {
+		t.Fatalf("blind append: version %d with %d files, want 4 with 4", got.Version, len(got.Files))
+	}
+}

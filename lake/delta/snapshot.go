@@ -444,22 +444,8 @@ func (t *Table) replay(ctx context.Context, l *logListing, st *state, target int
 	if n < 0 {
 		return nil, fmt.Errorf("%s: internal: replay from %d to %d", t.name(), st.version, target)
 	}
-	for v := st.version + 1; v <= target; v++ {
-		if _, ok := l.commits[v]; ok {
-			continue
-		}
-		// A directory listing that runs while commits land may skip a
-		// file created during it yet return a later one (readdir order is
-		// not creation order). Only a commit that is really absent is a
-		// gap.
-		o, err := t.store.Stat(ctx, t.commitKey(v))
-		if errors.Is(err, lake.ErrNotExist) {
-			return nil, t.gapError(l, v)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: read log version %d: %w", t.name(), v, err)
-		}
-		l.commits[v] = o
+	if err := t.fillGaps(ctx, l, st.version+1, target); err != nil {
+		return nil, err
 	}
 	commits, err := t.readCommits(ctx, l, st.version+1, target)
 	if err != nil {
@@ -490,6 +476,28 @@ func (t *Table) replay(ctx context.Context, l *logListing, st *state, target int
 		}
 	}
 	return st.snapshot(t)
+}
+
+// fillGaps makes sure l names every commit from..to. A directory listing
+// that runs while commits land may skip a file created during it yet return
+// a later one (readdir order is not creation order), so a version missing
+// from l is looked up before it is called a gap: only a commit that is
+// really absent damages the table.
+func (t *Table) fillGaps(ctx context.Context, l *logListing, from, to int64) error {
+	for v := from; v <= to; v++ {
+		if _, ok := l.commits[v]; ok {
+			continue
+		}
+		o, err := t.store.Stat(ctx, t.commitKey(v))
+		if errors.Is(err, lake.ErrNotExist) {
+			return t.gapError(l, v)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: read log version %d: %w", t.name(), v, err)
+		}
+		l.commits[v] = o
+	}
+	return nil
 }
 
 func (t *Table) gapError(l *logListing, missing int64) error {
