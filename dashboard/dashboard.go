@@ -108,6 +108,8 @@ type Dashboard struct {
 
 	history   versionCache[[]delta.CommitInfo] // the last historyRows commits
 	lateTimes versionCache[map[string]time.Time]
+	rescued   versionCache[[]trendPoint] // per bronze table: rescued rows per run
+	lateRuns  versionCache[[]trendPoint] // per silver table: late rows per run
 }
 
 // New opens the dashboard's engine and parses its templates.
