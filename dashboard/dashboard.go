@@ -110,6 +110,9 @@ type Dashboard struct {
 	lateTimes versionCache[map[string]time.Time]
 	rescued   versionCache[[]trendPoint] // per bronze table: rescued rows per run
 	lateRuns  versionCache[[]trendPoint] // per silver table: late rows per run
+
+	quarantineBy versionCache[nodeCounts] // quarantined rows per bronze table
+	lateBy       versionCache[nodeCounts] // late rows per silver table
 }
 
 // New opens the dashboard's engine and parses its templates.

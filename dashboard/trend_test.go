@@ -76,7 +76,7 @@ func TestQualityTrends(t *testing.T) {
 	// The page draws one bar per run, its height the count.
 	page := get(t, d, "/quality").body
 	for id, tr := range map[string]*trend{"trend-rescued": qj.Rescued, "trend-late": qj.LateTrend} {
-		svg := regexp.MustCompile(`(?s)<svg id="`+id+`".*?</svg>`).FindString(page)
+		svg := regexp.MustCompile(`(?s)<svg id="` + id + `".*?</svg>`).FindString(page)
 		bars := regexp.MustCompile(`<rect class="bar[^"]*" data-run="[^"]*" data-count="(\d+)"`).FindAllStringSubmatch(svg, -1)
 		if len(bars) != len(tr.Points) {
 			t.Fatalf("#%s: %d bars, want %d", id, len(bars), len(tr.Points))
