@@ -187,7 +187,7 @@ func layoutChart(sd *seriesData, tag string) *chartView {
 		fmt.Fprintf(&b, `<text class="tick-label" x="%s" y="%d" text-anchor="middle">%s</text>`, f1(x(t)), chartH-chartB+19, timeLabel(t, xstep, t1-t0))
 	}
 	fmt.Fprintf(&b, `<text class="axis-title" x="%d" y="%d" text-anchor="middle">%s (UTC)</text>`, chartL+(chartW-chartL-chartR)/2, chartH-2, esc(sd.TimeColumn))
-	fmt.Fprintf(&b, `<text class="axis-title" x="14" y="%d" text-anchor="middle" transform="rotate(-90 14 %d)">%s</text>`, chartT+(chartH-chartT-chartB)/2, chartT+(chartH-chartT-chartB)/2, esc(sd.Measure))
+	fmt.Fprintf(&b, `<text class="axis-title" x="14" y="%d" text-anchor="middle" transform="rotate(-90 14 %d)">%s</text>`, chartT+(chartH-chartT-chartB)/2, chartT+(chartH-chartT-chartB)/2, esc(axisTitle(sd.Measure, sd.Unit)))
 	b.WriteString(`</g>`)
 
 	var flagged strings.Builder

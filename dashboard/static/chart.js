@@ -152,7 +152,7 @@
     });
     var mid = T + (h - T - B) / 2;
     out.push('<text class="axis-title" x="' + (L + (W - L - R) / 2) + '" y="' + (h - 2) + '" text-anchor="middle">' + esc(sd.time_column) + ' (UTC)</text>');
-    out.push('<text class="axis-title" x="14" y="' + mid + '" text-anchor="middle" transform="rotate(-90 14 ' + mid + ')">' + esc(sd.measure) + '</text>');
+    out.push('<text class="axis-title" x="14" y="' + mid + '" text-anchor="middle" transform="rotate(-90 14 ' + mid + ')">' + esc(sd.unit ? sd.measure + ' (' + sd.unit + ')' : sd.measure) + '</text>');
     out.push('</g>');
 
     var flagged = [], points = 0, nflag = 0;
