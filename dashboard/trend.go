@@ -186,7 +186,8 @@ func drawTrend(pts []trendPoint, class string) template.HTML {
 	for _, p := range pts {
 		top = max(top, p.Count)
 	}
-	ticks, step, _, hi := valueTicks(0, float64(max(top, 1)))
+	// Counts are whole: at least 0..5, so small ones get whole ticks.
+	ticks, step, _, hi := valueTicks(0, float64(max(top, 5)))
 	pw, ph := float64(trendW-trendL-trendR), float64(trendH-trendT-trendB)
 	y := func(v float64) float64 { return trendT + (1-v/hi)*ph }
 	b.WriteString(`<g class="grid">`)
