@@ -857,13 +857,16 @@ type qualityLink struct {
 
 func checkQualityPage(t *testing.T, b *browser, l *testLake, base string) {
 	b = b.on(t)
-	// A reading with a column the source does not declare: bronze keeps it
-	// in _rescued, and the rescued trend shows its run.
-	ingest(t, base, "", `{"timestamp":"2024-03-01 00:59:59","meter_id":"meter-c","energy_usage":2.5,"voltage":231}`+"\n")
-	l.waitCount(t, "the rescued row", "SELECT count(*) AS n FROM bronze.meters WHERE _rescued IS NOT NULL", 1)
 	if st := b.open("quality page", base+"/quality"); st != http.StatusOK {
 		t.Fatalf("GET /quality answered %d", st)
 	}
+	// A reading with a column the source does not declare, sent while the
+	// page is open: bronze keeps it in _rescued, and the rescued trend
+	// grows a bar for its run without a reload.
+	before := b.count("svg#trend-rescued rect.bar")
+	ingest(t, base, "", `{"timestamp":"2024-03-01 00:59:59","meter_id":"meter-c","energy_usage":2.5,"voltage":231}`+"\n")
+	b.waitFor("the rescued run's bar", fmt.Sprintf(`document.querySelectorAll("svg#trend-rescued rect.bar").length > %d &&
+	  document.querySelector("svg#trend-rescued rect.bar:last-of-type").dataset.count === "1"`, before), 20*time.Second)
 	b.screenshot("05-quality")
 	checkQualityTrends(t, b, l)
 	if n := b.count("table#quality-runs tr.run"); n == 0 {
