@@ -222,6 +222,9 @@ func (lg *lineage) layout() {
 	// shown whole: the page scrolls sideways before a name is cut.
 	x := lineagePad
 	for _, c := range cols {
+		if len(c) == 0 {
+			continue // a layer the pipeline does not use takes no room
+		}
 		w := nodeW
 		for _, n := range c {
 			w = max(w, nodeWidth(n))
@@ -236,7 +239,7 @@ func (lg *lineage) layout() {
 		}
 		x += w + colGap
 	}
-	lg.Width = x - colGap + lineagePad + 40 // room for loops on the right
+	lg.Width = max(x-colGap+lineagePad+40, 2*lineagePad+nodeW) // room for loops on the right
 	pos := map[string]*lineNode{}
 	for _, n := range lg.Nodes {
 		pos[n.ID] = n

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -588,19 +589,13 @@ type lineageNode struct {
 	Fresh       bool    `json:"fresh"`
 }
 
-// checkLineageQuality: every node's name is drawn whole inside its box;
-// bronze says its quarantined rows (in red when some) and silver its late
-// rows, as the lake counts them; a table just committed is fresh.
-func checkLineageQuality(t *testing.T, b *browser, l *testLake) {
-	nodes := eval[[]lineageNode](b, `[...document.querySelectorAll("svg#lineage g.node")].map(g => {
-	  const q = g.querySelector("text.quality");
-	  return {id: g.dataset.node, label: g.querySelector("text.label").textContent,
-	    labelWidth: g.querySelector("text.label").getComputedTextLength(), boxWidth: g.querySelector("rect").width.baseVal.value,
-	    quality: q ? q.textContent : "", qualityFill: q ? getComputedStyle(q).fill : "",
-	    quarantined: g.dataset.quarantined || "", late: g.dataset.late || "", fresh: g.classList.contains("fresh")} })`)
-	byID := map[string]lineageNode{}
+// checkLineageNames: every node's name is drawn whole, inside its box.
+func checkLineageNames(t *testing.T, nodes []lineageNode) {
+	t.Helper()
+	if len(nodes) == 0 {
+		t.Error("svg#lineage has no nodes")
+	}
 	for _, n := range nodes {
-		byID[n.ID] = n
 		if n.Label != n.ID {
 			t.Errorf("node %s is labelled %q: want its full name", n.ID, n.Label)
 		}
@@ -608,6 +603,26 @@ func checkLineageQuality(t *testing.T, b *browser, l *testLake) {
 			t.Errorf("node %s: its name is %.0f px long, its box %.0f px wide", n.ID, n.LabelWidth, n.BoxWidth)
 		}
 	}
+}
+
+// lineageNodesJS reads the lineage's nodes as lineageNode.
+const lineageNodesJS = `[...document.querySelectorAll("svg#lineage g.node")].map(g => {
+  const q = g.querySelector("text.quality");
+  return {id: g.dataset.node, label: g.querySelector("text.label").textContent,
+    labelWidth: g.querySelector("text.label").getComputedTextLength(), boxWidth: g.querySelector("rect").width.baseVal.value,
+    quality: q ? q.textContent : "", qualityFill: q ? getComputedStyle(q).fill : "",
+    quarantined: g.dataset.quarantined || "", late: g.dataset.late || "", fresh: g.classList.contains("fresh")} })`
+
+// checkLineageQuality: every node's name is drawn whole inside its box;
+// bronze says its quarantined rows (in red when some) and silver its late
+// rows, as the lake counts them; a table just committed is fresh.
+func checkLineageQuality(t *testing.T, b *browser, l *testLake) {
+	nodes := eval[[]lineageNode](b, lineageNodesJS)
+	byID := map[string]lineageNode{}
+	for _, n := range nodes {
+		byID[n.ID] = n
+	}
+	checkLineageNames(t, nodes)
 	q := l.count(t, "SELECT count(*) AS n FROM bronze._quarantine WHERE source = 'meters'")
 	if n := byID["bronze.meters"]; n.Quarantined != fmt.Sprint(q) || digits(n.Quality) != q || n.QualityFill != "rgb(209, 52, 59)" {
 		t.Errorf("bronze.meters: data-quarantined %q, says %q in %s; the lake has %d quarantined (want them in red)", n.Quarantined, n.Quality, n.QualityFill, q)
@@ -1125,6 +1140,8 @@ const stationsPipeline = `sources:
 gold:
   anomalies:
     sql: SELECT ts, station, entries, entries > 100 AS anomaly FROM bronze.turnstiles
+  turnstile_entries_per_station_and_minute_over_the_last_day:
+    sql: SELECT station, date_trunc('minute', ts) AS minute, sum(entries) AS entries FROM bronze.turnstiles GROUP BY ALL
 stream:
   trigger: 1s
 `
@@ -1211,6 +1228,18 @@ func TestBrowserDashboardStations(t *testing.T) {
 	b.waitFor("the picked stations", `(() => { const c = document.querySelector("svg#chart");
 	  return (c.querySelectorAll("path.series").length === 4 || c.querySelectorAll("path.series").length === 3) && !!c.querySelector('path.series[data-group="station-12"]') })()`, 10*time.Second)
 	b.screenshot("11b-stations-picked")
+
+	// A long table name is drawn whole on the lineage.
+	if st := b.open("pipeline with a long table name", srv.base+"/"); st != http.StatusOK {
+		t.Fatalf("GET / answered %d", st)
+	}
+	nodes := eval[[]lineageNode](b, lineageNodesJS)
+	checkLineageNames(t, nodes)
+	long := "gold.turnstile_entries_per_station_and_minute_over_the_last_day"
+	if !slices.ContainsFunc(nodes, func(n lineageNode) bool { return n.ID == long }) {
+		t.Errorf("the lineage has no node %s", long)
+	}
+	b.screenshot("11c-lineage-long-name")
 	b.checkErrors()
 }
 
