@@ -167,6 +167,9 @@ func TestStarter(t *testing.T) {
 	if got := strings.Join(p.SourceOrder, ",") + "|" + strings.Join(p.SilverOrder, ",") + "|" + strings.Join(p.GoldOrder, ","); got != "meters|meter_usage_1m|meter_usage_ma,top_meters" {
 		t.Errorf("tables %s", got)
 	}
+	if u := p.Sources["meters"].Schema[2].Unit; u != "kWh" {
+		t.Errorf("energy_usage unit %q, want kWh", u)
+	}
 	if len(p.Mirror) != 1 || p.Schedule["bronze"].Cron != "@every 1m" || p.Stream.Trigger != time.Second {
 		t.Errorf("mirror, schedule or stream missing: %+v %+v %+v", p.Mirror, p.Schedule, p.Stream)
 	}
