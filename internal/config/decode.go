@@ -795,6 +795,7 @@ func (l *loader) decodeColumn(n *yaml.Node, path string, c *Column) {
 		field{"trim", func(n *yaml.Node, path string) { b := l.boolean(n, path); c.Trim = &b }},
 		field{"empty_as_null", func(n *yaml.Node, path string) { b := l.boolean(n, path); c.EmptyAsNull = &b }},
 		field{"allow_nan", func(n *yaml.Node, path string) { c.AllowNaN = l.boolean(n, path) }},
+		field{"unit", func(n *yaml.Node, path string) { c.Unit = l.str(n, path) }},
 	)
 }
 

@@ -113,7 +113,8 @@ type Column struct {
 	// without it a double must be finite (a number too large for a double
 	// is refused either way, never stored as infinity).
 	AllowNaN bool
-	Line     int // line in the pipeline file, for error messages
+	Unit     string // of a number column ("kWh", "°C"): the dashboard's axis titles show it
+	Line     int    // line in the pipeline file, for error messages
 }
 
 // Derived is a column computed with a DuckDB SQL expression over the typed columns.
