@@ -153,7 +153,7 @@ func (st *state) snapshot(t *Table) (*Snapshot, error) {
 	if err := checkReadable(t, *st.protocol); err != nil {
 		return nil, err
 	}
-	expireTxns(st.txns, t.txnRetention(st.metadata))
+	expireTxns(st.txns, t.txnRetention(st.metadata), t.opts.TxnExpires)
 	s := &Snapshot{
 		Version:    st.version,
 		Timestamp:  st.timestamp,

@@ -65,6 +65,10 @@ type Options struct {
 	// delta.setTransactionRetentionDuration, which applies when this is 0).
 	// 0 keeps them all.
 	TxnRetention time.Duration
+	// TxnExpires says which txns the retention applies to (nil: all), and
+	// so which ones it is measured from (a writer's other progress records,
+	// and lease fences, are kept and stay out of the reference).
+	TxnExpires func(appID string) bool
 	// IgnoreCheckpoints makes readers replay the JSON log only (for tests
 	// and for recovering from a damaged checkpoint by hand).
 	IgnoreCheckpoints bool

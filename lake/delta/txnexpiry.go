@@ -27,22 +27,30 @@ func (t *Table) txnRetention(m *Metadata) time.Duration {
 	return 0
 }
 
-// expireTxns drops the txns of txns last updated more than retention
-// before the newest one's lastUpdated. Delta measures from the reader's
-// clock; the newest txn is used here instead so that a table nobody wrote
-// to for a while keeps its progress records, and that a writer whose
-// clock is behind does not lose records a clock ahead would keep. A txn
-// without lastUpdated never expires.
-func expireTxns(txns map[string]Txn, retention time.Duration) {
+// expireTxns drops the expirable txns of txns (expires nil: all) last
+// updated more than retention before the newest expirable one's
+// lastUpdated. Delta measures from the reader's clock; the newest txn is
+// used here instead so that a table nobody wrote to for a while keeps its
+// progress records, and so that a writer may stamp its txns in the clock
+// of its input (bronze stamps a raw object's txn with its landing time).
+// A txn without lastUpdated never expires.
+func expireTxns(txns map[string]Txn, retention time.Duration, expires func(appID string) bool) {
 	if retention <= 0 || len(txns) == 0 {
 		return
 	}
+	if expires == nil {
+		expires = func(string) bool { return true }
+	}
 	var newest int64
 	for _, tx := range txns {
-		newest = max(newest, tx.LastUpdated)
+		if expires(tx.AppID) {
+			newest = max(newest, tx.LastUpdated)
+		}
 	}
 	cutoff := newest - retention.Milliseconds()
-	maps.DeleteFunc(txns, func(_ string, tx Txn) bool { return tx.LastUpdated > 0 && tx.LastUpdated < cutoff })
+	maps.DeleteFunc(txns, func(_ string, tx Txn) bool {
+		return tx.LastUpdated > 0 && tx.LastUpdated < cutoff && expires(tx.AppID)
+	})
 }
 
 // WithTxns returns a copy of s that also records txns, for a writer that
