@@ -15,11 +15,14 @@ import (
 // content, so their keys do not sort by time). Each landing writes, after
 // its bytes and before its manifest, an empty object
 //
-//	raw/<source>/_index/<stamp>_<sha256>_<object base name>
+//	raw/<source>/_index/<hour>/<stamp>_<sha256>_<object base name>
 //
 // where stamp is the lander's wall clock just before the manifest commit,
-// in the fixed-width idLayout, so keys sort by landing order and a listing
-// can start after any instant (lake.Store.List's startAfter). An entry is
+// in the fixed-width idLayout, and hour its first 11 characters
+// (20240101T12), so keys sort by landing order and a listing can start
+// after any instant (lake.Store.List's startAfter); the hour directories
+// keep a local lake's directories small and let its listing skip whole
+// hours before the start. An entry is
 // only a hint: the manifest stays the commit point. An entry whose manifest
 // does not exist (a landing in flight, or one that crashed) or names
 // another object (these bytes had landed before) is not a landing.
@@ -40,8 +43,17 @@ type IndexEntry struct {
 
 // IndexKey is the index entry of a landing of m stamped at stamp.
 func IndexKey(m Manifest, stamp time.Time) string {
-	return IndexDir(m.Source) + StampKey(stamp) + "_" + m.SHA256 + "_" + objectBase(m.Key)
+	return IndexDir(m.Source) + stampPath(stamp) + "_" + m.SHA256 + "_" + objectBase(m.Key)
 }
+
+// stampPath is <hour>/<stamp>.
+func stampPath(t time.Time) string {
+	s := StampKey(t)
+	return s[:hourLen] + "/" + s
+}
+
+// hourLen is the length of a stamp's hour: 20240101T12.
+const hourLen = len("20060102T15")
 
 // StampKey is the fixed-width, sortable text of an index stamp.
 func StampKey(t time.Time) string { return t.UTC().Format(idLayout) }
@@ -81,7 +93,7 @@ func ListIndex(ctx context.Context, store lake.Store, source string, from time.T
 	startAfter := ""
 	if !from.IsZero() {
 		// Every entry stamped at from has a longer key than this prefix.
-		startAfter = dir + StampKey(from)
+		startAfter = dir + stampPath(from)
 	}
 	objs, err := store.List(ctx, dir, startAfter)
 	if err != nil {
@@ -102,8 +114,12 @@ func parseIndexKey(dir, key string) (IndexEntry, bool) {
 	if !ok {
 		return IndexEntry{}, false
 	}
-	stamp, rest, ok := strings.Cut(name, "_")
+	hour, name, ok := strings.Cut(name, "/")
 	if !ok {
+		return IndexEntry{}, false
+	}
+	stamp, rest, ok := strings.Cut(name, "_")
+	if !ok || !strings.HasPrefix(stamp, hour) || len(hour) != hourLen {
 		return IndexEntry{}, false
 	}
 	sha, obj, ok := strings.Cut(rest, "_")
