@@ -125,3 +125,35 @@ func hasCheckpoint(t *testing.T, st lake.Store, v int64) bool {
 	_, err := st.Stat(t.Context(), fmt.Sprintf("t/_delta_log/%020d.checkpoint.parquet", v))
 	return err == nil
 }
+
+// TestTxnExpiresOnlyWhatItSays: with TxnExpires, other txns are kept and
+// do not count as the newest (a lease fence stamped now does not expire
+// records stamped with their input's older time).
+func TestTxnExpiresOnlyWhatItSays(t *testing.T) {
+	st := testenv.LocalStore(t)
+	opts := delta.DefaultOptions()
+	opts.TxnRetention = time.Hour
+	opts.TxnExpires = func(app string) bool { return app != "fence" }
+	tbl, _ := delta.OpenWith(st, "t", opts)
+	base := create(t, tbl)
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := tbl.Commit(t.Context(), base, delta.Commit{Txns: []delta.Txn{
+		{AppID: "fence", Version: 1, LastUpdated: t0.Add(-48 * time.Hour).UnixMilli()},
+		{AppID: "a", Version: 1, LastUpdated: t0.UnixMilli()},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = tbl.Commit(t.Context(), s, delta.Commit{Txns: []delta.Txn{
+		{AppID: "fence", Version: 2, LastUpdated: t0.Add(48 * time.Hour).UnixMilli()},
+		{AppID: "b", Version: 1, LastUpdated: t0.Add(30 * time.Minute).UnixMilli()},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, app := range []string{"fence", "a", "b"} {
+		if _, ok := s.TxnVersion(app); !ok {
+			t.Errorf("%s expired", app)
+		}
+	}
+}
