@@ -107,6 +107,7 @@ func TestSpecExample(t *testing.T) {
 			"mirror": {After: "gold", Line: 56},
 		},
 		Stream:        Stream{Trigger: time.Second},
+		Bronze:        Bronze{DiscoveryGrace: DefaultDiscoveryGrace, TxnRetention: DefaultTxnRetention},
 		SourceOrder:   []string{"meters"},
 		SilverOrder:   []string{"meter_usage_1m"},
 		GoldOrder:     []string{"meter_usage_ma", "top_meters"},

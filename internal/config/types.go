@@ -19,6 +19,7 @@ type Pipeline struct {
 	Mirror   []*Mirror
 	Schedule map[string]*Schedule // job name (a layer or a table) -> when
 	Stream   Stream
+	Bronze   Bronze
 	Serve    Serve // limits of `medallion serve` (serve.go)
 
 	SourceOrder   []string
