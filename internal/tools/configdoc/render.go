@@ -37,7 +37,7 @@ writes complete pipelines.
 `
 
 var (
-	defaultRE = regexp.MustCompile(`(?i)\bdefaults?(?: to)?:?\s+([^;.)]+?)(?:[;)]|\.(?:\s|$)|,\s|$)`)
+	defaultRE = regexp.MustCompile(`(?i)\bdefaults?(?: to)?:?\s+([^;)]+?)(?:[;)]|\.(?:\s|$)|,\s|$)`)
 	valuesRE  = regexp.MustCompile(`[\w@./*()-]+(?:\s+\|\s+[\w@./*(),-]+)+`)
 	spaceRE   = regexp.MustCompile(`\s+`)
 )
