@@ -933,6 +933,9 @@ func (l *loader) decodeMirrors(n *yaml.Node, path string) []*Mirror {
 			field{"table", func(n *yaml.Node, path string) { m.Table = l.str(n, path) }},
 			field{"to", func(n *yaml.Node, path string) { m.To = l.str(n, path) }},
 			field{"key", func(n *yaml.Node, path string) { m.Key = l.strs(n, path) }},
+			field{"columns", func(n *yaml.Node, path string) { m.Columns = l.strs(n, path) }},
+			field{"exclude", func(n *yaml.Node, path string) { m.Exclude = l.strs(n, path) }},
+			field{"names", func(n *yaml.Node, path string) { m.Names = l.str(n, path) }},
 		)
 		out = append(out, m)
 	}

@@ -180,6 +180,18 @@ type Mirror struct {
 	To    string   // schema.table in PostgreSQL; the loader fills public.<name> when not given, and public. when no schema is
 	Key   []string // primary key columns; upserts and deletes match rows on it
 	Line  int
+
+	// Columns, when given, are the only lake columns copied (the key among
+	// them), e.g. [meter_id, window_start, ma]; lineage columns
+	// (_source_file, _ingested_at, _batch_id, _rescued) only when listed.
+	Columns []string
+	// Exclude are lake columns not copied; not with columns:. Lineage
+	// columns are excluded unless columns: lists them.
+	Exclude []string
+	// Names is how PostgreSQL names the columns: as_declared | lower;
+	// default as_declared. lower writes plain lower-case names (Peak Hour ->
+	// peak_hour) that dashboards use without quotes.
+	Names string
 }
 
 // Schedule says when a job runs under `medallion serve`: Cron ("@every 1m",
