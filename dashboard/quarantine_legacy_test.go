@@ -22,7 +22,9 @@ func TestQuarantineColumnName(t *testing.T) {
 		want := bronze.QuarantineColumn
 		if legacy {
 			want = bronze.LegacyQuarantineColumn
-			str := func(n string) delta.Field { return delta.Field{Name: n, Type: delta.Primitive(delta.TypeString), Nullable: true} }
+			str := func(n string) delta.Field {
+				return delta.Field{Name: n, Type: delta.Primitive(delta.TypeString), Nullable: true}
+			}
 			schema := &delta.Schema{Fields: []delta.Field{str("source"), str("source_file"),
 				{Name: "line", Type: delta.Primitive(delta.TypeLong), Nullable: true}, str("column"), str("reason"), str("raw"), str("batch_id"),
 				{Name: "quarantined_at", Type: delta.Primitive(delta.TypeTimestamp), Nullable: true}}}
