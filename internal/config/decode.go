@@ -758,7 +758,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 				}},
 			)
 		}},
-		// batch: how broker messages are grouped into one raw object; the first limit reached closes the batch.
+		// batch: how broker messages are grouped into one raw object; the first limit reached closes the batch. It sits beside from:, not inside from.kafka (or nats, mqtt).
 		field{"batch", func(n *yaml.Node, path string) {
 			if s.Broker == nil {
 				s.Broker = &Broker{Line: l.deref(n).Line}
