@@ -291,6 +291,14 @@ func newLineage(ms []manifest, bid string) lineage {
 // bronzeSelect selects the rows of from (a typed object's table or typed
 // query) that where keeps, with lineage.
 func (j *job) bronzeSelect(from string, m manifest, lin lineage, where string) string {
+	return j.bronzeSelectLineage(from, "CAST("+warehouse.QuoteString(m.Key)+" AS "+lin.sourceType+")",
+		"CAST("+warehouse.QuoteString(m.ReceivedAt.UTC().Format("2006-01-02 15:04:05.999999")+"+00")+" AS TIMESTAMPTZ)", lin, where)
+}
+
+// bronzeSelectLineage is bronzeSelect with the lineage of each row given
+// by expressions: constants for one object, columns of a join for many
+// objects read by one statement (group.go).
+func (j *job) bronzeSelectLineage(from, sourceFile, ingestedAt string, lin lineage, where string) string {
 	var cols []string
 	for _, c := range j.plan.cols {
 		cols = append(cols, warehouse.QuoteIdent(c.name))
@@ -299,8 +307,8 @@ func (j *job) bronzeSelect(from string, m manifest, lin lineage, where string) s
 		cols = append(cols, warehouse.QuoteIdent(d.Name))
 	}
 	cols = append(cols, "_rescued",
-		"CAST("+warehouse.QuoteString(m.Key)+" AS "+lin.sourceType+") AS _source_file",
-		"CAST("+warehouse.QuoteString(m.ReceivedAt.UTC().Format("2006-01-02 15:04:05.999999")+"+00")+" AS TIMESTAMPTZ) AS _ingested_at",
+		sourceFile+" AS _source_file",
+		ingestedAt+" AS _ingested_at",
 		lin.batchID+" AS _batch_id")
 	return "SELECT " + strings.Join(cols, ", ") + " FROM " + from + " WHERE " + where
 }

@@ -51,7 +51,7 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 		return tb, false, nil
 	}
 	ndjson := strings.ToLower(j.src.Format) != "csv"
-	var sels []string
+	var sels, paths []string
 	lin := newLineage(ms, bid)
 	for _, m := range ms {
 		path, err := j.localObject(ctx, m, dir)
@@ -83,7 +83,8 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 					return tb, false, nil
 				}
 			}
-			src, in = j.ndjsonFastSource(path)
+			paths = append(paths, path)
+			continue
 		} else {
 			src, in, rescued, err = j.csvSource(path, "")
 			if err != nil {
@@ -98,6 +99,17 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 			}
 		}
 		sels = append(sels, j.bronzeSelect("("+j.plan.typedQuery(src, in)+")", m, lin, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END"))
+	}
+	if ndjson {
+		// One reader per chunk of the batch's objects (group.go).
+		for _, c := range groupChunks(ms) {
+			cms, cpaths := make([]manifest, len(c)), make([]string, len(c))
+			for k, i := range c {
+				cms[k], cpaths[k] = ms[i], paths[i]
+			}
+			src, in := j.ndjsonFastSource(cpaths)
+			sels = append(sels, j.groupSelect(j.plan.typedQueryPass(src, in, ", _obj"), cms, cpaths, lin, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END"))
+		}
 	}
 	rel := "(" + strings.Join(sels, " UNION ALL ") + ")"
 	meta, outSel, err := j.tableMetadata(ctx, conn, rel)
@@ -163,8 +175,8 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 
 // fastApplies reports whether the fast path can type a batch of n objects
 // of the job's source. JSON arrays are rewritten as NDJSON with a line map
-// first and go the precise way; so do batches of many (small) objects,
-// which the precise path gathers into one table, and sources whose dedupe
+// first and go the precise way; so do batches of many CSV objects (read
+// one statement each; NDJSON objects share one reader), and sources whose dedupe
 // key includes a declared partition column (not stored in the files the
 // duplicate check reads).
 func (j *job) fastApplies(n int) bool {
@@ -173,7 +185,9 @@ func (j *job) fastApplies(n int) bool {
 	default:
 		return false
 	}
-	if n > maxFusedObjects {
+	if n > maxFusedObjects && strings.ToLower(j.src.Format) == "csv" {
+		// CSV objects are read one statement each (their headers may
+		// differ); NDJSON objects share one reader (group.go).
 		return false
 	}
 	if j.plan.partCol != "" && j.plan.partExpr == "" {
@@ -193,13 +207,14 @@ func (j *job) fastApplies(n int) bool {
 	return true
 }
 
-// ndjsonFastSource is the FROM item of the fast path for an NDJSON file:
+// ndjsonFastSource is the FROM item of the fast path for NDJSON files (one
+// reader over the list; column _obj names each row's file):
 // DuckDB's JSON reader parses each line once into a map of its top-level
 // keys to their values as text (strings unescaped, anything else as JSON
 // text: the values json_transform gives the precise path; of a duplicated
 // key, the first value, as there). A line that is not an object, or that
 // has a key the schema does not declare exactly, fails the row.
-func (j *job) ndjsonFastSource(path string) (string, []colInput) {
+func (j *job) ndjsonFastSource(paths []string) (string, []colInput) {
 	declared := map[string]bool{}
 	for _, c := range j.plan.cols {
 		declared[c.srcName] = true
@@ -217,13 +232,14 @@ func (j *job) ndjsonFastSource(path string) (string, []colInput) {
 	if j.maxLine > 16<<20-(64<<10) {
 		size = fmt.Sprintf(", maximum_object_size=%d", j.maxLine+64<<10)
 	}
-	reader := "read_json(" + warehouse.QuoteString(path) + ", format='newline_delimited', records=false, columns={'j': 'MAP(VARCHAR, VARCHAR)'}" + size + ")"
+	reader := "read_json(" + fileList(paths) + ", format='newline_delimited', records=false, columns={'j': 'MAP(VARCHAR, VARCHAR)'}, filename=true" + size + ")"
 	// Lines of a file mostly have the same keys in the same order: when they
 	// are those of the first line, and all declared, comparing the key list
 	// to that one is all it takes; list_has_all (a set a row) runs only for
-	// the other lines.
+	// the other lines. Objects of one source mostly share their keys: the
+	// first object's first line stands for all of them.
 	same := ""
-	if first := firstLineKeys(path); len(first) > 0 {
+	if first := firstLineKeys(paths[0]); len(first) > 0 {
 		var lits []string
 		for _, k := range first {
 			if !declared[k] {
@@ -238,7 +254,7 @@ func (j *job) ndjsonFastSource(path string) (string, []colInput) {
 	}
 	pre := "CASE WHEN j IS NULL THEN " + warehouse.QuoteString(errSep+"not a JSON object") + same +
 		" WHEN NOT list_has_all([" + strings.Join(keys, ", ") + "], map_keys(j)) THEN " + warehouse.QuoteString(errSep+"a key the schema does not declare") + " END"
-	return "(SELECT j, " + pre + " AS _pre_err, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _resc FROM " + reader + ")", in
+	return "(SELECT j, " + pre + " AS _pre_err, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _resc, filename AS _obj FROM " + reader + ")", in
 }
 
 // firstLineKeys returns the top-level keys of the first non-blank line of

@@ -47,6 +47,13 @@ type colInput struct {
 // typedQuery builds the SELECT that types and checks rows of src (a FROM
 // item exposing the inputs, _line, _pre_err and _resc).
 func (sp *sourcePlan) typedQuery(src string, in []colInput) string {
+	return sp.typedQueryPass(src, in, "")
+}
+
+// typedQueryPass is typedQuery carrying the columns of pass (", a, b")
+// from src through to its output: a source reading many objects in one
+// statement passes _obj, the file each row came from.
+func (sp *sourcePlan) typedQueryPass(src string, in []colInput, pass string) string {
 	var l1, l2, l3 []string
 	var checks []string
 	for i, c := range sp.cols {
@@ -74,10 +81,10 @@ func (sp *sourcePlan) typedQuery(src string, in []colInput) string {
 		}
 		l3 = append(l3, t+" AS "+warehouse.QuoteIdent(c.name))
 	}
-	q := "SELECT " + strings.Join(l1, ", ") + ", _line, _pre_err, _resc FROM " + src
-	q = "SELECT " + strings.Join(l2, ", ") + ", _line, _pre_err, _resc FROM (" + q + ")"
+	q := "SELECT " + strings.Join(l1, ", ") + ", _line, _pre_err, _resc" + pass + " FROM " + src
+	q = "SELECT " + strings.Join(l2, ", ") + ", _line, _pre_err, _resc" + pass + " FROM (" + q + ")"
 	errExpr := "CASE WHEN _pre_err IS NOT NULL THEN _pre_err " + strings.Join(checks, " ") + " END"
-	q = "SELECT " + strings.Join(l3, ", ") + ", _resc AS _rescued, " + errExpr + " AS _err, _line FROM (" + q + ")"
+	q = "SELECT " + strings.Join(l3, ", ") + ", _resc AS _rescued, " + errExpr + " AS _err, _line" + pass + " FROM (" + q + ")"
 	for _, d := range sp.derived {
 		q = "SELECT *, (" + d.Expr + ") AS " + warehouse.QuoteIdent(d.Name) + " FROM (" + q + ")"
 	}
