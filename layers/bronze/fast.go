@@ -318,7 +318,10 @@ func ndjsonFits(path string, maxLine int) (fits bool, blank int64, err error) {
 	}
 	defer f.Close()
 	limit := maxLine - 2
-	buf := make([]byte, 1<<20)
+	buf, err := readBuffer(f)
+	if err != nil {
+		return false, 0, err
+	}
 	cur := 0
 	first := true
 	lineBlank := true // the line read so far has only blanks
@@ -420,7 +423,10 @@ func mayLoseDigits(path string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	buf := make([]byte, 1<<20)
+	buf, err := readBuffer(f)
+	if err != nil {
+		return false, err
+	}
 	run, digit := 0, false
 	for {
 		n, err := f.Read(buf)
@@ -445,4 +451,19 @@ func mayLoseDigits(path string) (bool, error) {
 			return false, err
 		}
 	}
+}
+
+// readBuffer returns a buffer to read f with: 1 MiB, or the file's size
+// (plus one byte, to see the end in one read) when smaller. A fresh 1 MiB
+// buffer for each of a thousand small objects cost more than reading them.
+func readBuffer(f *os.File) ([]byte, error) {
+	n := int64(1 << 20)
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size()+1 < n {
+		n = fi.Size() + 1
+	}
+	return make([]byte, n), nil
 }
