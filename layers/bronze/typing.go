@@ -717,7 +717,14 @@ func queryRanges(ctx context.Context, conn *sql.Conn, rel string, types map[stri
 // tableMetadata derives the bronze Delta metadata from the typed rows and
 // returns the SELECT that writes them (types Delta cannot hold are cast).
 func (j *job) tableMetadata(ctx context.Context, conn *sql.Conn, final string) (delta.Metadata, string, error) {
-	cols, err := warehouse.Describe(ctx, conn, "SELECT * FROM "+final)
+	return j.tableMetadataLike(ctx, conn, final, final)
+}
+
+// tableMetadataLike is tableMetadata describing like, a relation with the
+// columns and types of final that is cheaper to bind (the fast path's
+// query over one object rather than a thousand).
+func (j *job) tableMetadataLike(ctx context.Context, conn *sql.Conn, final, like string) (delta.Metadata, string, error) {
+	cols, err := warehouse.Describe(ctx, conn, "SELECT * FROM "+like)
 	if err != nil {
 		return delta.Metadata{}, "", err
 	}
