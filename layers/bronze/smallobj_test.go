@@ -168,7 +168,12 @@ func runManySmall(t *testing.T, st lake.Store, n int, bad bool, maxObjects int) 
 
 // tableLines renders rows as tableCSV does: header, then sorted lines.
 func tableLines(header string, rows []string) string {
-	s := append([]string(nil), rows...)
+	var s []string
+	for _, r := range rows {
+		if r != "" {
+			s = append(s, r)
+		}
+	}
 	sort.Strings(s)
 	return header + "\n" + strings.Join(s, "\n") + "\n"
 }
