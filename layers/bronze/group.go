@@ -274,6 +274,14 @@ func (j *job) typeKeySet(ctx context.Context, conn *sql.Conn, ms []manifest, pat
 	if err != nil {
 		rejCounts = map[string][2]int64{} // no rejects table: the reader rejected nothing
 	}
+	var located map[string]map[string][]pendingBad
+	if j.src.OnError != "drop" {
+		// The bad rows of every object of the part, by one query.
+		located, err = badLines(ctx, conn, "SELECT _obj, _line, _err FROM "+part.table+" WHERE _err IS NOT NULL")
+		if err != nil {
+			return part, err
+		}
+	}
 	for k, i := range set {
 		res := &part.res[k]
 		res.rescued = rescued
@@ -293,11 +301,11 @@ func (j *job) typeKeySet(ctx context.Context, conn *sql.Conn, ms []manifest, pat
 			res.bad = append(res.bad, rejected...)
 		}
 		if n[1] > 0 {
-			located, err := j.locateNDJSON(ctx, conn, "(SELECT * FROM "+part.table+" WHERE _obj = "+warehouse.QuoteString(files[k])+")", files[k], nil)
+			found, err := locateLines(files[k], located[files[k]], nil)
 			if err != nil {
 				return part, fmt.Errorf("bronze %s: %s: %w", j.src.Name, ms[i].Key, err)
 			}
-			res.bad = append(res.bad, located...)
+			res.bad = append(res.bad, found...)
 		}
 		sort.SliceStable(res.bad, func(a, b int) bool { return res.bad[a].line < res.bad[b].line })
 		if len(res.bad) > 0 {

@@ -194,4 +194,3 @@ func TestBadValueCorpusOneStatement(t *testing.T) {
 	checkCorpusRows(t, "one statement", tableCSV(t, st, e.DB(), "bronze/v", strings.Join(sel, ", ")), wantRows)
 	checkCorpusQuarantine(t, "one statement", tableCSV(t, st, e.DB(), "bronze/_quarantine", `source_file, line, "column", reason`), wantQ)
 }
-
