@@ -76,8 +76,44 @@ func lineageValues(ms []manifest, paths []string) string {
 // many objects' files, carrying _obj) that where keeps; ms and paths are
 // the objects the query reads.
 func (j *job) groupSelect(typed string, ms []manifest, paths []string, lin lineage, where string) string {
+	if key, at, ok := derivedLineage(ms, paths); ok {
+		return j.bronzeSelectLineage("("+typed+") _t", "CAST("+key+" AS "+lin.sourceType+")", at, lin, where)
+	}
 	from := "(" + typed + ") _t JOIN " + lineageValues(ms, paths) + " ON _t._obj = _lin._lin_obj"
 	return j.bronzeSelectLineage(from, "CAST(_lin._lin_file AS "+lin.sourceType+")", "CAST(_lin._lin_at AS TIMESTAMPTZ)", lin, where)
+}
+
+// receivedLayout is the received time at the start of a raw object's file
+// name (raw.ObjectKey), to the microsecond that _ingested_at keeps.
+const receivedLayout = "20060102T150405.000000"
+
+// derivedLineage returns the SQL expressions of each row's object key and
+// received time computed from _obj alone, when that is exact for every
+// object of ms: each local file is its key under one directory (a local
+// lake's own files), and each key's file name starts with its received
+// time, at the same offset. The join with the lineage list then is not
+// needed: over 1,000 files it cost a fifth of the fast path's statement.
+func derivedLineage(ms []manifest, paths []string) (key, at string, ok bool) {
+	if len(ms) == 0 {
+		return "", "", false
+	}
+	root, found := strings.CutSuffix(paths[0], ms[0].Key)
+	base := strings.LastIndex(ms[0].Key, "/") + 1
+	if !found || base == 0 {
+		return "", "", false
+	}
+	for i, m := range ms {
+		if paths[i] != root+m.Key || strings.LastIndex(m.Key, "/")+1 != base || len(m.Key) < base+len(receivedLayout) {
+			return "", "", false
+		}
+		t, err := time.Parse(receivedLayout, m.Key[base:base+len(receivedLayout)])
+		if err != nil || !t.Equal(m.ReceivedAt.UTC().Truncate(time.Microsecond)) {
+			return "", "", false
+		}
+	}
+	key = fmt.Sprintf("substr(_t._obj, %d)", len(root)+1)
+	at = fmt.Sprintf("timezone('UTC', strptime(substr(_t._obj, %d, %d), '%%Y%%m%%dT%%H%%M%%S.%%f'))", len(root)+base+1, len(receivedLayout))
+	return key, at, true
 }
 
 // receivedText is how a received time is written in SQL text.

@@ -131,22 +131,25 @@ func runManySmall(t *testing.T, st lake.Store, n int, bad bool, maxObjects int) 
 	if s.Written != int64(wantRows) || s.Quarantined != int64(len(wantBad)) {
 		t.Errorf("stats: %s; want %d written, %d quarantined", s, wantRows, len(wantBad))
 	}
-	got := tableCSV(t, st, e.DB(), "bronze/m", "CAST(obj AS VARCHAR), _source_file, _rescued")
+	got := tableCSV(t, st, e.DB(), "bronze/m", "CAST(obj AS VARCHAR), _source_file, CAST(epoch_ms(_ingested_at) AS VARCHAR), _rescued")
 	lines := strings.Split(strings.TrimSpace(got), "\n")[1:]
 	if len(lines) != wantRows {
 		t.Fatalf("%d rows, want %d", len(lines), wantRows)
 	}
 	rescued := 0
 	for _, l := range lines {
-		f := strings.SplitN(l, ",", 3)
+		f := strings.SplitN(l, ",", 4)
 		i, err := strconv.Atoi(f[0])
 		if err != nil || f[1] != keys[i] {
 			t.Fatalf("row %q: _source_file is not the key of object %s (%s)", l, f[0], keys[i])
 		}
-		if f[2] != "NULL" {
+		if want := fmt.Sprint(received.UnixMilli() + int64(i)); f[2] != want {
+			t.Fatalf("row %q: _ingested_at %s ms, want object %d's received time %s ms", l, f[2], i, want)
+		}
+		if f[3] != "NULL" {
 			rescued++
-			if want := fmt.Sprintf(`"{""extra"":""e%d""}"`, i); f[2] != want {
-				t.Errorf("row %q: _rescued %s, want %s", l, f[2], want)
+			if want := fmt.Sprintf(`"{""extra"":""e%d""}"`, i); f[3] != want {
+				t.Errorf("row %q: _rescued %s, want %s", l, f[3], want)
 			}
 		}
 	}
