@@ -52,6 +52,7 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 	}
 	ndjson := strings.ToLower(j.src.Format) != "csv"
 	var sels, paths []string
+	var csvObjs []csvObject
 	lin := newLineage(ms, bid)
 	for _, m := range ms {
 		path, err := j.localObject(ctx, m, dir)
@@ -98,7 +99,13 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 				tb.st.Rescued = append(tb.st.Rescued, r)
 			}
 		}
-		sels = append(sels, j.bronzeSelect("("+j.plan.typedQuery(src, in)+")", m, lin, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END"))
+		csvObjs = append(csvObjs, csvObject{m: m, path: path, src: src, in: in})
+	}
+	if len(csvObjs) > 0 {
+		if sels = j.csvFastSelects(csvObjs, lin); len(sels) > maxFusedObjects {
+			j.log.Debug("fast path: too many kinds of CSV header in the batch", "statements", len(sels))
+			return tb, false, nil
+		}
 	}
 	like := ""
 	if ndjson {
@@ -181,19 +188,13 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 
 // fastApplies reports whether the fast path can type a batch of n objects
 // of the job's source. JSON arrays are rewritten as NDJSON with a line map
-// first and go the precise way; so do batches of many CSV objects (read
-// one statement each; NDJSON objects share one reader), and sources whose dedupe
+// first and go the precise way; so do sources whose dedupe
 // key includes a declared partition column (not stored in the files the
 // duplicate check reads).
 func (j *job) fastApplies(n int) bool {
 	switch strings.ToLower(j.src.Format) {
 	case "csv", "ndjson", "":
 	default:
-		return false
-	}
-	if n > maxFusedObjects && strings.ToLower(j.src.Format) == "csv" {
-		// CSV objects are read one statement each (their headers may
-		// differ); NDJSON objects share one reader (group.go).
 		return false
 	}
 	if j.plan.partCol != "" && j.plan.partExpr == "" {

@@ -416,3 +416,51 @@ func (j *job) partSelect(part typedPart, ms []manifest, lin lineage) string {
 	}
 	return j.groupSelect("SELECT * FROM "+part.table, pms, part.paths, lin, "_err IS NULL")
 }
+
+// csvObject is a CSV object of a fast-path batch with its FROM item
+// (csvSource) and inputs.
+type csvObject struct {
+	m    manifest
+	path string
+	src  string
+	in   []colInput
+}
+
+// csvFastSelects is the fast path's typed and checked rows of CSV objects,
+// with lineage: one read_csv over the list of files for each set of
+// objects whose FROM items differ only by the file (the same header, so
+// the same columns, name matching, rescued names and delimiter hint).
+func (j *job) csvFastSelects(objs []csvObject, lin lineage) []string {
+	const where = "CASE WHEN _err IS NULL THEN true ELSE error(_err) END"
+	const files = "\x00files\x00"
+	var order []string
+	sets := map[string][]csvObject{}
+	var sels []string
+	for _, o := range objs {
+		reader := "read_csv(" + warehouse.QuoteString(o.path) + ", "
+		if strings.Count(o.src, reader) != 1 {
+			// An empty object has no reader: alone.
+			sels = append(sels, j.bronzeSelect("("+j.plan.typedQuery(o.src, o.in)+")", o.m, lin, where))
+			continue
+		}
+		k := strings.Replace(o.src, reader, "read_csv("+files+", ", 1) + fmt.Sprint(o.in)
+		if _, ok := sets[k]; !ok {
+			order = append(order, k)
+		}
+		sets[k] = append(sets[k], o)
+	}
+	for _, k := range order {
+		set := sets[k]
+		for start := 0; start < len(set); start += maxGroupObjects {
+			part := set[start:min(start+maxGroupObjects, len(set))]
+			ms, paths := make([]manifest, len(part)), make([]string, len(part))
+			for i, o := range part {
+				ms[i], paths[i] = o.m, o.path
+			}
+			src := strings.Replace(part[0].src, "read_csv("+warehouse.QuoteString(part[0].path)+", ", "read_csv("+fileList(paths)+", filename=true, ", 1)
+			src = "(SELECT *, filename AS _obj FROM " + src + ")"
+			sels = append(sels, j.groupSelect(j.plan.typedQueryPass(src, part[0].in, ", _obj"), ms, paths, lin, where))
+		}
+	}
+	return sels
+}

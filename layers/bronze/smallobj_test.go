@@ -200,3 +200,69 @@ func TestManySmallObjectsS3(t *testing.T) {
 	st, _, _ := testenv.S3Store(t)
 	runManySmall(t, st, smallObjCount(t, 80), true, 0)
 }
+
+// TestManySmallCSVObjects: a batch of many clean CSV objects, most with one
+// header and some with the columns in another order and an undeclared
+// one, is written by the fast path, one read_csv per kind of header: every
+// row keeps its object's key, received time and rescued value.
+func TestManySmallCSVObjects(t *testing.T) {
+	e := newEngine(t)
+	dir := t.TempDir()
+	yaml := strings.Replace(smallObjYAML, "format: ndjson", "format: csv", 1)
+	if err := os.WriteFile(filepath.Join(dir, "medallion.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := loadCase(t, dir)
+	st := testenv.LocalStore(t)
+	n := smallObjCount(t, 45)
+	keys := map[int]string{}
+	for i := range n {
+		var b strings.Builder
+		if i%9 == 4 {
+			b.WriteString("obj,id,v,extra\n")
+			for r := range 3 {
+				fmt.Fprintf(&b, "%d,o%d-%d,%d,e%d\n", i, i, r, r, i)
+			}
+		} else {
+			b.WriteString("id,obj,v\n")
+			for r := range 3 {
+				fmt.Fprintf(&b, "o%d-%d,%d,%d\n", i, r, i, r)
+			}
+		}
+		f := filepath.Join(dir, fmt.Sprintf("o%03d.csv", i))
+		if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := raw.LandFile(context.Background(), st, "m", "csv", f, received.Add(time.Duration(i)*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[i] = m.Key
+	}
+	s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }}}, p.Sources["m"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Balanced() || s.Written != int64(3*n) || s.Quarantined != 0 {
+		t.Fatalf("stats: %s; want %d rows written", s, 3*n)
+	}
+	got := tableCSV(t, st, e.DB(), "bronze/m", "CAST(obj AS VARCHAR), _source_file, CAST(epoch_ms(_ingested_at) AS VARCHAR), _rescued")
+	lines := strings.Split(strings.TrimSpace(got), "\n")[1:]
+	if len(lines) != 3*n {
+		t.Fatalf("%d rows, want %d", len(lines), 3*n)
+	}
+	for _, l := range lines {
+		f := strings.SplitN(l, ",", 4)
+		i, err := strconv.Atoi(f[0])
+		if err != nil || f[1] != keys[i] || f[2] != fmt.Sprint(received.UnixMilli()+int64(i)) {
+			t.Fatalf("row %q: want object %s's key %s and received time", l, f[0], keys[i])
+		}
+		want := "NULL"
+		if i%9 == 4 {
+			want = fmt.Sprintf(`"{""extra"":""e%d""}"`, i)
+		}
+		if f[3] != want {
+			t.Errorf("row %q: _rescued %s, want %s", l, f[3], want)
+		}
+	}
+}
