@@ -50,80 +50,10 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 	if j.d.precise || !j.fastApplies(len(ms)) {
 		return tb, false, nil
 	}
-	ndjson := strings.ToLower(j.src.Format) != "csv"
-	var sels, paths []string
-	var csvObjs []csvObject
 	lin := newLineage(ms, bid)
-	for _, m := range ms {
-		path, err := j.localObject(ctx, m, dir)
-		if err != nil {
-			return tb, false, err
-		}
-		var (
-			src     string
-			in      []colInput
-			rescued []string
-		)
-		if ndjson {
-			fits, blank, err := ndjsonFits(path, j.maxLine)
-			tb.st.Blank += blank
-			if err != nil {
-				return tb, false, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
-			}
-			if !fits {
-				j.log.Debug("fast path: object has an over-long line or a byte order mark", "object", m.Key)
-				return tb, false, nil
-			}
-			if j.plan.decimalSources() != nil {
-				lose, err := mayLoseDigits(path)
-				if err != nil {
-					return tb, false, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
-				}
-				if lose {
-					j.log.Debug("fast path: object has a number a double may shorten", "object", m.Key)
-					return tb, false, nil
-				}
-			}
-			paths = append(paths, path)
-			continue
-		} else {
-			src, in, rescued, err = j.csvSource(path, "")
-			if err != nil {
-				// The precise path reports it with its own wording.
-				j.log.Debug("fast path: CSV header", "object", m.Key, "err", err)
-				return tb, false, nil
-			}
-		}
-		for _, r := range rescued {
-			if !contains(tb.st.Rescued, r) {
-				tb.st.Rescued = append(tb.st.Rescued, r)
-			}
-		}
-		csvObjs = append(csvObjs, csvObject{m: m, path: path, src: src, in: in})
-	}
-	if len(csvObjs) > 0 {
-		if sels = j.csvFastSelects(csvObjs, lin); len(sels) > maxFusedObjects {
-			j.log.Debug("fast path: too many kinds of CSV header in the batch", "statements", len(sels))
-			return tb, false, nil
-		}
-	}
-	like := ""
-	if ndjson {
-		// One reader per chunk of the batch's objects (group.go).
-		for _, c := range groupChunks(ms) {
-			cms, cpaths := make([]manifest, len(c)), make([]string, len(c))
-			for k, i := range c {
-				cms[k], cpaths[k] = ms[i], paths[i]
-			}
-			sels = append(sels, j.ndjsonFastSelect(cms, cpaths, lin))
-		}
-		// Binding the query over a thousand files costs a third of
-		// writing them; the one over the first file has the same columns.
-		like = "(" + j.ndjsonFastSelect(ms[:1], paths[:1], lin) + ")"
-	}
-	rel := "(" + strings.Join(sels, " UNION ALL ") + ")"
-	if like == "" {
-		like = rel
+	rel, like, ok, err := j.fastRelation(ctx, ms, dir, lin, &tb.st)
+	if err != nil || !ok {
+		return tb, false, err
 	}
 	meta, outSel, err := j.tableMetadataLike(ctx, conn, rel, like)
 	if err != nil {
@@ -184,6 +114,88 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 	tb.st.RowsRead, tb.st.Written, tb.st.Files = n+tb.st.Blank, n, len(adds)
 	tb.meta, tb.adds, tb.snap = meta, adds, snap
 	return tb, true, nil
+}
+
+// fastRelation builds the fast path's relation over the batch's objects
+// (NDJSON: one reader per chunk; CSV: one per kind of header) and a
+// cheaper relation with the same columns to describe. ok is false when an
+// object's checks send the batch the precise way. Blank lines and rescued
+// names are counted into st.
+func (j *job) fastRelation(ctx context.Context, ms []manifest, dir string, lin lineage, st *Stats) (rel, like string, ok bool, err error) {
+	ndjson := strings.ToLower(j.src.Format) != "csv"
+	var sels, paths []string
+	var csvObjs []csvObject
+	for _, m := range ms {
+		path, err := j.localObject(ctx, m, dir)
+		if err != nil {
+			return "", "", false, err
+		}
+		var (
+			src     string
+			in      []colInput
+			rescued []string
+		)
+		if ndjson {
+			fits, blank, err := ndjsonFits(path, j.maxLine)
+			st.Blank += blank
+			if err != nil {
+				return "", "", false, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
+			}
+			if !fits {
+				j.log.Debug("fast path: object has an over-long line or a byte order mark", "object", m.Key)
+				return "", "", false, nil
+			}
+			if j.plan.decimalSources() != nil {
+				lose, err := mayLoseDigits(path)
+				if err != nil {
+					return "", "", false, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
+				}
+				if lose {
+					j.log.Debug("fast path: object has a number a double may shorten", "object", m.Key)
+					return "", "", false, nil
+				}
+			}
+			paths = append(paths, path)
+			continue
+		} else {
+			src, in, rescued, err = j.csvSource(path, "")
+			if err != nil {
+				// The precise path reports it with its own wording.
+				j.log.Debug("fast path: CSV header", "object", m.Key, "err", err)
+				return "", "", false, nil
+			}
+		}
+		for _, r := range rescued {
+			if !contains(st.Rescued, r) {
+				st.Rescued = append(st.Rescued, r)
+			}
+		}
+		csvObjs = append(csvObjs, csvObject{m: m, path: path, src: src, in: in})
+	}
+	if len(csvObjs) > 0 {
+		if sels = j.csvFastSelects(csvObjs, lin); len(sels) > maxFusedObjects {
+			j.log.Debug("fast path: too many kinds of CSV header in the batch", "statements", len(sels))
+			return "", "", false, nil
+		}
+	}
+	if ndjson {
+		// One reader per chunk of the batch's objects (group.go).
+		for _, c := range groupChunks(ms) {
+			cms, cpaths := make([]manifest, len(c)), make([]string, len(c))
+			for k, i := range c {
+				cms[k], cpaths[k] = ms[i], paths[i]
+			}
+			sels = append(sels, j.ndjsonFastSelect(cms, cpaths, lin))
+		}
+		// Binding the query over a thousand files costs a third of
+		// writing them; the one over the first file has the same columns.
+		like = "(" + j.ndjsonFastSelect(ms[:1], paths[:1], lin) + ")"
+	}
+	rel = "(" + strings.Join(sels, " UNION ALL ") + ")"
+	if like == "" {
+		like = rel
+	}
+	return rel, like, true, nil
 }
 
 // fastApplies reports whether the fast path can type a batch of n objects
