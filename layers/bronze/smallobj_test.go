@@ -266,3 +266,56 @@ func TestManySmallCSVObjects(t *testing.T) {
 		}
 	}
 }
+
+// TestManySmallObjectsReaderRejects: among many NDJSON objects, one holds
+// a line of invalid UTF-8 and one an over-long line (reader rejects, which
+// the key query cannot read past): each is quarantined at its object and
+// line, and the other objects' rows are all written.
+func TestManySmallObjectsReaderRejects(t *testing.T) {
+	for _, precise := range []bool{false, true} {
+		t.Run(fmt.Sprintf("precise=%v", precise), func(t *testing.T) {
+			e := newEngine(t)
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "medallion.yaml"), []byte(smallObjYAML), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := loadCase(t, dir)
+			st := testenv.LocalStore(t)
+			const n = 24
+			want := map[string]bool{}
+			for i := range n {
+				body := fmt.Sprintf(`{"id":"o%d-0","obj":%d,"v":1}`+"\n", i, i)
+				switch i {
+				case 5:
+					body += "{\"id\":\"bad\xff\",\"obj\":5}\n"
+				case 9:
+					body += `{"id":"long","obj":9,"s":"` + strings.Repeat("x", 2*testLineMax) + `"}` + "\n"
+				}
+				body += fmt.Sprintf(`{"id":"o%d-2","obj":%d,"v":2}`+"\n", i, i)
+				f := filepath.Join(dir, fmt.Sprintf("o%02d.ndjson", i))
+				if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				m, _, err := raw.LandFile(context.Background(), st, "m", "ndjson", f, received)
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch i {
+				case 5:
+					want[m.Key+",2,NULL,invalid UTF-8"] = true
+				case 9:
+					want[fmt.Sprintf("%s,2,NULL,line longer than %d bytes", m.Key, testLineMax)] = true
+				}
+			}
+			s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir(), Now: func() time.Time { return received.Add(time.Hour) }},
+				MaxLineBytes: testLineMax, precise: precise}, p.Sources["m"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !s.Balanced() || s.Written != 2*n || s.Quarantined != 2 {
+				t.Errorf("stats: %s; want %d written, 2 quarantined", s, 2*n)
+			}
+			checkCorpusQuarantine(t, "rejects", tableCSV(t, st, e.DB(), "bronze/_quarantine", `source_file, line, "column", reason`), want)
+		})
+	}
+}
