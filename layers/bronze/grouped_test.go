@@ -192,5 +192,5 @@ func TestBadValueCorpusOneStatement(t *testing.T) {
 		sel = append(sel, "CAST("+warehouse.QuoteIdent(c)+" AS VARCHAR) AS "+warehouse.QuoteIdent(c))
 	}
 	checkCorpusRows(t, "one statement", tableCSV(t, st, e.DB(), "bronze/v", strings.Join(sel, ", ")), wantRows)
-	checkCorpusQuarantine(t, "one statement", tableCSV(t, st, e.DB(), "bronze/_quarantine", `source_file, line, "column", reason`), wantQ)
+	checkCorpusQuarantine(t, "one statement", tableCSV(t, st, e.DB(), "bronze/_quarantine", `source_file, line, column_name, reason`), wantQ)
 }

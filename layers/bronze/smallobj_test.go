@@ -156,12 +156,12 @@ func runManySmall(t *testing.T, st lake.Store, n int, bad bool, maxObjects int) 
 	if bad && rescued == 0 {
 		t.Errorf("no row rescued an undeclared key")
 	}
-	q := tableCSV(t, st, e.DB(), "bronze/_quarantine", `source_file, line, "column", reason`)
+	q := tableCSV(t, st, e.DB(), "bronze/_quarantine", `source_file, line, column_name, reason`)
 	var wantQ string
 	if len(wantBad) == 0 {
 		wantQ = "(no table)\n"
 	} else {
-		wantQ = tableLines("source_file,line,column,reason", wantBad)
+		wantQ = tableLines("source_file,line,column_name,reason", wantBad)
 	}
 	if q != wantQ {
 		t.Errorf("quarantine\n--- got\n%s\n--- want\n%s", q, wantQ)
@@ -315,7 +315,7 @@ func TestManySmallObjectsReaderRejects(t *testing.T) {
 			if !s.Balanced() || s.Written != 2*n || s.Quarantined != 2 {
 				t.Errorf("stats: %s; want %d written, 2 quarantined", s, 2*n)
 			}
-			checkCorpusQuarantine(t, "rejects", tableCSV(t, st, e.DB(), "bronze/_quarantine", `source_file, line, "column", reason`), want)
+			checkCorpusQuarantine(t, "rejects", tableCSV(t, st, e.DB(), "bronze/_quarantine", `source_file, line, column_name, reason`), want)
 		})
 	}
 }
