@@ -318,3 +318,38 @@ func TestLedgerForgetsUnlanded(t *testing.T) {
 		t.Fatalf("reopened ledger keeps %+v, want only the landed batch one", again.intents)
 	}
 }
+
+// waitStatus waits until the source reports itself up (or down with an
+// error containing errPart) and returns that status.
+func waitStatus(t *testing.T, src Source, up bool, errPart string) Status {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st := src.Status()
+		if st.Up == up && (up || st.Err != nil && strings.Contains(st.Err.Error(), errPart)) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s the source's status is %+v, want up=%v (error containing %q)", st, up, errPart)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startDown starts src against a broker that is not there: Start succeeds
+// and the source reports itself down, saying why.
+func startDown(t *testing.T, src Source, errPart string) {
+	t.Helper()
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatalf("Start with the broker down = %v, want nil (the source reconnects in the background)", err)
+	}
+	t.Cleanup(func() { src.Close() })
+	st := waitStatus(t, src, false, errPart)
+	if st.Since.IsZero() || st.Kind == "" || st.Source == "" {
+		t.Fatalf("status %+v: want the source, kind and since", st)
+	}
+	t.Logf("down: %v", st.Err)
+	if err := src.Close(); err != nil {
+		t.Fatalf("Close of a source that never connected = %v", err)
+	}
+}

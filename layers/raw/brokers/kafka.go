@@ -44,43 +44,24 @@ func (o KafkaOptions) Validate() error {
 // are committed to the group once it is landed. See the package comment for
 // why this is exactly once.
 type Kafka struct {
-	store lake.Store
-	opts  KafkaOptions
-	life  lifecycle
-	stats counters
-	crash crashHook // tests only
+	base
+	opts KafkaOptions
 }
 
 var _ Source = (*Kafka)(nil)
 
 // NewKafka returns a Kafka source landing in store; it connects on Start.
 func NewKafka(store lake.Store, o KafkaOptions) (*Kafka, error) {
-	if err := checkStore(store); err != nil {
-		return nil, err
+	if store == nil {
+		return nil, errors.New("no lake store")
 	}
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	return &Kafka{store: store, opts: o}, nil
+	k := &Kafka{opts: o}
+	k.init(store, o.Options, "kafka", k.connect)
+	return k, nil
 }
-
-// Stats counts what the source did so far.
-func (k *Kafka) Stats() Stats { return k.stats.stats() }
-
-// Start connects to the cluster (failing if no broker answers) and starts
-// consuming under ctx.
-func (k *Kafka) Start(ctx context.Context) error {
-	first, err := k.connect(ctx)
-	if err != nil {
-		return err
-	}
-	return k.life.start(ctx, func(ctx context.Context) error {
-		return supervise(ctx, k.opts.logger(), first, k.connect)
-	})
-}
-
-// Close lands and commits what is buffered, leaves the group and waits.
-func (k *Kafka) Close() error { return k.life.close() }
 
 // kpart is the state of one assigned partition.
 type kpart struct {
@@ -100,7 +81,7 @@ type kafkaSession struct {
 	parts map[int32]*kpart
 }
 
-func (k *Kafka) connect(ctx context.Context) (func(ctx context.Context) error, error) {
+func (k *Kafka) connect(ctx context.Context) (session, error) {
 	s := &kafkaSession{k: k, parts: map[int32]*kpart{}}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(k.opts.Brokers...),

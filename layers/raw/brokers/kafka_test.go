@@ -3,6 +3,8 @@ package brokers
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -141,10 +143,41 @@ func TestKafkaUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := src.Start(ctx); err == nil {
-		src.Close()
-		t.Fatal("Start with no broker succeeded")
+	startDown(t, src, "no broker of [127.0.0.1:1] answers")
+}
+
+// A broker down when the source starts: the source reports itself down,
+// then connects once the broker is up, and lands what was produced.
+func TestKafkaDownAtStart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // free again: the broker comes up on it later
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	topic := "down-" + randomName(t)
+	st := testenv.LocalStore(t)
+	src, err := NewKafka(st, KafkaOptions{Options: testOptions("clicks"), Brokers: []string{addr}, Topic: topic, Group: "g-" + randomName(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatalf("Start with the broker down = %v", err)
+	}
+	defer src.Close()
+	waitStatus(t, src, false, "answers")
+
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatalf("start kfake on port %d: %v", port, err)
+	}
+	defer c.Close()
+	kafkaProduce(t, c.ListenAddrs(), topic, "d", 0, 20)
+	waitStatus(t, src, true, "")
+	waitLanded(t, st, "clicks", ids("d", 0, 20), src, 0, nil)
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	exactlyOnce(t, st, "clicks", ids("d", 0, 20))
 }
