@@ -679,6 +679,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 					}
 				}},
 				field{"header", func(n *yaml.Node, path string) { s.CSV.Header = l.boolean(n, path) }},
+				field{"columns", func(n *yaml.Node, path string) { s.CSVColumns = l.strs(n, path) }},
 			)
 		}},
 		field{"schema", func(n *yaml.Node, path string) {
@@ -736,6 +737,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 						field{"subject", func(n *yaml.Node, path string) { b.Subject = l.str(n, path) }},
 						field{"durable", func(n *yaml.Node, path string) { b.Durable = l.str(n, path) }},
 						field{"ack_wait", func(n *yaml.Node, path string) { b.AckWait = l.duration(n, path) }},
+						field{"create", func(n *yaml.Node, path string) { b.Create = l.boolean(n, path) }},
 					)
 				}},
 				field{"mqtt", func(n *yaml.Node, path string) {

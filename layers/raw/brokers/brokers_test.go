@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/layers/raw"
@@ -210,6 +211,25 @@ func TestEncode(t *testing.T) {
 	body, n = encode(o, [][]byte{[]byte("1,2\r\n"), []byte("3,4\n5,6")})
 	if want := "a,b\n1,2\n3,4\n5,6\n"; string(body) != want || n != 2 {
 		t.Fatalf("csv = %q (%d), want %q", body, n, want)
+	}
+	// A header line sent by the producer, alone or above rows, is dropped.
+	body, n = encode(o, [][]byte{[]byte("a,b\r\n"), []byte("a,b\n7,8"), []byte("a,b,c")})
+	if want := "a,b\n7,8\na,b,c\n"; string(body) != want || n != 2 {
+		t.Fatalf("csv with header messages = %q (%d), want %q", body, n, want)
+	}
+}
+
+func TestCSVHeader(t *testing.T) {
+	for _, c := range []struct {
+		src  config.Source
+		want string
+	}{
+		{config.Source{CSVColumns: []string{"C/A", "UNIT", "SCP"}, CSV: config.CSVOptions{Delimiter: ","}}, "C/A,UNIT,SCP"},
+		{config.Source{Schema: []*config.Column{{From: "id"}, {From: "a;b"}, {From: " pad"}, {From: `say "hi"`}}, CSV: config.CSVOptions{Delimiter: ";", Quote: `"`}}, `id;"a;b";" pad";"say ""hi"""`},
+	} {
+		if got := csvHeader(&c.src); got != c.want {
+			t.Errorf("csvHeader = %s, want %s", got, c.want)
+		}
 	}
 }
 
