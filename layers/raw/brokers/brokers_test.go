@@ -213,7 +213,7 @@ func TestEncode(t *testing.T) {
 		t.Fatalf("csv = %q (%d), want %q", body, n, want)
 	}
 	// A header line sent by the producer, alone or above rows, is dropped.
-	body, n = encode(o, [][]byte{[]byte("a,b\r\n"), []byte("a,b\n7,8"), []byte("a,b,c")})
+	body, n = encode(o, [][]byte{[]byte("a,b\r\n"), []byte("a,b   \n7,8"), []byte("a,b,c")})
 	if want := "a,b\n7,8\na,b,c\n"; string(body) != want || n != 2 {
 		t.Fatalf("csv with header messages = %q (%d), want %q", body, n, want)
 	}

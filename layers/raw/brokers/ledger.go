@@ -255,10 +255,11 @@ func encode(o Options, payloads [][]byte) ([]byte, int) {
 	return b.Bytes(), lines
 }
 
-// dropHeader removes a leading line equal to header from a CSV payload.
+// dropHeader removes a leading line equal to header from a CSV payload
+// (trailing blanks aside: the MTA's turnstile files pad their header).
 func dropHeader(p, header []byte) []byte {
 	first, rest, _ := bytes.Cut(p, []byte{'\n'})
-	if bytes.Equal(bytes.TrimRight(first, "\r"), header) {
+	if bytes.Equal(bytes.TrimRight(first, " \t\r"), bytes.TrimRight(header, " \t")) {
 		return bytes.TrimLeft(rest, "\r\n")
 	}
 	return p
