@@ -1,8 +1,10 @@
 package brokers
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/bronze"
+	"github.com/medallion-dev/medallion/layers/raw"
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
@@ -38,7 +41,7 @@ func csvPipeline(t *testing.T, from string) *config.Source {
     format: csv
     csv: {columns: [UNIT, STATION, DATE, TIME, ENTRIES]}
     from: %s
-    batch: {max_messages: 50, max_wait: 200ms}
+    batch: {max_messages: 1000, max_wait: 200ms}
     schema:
       station: {from: STATION, type: string, required: true}
       unit:    {from: UNIT, type: string}
@@ -56,16 +59,18 @@ func csvPipeline(t *testing.T, from string) *config.Source {
 }
 
 // CSV lines from each broker land under the declared header; bronze types
-// them and quarantines the one bad line, like a file's.
+// them and quarantines the one bad line in 5,000, like a file's, naming its
+// line in the raw object.
 func TestCSVMessagesToBronze(t *testing.T) {
-	const n, bad = 300, 123
+	const bad = 123
 	name := randomName(t)
 	cases := []struct {
 		broker  string
+		n       int // MQTT: Mosquitto keeps 20 messages in flight, so a batch holds 20 per max_wait
 		from    func(t *testing.T) string
 		publish func(t *testing.T, lines [][]byte)
 	}{
-		{"kafka", func(t *testing.T) string {
+		{"kafka", 5000, func(t *testing.T) string {
 			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "turnstiles"))
 			if err != nil {
 				t.Fatal(err)
@@ -73,13 +78,13 @@ func TestCSVMessagesToBronze(t *testing.T) {
 			t.Cleanup(c.Close)
 			return fmt.Sprintf("{kafka: {brokers: [%q], topic: turnstiles, group: g-%s}}", c.ListenAddrs()[0], name)
 		}, nil},
-		{"nats", func(t *testing.T) string {
+		{"nats", 5000, func(t *testing.T) string {
 			needTCP(t, "nats-server (JetStream)", "127.0.0.1:4222")
 			stream := "medallion_csv_" + name
 			t.Cleanup(func() { natsJS(t).DeleteStream(context.Background(), stream) })
 			return fmt.Sprintf("{nats: {url: %q, stream: %s, subject: csv.%s, durable: d, create: true}}", natsURL, stream, name)
 		}, nil},
-		{"mqtt", func(t *testing.T) string {
+		{"mqtt", 500, func(t *testing.T) string {
 			needTCP(t, "Mosquitto (MQTT)", "127.0.0.1:1883")
 			client := "medallion-csv-" + name
 			t.Cleanup(func() { mqttClient(t, client, true).Disconnect(100) })
@@ -100,7 +105,8 @@ func TestCSVMessagesToBronze(t *testing.T) {
 			defer bs.Close()
 			waitStatus(t, bs, true, "")
 			lines := [][]byte{[]byte("UNIT,STATION,DATE,TIME,ENTRIES")} // a header sent by the producer is not a row
-			for i := range n {
+			n := int64(c.n)
+			for i := range c.n {
 				lines = append(lines, turnstileLine(i, bad))
 			}
 			publishTo(t, src.Broker, lines)
@@ -114,9 +120,12 @@ func TestCSVMessagesToBronze(t *testing.T) {
 			if err := bs.Close(); err != nil {
 				t.Fatal(err)
 			}
-			s := runBronze(t, st, src)
-			if s.Written != n-1 || s.Quarantined != 1 || s.RowsRead != n {
-				t.Fatalf("bronze: %s; want %d written, 1 quarantined", s, n-1)
+			s, q := runBronze(t, st, src)
+			if s.Written != n-1 || s.Quarantined != 1 || s.RowsRead != n || len(q) != 1 {
+				t.Fatalf("bronze: %s, quarantine %v; want %d written, 1 quarantined", s, q, n-1)
+			}
+			if got, want := lineOf(t, st, "turnstiles", q[0]), string(turnstileLine(bad, bad)); got != want {
+				t.Fatalf("quarantine names line %d of %s: %q, want the bad message %q", q[0].Line, q[0].File, got, want)
 			}
 		})
 	}
@@ -158,8 +167,9 @@ func publishTo(t *testing.T, b *config.Broker, lines [][]byte) {
 	}
 }
 
-// runBronze promotes the source's raw objects to bronze.
-func runBronze(t *testing.T, st lake.Store, src *config.Source) bronze.Stats {
+// runBronze promotes the source's raw objects to bronze and returns its
+// stats and the quarantined lines.
+func runBronze(t *testing.T, st lake.Store, src *config.Source) (bronze.Stats, []quarantined) {
 	t.Helper()
 	ctx := context.Background()
 	e, err := warehouse.Open(ctx, warehouse.Options{MemoryLimit: "1GB", TempDir: t.TempDir()})
@@ -174,8 +184,75 @@ func runBronze(t *testing.T, st lake.Store, src *config.Source) bronze.Stats {
 	if !s.Balanced() {
 		t.Fatalf("bronze accounting does not hold: %s", s)
 	}
-	if _, err := delta.Open(st, "bronze/_quarantine").Snapshot(ctx); err != nil {
+	return s, readQuarantine(t, st, e)
+}
+
+// quarantined is a row of bronze._quarantine: which line of which raw object.
+type quarantined struct {
+	File string
+	Line int64
+}
+
+func readQuarantine(t *testing.T, st lake.Store, e *warehouse.Engine) []quarantined {
+	t.Helper()
+	ctx := context.Background()
+	snap, err := delta.Open(st, "bronze/_quarantine").Snapshot(ctx)
+	if err != nil {
 		t.Fatalf("bronze._quarantine: %v", err)
 	}
-	return s
+	cache := &lake.Cache{Dir: t.TempDir()}
+	var files []string
+	for _, f := range snap.Files {
+		p, err := cache.Path(ctx, st, "bronze/_quarantine/"+f.Path, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, warehouse.QuoteString(p))
+	}
+	rows, err := e.DB().QueryContext(ctx, "SELECT source_file, line FROM read_parquet(["+strings.Join(files, ",")+"], union_by_name=true) ORDER BY 1, 2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []quarantined
+	for rows.Next() {
+		var q quarantined
+		if err := rows.Scan(&q.File, &q.Line); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, q)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// lineOf returns line n (from 1) of the raw object a quarantine row names.
+func lineOf(t *testing.T, st lake.Store, source string, q quarantined) string {
+	t.Helper()
+	ctx := context.Background()
+	ms, err := raw.Manifests(ctx, st, source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Key != q.File && !strings.HasSuffix(q.File, m.Key) {
+			continue
+		}
+		rc, err := raw.OpenObject(ctx, st, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		sc := bufio.NewScanner(rc)
+		for n := int64(1); sc.Scan(); n++ {
+			if n == q.Line {
+				return sc.Text()
+			}
+		}
+		t.Fatalf("%s has fewer than %d lines", q.File, q.Line)
+	}
+	t.Fatalf("quarantine names %s, which is no raw object of %s", q.File, source)
+	return ""
 }
