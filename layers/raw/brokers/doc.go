@@ -4,7 +4,7 @@
 //
 // Each source (Kafka, NATS, MQTT) owns one consumer goroutine: Start(ctx)
 // makes a first connection attempt and starts it; a broker that is down (or
-// a NATS stream that is missing) does not fail Start: the source reports
+// a Kafka topic or NATS stream that is missing) does not fail Start: the source reports
 // itself down in Status, with the reason, and reconnects with a backoff
 // (0.5s doubling to 30s). The three sources share one shape (base): each
 // only gives the function that connects a session and the session's loop.

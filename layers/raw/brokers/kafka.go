@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/medallion-dev/medallion/lake"
 )
@@ -104,8 +106,40 @@ func (k *Kafka) connect(ctx context.Context) (session, error) {
 		cl.Close()
 		return nil, fmt.Errorf("kafka source %s: no broker of %v answers: %w", k.opts.Source, k.opts.Brokers, err)
 	}
+	if err := k.topicExists(pctx, cl); err != nil {
+		cl.Close()
+		return nil, err
+	}
 	s.cl = cl
 	return s.run, nil
+}
+
+// topicExists asks the cluster for the topic's metadata (never creating
+// it): a consumer group on a missing topic would wait silently, so the
+// source is down instead, saying how to create it.
+func (k *Kafka) topicExists(ctx context.Context, cl *kgo.Client) error {
+	o := k.opts
+	req := kmsg.NewPtrMetadataRequest()
+	t := kmsg.NewMetadataRequestTopic()
+	t.Topic = kmsg.StringPtr(o.Topic)
+	req.Topics = append(req.Topics, t)
+	req.AllowAutoTopicCreation = false
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("kafka source %s: metadata of topic %s: %w", o.Source, o.Topic, err)
+	}
+	for _, rt := range resp.Topics {
+		if rt.Topic == nil || *rt.Topic != o.Topic {
+			continue
+		}
+		if err := kerr.ErrorForCode(rt.ErrorCode); errors.Is(err, kerr.UnknownTopicOrPartition) {
+			return fmt.Errorf("kafka source %s: topic %s does not exist on %v: create it, e.g. `kafka-topics.sh --bootstrap-server %s --create --topic %s --partitions 3`", o.Source, o.Topic, o.Brokers, o.Brokers[0], o.Topic)
+		} else if err != nil {
+			return fmt.Errorf("kafka source %s: metadata of topic %s: %w", o.Source, o.Topic, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("kafka source %s: the cluster's metadata does not list topic %s", o.Source, o.Topic)
 }
 
 // forget drops the state of revoked or lost partitions: their buffered

@@ -181,3 +181,36 @@ func TestKafkaDownAtStart(t *testing.T) {
 	}
 	exactlyOnce(t, st, "clicks", ids("d", 0, 20))
 }
+
+// A topic that does not exist keeps the source down with the command that
+// creates it; once it exists, the source connects and consumes.
+func TestKafkaNoTopic(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	topic := "missing-" + randomName(t)
+	st := testenv.LocalStore(t)
+	src, err := NewKafka(st, KafkaOptions{Options: testOptions("clicks"), Brokers: c.ListenAddrs(), Topic: topic, Group: "g-" + randomName(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	waitStatus(t, src, false, "kafka-topics.sh --bootstrap-server "+c.ListenAddrs()[0]+" --create --topic "+topic)
+	// A producer allowed to create topics creates it.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: payload("n", 0)}).FirstErr(); err != nil {
+		t.Fatalf("create the topic by producing to it: %v", err)
+	}
+	kafkaProduce(t, c.ListenAddrs(), topic, "n", 1, 10)
+	waitStatus(t, src, true, "")
+	waitLanded(t, st, "clicks", ids("n", 0, 10), src, 0, nil)
+}
