@@ -18,9 +18,9 @@ import (
 type Source interface {
 	// Start makes a first attempt to connect and starts the consumer
 	// goroutine under ctx; it may be called once. A broker that cannot be
-	// reached (or a Kafka topic or NATS stream that does not exist) does not fail Start:
-	// the source reports itself down in Status and keeps reconnecting with
-	// a backoff, so that the rest of serve keeps working.
+	// reached (or a Kafka topic or NATS stream that does not exist) does
+	// not fail Start: the source reports itself down in Status and keeps
+	// reconnecting with a backoff, so that the rest of serve keeps working.
 	Start(ctx context.Context) error
 	// Close stops the consumer: it lands and acknowledges what is buffered
 	// (bounded by Options.ShutdownTimeout), disconnects and waits for the
