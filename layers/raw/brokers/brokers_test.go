@@ -2,6 +2,7 @@ package brokers
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -372,4 +373,40 @@ func startDown(t *testing.T, src Source, errPart string) {
 	if err := src.Close(); err != nil {
 		t.Fatalf("Close of a source that never connected = %v", err)
 	}
+}
+
+// FuzzEncode: whatever the payloads, a batch's bytes start with the CSV
+// header (csv), end with a newline when they hold a line, hold at most one
+// line per payload plus what a payload's own newlines add, and drop only
+// empty payloads and repeated header lines.
+func FuzzEncode(f *testing.F) {
+	f.Add("a,b", []byte("1,2"), []byte("a,b\n3,4"), []byte(""))
+	f.Add("", []byte("{\n\"a\": 1}"), []byte("not json\r\n"), []byte("\n\n"))
+	f.Fuzz(func(t *testing.T, header string, p1, p2, p3 []byte) {
+		payloads := [][]byte{p1, p2, p3}
+		for _, format := range []string{"ndjson", "csv"} {
+			o := DefaultOptions("s", format)
+			o.CSVHeader = header
+			body, lines := encode(o, payloads)
+			if lines < 0 || lines > len(payloads) {
+				t.Fatalf("%s: %d lines from %d payloads", format, lines, len(payloads))
+			}
+			if format == "csv" && !strings.HasPrefix(string(body), strings.TrimRight(header, "\r\n")+"\n") {
+				t.Fatalf("csv body %q does not start with the header %q", body, header)
+			}
+			if lines > 0 && body[len(body)-1] != '\n' {
+				t.Fatalf("%s body %q does not end with a newline", format, body)
+			}
+			most := 0
+			for _, p := range payloads {
+				most += bytes.Count(p, []byte{'\n'}) + 1
+			}
+			if format == "csv" {
+				most += 1 + strings.Count(strings.TrimRight(header, "\r\n"), "\n") // a quoted column name may hold a newline
+			}
+			if n := bytes.Count(body, []byte{'\n'}); n > most {
+				t.Fatalf("%s: %d lines in the body from payloads holding at most %d", format, n, most)
+			}
+		}
+	})
 }
