@@ -376,9 +376,8 @@ func startDown(t *testing.T, src Source, errPart string) {
 }
 
 // FuzzEncode: whatever the payloads, a batch's bytes start with the CSV
-// header (csv), end with a newline when they hold a line, hold at most one
-// line per payload plus what a payload's own newlines add, and drop only
-// empty payloads and repeated header lines.
+// header (csv), end with a newline when they hold a line, and hold no more
+// lines than the header and the payloads (their own newlines included).
 func FuzzEncode(f *testing.F) {
 	f.Add("a,b", []byte("1,2"), []byte("a,b\n3,4"), []byte(""))
 	f.Add("", []byte("{\n\"a\": 1}"), []byte("not json\r\n"), []byte("\n\n"))
