@@ -81,6 +81,8 @@ type kafkaSession struct {
 	cl    *kgo.Client
 	mu    sync.Mutex // guards parts against the rebalance callbacks
 	parts map[int32]*kpart
+
+	lastCheck time.Time // of the broker's health (see checkHealth)
 }
 
 func (k *Kafka) connect(ctx context.Context) (session, error) {
@@ -233,7 +235,37 @@ func (s *kafkaSession) run(ctx context.Context) (err error) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		s.checkHealth(ctx, fetches.NumRecords() > 0)
 	}
+}
+
+// kafkaPingEvery is how often an idle session asks whether a broker still
+// answers.
+const kafkaPingEvery = 5 * time.Second
+
+// checkHealth keeps Status true to the connection: franz-go reconnects by
+// itself and surfaces no error while no broker answers, so an idle session
+// pings the cluster now and then, and reports itself down (the session goes
+// on, resuming when a broker is back) or up.
+func (s *kafkaSession) checkHealth(ctx context.Context, gotRecords bool) {
+	if gotRecords {
+		s.k.setStatus(true, nil)
+		s.lastCheck = time.Now()
+		return
+	}
+	if time.Since(s.lastCheck) < kafkaPingEvery {
+		return
+	}
+	s.lastCheck = time.Now()
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.cl.Ping(pctx); err != nil {
+		if ctx.Err() == nil {
+			s.k.setStatus(false, fmt.Errorf("kafka source %s: no broker of %v answers: %w", s.k.opts.Source, s.k.opts.Brokers, err))
+		}
+		return
+	}
+	s.k.setStatus(true, nil)
 }
 
 // lingerContext returns a context that is cancelled d after ctx is (or

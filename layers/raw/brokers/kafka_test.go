@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -213,4 +214,42 @@ func TestKafkaNoTopic(t *testing.T) {
 	kafkaProduce(t, c.ListenAddrs(), topic, "n", 1, 10)
 	waitStatus(t, src, true, "")
 	waitLanded(t, st, "clicks", ids("n", 0, 10), src, 0, nil)
+}
+
+// A broker lost while the source runs: the source reports itself down, and
+// up again when the broker is back.
+func TestKafkaBrokerLost(t *testing.T) {
+	topic := "lost-" + randomName(t)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := c.ListenAddrs()[0]
+	st := testenv.LocalStore(t)
+	src, err := NewKafka(st, KafkaOptions{Options: testOptions("clicks"), Brokers: []string{port}, Topic: topic, Group: "g-" + randomName(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	waitStatus(t, src, true, "")
+	kafkaProduce(t, c.ListenAddrs(), topic, "l", 0, 5)
+	waitLanded(t, st, "clicks", ids("l", 0, 5), src, 0, nil)
+	c.Close()
+	down := waitStatus(t, src, false, "answers")
+	t.Logf("down: %v", down.Err)
+
+	// A broker back on the same port: up again. (A new kfake cluster is a
+	// recreated topic, whose offsets restart at 0: what it holds is not
+	// the old broker's data, so only the status is checked.)
+	_, p, _ := net.SplitHostPort(port)
+	pn, _ := strconv.Atoi(p)
+	c2, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(pn), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	waitStatus(t, src, true, "")
 }
