@@ -109,7 +109,21 @@ type natsSession struct {
 
 func (n *NATS) connect(ctx context.Context) (session, error) {
 	o := n.opts
-	opts := append([]nats.Option{nats.Name("medallion " + o.Source), nats.Timeout(10 * time.Second)}, o.ClientOpts...)
+	opts := append([]nats.Option{
+		nats.Name("medallion " + o.Source), nats.Timeout(10 * time.Second),
+		// nats.go reconnects by itself, and a pull waits through it without
+		// an error: these keep Status true to the connection meanwhile.
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+			if c.IsClosed() {
+				return // the session closed it: supervise reports that
+			}
+			if err == nil {
+				err = errors.New("disconnected")
+			}
+			n.setStatus(false, redact.Error(fmt.Errorf("nats source %s: connection to %s lost; reconnecting: %w", o.Source, redact.String(o.URL), err)))
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { n.setStatus(true, nil) }),
+	}, o.ClientOpts...)
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
 		return nil, redact.Error(fmt.Errorf("nats source %s: connect to %s: %w", o.Source, redact.String(o.URL), err))

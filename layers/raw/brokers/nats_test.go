@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -200,4 +203,84 @@ func natsJS(t *testing.T) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	return js
+}
+
+// tcpProxy forwards a loopback port to target until stopped; start again
+// reopens the same port.
+type tcpProxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        []net.Conn
+}
+
+func (p *tcpProxy) start(t *testing.T) {
+	t.Helper()
+	addr := p.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+}
+
+// stop closes the listener and every connection through it.
+func (p *tcpProxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// A connection lost while the source runs: down while nats.go reconnects,
+// up again once it has, and consuming.
+func TestNATSConnectionLost(t *testing.T) {
+	js, stream, subject := natsStream(t)
+	proxy := &tcpProxy{target: "127.0.0.1:4222"}
+	proxy.start(t)
+	defer proxy.stop()
+	st := testenv.LocalStore(t)
+	src, err := NewNATS(st, NATSOptions{Options: testOptions("x"), URL: "nats://" + proxy.addr, Stream: stream, Subject: subject + ".>", Durable: "d",
+		ClientOpts: []nats.Option{nats.ReconnectWait(100 * time.Millisecond), nats.MaxReconnects(-1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	waitStatus(t, src, true, "")
+	proxy.stop()
+	down := waitStatus(t, src, false, "lost")
+	t.Logf("down: %v", down.Err)
+	proxy.start(t)
+	waitStatus(t, src, true, "")
+	natsPublish(t, js, subject, "r", 0, 10)
+	waitLanded(t, st, "x", ids("r", 0, 10), src, 0, nil)
 }
