@@ -191,6 +191,10 @@ func (s *server) startBrokers() error {
 			return fmt.Errorf("source %s: %w", name, err)
 		}
 		s.sources = append(s.sources, src)
+		if st := src.Status(); !st.Up {
+			fmt.Fprintf(s.a.stdout, "source %s: %s is down (%v); reconnecting in the background\n", name, sc.Broker.Kind, st.Err)
+			continue
+		}
 		fmt.Fprintf(s.a.stdout, "consuming %s for source %s\n", sc.Broker.Kind, name)
 	}
 	pollers, err := startFilePollers(s.landCtx, s.a, s.p, s.ws.store)
@@ -224,9 +228,12 @@ func (s *server) listen(ctx context.Context) error {
 	}
 	mux := http.NewServeMux()
 	ingest := s.rcv.Handler()
-	for _, route := range []string{"/v1/", "/healthz", "/readyz", "/metrics"} {
+	for _, route := range []string{"/v1/", "/healthz"} {
 		mux.Handle(route, ingest)
 	}
+	status := newSourceStatus(s.reg, ingest, s.sources)
+	mux.Handle("/readyz", status)
+	mux.Handle("/metrics", status)
 	uiNote := ""
 	if !s.flags.noUI {
 		// Its own engine (and spill directory): never the runner's.

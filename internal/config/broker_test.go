@@ -34,6 +34,43 @@ func TestBrokerSources(t *testing.T) {
 	}
 }
 
+// CSV broker sources: rows without a header, whose header line is the
+// declared column list (or the schema's order); nats create: true.
+func TestBrokerCSVSources(t *testing.T) {
+	kafka := "    from: {kafka: {brokers: [\"h:9092\"], topic: t, group: g}}\n"
+	tests := []struct {
+		src, want string
+		columns   []string
+	}{
+		{"    format: csv\n    csv: {columns: [DATE, TIME, id]}\n" + kafka, "", []string{"DATE", "TIME", "id"}},
+		{"    format: csv\n" + kafka, "", nil},
+		{"    format: csv\n    csv: {header: false}\n" + kafka, "sources.s.csv.header: a broker source writes a header line", nil},
+		{"    format: csv\n    csv: {columns: [id]}\n", "sources.s.csv.columns: only for a csv source read from a broker", nil},
+		{"    format: ndjson\n    csv: {columns: [id]}\n" + kafka, "sources.s.csv.columns: only for a csv source", nil},
+	}
+	for _, tt := range tests {
+		p, err := Parse("medallion.yaml", []byte("sources:\n  s:\n    schema: {id: int64}\n"+tt.src), nil)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tt.src, err)
+			} else if got := p.Sources["s"].CSVColumns; strings.Join(got, ",") != strings.Join(tt.columns, ",") {
+				t.Errorf("%s: columns %v, want %v", tt.src, got, tt.columns)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want %q", tt.src, err, tt.want)
+		}
+	}
+	p, err := Parse("medallion.yaml", []byte("sources:\n  s:\n    format: ndjson\n    schema: {id: int64}\n    from: {nats: {url: \"nats://h:4222\", stream: S, subject: s.>, durable: d, create: true}}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Sources["s"].Broker.Create {
+		t.Fatal("from.nats.create: true not decoded")
+	}
+}
+
 // A bare ${VAR} inside a flow map is a YAML error; say where and how to fix it.
 func TestUnquotedVarInFlowMap(t *testing.T) {
 	src := "lake: s3://bkt\ns3: {endpoint: ${S3_ENDPOINT}, access_key: k}\n"

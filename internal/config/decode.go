@@ -667,6 +667,7 @@ func (l *loader) decodeDuckDB(n *yaml.Node, path string, d *DuckDB) {
 func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 	l.object(n, path,
 		field{"format", func(n *yaml.Node, path string) { s.Format = l.str(n, path) }},
+		// csv: the dialect of a CSV source (delimiter, quote, header) and, for a broker source, the columns of its lines.
 		field{"csv", func(n *yaml.Node, path string) {
 			l.object(n, path,
 				field{"delimiter", func(n *yaml.Node, path string) {
@@ -680,6 +681,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 					}
 				}},
 				field{"header", func(n *yaml.Node, path string) { s.CSV.Header = l.boolean(n, path) }},
+				field{"columns", func(n *yaml.Node, path string) { s.CSVColumns = l.strs(n, path) }},
 			)
 		}},
 		// schema: the typed bronze columns by name, in the order of the table.
@@ -742,6 +744,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 						field{"subject", func(n *yaml.Node, path string) { b.Subject = l.str(n, path) }},
 						field{"durable", func(n *yaml.Node, path string) { b.Durable = l.str(n, path) }},
 						field{"ack_wait", func(n *yaml.Node, path string) { b.AckWait = l.duration(n, path) }},
+						field{"create", func(n *yaml.Node, path string) { b.Create = l.boolean(n, path) }},
 					)
 				}},
 				// mqtt: an MQTT topic at QoS 1 with a persistent session; messages are acknowledged once the batch is landed.

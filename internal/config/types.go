@@ -49,6 +49,7 @@ type Source struct {
 	Name        string
 	Format      string     // csv | json | ndjson: how raw objects are read
 	CSV         CSVOptions // only for csv
+	CSVColumns  []string   // csv.columns: the header of a broker source's CSV rows; default: the schema's source names
 	Schema      []*Column  // in declaration order
 	Dedupe      []string   // column names forming the dedupe key; empty: no dedupe
 	Derive      []*Derived // in declaration order
@@ -76,6 +77,7 @@ type Broker struct {
 	Subject string        // nats: filter subject
 	Durable string        // nats: durable consumer name
 	AckWait time.Duration // nats: redelivery timeout
+	Create  bool          // nats: create the stream when it does not exist
 
 	QoS      int    // mqtt: must be 1
 	ClientID string // mqtt: fixed client id (the broker keeps the session)

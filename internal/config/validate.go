@@ -172,6 +172,9 @@ func (l *loader) validateSource(s *Source) {
 	case !slices.Contains(formats, s.Format):
 		l.errorf(nil, path+".format", "unknown format %q: want %s%s", s.Format, oneOf(formats), didYouMean(s.Format, formats))
 	}
+	if len(s.CSVColumns) > 0 && (s.Broker == nil || s.Format != "csv") {
+		l.errorf(nil, path+".csv.columns", "only for a csv source read from a broker (from: kafka, nats or mqtt), whose messages carry rows without a header")
+	}
 	if b := s.Broker; b != nil {
 		l.validateBroker(path, s, b)
 	}
@@ -1178,8 +1181,8 @@ func (l *loader) validateBroker(path string, s *Source, b *Broker) {
 			l.errorf(nil, from+".mqtt.qos", "must be 1 (QoS 0 is never redelivered; QoS 2 is not supported)")
 		}
 	}
-	if s.Format == "csv" {
-		l.errorf(nil, path+".format", "broker sources take ndjson or json messages")
+	if s.Format == "csv" && !s.CSV.Header {
+		l.errorf(nil, path+".csv.header", "a broker source writes a header line above its messages' rows: leave header at true and list the messages' columns in csv.columns (default: the schema's order)")
 	}
 	if b.BatchMessages < 0 || b.BatchBytes < 0 || b.BatchWait < 0 {
 		l.errorf(nil, path+".batch", "max_messages, max_bytes and max_wait must not be negative")

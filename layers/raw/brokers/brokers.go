@@ -16,8 +16,11 @@ import (
 
 // Source is a broker consumer landing batches in the raw layer.
 type Source interface {
-	// Start connects to the broker, failing if it cannot, and starts the
-	// consumer goroutine under ctx. It may be called once.
+	// Start makes a first attempt to connect and starts the consumer
+	// goroutine under ctx; it may be called once. A broker that cannot be
+	// reached (or a Kafka topic or NATS stream that does not exist) does
+	// not fail Start: the source reports itself down in Status and keeps
+	// reconnecting with a backoff, so that the rest of serve keeps working.
 	Start(ctx context.Context) error
 	// Close stops the consumer: it lands and acknowledges what is buffered
 	// (bounded by Options.ShutdownTimeout), disconnects and waits for the
@@ -26,6 +29,17 @@ type Source interface {
 	Close() error
 	// Stats counts what the source did so far; safe to call at any time.
 	Stats() Stats
+	// Status says whether the source is connected; safe to call at any time.
+	Status() Status
+}
+
+// Status is a source's connection state.
+type Status struct {
+	Source string    // the raw source it lands in
+	Kind   string    // kafka | nats | mqtt
+	Up     bool      // a session is connected and consuming
+	Since  time.Time // when Up last changed (zero before the first attempt)
+	Err    error     // while down: why the last session or connection attempt failed
 }
 
 // Stats counts a source's work since it was created.
@@ -218,30 +232,103 @@ func finalContext(ctx context.Context, o Options) (context.Context, context.Canc
 	return context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownTimeout)
 }
 
-// checkStore refuses a nil store early, naming what is missing.
-func checkStore(store lake.Store) error {
-	if store == nil {
-		return errors.New("no lake store")
-	}
-	return nil
+// session is one connection's consumer loop: it returns when the
+// connection fails or ctx ends.
+type session func(ctx context.Context) error
+
+// connector opens a session: it connects, checks what must exist (a
+// stream, a subscription) and reads the ledger.
+type connector func(ctx context.Context) (session, error)
+
+// base is what the three broker sources share: the lake they land in, the
+// consumer goroutine, the counters and the connection state. Each source
+// embeds it and gives it its connector; Start, Close, Stats and Status are
+// base's.
+type base struct {
+	store   lake.Store
+	opts    Options
+	kind    string
+	connect connector
+	life    lifecycle
+	stats   counters
+	crash   crashHook // tests only
+
+	mu     sync.Mutex
+	status Status
 }
+
+// init sets a source's common part up; o is already validated.
+func (b *base) init(store lake.Store, o Options, kind string, connect connector) {
+	b.store, b.opts, b.kind, b.connect = store, o, kind, connect
+	b.status = Status{Source: o.Source, Kind: kind}
+}
+
+// Stats counts what the source did so far.
+func (b *base) Stats() Stats { return b.stats.stats() }
+
+// Status says whether the source is connected.
+func (b *base) Status() Status {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.status
+}
+
+func (b *base) setStatus(up bool, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.status.Up != up || b.status.Since.IsZero() {
+		b.status.Since = time.Now()
+	}
+	b.status.Up, b.status.Err = up, err
+}
+
+// Start makes a first connection attempt, so that a reachable broker is
+// consuming when Start returns, then runs the consumer under ctx; a failed
+// attempt is logged and retried in the background (see Source).
+func (b *base) Start(ctx context.Context) error {
+	first, err := b.connect(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		b.setStatus(false, err)
+		b.opts.logger().Warn("broker source down at start; reconnecting in the background", "source", b.opts.Source, "kind", b.kind, "err", err)
+	} else {
+		b.setStatus(true, nil)
+	}
+	return b.life.start(ctx, func(ctx context.Context) error {
+		return b.supervise(ctx, first)
+	})
+}
+
+// Close lands and acknowledges what is buffered, disconnects and waits.
+func (b *base) Close() error { return b.life.close() }
 
 // supervise runs sessions until ctx ends or a test crash point is hit. A
 // session that fails (a lost connection, a lake error) is logged and, after
 // a backoff, replaced by a new one from connect: everything it had not
 // acknowledged is redelivered by the broker and recognised through the
-// ledger. first is the session Start already connected.
-func supervise(ctx context.Context, log *slog.Logger, first func(ctx context.Context) error, connect func(ctx context.Context) (func(ctx context.Context) error, error)) error {
-	session := first
+// ledger. first is the session Start connected, or nil.
+func (b *base) supervise(ctx context.Context, first session) error {
+	log := b.opts.logger()
+	s := first
 	backoff := 500 * time.Millisecond
-	for {
+	if s == nil {
+		backoff = b.wait(ctx, backoff)
+	}
+	for ctx.Err() == nil {
 		var err error
-		if session != nil {
-			err = session(ctx)
-			session = nil
+		if s != nil {
+			err = s(ctx)
+			s = nil
+			if ctx.Err() != nil && err != nil && !errors.Is(err, context.Canceled) {
+				return err // the final land or acknowledgement failed
+			}
 		} else {
-			session, err = connect(ctx)
+			s, err = b.connect(ctx)
 			if err == nil {
+				b.setStatus(true, nil)
+				log.Info("broker source connected", "source", b.opts.Source, "kind", b.kind)
 				backoff = 500 * time.Millisecond
 				continue
 			}
@@ -250,16 +337,24 @@ func supervise(ctx context.Context, log *slog.Logger, first func(ctx context.Con
 			return err
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			break
 		}
-		log.Warn("broker session ended; reconnecting", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 30*time.Second)
+		b.setStatus(false, err)
+		log.Warn("broker session ended; reconnecting", "source", b.opts.Source, "kind", b.kind, "err", err, "backoff", backoff)
+		backoff = b.wait(ctx, backoff)
 	}
+	return ctx.Err()
+}
+
+// wait sleeps for backoff (or until ctx ends) and returns the next one.
+func (b *base) wait(ctx context.Context, backoff time.Duration) time.Duration {
+	t := time.NewTimer(backoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return min(2*backoff, 30*time.Second)
 }
 
 // randomSuffix names batches that have no broker identity (MQTT).

@@ -2,6 +2,7 @@ package brokers
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/layers/raw"
@@ -211,6 +213,25 @@ func TestEncode(t *testing.T) {
 	if want := "a,b\n1,2\n3,4\n5,6\n"; string(body) != want || n != 2 {
 		t.Fatalf("csv = %q (%d), want %q", body, n, want)
 	}
+	// A header line sent by the producer, alone or above rows, is dropped.
+	body, n = encode(o, [][]byte{[]byte("a,b\r\n"), []byte("a,b   \n7,8"), []byte("a,b,c")})
+	if want := "a,b\n7,8\na,b,c\n"; string(body) != want || n != 2 {
+		t.Fatalf("csv with header messages = %q (%d), want %q", body, n, want)
+	}
+}
+
+func TestCSVHeader(t *testing.T) {
+	for _, c := range []struct {
+		src  config.Source
+		want string
+	}{
+		{config.Source{CSVColumns: []string{"C/A", "UNIT", "SCP"}, CSV: config.CSVOptions{Delimiter: ","}}, "C/A,UNIT,SCP"},
+		{config.Source{Schema: []*config.Column{{From: "id"}, {From: "a;b"}, {From: " pad"}, {From: `say "hi"`}}, CSV: config.CSVOptions{Delimiter: ";", Quote: `"`}}, `id;"a;b";" pad";"say ""hi"""`},
+	} {
+		if got := csvHeader(&c.src); got != c.want {
+			t.Errorf("csvHeader = %s, want %s", got, c.want)
+		}
+	}
 }
 
 func TestValidate(t *testing.T) {
@@ -317,4 +338,74 @@ func TestLedgerForgetsUnlanded(t *testing.T) {
 	if len(again.intents) != 1 || again.intents[0].Name != "one" {
 		t.Fatalf("reopened ledger keeps %+v, want only the landed batch one", again.intents)
 	}
+}
+
+// waitStatus waits until the source reports itself up (or down with an
+// error containing errPart) and returns that status.
+func waitStatus(t *testing.T, src Source, up bool, errPart string) Status {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st := src.Status()
+		if st.Up == up && (up || st.Err != nil && strings.Contains(st.Err.Error(), errPart)) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s the source's status is %+v, want up=%v (error containing %q)", st, up, errPart)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startDown starts src against a broker that is not there: Start succeeds
+// and the source reports itself down, saying why.
+func startDown(t *testing.T, src Source, errPart string) {
+	t.Helper()
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatalf("Start with the broker down = %v, want nil (the source reconnects in the background)", err)
+	}
+	t.Cleanup(func() { src.Close() })
+	st := waitStatus(t, src, false, errPart)
+	if st.Since.IsZero() || st.Kind == "" || st.Source == "" {
+		t.Fatalf("status %+v: want the source, kind and since", st)
+	}
+	t.Logf("down: %v", st.Err)
+	if err := src.Close(); err != nil {
+		t.Fatalf("Close of a source that never connected = %v", err)
+	}
+}
+
+// FuzzEncode: whatever the payloads, a batch's bytes start with the CSV
+// header (csv), end with a newline when they hold a line, and hold no more
+// lines than the header and the payloads (their own newlines included).
+func FuzzEncode(f *testing.F) {
+	f.Add("a,b", []byte("1,2"), []byte("a,b\n3,4"), []byte(""))
+	f.Add("", []byte("{\n\"a\": 1}"), []byte("not json\r\n"), []byte("\n\n"))
+	f.Fuzz(func(t *testing.T, header string, p1, p2, p3 []byte) {
+		payloads := [][]byte{p1, p2, p3}
+		for _, format := range []string{"ndjson", "csv"} {
+			o := DefaultOptions("s", format)
+			o.CSVHeader = header
+			body, lines := encode(o, payloads)
+			if lines < 0 || lines > len(payloads) {
+				t.Fatalf("%s: %d lines from %d payloads", format, lines, len(payloads))
+			}
+			if format == "csv" && !strings.HasPrefix(string(body), strings.TrimRight(header, "\r\n")+"\n") {
+				t.Fatalf("csv body %q does not start with the header %q", body, header)
+			}
+			if lines > 0 && body[len(body)-1] != '\n' {
+				t.Fatalf("%s body %q does not end with a newline", format, body)
+			}
+			most := 0
+			for _, p := range payloads {
+				most += bytes.Count(p, []byte{'\n'}) + 1
+			}
+			if format == "csv" {
+				most += 1 + strings.Count(strings.TrimRight(header, "\r\n"), "\n") // a quoted column name may hold a newline
+			}
+			if n := bytes.Count(body, []byte{'\n'}); n > most {
+				t.Fatalf("%s: %d lines in the body from payloads holding at most %d", format, n, most)
+			}
+		}
+	})
 }

@@ -3,13 +3,22 @@
 // batch is durable in the lake.
 //
 // Each source (Kafka, NATS, MQTT) owns one consumer goroutine: Start(ctx)
-// connects (failing at once when the broker is unreachable) and starts it;
-// Close cancels it, lands what is buffered, acknowledges it, and waits. The
-// goroutine buffers messages and cuts a batch when it holds
+// makes a first connection attempt and starts it. A broker that is down (or
+// a Kafka topic or NATS stream that is missing) does not fail Start: the
+// source reports itself down in Status, with the reason, and reconnects
+// with a backoff (0.5s doubling to 30s). The three sources share one shape
+// (base): each gives only the function that connects a session and the
+// session's loop. Close cancels the goroutine, lands what is buffered,
+// acknowledges it, and waits.
+//
+// The goroutine buffers messages and cuts a batch when it holds
 // Batch.MaxMessages messages or Batch.MaxBytes bytes, or when its oldest
 // message has waited Batch.MaxWait. A batch becomes one raw object (one
-// message per line; see Options.Format) landed with raw.Land, so bronze reads
-// broker data exactly like files.
+// message per line; see Options.Format) landed with raw.Land, so bronze
+// reads broker data exactly like files, bad lines quarantined alike. A CSV
+// source's messages are rows without a header: every object starts with
+// Options.CSVHeader (from csv.columns or the schema's order), and a message
+// that repeats that header line has it dropped.
 //
 // # Exactly-once landing: the intent ledger
 //

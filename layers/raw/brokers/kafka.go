@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/medallion-dev/medallion/lake"
 )
@@ -44,43 +46,24 @@ func (o KafkaOptions) Validate() error {
 // are committed to the group once it is landed. See the package comment for
 // why this is exactly once.
 type Kafka struct {
-	store lake.Store
-	opts  KafkaOptions
-	life  lifecycle
-	stats counters
-	crash crashHook // tests only
+	base
+	opts KafkaOptions
 }
 
 var _ Source = (*Kafka)(nil)
 
 // NewKafka returns a Kafka source landing in store; it connects on Start.
 func NewKafka(store lake.Store, o KafkaOptions) (*Kafka, error) {
-	if err := checkStore(store); err != nil {
-		return nil, err
+	if store == nil {
+		return nil, errors.New("no lake store")
 	}
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	return &Kafka{store: store, opts: o}, nil
+	k := &Kafka{opts: o}
+	k.init(store, o.Options, "kafka", k.connect)
+	return k, nil
 }
-
-// Stats counts what the source did so far.
-func (k *Kafka) Stats() Stats { return k.stats.stats() }
-
-// Start connects to the cluster (failing if no broker answers) and starts
-// consuming under ctx.
-func (k *Kafka) Start(ctx context.Context) error {
-	first, err := k.connect(ctx)
-	if err != nil {
-		return err
-	}
-	return k.life.start(ctx, func(ctx context.Context) error {
-		return supervise(ctx, k.opts.logger(), first, k.connect)
-	})
-}
-
-// Close lands and commits what is buffered, leaves the group and waits.
-func (k *Kafka) Close() error { return k.life.close() }
 
 // kpart is the state of one assigned partition.
 type kpart struct {
@@ -98,9 +81,11 @@ type kafkaSession struct {
 	cl    *kgo.Client
 	mu    sync.Mutex // guards parts against the rebalance callbacks
 	parts map[int32]*kpart
+
+	lastCheck time.Time // of the broker's health (see checkHealth)
 }
 
-func (k *Kafka) connect(ctx context.Context) (func(ctx context.Context) error, error) {
+func (k *Kafka) connect(ctx context.Context) (session, error) {
 	s := &kafkaSession{k: k, parts: map[int32]*kpart{}}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(k.opts.Brokers...),
@@ -123,8 +108,40 @@ func (k *Kafka) connect(ctx context.Context) (func(ctx context.Context) error, e
 		cl.Close()
 		return nil, fmt.Errorf("kafka source %s: no broker of %v answers: %w", k.opts.Source, k.opts.Brokers, err)
 	}
+	if err := k.topicExists(pctx, cl); err != nil {
+		cl.Close()
+		return nil, err
+	}
 	s.cl = cl
 	return s.run, nil
+}
+
+// topicExists asks the cluster for the topic's metadata (never creating
+// it): a consumer group on a missing topic would wait silently, so the
+// source is down instead, saying how to create it.
+func (k *Kafka) topicExists(ctx context.Context, cl *kgo.Client) error {
+	o := k.opts
+	req := kmsg.NewPtrMetadataRequest()
+	t := kmsg.NewMetadataRequestTopic()
+	t.Topic = kmsg.StringPtr(o.Topic)
+	req.Topics = append(req.Topics, t)
+	req.AllowAutoTopicCreation = false
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("kafka source %s: metadata of topic %s: %w", o.Source, o.Topic, err)
+	}
+	for _, rt := range resp.Topics {
+		if rt.Topic == nil || *rt.Topic != o.Topic {
+			continue
+		}
+		if err := kerr.ErrorForCode(rt.ErrorCode); errors.Is(err, kerr.UnknownTopicOrPartition) {
+			return fmt.Errorf("kafka source %s: topic %s does not exist on %v: create it, e.g. `kafka-topics.sh --bootstrap-server %s --create --topic %s --partitions 3`", o.Source, o.Topic, o.Brokers, o.Brokers[0], o.Topic)
+		} else if err != nil {
+			return fmt.Errorf("kafka source %s: metadata of topic %s: %w", o.Source, o.Topic, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("kafka source %s: the cluster's metadata does not list topic %s", o.Source, o.Topic)
 }
 
 // forget drops the state of revoked or lost partitions: their buffered
@@ -218,7 +235,37 @@ func (s *kafkaSession) run(ctx context.Context) (err error) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		s.checkHealth(ctx, fetches.NumRecords() > 0)
 	}
+}
+
+// kafkaPingEvery is how often an idle session asks whether a broker still
+// answers.
+const kafkaPingEvery = 5 * time.Second
+
+// checkHealth keeps Status true to the connection: franz-go reconnects by
+// itself and surfaces no error while no broker answers, so an idle session
+// pings the cluster now and then, and reports itself down (the session goes
+// on, resuming when a broker is back) or up.
+func (s *kafkaSession) checkHealth(ctx context.Context, gotRecords bool) {
+	if gotRecords {
+		s.k.setStatus(true, nil)
+		s.lastCheck = time.Now()
+		return
+	}
+	if time.Since(s.lastCheck) < kafkaPingEvery {
+		return
+	}
+	s.lastCheck = time.Now()
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.cl.Ping(pctx); err != nil {
+		if ctx.Err() == nil {
+			s.k.setStatus(false, fmt.Errorf("kafka source %s: no broker of %v answers: %w", s.k.opts.Source, s.k.opts.Brokers, err))
+		}
+		return
+	}
+	s.k.setStatus(true, nil)
 }
 
 // lingerContext returns a context that is cancelled d after ctx is (or

@@ -225,13 +225,19 @@ func (l *ledger) push(in intent) {
 // returns the bytes and how many lines (non-empty payloads) they hold.
 func encode(o Options, payloads [][]byte) ([]byte, int) {
 	var b bytes.Buffer
+	header := []byte(strings.TrimRight(o.CSVHeader, "\r\n"))
 	if o.Format == "csv" {
-		b.WriteString(strings.TrimRight(o.CSVHeader, "\r\n"))
+		b.Write(header)
 		b.WriteByte('\n')
 	}
 	lines := 0
 	for _, p := range payloads {
 		p = bytes.TrimRight(p, "\r\n")
+		if o.Format == "csv" {
+			// A producer that sends the header line (alone or above its
+			// rows) repeats what the object already starts with.
+			p = dropHeader(p, header)
+		}
 		if len(p) == 0 {
 			continue
 		}
@@ -247,4 +253,14 @@ func encode(o Options, payloads [][]byte) ([]byte, int) {
 		b.WriteByte('\n')
 	}
 	return b.Bytes(), lines
+}
+
+// dropHeader removes a leading line equal to header from a CSV payload
+// (trailing blanks aside: the MTA's turnstile files pad their header).
+func dropHeader(p, header []byte) []byte {
+	first, rest, _ := bytes.Cut(p, []byte{'\n'})
+	if bytes.Equal(bytes.TrimRight(first, " \t\r"), bytes.TrimRight(header, " \t")) {
+		return bytes.TrimLeft(rest, "\r\n")
+	}
+	return p
 }

@@ -50,44 +50,24 @@ func (o MQTTOptions) Validate() error {
 // after the batch holding it is landed. See the package comment for what
 // is and is not de-duplicated.
 type MQTT struct {
-	store lake.Store
-	opts  MQTTOptions
-	life  lifecycle
-	stats counters
-	crash crashHook // tests only
+	base
+	opts MQTTOptions
 }
 
 var _ Source = (*MQTT)(nil)
 
 // NewMQTT returns an MQTT source landing in store; it connects on Start.
 func NewMQTT(store lake.Store, o MQTTOptions) (*MQTT, error) {
-	if err := checkStore(store); err != nil {
-		return nil, err
+	if store == nil {
+		return nil, errors.New("no lake store")
 	}
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	return &MQTT{store: store, opts: o}, nil
+	q := &MQTT{opts: o}
+	q.init(store, o.Options, "mqtt", q.connect)
+	return q, nil
 }
-
-// Stats counts what the source did so far.
-func (q *MQTT) Stats() Stats { return q.stats.stats() }
-
-// Start connects and subscribes (failing if the broker does not answer or
-// refuses the subscription) and starts consuming under ctx.
-func (q *MQTT) Start(ctx context.Context) error {
-	first, err := q.connect(ctx)
-	if err != nil {
-		return err
-	}
-	return q.life.start(ctx, func(ctx context.Context) error {
-		return supervise(ctx, q.opts.logger(), first, q.connect)
-	})
-}
-
-// Close lands and acknowledges what is buffered, disconnects (keeping the
-// session on the broker) and waits.
-func (q *MQTT) Close() error { return q.life.close() }
 
 type mqttSession struct {
 	q    *MQTT
@@ -114,7 +94,7 @@ func messageID(m mqtt.Message) string {
 	return strconv.Itoa(int(m.MessageID())) + ":" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-func (q *MQTT) connect(ctx context.Context) (func(ctx context.Context) error, error) {
+func (q *MQTT) connect(ctx context.Context) (session, error) {
 	o := q.opts
 	led, err := openLedger(ctx, q.store, o.Options, "mqtt", ledgerKey(o.Source, "mqtt", o.ClientID), &q.stats, q.crash)
 	if err != nil {

@@ -119,8 +119,38 @@ func TestMQTTUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Start(context.Background()); err == nil {
-		src.Close()
-		t.Fatal("Start with no broker succeeded")
+	startDown(t, src, "connect to tcp://127.0.0.1:1")
+}
+
+// A connection lost while the source runs: down, then up again through a
+// new session, and what was published meanwhile lands (QoS 1, the session
+// kept by the broker).
+func TestMQTTConnectionLost(t *testing.T) {
+	needTCP(t, "Mosquitto (MQTT)", "127.0.0.1:1883")
+	proxy := &tcpProxy{target: "127.0.0.1:1883"}
+	proxy.start(t)
+	defer proxy.stop()
+	name := randomName(t)
+	topic := "medallion/test/" + name
+	clientID := "medallion-test-" + name
+	t.Cleanup(func() { mqttClient(t, clientID, true).Disconnect(100) })
+	st := testenv.LocalStore(t)
+	src, err := NewMQTT(st, MQTTOptions{Options: testOptions("meters"), URL: "tcp://" + proxy.addr, Topic: topic + "/#", QoS: 1, ClientID: clientID})
+	if err != nil {
+		t.Fatal(err)
 	}
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	waitStatus(t, src, true, "")
+	pub := mqttClient(t, "medallion-pub-"+name, true)
+	defer pub.Disconnect(100)
+	proxy.stop()
+	down := waitStatus(t, src, false, "connection lost")
+	t.Logf("down: %v", down.Err)
+	mqttPublish(t, pub, topic+"/a", "m", 0, 10) // queued in the source's session
+	proxy.start(t)
+	waitStatus(t, src, true, "")
+	waitLanded(t, st, "meters", ids("m", 0, 10), src, 0, nil)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,16 +17,22 @@ import (
 )
 
 // NATSOptions configure a NATS JetStream source: a durable pull consumer on
-// an existing stream, created or updated by the source.
+// a stream (made by the source when Create is set), the consumer created or
+// updated by the source.
 type NATSOptions struct {
 	Options
 	URL     string // nats://host:port
-	Stream  string // the stream; it must exist
+	Stream  string // the stream; it must exist unless Create is set
 	Subject string // filter subject (wildcards allowed); empty: the whole stream
 	Durable string // durable consumer name; one running source per durable
 	// AckWait is how long JetStream waits for an ack before redelivering;
 	// it must exceed the time to land a batch (default 30s).
 	AckWait time.Duration
+	// Create makes the stream when it does not exist (file storage, the
+	// server's default limits, storing Subject or else <Stream>.>); without
+	// it a missing stream keeps the source down with an error giving the
+	// nats CLI command that creates it.
+	Create bool
 	// ClientOpts are extra nats.go options (credentials, TLS, ...).
 	ClientOpts []nats.Option
 }
@@ -61,43 +68,24 @@ func (o NATSOptions) ackWait() time.Duration {
 // acknowledged one by one with DoubleAck (the server confirms) after the
 // batch holding them is landed.
 type NATS struct {
-	store lake.Store
-	opts  NATSOptions
-	life  lifecycle
-	stats counters
-	crash crashHook // tests only
+	base
+	opts NATSOptions
 }
 
 var _ Source = (*NATS)(nil)
 
 // NewNATS returns a JetStream source landing in store; it connects on Start.
 func NewNATS(store lake.Store, o NATSOptions) (*NATS, error) {
-	if err := checkStore(store); err != nil {
-		return nil, err
+	if store == nil {
+		return nil, errors.New("no lake store")
 	}
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	return &NATS{store: store, opts: o}, nil
+	n := &NATS{opts: o}
+	n.init(store, o.Options, "nats", n.connect)
+	return n, nil
 }
-
-// Stats counts what the source did so far.
-func (n *NATS) Stats() Stats { return n.stats.stats() }
-
-// Start connects, creates or updates the durable consumer (failing if the
-// server or the stream is missing) and starts consuming under ctx.
-func (n *NATS) Start(ctx context.Context) error {
-	first, err := n.connect(ctx)
-	if err != nil {
-		return err
-	}
-	return n.life.start(ctx, func(ctx context.Context) error {
-		return supervise(ctx, n.opts.logger(), first, n.connect)
-	})
-}
-
-// Close lands and acknowledges what is buffered, disconnects and waits.
-func (n *NATS) Close() error { return n.life.close() }
 
 type natsSession struct {
 	n    *NATS
@@ -119,14 +107,28 @@ type natsSession struct {
 	oldest time.Time
 }
 
-func (n *NATS) connect(ctx context.Context) (func(ctx context.Context) error, error) {
+func (n *NATS) connect(ctx context.Context) (session, error) {
 	o := n.opts
-	opts := append([]nats.Option{nats.Name("medallion " + o.Source), nats.Timeout(10 * time.Second)}, o.ClientOpts...)
+	opts := append([]nats.Option{
+		nats.Name("medallion " + o.Source), nats.Timeout(10 * time.Second),
+		// nats.go reconnects by itself, and a pull waits through it without
+		// an error: these keep Status true to the connection meanwhile.
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+			if c.IsClosed() {
+				return // the session closed it: supervise reports that
+			}
+			if err == nil {
+				err = errors.New("disconnected")
+			}
+			n.setStatus(false, redact.Error(fmt.Errorf("nats source %s: connection to %s lost; reconnecting: %w", o.Source, redact.String(o.URL), err)))
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { n.setStatus(true, nil) }),
+	}, o.ClientOpts...)
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
 		return nil, redact.Error(fmt.Errorf("nats source %s: connect to %s: %w", o.Source, redact.String(o.URL), err))
 	}
-	fail := func(err error) (func(ctx context.Context) error, error) {
+	fail := func(err error) (session, error) {
 		nc.Close()
 		return nil, err
 	}
@@ -136,6 +138,9 @@ func (n *NATS) connect(ctx context.Context) (func(ctx context.Context) error, er
 	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	if err := o.ensureStream(cctx, js); err != nil {
+		return fail(err)
+	}
 	cons, err := js.CreateOrUpdateConsumer(cctx, o.Stream, jetstream.ConsumerConfig{
 		Durable:       o.Durable,
 		FilterSubject: o.Subject,
@@ -145,7 +150,7 @@ func (n *NATS) connect(ctx context.Context) (func(ctx context.Context) error, er
 		MaxAckPending: max(4*o.Batch.MaxMessages, 1000),
 	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fail(fmt.Errorf("nats source %s: from.nats.stream %q does not exist on %s (create it, e.g. nats stream add)", o.Source, o.Stream, redact.String(o.URL)))
+		return fail(o.missingStream()) // deleted since ensureStream looked
 	}
 	if err != nil {
 		return fail(fmt.Errorf("nats source %s: durable consumer %s on stream %s: %w", o.Source, o.Durable, o.Stream, err))
@@ -161,6 +166,40 @@ func (n *NATS) connect(ctx context.Context) (func(ctx context.Context) error, er
 		}
 	}
 	return s.run, nil
+}
+
+// streamSubjects are the subjects a created stream stores.
+func (o NATSOptions) streamSubjects() []string {
+	if o.Subject != "" {
+		return []string{o.Subject}
+	}
+	return []string{o.Stream + ".>"}
+}
+
+// ensureStream makes the stream when it is missing and Create is set.
+func (o NATSOptions) ensureStream(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.Stream(ctx, o.Stream)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("nats source %s: look up stream %s: %w", o.Source, o.Stream, err)
+	}
+	if !o.Create {
+		return o.missingStream()
+	}
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: o.Stream, Subjects: o.streamSubjects(), Storage: jetstream.FileStorage})
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return fmt.Errorf("nats source %s: create stream %s for subjects %s (from.nats.create): %w", o.Source, o.Stream, strings.Join(o.streamSubjects(), " "), err)
+	}
+	o.logger().Info("created JetStream stream", "source", o.Source, "stream", o.Stream, "subjects", o.streamSubjects())
+	return nil
+}
+
+// missingStream says what to create, as the nats CLI command that does it.
+func (o NATSOptions) missingStream() error {
+	return fmt.Errorf("nats source %s: stream %s does not exist on %s: create it with `nats stream add %s --subjects %q --storage file --defaults`, or set from.nats.create: true to let medallion create it",
+		o.Source, o.Stream, redact.String(o.URL), o.Stream, strings.Join(o.streamSubjects(), " "))
 }
 
 // remember adds a landed batch's sequences to the recognised set.

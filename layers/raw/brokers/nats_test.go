@@ -3,6 +3,10 @@ package brokers
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,18 +123,63 @@ func TestNATSRestartExactlyOnce(t *testing.T) {
 	}
 }
 
+// A missing stream keeps the source down with the command that creates
+// it; once the stream exists, the source comes up and consumes.
 func TestNATSNoStream(t *testing.T) {
 	needTCP(t, "nats-server (JetStream)", "127.0.0.1:4222")
-	src, err := NewNATS(testenv.LocalStore(t), NATSOptions{Options: testOptions("x"), URL: natsURL, Stream: "medallion_missing_" + randomName(t), Durable: "d"})
+	st := testenv.LocalStore(t)
+	stream := "medallion_missing_" + randomName(t)
+	subject := "medallion.test." + stream
+	o := NATSOptions{Options: testOptions("x"), URL: natsURL, Stream: stream, Subject: subject + ".>", Durable: "d"}
+	src, err := NewNATS(st, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Start(context.Background()); err == nil {
-		src.Close()
-		t.Fatal("Start on a missing stream succeeded")
-	} else {
-		t.Log(err)
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatalf("Start on a missing stream = %v, want nil (the source stays down and retries)", err)
 	}
+	defer src.Close()
+	want := fmt.Sprintf("nats stream add %s --subjects %q --storage file --defaults", stream, subject+".>")
+	waitStatus(t, src, false, want)
+
+	js := natsJS(t)
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: stream, Subjects: []string{subject + ".>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { js.DeleteStream(context.Background(), stream) })
+	waitStatus(t, src, true, "")
+	natsPublish(t, js, subject, "m", 0, 10)
+	waitLanded(t, st, "x", ids("m", 0, 10), src, 0, nil)
+}
+
+// With create: true a missing stream is created, storing the subject.
+func TestNATSCreateStream(t *testing.T) {
+	needTCP(t, "nats-server (JetStream)", "127.0.0.1:4222")
+	st := testenv.LocalStore(t)
+	stream := "medallion_create_" + randomName(t)
+	subject := "medallion.test." + stream
+	js := natsJS(t)
+	t.Cleanup(func() { js.DeleteStream(context.Background(), stream) })
+	src, err := NewNATS(st, NATSOptions{Options: testOptions("x"), URL: natsURL, Stream: stream, Subject: subject + ".>", Durable: "d", Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if s := src.Status(); !s.Up {
+		t.Fatalf("status after Start with create: true = %+v, want up", s)
+	}
+	info, err := js.Stream(context.Background(), stream)
+	if err != nil {
+		t.Fatalf("the stream was not created: %v", err)
+	}
+	if got := info.CachedInfo().Config.Subjects; len(got) != 1 || got[0] != subject+".>" {
+		t.Fatalf("created stream's subjects = %v, want [%s.>]", got, subject)
+	}
+	natsPublish(t, js, subject, "c", 0, 10)
+	waitLanded(t, st, "x", ids("c", 0, 10), src, 0, nil)
 }
 
 func TestNATSUnreachable(t *testing.T) {
@@ -138,8 +187,100 @@ func TestNATSUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Start(context.Background()); err == nil {
-		src.Close()
-		t.Fatal("Start with no server succeeded")
+	startDown(t, src, "connect to nats://127.0.0.1:1")
+}
+
+// natsJS is a JetStream client of the test's own.
+func natsJS(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatalf("connect to nats-server at %s: %v", natsURL, err)
 	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// tcpProxy forwards a loopback port to target until stopped; start again
+// reopens the same port.
+type tcpProxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        []net.Conn
+}
+
+func (p *tcpProxy) start(t *testing.T) {
+	t.Helper()
+	addr := p.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+}
+
+// stop closes the listener and every connection through it.
+func (p *tcpProxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// A connection lost while the source runs: down while nats.go reconnects,
+// up again once it has, and consuming.
+func TestNATSConnectionLost(t *testing.T) {
+	js, stream, subject := natsStream(t)
+	proxy := &tcpProxy{target: "127.0.0.1:4222"}
+	proxy.start(t)
+	defer proxy.stop()
+	st := testenv.LocalStore(t)
+	src, err := NewNATS(st, NATSOptions{Options: testOptions("x"), URL: "nats://" + proxy.addr, Stream: stream, Subject: subject + ".>", Durable: "d",
+		ClientOpts: []nats.Option{nats.ReconnectWait(100 * time.Millisecond), nats.MaxReconnects(-1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	waitStatus(t, src, true, "")
+	proxy.stop()
+	down := waitStatus(t, src, false, "lost")
+	t.Logf("down: %v", down.Err)
+	proxy.start(t)
+	waitStatus(t, src, true, "")
+	natsPublish(t, js, subject, "r", 0, 10)
+	waitLanded(t, st, "x", ids("r", 0, 10), src, 0, nil)
 }
