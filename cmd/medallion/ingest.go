@@ -27,6 +27,7 @@ func (in ingestInput) display() string {
 
 func runIngest(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("ingest")
+	a.createLakeFlag(fs)
 	glob := fs.String("glob", "", "in a DIR, take only files whose name matches this pattern (\"*.csv\")")
 	pos, err := a.parse(fs, args)
 	if err != nil {

@@ -68,6 +68,9 @@ type app struct {
 	pipelineFile   string // -f
 	logFormat      string // --log-format text|json
 	logLevel       string
+	// createLake: open the lake creating it if missing (init, or a writer
+	// given --create-lake); createLakeAllowed: the command has that flag.
+	createLake, createLakeAllowed bool
 }
 
 func main() {

@@ -14,6 +14,7 @@ import (
 // by default) and what they read up to date, once, in dependency order.
 func runRun(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("run")
+	a.createLakeFlag(fs)
 	wait := fs.Duration("wait", defaultLeaseWait, "how long to wait for a table another runner (serve, another run) is running, then fail")
 	pos, err := a.parse(fs, args)
 	if err != nil {

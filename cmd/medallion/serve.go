@@ -65,6 +65,7 @@ type serveFlags struct {
 // one fails the start, before anything listens.
 func parseServeFlags(a *app, args []string) (serveFlags, error) {
 	fs := a.flags("serve")
+	a.createLakeFlag(fs)
 	addr := fs.String("addr", ":8080", "HTTP listen address for ingest, health and metrics")
 	noStream := fs.Bool("no-stream", false, "run the schedule: section even when stream.trigger is set")
 	noUI := fs.Bool("no-ui", false, "do not serve the read-only web dashboard at /")
