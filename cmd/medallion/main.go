@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/medallion-dev/medallion/internal/humanize"
 	"io"
 	"log/slog"
 	"os"
@@ -144,7 +143,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "medallion %s: %s\nusage: %s\n", cmd.name, ue.msg, strings.TrimSpace("medallion "+cmd.name+" "+cmd.args))
 		return 2
 	default:
-		fmt.Fprintf(stderr, "medallion %s: %s\n", cmd.name, humanize.FirstLine(err))
+		fmt.Fprintf(stderr, "medallion %s: %s\n", cmd.name, errorLine(err))
 		return 1
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/medallion-dev/medallion/internal/humanize"
 	"os"
 	"time"
 
@@ -50,7 +49,7 @@ func runRun(ctx context.Context, a *app, args []string) error {
 	results, err := r.Run(ctx, plan, func(res jobs.Result) {
 		recordRun(ctx, a, ws, owner, res)
 		if res.Err != nil {
-			fmt.Fprintf(a.stdout, "FAILED %s\n", humanize.FirstLine(res.Err))
+			fmt.Fprintf(a.stdout, "FAILED %s\n", errorLine(res.Err))
 			return
 		}
 		fmt.Fprintln(a.stdout, res.Summary)
