@@ -45,7 +45,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer ws.Close()
-	s := &server{a: a, p: p, ws: ws, flags: f, reg: metrics.NewRegistry(), recent: jobs.NewRecentRuns(0), errc: make(chan error, 2)}
+	s := &server{a: a, p: p, ws: ws, flags: f, reg: metrics.NewRegistry(), errc: make(chan error, 2)}
 	defer s.release()
 	if err := s.start(ctx); err != nil {
 		return err
@@ -111,7 +111,7 @@ type server struct {
 	flags serveFlags
 
 	reg    *metrics.Registry
-	recent *jobs.RecentRuns // stream micro-batches, for the dashboard's runs page
+	sayMu  sync.Mutex // one line at a time on stdout from the job loops
 
 	rcv         *receiver.Receiver
 	landCtx     context.Context // the receiver's and brokers': outlives the command's
@@ -234,7 +234,6 @@ func (s *server) listen(ctx context.Context) error {
 		dash, err := dashboard.New(ctx, dashboard.Options{
 			Store: s.ws.store, Pipeline: s.p, Cache: s.ws.cache, Engine: dashboard.DefaultEngineOptions(),
 			Token: dashboardToken(), Log: s.a.log.WithGroup("dashboard"),
-			Recent: s.recent,
 		})
 		if err != nil {
 			s.ln.Close()
@@ -302,7 +301,7 @@ func (s *server) startStream(ctx context.Context) error {
 	st := &jobs.Stream{
 		Runner: s.runner, Plan: plan, Trigger: s.p.Stream.Trigger, Owner: s.runner.Owner,
 		Lease: s.runner.Lease, Log: s.a.log.WithGroup("stream"),
-		Metrics: jobs.NewStreamMetrics(s.reg), Recent: s.recent,
+		Metrics: jobs.NewStreamMetrics(s.reg), History: true, OnBatch: s.logBatch,
 	}
 	fmt.Fprintf(s.a.stdout, "stream mode: a micro-batch every %s when something new landed\n", s.p.Stream.Trigger)
 	s.wg.Add(1)
@@ -323,7 +322,10 @@ func (s *server) startScheduler(ctx context.Context) error {
 	}
 	opts := jobs.DefaultSchedulerOptions()
 	opts.Owner, opts.Log, opts.Lease = s.runner.Owner, s.a.log.WithGroup("scheduler"), s.runner.Lease
-	opts.OnRun = s.runner.Metrics.ObserveScheduled
+	opts.OnRun = func(r jobs.RunRecord) {
+		s.runner.Metrics.ObserveScheduled(r)
+		s.logScheduled(r)
+	}
 	sched, err := jobs.NewScheduler(s.ws.store, entries, scheduledRun(s.runner), opts)
 	if err != nil {
 		return err
