@@ -110,8 +110,8 @@ type server struct {
 	ws    *workspace
 	flags serveFlags
 
-	reg    *metrics.Registry
-	sayMu  sync.Mutex // one line at a time on stdout from the job loops
+	reg   *metrics.Registry
+	sayMu sync.Mutex // one line at a time on stdout from the job loops
 
 	rcv         *receiver.Receiver
 	landCtx     context.Context // the receiver's and brokers': outlives the command's
