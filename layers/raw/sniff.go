@@ -23,9 +23,10 @@ func (e *FormatError) Error() string { return fmt.Sprintf("line %d: %s", e.Line,
 
 // CheckFormat looks at the first bytes of a file (head; complete when it is
 // the whole file) and refuses one that cannot be in format (csv, json or
-// ndjson) at all: not UTF-8, NDJSON none of whose lines is a JSON object,
-// JSON that starts with neither '[' nor '{', CSV that is JSON. A single bad
-// line among good ones is not refused: bronze quarantines it with its line.
+// ndjson) at all: UTF-16 text, NDJSON none of whose lines is a JSON object,
+// JSON that starts with neither '[' nor '{', CSV that is JSON. A bad line
+// among good ones (one that is not UTF-8 too) is not refused: bronze
+// quarantines it with its line.
 func CheckFormat(head []byte, complete bool, format string) error {
 	head = bytes.TrimPrefix(head, []byte{0xEF, 0xBB, 0xBF})
 	if !complete {
@@ -34,8 +35,8 @@ func CheckFormat(head []byte, complete bool, format string) error {
 			head = head[:i+1]
 		}
 	}
-	if bad := invalidUTF8Line(head, complete); bad > 0 {
-		return &FormatError{Line: bad, Msg: "not UTF-8 text"}
+	if bytes.HasPrefix(head, []byte{0xFF, 0xFE}) || bytes.HasPrefix(head, []byte{0xFE, 0xFF}) {
+		return &FormatError{Line: 1, Msg: "UTF-16 text (save it as UTF-8)"}
 	}
 	line, first := firstLine(head)
 	if first == nil {
@@ -95,22 +96,6 @@ func firstLine(head []byte) (int, []byte) {
 		}
 	}
 	return 0, nil
-}
-
-// invalidUTF8Line is the line of the first byte that is not UTF-8, or 0.
-// A rune cut at the end of an incomplete head is not counted.
-func invalidUTF8Line(head []byte, complete bool) int {
-	for off := 0; off < len(head); {
-		r, n := utf8.DecodeRune(head[off:])
-		if r == utf8.RuneError && n <= 1 {
-			if !complete && !utf8.FullRune(head[off:]) {
-				return 0
-			}
-			return bytes.Count(head[:off], []byte{'\n'}) + 1
-		}
-		off += n
-	}
-	return 0
 }
 
 // quoteStart quotes the start of a line for an error message.
