@@ -23,7 +23,7 @@ func runQuery(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("query")
 	formatFlag := fs.String("format", "table", "output format: table, csv, json, ndjson or parquet")
 	out := fs.String("out", "", "write the result to this file (required for parquet; default: standard output)")
-	asOfFlag := fs.String("as-of", "", "read every table as of a version (3) or a time (2024-05-01T10:00:00Z)")
+	asOfFlag := fs.String("as-of", "", "read the tables the query names as of a version (3) or a time (2024-05-01T10:00:00Z); the others at their latest")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -65,7 +65,7 @@ func runQuery(ctx context.Context, a *app, args []string) error {
 	}
 	defer ws.Close()
 	eng := ws.eng
-	cat, err := warehouse.AttachCatalog(ctx, eng, ws.store, ws.cache, jobs.WarehouseTables(p), asOf)
+	cat, err := attachAsOf(ctx, ws, jobs.WarehouseTables(p), query, asOf)
 	if err != nil {
 		return err
 	}
