@@ -50,6 +50,10 @@ func runQuery(ctx context.Context, a *app, args []string) error {
 		}
 		query = string(b)
 	}
+	query, pins, err := rewriteAt(query)
+	if err != nil {
+		return usagef("%v", err)
+	}
 	// Refuse early, before touching the lake.
 	if err := warehouse.CheckReadOnly(query); err != nil {
 		return err
@@ -65,10 +69,16 @@ func runQuery(ctx context.Context, a *app, args []string) error {
 	}
 	defer ws.Close()
 	eng := ws.eng
-	cat, err := attachAsOf(ctx, ws, jobs.WarehouseTables(p), query, asOf)
+	refs := jobs.WarehouseTables(p)
+	cat, err := attachPins(ctx, ws, refs, pins)
 	if err != nil {
 		return err
 	}
+	rest, err := attachAsOf(ctx, ws, refs, query, asOf)
+	if err != nil {
+		return err
+	}
+	cat.Tables = append(cat.Tables, rest.Tables...)
 	if a.log != nil {
 		for _, t := range cat.Tables {
 			a.log.Debug("attached", "table", t.Ref.String(), "version", t.Version, "files", t.Files)
