@@ -212,8 +212,21 @@ func (b *bench) runDir(name string, p pipeline, from string) (string, error) {
 	if err := os.WriteFile(filepath.Join(dir, "medallion.yaml"), []byte(p.yaml()), 0o644); err != nil {
 		return "", err
 	}
+	if local, ok := strings.CutPrefix(p.lake, "file://"); ok {
+		// What `medallion init` writes: commands refuse a lake without it.
+		marker := filepath.Join(dir, local, lakeMarker)
+		if err := os.MkdirAll(filepath.Dir(marker), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(marker, []byte("{\"created_by\":\"medallion bench\"}\n"), 0o644); err != nil {
+			return "", err
+		}
+	}
 	return dir, nil
 }
+
+// lakeMarker is the object `medallion init` writes to mark a lake.
+const lakeMarker = "_medallion/lake.json"
 
 // linkTree recreates the tree src at dst with hard links (copies when a
 // link is refused).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -454,6 +455,10 @@ func (b *bench) caseS3(ctx context.Context) *result {
 			return sample{}, fmt.Errorf("bucket %s: %w", bucket, err)
 		}
 		defer emptyBucket(st)
+		marker := []byte("{\"created_by\":\"medallion bench\"}\n")
+		if _, err := st.Put(ctx, lakeMarker, bytes.NewReader(marker), int64(len(marker))); err != nil {
+			return sample{}, fmt.Errorf("bucket %s: %w", bucket, err)
+		}
 		p := local
 		p.lake = "s3://" + bucket
 		p.s3 = true

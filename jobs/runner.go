@@ -46,6 +46,9 @@ type Runner struct {
 	// have new commits): serve tells the dashboard, which pushes the news
 	// to open pages.
 	OnResult func(Result)
+	// OnStart, if set, is called when a job starts to run (after it got a
+	// slot among Parallel, before its lease): progress output.
+	OnStart func(Job)
 
 	ownerOnce sync.Once
 	owner     string
@@ -160,6 +163,9 @@ func (r *Runner) runJob(ctx context.Context, j Job, scratch string, sem chan str
 	if err := ctx.Err(); err != nil {
 		res.Err = nameTable(j.Table, err)
 		return res
+	}
+	if r.OnStart != nil {
+		r.OnStart(j)
 	}
 	start := time.Now()
 	o, err := r.runLeased(ctx, j.Table, scratch)

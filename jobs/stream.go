@@ -36,8 +36,29 @@ type Stream struct {
 	// Recent receives every job run of every micro-batch (nil: not kept),
 	// for the dashboard's runs page.
 	Recent *RecentRuns
+	// History, if set, also writes every job run of every micro-batch to
+	// the lake's run history (`medallion runs`), after the batch, as the
+	// scheduler does for scheduled runs.
+	History bool
+	// OnBatch, if set, is called once per micro-batch that ran (not for
+	// triggers with nothing new), with what it did.
+	OnBatch func(BatchReport)
 
 	disc *streamDiscovery // streamdiscover.go
+}
+
+// BatchReport is what one micro-batch did, for a one-line log.
+type BatchReport struct {
+	Objects  int           // new raw objects the trigger found
+	Jobs     int           // job runs, skipped ones included
+	Failed   int           // job runs that failed
+	RowsIn   int64         // rows read, summed over the jobs
+	RowsOut  int64         // rows written, summed over the jobs
+	Duration time.Duration // wall time of the batch
+	// Lag is from the receipt of the oldest new object (received since the
+	// stream started) to its rows being visible in gold; 0 when unknown.
+	Lag time.Duration
+	Err error // the batch's error, nil when every job succeeded
 }
 
 // StreamMetrics are what stream mode reports on /metrics.
@@ -137,9 +158,18 @@ func (s *Stream) batch(ctx context.Context, clock Clock, fresh []raw.Manifest, s
 	}
 	defer held.Release(context.WithoutCancel(ctx))
 	var goldAt, pgAt time.Time
+	batchStart := clock.Now()
+	report := BatchReport{Objects: len(fresh)}
+	var records []RunRecord
 	_, err = s.Runner.Run(held.Context(), s.Plan, func(r Result) {
-		s.recordRun(clock, held, r)
+		records = append(records, s.recordRun(clock, held, r))
+		report.Jobs++
+		report.RowsIn += r.RowsIn
+		report.RowsOut += r.RowsOut
 		if r.Err != nil {
+			if !r.Skipped {
+				report.Failed++
+			}
 			return
 		}
 		switch r.Job.Table.Layer {
@@ -151,6 +181,14 @@ func (s *Stream) batch(ctx context.Context, clock Clock, fresh []raw.Manifest, s
 			}
 		}
 	})
+	s.writeHistory(ctx, records)
+	report.Duration, report.Err = clock.Now().Sub(batchStart), err
+	if !goldAt.IsZero() {
+		report.Lag = oldestLag(fresh, started, goldAt)
+	}
+	if s.OnBatch != nil {
+		s.OnBatch(report)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -177,13 +215,42 @@ func (s *Stream) batch(ctx context.Context, clock Clock, fresh []raw.Manifest, s
 	return promoted, nil
 }
 
-// recordRun keeps one job's run of a micro-batch in s.Recent.
-func (s *Stream) recordRun(clock Clock, held *Held, r Result) {
-	if s.Recent == nil {
+// recordRun keeps one job's run of a micro-batch in s.Recent and returns
+// its record.
+func (s *Stream) recordRun(clock Clock, held *Held, r Result) RunRecord {
+	rec := RecordOf(r, clock.Now(), s.Owner, held.Generation())
+	if s.Recent != nil {
+		s.Recent.Add(rec)
+	}
+	return rec
+}
+
+// writeHistory writes a batch's job runs to the lake's run history when
+// s.History is set. The history is a record, not part of the batch: a
+// failed write is logged and the stream goes on.
+func (s *Stream) writeHistory(ctx context.Context, records []RunRecord) {
+	if !s.History {
 		return
 	}
-	rec := RecordOf(r, clock.Now(), s.Owner, held.Generation())
-	s.Recent.Add(rec)
+	wctx := context.WithoutCancel(ctx)
+	for _, rec := range records {
+		if err := RecordRun(wctx, s.Runner.Store, rec); err != nil {
+			s.Log.Warn("stream: record run", "job", rec.Job, "err", err)
+		}
+	}
+}
+
+// oldestLag is how long the oldest of fresh (received since the stream
+// started) waited until visibleAt; 0 when none did.
+func oldestLag(fresh []raw.Manifest, started, visibleAt time.Time) time.Duration {
+	var lag time.Duration
+	for _, m := range fresh {
+		if m.ReceivedAt.Before(started) {
+			continue
+		}
+		lag = max(lag, visibleAt.Sub(m.ReceivedAt))
+	}
+	return lag
 }
 
 // promotedLate returns the objects that landed after the trigger listed

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/medallion-dev/medallion/internal/redact"
@@ -25,18 +27,54 @@ import (
 // Any other scheme is refused with an error naming the URL, its password
 // (if it has user info) masked.
 func Open(ctx context.Context, rawURL string, s3 S3Options) (Store, error) {
-	st, err := open(ctx, rawURL, s3)
+	st, err := open(ctx, rawURL, s3, true)
 	return st, redact.Error(err, s3.SecretKey)
 }
 
-func open(ctx context.Context, rawURL string, s3 S3Options) (Store, error) {
+// OpenExisting is Open without creating anything: a local directory must
+// exist already and an S3 bucket is never created. A missing directory or
+// bucket is reported as ErrNoLake. It does not check that the lake was
+// initialised (that is the command line's concern).
+func OpenExisting(ctx context.Context, rawURL string, s3 S3Options) (Store, error) {
+	st, err := open(ctx, rawURL, s3, false)
+	return st, redact.Error(err, s3.SecretKey)
+}
+
+// ErrNoLake means OpenExisting found no directory or bucket at the URL.
+var ErrNoLake = errors.New("no lake")
+
+// schemeLike matches a bare path that starts like a URL scheme ("s3:",
+// "s3:/bucket", "file:lake"): almost always a URL missing its "//", which
+// would otherwise become a local directory named "s3:".
+var schemeLike = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]+:`)
+
+// CheckURL refuses a lake URL that Open would misread: empty, a scheme
+// without "//", or a scheme other than file and s3.
+func CheckURL(rawURL string) error {
 	if strings.TrimSpace(rawURL) == "" {
-		return nil, errors.New("open lake: empty lake URL (want file://DIR, a directory path or s3://bucket/prefix)")
+		return errors.New("empty lake URL (want file://DIR, a directory path or s3://bucket/prefix)")
+	}
+	scheme, _, hasScheme := strings.Cut(rawURL, "://")
+	if !hasScheme {
+		if m := schemeLike.FindString(rawURL); m != "" {
+			return fmt.Errorf("malformed lake URL %q: %q is not followed by \"//\" (want file://DIR, a directory path or s3://bucket/prefix; write ./%s for a directory of that name)", redact.String(rawURL), m, rawURL)
+		}
+		return nil
+	}
+	switch strings.ToLower(scheme) {
+	case "file", "s3":
+		return nil
+	}
+	return fmt.Errorf("unsupported scheme %q in lake URL %q (want file://DIR, a directory path or s3://bucket/prefix)", scheme, redact.String(rawURL))
+}
+
+func open(ctx context.Context, rawURL string, s3 S3Options, create bool) (Store, error) {
+	if err := CheckURL(rawURL); err != nil {
+		return nil, fmt.Errorf("open lake: %w", err)
 	}
 	scheme, rest, hasScheme := strings.Cut(rawURL, "://")
 	if !hasScheme {
-		// A bare path; "C:\..." style paths never reach here on Unix.
-		return NewLocal(rawURL)
+		return openLocal(rawURL, create)
 	}
 	switch strings.ToLower(scheme) {
 	case "file":
@@ -44,7 +82,7 @@ func open(ctx context.Context, rawURL string, s3 S3Options) (Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		return NewLocal(dir)
+		return openLocal(dir, create)
 	case "s3":
 		u, err := url.Parse(rawURL)
 		if err != nil {
@@ -58,11 +96,33 @@ func open(ctx context.Context, rawURL string, s3 S3Options) (Store, error) {
 		}
 		s3.Bucket = u.Host
 		s3.Prefix = strings.Trim(u.Path, "/")
-		s3.CreateBucket = true
-		return NewS3(ctx, s3)
+		s3.CreateBucket = create
+		st, err := NewS3(ctx, s3)
+		var nb *noBucketError
+		if !create && errors.As(err, &nb) {
+			return nil, fmt.Errorf("%w: %w", ErrNoLake, err)
+		}
+		return st, err
 	default:
 		return nil, fmt.Errorf("open lake %q: unsupported scheme %q (want file://DIR, a directory path or s3://bucket/prefix)", rawURL, scheme)
 	}
+}
+
+// openLocal opens a local lake directory, creating it only if create is set.
+func openLocal(dir string, create bool) (Store, error) {
+	if !create && dir != "" {
+		fi, err := os.Stat(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: directory %s does not exist", ErrNoLake, dir)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open local lake %s: %w", dir, err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("open local lake %s: not a directory", dir)
+		}
+	}
+	return NewLocal(dir)
 }
 
 // fileURLPath turns the part of a file URL after "file://" into a directory.

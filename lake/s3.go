@@ -118,6 +118,11 @@ func NewS3(ctx context.Context, opts S3Options) (*S3, error) {
 	return s, nil
 }
 
+// noBucketError is ensureBucket's error for a missing bucket.
+type noBucketError struct{ msg string }
+
+func (e *noBucketError) Error() string { return e.msg }
+
 // ensureBucket checks the bucket exists and, if create is set, creates it.
 func (s *S3) ensureBucket(ctx context.Context, region string, create bool, endpoint string) error {
 	ok, err := s.client.BucketExists(ctx, s.bucket)
@@ -128,7 +133,7 @@ func (s *S3) ensureBucket(ctx context.Context, region string, create bool, endpo
 		return nil
 	}
 	if !create {
-		return fmt.Errorf("bucket %q does not exist at %s: create it first", s.bucket, endpoint)
+		return &noBucketError{fmt.Sprintf("bucket %q does not exist at %s: create it first", s.bucket, endpoint)}
 	}
 	err = s.client.MakeBucket(ctx, s.bucket, minio.MakeBucketOptions{Region: region})
 	if err != nil {

@@ -303,3 +303,22 @@ func TestCLIRunFreshLake(t *testing.T) {
 		t.Errorf("run on a fresh lake: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }
+
+// markLake writes the marker `medallion init` writes, for tests that build a
+// lake by hand: every command but init refuses a lake without it.
+func markLake(t *testing.T, st lake.Store) {
+	t.Helper()
+	if err := writeLakeMarker(context.Background(), st); err != nil {
+		t.Fatalf("mark lake %s: %v", st.URL(), err)
+	}
+}
+
+// markLakeDir is markLake for a local lake directory, created if missing.
+func markLakeDir(t *testing.T, dir string) {
+	t.Helper()
+	st, err := lake.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	markLake(t, st)
+}

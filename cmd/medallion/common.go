@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/medallion-dev/medallion/internal/config"
-	"github.com/medallion-dev/medallion/internal/redact"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/warehouse"
 )
@@ -17,21 +15,6 @@ func (a *app) loadPipeline() (*config.Pipeline, error) {
 		return nil, err
 	}
 	return config.Load(path)
-}
-
-// openLake opens the pipeline's lake store.
-func (a *app) openLake(ctx context.Context, p *config.Pipeline) (lake.Store, error) {
-	st, err := lake.Open(ctx, p.Lake, lake.S3Options{
-		Endpoint:  p.S3.Endpoint,
-		AccessKey: p.S3.AccessKey,
-		SecretKey: p.S3.SecretKey,
-		Region:    p.S3.Region,
-		Secure:    p.S3.Secure,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open lake %s: %w", redact.String(p.Lake), err)
-	}
-	return st, nil
 }
 
 // lakeCache is the local cache for lake objects: the pipeline's cache:

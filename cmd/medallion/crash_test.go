@@ -107,6 +107,7 @@ func newTestLake(t *testing.T, kind string) *testLake {
 		t.Fatalf("unknown lake kind %q", kind)
 	}
 	l.env = env
+	markLake(t, l.store)
 	return l
 }
 

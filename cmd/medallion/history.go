@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
 )
@@ -35,6 +36,9 @@ func runHistory(ctx context.Context, a *app, args []string) error {
 	}
 	commits, err := delta.Open(st, ref.Dir()).History(ctx, *limit)
 	if errors.Is(err, delta.ErrNoTable) {
+		if err := declared(p, ref); err != nil {
+			return err
+		}
 		return fmt.Errorf("table %s has no commits yet: run `medallion run` first", ref)
 	}
 	if err != nil {
@@ -50,4 +54,21 @@ func runHistory(ctx context.Context, a *app, args []string) error {
 			c.Metric("rows_in", "rows_read", "numSourceRows"), c.Metric("numOutputRows"))
 	}
 	return tw.Flush()
+}
+
+// declared refuses a table the pipeline does not declare, naming the
+// nearest one that it does.
+func declared(p *config.Pipeline, ref layers.TableRef) error {
+	var names []string
+	for _, t := range layers.Tables(p) {
+		if t == ref {
+			return nil
+		}
+		names = append(names, t.String())
+	}
+	msg := fmt.Sprintf("unknown table %s: the pipeline declares no such table, and the lake has none", ref)
+	if s := config.Closest(ref.String(), names); s != "" {
+		msg += fmt.Sprintf(" (did you mean %s?)", s)
+	}
+	return errors.New(msg + "; `medallion tables` lists them")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/medallion-dev/medallion/internal/humanize"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -27,6 +28,7 @@ func (in ingestInput) display() string {
 
 func runIngest(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("ingest")
+	a.createLakeFlag(fs)
 	glob := fs.String("glob", "", "in a DIR, take only files whose name matches this pattern (\"*.csv\")")
 	pos, err := a.parse(fs, args)
 	if err != nil {
@@ -65,6 +67,13 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintf(a.stdout, "%s: nothing to ingest (no files to take in %s)\n", source, strings.Join(pos[1:], ", "))
 		return nil
 	}
+	for _, in := range inputs {
+		if in.path != "-" {
+			if err := checkInputFormat(in.path, source, src.Format); err != nil {
+				return err
+			}
+		}
+	}
 	st, err := a.openLake(ctx, p)
 	if err != nil {
 		return err
@@ -79,7 +88,11 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 			began = time.Now()
 		)
 		if in.path == "-" {
-			m, dup, err = raw.Land(ctx, st, source, "-", src.Format, a.stdin, began)
+			var stdin io.Reader
+			if stdin, err = checkStdinFormat(a.stdin, source, src.Format); err != nil {
+				return err
+			}
+			m, dup, err = raw.Land(ctx, st, source, "-", src.Format, stdin, began)
 		} else {
 			m, dup, err = raw.LandFile(ctx, st, source, src.Format, in.path, began)
 		}

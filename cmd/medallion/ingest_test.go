@@ -33,6 +33,7 @@ sources:
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	markLakeDir(t, lakeDir)
 	return path, lakeDir
 }
 
@@ -161,7 +162,8 @@ func TestIngestErrors(t *testing.T) {
 
 func TestIngestS3(t *testing.T) {
 	srv := testenv.MinIO(t)
-	_, opts, url := testenv.S3Store(t)
+	st, opts, url := testenv.S3Store(t)
+	markLake(t, st)
 	dir := t.TempDir()
 	yaml := "lake: " + url + "\ns3:\n  endpoint: " + srv.Endpoint + "\n  access_key: " + opts.AccessKey +
 		"\n  secret_key: " + opts.SecretKey + "\n  secure: false\nsources:\n  clicks:\n    format: csv\n    schema:\n      event_id: {type: string}\n"

@@ -1,20 +1,31 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/medallion-dev/medallion/internal/config"
-	"github.com/medallion-dev/medallion/internal/redact"
 )
 
 // lakeLine matches the starter file's lake: line so --lake can replace it.
 var lakeLine = regexp.MustCompile(`(?m)^lake:.*$`)
+
+// plainLake is a lake URL that YAML reads as written, unquoted.
+var plainLake = regexp.MustCompile(`^[A-Za-z0-9_./~${}-]+(://[^\s#]*)?$`)
+
+// yamlScalar quotes a lake URL that YAML would misread unquoted ("s3:"),
+// so that the check of the URL, not a YAML error, reports what is wrong.
+func yamlScalar(s string) string {
+	if plainLake.MatchString(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
 
 func runInit(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("init")
@@ -37,7 +48,7 @@ func runInit(ctx context.Context, a *app, args []string) error {
 		return usagef("--template: %v", err)
 	}
 	if *lakeURL != "" {
-		starter = lakeLine.ReplaceAll(starter, []byte("lake: "+*lakeURL))
+		starter = lakeLine.ReplaceAll(starter, []byte("lake: "+yamlScalar(*lakeURL)))
 	}
 	// Parse before writing: a bad --lake is refused, not written.
 	p, err := config.Parse(path, starter, os.LookupEnv)
@@ -52,13 +63,10 @@ func runInit(ctx context.Context, a *app, args []string) error {
 	if err := os.WriteFile(path, starter, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	a.createLake = true
 	st, err := a.openLake(ctx, p)
 	if err != nil {
 		return err
-	}
-	marker := fmt.Sprintf("{\"created_by\":\"medallion %s\"}\n", version)
-	if _, err := st.PutIfAbsent(ctx, "_medallion/lake.json", bytes.NewReader([]byte(marker)), int64(len(marker))); err != nil && !isExists(err) {
-		return fmt.Errorf("create lake %s: %w", redact.String(p.Lake), err)
 	}
 	fmt.Fprintf(a.stdout, "wrote %s\nlake ready at %s\nnext: medallion generate %s --rows 100000 --out %s && medallion ingest %s %s && medallion run\n",
 		path, st.URL(), info.Name, info.File, info.Source, info.File)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/medallion-dev/medallion/internal/humanize"
 	"io"
 	"log/slog"
 	"os"
@@ -43,7 +42,9 @@ func commands() []command {
 		{"history", "TABLE", "commits of a table: version, time, operation, rows in/out", runHistory},
 		{"runs", "[--limit N] [JOB]", "run history: job, start, end, rows in/out, result, error", runRuns},
 		{"verify", verifyUsage, "check every live data file against its recorded size and checksum; exit 1 on a mismatch", runVerify},
-		{"version", "", "print the version", runVersion},
+		{"version", "", "print the version (module version or the VCS commit it was built from)", runVersion},
+		{"help", "[COMMAND]", "list the commands, or show one command's usage and flags", runHelp},
+		{"completion", "bash|zsh|fish", "print a shell completion script (e.g. source <(medallion completion bash))", runCompletion},
 	}
 }
 
@@ -68,6 +69,12 @@ type app struct {
 	pipelineFile   string // -f
 	logFormat      string // --log-format text|json
 	logLevel       string
+	// createLake: open the lake creating it if missing (init, or a writer
+	// given --create-lake); createLakeAllowed: the command has that flag.
+	createLake, createLakeAllowed bool
+	// onFlags, when set, receives the command's flag set in place of
+	// running the command (shell completion lists the flags this way).
+	onFlags func(*flag.FlagSet)
 }
 
 func main() {
@@ -108,12 +115,13 @@ func startCPUProfile(path string, stderr io.Writer) func() {
 // run executes one command line and returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr, stdin: stdin, logFormat: "text", logLevel: "warn"}
+	globals, args := splitGlobals(args)
 	if len(args) == 0 {
 		a.printUsage(stderr)
 		return 2
 	}
 	name := args[0]
-	if name == "-h" || name == "--help" || name == "help" {
+	if name == "-h" || name == "--help" {
 		a.printUsage(stdout)
 		return 0
 	}
@@ -128,11 +136,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	if cmd == nil {
-		fmt.Fprintf(stderr, "medallion: unknown command %q\n", name)
+		fmt.Fprintln(stderr, unknownCommand(name))
 		a.printUsage(stderr)
 		return 2
 	}
-	err := cmd.run(ctx, a, args[1:])
+	err := cmd.run(ctx, a, append(globals, args[1:]...))
 	var ue *usageError
 	switch {
 	case err == nil, errors.Is(err, errHelp):
@@ -141,7 +149,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "medallion %s: %s\nusage: %s\n", cmd.name, ue.msg, strings.TrimSpace("medallion "+cmd.name+" "+cmd.args))
 		return 2
 	default:
-		fmt.Fprintf(stderr, "medallion %s: %s\n", cmd.name, humanize.FirstLine(err))
+		fmt.Fprintf(stderr, "medallion %s: %s\n", cmd.name, errorLine(err))
 		return 1
 	}
 }
@@ -153,7 +161,8 @@ func (a *app) printUsage(w io.Writer) {
 	for _, c := range cmds {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nevery command takes -f FILE (default ./medallion.yaml), --log-format text|json and --help")
+	fmt.Fprintln(w, "\nevery command takes -f FILE (default ./medallion.yaml), --log-format text|json, --log-level and --help,")
+	fmt.Fprintln(w, "before or after the command; `medallion help COMMAND` shows a command's flags")
 	fmt.Fprintln(w, "MEDALLION_CPUPROFILE=FILE writes a Go CPU profile of the command to FILE (go tool pprof)")
 }
 
@@ -170,6 +179,10 @@ func (a *app) flags(c string) *flag.FlagSet {
 // parse parses flags that may appear before, between or after positional
 // arguments ("query 'SELECT 1' --format csv") and sets up logging.
 func (a *app) parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	if a.onFlags != nil {
+		a.onFlags(fs)
+		return nil, errHelp
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/medallion-dev/medallion/internal/humanize"
 	"slices"
 	"strings"
 
@@ -70,7 +69,7 @@ func runMirror(ctx context.Context, a *app, args []string) error {
 			res, err = fn(ctx, spec)
 		}
 		if err != nil {
-			fmt.Fprintf(a.stdout, "mirror %s -> %s: FAILED: %s\n", m.Table, m.To, humanize.FirstLine(err))
+			fmt.Fprintf(a.stdout, "mirror %s -> %s: FAILED: %s\n", m.Table, m.To, errorLine(err))
 			errs = append(errs, err)
 			return
 		}

@@ -59,6 +59,7 @@ func (e *mirrorEnv) write(body string) {
 	if err := os.WriteFile(e.pipeline, []byte(yaml), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
+	markLakeDir(e.t, filepath.Join(e.dir, "lake"))
 }
 
 // ingest lands readings of meters m1..m3 every step seconds from start
@@ -278,6 +279,7 @@ func TestMirrorDisabled(t *testing.T) {
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	markLakeDir(t, filepath.Join(dir, "lake"))
 	code, stdout, stderr := cli(t, "", "run", "-f", path)
 	if code != 0 || strings.Count(stdout, "mirror disabled: postgres is not set") != 1 || !strings.HasSuffix(stdout, "mirror disabled: postgres is not set\n") {
 		t.Errorf("exit %d\n%s%s", code, stdout, stderr)

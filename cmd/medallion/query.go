@@ -23,7 +23,7 @@ func runQuery(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("query")
 	formatFlag := fs.String("format", "table", "output format: table, csv, json, ndjson or parquet")
 	out := fs.String("out", "", "write the result to this file (required for parquet; default: standard output)")
-	asOfFlag := fs.String("as-of", "", "read every table as of a version (3) or a time (2024-05-01T10:00:00Z)")
+	asOfFlag := fs.String("as-of", "", "read the tables the query names as of a version (3) or a time (2024-05-01T10:00:00Z); the others at their latest")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -50,6 +50,10 @@ func runQuery(ctx context.Context, a *app, args []string) error {
 		}
 		query = string(b)
 	}
+	query, pins, err := rewriteAt(query)
+	if err != nil {
+		return usagef("%v", err)
+	}
 	// Refuse early, before touching the lake.
 	if err := warehouse.CheckReadOnly(query); err != nil {
 		return err
@@ -65,10 +69,16 @@ func runQuery(ctx context.Context, a *app, args []string) error {
 	}
 	defer ws.Close()
 	eng := ws.eng
-	cat, err := warehouse.AttachCatalog(ctx, eng, ws.store, ws.cache, jobs.WarehouseTables(p), asOf)
+	refs := jobs.WarehouseTables(p)
+	cat, err := attachPins(ctx, ws, refs, pins)
 	if err != nil {
 		return err
 	}
+	rest, err := attachAsOf(ctx, ws, refs, query, asOf)
+	if err != nil {
+		return err
+	}
+	cat.Tables = append(cat.Tables, rest.Tables...)
 	if a.log != nil {
 		for _, t := range cat.Tables {
 			a.log.Debug("attached", "table", t.Ref.String(), "version", t.Version, "files", t.Files)

@@ -45,6 +45,7 @@ func queryLake(t *testing.T) string {
 		}
 		return delta.Add{Path: path, PartitionValues: delta.PartitionValues{}, Size: int64(len(data)), DataChange: true}
 	}
+	markLake(t, store)
 	tbl := delta.Open(store, "bronze/meters")
 	schema := `{"type":"struct","fields":[{"name":"meter_id","type":"string","nullable":true,"metadata":{}},{"name":"energy_usage","type":"double","nullable":true,"metadata":{}}]}`
 	s0, err := tbl.Create(ctx, delta.Metadata{SchemaString: schema}, delta.CommitInfo{})

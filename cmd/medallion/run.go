@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/medallion-dev/medallion/internal/humanize"
 	"os"
 	"time"
 
@@ -14,7 +13,9 @@ import (
 // by default) and what they read up to date, once, in dependency order.
 func runRun(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("run")
+	a.createLakeFlag(fs)
 	wait := fs.Duration("wait", defaultLeaseWait, "how long to wait for a table another runner (serve, another run) is running, then fail")
+	noProgress := fs.Bool("no-progress", false, "no progress: neither the status line on a terminal nor the info lines every "+envProgressEvery+" (5s) in logs")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -43,16 +44,27 @@ func runRun(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	every, err := progressEvery()
+	if err != nil {
+		return err
+	}
 	owner := jobs.DefaultOwner()
 	r := &jobs.Runner{Store: ws.store, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log,
 		Owner: owner, Lease: lo, LeaseWait: *wait}
+	say := func(line string) { fmt.Fprintln(a.stdout, line) }
+	if !*noProgress {
+		prog := newProgress(a.stderr, a.log, len(plan), every)
+		defer prog.close()
+		r.OnStart, r.OnResult = prog.started, prog.finished
+		say = func(line string) { prog.println(a.stdout, line) }
+	}
 	results, err := r.Run(ctx, plan, func(res jobs.Result) {
 		recordRun(ctx, a, ws, owner, res)
 		if res.Err != nil {
-			fmt.Fprintf(a.stdout, "FAILED %s\n", humanize.FirstLine(res.Err))
+			say("FAILED " + errorLine(res.Err))
 			return
 		}
-		fmt.Fprintln(a.stdout, res.Summary)
+		say(res.Summary)
 	})
 	if err != nil {
 		failed := 0

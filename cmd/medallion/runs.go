@@ -30,12 +30,15 @@ func runRuns(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	job := ""
+	var unknown error // the job is not in the pipeline
 	if len(pos) == 1 {
 		job = pos[0]
 		// "meters" means bronze.meters, as in the schedule; a name the
 		// pipeline no longer has is looked up as written.
 		if id, err := p.JobID(job); err == nil {
 			job = id
+		} else if !strings.HasPrefix(job, "mirror.") {
+			unknown = err
 		}
 	}
 	st, err := a.openLake(ctx, p)
@@ -47,6 +50,9 @@ func runRuns(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	if len(runs) == 0 {
+		if unknown != nil {
+			return fmt.Errorf("unknown job %q, and no runs of it recorded: %w", job, unknown)
+		}
 		if job != "" {
 			fmt.Fprintf(a.stdout, "no runs of %s recorded yet\n", job)
 		} else {
@@ -55,13 +61,13 @@ func runRuns(ctx context.Context, a *app, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "job\tstart\tend\trows in\trows out\tresult\terror")
+	fmt.Fprintln(tw, "job\tstart\tend\tduration\trows in\trows out\tresult\terror")
 	for _, r := range runs {
 		msg, _, _ := strings.Cut(r.Error, "\n")
 		if msg == "" {
 			msg = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.Job, runTime(r.Start), runTime(r.End), r.RowsIn, r.RowsOut, r.Result, msg)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.Job, runTime(r.Start), runTime(r.End), runDuration(r), r.RowsIn, r.RowsOut, r.Result, msg)
 	}
 	return tw.Flush()
 }
@@ -71,4 +77,12 @@ func runTime(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// runDuration is a run's wall time for a person ("-" when unknown).
+func runDuration(r jobs.RunRecord) string {
+	if r.Start.IsZero() || r.End.IsZero() || r.End.Before(r.Start) {
+		return "-"
+	}
+	return roundDur(r.End.Sub(r.Start)).String()
 }

@@ -52,11 +52,11 @@ func TestRunsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `job     start                 end                   rows in  rows out  result   error
-bronze  2024-01-01T10:01:00Z  2024-01-01T10:01:01Z  5        5         ok       -
-gold    2024-01-01T10:00:04Z  2024-01-01T10:00:04Z  0        0         skipped  upstream silver failed
-silver  2024-01-01T10:00:03Z  2024-01-01T10:00:04Z  98       0         failed   silver.x: watermark column missing
-bronze  2024-01-01T10:00:00Z  2024-01-01T10:00:02Z  100      98        ok       -
+	want := `job     start                 end                   duration  rows in  rows out  result   error
+bronze  2024-01-01T10:01:00Z  2024-01-01T10:01:01Z  1s        5        5         ok       -
+gold    2024-01-01T10:00:04Z  2024-01-01T10:00:04Z  0s        0        0         skipped  upstream silver failed
+silver  2024-01-01T10:00:03Z  2024-01-01T10:00:04Z  1s        98       0         failed   silver.x: watermark column missing
+bronze  2024-01-01T10:00:00Z  2024-01-01T10:00:02Z  2s        100      98        ok       -
 `
 	if out != want {
 		t.Fatalf("runs:\n%s\nwant:\n%s", out, want)

@@ -45,7 +45,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer ws.Close()
-	s := &server{a: a, p: p, ws: ws, flags: f, reg: metrics.NewRegistry(), recent: jobs.NewRecentRuns(0), errc: make(chan error, 2)}
+	s := &server{a: a, p: p, ws: ws, flags: f, reg: metrics.NewRegistry(), errc: make(chan error, 2)}
 	defer s.release()
 	if err := s.start(ctx); err != nil {
 		return err
@@ -65,6 +65,7 @@ type serveFlags struct {
 // one fails the start, before anything listens.
 func parseServeFlags(a *app, args []string) (serveFlags, error) {
 	fs := a.flags("serve")
+	a.createLakeFlag(fs)
 	addr := fs.String("addr", ":8080", "HTTP listen address for ingest, health and metrics")
 	noStream := fs.Bool("no-stream", false, "run the schedule: section even when stream.trigger is set")
 	noUI := fs.Bool("no-ui", false, "do not serve the read-only web dashboard at /")
@@ -109,8 +110,8 @@ type server struct {
 	ws    *workspace
 	flags serveFlags
 
-	reg    *metrics.Registry
-	recent *jobs.RecentRuns // stream micro-batches, for the dashboard's runs page
+	reg   *metrics.Registry
+	sayMu sync.Mutex // one line at a time on stdout from the job loops
 
 	rcv         *receiver.Receiver
 	landCtx     context.Context // the receiver's and brokers': outlives the command's
@@ -240,7 +241,6 @@ func (s *server) listen(ctx context.Context) error {
 		dash, err := dashboard.New(ctx, dashboard.Options{
 			Store: s.ws.store, Pipeline: s.p, Cache: s.ws.cache, Engine: dashboard.DefaultEngineOptions(),
 			Token: dashboardToken(), Log: s.a.log.WithGroup("dashboard"),
-			Recent: s.recent,
 		})
 		if err != nil {
 			s.ln.Close()
@@ -308,7 +308,7 @@ func (s *server) startStream(ctx context.Context) error {
 	st := &jobs.Stream{
 		Runner: s.runner, Plan: plan, Trigger: s.p.Stream.Trigger, Owner: s.runner.Owner,
 		Lease: s.runner.Lease, Log: s.a.log.WithGroup("stream"),
-		Metrics: jobs.NewStreamMetrics(s.reg), Recent: s.recent,
+		Metrics: jobs.NewStreamMetrics(s.reg), History: true, OnBatch: s.logBatch,
 	}
 	fmt.Fprintf(s.a.stdout, "stream mode: a micro-batch every %s when something new landed\n", s.p.Stream.Trigger)
 	s.wg.Add(1)
@@ -329,7 +329,10 @@ func (s *server) startScheduler(ctx context.Context) error {
 	}
 	opts := jobs.DefaultSchedulerOptions()
 	opts.Owner, opts.Log, opts.Lease = s.runner.Owner, s.a.log.WithGroup("scheduler"), s.runner.Lease
-	opts.OnRun = s.runner.Metrics.ObserveScheduled
+	opts.OnRun = func(r jobs.RunRecord) {
+		s.runner.Metrics.ObserveScheduled(r)
+		s.logScheduled(r)
+	}
 	sched, err := jobs.NewScheduler(s.ws.store, entries, scheduledRun(s.runner), opts)
 	if err != nil {
 		return err

@@ -66,7 +66,15 @@ type serveProc struct {
 	cmd  *exec.Cmd
 	base string // http://host:port
 	out  *bytes.Buffer
+	mu   sync.Mutex // guards out while serve runs
 	done chan error
+}
+
+// output is what serve printed so far.
+func (p *serveProc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
 }
 
 func startServe(t *testing.T, l *testLake, args ...string) *serveProc {
@@ -85,13 +93,12 @@ func startServe(t *testing.T, l *testLake, args ...string) *serveProc {
 	p := &serveProc{cmd: cmd, out: &bytes.Buffer{}, done: make(chan error, 1)}
 	addrRE := regexp.MustCompile(`medallion serve on (https?://\S+)`)
 	found := make(chan string, 1)
-	var mu sync.Mutex
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			mu.Lock()
+			p.mu.Lock()
 			p.out.WriteString(sc.Text() + "\n")
-			mu.Unlock()
+			p.mu.Unlock()
 			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
 				found <- m[1]
 			}

@@ -71,6 +71,9 @@ func (l *loader) validateTop(p *Pipeline) {
 	switch {
 	case lake == "":
 		l.errorf(nil, "lake", "empty: want file://DIR, a directory or s3://bucket/prefix (is the variable it names set?)")
+	case !hasScheme && schemeLike.MatchString(lake):
+		// "s3:/bucket" or "s3:" would become a local directory named "s3:".
+		l.errorf(nil, "lake", "malformed lake URL %q: a scheme needs \"//\" (s3://bucket/prefix, file://DIR; write ./%s for a directory of that name)", lake, lake)
 	case !hasScheme:
 		// A bare directory.
 	case strings.EqualFold(scheme, "file"):
@@ -113,6 +116,9 @@ func (l *loader) validateTop(p *Pipeline) {
 		l.errorf(nil, "duckdb.threads", "must not be negative (0 uses every core)")
 	}
 }
+
+// schemeLike matches a lake that starts like a URL scheme but has no "//".
+var schemeLike = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]+:`)
 
 func validBucket(b string) bool {
 	if len(b) < 3 || len(b) > 63 {

@@ -20,6 +20,13 @@ func TestFirstLine(t *testing.T) {
 	if got := FirstLine(errors.New("a: b\nLINE 1: select")); got != "a: b" {
 		t.Errorf("FirstLine = %q", got)
 	}
+	pg := errors.New("connect: failed to connect to `user=postgres database=test`:\n\t127.0.0.1:1 (127.0.0.1): dial error: connection refused\n\t127.0.0.1:1 (127.0.0.1): dial error: connection refused (gave up after 5 attempts)")
+	if got, want := FirstLine(pg), "connect: failed to connect to `user=postgres database=test`: 127.0.0.1:1 (127.0.0.1): dial error: connection refused (gave up after 5 attempts)"; got != want {
+		t.Errorf("FirstLine(pg error) = %q, want %q", got, want)
+	}
+	if got := FirstLine(errors.New("x:\n\n")); got != "x" {
+		t.Errorf("FirstLine(x:) = %q", got)
+	}
 	if got := FirstLine(nil); got != "" {
 		t.Errorf("FirstLine(nil) = %q", got)
 	}
