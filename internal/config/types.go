@@ -21,6 +21,8 @@ type Pipeline struct {
 	Stream   Stream
 	Serve    Serve // limits of `medallion serve` (serve.go)
 
+	Maintenance Maintenance // compaction and retention (maintenance.go)
+
 	SourceOrder   []string
 	SilverOrder   []string
 	GoldOrder     []string
