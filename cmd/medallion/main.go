@@ -39,9 +39,11 @@ func commands() []command {
 		{"mirror", mirrorUsage, "copy mirrored tables into PostgreSQL now; --rebuild TABLE swaps in a fresh copy", runMirror},
 		{"query", queryUsage, "read-only SQL over every table by name", runQuery},
 		{"serve", "[--addr :8080] [--no-stream] [--no-ui] [--tls-cert FILE --tls-key FILE]", "ingest endpoints, dashboard, scheduler or stream mode, metrics", runServe},
-		{"tables", "", "every table: layer, rows, files, bytes, version, last commit", runTables},
+		{"tables", "", "every table: layer, rows, files, small files, bytes, version, last commit", runTables},
 		{"history", "TABLE", "commits of a table: version, time, operation, rows in/out", runHistory},
 		{"runs", "[--limit N] [JOB]", "run history: job, start, end, rows in/out, result, error", runRuns},
+		{"optimize", optimizeUsage, "compact small data files into files of the target size (dataChange=false)", runOptimize},
+		{"vacuum", vacuumUsage, "list (or delete with --yes) files no version within the retention needs", runVacuum},
 		{"verify", verifyUsage, "check every live data file against its recorded size and checksum; exit 1 on a mismatch", runVerify},
 		{"version", "", "print the version", runVersion},
 	}
