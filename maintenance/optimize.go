@@ -115,7 +115,7 @@ func Optimize(ctx context.Context, env layers.Env, tbl *delta.Table, opts Optimi
 		return res, fmt.Errorf("optimize %s: %w", tbl.Dir(), err)
 	}
 	if snap.Metadata.Configuration[layoutConf] != "" {
-		res.Skipped = "keeps its own file layout (one file per bucket, compacted by gold)"
+		res.Skipped = "gold keeps its own file layout (it compacts its files itself)"
 		return res, nil
 	}
 	bins := planBins(snap.Files, opts)

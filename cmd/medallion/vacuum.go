@@ -43,7 +43,7 @@ func runVacuum(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if keep == 0 {
+	if *retain == "" {
 		keep = p.Maintenance.Retain
 	}
 	st, err := a.openLake(ctx, p)
