@@ -311,3 +311,56 @@ func put(t *testing.T, st lake.Store, key string) {
 		t.Fatal(err)
 	}
 }
+
+// TestOptimizeWhileAppending: optimize runs over and over while a writer
+// appends (blind appends, as bronze commits): every optimize commits on
+// top of the appends that won the race, and no row is lost or doubled.
+func TestOptimizeWhileAppending(t *testing.T) {
+	st := testenv.LocalStore(t)
+	f := newFixture(t, st)
+	f.build()
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		defer close(errc)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := maintenance.Optimize(context.Background(), f.env, f.tbl, maintenance.OptimizeOptions{Force: true}); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	id := 15*5 + 105
+	for i := range 20 {
+		f.appendFile(ptr("2026-01-0"+fmt.Sprint(1+i%2)), id, 3)
+		id += 3
+	}
+	close(done)
+	if err := <-errc; err != nil {
+		t.Fatalf("optimize while appending: %v", err)
+	}
+	if _, err := maintenance.Optimize(t.Context(), f.env, f.tbl, maintenance.OptimizeOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	got := f.mustContent(-1)
+	if n := strings.Count(got, "\n") - strings.Count(got, "2026-01-0"); n != id {
+		t.Fatalf("%d rows after optimizing while appending, want %d", n, id)
+	}
+	for i := range id {
+		if !strings.Contains(got, fmt.Sprintf("\n%d,n%d,", i, i)) && !strings.HasPrefix(got, fmt.Sprintf("%d,n%d,", i, i)) {
+			t.Fatalf("row %d missing", i)
+		}
+	}
+	snap, err := f.tbl.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := snap.NumRecords(); n != int64(id) || len(snap.Files) != 3 {
+		t.Fatalf("after the last optimize: %d rows in %d files, want %d in 3", n, len(snap.Files), id)
+	}
+}
