@@ -3,6 +3,7 @@ package delta_test
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -131,5 +132,40 @@ func TestAppendedSinceSkipsCompaction(t *testing.T) {
 		if s := fmt.Sprintf("%v %v", got, ok); s != tc.want {
 			t.Errorf("AppendedSince(%d, %d) = %s, want %s", tc.from, tc.to, s, tc.want)
 		}
+	}
+}
+
+// TestAddedPaths: every file the commits of a range added, dataChange or
+// not, and ErrChangesGone when a commit of the range is cleaned up.
+func TestAddedPaths(t *testing.T) {
+	ctx := t.Context()
+	st := testenv.LocalStore(t)
+	tbl := delta.Open(st, "bronze/t")
+	s := create(t, tbl)
+	s = appendFile(t, st, tbl, s, "a.parquet") // v1
+	s = appendFile(t, st, tbl, s, "b.parquet") // v2
+	c := putFile(t, st, tbl, "c.parquet")
+	c.DataChange = false
+	if _, err := tbl.Commit(ctx, s, delta.Commit{Adds: []delta.Add{c}, Removes: []delta.Remove{s.Files[0].Remove(1, false)}}); err != nil { // v3
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		from, to int64
+		want     []string
+	}{{0, 3, []string{"a.parquet", "b.parquet", "c.parquet"}}, {1, 3, []string{"b.parquet", "c.parquet"}}, {3, 3, nil}} {
+		got, err := tbl.AddedPaths(ctx, tc.from, tc.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := slices.Sorted(maps.Keys(got))
+		if !slices.Equal(keys, tc.want) {
+			t.Errorf("AddedPaths(%d, %d) = %v, want %v", tc.from, tc.to, keys, tc.want)
+		}
+	}
+	if err := st.Delete(ctx, "bronze/t/_delta_log/00000000000000000002.json"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tbl.AddedPaths(ctx, 0, 3); !errors.Is(err, delta.ErrChangesGone) {
+		t.Fatalf("AddedPaths over a cleaned-up commit: %v, want ErrChangesGone", err)
 	}
 }
