@@ -19,8 +19,12 @@ func snapshotContent(e *mirrorEnv) map[string]string {
 	for _, tbl := range maintTables {
 		// Lineage columns (_source_file, _ingested_at, ...) differ between lakes.
 		q := "SELECT COLUMNS(c -> NOT starts_with(c, '_')) FROM " + tbl + " ORDER BY ALL"
-		if tbl == "bronze._quarantine" {
+		switch tbl {
+		case "bronze._quarantine":
 			q = `SELECT source, line, "column", reason, raw FROM bronze._quarantine ORDER BY ALL`
+		case "gold.top_meters":
+			// An average over rows read in another file order may differ in the last bit.
+			q = "SELECT meter_id, round(mean_usage, 9) FROM gold.top_meters ORDER BY ALL"
 		}
 		out[tbl] = e.cli(0, "query", "--format", "csv", q)
 	}
@@ -110,7 +114,13 @@ func TestOptimizeThenRunDoesNoWork(t *testing.T) {
 	}
 
 	// Later runs on the compacted, vacuumed lake: same tables as the
-	// reference lake, mirrors equal.
+	// reference lake, mirrors equal. The first lands odd seconds of
+	// 00:18-00:20, windows still open, which silver (output: update)
+	// rewrites in its compacted file.
+	for _, x := range []*mirrorEnv{e, ref} {
+		x.ingest(18, 2*60, 1, 20)
+		x.cli(0, "run")
+	}
 	for i := 4; i < 6; i++ {
 		step(i)
 	}
