@@ -165,7 +165,9 @@ func Optimize(ctx context.Context, env layers.Env, tbl *delta.Table, opts Optimi
 func planBins(files []delta.Add, opts OptimizeOptions) [][]delta.Add {
 	byPart := map[string][]delta.Add{}
 	for _, f := range files {
-		if f.Size < opts.TargetSize {
+		// A file another engine stored by absolute URI is not under the
+		// table root: leave it where it is.
+		if f.Size < opts.TargetSize && !strings.Contains(f.Path, "://") {
 			k := partKey(f.PartitionValues)
 			byPart[k] = append(byPart[k], f)
 		}
