@@ -42,6 +42,10 @@ type qualityPage struct {
 	// QuarantineRows and LateRows are the tables' totals.
 	QuarantineRows int64 `json:"quarantine_rows"`
 	LateRows       int64 `json:"late_rows"`
+	// Rescued and LateTrend are the quality trends: rows rescued by
+	// schema drift per bronze run, late rows per silver run.
+	Rescued   *trend `json:"rescued_trend"`
+	LateTrend *trend `json:"late_trend"`
 }
 
 func (p qualityPage) title() string { return "Quality" }
@@ -188,6 +192,12 @@ func (d *Dashboard) qualityData(ctx context.Context) (*qualityPage, error) {
 	})
 	if len(pg.Runs) > qualityRuns {
 		pg.Runs = pg.Runs[:qualityRuns]
+	}
+	if pg.Rescued, err = d.rescuedTrend(ctx); err != nil {
+		return nil, err
+	}
+	if pg.LateTrend, err = d.lateTrend(ctx); err != nil {
+		return nil, err
 	}
 	return pg, nil
 }

@@ -483,11 +483,13 @@ func TestTwoSchedulersRunEachDueTimeOnce(t *testing.T) {
 				return true
 			}
 			// Fire the losers' lease retries, one at a time, so they find
-			// the due time done. Only a retry already waiting is fired:
-			// advancing while the winner is still busy with MinIO would
-			// burn through the retries' schedule in real milliseconds and
-			// strand the next retry past where the clock may go (before d).
-			if next, ok := clock.nextBefore(d.Add(-time.Second)); ok {
+			// the due time done. Only a retry already waiting is fired, and
+			// only while no lease is held: advancing while a winner is
+			// still busy with MinIO (slow on a loaded machine) would burn
+			// through the retries' schedule in real milliseconds and strand
+			// the next retry past where the clock may go (before d).
+			next, ok := clock.nextBefore(d.Add(-time.Second))
+			if ok && !anyLeaseHeld(t, store, clock.Now()) {
 				clock.Set(next)
 			}
 			return false
@@ -536,6 +538,22 @@ func TestTwoSchedulersRunEachDueTimeOnce(t *testing.T) {
 		t.Errorf("jobs ran twice at once: %v", l.overlap)
 	}
 	t.Logf("%d runs, by owners %v", total, owners)
+}
+
+// anyLeaseHeld reports whether some job's lease binds at now (a run is in
+// progress or has not released yet).
+func anyLeaseHeld(t *testing.T, store lake.Store, now time.Time) bool {
+	t.Helper()
+	leases, err := ListLeases(t.Context(), store)
+	if err != nil {
+		t.Fatalf("list leases: %v", err)
+	}
+	for _, l := range leases {
+		if l.Held(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // deadStore is a lake.Store that fails every call once its process is

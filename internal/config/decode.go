@@ -633,6 +633,7 @@ func (l *loader) decodePipeline(root *yaml.Node, p *Pipeline) {
 			}
 		}},
 		field{"serve", func(n *yaml.Node, path string) { l.decodeServe(n, path, &p.Serve) }},
+		field{"bronze", func(n *yaml.Node, path string) { l.decodeBronze(n, path, &p.Bronze) }},
 		field{"maintenance", func(n *yaml.Node, path string) { l.decodeMaintenance(n, path, &p.Maintenance) }},
 		field{"stream", func(n *yaml.Node, path string) {
 			l.object(n, path,
@@ -796,6 +797,7 @@ func (l *loader) decodeColumn(n *yaml.Node, path string, c *Column) {
 		field{"trim", func(n *yaml.Node, path string) { b := l.boolean(n, path); c.Trim = &b }},
 		field{"empty_as_null", func(n *yaml.Node, path string) { b := l.boolean(n, path); c.EmptyAsNull = &b }},
 		field{"allow_nan", func(n *yaml.Node, path string) { c.AllowNaN = l.boolean(n, path) }},
+		field{"unit", func(n *yaml.Node, path string) { c.Unit = l.str(n, path) }},
 	)
 }
 

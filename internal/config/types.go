@@ -19,6 +19,7 @@ type Pipeline struct {
 	Mirror   []*Mirror
 	Schedule map[string]*Schedule // job name (a layer or a table) -> when
 	Stream   Stream
+	Bronze   Bronze
 	Serve    Serve // limits of `medallion serve` (serve.go)
 
 	Maintenance Maintenance // compaction and retention (maintenance.go)
@@ -115,7 +116,8 @@ type Column struct {
 	// without it a double must be finite (a number too large for a double
 	// is refused either way, never stored as infinity).
 	AllowNaN bool
-	Line     int // line in the pipeline file, for error messages
+	Unit     string // of a number column ("kWh", "°C"): the dashboard's axis titles show it
+	Line     int    // line in the pipeline file, for error messages
 }
 
 // Derived is a column computed with a DuckDB SQL expression over the typed columns.

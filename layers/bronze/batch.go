@@ -110,8 +110,9 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 
 	var txns []delta.Txn
 	for _, m := range ms {
-		txns = append(txns, delta.Txn{AppID: RawAppID(j.src.Name, m.SHA256), Version: 1, LastUpdated: now.UnixMilli()})
+		txns = append(txns, delta.Txn{AppID: RawAppID(j.src.Name, m.SHA256), Version: 1, LastUpdated: j.disc.txnTime(m.SHA256, now).UnixMilli()})
 	}
+	txns = append(txns, j.disc.cursorTxns(ms, now)...) // discover.go
 	v, err := j.commitBronze(ctx, snap, read, meta, adds, txns, info("bronze."+j.src.Name, st.Written, adds))
 	if err != nil {
 		return st, 0, err
