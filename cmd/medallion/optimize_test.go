@@ -159,3 +159,51 @@ func TestOptimizeUsageErrors(t *testing.T) {
 		t.Errorf("optimize on a fresh lake: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
+
+// TestSilverFromScratchAfterVacuum: a silver table that starts after
+// bronze was compacted and the replaced files vacuumed reads bronze's
+// current files: same windows as over a bronze never compacted.
+func TestSilverFromScratchAfterVacuum(t *testing.T) {
+	t.Parallel()
+	compacted, plain := initLake(t), initLake(t)
+	dir := t.TempDir()
+	for i := range 4 {
+		var b strings.Builder
+		for s := range 90 {
+			for m := 1; m <= 3; m++ {
+				fmt.Fprintf(&b, `{"timestamp":"2024-01-01 00:%02d:%02d","meter_id":"m%d","energy_usage":%d}`+"\n", i*2+s/60, s%60, m, (s*m+i)%50)
+			}
+		}
+		chunk := filepath.Join(dir, fmt.Sprintf("c%d.ndjson", i))
+		if err := os.WriteFile(chunk, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{compacted, plain} {
+			for _, args := range [][]string{{"ingest", "meters", chunk}, {"run", "bronze"}} {
+				if code, stdout, stderr := cli(t, "", append(args, "-f", p)...); code != 0 {
+					t.Fatalf("%v: exit %d\n%s%s", args, code, stdout, stderr)
+				}
+			}
+		}
+	}
+	for _, args := range [][]string{{"optimize", "--force"}, {"vacuum", "--retain", "0s", "--force", "--yes"}} {
+		if code, stdout, stderr := cli(t, "", append(args, "-f", compacted)...); code != 0 || !strings.Contains(stdout, "bronze.meters") {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, stdout, stderr)
+		}
+	}
+	q := "SELECT COLUMNS(c -> NOT starts_with(c, '_')) FROM silver.meter_usage_1m ORDER BY ALL"
+	var got [2]string
+	for i, p := range []string{compacted, plain} {
+		if code, stdout, stderr := cli(t, "", "run", "silver", "-f", p); code != 0 || !strings.Contains(stdout, "1080 rows in") {
+			t.Fatalf("run silver: exit %d\n%s%s", code, stdout, stderr)
+		}
+		code, stdout, stderr := cli(t, "", "query", "--format", "csv", q, "-f", p)
+		if code != 0 {
+			t.Fatalf("query: exit %d: %s", code, stderr)
+		}
+		got[i] = stdout
+	}
+	if got[0] != got[1] || strings.Count(got[0], "\n") < 10 {
+		t.Fatalf("silver over a compacted, vacuumed bronze:\n%s\nwant\n%s", got[0], got[1])
+	}
+}
