@@ -41,7 +41,8 @@ type VacuumFile struct {
 
 // VacuumResult is what Vacuum found for one table.
 type VacuumResult struct {
-	Table string
+	Table   string
+	NoTable bool // the table has no log yet
 	// Oldest is the oldest version kept readable: the one current at the
 	// retention's start. -1 when no version is that old (nothing is
 	// deleted then).
@@ -69,6 +70,10 @@ func Vacuum(ctx context.Context, tbl *delta.Table, opts VacuumOptions) (VacuumRe
 		now = opts.Now
 	}
 	cutoff := now().Add(-opts.Retain)
+	if _, err := tbl.LatestVersion(ctx); errors.Is(err, delta.ErrNoTable) {
+		res.NoTable = true
+		return res, nil
+	}
 	keep, oldest, err := retainedFiles(ctx, tbl, cutoff)
 	if err != nil || oldest < 0 {
 		return res, err

@@ -60,8 +60,12 @@ func runVacuum(ctx context.Context, a *app, args []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", ref, err)
 		}
-		if res.Oldest < 0 {
-			fmt.Fprintf(a.stdout, "%s: no version older than %s: nothing to delete\n", ref, keep)
+		switch {
+		case res.NoTable:
+			fmt.Fprintf(a.stdout, "%s: not created yet\n", ref)
+			continue
+		case res.Oldest < 0:
+			fmt.Fprintf(a.stdout, "%s: no version older than %s: nothing to delete\n", ref, shortDuration(keep))
 			continue
 		}
 		verb := "would delete"
@@ -79,4 +83,12 @@ func runVacuum(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintf(a.stdout, "dry run: %s (%s) would be deleted; run again with --yes to delete them\n", plural(files, "file"), humanize.Bytes(bytes))
 	}
 	return nil
+}
+
+// shortDuration prints whole hours as "168h", not "168h0m0s".
+func shortDuration(d time.Duration) string {
+	if d%time.Hour == 0 {
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return d.String()
 }
