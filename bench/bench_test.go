@@ -40,6 +40,7 @@ func TestBenchSmall(t *testing.T) {
 	cfg.runs = 1
 	cfg.rowsCSV, cfg.rowsNDJSON, cfg.rowsMirror, cfg.rowsIncr, cfg.rowsMemory, cfg.rowsS3 = 2000, 4000, 2000, 4000, 2000, 2000
 	cfg.memoryCase = "256MB"
+	cfg.smallObjects = 200
 	// Case 9 for a few seconds at a low rate: the load generator, serve's
 	// metrics and the report run; the rate found says nothing here.
 	cfg.streamRates, cfg.streamDuration, cfg.streamBatch, cfg.streamPosters = []int{2000}, 3*time.Second, 500, 4
@@ -52,8 +53,8 @@ func TestBenchSmall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, progress.String())
 	}
-	if len(rep.results) != 9 {
-		t.Fatalf("got %d results, want 9 cases", len(rep.results))
+	if len(rep.results) != 10 {
+		t.Fatalf("got %d results, want 10 cases", len(rep.results))
 	}
 	for _, r := range rep.results {
 		switch {

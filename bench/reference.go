@@ -20,7 +20,7 @@ func (l *sqlList) String() string     { return strings.Join(*l, "; ") }
 func (l *sqlList) Set(s string) error { *l = append(*l, s); return nil }
 
 // referenceMain is the bench re-executed as `bench -reference NAME [-threads
-// N] [-memory-limit M] -sql Q...`: it opens an in-memory DuckDB through the
+// N] [-memory-limit M] -sql Q...` (Q may be @FILE, the statement in FILE): it opens an in-memory DuckDB through the
 // warehouse package with the same settings our runs use and executes the
 // statements, so the reference's time and peak RSS are those of one process
 // doing the work directly. -version prints DuckDB's version and -query Q
@@ -75,6 +75,15 @@ func referenceMain(args []string) int {
 		return 1
 	}
 	for _, q := range stmts {
+		if path, ok := strings.CutPrefix(q, "@"); ok {
+			// A statement longer than one argument may be, in a file.
+			b, err := os.ReadFile(path)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench -reference %s: %v\n", name, err)
+				return 1
+			}
+			q = string(b)
+		}
 		start := time.Now()
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			fmt.Fprintf(os.Stderr, "bench -reference %s: %v\nquery: %s\n", name, err, q)
@@ -138,6 +147,13 @@ const ecommerceColumns = `{'event_id': 'VARCHAR', 'user_id': 'VARCHAR', 'event_t
 func refCSV(in, out string) string {
 	return "COPY (SELECT * FROM read_csv(" + sqlString(in) + ", header=true, auto_detect=false, columns=" + ecommerceColumns +
 		", timestampformat='%Y-%m-%d %H:%M:%S')) TO " + sqlString(out) + " (FORMAT parquet, COMPRESSION zstd)"
+}
+
+// refNDJSONFiles is refNDJSON over a list of files (case 10).
+func refNDJSONFiles(files []string, out string) string {
+	return "COPY (SELECT * FROM read_json(" + sqlStrings(files) + ", format='newline_delimited', " +
+		"columns={'timestamp': 'TIMESTAMP', 'meter_id': 'VARCHAR', 'energy_usage': 'DOUBLE'}, timestampformat='%Y-%m-%d %H:%M:%S')) TO " +
+		sqlString(out) + " (FORMAT parquet, COMPRESSION zstd)"
 }
 
 func refNDJSON(in, out string) string {

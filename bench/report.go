@@ -251,6 +251,9 @@ func (rep *report) flagsText() string {
 	c := rep.cfg
 	s := fmt.Sprintf("`-rows-csv %d -rows-ndjson %d -rows-mirror %d -rows-incr %d -rows-memory %d -rows-s3 %d -memory-case-limit %s`",
 		c.rowsCSV, c.rowsNDJSON, c.rowsMirror, c.rowsIncr, c.rowsMemory, c.rowsS3, c.memoryCase)
+	if c.cases[10] {
+		s += fmt.Sprintf(", `-small-objects %d`", c.smallObjects)
+	}
 	if c.cases[9] {
 		s += fmt.Sprintf(", `-stream-rates %s -stream-duration %s -stream-batch %d -stream-posters %d`", joinInts(c.streamRates), c.streamDuration, c.streamBatch, c.streamPosters)
 	}

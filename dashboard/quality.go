@@ -14,6 +14,7 @@ import (
 	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // qualityRun is one run's quality: a bronze batch's quarantined rows, or a
@@ -70,6 +71,8 @@ func (d *Dashboard) qualityData(ctx context.Context) (*qualityPage, error) {
 	if qsnap != nil {
 		err := d.rd.with(ctx, qref, qsnap.Version, func(db *sql.DB) error {
 			q := view(qref)
+			qs, _ := qsnap.Schema()
+			col := warehouse.QuoteIdent(quarantineColumn(qs))
 			rows, err := db.QueryContext(ctx, `SELECT coalesce(batch_id, ''), max(quarantined_at), count(*), string_agg(DISTINCT source, ', ' ORDER BY source)
 				FROM `+q+` GROUP BY ALL ORDER BY 2 DESC NULLS LAST, 1 DESC LIMIT `+fmt.Sprint(qualityRuns))
 			if err != nil {
@@ -113,7 +116,7 @@ func (d *Dashboard) qualityData(ctx context.Context) (*qualityPage, error) {
 			if err != nil {
 				return fmt.Errorf("quarantine reasons per run: %w", err)
 			}
-			rows, err = db.QueryContext(ctx, `SELECT coalesce(reason, '(none)'), coalesce("column", ''), count(*) AS n FROM `+q+`
+			rows, err = db.QueryContext(ctx, `SELECT coalesce(reason, '(none)'), coalesce(`+col+`, ''), count(*) AS n FROM `+q+`
 				GROUP BY ALL ORDER BY n DESC, 1, 2 LIMIT `+fmt.Sprint(topReasons))
 			if err != nil {
 				return fmt.Errorf("top reasons: %w", err)

@@ -100,7 +100,7 @@ func TestSpecExample(t *testing.T) {
 				Line:      42,
 			},
 		},
-		Mirror: []*Mirror{{Table: "gold.meter_usage_ma", To: "public.meter_usage_ma", Key: []string{"meter_id", "window_start"}, Line: 48}},
+		Mirror: []*Mirror{{Table: "gold.meter_usage_ma", To: "public.meter_usage_ma", Key: []string{"meter_id", "window_start"}, Line: 48, Names: "as_declared"}},
 		Schedule: map[string]*Schedule{
 			"bronze": {Cron: "@every 1m", Line: 53},
 			"silver": {After: "bronze", Line: 54},

@@ -994,6 +994,7 @@ func (l *loader) validateMirrors(p *Pipeline) {
 			}
 			seen[k] = true
 		}
+		l.validateMirrorColumns(path, m, cols, tableOK && known)
 	}
 }
 

@@ -138,7 +138,8 @@ func (j *job) uploadBatch(ctx context.Context, dir string, adds, qadds []delta.A
 	return j.d.CrashPoint("bronze.after-files")
 }
 
-// preciseBatch types a batch object by object into temp tables, with DuckDB's
+// preciseBatch types a batch into temp tables (NDJSON objects many to a
+// statement, group.go; others object by object), with DuckDB's
 // reject tables and a second pass over an object's lines to locate bad
 // rows, so every bad row is quarantined with its line, column and reason.
 func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid, dir string) (typedBatch, error) {
@@ -154,8 +155,8 @@ func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, b
 	// object's typed table and add the lineage constants in the final
 	// SELECT, with no copy of the batch; a batch of many objects is gathered
 	// into one table (a UNION ALL of hundreds of tables would not plan well),
-	// dropping each object's table as it goes.
-	fuse := len(ms) <= maxFusedObjects
+	// dropping each object's table as it goes. NDJSON objects are typed in
+	// parts of many objects (typeParts): parts are counted, not objects.
 	lin := newLineage(ms, bid)
 	good := j.tmpName("good")
 	temps = append(temps, good)
@@ -163,43 +164,40 @@ func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, b
 	var sels []string
 	var goodRows int64
 	bad := map[string][]badRow{} // by sha
-	for _, m := range ms {
-		path, err := j.localObject(ctx, m, dir)
-		if err != nil {
-			return fail(err)
-		}
-		res, err := j.typeObject(ctx, conn, m, path, dir)
-		if res.tableName != "" {
-			temps = append(temps, res.tableName)
-		}
-		if err != nil {
-			return fail(fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err))
-		}
-		st.RowsRead += res.read
-		st.Blank += res.blank
-		goodRows += res.good
-		for _, r := range res.rescued {
-			if !contains(st.Rescued, r) {
-				st.Rescued = append(st.Rescued, r)
-			}
-		}
-		if res.badCount > 0 {
-			switch j.src.OnError {
-			case "fail":
-				b := res.firstBad
-				col := ""
-				if b.column != "" {
-					col = " column " + b.column
+	parts, err := j.typeParts(ctx, conn, ms, dir, &temps)
+	if err != nil {
+		return fail(err)
+	}
+	fuse := len(parts) <= maxFusedObjects
+	for _, part := range parts {
+		for k, i := range part.idx {
+			m, res := ms[i], part.res[k]
+			st.RowsRead += res.read
+			st.Blank += res.blank
+			goodRows += res.good
+			for _, r := range res.rescued {
+				if !contains(st.Rescued, r) {
+					st.Rescued = append(st.Rescued, r)
 				}
-				return fail(fmt.Errorf("%s line %d%s: %s (on_error: fail; nothing committed)", m.fileName(), b.line, col, b.reason))
-			case "drop":
-				st.Dropped += res.badCount
-			default:
-				st.Quarantined += res.badCount
-				bad[m.SHA256] = res.bad
+			}
+			if res.badCount > 0 {
+				switch j.src.OnError {
+				case "fail":
+					b := res.firstBad
+					col := ""
+					if b.column != "" {
+						col = " column " + b.column
+					}
+					return fail(fmt.Errorf("%s line %d%s: %s (on_error: fail; nothing committed)", m.fileName(), b.line, col, b.reason))
+				case "drop":
+					st.Dropped += res.badCount
+				default:
+					st.Quarantined += res.badCount
+					bad[m.SHA256] = res.bad
+				}
 			}
 		}
-		sel := j.bronzeSelect(res.tableName, m, lin, "_err IS NULL")
+		sel := j.partSelect(part, ms, lin)
 		if fuse {
 			sels = append(sels, sel)
 			continue
@@ -211,9 +209,9 @@ func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, b
 			err = exec(ctx, conn, "INSERT INTO "+good+" "+sel)
 		}
 		if err != nil {
-			return fail(fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err))
+			return fail(fmt.Errorf("bronze %s: %s: %w", j.src.Name, ms[part.idx[0]].Key, err))
 		}
-		if err := exec(ctx, conn, "DROP TABLE "+res.tableName); err != nil {
+		if err := exec(ctx, conn, "DROP TABLE "+part.table); err != nil {
 			return fail(err)
 		}
 	}
@@ -292,6 +290,14 @@ func newLineage(ms []manifest, bid string) lineage {
 // bronzeSelect selects the rows of from (a typed object's table or typed
 // query) that where keeps, with lineage.
 func (j *job) bronzeSelect(from string, m manifest, lin lineage, where string) string {
+	return j.bronzeSelectLineage(from, "CAST("+warehouse.QuoteString(m.Key)+" AS "+lin.sourceType+")",
+		"CAST("+warehouse.QuoteString(m.ReceivedAt.UTC().Format("2006-01-02 15:04:05.999999")+"+00")+" AS TIMESTAMPTZ)", lin, where)
+}
+
+// bronzeSelectLineage is bronzeSelect with the lineage of each row given
+// by expressions: constants for one object, columns of a join for many
+// objects read by one statement (group.go).
+func (j *job) bronzeSelectLineage(from, sourceFile, ingestedAt string, lin lineage, where string) string {
 	var cols []string
 	for _, c := range j.plan.cols {
 		cols = append(cols, warehouse.QuoteIdent(c.name))
@@ -300,8 +306,8 @@ func (j *job) bronzeSelect(from string, m manifest, lin lineage, where string) s
 		cols = append(cols, warehouse.QuoteIdent(d.Name))
 	}
 	cols = append(cols, "_rescued",
-		"CAST("+warehouse.QuoteString(m.Key)+" AS "+lin.sourceType+") AS _source_file",
-		"CAST("+warehouse.QuoteString(m.ReceivedAt.UTC().Format("2006-01-02 15:04:05.999999")+"+00")+" AS TIMESTAMPTZ) AS _ingested_at",
+		sourceFile+" AS _source_file",
+		ingestedAt+" AS _ingested_at",
 		lin.batchID+" AS _batch_id")
 	return "SELECT " + strings.Join(cols, ", ") + " FROM " + from + " WHERE " + where
 }
@@ -367,7 +373,7 @@ type quarantineRow struct {
 	Source        string  `json:"source"`
 	SourceFile    string  `json:"source_file"`
 	Line          int64   `json:"line"`
-	Column        *string `json:"column"`
+	Column        *string `json:"column_name"`
 	Reason        string  `json:"reason"`
 	Raw           string  `json:"raw"`
 	BatchID       string  `json:"batch_id"`
@@ -381,7 +387,7 @@ func quarantineSchema() *delta.Schema {
 	}
 	return &delta.Schema{Fields: []delta.Field{
 		f("source", delta.TypeString, true), f("source_file", delta.TypeString, true), f("line", delta.TypeLong, true),
-		f("column", delta.TypeString, true), f("reason", delta.TypeString, true), f("raw", delta.TypeString, true),
+		f(QuarantineColumn, delta.TypeString, true), f("reason", delta.TypeString, true), f("raw", delta.TypeString, true),
 		f("batch_id", delta.TypeString, true), f("quarantined_at", delta.TypeTimestamp, true),
 	}}
 }
@@ -438,10 +444,15 @@ func (j *job) prepareQuarantine(ctx context.Context, conn *sql.Conn, ms []manife
 	if len(txns) == 0 {
 		return qsnap, nil, nil, nil
 	}
-	sel := "SELECT source, source_file, line, \"column\", reason, raw, batch_id, CAST(quarantined_at AS TIMESTAMPTZ) AS quarantined_at FROM read_json(" +
+	// A quarantine table made before the rename keeps its column name.
+	schema, colAs := quarantineSchema(), QuarantineColumn
+	if legacy := legacyQuarantine(qsnap); legacy != nil {
+		schema, colAs = legacy, LegacyQuarantineColumn
+	}
+	sel := "SELECT source, source_file, line, column_name AS " + warehouse.QuoteIdent(colAs) + ", reason, raw, batch_id, CAST(quarantined_at AS TIMESTAMPTZ) AS quarantined_at FROM read_json(" +
 		warehouse.QuoteString(stage) + ", format='newline_delimited', maximum_object_size=" + fmt.Sprint(8*j.maxLine+1<<16) + ", columns={source: 'VARCHAR', source_file: 'VARCHAR', line: 'BIGINT', " +
-		"\"column\": 'VARCHAR', reason: 'VARCHAR', raw: 'VARCHAR', batch_id: 'VARCHAR', quarantined_at: 'VARCHAR'})"
-	adds, err := j.writeParquet(ctx, conn, sel, filepath.Join(dir, "quarantine"), "source", quarantineSchema())
+		"column_name: 'VARCHAR', reason: 'VARCHAR', raw: 'VARCHAR', batch_id: 'VARCHAR', quarantined_at: 'VARCHAR'})"
+	adds, err := j.writeParquet(ctx, conn, sel, filepath.Join(dir, "quarantine"), "source", schema)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("bronze %s: write quarantine: %w", j.src.Name, err)
 	}

@@ -50,57 +50,12 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 	if j.d.precise || !j.fastApplies(len(ms)) {
 		return tb, false, nil
 	}
-	ndjson := strings.ToLower(j.src.Format) != "csv"
-	var sels []string
 	lin := newLineage(ms, bid)
-	for _, m := range ms {
-		path, err := j.localObject(ctx, m, dir)
-		if err != nil {
-			return tb, false, err
-		}
-		var (
-			src     string
-			in      []colInput
-			rescued []string
-		)
-		if ndjson {
-			fits, blank, err := ndjsonFits(path, j.maxLine)
-			tb.st.Blank += blank
-			if err != nil {
-				return tb, false, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
-			}
-			if !fits {
-				j.log.Debug("fast path: object has an over-long line or a byte order mark", "object", m.Key)
-				return tb, false, nil
-			}
-			if j.plan.decimalSources() != nil {
-				lose, err := mayLoseDigits(path)
-				if err != nil {
-					return tb, false, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
-				}
-				if lose {
-					j.log.Debug("fast path: object has a number a double may shorten", "object", m.Key)
-					return tb, false, nil
-				}
-			}
-			src, in = j.ndjsonFastSource(path)
-		} else {
-			src, in, rescued, err = j.csvSource(path, "")
-			if err != nil {
-				// The precise path reports it with its own wording.
-				j.log.Debug("fast path: CSV header", "object", m.Key, "err", err)
-				return tb, false, nil
-			}
-		}
-		for _, r := range rescued {
-			if !contains(tb.st.Rescued, r) {
-				tb.st.Rescued = append(tb.st.Rescued, r)
-			}
-		}
-		sels = append(sels, j.bronzeSelect("("+j.plan.typedQuery(src, in)+")", m, lin, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END"))
+	rel, like, ok, err := j.fastRelation(ctx, ms, dir, lin, &tb.st)
+	if err != nil || !ok {
+		return tb, false, err
 	}
-	rel := "(" + strings.Join(sels, " UNION ALL ") + ")"
-	meta, outSel, err := j.tableMetadata(ctx, conn, rel)
+	meta, outSel, err := j.tableMetadataLike(ctx, conn, rel, like)
 	if err != nil {
 		j.log.Debug("fast path: describe", "err", err)
 		return tb, false, nil
@@ -161,19 +116,97 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 	return tb, true, nil
 }
 
+// fastRelation builds the fast path's relation over the batch's objects
+// (NDJSON: one reader per chunk; CSV: one per kind of header) and a
+// cheaper relation with the same columns to describe. ok is false when an
+// object's checks send the batch the precise way. Blank lines and rescued
+// names are counted into st.
+func (j *job) fastRelation(ctx context.Context, ms []manifest, dir string, lin lineage, st *Stats) (rel, like string, ok bool, err error) {
+	ndjson := strings.ToLower(j.src.Format) != "csv"
+	var sels, paths []string
+	var csvObjs []csvObject
+	for _, m := range ms {
+		path, err := j.localObject(ctx, m, dir)
+		if err != nil {
+			return "", "", false, err
+		}
+		var (
+			src     string
+			in      []colInput
+			rescued []string
+		)
+		if ndjson {
+			fits, blank, err := ndjsonFits(path, j.maxLine)
+			st.Blank += blank
+			if err != nil {
+				return "", "", false, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
+			}
+			if !fits {
+				j.log.Debug("fast path: object has an over-long line or a byte order mark", "object", m.Key)
+				return "", "", false, nil
+			}
+			if j.plan.decimalSources() != nil {
+				lose, err := mayLoseDigits(path)
+				if err != nil {
+					return "", "", false, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
+				}
+				if lose {
+					j.log.Debug("fast path: object has a number a double may shorten", "object", m.Key)
+					return "", "", false, nil
+				}
+			}
+			paths = append(paths, path)
+			continue
+		} else {
+			src, in, rescued, err = j.csvSource(path, "")
+			if err != nil {
+				// The precise path reports it with its own wording.
+				j.log.Debug("fast path: CSV header", "object", m.Key, "err", err)
+				return "", "", false, nil
+			}
+		}
+		for _, r := range rescued {
+			if !contains(st.Rescued, r) {
+				st.Rescued = append(st.Rescued, r)
+			}
+		}
+		csvObjs = append(csvObjs, csvObject{m: m, path: path, src: src, in: in})
+	}
+	if len(csvObjs) > 0 {
+		if sels = j.csvFastSelects(csvObjs, lin); len(sels) > maxFusedObjects {
+			j.log.Debug("fast path: too many kinds of CSV header in the batch", "statements", len(sels))
+			return "", "", false, nil
+		}
+	}
+	if ndjson {
+		// One reader per chunk of the batch's objects (group.go).
+		for _, c := range groupChunks(ms) {
+			cms, cpaths := make([]manifest, len(c)), make([]string, len(c))
+			for k, i := range c {
+				cms[k], cpaths[k] = ms[i], paths[i]
+			}
+			sels = append(sels, j.ndjsonFastSelect(cms, cpaths, lin))
+		}
+		// Binding the query over a thousand files costs a third of
+		// writing them; the one over the first file has the same columns.
+		like = "(" + j.ndjsonFastSelect(ms[:1], paths[:1], lin) + ")"
+	}
+	rel = "(" + strings.Join(sels, " UNION ALL ") + ")"
+	if like == "" {
+		like = rel
+	}
+	return rel, like, true, nil
+}
+
 // fastApplies reports whether the fast path can type a batch of n objects
 // of the job's source. JSON arrays are rewritten as NDJSON with a line map
-// first and go the precise way; so do batches of many (small) objects,
-// which the precise path gathers into one table, and sources whose dedupe
+// first and go the precise way; so do sources whose dedupe
 // key includes a declared partition column (not stored in the files the
 // duplicate check reads).
 func (j *job) fastApplies(n int) bool {
 	switch strings.ToLower(j.src.Format) {
 	case "csv", "ndjson", "":
 	default:
-		return false
-	}
-	if n > maxFusedObjects {
 		return false
 	}
 	if j.plan.partCol != "" && j.plan.partExpr == "" {
@@ -193,13 +226,14 @@ func (j *job) fastApplies(n int) bool {
 	return true
 }
 
-// ndjsonFastSource is the FROM item of the fast path for an NDJSON file:
+// ndjsonFastSource is the FROM item of the fast path for NDJSON files (one
+// reader over the list; column _obj names each row's file):
 // DuckDB's JSON reader parses each line once into a map of its top-level
 // keys to their values as text (strings unescaped, anything else as JSON
 // text: the values json_transform gives the precise path; of a duplicated
 // key, the first value, as there). A line that is not an object, or that
 // has a key the schema does not declare exactly, fails the row.
-func (j *job) ndjsonFastSource(path string) (string, []colInput) {
+func (j *job) ndjsonFastSource(paths []string) (string, []colInput) {
 	declared := map[string]bool{}
 	for _, c := range j.plan.cols {
 		declared[c.srcName] = true
@@ -217,13 +251,14 @@ func (j *job) ndjsonFastSource(path string) (string, []colInput) {
 	if j.maxLine > 16<<20-(64<<10) {
 		size = fmt.Sprintf(", maximum_object_size=%d", j.maxLine+64<<10)
 	}
-	reader := "read_json(" + warehouse.QuoteString(path) + ", format='newline_delimited', records=false, columns={'j': 'MAP(VARCHAR, VARCHAR)'}" + size + ")"
+	reader := "read_json(" + fileList(paths) + ", format='newline_delimited', records=false, columns={'j': 'MAP(VARCHAR, VARCHAR)'}, filename=true" + size + ")"
 	// Lines of a file mostly have the same keys in the same order: when they
 	// are those of the first line, and all declared, comparing the key list
 	// to that one is all it takes; list_has_all (a set a row) runs only for
-	// the other lines.
+	// the other lines. Objects of one source mostly share their keys: the
+	// first object's first line stands for all of them.
 	same := ""
-	if first := firstLineKeys(path); len(first) > 0 {
+	if first := firstLineKeys(paths[0]); len(first) > 0 {
 		var lits []string
 		for _, k := range first {
 			if !declared[k] {
@@ -238,7 +273,14 @@ func (j *job) ndjsonFastSource(path string) (string, []colInput) {
 	}
 	pre := "CASE WHEN j IS NULL THEN " + warehouse.QuoteString(errSep+"not a JSON object") + same +
 		" WHEN NOT list_has_all([" + strings.Join(keys, ", ") + "], map_keys(j)) THEN " + warehouse.QuoteString(errSep+"a key the schema does not declare") + " END"
-	return "(SELECT j, " + pre + " AS _pre_err, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _resc FROM " + reader + ")", in
+	return "(SELECT j, " + pre + " AS _pre_err, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _resc, filename AS _obj FROM " + reader + ")", in
+}
+
+// ndjsonFastSelect is the fast path's typed and checked rows of the NDJSON
+// objects ms (local files paths), with lineage.
+func (j *job) ndjsonFastSelect(ms []manifest, paths []string, lin lineage) string {
+	src, in := j.ndjsonFastSource(paths)
+	return j.groupSelect(j.plan.typedQueryPass(src, in, ", _obj"), ms, paths, lin, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END")
 }
 
 // firstLineKeys returns the top-level keys of the first non-blank line of
@@ -302,7 +344,10 @@ func ndjsonFits(path string, maxLine int) (fits bool, blank int64, err error) {
 	}
 	defer f.Close()
 	limit := maxLine - 2
-	buf := make([]byte, 1<<20)
+	buf, err := readBuffer(f)
+	if err != nil {
+		return false, 0, err
+	}
 	cur := 0
 	first := true
 	lineBlank := true // the line read so far has only blanks
@@ -404,7 +449,10 @@ func mayLoseDigits(path string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	buf := make([]byte, 1<<20)
+	buf, err := readBuffer(f)
+	if err != nil {
+		return false, err
+	}
 	run, digit := 0, false
 	for {
 		n, err := f.Read(buf)
@@ -429,4 +477,19 @@ func mayLoseDigits(path string) (bool, error) {
 			return false, err
 		}
 	}
+}
+
+// readBuffer returns a buffer to read f with: 1 MiB, or the file's size
+// (plus one byte, to see the end in one read) when smaller. A fresh 1 MiB
+// buffer for each of a thousand small objects cost more than reading them.
+func readBuffer(f *os.File) ([]byte, error) {
+	n := int64(1 << 20)
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size()+1 < n {
+		n = fi.Size() + 1
+	}
+	return make([]byte, n), nil
 }

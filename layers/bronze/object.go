@@ -47,6 +47,13 @@ type colInput struct {
 // typedQuery builds the SELECT that types and checks rows of src (a FROM
 // item exposing the inputs, _line, _pre_err and _resc).
 func (sp *sourcePlan) typedQuery(src string, in []colInput) string {
+	return sp.typedQueryPass(src, in, "")
+}
+
+// typedQueryPass is typedQuery carrying the columns of pass (", a, b")
+// from src through to its output: a source reading many objects in one
+// statement passes _obj, the file each row came from.
+func (sp *sourcePlan) typedQueryPass(src string, in []colInput, pass string) string {
 	var l1, l2, l3 []string
 	var checks []string
 	for i, c := range sp.cols {
@@ -74,10 +81,10 @@ func (sp *sourcePlan) typedQuery(src string, in []colInput) string {
 		}
 		l3 = append(l3, t+" AS "+warehouse.QuoteIdent(c.name))
 	}
-	q := "SELECT " + strings.Join(l1, ", ") + ", _line, _pre_err, _resc FROM " + src
-	q = "SELECT " + strings.Join(l2, ", ") + ", _line, _pre_err, _resc FROM (" + q + ")"
+	q := "SELECT " + strings.Join(l1, ", ") + ", _line, _pre_err, _resc" + pass + " FROM " + src
+	q = "SELECT " + strings.Join(l2, ", ") + ", _line, _pre_err, _resc" + pass + " FROM (" + q + ")"
 	errExpr := "CASE WHEN _pre_err IS NOT NULL THEN _pre_err " + strings.Join(checks, " ") + " END"
-	q = "SELECT " + strings.Join(l3, ", ") + ", _resc AS _rescued, " + errExpr + " AS _err, _line FROM (" + q + ")"
+	q = "SELECT " + strings.Join(l3, ", ") + ", _resc AS _rescued, " + errExpr + " AS _err, _line" + pass + " FROM (" + q + ")"
 	for _, d := range sp.derived {
 		q = "SELECT *, (" + d.Expr + ") AS " + warehouse.QuoteIdent(d.Name) + " FROM (" + q + ")"
 	}
@@ -205,12 +212,17 @@ func readCSVHeader(path, delim, quote string) ([]string, error) {
 // no quoting, so every line is a row; over-long and invalid UTF-8 lines are
 // reader rejects.
 func (j *job) linesReader(path, rejTable string) string {
-	opts := ""
+	return j.linesReaderOf(warehouse.QuoteString(path), rejTable, "")
+}
+
+// linesReaderOf is linesReader over files (a SQL string or list of
+// strings), with extra reader options opts (", filename=true").
+func (j *job) linesReaderOf(files, rejTable, opts string) string {
 	if rejTable != "" {
-		opts = ", store_rejects=true, rejects_table=" + warehouse.QuoteString(rejTable) + ", rejects_scan=" + warehouse.QuoteString(rejTable+"_scan")
+		opts += ", store_rejects=true, rejects_table=" + warehouse.QuoteString(rejTable) + ", rejects_scan=" + warehouse.QuoteString(rejTable+"_scan")
 	}
 	return fmt.Sprintf("read_csv(%s, header=false, columns={'line': 'VARCHAR'}, auto_detect=false, delim='\x01', quote='', escape='', new_line='\\n', max_line_size=%d, null_padding=false%s)",
-		warehouse.QuoteString(path), j.maxLine, opts)
+		files, j.maxLine, opts)
 }
 
 // ndjsonSource builds the FROM item for an NDJSON file.
@@ -243,6 +255,40 @@ func (j *job) ndjsonSource(ctx context.Context, conn *sql.Conn, path, rejTable s
 		}
 	}
 	sort.Strings(keys)
+	in, rescued, structure, resc := j.ndjsonKeyPlan(keys)
+	// A valid line that starts with '{' is an object: json_type parses only
+	// the others. Blank lines are skipped; trim (which copies the line) runs
+	// only for lines that do not start with '{'.
+	lines, strict := j.linesReader(path, rejTable), ""
+	if len(invalid) > 0 {
+		// Only objects with such lines pay for the join.
+		tbl := rejTable + "_json"
+		if err := invalidLinesTable(ctx, conn, tbl, invalid); err != nil {
+			return "", nil, nil, err
+		}
+		lines = "(SELECT l.line, b.reason AS strict_err FROM " + lines + " l LEFT JOIN " + tbl + " b ON rtrim(l.line, chr(13)) = b.line)"
+		strict = " WHEN strict_err IS NOT NULL THEN strict_err"
+	}
+	return ndjsonFrom(lines, strict, structure, resc, ""), in, rescued, nil
+}
+
+// ndjsonFrom is the FROM item typing NDJSON lines: lines is the line
+// reader (a column line, and strict_err when strict is set), structure and
+// resc come from ndjsonKeyPlan, and pass (", _obj") names columns of lines
+// carried through.
+func ndjsonFrom(lines, strict, structure, resc, pass string) string {
+	inner := "SELECT line" + pass + ", CASE WHEN NOT json_valid(line) THEN " + warehouse.QuoteString(errSep+"invalid JSON") + strict +
+		" WHEN NOT starts_with(line, '{') AND json_type(line) <> 'OBJECT' THEN " + warehouse.QuoteString(errSep+"not a JSON object") + " END AS _pre_err FROM " +
+		lines + " WHERE line IS NOT NULL AND (starts_with(line, '{') OR trim(line, ' \t\r') <> '')"
+	mid := "SELECT line AS _line" + pass + ", _pre_err, CASE WHEN _pre_err IS NULL THEN json_transform(line, " + warehouse.QuoteString(structure) + ") END AS s FROM (" + inner + ")"
+	return "(SELECT *, " + resc + " AS _resc FROM (" + mid + "))"
+}
+
+// ndjsonKeyPlan matches the keys present in NDJSON lines (sorted) to the
+// declared columns, exact names first, then by normalised name: it returns
+// the inputs of the typed query (fields of the json_transform struct s),
+// the keys rescued, the json_transform structure and the _resc expression.
+func (j *job) ndjsonKeyPlan(keys []string) ([]colInput, []string, string, string) {
 	in := make([]colInput, len(j.plan.cols))
 	used := map[string]bool{}
 	// json_transform takes the JSON key names; struct fields keep them, so
@@ -284,26 +330,7 @@ func (j *job) ndjsonSource(ctx context.Context, conn *sql.Conn, path, rejTable s
 	if len(rescueParts) > 0 {
 		resc = "CASE WHEN " + strings.Join(rescueConds, " OR ") + " THEN json_merge_patch('{}', json_object(" + strings.Join(rescueParts, ", ") + "))::VARCHAR END"
 	}
-	structure := "{" + strings.Join(fields, ", ") + "}"
-	// A valid line that starts with '{' is an object: json_type parses only
-	// the others. Blank lines are skipped; trim (which copies the line) runs
-	// only for lines that do not start with '{'.
-	lines, strict := j.linesReader(path, rejTable), ""
-	if len(invalid) > 0 {
-		// Only objects with such lines pay for the join.
-		tbl := rejTable + "_json"
-		if err := invalidLinesTable(ctx, conn, tbl, invalid); err != nil {
-			return "", nil, nil, err
-		}
-		lines = "(SELECT l.line, b.reason AS strict_err FROM " + lines + " l LEFT JOIN " + tbl + " b ON rtrim(l.line, chr(13)) = b.line)"
-		strict = " WHEN strict_err IS NOT NULL THEN strict_err"
-	}
-	inner := "SELECT line, CASE WHEN NOT json_valid(line) THEN " + warehouse.QuoteString(errSep+"invalid JSON") + strict +
-		" WHEN NOT starts_with(line, '{') AND json_type(line) <> 'OBJECT' THEN " + warehouse.QuoteString(errSep+"not a JSON object") + " END AS _pre_err FROM " +
-		lines + " WHERE line IS NOT NULL AND (starts_with(line, '{') OR trim(line, ' \t\r') <> '')"
-	mid := "SELECT line AS _line, _pre_err, CASE WHEN _pre_err IS NULL THEN json_transform(line, " + warehouse.QuoteString(structure) + ") END AS s FROM (" + inner + ")"
-	src := "(SELECT *, " + resc + " AS _resc FROM (" + mid + "))"
-	return src, in, rescued, nil
+	return in, rescued, "{" + strings.Join(fields, ", ") + "}", resc
 }
 
 // jsonKey renders a JSON string for a key in a json_transform structure.

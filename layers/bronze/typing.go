@@ -222,29 +222,48 @@ func splitErr(e string) (string, string) {
 // locateNDJSON finds the lines of an NDJSON object's bad rows by their text
 // (a second pass over the file, only when there are bad rows).
 func (j *job) locateNDJSON(ctx context.Context, conn *sql.Conn, obj, path string, lineMap []int64) ([]badRow, error) {
-	rows, err := conn.QueryContext(ctx, "SELECT _line, _err FROM "+obj+" WHERE _err IS NOT NULL")
+	want, err := badLines(ctx, conn, "SELECT '', _line, _err FROM "+obj+" WHERE _err IS NOT NULL")
 	if err != nil {
 		return nil, err
 	}
-	type pending struct {
-		col, reason string
+	return locateLines(path, want[""], lineMap)
+}
+
+// pendingBad is a bad row whose line is still to be found.
+type pendingBad struct {
+	col, reason string
+}
+
+// badLines runs q (a file, a line's text and its _err a row) and returns
+// the bad rows by file, then by text (without a trailing '\r').
+func badLines(ctx context.Context, conn *sql.Conn, q string) (map[string]map[string][]pendingBad, error) {
+	rows, err := conn.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
 	}
-	want := map[string][]pending{}
-	n := 0
+	defer rows.Close()
+	out := map[string]map[string][]pendingBad{}
 	for rows.Next() {
-		var line, e string
-		if err := rows.Scan(&line, &e); err != nil {
-			rows.Close()
+		var file, line, e string
+		if err := rows.Scan(&file, &line, &e); err != nil {
 			return nil, err
 		}
 		c, r := splitErr(e)
 		k := strings.TrimRight(line, "\r")
-		want[k] = append(want[k], pending{c, r})
-		n++
+		if out[file] == nil {
+			out[file] = map[string][]pendingBad{}
+		}
+		out[file][k] = append(out[file][k], pendingBad{c, r})
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
+	return out, rows.Err()
+}
+
+// locateLines finds the lines of the bad rows want (by text) in the file
+// at path, in file order for rows of the same text.
+func locateLines(path string, want map[string][]pendingBad, lineMap []int64) ([]badRow, error) {
+	n := 0
+	for _, ps := range want {
+		n += len(ps)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -717,7 +736,14 @@ func queryRanges(ctx context.Context, conn *sql.Conn, rel string, types map[stri
 // tableMetadata derives the bronze Delta metadata from the typed rows and
 // returns the SELECT that writes them (types Delta cannot hold are cast).
 func (j *job) tableMetadata(ctx context.Context, conn *sql.Conn, final string) (delta.Metadata, string, error) {
-	cols, err := warehouse.Describe(ctx, conn, "SELECT * FROM "+final)
+	return j.tableMetadataLike(ctx, conn, final, final)
+}
+
+// tableMetadataLike is tableMetadata describing like, a relation with the
+// columns and types of final that is cheaper to bind (the fast path's
+// query over one object rather than a thousand).
+func (j *job) tableMetadataLike(ctx context.Context, conn *sql.Conn, final, like string) (delta.Metadata, string, error) {
+	cols, err := warehouse.Describe(ctx, conn, "SELECT * FROM "+like)
 	if err != nil {
 		return delta.Metadata{}, "", err
 	}

@@ -125,15 +125,19 @@ func (m *Mirror) attempt(ctx context.Context, spec Spec, rebuild bool) (_ *Resul
 	if err != nil {
 		return nil, fmt.Errorf("lake table %s version %d: %w", spec.Source, to.Version, err)
 	}
-	cols, err := lakeColumns(spec, schema)
-	if err != nil {
-		return nil, err
-	}
 	res.Version, res.SourceCommittedAt = to.Version, to.Timestamp
 	if hasState {
 		res.FromVersion = st.version
 	}
 	existing, err := describe(ctx, tx, spec.ident())
+	if err != nil {
+		return nil, err
+	}
+	kept := existing
+	if rebuild {
+		kept = nil // a rebuilt table takes only the columns chosen now
+	}
+	cols, err := lakeColumns(spec, schema, kept)
 	if err != nil {
 		return nil, err
 	}
@@ -281,11 +285,11 @@ func (a *apply) sync(ctx context.Context, existing *pgTable, st state, hasState 
 		}
 	}
 	for _, c := range missing {
-		q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", spec.ident().Sanitize(), pgx.Identifier{c.name}.Sanitize(), c.pgType)
+		q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", spec.ident().Sanitize(), pgx.Identifier{c.pg}.Sanitize(), c.pgType)
 		if _, err := a.tx.Exec(ctx, q); err != nil {
-			return false, fmt.Errorf("add column %s to %s: %w", c.name, spec.Target(), err)
+			return false, fmt.Errorf("add column %s to %s: %w", c.pg, spec.Target(), err)
 		}
-		res.AddedColumns = append(res.AddedColumns, c.name)
+		res.AddedColumns = append(res.AddedColumns, c.pg)
 	}
 	if full {
 		return false, a.reload(ctx)
@@ -370,7 +374,7 @@ func (a *apply) direct(ctx context.Context, id pgx.Identifier, before, after fun
 			return err
 		}
 		adds := sortedFiles(a.to.Files)
-		files, err := a.fileSpecs(ctx, adds, nil)
+		files, err := a.fileSpecs(ctx, adds, a.cols)
 		if err != nil {
 			return err
 		}
@@ -517,7 +521,7 @@ func (a *apply) load(ctx context.Context, into pgx.Identifier, adds, removes []d
 	if _, err := tx.Exec(ctx, stageSQL("medallion_stage", a.cols, ord)); err != nil {
 		return fmt.Errorf("create staging table: %w", err)
 	}
-	files, err := a.fileSpecs(ctx, adds, nil)
+	files, err := a.fileSpecs(ctx, adds, a.cols)
 	if err != nil {
 		return err
 	}
@@ -557,7 +561,7 @@ func (a *apply) load(ctx context.Context, into pgx.Identifier, adds, removes []d
 		if c.key {
 			continue
 		}
-		id := pgx.Identifier{c.name}.Sanitize()
+		id := pgx.Identifier{c.pg}.Sanitize()
 		set = append(set, id+" = EXCLUDED."+id)
 		old = append(old, "t."+id)
 		excluded = append(excluded, "EXCLUDED."+id)
@@ -610,7 +614,7 @@ func (a *apply) fileSpecs(ctx context.Context, files []delta.Add, cols []column)
 func stageSQL(name string, cols []column, ord string) string {
 	defs := make([]string, 0, len(cols)+1)
 	for _, c := range cols {
-		defs = append(defs, pgx.Identifier{c.name}.Sanitize()+" "+c.pgType)
+		defs = append(defs, pgx.Identifier{c.pg}.Sanitize()+" "+c.pgType)
 	}
 	if ord != "" {
 		defs = append(defs, pgx.Identifier{ord}.Sanitize()+" bigint")
@@ -621,7 +625,7 @@ func stageSQL(name string, cols []column, ord string) string {
 // ordColumn is a name for the staging order column that no column has.
 func ordColumn(cols []column) string {
 	name := "_medallion_ord"
-	for slices.ContainsFunc(cols, func(c column) bool { return c.name == name }) {
+	for slices.ContainsFunc(cols, func(c column) bool { return c.pg == name }) {
 		name += "_"
 	}
 	return name
@@ -630,7 +634,7 @@ func ordColumn(cols []column) string {
 func quoted(cols []column) []string {
 	out := make([]string, len(cols))
 	for i, c := range cols {
-		out[i] = pgx.Identifier{c.name}.Sanitize()
+		out[i] = pgx.Identifier{c.pg}.Sanitize()
 	}
 	return out
 }
