@@ -21,7 +21,7 @@ func snapshotContent(e *mirrorEnv) map[string]string {
 		q := "SELECT COLUMNS(c -> NOT starts_with(c, '_')) FROM " + tbl + " ORDER BY ALL"
 		switch tbl {
 		case "bronze._quarantine":
-			q = `SELECT source, line, "column", reason, raw FROM bronze._quarantine ORDER BY ALL`
+			q = "SELECT COLUMNS(c -> c NOT IN ('source_file', 'batch_id', 'quarantined_at')) FROM bronze._quarantine ORDER BY ALL"
 		case "gold.top_meters":
 			// An average over rows read in another file order may differ in the last bit.
 			q = "SELECT meter_id, round(mean_usage, 9) FROM gold.top_meters ORDER BY ALL"
