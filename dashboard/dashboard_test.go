@@ -245,7 +245,7 @@ func TestDashboardPages(t *testing.T) {
 			t.Errorf("no row for %s", ref)
 			continue
 		}
-		for _, c := range []string{"layer", "rows", "files", "size", "version", "last-commit", "freshness"} {
+		for _, c := range []string{"layer", "rows", "files", "small", "size", "version", "last-commit", "freshness"} {
 			if !regexp.MustCompile(`<td class="` + c + `[ "]`).MatchString(row[1]) {
 				t.Errorf("%s: no td.%s", ref, c)
 			}

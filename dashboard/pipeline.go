@@ -22,6 +22,7 @@ type tableSummary struct {
 	Rows       int64     `json:"rows"`
 	RowsKnown  bool      `json:"rows_known"`
 	Files      int       `json:"files"`
+	SmallFiles int       `json:"small_files"` // below maintenance.target_file_size: what optimize would rewrite
 	Bytes      int64     `json:"bytes"`
 	Version    int64     `json:"version"`
 	LastCommit time.Time `json:"last_commit,omitzero"`
@@ -29,7 +30,7 @@ type tableSummary struct {
 	Freshness  string    `json:"freshness"`
 }
 
-func summarize(ref layers.TableRef, snap *delta.Snapshot, now time.Time) tableSummary {
+func summarize(ref layers.TableRef, snap *delta.Snapshot, now time.Time, smallBelow int64) tableSummary {
 	s := tableSummary{Table: ref.String(), Layer: string(ref.Layer), Version: -1, Freshness: "not created yet"}
 	if snap == nil {
 		return s
@@ -39,6 +40,9 @@ func summarize(ref layers.TableRef, snap *delta.Snapshot, now time.Time) tableSu
 	s.Files = len(snap.Files)
 	for _, f := range snap.Files {
 		s.Bytes += f.Size
+		if f.Size < smallBelow {
+			s.SmallFiles++
+		}
 	}
 	s.Version = snap.Version
 	s.LastCommit = snap.Timestamp.UTC()
@@ -61,7 +65,7 @@ func (d *Dashboard) summaries(ctx context.Context) ([]tableSummary, error) {
 			if err != nil {
 				return err
 			}
-			out[i] = summarize(ref, snap, now)
+			out[i] = summarize(ref, snap, now, d.o.Pipeline.Maintenance.TargetFileSize)
 			return nil
 		})
 	}

@@ -115,7 +115,7 @@ func (d *Dashboard) tableData(ctx context.Context, ref layers.TableRef, q url.Va
 	if err != nil {
 		return nil, err
 	}
-	pg := &tablePage{tableSummary: summarize(ref, snap, d.o.Now())}
+	pg := &tablePage{tableSummary: summarize(ref, snap, d.o.Now(), d.o.Pipeline.Maintenance.TargetFileSize)}
 	if snap == nil {
 		return pg, nil
 	}

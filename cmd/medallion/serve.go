@@ -143,6 +143,7 @@ func (s *server) start(ctx context.Context) error {
 		return err
 	}
 	s.serveHTTP()
+	s.startMaintenance(ctx)
 	return s.startJobs(ctx)
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/maintenance"
 )
 
 func isExists(err error) bool { return errors.Is(err, lake.ErrExists) }
@@ -33,11 +34,11 @@ func runTables(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "table\tlayer\trows\tfiles\tbytes\tversion\tlast commit\t")
+	fmt.Fprintln(tw, "table\tlayer\trows\tfiles\tsmall\tbytes\tversion\tlast commit\t")
 	for _, ref := range layers.Tables(p) {
 		snap, err := delta.Open(st, ref.Dir()).Snapshot(ctx)
 		if errors.Is(err, delta.ErrNoTable) {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\tnot created yet\t\n", ref, ref.Layer)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\tnot created yet\t\n", ref, ref.Layer)
 			continue
 		}
 		if err != nil {
@@ -52,8 +53,10 @@ func runTables(ctx context.Context, a *app, args []string) error {
 		if !known {
 			rowText = "?"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t\n", ref, ref.Layer, rowText, len(snap.Files),
-			humanize.Bytes(size), snap.Version, snap.Timestamp.UTC().Format(time.RFC3339))
+		// small: files under the compaction target, what `medallion
+		// optimize` would rewrite.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t\n", ref, ref.Layer, rowText, len(snap.Files),
+			maintenance.SmallFiles(snap, p.Maintenance.TargetFileSize), humanize.Bytes(size), snap.Version, snap.Timestamp.UTC().Format(time.RFC3339))
 	}
 	return tw.Flush()
 }

@@ -51,6 +51,7 @@ func TestSpecExample(t *testing.T) {
 		DuckDB:   DuckDB{MemoryLimit: "2GB"},
 		Serve: Serve{HTTP: ServeHTTP{MaxBodyBytes: DefaultMaxBodyBytes, MaxPendingBytes: DefaultMaxPendingBytes,
 			MaxBufferedBytes: DefaultMaxBufferedBytes, BodyTimeout: DefaultBodyTimeout}},
+		Maintenance: defaultMaintenance(),
 		Sources: map[string]*Source{"meters": {
 			Name:   "meters",
 			Format: "ndjson",

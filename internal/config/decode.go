@@ -634,6 +634,7 @@ func (l *loader) decodePipeline(root *yaml.Node, p *Pipeline) {
 		}},
 		field{"serve", func(n *yaml.Node, path string) { l.decodeServe(n, path, &p.Serve) }},
 		field{"bronze", func(n *yaml.Node, path string) { l.decodeBronze(n, path, &p.Bronze) }},
+		field{"maintenance", func(n *yaml.Node, path string) { l.decodeMaintenance(n, path, &p.Maintenance) }},
 		field{"stream", func(n *yaml.Node, path string) {
 			l.object(n, path,
 				field{"trigger", func(n *yaml.Node, path string) { p.Stream.Trigger = l.duration(n, path) }},

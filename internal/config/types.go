@@ -22,6 +22,8 @@ type Pipeline struct {
 	Bronze   Bronze
 	Serve    Serve // limits of `medallion serve`
 
+	Maintenance Maintenance // compaction and retention (maintenance.go)
+
 	SourceOrder   []string
 	SilverOrder   []string
 	GoldOrder     []string

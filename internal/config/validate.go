@@ -59,6 +59,7 @@ func (l *loader) validate(p *Pipeline) {
 	l.validateSchedule(p)
 	l.validateServe(&p.Serve)
 	l.validateBronze(&p.Bronze)
+	l.validateMaintenance(&p.Maintenance)
 	if l.has("stream.trigger") && p.Stream.Trigger <= 0 {
 		l.errorf(nil, "stream.trigger", "must be a positive duration, e.g. 1s (leave stream out to disable stream mode)")
 	}

@@ -73,11 +73,16 @@ func (t *Table) Changes(ctx context.Context, from, to int64) (*Changes, error) {
 }
 
 // AppendedSince is the files the commits of versions (from, to.Version]
-// added, as they stand in to and in to's order, when those commits only
-// appended: ok is false when they did anything else (removed or rewrote
-// files, changed the metadata), when from is not before to, or when their
-// commit files are no longer in the log. Readers that keep up incrementally
-// take it as a fast path and compare snapshots when ok is false.
+// added with dataChange=true, as they stand in to and in to's order, when
+// those commits only appended new rows: ok is false when they did anything
+// else (removed rows, changed the metadata), when a file they added is no
+// longer in to (compacted away with the rows of older files, which the
+// reader cannot tell apart), when from is not before to, or when their
+// commit files are no longer in the log. A compaction of older files
+// (dataChange=false, `medallion optimize`) is nothing new: the rows did not
+// change, so it leaves ok true and adds nothing. Readers that keep up
+// incrementally take it as a fast path and compare snapshots when ok is
+// false.
 func (t *Table) AppendedSince(ctx context.Context, from int64, to *Snapshot) (adds []Add, ok bool, err error) {
 	if from < 0 || from >= to.Version {
 		return nil, false, nil
@@ -89,7 +94,7 @@ func (t *Table) AppendedSince(ctx context.Context, from int64, to *Snapshot) (ad
 	if err != nil {
 		return nil, false, err
 	}
-	if len(ch.Removed) > 0 || ch.Rewritten || ch.MetadataChanged {
+	if len(ch.Removed) > 0 || ch.MetadataChanged {
 		return nil, false, nil
 	}
 	added := make(map[string]bool, len(ch.Added))

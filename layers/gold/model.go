@@ -107,7 +107,7 @@ func (r *runner) runModel(ctx context.Context) (Stats, error) {
 			switch {
 			case !ok:
 				changed = append(changed, in.ref.String()+" (new)")
-			case v != in.snap.Version:
+			case v != in.snap.Version && !onlyCompacted(ctx, in.tbl, v, in.snap.Version):
 				changed = append(changed, fmt.Sprintf("%s %d->%d", in.ref, v, in.snap.Version))
 			}
 		}
@@ -258,4 +258,16 @@ func (r *runner) attachInputs(ctx context.Context, ins []*input) error {
 	}
 	r.restore = cur
 	return nil
+}
+
+// onlyCompacted says the commits of tbl after version from up to to
+// changed no rows: only compactions (`medallion optimize`, dataChange
+// false), so a model computed from version from is still current. Any
+// doubt (a range that cannot be read) says no.
+func onlyCompacted(ctx context.Context, tbl *delta.Table, from, to int64) bool {
+	if from >= to {
+		return false
+	}
+	ch, err := tbl.Changes(ctx, from, to)
+	return err == nil && len(ch.Added) == 0 && len(ch.Removed) == 0 && !ch.MetadataChanged
 }

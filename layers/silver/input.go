@@ -1,8 +1,10 @@
 package silver
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/medallion-dev/medallion/lake/delta"
 )
@@ -20,13 +22,27 @@ type bronzeFile struct {
 // later commit in the range removed again (a compaction) are still
 // returned: their rows are new to silver, and the compacted copy carries
 // dataChange=false.
+//
+// A silver table that has read nothing yet (from < 0) over a bronze table
+// compacted since (`medallion optimize`) reads the files of version to
+// instead, oldest first: every row of bronze is new to it, and the files
+// the compaction replaced may be gone (`medallion vacuum`).
 func newBronzeFiles(ctx context.Context, t *delta.Table, from, to int64) ([]bronzeFile, error) {
 	ch, err := t.Changes(ctx, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("bronze log: silver cannot tell which rows are new: %w", err)
 	}
-	out := make([]bronzeFile, 0, len(ch.Added))
-	for _, a := range ch.Added {
+	added := ch.Added
+	if from < 0 && ch.Rewritten {
+		snap, err := t.SnapshotAt(ctx, to)
+		if err != nil {
+			return nil, fmt.Errorf("bronze version %d: %w", to, err)
+		}
+		added = slices.Clone(snap.Files)
+		slices.SortStableFunc(added, func(x, y delta.Add) int { return cmp.Compare(x.ModificationTime, y.ModificationTime) })
+	}
+	out := make([]bronzeFile, 0, len(added))
+	for _, a := range added {
 		out = append(out, bronzeFile{Path: a.Path, Key: t.Key(a.Path), PartitionValues: a.PartitionValues, Size: a.Size})
 	}
 	return out, nil

@@ -1,0 +1,100 @@
+package config
+
+import (
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults of the maintenance: section (the loader fills them, so they are
+// always set after Load).
+const (
+	DefaultTargetFileSize   = 128 << 20
+	DefaultOptimizeMinFiles = 10
+	DefaultRetain           = 168 * time.Hour
+	DefaultRunsRetain       = 30 * 24 * time.Hour
+	DefaultLeasesRetain     = 7 * 24 * time.Hour
+	DefaultMaintenanceEvery = time.Hour
+	// MinRetain is the shortest data-file retention the pipeline file
+	// accepts: a reader or writer slower than it could lose files it needs.
+	MinRetain = 168 * time.Hour
+)
+
+// Maintenance configures compaction and retention (`medallion optimize`,
+// `medallion vacuum`, and the pass `medallion serve` runs every Every).
+type Maintenance struct {
+	TargetFileSize   int64         // compacted file size; files below it are small
+	OptimizeMinFiles int           // small files a partition needs before it is compacted
+	Retain           time.Duration // data files no version within it needs are vacuumed
+	RunsRetain       time.Duration // run history older than it is deleted
+	LeasesRetain     time.Duration // old lease generation objects older than it are deleted
+	Every            time.Duration // how often serve runs a maintenance pass; 0 with Off
+	Off              bool          // every: off: serve runs none
+}
+
+func (l *loader) decodeMaintenance(n *yaml.Node, path string, m *Maintenance) {
+	l.object(n, path,
+		field{"target_file_size", func(n *yaml.Node, path string) { m.TargetFileSize = l.size(n, path) }},
+		field{"optimize_min_files", func(n *yaml.Node, path string) { m.OptimizeMinFiles = l.integer(n, path) }},
+		field{"retain", func(n *yaml.Node, path string) { m.Retain = l.duration(n, path) }},
+		field{"runs_retain", func(n *yaml.Node, path string) { m.RunsRetain = l.duration(n, path) }},
+		field{"leases_retain", func(n *yaml.Node, path string) { m.LeasesRetain = l.duration(n, path) }},
+		// every: how often serve runs a maintenance pass (a duration, default 1h), or off for none.
+		field{"every", func(n *yaml.Node, path string) {
+			v := strings.TrimSpace(l.str(n, path))
+			if strings.EqualFold(v, "off") {
+				m.Off = true
+				return
+			}
+			d, err := ParseDuration(v)
+			if err != nil {
+				l.errorf(l.deref(n), path, "expected a duration such as 1h, or off, got %q", v)
+				return
+			}
+			m.Every = d
+		}},
+	)
+}
+
+// validateMaintenance checks the values the file gave and fills the
+// defaults of the others.
+func (l *loader) validateMaintenance(m *Maintenance) {
+	const p = "maintenance."
+	if l.has(p+"target_file_size") && m.TargetFileSize < 1<<20 {
+		l.errorf(nil, p+"target_file_size", "%d bytes is too small to compact into: want at least 1MiB, e.g. 128MiB", m.TargetFileSize)
+	}
+	if l.has(p+"optimize_min_files") && m.OptimizeMinFiles < 2 {
+		l.errorf(nil, p+"optimize_min_files", "%d: want 2 or more (compacting one file gains nothing)", m.OptimizeMinFiles)
+	}
+	if l.has(p+"retain") && m.Retain < MinRetain {
+		l.errorf(nil, p+"retain", "%s is under 168h: a reader or writer slower than that could lose files it needs (`medallion vacuum --retain ... --force` does it once by hand)", m.Retain)
+	}
+	for _, k := range []struct {
+		key string
+		v   time.Duration
+	}{{"runs_retain", m.RunsRetain}, {"leases_retain", m.LeasesRetain}} {
+		if l.has(p+k.key) && k.v <= 0 {
+			l.errorf(nil, p+k.key, "must be a positive duration, e.g. 30d")
+		}
+	}
+	if l.has(p+"every") && !m.Off && m.Every <= 0 {
+		l.errorf(nil, p+"every", "must be a positive duration, e.g. 1h, or off")
+	}
+	m.TargetFileSize = cmpOr(m.TargetFileSize, DefaultTargetFileSize)
+	m.OptimizeMinFiles = cmpOr(m.OptimizeMinFiles, DefaultOptimizeMinFiles)
+	m.Retain = cmpOr(m.Retain, DefaultRetain)
+	m.RunsRetain = cmpOr(m.RunsRetain, DefaultRunsRetain)
+	m.LeasesRetain = cmpOr(m.LeasesRetain, DefaultLeasesRetain)
+	if !m.Off {
+		m.Every = cmpOr(m.Every, DefaultMaintenanceEvery)
+	}
+}
+
+// cmpOr is v, or def when v is zero.
+func cmpOr[T int | int64 | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
