@@ -374,7 +374,7 @@ func (a *apply) direct(ctx context.Context, id pgx.Identifier, before, after fun
 		if err != nil {
 			return err
 		}
-		n, err := copyFiles(ctx, tx, a.m.deps.Engine, id, files, a.cols, "", freeze, true)
+		n, err := copyFiles(ctx, tx, a.m.deps.Engine, id, files, a.cols, "", freeze, CrashDuringCopy)
 		if err != nil {
 			return fmt.Errorf("copy rows of %d files: %w", len(adds), err)
 		}
@@ -509,7 +509,7 @@ func (a *apply) load(ctx context.Context, into pgx.Identifier, adds, removes []d
 			return err
 		}
 		// The crash point is in the copy of rows, not of keys.
-		if _, err := copyFiles(ctx, tx, a.m.deps.Engine, pgx.Identifier{"medallion_stage_del"}, files, keys, "", false, false); err != nil {
+		if _, err := copyFiles(ctx, tx, a.m.deps.Engine, pgx.Identifier{"medallion_stage_del"}, files, keys, "", false, ""); err != nil {
 			return fmt.Errorf("copy keys of %d removed files: %w", len(removes), err)
 		}
 	}
@@ -521,7 +521,7 @@ func (a *apply) load(ctx context.Context, into pgx.Identifier, adds, removes []d
 	if err != nil {
 		return err
 	}
-	n, err := copyFiles(ctx, tx, a.m.deps.Engine, pgx.Identifier{"medallion_stage"}, files, a.cols, ord, false, true)
+	n, err := copyFiles(ctx, tx, a.m.deps.Engine, pgx.Identifier{"medallion_stage"}, files, a.cols, ord, false, CrashDuringCopy)
 	if err != nil {
 		return fmt.Errorf("copy rows of %d files: %w", len(adds), err)
 	}
