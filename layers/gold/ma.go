@@ -78,7 +78,9 @@ type flagSpec struct {
 }
 
 // maSpec checks the gold definition against the silver table and fills in
-// the defaults. Errors name the gold table and the field.
+// the defaults. Errors name the gold table and the field. It is over 80
+// lines on purpose: one flat list of checks in field order, which split up
+// would hide which fields are checked and in what order errors come.
 func (r *runner) maSpec(in *input) (*maSpec, error) {
 	g := r.gold
 	name := r.ref.String()
@@ -534,7 +536,6 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *
 		return nil, err
 	}
 	f := newFrame(spec)
-	x := warehouse.QuoteIdent(spec.column)
 
 	inList := ""
 	base := "(" + spec.withBuckets(src, spec.out) + ")"
@@ -548,39 +549,12 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *
 	}
 	var withMA, state string
 	if r.duckdbRows(spec) {
-		// One window statement; the state is each partition's last rows.
-		p := spec.partitionClause()
-		t := r.tempTable("base")
-		q := fmt.Sprintf("CREATE TEMP TABLE %s AS SELECT *, CAST(avg(CAST(%s AS DOUBLE)) OVER (%sORDER BY %s ROWS BETWEEN %d PRECEDING AND CURRENT ROW) AS DOUBLE) AS __ma"+
-			", row_number() OVER (%sORDER BY %s) AS __rk, count(*) OVER (%s) AS __cnt FROM %s",
-			t, x, p, f.sortKeys, spec.rows-1, p, f.sortKeys, p, base)
-		if err := r.exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("%s: compute moving average: %w", r.ref, err)
-		}
-		withMA = fmt.Sprintf("SELECT b.__bucket, %s, b.__ma AS %s FROM %s AS b",
-			strings.Join(prefixAll("b.", quoteAll(spec.out)), ", "), warehouse.QuoteIdent(spec.as), t)
-		state = fmt.Sprintf("SELECT %s, CAST(b.%s AS DOUBLE) AS __x, b.__rk AS __seq, b.__rk = b.__cnt AS __last FROM %s AS b WHERE b.__cnt - b.__rk < %d",
-			strings.Join(f.stateKeys("b."), ", "), x, t, max(spec.rows-1, 1))
+		withMA, state, err = r.fullRowsWindow(ctx, spec, f, base)
 	} else {
-		// The rows in pass order, numbered; the pass's results join back
-		// on __rn. One sort: the first row of a partition is found with lag.
-		first := "row_number() OVER w = 1"
-		for _, p := range quoteAll(spec.part) {
-			first += " OR lag(" + p + ") OVER w IS DISTINCT FROM " + p
-		}
-		t := r.tempTable("base")
-		q := "CREATE TEMP TABLE " + t + " AS SELECT *, row_number() OVER w AS __rn, (" + first + ") AS __first FROM " + base +
-			" WINDOW w AS (ORDER BY " + f.partOrder + ")"
-		if err := r.exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("%s: read %s: %w", r.ref, in.ref, err)
-		}
-		ma, tail, err := r.maPass(ctx, spec, t, false, warehouse.QuoteIdent(spec.order), "CAST("+x+" AS DOUBLE)", "full")
-		if err != nil {
-			return nil, err
-		}
-		withMA = fmt.Sprintf("SELECT b.__bucket, %s, m.ma AS %s FROM %s AS b JOIN %s AS m ON b.__rn = m.__rn",
-			strings.Join(prefixAll("b.", quoteAll(spec.out)), ", "), warehouse.QuoteIdent(spec.as), t, ma)
-		state = "SELECT " + strings.Join(f.stateKeys("b."), ", ") + ", s.__x, s.__seq, s.__last FROM " + tail + " AS s JOIN " + t + " AS b ON b.__rn = s.__rn"
+		withMA, state, err = r.fullPass(ctx, in, spec, f, base)
+	}
+	if err != nil {
+		return nil, err
 	}
 	out, schema, sel, counts, err := r.finishMA(ctx, f, withMA, "out")
 	if err != nil {
@@ -605,17 +579,7 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *
 	if err := r.uploadAll(ctx, res.files); err != nil {
 		return nil, err
 	}
-	if gsnap != nil {
-		recomputed := map[int]bool{}
-		for _, b := range buckets {
-			recomputed[b] = true
-		}
-		for _, a := range gsnap.Files {
-			if b, ok := fileBucket(a.Path); buckets == nil || (ok && recomputed[b]) {
-				res.removes = append(res.removes, a)
-			}
-		}
-	}
+	res.removes = replacedFiles(gsnap, buckets)
 	if len(res.files) == 0 {
 		return res, nil // no file points to a state
 	}
@@ -626,6 +590,69 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *
 		return nil, err
 	}
 	return res, nil
+}
+
+// fullRowsWindow computes a rows-based moving average over base with one
+// DuckDB window statement; the state is each partition's last rows.
+func (r *runner) fullRowsWindow(ctx context.Context, spec *maSpec, f maFrame, base string) (withMA, state string, err error) {
+	x := warehouse.QuoteIdent(spec.column)
+	p := spec.partitionClause()
+	t := r.tempTable("base")
+	q := fmt.Sprintf("CREATE TEMP TABLE %s AS SELECT *, CAST(avg(CAST(%s AS DOUBLE)) OVER (%sORDER BY %s ROWS BETWEEN %d PRECEDING AND CURRENT ROW) AS DOUBLE) AS __ma"+
+		", row_number() OVER (%sORDER BY %s) AS __rk, count(*) OVER (%s) AS __cnt FROM %s",
+		t, x, p, f.sortKeys, spec.rows-1, p, f.sortKeys, p, base)
+	if err := r.exec(ctx, q); err != nil {
+		return "", "", fmt.Errorf("%s: compute moving average: %w", r.ref, err)
+	}
+	withMA = fmt.Sprintf("SELECT b.__bucket, %s, b.__ma AS %s FROM %s AS b",
+		strings.Join(prefixAll("b.", quoteAll(spec.out)), ", "), warehouse.QuoteIdent(spec.as), t)
+	state = fmt.Sprintf("SELECT %s, CAST(b.%s AS DOUBLE) AS __x, b.__rk AS __seq, b.__rk = b.__cnt AS __last FROM %s AS b WHERE b.__cnt - b.__rk < %d",
+		strings.Join(f.stateKeys("b."), ", "), x, t, max(spec.rows-1, 1))
+	return withMA, state, nil
+}
+
+// fullPass computes the moving average over base with the pass: the rows
+// in pass order, numbered; the pass's results join back on __rn. One
+// sort: the first row of a partition is found with lag.
+func (r *runner) fullPass(ctx context.Context, in *input, spec *maSpec, f maFrame, base string) (withMA, state string, err error) {
+	first := "row_number() OVER w = 1"
+	for _, p := range quoteAll(spec.part) {
+		first += " OR lag(" + p + ") OVER w IS DISTINCT FROM " + p
+	}
+	t := r.tempTable("base")
+	q := "CREATE TEMP TABLE " + t + " AS SELECT *, row_number() OVER w AS __rn, (" + first + ") AS __first FROM " + base +
+		" WINDOW w AS (ORDER BY " + f.partOrder + ")"
+	if err := r.exec(ctx, q); err != nil {
+		return "", "", fmt.Errorf("%s: read %s: %w", r.ref, in.ref, err)
+	}
+	x := warehouse.QuoteIdent(spec.column)
+	ma, tail, err := r.maPass(ctx, spec, t, false, warehouse.QuoteIdent(spec.order), "CAST("+x+" AS DOUBLE)", "full")
+	if err != nil {
+		return "", "", err
+	}
+	withMA = fmt.Sprintf("SELECT b.__bucket, %s, m.ma AS %s FROM %s AS b JOIN %s AS m ON b.__rn = m.__rn",
+		strings.Join(prefixAll("b.", quoteAll(spec.out)), ", "), warehouse.QuoteIdent(spec.as), t, ma)
+	state = "SELECT " + strings.Join(f.stateKeys("b."), ", ") + ", s.__x, s.__seq, s.__last FROM " + tail + " AS s JOIN " + t + " AS b ON b.__rn = s.__rn"
+	return withMA, state, nil
+}
+
+// replacedFiles are the files of gsnap a recomputation of buckets (all
+// when nil) replaces; none when the table does not exist.
+func replacedFiles(gsnap *delta.Snapshot, buckets []int) []delta.Add {
+	if gsnap == nil {
+		return nil
+	}
+	recomputed := map[int]bool{}
+	for _, b := range buckets {
+		recomputed[b] = true
+	}
+	var out []delta.Add
+	for _, a := range gsnap.Files {
+		if b, ok := fileBucket(a.Path); buckets == nil || (ok && recomputed[b]) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // writeBucket writes the rows of bucket b of the temp table out, merged
