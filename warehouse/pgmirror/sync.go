@@ -117,15 +117,7 @@ func (m *Mirror) attempt(ctx context.Context, spec Spec, rebuild bool) (_ *Resul
 	// The lake snapshot is read under the lock, after the state: a
 	// concurrent mirror of the same target that recorded a newer version
 	// before we locked is then seen, not mistaken for a recreated table.
-	to, err := tbl.Snapshot(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read lake table %s: %w", spec.Source, err)
-	}
-	schema, err := to.Schema()
-	if err != nil {
-		return nil, fmt.Errorf("lake table %s version %d: %w", spec.Source, to.Version, err)
-	}
-	cols, err := lakeColumns(spec, schema)
+	to, schema, cols, err := lakeSnapshot(ctx, tbl, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -151,12 +143,8 @@ func (m *Mirror) attempt(ctx context.Context, spec Spec, rebuild bool) (_ *Resul
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s AS s (target, source_table, version, mirrored_at, source_committed_at)
-		VALUES ($1, $2, $3, clock_timestamp(), $4)
-		ON CONFLICT (target) DO UPDATE SET source_table = EXCLUDED.source_table, version = EXCLUDED.version,
-			mirrored_at = EXCLUDED.mirrored_at, source_committed_at = EXCLUDED.source_committed_at`, stateIdent(spec.Schema).Sanitize()),
-		spec.Target(), spec.Source.String(), to.Version, nullTime(to.Timestamp)); err != nil {
-		return nil, fmt.Errorf("record version %d in %s: %w", to.Version, StateTable, err)
+	if err := recordState(ctx, tx, spec, to); err != nil {
+		return nil, err
 	}
 	crashpoint.At(CrashBeforeCommit)
 	if err := tx.Commit(ctx); err != nil {
@@ -164,6 +152,37 @@ func (m *Mirror) attempt(ctx context.Context, spec Spec, rebuild bool) (_ *Resul
 	}
 	crashpoint.At(CrashAfterCommit)
 	return res, nil
+}
+
+// lakeSnapshot reads the lake table's current snapshot, its schema and the
+// columns the mirror makes of it.
+func lakeSnapshot(ctx context.Context, tbl *delta.Table, spec Spec) (*delta.Snapshot, *delta.Schema, []column, error) {
+	to, err := tbl.Snapshot(ctx)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read lake table %s: %w", spec.Source, err)
+	}
+	schema, err := to.Schema()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("lake table %s version %d: %w", spec.Source, to.Version, err)
+	}
+	cols, err := lakeColumns(spec, schema)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return to, schema, cols, nil
+}
+
+// recordState records in the state table that the target now mirrors
+// version to of its source, in the transaction that changed its rows.
+func recordState(ctx context.Context, tx pgx.Tx, spec Spec, to *delta.Snapshot) error {
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s AS s (target, source_table, version, mirrored_at, source_committed_at)
+		VALUES ($1, $2, $3, clock_timestamp(), $4)
+		ON CONFLICT (target) DO UPDATE SET source_table = EXCLUDED.source_table, version = EXCLUDED.version,
+			mirrored_at = EXCLUDED.mirrored_at, source_committed_at = EXCLUDED.source_committed_at`, stateIdent(spec.Schema).Sanitize()),
+		spec.Target(), spec.Source.String(), to.Version, nullTime(to.Timestamp)); err != nil {
+		return fmt.Errorf("record version %d in %s: %w", to.Version, StateTable, err)
+	}
+	return nil
 }
 
 func nullTime(t time.Time) any {
