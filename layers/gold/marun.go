@@ -77,7 +77,7 @@ func (r *runner) openMA(ctx context.Context) (*maRun, error) {
 	m.def = m.spec.definition(m.in)
 	m.sv = m.in.snap.Version
 	m.st = Stats{Table: r.ref, Kind: KindMovingAverage, Inputs: map[string]int64{m.srcRef.String(): m.sv}, Version: -1}
-	if m.gsnap, err = snapshotOrNil(ctx, r.tbl); err != nil {
+	if m.gsnap, err = layers.SnapshotOrNil(ctx, r.tbl); err != nil {
 		return nil, fmt.Errorf("%s: read table: %w", r.ref, err)
 	}
 	if m.gsnap != nil {

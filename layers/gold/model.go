@@ -119,7 +119,7 @@ func (r *runner) openModel(ctx context.Context) (*modelRun, error) {
 	b, _ := json.Marshal(map[string]any{"layout": modelLayout, "sql": m.sql, "inputs": m.names})
 	h := sha256.Sum256(b)
 	m.def = hex.EncodeToString(h[:])
-	if m.gsnap, err = snapshotOrNil(ctx, r.tbl); err != nil {
+	if m.gsnap, err = layers.SnapshotOrNil(ctx, r.tbl); err != nil {
 		return m, fmt.Errorf("%s: read table: %w", r.ref, err)
 	}
 	return m, nil

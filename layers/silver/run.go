@@ -82,21 +82,12 @@ func (j *job) newBatch() *batch {
 	return b
 }
 
-// snapshotOrNil is t's snapshot, or nil when the table does not exist.
-func snapshotOrNil(ctx context.Context, t *delta.Table) (*delta.Snapshot, error) {
-	s, err := t.Snapshot(ctx)
-	if errors.Is(err, delta.ErrNoTable) {
-		return nil, nil
-	}
-	return s, err
-}
-
 // position reads where silver stands: the bronze version it consumed and
 // the progress its last commit recorded.
 func (j *job) position(ctx context.Context, b *batch) error {
 	sp := j.sp
 	var err error
-	if b.silverSnap, err = snapshotOrNil(ctx, b.silverT); err != nil {
+	if b.silverSnap, err = layers.SnapshotOrNil(ctx, b.silverT); err != nil {
 		return err
 	}
 	b.consumed = -1
@@ -126,7 +117,7 @@ func (j *job) position(ctx context.Context, b *batch) error {
 func (j *job) plan(ctx context.Context, b *batch) ([]bronzeFile, error) {
 	sp := j.sp
 	var err error
-	if b.lateSnap, err = snapshotOrNil(ctx, b.lateT); err != nil {
+	if b.lateSnap, err = layers.SnapshotOrNil(ctx, b.lateT); err != nil {
 		return nil, err
 	}
 	b.target = -1
