@@ -512,7 +512,9 @@ func (a *apply) changes(ctx context.Context, from int64, missing []column) (adds
 
 // load applies adds and removes to the table into: the keys of rows in
 // removed files that no added row has are deleted; added rows are upserted,
-// the last file (then the last row of it) winning when a key repeats.
+// the last file (then the last row of it) winning when a key repeats. It is
+// a little over 80 lines on purpose: its statements run in this order in
+// one transaction, and reading them in sequence is how to check it.
 func (a *apply) load(ctx context.Context, into pgx.Identifier, adds, removes []delta.Add) error {
 	res, tx := a.res, a.tx
 	adds = sortedFiles(adds)
