@@ -30,7 +30,7 @@ DEMO_DIR := $(CURDIR)/demo
 fuzz:
 	@scripts/fuzz.sh
 
-.PHONY: all build test fuzz minio postgres brokers chromium systemd testreport demo bench lint clean
+.PHONY: docs all build test fuzz minio postgres brokers chromium systemd testreport demo bench lint clean
 
 all: build
 
@@ -85,6 +85,11 @@ demo: build
 # flags: make bench BENCH_FLAGS="-rows-csv 1000000".
 bench: build minio postgres
 	$(GO) run ./bench -medallion $(BIN)/medallion -out BENCHMARKS.md $(BENCH_FLAGS)
+
+# make docs: regenerate docs/config.md from internal/config (a test fails
+# when it is out of date).
+docs:
+	$(GO) generate ./internal/config
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

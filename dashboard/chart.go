@@ -187,7 +187,7 @@ func layoutChart(sd *seriesData, tag string) *chartView {
 		fmt.Fprintf(&b, `<text class="tick-label" x="%s" y="%d" text-anchor="middle">%s</text>`, f1(x(t)), chartH-chartB+19, timeLabel(t, xstep, t1-t0))
 	}
 	fmt.Fprintf(&b, `<text class="axis-title" x="%d" y="%d" text-anchor="middle">%s (UTC)</text>`, chartL+(chartW-chartL-chartR)/2, chartH-2, esc(sd.TimeColumn))
-	fmt.Fprintf(&b, `<text class="axis-title" x="14" y="%d" text-anchor="middle" transform="rotate(-90 14 %d)">%s</text>`, chartT+(chartH-chartT-chartB)/2, chartT+(chartH-chartT-chartB)/2, esc(sd.Measure))
+	fmt.Fprintf(&b, `<text class="axis-title" x="14" y="%d" text-anchor="middle" transform="rotate(-90 14 %d)">%s</text>`, chartT+(chartH-chartT-chartB)/2, chartT+(chartH-chartT-chartB)/2, esc(axisTitle(sd.Measure, sd.Unit)))
 	b.WriteString(`</g>`)
 
 	var flagged strings.Builder
@@ -206,7 +206,7 @@ func layoutChart(sd *seriesData, tag string) *chartView {
 			if p.Flagged {
 				cv.Flagged++
 				fmt.Fprintf(&flagged, `<circle class="point flagged" data-group="%s" cx="%s" cy="%s" r="4.5"><title>%s</title></circle>`,
-					esc(g.Group), f1(x(p.t.Unix())), f1(y(p.V)), esc(pointTitle(g.Group, sd.Measure, p)))
+					esc(g.Group), f1(x(p.t.Unix())), f1(y(p.V)), esc(pointTitle(g.Group, sd.Measure, sd.Unit, p)))
 				continue
 			}
 			fmt.Fprintf(&b, `<circle class="point" cx="%s" cy="%s" r="2.2"></circle>`, f1(x(p.t.Unix())), f1(y(p.V)))
@@ -235,6 +235,10 @@ func layoutChart(sd *seriesData, tag string) *chartView {
 // the legend's font size).
 func legendWidth(label string) float64 { return 19 + 7*float64(len([]rune(label))) + 22 }
 
-func pointTitle(group, measure string, p seriesPoint) string {
-	return fmt.Sprintf("%s · %s · %s = %s · %s", group, p.t.Format("2006-01-02 15:04"), measure, formatFloat(p.V), strings.Join(p.Why, ", "))
+func pointTitle(group, measure, unit string, p seriesPoint) string {
+	v := formatFloat(p.V)
+	if unit != "" {
+		v += " " + unit
+	}
+	return fmt.Sprintf("%s · %s · %s = %s · %s", group, p.t.Format("2006-01-02 15:04"), measure, v, strings.Join(p.Why, ", "))
 }

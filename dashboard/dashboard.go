@@ -108,6 +108,11 @@ type Dashboard struct {
 
 	history   versionCache[[]delta.CommitInfo] // the last historyRows commits
 	lateTimes versionCache[map[string]time.Time]
+	rescued   versionCache[[]trendPoint] // per bronze table: rescued rows per run
+	lateRuns  versionCache[[]trendPoint] // per silver table: late rows per run
+
+	quarantineBy versionCache[nodeCounts] // quarantined rows per bronze table
+	lateBy       versionCache[nodeCounts] // late rows per silver table
 }
 
 // New opens the dashboard's engine and parses its templates.

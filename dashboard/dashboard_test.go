@@ -40,7 +40,7 @@ sources:
     schema:
       timestamp:    {type: timestamp, format: "2006-01-02 15:04:05"}
       meter_id:     {type: string, required: true}
-      energy_usage: {type: double, min: 0}
+      energy_usage: {type: double, min: 0, unit: kWh}
     dedupe: [meter_id, timestamp]
     on_error: quarantine
 silver:

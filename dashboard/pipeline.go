@@ -88,9 +88,18 @@ type lineNode struct {
 	Href   string `json:"href,omitempty"`
 	Rows   *int64 `json:"rows,omitempty"`
 	Muted  bool   `json:"muted,omitempty"` // not created yet, or a disabled mirror
+	// Quarantined (bronze) and Late (silver) count the node's rows in
+	// bronze._quarantine and silver._late; Quality says so in words.
+	Quarantined *int64 `json:"quarantined,omitempty"`
+	Late        *int64 `json:"late,omitempty"`
+	Quality     string `json:"quality,omitempty"`
+	// Freshness is "fresh" (a commit in the last 2 minutes), "stale" (none
+	// in the last hour) or "" (in between, or not a table).
+	Freshness string `json:"freshness,omitempty"`
 
-	X, Y, W, H int    `json:"-"`
-	Short      string `json:"-"` // label cut to fit the box
+	X, Y, W, H int  `json:"-"`
+	DotX       int  `json:"-"` // where the freshness dot goes
+	Bad        bool `json:"-"` // some rows quarantined or late
 }
 
 type lineEdge struct {
@@ -103,12 +112,12 @@ type lineEdge struct {
 var lineageColumns = []string{"raw", "bronze", "silver", "gold", "postgres"}
 
 const (
-	nodeW, nodeH   = 200, 44
+	nodeW, nodeH   = 200, 60
 	colGap, rowGap = 64, 14
 	lineagePad     = 8
 )
 
-func (d *Dashboard) lineage(tables []tableSummary) (*lineage, error) {
+func (d *Dashboard) lineage(tables []tableSummary, quarantined, late nodeCounts) (*lineage, error) {
 	p := d.o.Pipeline
 	byTable := map[string]tableSummary{}
 	for _, t := range tables {
@@ -137,6 +146,10 @@ func (d *Dashboard) lineage(tables []tableSummary) (*lineage, error) {
 		default:
 			n.Detail = "? rows · " + t.Freshness
 		}
+		if ok && t.Exists {
+			n.Freshness = freshnessClass(t.AgeSeconds)
+		}
+		nodeQualityLine(n, ref, quarantined, late)
 		return add(n)
 	}
 	edge := func(from, to string) {
@@ -205,17 +218,28 @@ func (lg *lineage) layout() {
 		tallest = max(tallest, len(c))
 	}
 	lg.Height = 2*lineagePad + tallest*nodeH + (tallest-1)*rowGap
-	lg.Width = 2*lineagePad + len(cols)*nodeW + (len(cols)-1)*colGap + 40 // room for loops on the right
-	for i, c := range cols {
+	// Each column is as wide as its longest name or detail, so names are
+	// shown whole: the page scrolls sideways before a name is cut.
+	x := lineagePad
+	for _, c := range cols {
+		if len(c) == 0 {
+			continue // a layer the pipeline does not use takes no room
+		}
+		w := nodeW
+		for _, n := range c {
+			w = max(w, nodeWidth(n))
+		}
 		h := len(c)*nodeH + max(len(c)-1, 0)*rowGap
 		top := (lg.Height - h) / 2
 		for j, n := range c {
-			n.X = lineagePad + i*(nodeW+colGap)
+			n.X = x
 			n.Y = top + j*(nodeH+rowGap)
-			n.W, n.H = nodeW, nodeH
-			n.Short = shorten(n.Label, 26)
+			n.W, n.H = w, nodeH
+			n.DotX = w - 10
 		}
+		x += w + colGap
 	}
+	lg.Width = max(x-colGap+lineagePad+40, 2*lineagePad+nodeW) // room for loops on the right
 	pos := map[string]*lineNode{}
 	for _, n := range lg.Nodes {
 		pos[n.ID] = n
@@ -234,12 +258,41 @@ func (lg *lineage) layout() {
 	}
 }
 
-func shorten(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
+// nodeWidth is the box a node's texts need: the label is 12px monospace
+// (7.3 units a character), the other lines 11px sans (about 6.3).
+func nodeWidth(n *lineNode) int {
+	w := 12 + 7.3*float64(len([]rune(n.Label)))
+	for _, s := range []string{n.Detail, n.Quality} {
+		w = max(w, 12+6.3*float64(len([]rune(s))))
 	}
-	return string(r[:n-1]) + "…"
+	return int(w) + 20 // the left stripe's margin and the freshness dot
+}
+
+// nodeQualityLine sets a table node's quarantined (bronze) or late
+// (silver) rows. The quarantine and late tables themselves count nothing.
+func nodeQualityLine(n *lineNode, ref layers.TableRef, quarantined, late nodeCounts) {
+	if ref == layers.Quarantine() || ref == layers.Late() {
+		return
+	}
+	switch ref.Layer {
+	case layers.Bronze:
+		q := quarantined[ref.String()]
+		n.Quarantined, n.Quality, n.Bad = &q, groupDigits(q)+" quarantined", q > 0
+	case layers.Silver:
+		l := late[ref.String()]
+		n.Late, n.Quality, n.Bad = &l, groupDigits(l)+" late", l > 0
+	}
+}
+
+// freshnessClass matches the freshness column of the tables list.
+func freshnessClass(age float64) string {
+	switch {
+	case age > 3600:
+		return "stale"
+	case age < 120:
+		return "fresh"
+	}
+	return ""
 }
 
 // pipelinePage is the data of /.
@@ -255,7 +308,11 @@ func (d *Dashboard) pipelineData(ctx context.Context) (pipelinePage, error) {
 	if err != nil {
 		return pipelinePage{}, err
 	}
-	lg, err := d.lineage(tables)
+	quarantined, late, err := d.nodeQuality(ctx)
+	if err != nil {
+		return pipelinePage{}, err
+	}
+	lg, err := d.lineage(tables, quarantined, late)
 	if err != nil {
 		return pipelinePage{}, err
 	}

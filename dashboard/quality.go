@@ -14,6 +14,7 @@ import (
 	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // qualityRun is one run's quality: a bronze batch's quarantined rows, or a
@@ -42,6 +43,10 @@ type qualityPage struct {
 	// QuarantineRows and LateRows are the tables' totals.
 	QuarantineRows int64 `json:"quarantine_rows"`
 	LateRows       int64 `json:"late_rows"`
+	// Rescued and LateTrend are the quality trends: rows rescued by
+	// schema drift per bronze run, late rows per silver run.
+	Rescued   *trend `json:"rescued_trend"`
+	LateTrend *trend `json:"late_trend"`
 }
 
 func (p qualityPage) title() string { return "Quality" }
@@ -66,6 +71,8 @@ func (d *Dashboard) qualityData(ctx context.Context) (*qualityPage, error) {
 	if qsnap != nil {
 		err := d.rd.with(ctx, qref, qsnap.Version, func(db *sql.DB) error {
 			q := view(qref)
+			qs, _ := qsnap.Schema()
+			col := warehouse.QuoteIdent(quarantineColumn(qs))
 			rows, err := db.QueryContext(ctx, `SELECT coalesce(batch_id, ''), max(quarantined_at), count(*), string_agg(DISTINCT source, ', ' ORDER BY source)
 				FROM `+q+` GROUP BY ALL ORDER BY 2 DESC NULLS LAST, 1 DESC LIMIT `+fmt.Sprint(qualityRuns))
 			if err != nil {
@@ -109,7 +116,7 @@ func (d *Dashboard) qualityData(ctx context.Context) (*qualityPage, error) {
 			if err != nil {
 				return fmt.Errorf("quarantine reasons per run: %w", err)
 			}
-			rows, err = db.QueryContext(ctx, `SELECT coalesce(reason, '(none)'), coalesce("column", ''), count(*) AS n FROM `+q+`
+			rows, err = db.QueryContext(ctx, `SELECT coalesce(reason, '(none)'), coalesce(`+col+`, ''), count(*) AS n FROM `+q+`
 				GROUP BY ALL ORDER BY n DESC, 1, 2 LIMIT `+fmt.Sprint(topReasons))
 			if err != nil {
 				return fmt.Errorf("top reasons: %w", err)
@@ -188,6 +195,12 @@ func (d *Dashboard) qualityData(ctx context.Context) (*qualityPage, error) {
 	})
 	if len(pg.Runs) > qualityRuns {
 		pg.Runs = pg.Runs[:qualityRuns]
+	}
+	if pg.Rescued, err = d.rescuedTrend(ctx); err != nil {
+		return nil, err
+	}
+	if pg.LateTrend, err = d.lateTrend(ctx); err != nil {
+		return nil, err
 	}
 	return pg, nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/layers/bronze"
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
@@ -25,6 +27,10 @@ type quarantineFilter struct {
 	SourceFile string `json:"source_file,omitempty"`
 	Since      string `json:"since,omitempty"` // RFC 3339 or 2006-01-02T15:04 (a datetime-local input)
 	Until      string `json:"until,omitempty"`
+
+	// col is the table's name for the refused column: column_name, or
+	// column in a quarantine table made before the rename.
+	col string
 
 	Reasons []string `json:"reasons"` // the choices, most frequent first
 	Columns []string `json:"columns"`
@@ -49,6 +55,20 @@ func parseQuarantineFilter(q url.Values) (*quarantineFilter, error) {
 	return f, nil
 }
 
+// quarantineColumn is the name schema (bronze._quarantine's) gives the
+// refused column: bronze.QuarantineColumn, or the legacy "column" of a
+// table created before the rename, which stays readable as it is.
+func quarantineColumn(schema *delta.Schema) string {
+	if schema != nil {
+		if _, ok := schema.Field(bronze.QuarantineColumn); !ok {
+			if _, ok := schema.Field(bronze.LegacyQuarantineColumn); ok {
+				return bronze.LegacyQuarantineColumn
+			}
+		}
+	}
+	return bronze.QuarantineColumn
+}
+
 func parseFilterTime(s string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
@@ -66,7 +86,7 @@ func (f *quarantineFilter) where() []string {
 		pat := warehouse.QuoteString("%" + f.Q + "%")
 		w = append(w, fmt.Sprintf(`(coalesce("raw", '') ILIKE %s OR coalesce("reason", '') ILIKE %s OR coalesce("source_file", '') ILIKE %s)`, pat, pat, pat))
 	}
-	for _, c := range []struct{ col, v string }{{"reason", f.Reason}, {"column", f.Column}, {"source_file", f.SourceFile}} {
+	for _, c := range []struct{ col, v string }{{"reason", f.Reason}, {f.col, f.Column}, {"source_file", f.SourceFile}} {
 		if c.v != "" {
 			w = append(w, fmt.Sprintf("coalesce(%s, '') = %s", warehouse.QuoteIdent(c.col), warehouse.QuoteString(c.v)))
 		}
@@ -85,7 +105,7 @@ func (f *quarantineFilter) readOptions(ctx context.Context, db *sql.DB, table st
 	for _, o := range []struct {
 		col string
 		dst *[]string
-	}{{"reason", &f.Reasons}, {"column", &f.Columns}, {"source_file", &f.Files}} {
+	}{{"reason", &f.Reasons}, {f.col, &f.Columns}, {"source_file", &f.Files}} {
 		rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT coalesce(%s, '') AS v FROM %s GROUP BY v ORDER BY count(*) DESC, v LIMIT %d`,
 			warehouse.QuoteIdent(o.col), table, maxOptions))
 		if err != nil {

@@ -152,6 +152,7 @@ type seriesData struct {
 	TimeColumn  string        `json:"time_column"`
 	TimeColumns []string      `json:"time_columns"`
 	Measure     string        `json:"measure"`
+	Unit        string        `json:"unit,omitempty"` // the measure's declared unit
 	Range       string        `json:"range"`
 	From        string        `json:"from,omitempty"` // the range drawn, RFC 3339
 	To          string        `json:"to,omitempty"`
@@ -219,7 +220,7 @@ func flagExpr(ti *tableInfo, col string) string {
 // group's min and max per bucket and its flagged rows.
 func readSeries(ctx context.Context, db *sql.DB, ti *tableInfo, sq *seriesQuery) (*seriesData, error) {
 	sd := &seriesData{
-		Table: ti.ref.String(), TimeColumn: sq.timeCol, TimeColumns: ti.timeCols, Measure: sq.measure,
+		Table: ti.ref.String(), TimeColumn: sq.timeCol, TimeColumns: ti.timeCols, Measure: sq.measure, Unit: ti.units[sq.measure],
 		Range: sq.rng, Width: sq.width, GroupBy: ti.groupBy, Rank: sq.rank, Flags: ti.flags,
 		Groups: []seriesGroup{}, GroupNames: []string{},
 	}

@@ -168,6 +168,7 @@ func (d *Dashboard) tableData(ctx context.Context, ref layers.TableRef, q url.Va
 		if err != nil {
 			return nil, err
 		}
+		f.col = quarantineColumn(ti.schema)
 		pg.Filter, filter = f, f.where()
 	}
 	err = d.rd.with(ctx, ref, snap.Version, func(db *sql.DB) error {

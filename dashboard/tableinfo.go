@@ -34,15 +34,16 @@ const (
 type tableInfo struct {
 	ref      layers.TableRef
 	schema   *delta.Schema
-	numeric  []string // columns a chart can plot
-	groupBy  []string // a series per distinct value
-	flags    []string // boolean flag columns (gold moving averages)
-	measure  string   // the default measure
-	series   bool     // has a timestamp column to chart over
-	windowed bool     // has window_start (one row per window)
-	timeCols []string // timestamp columns, the default first
-	timeCol  string   // the default time axis
-	batchCol string   // the column ?batch= filters on ("" when none)
+	numeric  []string          // columns a chart can plot
+	groupBy  []string          // a series per distinct value
+	flags    []string          // boolean flag columns (gold moving averages)
+	measure  string            // the default measure
+	series   bool              // has a timestamp column to chart over
+	windowed bool              // has window_start (one row per window)
+	timeCols []string          // timestamp columns, the default first
+	timeCol  string            // the default time axis
+	batchCol string            // the column ?batch= filters on ("" when none)
+	units    map[string]string // number columns' declared units (see unitOf)
 }
 
 func isTimestamp(t delta.DataType) bool {
@@ -55,6 +56,12 @@ func newTableInfo(p *config.Pipeline, ref layers.TableRef, schema *delta.Schema)
 	for _, f := range schema.Fields {
 		if f.Type.IsNumeric() {
 			ti.numeric = append(ti.numeric, f.Name)
+			if u := unitOf(p, ref, f.Name); u != "" {
+				if ti.units == nil {
+					ti.units = map[string]string{}
+				}
+				ti.units[f.Name] = u
+			}
 		}
 	}
 	ti.timeCols = timeColumns(schema)

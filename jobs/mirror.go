@@ -33,7 +33,8 @@ func MirrorSpec(m *config.Mirror) (pgmirror.Spec, error) {
 	if !ok {
 		schema, table = "public", m.To
 	}
-	s := pgmirror.Spec{Source: WarehouseRef(ref), Schema: schema, Table: table, Key: slices.Clone(m.Key)}
+	s := pgmirror.Spec{Source: WarehouseRef(ref), Schema: schema, Table: table, Key: slices.Clone(m.Key),
+		Columns: slices.Clone(m.Columns), Exclude: slices.Clone(m.Exclude), Lineage: config.LineageColumns(), Names: m.Names}
 	return s, s.Validate()
 }
 

@@ -57,7 +57,7 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 // ends with. A lease's renewal timer stays in waiters after the lease is
 // released (nothing reads it any more), so counting only the scheduler's
 // own waits keeps a stale renewal due at the same instant out of
-// waitingAt.
+// schedulersAt.
 func calledFrom(name string) bool {
 	pc, _, _, ok := runtime.Caller(2)
 	if !ok {
@@ -102,13 +102,19 @@ func (c *fakeClock) nextBefore(limit time.Time) (time.Time, bool) {
 	return next, !next.IsZero()
 }
 
-// waitingAt counts the scheduler loops waiting to wake at exactly at.
-func (c *fakeClock) waitingAt(at time.Time) int {
+// waitingAt counts the waiters that fire at exactly at.
+func (c *fakeClock) waitingAt(at time.Time) int { return c.countAt(at, false) }
+
+// schedulersAt counts the scheduler loops waiting to wake at exactly at,
+// leaving out lease timers (a released lease's renewal timer stays behind).
+func (c *fakeClock) schedulersAt(at time.Time) int { return c.countAt(at, true) }
+
+func (c *fakeClock) countAt(at time.Time, onlySched bool) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
 	for _, w := range c.waiters {
-		if w.sched && w.at.Equal(at) {
+		if (w.sched || !onlySched) && w.at.Equal(at) {
 			n++
 		}
 	}
@@ -491,19 +497,21 @@ func TestTwoSchedulersRunEachDueTimeOnce(t *testing.T) {
 		// Every cron goroutine of both processes is waiting for a due time
 		// up to d: the losers of the last round have given up their retries.
 		eventually(t, fmt.Sprintf("both processes idle before minute %d", m), func() bool {
-			n := clock.waitingAt(d)
+			n := clock.schedulersAt(d)
 			if m%2 == 1 {
-				n += clock.waitingAt(d.Add(time.Minute)) // gold waits for the next even minute
+				n += clock.schedulersAt(d.Add(time.Minute)) // gold waits for the next even minute
 			}
 			if n == cronJobs {
 				return true
 			}
 			// Fire the losers' lease retries, one at a time, so they find
-			// the due time done. Only a retry already waiting is fired:
-			// advancing while the winner is still busy with MinIO would
-			// burn through the retries' schedule in real milliseconds and
-			// strand the next retry past where the clock may go (before d).
-			if next, ok := clock.nextBefore(d.Add(-time.Second)); ok {
+			// the due time done. Only a retry already waiting is fired, and
+			// only while no lease is held: advancing while a winner is
+			// still busy with MinIO (slow on a loaded machine) would burn
+			// through the retries' schedule in real milliseconds and strand
+			// the next retry past where the clock may go (before d).
+			next, ok := clock.nextBefore(d.Add(-time.Second))
+			if ok && !anyLeaseHeld(t, store, clock.Now()) {
 				clock.Set(next)
 			}
 			return false
@@ -552,6 +560,22 @@ func TestTwoSchedulersRunEachDueTimeOnce(t *testing.T) {
 		t.Errorf("jobs ran twice at once: %v", l.overlap)
 	}
 	t.Logf("%d runs, by owners %v", total, owners)
+}
+
+// anyLeaseHeld reports whether some job's lease binds at now (a run is in
+// progress or has not released yet).
+func anyLeaseHeld(t *testing.T, store lake.Store, now time.Time) bool {
+	t.Helper()
+	leases, err := ListLeases(t.Context(), store)
+	if err != nil {
+		t.Fatalf("list leases: %v", err)
+	}
+	for _, l := range leases {
+		if l.Held(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // deadStore is a lake.Store that fails every call once its process is

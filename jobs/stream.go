@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/metrics"
-	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/bronze"
@@ -37,6 +36,8 @@ type Stream struct {
 	// Recent receives every job run of every micro-batch (nil: not kept),
 	// for the dashboard's runs page.
 	Recent *RecentRuns
+
+	disc *streamDiscovery // streamdiscover.go
 }
 
 // StreamMetrics are what stream mode reports on /metrics.
@@ -117,6 +118,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		for _, m := range promoted {
 			seen[m.Source+"/"+m.SHA256] = true
 		}
+		s.settle(ctx, seen)
 		s.count("ok")
 	}
 }
@@ -228,29 +230,18 @@ func (s *Stream) promotedLate(ctx context.Context, seen map[string]bool, fresh [
 }
 
 // newManifests lists the raw objects of every source that no earlier batch
-// of this process promoted. The first call returns them all (after a
-// restart they may already be in bronze: bronze's txn skips those, and
-// their latency is not measured past the first batch).
+// of this process promoted, from bronze's discovery cursor
+// (streamdiscover.go). The first call returns those of the grace window
+// (after a restart they may already be in bronze: bronze's txn skips
+// those, and their latency is not measured past the first batch).
 func (s *Stream) newManifests(ctx context.Context, seen map[string]bool) ([]raw.Manifest, error) {
 	var out []raw.Manifest
 	for _, src := range s.Runner.Pipeline.SourceOrder {
-		shas, err := raw.ListManifests(ctx, s.Runner.Store, src)
+		ms, err := s.fresh(ctx, src, seen)
 		if err != nil {
 			return nil, err
 		}
-		for _, sha := range shas {
-			if seen[src+"/"+sha] {
-				continue
-			}
-			m, err := raw.ReadManifest(ctx, s.Runner.Store, src, sha)
-			if errors.Is(err, lake.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("read manifest %s/%s: %w", src, sha, err)
-			}
-			out = append(out, m)
-		}
+		out = append(out, ms...)
 	}
 	return out, nil
 }

@@ -238,6 +238,9 @@ func (l *Local) List(ctx context.Context, prefix, startAfter string) ([]ObjectIn
 			if key == localTmpDir || !(strings.HasPrefix(dirKey, prefix) || strings.HasPrefix(prefix, dirKey)) {
 				return filepath.SkipDir
 			}
+			if dirKey < startAfter && !strings.HasPrefix(startAfter, dirKey) {
+				return filepath.SkipDir // every key under it sorts before startAfter
+			}
 			return nil
 		}
 		if !d.Type().IsRegular() || !strings.HasPrefix(key, prefix) || key <= startAfter {

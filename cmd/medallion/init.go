@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/internal/redact"
@@ -19,6 +20,7 @@ func runInit(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("init")
 	lakeURL := fs.String("lake", "", "lake URL: file://DIR or s3://bucket/prefix (default file://./lake)")
 	force := fs.Bool("force", false, "overwrite an existing pipeline file")
+	template := fs.String("template", "energy", "pipeline to write, one per sample data kind: "+templateNames())
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -30,7 +32,10 @@ func runInit(ctx context.Context, a *app, args []string) error {
 	if path == "" {
 		path = "medallion.yaml"
 	}
-	starter := config.Starter()
+	starter, info, err := config.Template(*template)
+	if err != nil {
+		return usagef("--template: %v", err)
+	}
 	if *lakeURL != "" {
 		starter = lakeLine.ReplaceAll(starter, []byte("lake: "+*lakeURL))
 	}
@@ -55,6 +60,16 @@ func runInit(ctx context.Context, a *app, args []string) error {
 	if _, err := st.PutIfAbsent(ctx, "_medallion/lake.json", bytes.NewReader([]byte(marker)), int64(len(marker))); err != nil && !isExists(err) {
 		return fmt.Errorf("create lake %s: %w", redact.String(p.Lake), err)
 	}
-	fmt.Fprintf(a.stdout, "wrote %s\nlake ready at %s\nnext: medallion generate energy --rows 100000 --out meters.ndjson && medallion ingest meters meters.ndjson && medallion run\n", path, st.URL())
+	fmt.Fprintf(a.stdout, "wrote %s\nlake ready at %s\nnext: medallion generate %s --rows 100000 --out %s && medallion ingest %s %s && medallion run\n",
+		path, st.URL(), info.Name, info.File, info.Source, info.File)
 	return nil
+}
+
+// templateNames lists the names --template takes.
+func templateNames() string {
+	var names []string
+	for _, t := range config.Templates() {
+		names = append(names, t.Name)
+	}
+	return strings.Join(names, ", ")
 }

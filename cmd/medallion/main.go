@@ -32,7 +32,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"init", "[--lake URL]", "write a starter medallion.yaml and create the lake", runInit},
+		{"init", "[--lake URL] [--template KIND]", "write a starter medallion.yaml (or one per sample kind) and create the lake", runInit},
 		{"generate", "KIND [--rows N] [--out FILE] [--format csv|ndjson|json] [--late-fraction F] [--bad-fraction F] [--seed S]", "write sample data (energy, ecommerce, sensor, turnstile)", runGenerate},
 		{"ingest", "SOURCE FILE|DIR|-...", "land files in raw, exactly once by content", runIngest},
 		{"run", "[LAYER|TABLE ...]", "promote raw -> bronze -> silver -> gold -> mirror, once", runRun},

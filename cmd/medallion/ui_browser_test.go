@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -331,7 +332,7 @@ const browserPipeline = `sources:
     schema:
       timestamp:    {type: timestamp, format: "2006-01-02 15:04:05", tz: UTC}
       meter_id:     {type: string, required: true}
-      energy_usage: {type: double, min: 0}
+      energy_usage: {type: double, min: 0, unit: kWh}
     dedupe: [meter_id, timestamp]
     on_error: quarantine
 silver:
@@ -571,7 +572,70 @@ func checkPipelinePage(t *testing.T, b *browser, l *testLake, base string) {
 			t.Errorf("svg#lineage has %d edges %s -> %s, want 1", n, e[0], e[1])
 		}
 	}
+	checkLineageQuality(t, b, l)
 	b.checkErrors()
+}
+
+// lineageNode is what the browser drew of one lineage node.
+type lineageNode struct {
+	ID          string  `json:"id"`
+	Label       string  `json:"label"`
+	LabelWidth  float64 `json:"labelWidth"` // rendered text length
+	BoxWidth    float64 `json:"boxWidth"`
+	Quality     string  `json:"quality"`
+	QualityFill string  `json:"qualityFill"`
+	Quarantined string  `json:"quarantined"`
+	Late        string  `json:"late"`
+	Fresh       bool    `json:"fresh"`
+}
+
+// checkLineageNames: every node's name is drawn whole, inside its box.
+func checkLineageNames(t *testing.T, nodes []lineageNode) {
+	t.Helper()
+	if len(nodes) == 0 {
+		t.Error("svg#lineage has no nodes")
+	}
+	for _, n := range nodes {
+		if n.Label != n.ID {
+			t.Errorf("node %s is labelled %q: want its full name", n.ID, n.Label)
+		}
+		if n.LabelWidth+12 > n.BoxWidth {
+			t.Errorf("node %s: its name is %.0f px long, its box %.0f px wide", n.ID, n.LabelWidth, n.BoxWidth)
+		}
+	}
+}
+
+// lineageNodesJS reads the lineage's nodes as lineageNode.
+const lineageNodesJS = `[...document.querySelectorAll("svg#lineage g.node")].map(g => {
+  const q = g.querySelector("text.quality");
+  return {id: g.dataset.node, label: g.querySelector("text.label").textContent,
+    labelWidth: g.querySelector("text.label").getComputedTextLength(), boxWidth: g.querySelector("rect").width.baseVal.value,
+    quality: q ? q.textContent : "", qualityFill: q ? getComputedStyle(q).fill : "",
+    quarantined: g.dataset.quarantined || "", late: g.dataset.late || "", fresh: g.classList.contains("fresh")} })`
+
+// checkLineageQuality: every node's name is drawn whole inside its box;
+// bronze says its quarantined rows (in red when some) and silver its late
+// rows, as the lake counts them; a table just committed is fresh.
+func checkLineageQuality(t *testing.T, b *browser, l *testLake) {
+	nodes := eval[[]lineageNode](b, lineageNodesJS)
+	byID := map[string]lineageNode{}
+	for _, n := range nodes {
+		byID[n.ID] = n
+	}
+	checkLineageNames(t, nodes)
+	q := l.count(t, "SELECT count(*) AS n FROM bronze._quarantine WHERE source = 'meters'")
+	if n := byID["bronze.meters"]; n.Quarantined != fmt.Sprint(q) || digits(n.Quality) != q || n.QualityFill != "rgb(209, 52, 59)" {
+		t.Errorf("bronze.meters: data-quarantined %q, says %q in %s; the lake has %d quarantined (want them in red)", n.Quarantined, n.Quality, n.QualityFill, q)
+	}
+	late := l.count(t, "SELECT count(*) AS n FROM silver._late WHERE \"table\" LIKE '%usage_1m'")
+	if n := byID["silver.usage_1m"]; n.Late != fmt.Sprint(late) || digits(n.Quality) != late || !strings.HasSuffix(n.Quality, " late") {
+		t.Errorf("silver.usage_1m: data-late %q, says %q; the lake has %d late", n.Late, n.Quality, late)
+	}
+	for _, id := range []string{"bronze.meters", "silver.usage_1m", "gold.usage_ma"} {
+		if !byID[id].Fresh {
+			t.Errorf("%s was committed in the last minutes but is not drawn fresh", id)
+		}
+	}
 }
 
 // chart is the state of svg#chart.
@@ -752,6 +816,10 @@ func checkBronzePage(t *testing.T, b *browser, base string) {
 	if n := b.count("svg#chart text.axis-title"); n != 2 {
 		t.Errorf("%d axis titles, want 2", n)
 	}
+	// The declared unit (unit: kWh) titles the y axis as chart.js drew it.
+	if y := eval[string](b, `document.querySelector("svg#chart text.axis-title[transform]").textContent`); y != "energy_usage (kWh)" {
+		t.Errorf("y-axis title %q, want %q", y, "energy_usage (kWh)")
+	}
 	// The spikes (five times the usage) survive downsampling: the highest
 	// point drawn is the highest reading.
 	top := eval[float64](b, `Math.max(...document.querySelector("svg#chart").__sd.groups.flatMap(g => g.points.map(p => p.v)))`)
@@ -774,8 +842,8 @@ func checkBronzePage(t *testing.T, b *browser, base string) {
 	// Hover values.
 	eval[bool](b, `(() => { const c = document.querySelector("svg#chart"), r = c.getBoundingClientRect();
 	  c.dispatchEvent(new MouseEvent("mousemove", {clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true})); return true })()`)
-	if h := eval[string](b, `document.querySelector("svg#chart").dataset.hover || ""`); !strings.Contains(h, "meter-a: ") {
-		t.Errorf("hover shows %q, want each meter's value", h)
+	if h := eval[string](b, `document.querySelector("svg#chart").dataset.hover || ""`); !strings.Contains(h, "meter-a: ") || !strings.Contains(h, " kWh") {
+		t.Errorf("hover shows %q, want each meter's value in kWh", h)
 	}
 	b.screenshot("04b-table-bronze-15m-hover")
 
@@ -807,7 +875,15 @@ func checkQualityPage(t *testing.T, b *browser, l *testLake, base string) {
 	if st := b.open("quality page", base+"/quality"); st != http.StatusOK {
 		t.Fatalf("GET /quality answered %d", st)
 	}
+	// A reading with a column the source does not declare, sent while the
+	// page is open: bronze keeps it in _rescued, and the rescued trend
+	// grows a bar for its run without a reload.
+	before := b.count("svg#trend-rescued rect.bar")
+	ingest(t, base, "", `{"timestamp":"2024-03-01 00:59:59","meter_id":"meter-c","energy_usage":2.5,"voltage":231}`+"\n")
+	b.waitFor("the rescued run's bar", fmt.Sprintf(`document.querySelectorAll("svg#trend-rescued rect.bar").length > %d &&
+	  document.querySelector("svg#trend-rescued rect.bar:last-of-type").dataset.count === "1"`, before), 20*time.Second)
 	b.screenshot("05-quality")
+	checkQualityTrends(t, b, l)
 	if n := b.count("table#quality-runs tr.run"); n == 0 {
 		t.Fatal("table#quality-runs has no tr.run")
 	}
@@ -855,6 +931,52 @@ func checkQualityPage(t *testing.T, b *browser, l *testLake, base string) {
 	}
 	b.checkErrors()
 	checkQuarantineFilter(t, b, l)
+}
+
+// trendBar is one bar of a quality trend as drawn.
+type trendBar struct {
+	Count  int64   `json:"count"`
+	Height float64 `json:"height"` // on screen
+	Inside bool    `json:"inside"` // within its svg
+}
+
+// checkQualityTrends: the rescued trend draws the drift run as a visible
+// bar of 1, and the late trend's bars add up to silver._late.
+func checkQualityTrends(t *testing.T, b *browser, l *testLake) {
+	bars := func(id string) []trendBar {
+		return eval[[]trendBar](b, `(() => { const s = document.getElementById(`+jsString(id)+`); if (!s) return [];
+		  const box = s.getBoundingClientRect();
+		  return [...s.querySelectorAll("rect.bar")].map(r => { const q = r.getBoundingClientRect();
+		    return {count: +r.dataset.count, height: q.height, inside: q.left >= box.left && q.right <= box.right && q.top >= box.top && q.bottom <= box.bottom} }) })()`)
+	}
+	rescued := bars("trend-rescued")
+	if len(rescued) < 2 {
+		t.Fatalf("svg#trend-rescued has %d bars, want one per bronze run (2 or more)", len(rescued))
+	}
+	if last := rescued[len(rescued)-1]; last.Count != 1 || last.Height < 20 {
+		t.Errorf("the newest bronze run rescued %d rows drawn %.1f px high, want 1 row drawn as a full bar", last.Count, last.Height)
+	}
+	// The drift row's silver run may commit after the swap that drew its
+	// bronze run: wait for the page to catch up with the lake.
+	var want, sum int64
+	var late []trendBar
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		want, late, sum = l.count(t, "SELECT count(*) AS n FROM silver._late"), bars("trend-late"), 0
+		for _, r := range late {
+			sum += r.Count
+		}
+		if sum == want || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, r := range append(rescued, late...) {
+		if !r.Inside || r.Height <= 0 {
+			t.Errorf("a trend bar is drawn outside its chart or not at all: %+v", r)
+		}
+	}
+	if sum != want || len(late) == 0 {
+		t.Errorf("svg#trend-late: %d bars adding up to %d, silver._late has %d rows", len(late), sum, want)
+	}
 }
 
 // checkQuarantineFilter picks a reason in the quarantine's filter form
@@ -1026,6 +1148,8 @@ const stationsPipeline = `sources:
 gold:
   anomalies:
     sql: SELECT ts, station, entries, entries > 100 AS anomaly FROM bronze.turnstiles
+  turnstile_entries_per_station_and_minute_over_the_last_day:
+    sql: SELECT station, date_trunc('minute', ts) AS minute, sum(entries) AS entries FROM bronze.turnstiles GROUP BY ALL
 stream:
   trigger: 1s
 `
@@ -1112,6 +1236,18 @@ func TestBrowserDashboardStations(t *testing.T) {
 	b.waitFor("the picked stations", `(() => { const c = document.querySelector("svg#chart");
 	  return (c.querySelectorAll("path.series").length === 4 || c.querySelectorAll("path.series").length === 3) && !!c.querySelector('path.series[data-group="station-12"]') })()`, 10*time.Second)
 	b.screenshot("11b-stations-picked")
+
+	// A long table name is drawn whole on the lineage.
+	if st := b.open("pipeline with a long table name", srv.base+"/"); st != http.StatusOK {
+		t.Fatalf("GET / answered %d", st)
+	}
+	nodes := eval[[]lineageNode](b, lineageNodesJS)
+	checkLineageNames(t, nodes)
+	long := "gold.turnstile_entries_per_station_and_minute_over_the_last_day"
+	if !slices.ContainsFunc(nodes, func(n lineageNode) bool { return n.ID == long }) {
+		t.Errorf("the lineage has no node %s", long)
+	}
+	b.screenshot("11c-lineage-long-name")
 	b.checkErrors()
 }
 

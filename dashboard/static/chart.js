@@ -82,6 +82,9 @@
     if (step < 60) return hm + ':' + pad(d.getUTCSeconds());
     return hm;
   }
+  // unitSuffix is " kWh" when the measure declares a unit, else "".
+  function unitSuffix(sd) { return sd.unit ? ' ' + sd.unit : ''; }
+
   function fmtValue(v) {
     if (v !== 0 && (Math.abs(v) >= 1e12 || Math.abs(v) < 1e-4)) return v.toPrecision(6);
     var s = v.toFixed(4).replace(/0+$/, '').replace(/\.$/, '');
@@ -152,7 +155,7 @@
     });
     var mid = T + (h - T - B) / 2;
     out.push('<text class="axis-title" x="' + (L + (W - L - R) / 2) + '" y="' + (h - 2) + '" text-anchor="middle">' + esc(sd.time_column) + ' (UTC)</text>');
-    out.push('<text class="axis-title" x="14" y="' + mid + '" text-anchor="middle" transform="rotate(-90 14 ' + mid + ')">' + esc(sd.measure) + '</text>');
+    out.push('<text class="axis-title" x="14" y="' + mid + '" text-anchor="middle" transform="rotate(-90 14 ' + mid + ')">' + esc(sd.unit ? sd.measure + ' (' + sd.unit + ')' : sd.measure) + '</text>');
     out.push('</g>');
 
     var flagged = [], points = 0, nflag = 0;
@@ -165,7 +168,7 @@
         points++;
         if (p.flagged) {
           nflag++;
-          var title = g.group + ' · ' + fmtTime(p.ts) + ' · ' + sd.measure + ' = ' + fmtValue(p.v) + ' · ' + (p.flags || []).join(', ');
+          var title = g.group + ' · ' + fmtTime(p.ts) + ' · ' + sd.measure + ' = ' + fmtValue(p.v) + unitSuffix(sd) + ' · ' + (p.flags || []).join(', ');
           flagged.push('<circle class="point flagged" data-group="' + G + '" cx="' + f1(x(p.ts)) + '" cy="' + f1(y(p.v)) +
             '" r="4.5"><title>' + esc(title) + '</title></circle>');
           return;
@@ -223,7 +226,7 @@
       var best = null, i = colour(sd, grp, k);
       grp.points.forEach(function (p) { if (!best || Math.abs(p.ts - t) < Math.abs(best.ts - t)) best = p; });
       if (!best) return;
-      lines.push({ c: i % MAXG, s: grp.group + ': ' + fmtValue(best.v) + (best.flagged ? ' ⚑ ' + (best.flags || []).join(', ') : '') + ' @ ' + fmtTime(best.ts) });
+      lines.push({ c: i % MAXG, s: grp.group + ': ' + fmtValue(best.v) + unitSuffix(sd) + (best.flagged ? ' ⚑ ' + (best.flags || []).join(', ') : '') + ' @ ' + fmtTime(best.ts) });
       marks.push('<circle class="hover-point c' + (i % MAXG) + '" cx="' + f1(fr.x(best.ts)) + '" cy="' + f1(fr.y(best.v)) + '" r="4"></circle>');
     });
     var bx = vx + 12 > W - 330 ? vx - 332 : vx + 12, out = [];

@@ -99,7 +99,7 @@ func TestSpecExample(t *testing.T) {
 				Line:      42,
 			},
 		},
-		Mirror: []*Mirror{{Table: "gold.meter_usage_ma", To: "public.meter_usage_ma", Key: []string{"meter_id", "window_start"}, Line: 48}},
+		Mirror: []*Mirror{{Table: "gold.meter_usage_ma", To: "public.meter_usage_ma", Key: []string{"meter_id", "window_start"}, Line: 48, Names: "as_declared"}},
 		Schedule: map[string]*Schedule{
 			"bronze": {Cron: "@every 1m", Line: 53},
 			"silver": {After: "bronze", Line: 54},
@@ -107,6 +107,7 @@ func TestSpecExample(t *testing.T) {
 			"mirror": {After: "gold", Line: 56},
 		},
 		Stream:        Stream{Trigger: time.Second},
+		Bronze:        Bronze{DiscoveryGrace: DefaultDiscoveryGrace, TxnRetention: DefaultTxnRetention},
 		SourceOrder:   []string{"meters"},
 		SilverOrder:   []string{"meter_usage_1m"},
 		GoldOrder:     []string{"meter_usage_ma", "top_meters"},
@@ -166,6 +167,9 @@ func TestStarter(t *testing.T) {
 	}
 	if got := strings.Join(p.SourceOrder, ",") + "|" + strings.Join(p.SilverOrder, ",") + "|" + strings.Join(p.GoldOrder, ","); got != "meters|meter_usage_1m|meter_usage_ma,top_meters" {
 		t.Errorf("tables %s", got)
+	}
+	if u := p.Sources["meters"].Schema[2].Unit; u != "kWh" {
+		t.Errorf("energy_usage unit %q, want kWh", u)
 	}
 	if len(p.Mirror) != 1 || p.Schedule["bronze"].Cron != "@every 1m" || p.Stream.Trigger != time.Second {
 		t.Errorf("mirror, schedule or stream missing: %+v %+v %+v", p.Mirror, p.Schedule, p.Stream)
@@ -264,6 +268,10 @@ func TestBadFiles(t *testing.T) {
 			`medallion.yaml:8:50: sources.meters.schema.energy_usage.max: max 5 is less than min 10`},
 		{"min on a string", "{type: string, required: true}", "{type: string, min: 1}",
 			`medallion.yaml:7:37: sources.meters.schema.meter_id.min: min applies only to number columns (int64, double, decimal); this one is string`},
+		{"unit on a string", "{type: string, required: true}", "{type: string, unit: kWh}",
+			`medallion.yaml:7:38: sources.meters.schema.meter_id.unit: unit applies only to number columns (int64, double, decimal); this one is string`},
+		{"unit too long", "{type: double, min: 0}", "{type: double, unit: kilowatt hours per meter}",
+			`medallion.yaml:8:42: sources.meters.schema.energy_usage.unit: unit "kilowatt hours per meter": want a short label such as kWh or °C (at most 16 characters, one line)`},
 		{"allow_nan on an int64", "{type: double, min: 0}", "{type: int64, allow_nan: true}",
 			`medallion.yaml:8:46: sources.meters.schema.energy_usage.allow_nan: allow_nan applies only to double columns (this one is int64)`},
 		{"strftime layout", `format: "2006-01-02 15:04:05"`, `format: "%Y-%m-%d %H:%M:%S"`,

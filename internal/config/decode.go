@@ -633,6 +633,7 @@ func (l *loader) decodePipeline(root *yaml.Node, p *Pipeline) {
 			}
 		}},
 		field{"serve", func(n *yaml.Node, path string) { l.decodeServe(n, path, &p.Serve) }},
+		field{"bronze", func(n *yaml.Node, path string) { l.decodeBronze(n, path, &p.Bronze) }},
 		field{"stream", func(n *yaml.Node, path string) {
 			l.object(n, path,
 				field{"trigger", func(n *yaml.Node, path string) { p.Stream.Trigger = l.duration(n, path) }},
@@ -681,6 +682,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 				field{"header", func(n *yaml.Node, path string) { s.CSV.Header = l.boolean(n, path) }},
 			)
 		}},
+		// schema: the typed bronze columns by name, in the order of the table.
 		field{"schema", func(n *yaml.Node, path string) {
 			for _, e := range l.entries(n, path) {
 				p := join(path, e.key)
@@ -691,6 +693,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 			}
 		}},
 		field{"dedupe", func(n *yaml.Node, path string) { s.Dedupe = l.strs(n, path) }},
+		// derive: computed columns, name: a DuckDB SQL expression over the typed columns.
 		field{"derive", func(n *yaml.Node, path string) {
 			for _, e := range l.entries(n, path) {
 				p := join(path, e.key)
@@ -703,6 +706,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 		field{"on_error", func(n *yaml.Node, path string) { s.OnError = l.str(n, path) }},
 		field{"partition_by", func(n *yaml.Node, path string) { s.PartitionBy = l.str(n, path) }},
 		field{"listen", func(n *yaml.Node, path string) { s.Listen = l.str(n, path) }},
+		// from: an input `serve` consumes besides HTTP and ingest: one of files, kafka, nats or mqtt.
 		field{"from", func(n *yaml.Node, path string) {
 			fromLine := l.deref(n).Line
 			// The broker is made only when a broker key is given, so that
@@ -718,6 +722,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 			}
 			l.object(n, path,
 				field{"files", func(n *yaml.Node, path string) { l.decodeFiles(n, path, s) }},
+				// kafka: a Kafka topic read as a consumer group member; offsets are committed once the batch is landed.
 				field{"kafka", func(n *yaml.Node, path string) {
 					useBroker()
 					b.Kind = addKind(b.Kind, "kafka")
@@ -727,6 +732,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 						field{"group", func(n *yaml.Node, path string) { b.Group = l.str(n, path) }},
 					)
 				}},
+				// nats: a NATS JetStream durable consumer; messages are acknowledged once the batch is landed.
 				field{"nats", func(n *yaml.Node, path string) {
 					useBroker()
 					b.Kind = addKind(b.Kind, "nats")
@@ -738,6 +744,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 						field{"ack_wait", func(n *yaml.Node, path string) { b.AckWait = l.duration(n, path) }},
 					)
 				}},
+				// mqtt: an MQTT topic at QoS 1 with a persistent session; messages are acknowledged once the batch is landed.
 				field{"mqtt", func(n *yaml.Node, path string) {
 					useBroker()
 					b.Kind = addKind(b.Kind, "mqtt")
@@ -752,6 +759,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 				}},
 			)
 		}},
+		// batch: how broker messages are grouped into one raw object; the first limit reached closes the batch. It sits beside from:, not inside from.kafka (or nats, mqtt).
 		field{"batch", func(n *yaml.Node, path string) {
 			if s.Broker == nil {
 				s.Broker = &Broker{Line: l.deref(n).Line}
@@ -786,15 +794,20 @@ func (l *loader) decodeColumn(n *yaml.Node, path string, c *Column) {
 		field{"type", func(n *yaml.Node, path string) { c.Type = l.str(n, path) }},
 		field{"format", func(n *yaml.Node, path string) { c.Format = l.str(n, path) }},
 		field{"tz", func(n *yaml.Node, path string) { c.TZ = l.str(n, path) }},
+		// required: a row with no value (or an empty one, with empty_as_null) is refused.
 		field{"required", func(n *yaml.Node, path string) { c.Required = l.boolean(n, path) }},
+		// min: the smallest allowed value of a number column.
 		field{"min", func(n *yaml.Node, path string) { c.Min = l.number(n, path) }},
+		// max: the largest allowed value of a number column.
 		field{"max", func(n *yaml.Node, path string) { c.Max = l.number(n, path) }},
+		// regex: a Go regular expression (RE2) the text must match, e.g. ^MTR-[0-9]+$.
 		field{"regex", func(n *yaml.Node, path string) { c.Regex = l.str(n, path) }},
 		field{"accepted", func(n *yaml.Node, path string) { c.Accepted = l.strs(n, path) }},
 		field{"from", func(n *yaml.Node, path string) { c.From = l.str(n, path) }},
 		field{"trim", func(n *yaml.Node, path string) { b := l.boolean(n, path); c.Trim = &b }},
 		field{"empty_as_null", func(n *yaml.Node, path string) { b := l.boolean(n, path); c.EmptyAsNull = &b }},
 		field{"allow_nan", func(n *yaml.Node, path string) { c.AllowNaN = l.boolean(n, path) }},
+		field{"unit", func(n *yaml.Node, path string) { c.Unit = l.str(n, path) }},
 	)
 }
 
@@ -802,6 +815,7 @@ func (l *loader) decodeSilver(n *yaml.Node, path string, s *Silver) {
 	l.object(n, path,
 		field{"from", func(n *yaml.Node, path string) { s.From = l.str(n, path) }},
 		field{"event_time", func(n *yaml.Node, path string) { s.EventTime = l.str(n, path) }},
+		// window: a duration for a tumbling window, or {size, slide} for a sliding (hopping) one.
 		field{"window", func(n *yaml.Node, path string) {
 			if d := l.deref(n); d.Kind == yaml.ScalarNode && !isNull(d) {
 				// Shorthand: "window: 1m" is a tumbling window.
@@ -816,7 +830,9 @@ func (l *loader) decodeSilver(n *yaml.Node, path string, s *Silver) {
 		}},
 		field{"watermark", func(n *yaml.Node, path string) { s.Watermark = l.duration(n, path) }},
 		field{"output", func(n *yaml.Node, path string) { s.Output = l.str(n, path) }},
+		// group_by: the bronze columns each window is grouped by, e.g. [meter_id].
 		field{"group_by", func(n *yaml.Node, path string) { s.GroupBy = l.strs(n, path) }},
+		// aggregates: the measures of each window, name: aggregate expression.
 		field{"aggregates", func(n *yaml.Node, path string) {
 			for _, e := range l.entries(n, path) {
 				p := join(path, e.key)
@@ -841,6 +857,7 @@ func (l *loader) decodeGold(n *yaml.Node, path string, g *Gold) {
 	var flag *Flag
 	l.object(n, path,
 		field{"from", func(n *yaml.Node, path string) { g.From = l.str(n, path) }},
+		// partition_by: the columns the moving average is computed within, e.g. [meter_id].
 		field{"partition_by", func(n *yaml.Node, path string) { g.PartitionBy = l.strs(n, path) }},
 		field{"order_by", func(n *yaml.Node, path string) { g.OrderBy = l.str(n, path) }},
 		field{"moving_average", func(n *yaml.Node, path string) {
@@ -849,6 +866,7 @@ func (l *loader) decodeGold(n *yaml.Node, path string, g *Gold) {
 				field{"column", func(n *yaml.Node, path string) { ma.Column = l.str(n, path) }},
 				field{"rows", func(n *yaml.Node, path string) { ma.Rows = l.integer(n, path) }},
 				field{"range", func(n *yaml.Node, path string) { ma.Range = l.duration(n, path) }},
+				// ema: an exponential moving average instead of rows or range: {alpha: 0.2}, or the alpha alone.
 				field{"ema", func(n *yaml.Node, path string) {
 					if d := l.deref(n); d.Kind == yaml.ScalarNode && !isNull(d) {
 						// Shorthand: "ema: 0.2".
@@ -875,6 +893,7 @@ func (l *loader) decodeGold(n *yaml.Node, path string, g *Gold) {
 			g.MovingAverage = ma
 		}},
 		field{"flag", func(n *yaml.Node, path string) { flag = decodeFlag(n, path) }},
+		// flags: a list of {name, when}; flag: takes one.
 		field{"flags", func(n *yaml.Node, path string) {
 			d := l.deref(n)
 			if isNull(d) {
@@ -916,6 +935,9 @@ func (l *loader) decodeMirrors(n *yaml.Node, path string) []*Mirror {
 			field{"table", func(n *yaml.Node, path string) { m.Table = l.str(n, path) }},
 			field{"to", func(n *yaml.Node, path string) { m.To = l.str(n, path) }},
 			field{"key", func(n *yaml.Node, path string) { m.Key = l.strs(n, path) }},
+			field{"columns", func(n *yaml.Node, path string) { m.Columns = l.strs(n, path) }},
+			field{"exclude", func(n *yaml.Node, path string) { m.Exclude = l.strs(n, path) }},
+			field{"names", func(n *yaml.Node, path string) { m.Names = l.str(n, path) }},
 		)
 		out = append(out, m)
 	}

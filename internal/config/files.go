@@ -23,7 +23,7 @@ type Files struct {
 	OnChange        string        // ignore | error: a taken file rewritten in place
 	AfterIngest     string        // keep | delete | move
 	MoveTo          string        // after_ingest move: where (a directory, or s3://bucket/prefix)
-	Listing         string        // full (default) | incremental: list only after the last file decided
+	Listing         string        // full | incremental: list only after the last file decided; default full
 	S3              *S3           // another bucket's endpoint and credentials; nil: the lake's
 	Line            int
 }

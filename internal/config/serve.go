@@ -24,12 +24,12 @@ type Serve struct {
 }
 
 // ServeHTTP bounds what the HTTP ingest endpoint holds. Zero values take the
-// defaults above; the loader fills them, so they are always set after Load.
+// Default* constants; the loader fills them, so they are always set after Load.
 type ServeHTTP struct {
-	MaxBodyBytes     int64         // one request body (and one TCP line); larger gets 413
-	MaxPendingBytes  int64         // bytes one source holds until they are landed; beyond: 429
-	MaxBufferedBytes int64         // request-body bytes in memory over all requests; beyond: 429
-	BodyTimeout      time.Duration // time to receive one body; slower gets 408
+	MaxBodyBytes     int64         // one request body (and one TCP line); larger gets 413; default 16MiB
+	MaxPendingBytes  int64         // bytes one source holds until they are landed; beyond: 429; default 64MiB
+	MaxBufferedBytes int64         // request-body bytes in memory over all requests; beyond: 429; default 256MiB
+	BodyTimeout      time.Duration // time to receive one body; slower gets 408; default 30s
 }
 
 func (l *loader) decodeServe(n *yaml.Node, path string, s *Serve) {

@@ -8,7 +8,7 @@ import "time"
 // in which the file declared them, so runs and listings are deterministic.
 type Pipeline struct {
 	Path     string // the file it was loaded from ("" when loaded from bytes)
-	Lake     string // file://DIR or s3://bucket/prefix
+	Lake     string // file://DIR or s3://bucket/prefix; default file://./lake
 	S3       S3     // used when Lake is s3://
 	Postgres string // connection string; empty disables the mirror
 	Cache    string // local cache directory for S3 objects (default: $XDG_CACHE_HOME/medallion)
@@ -19,7 +19,8 @@ type Pipeline struct {
 	Mirror   []*Mirror
 	Schedule map[string]*Schedule // job name (a layer or a table) -> when
 	Stream   Stream
-	Serve    Serve // limits of `medallion serve` (serve.go)
+	Bronze   Bronze
+	Serve    Serve // limits of `medallion serve`
 
 	SourceOrder   []string
 	SilverOrder   []string
@@ -29,11 +30,11 @@ type Pipeline struct {
 
 // S3 holds the object store connection for s3:// lakes.
 type S3 struct {
-	Endpoint  string
-	AccessKey string
-	SecretKey string
-	Region    string
-	Secure    bool
+	Endpoint  string // host:port of the S3 API, e.g. s3.amazonaws.com or 127.0.0.1:9000
+	AccessKey string // access key id; use ${AWS_ACCESS_KEY_ID}
+	SecretKey string // secret key; use ${AWS_SECRET_ACCESS_KEY}, never the value itself
+	Region    string // bucket region; empty: the store's default
+	Secure    bool   // use HTTPS; default false
 }
 
 // DuckDB holds engine limits; they bound memory on large inputs.
@@ -46,12 +47,12 @@ type DuckDB struct {
 // Source is one raw input and how it becomes its bronze table.
 type Source struct {
 	Name        string
-	Format      string     // csv | json | ndjson
+	Format      string     // csv | json | ndjson: how raw objects are read
 	CSV         CSVOptions // only for csv
 	Schema      []*Column  // in declaration order
 	Dedupe      []string   // column names forming the dedupe key; empty: no dedupe
 	Derive      []*Derived // in declaration order
-	OnError     string     // quarantine | drop | fail
+	OnError     string     // quarantine | drop | fail: what a bad row does; default quarantine
 	PartitionBy string     // bronze partition column; default: the date of the first timestamp column, as "event_date"
 	Listen      string     // optional TCP line listener address for serve (":9999")
 	Broker      *Broker    // optional message broker serve consumes (from: {kafka|nats|mqtt: ...})
@@ -81,9 +82,9 @@ type Broker struct {
 	Username string // mqtt
 	Password string // mqtt: from the environment (${MQTT_PASSWORD})
 
-	BatchMessages int           // batch: max_messages
-	BatchBytes    int           // batch: max_bytes
-	BatchWait     time.Duration // batch: max_wait
+	BatchMessages int           // most messages in one raw object
+	BatchBytes    int           // most bytes in one raw object
+	BatchWait     time.Duration // longest a message waits before its batch is landed
 
 	Line int
 }
@@ -113,7 +114,8 @@ type Column struct {
 	// without it a double must be finite (a number too large for a double
 	// is refused either way, never stored as infinity).
 	AllowNaN bool
-	Line     int // line in the pipeline file, for error messages
+	Unit     string // of a number column ("kWh", "°C"): the dashboard's axis titles show it
+	Line     int    // line in the pipeline file, for error messages
 }
 
 // Derived is a column computed with a DuckDB SQL expression over the typed columns.
@@ -131,7 +133,7 @@ type Silver struct {
 	Size       time.Duration // window size
 	Slide      time.Duration // 0: tumbling (= Size)
 	Watermark  time.Duration // allowed lateness
-	Output     string        // append | update
+	Output     string        // append | update: rows once per closed window, or updated while it is open; default append
 	GroupBy    []string
 	Aggregates []*Aggregate // in declaration order
 	Line       int          // line of the table's name in the pipeline file
@@ -161,16 +163,16 @@ type Gold struct {
 
 // MovingAverage: exactly one of Rows, Range, EMAAlpha is set.
 type MovingAverage struct {
-	Column   string
-	Rows     int
-	Range    time.Duration
-	EMAAlpha float64
-	As       string // output column name; default "ma"
+	Column   string        // the silver column averaged, e.g. avg_usage
+	Rows     int           // average over this many rows: the current one and those before it
+	Range    time.Duration // average over the rows within this time before the current one, e.g. 15m
+	EMAAlpha float64       // exponential moving average smoothing factor, 0 < alpha <= 1
+	As       string        // output column name; default "ma"
 }
 
 // Flag is a boolean column computed from the row and its moving average.
 type Flag struct {
-	Name string
+	Name string // the boolean column's name, e.g. spike
 	When string // DuckDB expression
 }
 
@@ -178,19 +180,31 @@ type Flag struct {
 type Mirror struct {
 	Table string   // layer.name, e.g. gold.meter_usage_ma
 	To    string   // schema.table in PostgreSQL; the loader fills public.<name> when not given, and public. when no schema is
-	Key   []string // primary key columns
+	Key   []string // primary key columns; upserts and deletes match rows on it
 	Line  int
+
+	// Columns, when given, are the only lake columns copied (the key among
+	// them), e.g. [meter_id, window_start, ma]; lineage columns
+	// (_source_file, _ingested_at, _batch_id, _rescued) only when listed.
+	Columns []string
+	// Exclude are lake columns not copied; not with columns:. Lineage
+	// columns are excluded unless columns: lists them.
+	Exclude []string
+	// Names is how PostgreSQL names the columns: as_declared | lower;
+	// default as_declared. lower writes plain lower-case names (Peak Hour ->
+	// peak_hour) that dashboards use without quotes.
+	Names string
 }
 
 // Schedule says when a job runs under `medallion serve`: Cron ("@every 1m",
 // "*/5 * * * *") or After (another job's name), exactly one of them.
 type Schedule struct {
-	Cron  string
+	Cron  string // "@every 1m", "@hourly" or a five-field cron line ("*/5 * * * *")
 	After string // as written: a layer (bronze) or a table (meters, bronze.meters)
 	Line  int    // line of the job's name in the pipeline file
 }
 
 // Stream configures stream mode.
 type Stream struct {
-	Trigger time.Duration // micro-batch interval; 0 disables stream mode
+	Trigger time.Duration // micro-batch interval of serve; 0 (default) disables stream mode
 }

@@ -58,6 +58,7 @@ func (l *loader) validate(p *Pipeline) {
 	l.validateMirrors(p)
 	l.validateSchedule(p)
 	l.validateServe(&p.Serve)
+	l.validateBronze(&p.Bronze)
 	if l.has("stream.trigger") && p.Stream.Trigger <= 0 {
 		l.errorf(nil, "stream.trigger", "must be a positive duration, e.g. 1s (leave stream out to disable stream mode)")
 	}
@@ -351,6 +352,12 @@ func (l *loader) validateColumn(path string, c *Column) {
 		if b.v != nil && !numeric && typ != "" {
 			l.errorf(nil, path+"."+b.key, "%s applies only to number columns (int64, double, decimal); this one is %s", b.key, typ)
 		}
+	}
+	if c.Unit != "" && !numeric && typ != "" {
+		l.errorf(nil, path+".unit", "unit applies only to number columns (int64, double, decimal); this one is %s", typ)
+	}
+	if c.Unit != "" && (len([]rune(c.Unit)) > 16 || strings.ContainsAny(c.Unit, "\r\n\t")) {
+		l.errorf(nil, path+".unit", "unit %q: want a short label such as kWh or °C (at most 16 characters, one line)", c.Unit)
 	}
 	if c.AllowNaN && typ != "double" && typ != "" {
 		l.errorf(nil, path+".allow_nan", "allow_nan applies only to double columns (this one is %s)", typ)
@@ -986,6 +993,7 @@ func (l *loader) validateMirrors(p *Pipeline) {
 			}
 			seen[k] = true
 		}
+		l.validateMirrorColumns(path, m, cols, tableOK && known)
 	}
 }
 

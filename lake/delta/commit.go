@@ -386,15 +386,24 @@ func (t *Table) catchUp(ctx context.Context, st *state, appIDs map[string]bool, 
 }
 
 // maybeCheckpoint writes a checkpoint of s when its version is a multiple of
-// the checkpoint interval. Failures are logged: the commit already stands.
+// the checkpoint interval, or when the tail of commits since the checkpoint
+// s was built from has grown past twice the interval (a checkpoint was
+// missed: its write failed, or its writer crashed first), so a reader
+// replays at most a short tail. Failures are logged: the commit already
+// stands. s is the commit's own fresh snapshot, not yet shared.
 func (t *Table) maybeCheckpoint(ctx context.Context, s *Snapshot) {
 	n := t.opts.CheckpointInterval
-	if n <= 0 || s.Version <= 0 || s.Version%n != 0 {
+	if n <= 0 || s.Version <= 0 {
+		return
+	}
+	if s.Version%n != 0 && s.Version-max(s.checkpoint, 0) < 2*n {
 		return
 	}
 	if err := t.Checkpoint(ctx, s); err != nil {
 		t.log.Debug("delta: checkpoint failed; readers replay the JSON log instead", "version", s.Version, "err", err)
+		return
 	}
+	s.checkpoint = s.Version
 }
 
 func sortedKeys[V any](m map[string]V) []string {

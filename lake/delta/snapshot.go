@@ -29,19 +29,29 @@ type Snapshot struct {
 	Files     []Add // active data files, sorted by path
 
 	txns       map[string]Txn
+	over       map[string]Txn    // txns added by WithTxns, over txns
 	tombstones map[string]Remove // removed files, for checkpoints (vacuum retention)
+	checkpoint int64             // version of the checkpoint it was built from (-1: none)
 }
 
 // TxnVersion returns the last version recorded by a txn action with appID,
 // and whether there is one.
 func (s *Snapshot) TxnVersion(appID string) (int64, bool) {
+	if t, ok := s.over[appID]; ok {
+		return t.Version, true
+	}
 	t, ok := s.txns[appID]
 	return t.Version, ok
 }
 
 // Txns returns every application's last txn action, sorted by appId.
 func (s *Snapshot) Txns() []Txn {
-	out := slices.Collect(maps.Values(s.txns))
+	all := s.txns
+	if len(s.over) > 0 {
+		all = maps.Clone(s.txns)
+		maps.Copy(all, s.over)
+	}
+	out := slices.Collect(maps.Values(all))
 	slices.SortFunc(out, func(a, b Txn) int { return strings.Compare(a.AppID, b.AppID) })
 	return out
 }
@@ -79,10 +89,11 @@ type state struct {
 	files      map[string]Add
 	tombstones map[string]Remove
 	txns       map[string]Txn
+	checkpoint int64 // version of the checkpoint replay started from (-1: none)
 }
 
 func newState() *state {
-	return &state{version: -1, files: map[string]Add{}, tombstones: map[string]Remove{}, txns: map[string]Txn{}}
+	return &state{version: -1, files: map[string]Add{}, tombstones: map[string]Remove{}, txns: map[string]Txn{}, checkpoint: -1}
 }
 
 // stateOf copies a snapshot into a state, to apply further commits.
@@ -93,6 +104,7 @@ func stateOf(s *Snapshot) *state {
 		files:      make(map[string]Add, len(s.Files)+8),
 		tombstones: maps.Clone(s.tombstones),
 		txns:       maps.Clone(s.txns),
+		checkpoint: s.checkpoint,
 	}
 	p, m := s.Protocol, s.Metadata
 	st.protocol, st.metadata = &p, &m
@@ -105,6 +117,7 @@ func stateOf(s *Snapshot) *state {
 	if st.txns == nil {
 		st.txns = map[string]Txn{}
 	}
+	maps.Copy(st.txns, s.over)
 	return st
 }
 
@@ -140,6 +153,7 @@ func (st *state) snapshot(t *Table) (*Snapshot, error) {
 	if err := checkReadable(t, *st.protocol); err != nil {
 		return nil, err
 	}
+	expireTxns(st.txns, t.txnRetention(st.metadata), t.opts.TxnExpires)
 	s := &Snapshot{
 		Version:    st.version,
 		Timestamp:  st.timestamp,
@@ -148,6 +162,7 @@ func (st *state) snapshot(t *Table) (*Snapshot, error) {
 		Files:      slices.Collect(maps.Values(st.files)),
 		txns:       st.txns,
 		tombstones: st.tombstones,
+		checkpoint: st.checkpoint,
 	}
 	slices.SortFunc(s.Files, func(a, b Add) int { return strings.Compare(a.Path, b.Path) })
 	return s, nil
@@ -418,7 +433,7 @@ func (t *Table) snapshotAt(ctx context.Context, target int64) (*Snapshot, error)
 			lastErr = err
 			continue
 		}
-		st.version = cv
+		st.version, st.checkpoint = cv, cv
 		return t.replay(ctx, l, st, target)
 	}
 	// No usable checkpoint: the JSON log must start at version 0.

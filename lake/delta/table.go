@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/medallion-dev/medallion/lake"
 )
@@ -59,6 +60,15 @@ type Options struct {
 	// MaxCommitAttempts bounds how often a blind append is retried at a
 	// newer version after losing races to other writers.
 	MaxCommitAttempts int
+	// TxnRetention drops txn actions last updated longer than this before
+	// the table's newest txn when a snapshot is built (Delta's
+	// delta.setTransactionRetentionDuration, which applies when this is 0).
+	// 0 keeps them all.
+	TxnRetention time.Duration
+	// TxnExpires says which txns the retention applies to (nil: all), and
+	// so which ones it is measured from (a writer's other progress records,
+	// and lease fences, are kept and stay out of the reference).
+	TxnExpires func(appID string) bool
 	// IgnoreCheckpoints makes readers replay the JSON log only (for tests
 	// and for recovering from a damaged checkpoint by hand).
 	IgnoreCheckpoints bool
@@ -76,6 +86,9 @@ func DefaultOptions() Options {
 func (o Options) Validate() error {
 	if o.CheckpointInterval < 0 {
 		return fmt.Errorf("delta options: CheckpointInterval %d is negative", o.CheckpointInterval)
+	}
+	if o.TxnRetention < 0 {
+		return fmt.Errorf("delta options: TxnRetention %s is negative", o.TxnRetention)
 	}
 	if o.MaxCommitAttempts < 1 {
 		return fmt.Errorf("delta options: MaxCommitAttempts %d must be at least 1", o.MaxCommitAttempts)

@@ -110,8 +110,9 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 
 	var txns []delta.Txn
 	for _, m := range ms {
-		txns = append(txns, delta.Txn{AppID: RawAppID(j.src.Name, m.SHA256), Version: 1, LastUpdated: now.UnixMilli()})
+		txns = append(txns, delta.Txn{AppID: RawAppID(j.src.Name, m.SHA256), Version: 1, LastUpdated: j.disc.txnTime(m.SHA256, now).UnixMilli()})
 	}
+	txns = append(txns, j.disc.cursorTxns(ms, now)...) // discover.go
 	v, err := j.commitBronze(ctx, snap, read, meta, adds, txns, info("bronze."+j.src.Name, st.Written, adds))
 	if err != nil {
 		return st, 0, err
@@ -366,7 +367,7 @@ type quarantineRow struct {
 	Source        string  `json:"source"`
 	SourceFile    string  `json:"source_file"`
 	Line          int64   `json:"line"`
-	Column        *string `json:"column"`
+	Column        *string `json:"column_name"`
 	Reason        string  `json:"reason"`
 	Raw           string  `json:"raw"`
 	BatchID       string  `json:"batch_id"`
@@ -380,7 +381,7 @@ func quarantineSchema() *delta.Schema {
 	}
 	return &delta.Schema{Fields: []delta.Field{
 		f("source", delta.TypeString, true), f("source_file", delta.TypeString, true), f("line", delta.TypeLong, true),
-		f("column", delta.TypeString, true), f("reason", delta.TypeString, true), f("raw", delta.TypeString, true),
+		f(QuarantineColumn, delta.TypeString, true), f("reason", delta.TypeString, true), f("raw", delta.TypeString, true),
 		f("batch_id", delta.TypeString, true), f("quarantined_at", delta.TypeTimestamp, true),
 	}}
 }
@@ -437,10 +438,15 @@ func (j *job) prepareQuarantine(ctx context.Context, conn *sql.Conn, ms []manife
 	if len(txns) == 0 {
 		return qsnap, nil, nil, nil
 	}
-	sel := "SELECT source, source_file, line, \"column\", reason, raw, batch_id, CAST(quarantined_at AS TIMESTAMPTZ) AS quarantined_at FROM read_json(" +
+	// A quarantine table made before the rename keeps its column name.
+	schema, colAs := quarantineSchema(), QuarantineColumn
+	if legacy := legacyQuarantine(qsnap); legacy != nil {
+		schema, colAs = legacy, LegacyQuarantineColumn
+	}
+	sel := "SELECT source, source_file, line, column_name AS " + warehouse.QuoteIdent(colAs) + ", reason, raw, batch_id, CAST(quarantined_at AS TIMESTAMPTZ) AS quarantined_at FROM read_json(" +
 		warehouse.QuoteString(stage) + ", format='newline_delimited', maximum_object_size=" + fmt.Sprint(8*j.maxLine+1<<16) + ", columns={source: 'VARCHAR', source_file: 'VARCHAR', line: 'BIGINT', " +
-		"\"column\": 'VARCHAR', reason: 'VARCHAR', raw: 'VARCHAR', batch_id: 'VARCHAR', quarantined_at: 'VARCHAR'})"
-	adds, err := j.writeParquet(ctx, conn, sel, filepath.Join(dir, "quarantine"), "source", quarantineSchema())
+		"column_name: 'VARCHAR', reason: 'VARCHAR', raw: 'VARCHAR', batch_id: 'VARCHAR', quarantined_at: 'VARCHAR'})"
+	adds, err := j.writeParquet(ctx, conn, sel, filepath.Join(dir, "quarantine"), "source", schema)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("bronze %s: write quarantine: %w", j.src.Name, err)
 	}

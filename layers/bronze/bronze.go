@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/lake/delta"
@@ -50,6 +51,12 @@ type Deps struct {
 	MaxBatchBytes   int64 // default DefaultMaxBatchBytes
 	MaxBatchObjects int   // default DefaultMaxBatchObjects
 	MaxLineBytes    int   // default DefaultMaxLineBytes
+	// DiscoveryGrace is how far before its cursor a run lists landings
+	// again (discover.go); default DefaultDiscoveryGrace.
+	DiscoveryGrace time.Duration
+	// TxnRetention expires the txns of the bronze and quarantine tables
+	// (delta.Options.TxnRetention); 0 keeps them all.
+	TxnRetention time.Duration
 
 	// precise skips the fast path (tests compare the two paths).
 	precise bool
@@ -148,6 +155,7 @@ type job struct {
 	fetched  map[string]string
 	fetchDir string
 	cacheDir string // downloads of existing bronze files, at their keys' paths
+	disc     *discovery
 }
 
 // Run promotes every landed raw object of the source src not yet in
@@ -178,10 +186,19 @@ func Run(ctx context.Context, d Deps, src *config.Source) (Stats, error) {
 	if d.ScratchDir == "" {
 		d.ScratchDir = os.TempDir()
 	}
+	if d.DiscoveryGrace <= 0 {
+		d.DiscoveryGrace = DefaultDiscoveryGrace
+	}
+	opts, err := d.tableOptions()
+	if err != nil {
+		return stats, err
+	}
+	table, _ := delta.OpenWith(d.Store, ref.Dir(), opts)
+	qtable, _ := delta.OpenWith(d.Store, layers.Quarantine().Dir(), opts)
 	j := &job{
 		d: d, src: src, plan: plan,
-		table:    delta.Open(d.Store, ref.Dir()),
-		qtable:   delta.Open(d.Store, layers.Quarantine().Dir()),
+		table:    table,
+		qtable:   qtable,
 		log:      d.Log.With("table", ref.String()),
 		maxLine:  d.MaxLineBytes,
 		noHeader: !src.CSV.Header,
@@ -274,6 +291,7 @@ func (j *job) promoteBatches(ctx context.Context, conn *sql.Conn, stats *Stats, 
 			}
 			stats.add(b)
 			stats.Version = v
+			read = j.disc.committed(ready, read)
 		}
 		if ferr != nil {
 			return false, ferr
@@ -296,22 +314,9 @@ func (j *job) snapshot(ctx context.Context) (*delta.Snapshot, error) {
 // pending returns the landed objects not yet promoted, ordered by received
 // time then key.
 func (j *job) pending(ctx context.Context, snap *delta.Snapshot) ([]manifest, error) {
-	shas, err := listManifests(ctx, j.d.Store, j.src.Name)
+	out, err := j.discover(ctx, snap)
 	if err != nil {
 		return nil, err
-	}
-	var out []manifest
-	for _, sha := range shas {
-		if snap != nil {
-			if _, done := snap.TxnVersion(RawAppID(j.src.Name, sha)); done {
-				continue
-			}
-		}
-		m, err := readManifest(ctx, j.d.Store, j.src.Name, sha)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
 	}
 	sort.Slice(out, func(a, b int) bool {
 		if !out[a].ReceivedAt.Equal(out[b].ReceivedAt) {
@@ -388,6 +393,6 @@ func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (
 	if !ok {
 		return layers.Result{}, fmt.Errorf("bronze: no source %q in the pipeline", name)
 	}
-	st, err := Run(ctx, Deps{Env: env}, src)
+	st, err := Run(ctx, Deps{Env: env, DiscoveryGrace: p.Bronze.DiscoveryGrace, TxnRetention: p.Bronze.TxnRetention}, src)
 	return st.Result(), err
 }

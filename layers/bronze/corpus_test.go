@@ -254,7 +254,7 @@ func TestBadValueCorpus(t *testing.T) {
 					sel = append(sel, "CAST("+c+" AS VARCHAR) AS "+c)
 				}
 				return tableCSV(t, st, e.DB(), "bronze/v", strings.Join(sel, ", ")),
-					tableCSV(t, st, e.DB(), "bronze/_quarantine", `line, "column", reason`)
+					tableCSV(t, st, e.DB(), "bronze/_quarantine", `line, column_name, reason`)
 			}
 
 			// The whole corpus by the precise path; a blank line in NDJSON
@@ -398,8 +398,8 @@ func TestJSONArrayDecimalDigits(t *testing.T) {
 	if got, want := tableCSV(t, st, e.DB(), "bronze/v", "id, CAST(dec AS VARCHAR) AS dec"), "id,dec\na,2.50\nc,1.25\n"; got != want {
 		t.Errorf("bronze:\n%s\nwant\n%s", got, want)
 	}
-	q := tableCSV(t, st, e.DB(), "bronze/_quarantine", `line, "column", reason`)
-	if want := "line,column,reason\n3,dec,JSON number 0.10000000000000000001 has more digits than a double keeps (DuckDB reads JSON numbers as doubles): send it as a string to keep them\n"; q != want {
+	q := tableCSV(t, st, e.DB(), "bronze/_quarantine", `line, column_name, reason`)
+	if want := "line,column_name,reason\n3,dec,JSON number 0.10000000000000000001 has more digits than a double keeps (DuckDB reads JSON numbers as doubles): send it as a string to keep them\n"; q != want {
 		t.Errorf("quarantine:\n%s\nwant\n%s", q, want)
 	}
 }

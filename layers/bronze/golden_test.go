@@ -157,7 +157,7 @@ func bronzeCols(p *config.Pipeline) string {
 	return strings.Join(cols, ", ")
 }
 
-const quarantineCols = "line, \"column\", reason, raw"
+const quarantineCols = "line, column_name, reason, raw"
 
 func checkGolden(t *testing.T, path, got string) {
 	t.Helper()

@@ -371,7 +371,7 @@ func mayMatch(stats string, batch map[string]keyRange, types map[string]delta.Da
 	if len(batch) == 0 {
 		return true
 	}
-	st, err := delta.ParseStats(stats)
+	st, err := cachedStats(stats) // statscache.go: parsed once, not per batch
 	if err != nil {
 		return true
 	}

@@ -145,6 +145,7 @@ func TestLandRelandsDamagedObject(t *testing.T) {
 			if got := keys(t, st, "raw/"); len(got) != 2 {
 				t.Fatalf("%s: lake holds %v, want one manifest and one object", name, got)
 			}
+			onlyEntry(t, st, m)
 		}
 	})
 }

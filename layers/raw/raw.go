@@ -5,6 +5,7 @@
 //
 //	raw/meters/dt=2024-01-01/20240101T120000.123456789Z-1a2b3c4d.ndjson   the bytes, immutable
 //	raw/meters/_manifest/<sha256 hex>.json                                  the commit record
+//	raw/meters/_index/<hour>/<stamp>_<sha256 hex>_<object name>              landing order (index.go)
 //
 // Landing streams the bytes into a new object under a unique key while
 // hashing them, then commits by creating the manifest named after the
@@ -162,7 +163,15 @@ func land(ctx context.Context, store lake.Store, source, name, format string, r 
 		Format:     format,
 	}
 
-	// Step 2, the commit point: the manifest named after the content.
+	// Step 2, the landing index entry, so readers find the landing by time
+	// (index.go); without a manifest it names nothing.
+	ikey, err := writeIndex(ctx, store, m)
+	if err != nil {
+		removeOrphan(ctx, store, key)
+		return Manifest{}, false, fmt.Errorf("land %s: %w", name, err)
+	}
+
+	// Step 3, the commit point: the manifest named after the content.
 	js, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return Manifest{}, false, fmt.Errorf("land %s: encode manifest: %w", name, err)
@@ -177,7 +186,11 @@ func land(ctx context.Context, store lake.Store, source, name, format string, r 
 	// this call's own (a retried PUT whose first reply was lost). Any other
 	// error leaves the outcome unknown: the manifest may be stored although
 	// its reply was lost. Either way only the stored manifest tells.
-	return settle(ctx, store, m, name, err)
+	m, already, err := settle(ctx, store, m, name, err)
+	if already {
+		removeOrphan(ctx, store, ikey) // it names our copy, which no manifest names
+	}
+	return m, already, err
 }
 
 // settle finishes a landing whose manifest PUT did not plainly succeed

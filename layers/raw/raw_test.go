@@ -32,9 +32,24 @@ func keys(t *testing.T, st lake.Store, prefix string) []string {
 	}
 	var out []string
 	for _, o := range objs {
-		out = append(out, o.Key)
+		if !strings.Contains(o.Key, "/_index/") { // landing index entries: see onlyEntry
+			out = append(out, o.Key)
+		}
 	}
 	return out
+}
+
+// onlyEntry checks that the landing index of source holds exactly one
+// entry and that it names m's landing.
+func onlyEntry(t *testing.T, st lake.Store, m raw.Manifest) {
+	t.Helper()
+	es, err := raw.ListIndex(context.Background(), st, m.Source, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || !es[0].Lands(m) {
+		t.Fatalf("landing index holds %+v, want one entry naming %s", es, m.Key)
+	}
 }
 
 func TestLandOnce(t *testing.T) {
@@ -65,6 +80,7 @@ func TestLandOnce(t *testing.T) {
 		if got := keys(t, st, "raw/"); len(got) != 2 || got[0] != raw.ManifestKey("meters", m.SHA256) || got[1] != m.Key {
 			t.Fatalf("lake holds %v, want one object and one manifest", got)
 		}
+		onlyEntry(t, st, m)
 
 		shas, err := raw.ListManifests(ctx, st, "meters")
 		if err != nil || len(shas) != 1 || shas[0] != m.SHA256 {
@@ -162,6 +178,7 @@ func TestLandConcurrent(t *testing.T) {
 		if len(got) != 2 || got[1] != ms[0].Key {
 			t.Errorf("lake holds %v, want one manifest and the object %s", got, ms[0].Key)
 		}
+		onlyEntry(t, st, ms[0])
 	})
 }
 

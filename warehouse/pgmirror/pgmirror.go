@@ -56,7 +56,22 @@ type Spec struct {
 	Schema string             // the PostgreSQL schema of the target
 	Table  string             // the PostgreSQL table name
 	Key    []string           // primary key columns (lake column names)
+
+	// Columns, when not empty, are the only lake columns copied; Exclude
+	// are lake columns left out. Lineage columns (Lineage) are left out
+	// unless Columns lists them or an existing target already has them.
+	Columns, Exclude []string
+	// Lineage are the lake's lineage column names (_source_file...).
+	Lineage []string
+	// Names is NamesAsDeclared ("" too) or NamesLower.
+	Names string
 }
+
+// How a mirror names PostgreSQL columns (Spec.Names).
+const (
+	NamesAsDeclared = "as_declared" // the lake's names, quoted where needed
+	NamesLower      = "lower"       // lower case, other characters than letters, digits and _ as _
+)
 
 // Target names the PostgreSQL table as schema.table (unquoted: how users
 // write it in the pipeline file and how medallion_mirror_state stores it).
@@ -78,6 +93,12 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("mirror of %s: target %s: PostgreSQL names are at most %d bytes", s.Source, s.Target(), maxIdent)
 	case len(s.Key) == 0:
 		return fmt.Errorf("mirror of %s: key: the primary key columns are required", s.Source)
+	}
+	if len(s.Columns) > 0 && len(s.Exclude) > 0 {
+		return fmt.Errorf("mirror of %s: columns and exclude cannot both be given", s.Source)
+	}
+	if s.Names != "" && s.Names != NamesAsDeclared && s.Names != NamesLower {
+		return fmt.Errorf("mirror of %s: names %q: want %s or %s", s.Source, s.Names, NamesLower, NamesAsDeclared)
 	}
 	for i, k := range s.Key {
 		if k == "" {

@@ -15,7 +15,8 @@ import (
 // column is one column of a mirrored table: the lake's name and the
 // PostgreSQL type it maps to.
 type column struct {
-	name    string
+	name    string // in the lake
+	pg      string // in PostgreSQL (names: lower changes it)
 	pgType  string // as format_type() spells it, which is also valid DDL
 	key     bool
 	keyPos  int  // position in the pipeline's key:, which orders the primary key's index
@@ -62,26 +63,31 @@ func PGType(t delta.DataType) (string, error) {
 	return "", fmt.Errorf("Delta type %q has no PostgreSQL mapping", t.Name)
 }
 
-// lakeColumns maps the lake schema to columns and checks the key.
-func lakeColumns(s Spec, schema *delta.Schema) ([]column, error) {
+// lakeColumns maps the lake schema to the columns the spec copies and
+// checks the key; existing is the target as it is (nil: none, or rebuilt).
+func lakeColumns(s Spec, schema *delta.Schema, existing *pgTable) ([]column, error) {
 	cols := make([]column, 0, len(schema.Fields))
+	all := make([]string, 0, len(schema.Fields))
 	for _, f := range schema.Fields {
+		all = append(all, f.Name)
+		if !s.selected(f.Name, existing) {
+			continue
+		}
 		typ, err := PGType(f.Type)
 		if err != nil {
 			return nil, fmt.Errorf("%s column %s: %w", s.Source, f.Name, err)
 		}
 		_, _, dec := f.Type.Decimal()
-		cols = append(cols, column{name: f.Name, pgType: typ, decimal: dec})
+		cols = append(cols, column{name: f.Name, pg: s.pgName(f.Name), pgType: typ, decimal: dec})
+	}
+	if err := checkNames(s, cols, all); err != nil {
+		return nil, err
 	}
 	for pos, k := range s.Key {
 		i := slices.IndexFunc(cols, func(c column) bool { return c.name == k })
 		if i < 0 {
-			names := make([]string, len(cols))
-			for j, c := range cols {
-				names[j] = c.name
-			}
 			return nil, fmt.Errorf("mirror %s: key column %q is not a column of %s (columns: %s); fix key: in medallion.yaml",
-				s, k, s.Source, strings.Join(names, ", "))
+				s, k, s.Source, strings.Join(all, ", "))
 		}
 		cols[i].key = true
 		cols[i].keyPos = pos
@@ -170,23 +176,27 @@ func reconcile(s Spec, cols []column, t *pgTable) ([]column, error) {
 	if len(t.pk) == 0 {
 		return nil, incompatible(s, "the table has no primary key (the pipeline's key: is %s)", keyList(s.Key))
 	}
-	if !sameSet(t.pk, s.Key) {
-		return nil, incompatible(s, "its primary key is %s but the pipeline's key: is now %s", keyList(t.pk), keyList(s.Key))
+	var pgKey []string
+	for _, c := range keyColumns(cols) {
+		pgKey = append(pgKey, c.pg)
+	}
+	if !sameSet(t.pk, pgKey) {
+		return nil, incompatible(s, "its primary key is %s but the pipeline's key: is now %s", keyList(t.pk), keyList(pgKey))
 	}
 	var missing []column
 	for _, c := range cols {
-		pc, ok := t.column(c.name)
+		pc, ok := t.column(c.pg)
 		if !ok {
 			missing = append(missing, c)
 			continue
 		}
 		if pc.typ != c.pgType {
-			return nil, incompatible(s, "column %s is %s but %s now has %s (mapped to %s)", quoteName(c.name), pc.typ, s.Source, c.name, c.pgType)
+			return nil, incompatible(s, "column %s is %s but %s now has %s (mapped to %s)", quoteName(c.pg), pc.typ, s.Source, c.name, c.pgType)
 		}
 	}
 	for _, pc := range t.cols {
-		if !slices.ContainsFunc(cols, func(c column) bool { return c.name == pc.name }) {
-			return nil, incompatible(s, "column %s is no longer in %s", quoteName(pc.name), s.Source)
+		if !slices.ContainsFunc(cols, func(c column) bool { return c.pg == pc.name }) {
+			return nil, incompatible(s, "column %s is no longer in %s (or no longer chosen by columns:, exclude: or names:)", quoteName(pc.name), s.Source)
 		}
 	}
 	return missing, nil
@@ -233,7 +243,7 @@ func quoteName(s string) string {
 func createTableSQL(id pgx.Identifier, pkName string, cols []column) string {
 	defs := make([]string, 0, len(cols)+1)
 	for _, c := range cols {
-		def := pgx.Identifier{c.name}.Sanitize() + " " + c.pgType
+		def := pgx.Identifier{c.pg}.Sanitize() + " " + c.pgType
 		if c.key {
 			// As the primary key would: a NULL key fails the COPY at
 			// once, naming the column.

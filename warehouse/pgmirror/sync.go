@@ -117,7 +117,7 @@ func (m *Mirror) attempt(ctx context.Context, spec Spec, rebuild bool) (_ *Resul
 	// The lake snapshot is read under the lock, after the state: a
 	// concurrent mirror of the same target that recorded a newer version
 	// before we locked is then seen, not mistaken for a recreated table.
-	to, schema, cols, err := lakeSnapshot(ctx, tbl, spec)
+	to, schema, err := lakeSnapshot(ctx, tbl, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +126,14 @@ func (m *Mirror) attempt(ctx context.Context, spec Spec, rebuild bool) (_ *Resul
 		res.FromVersion = st.version
 	}
 	existing, err := describe(ctx, tx, spec.ident())
+	if err != nil {
+		return nil, err
+	}
+	kept := existing
+	if rebuild {
+		kept = nil // a rebuilt table takes only the columns chosen now
+	}
+	cols, err := lakeColumns(spec, schema, kept)
 	if err != nil {
 		return nil, err
 	}
@@ -143,33 +151,37 @@ func (m *Mirror) attempt(ctx context.Context, spec Spec, rebuild bool) (_ *Resul
 	if err != nil {
 		return nil, err
 	}
-	if err := recordState(ctx, tx, spec, to); err != nil {
+	if err := commitState(ctx, tx, spec, to); err != nil {
 		return nil, err
 	}
-	crashpoint.At(CrashBeforeCommit)
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
-	crashpoint.At(CrashAfterCommit)
 	return res, nil
 }
 
-// lakeSnapshot reads the lake table's current snapshot, its schema and the
-// columns the mirror makes of it.
-func lakeSnapshot(ctx context.Context, tbl *delta.Table, spec Spec) (*delta.Snapshot, *delta.Schema, []column, error) {
+// commitState records version to in the state table and commits the
+// transaction, passing the crash points on either side of the commit.
+func commitState(ctx context.Context, tx pgx.Tx, spec Spec, to *delta.Snapshot) error {
+	if err := recordState(ctx, tx, spec, to); err != nil {
+		return err
+	}
+	crashpoint.At(CrashBeforeCommit)
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	crashpoint.At(CrashAfterCommit)
+	return nil
+}
+
+// lakeSnapshot reads the lake table's current snapshot and its schema.
+func lakeSnapshot(ctx context.Context, tbl *delta.Table, spec Spec) (*delta.Snapshot, *delta.Schema, error) {
 	to, err := tbl.Snapshot(ctx)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read lake table %s: %w", spec.Source, err)
+		return nil, nil, fmt.Errorf("read lake table %s: %w", spec.Source, err)
 	}
 	schema, err := to.Schema()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("lake table %s version %d: %w", spec.Source, to.Version, err)
+		return nil, nil, fmt.Errorf("lake table %s version %d: %w", spec.Source, to.Version, err)
 	}
-	cols, err := lakeColumns(spec, schema)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return to, schema, cols, nil
+	return to, schema, nil
 }
 
 // recordState records in the state table that the target now mirrors
@@ -300,11 +312,11 @@ func (a *apply) sync(ctx context.Context, existing *pgTable, st state, hasState 
 		}
 	}
 	for _, c := range missing {
-		q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", spec.ident().Sanitize(), pgx.Identifier{c.name}.Sanitize(), c.pgType)
+		q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", spec.ident().Sanitize(), pgx.Identifier{c.pg}.Sanitize(), c.pgType)
 		if _, err := a.tx.Exec(ctx, q); err != nil {
-			return false, fmt.Errorf("add column %s to %s: %w", c.name, spec.Target(), err)
+			return false, fmt.Errorf("add column %s to %s: %w", c.pg, spec.Target(), err)
 		}
-		res.AddedColumns = append(res.AddedColumns, c.name)
+		res.AddedColumns = append(res.AddedColumns, c.pg)
 	}
 	if full {
 		return false, a.reload(ctx)
@@ -389,7 +401,7 @@ func (a *apply) direct(ctx context.Context, id pgx.Identifier, before, after fun
 			return err
 		}
 		adds := sortedFiles(a.to.Files)
-		files, err := a.fileSpecs(ctx, adds, nil)
+		files, err := a.fileSpecs(ctx, adds, a.cols)
 		if err != nil {
 			return err
 		}
@@ -538,7 +550,7 @@ func (a *apply) load(ctx context.Context, into pgx.Identifier, adds, removes []d
 	if _, err := tx.Exec(ctx, stageSQL("medallion_stage", a.cols, ord)); err != nil {
 		return fmt.Errorf("create staging table: %w", err)
 	}
-	files, err := a.fileSpecs(ctx, adds, nil)
+	files, err := a.fileSpecs(ctx, adds, a.cols)
 	if err != nil {
 		return err
 	}
@@ -578,7 +590,7 @@ func (a *apply) load(ctx context.Context, into pgx.Identifier, adds, removes []d
 		if c.key {
 			continue
 		}
-		id := pgx.Identifier{c.name}.Sanitize()
+		id := pgx.Identifier{c.pg}.Sanitize()
 		set = append(set, id+" = EXCLUDED."+id)
 		old = append(old, "t."+id)
 		excluded = append(excluded, "EXCLUDED."+id)
@@ -631,7 +643,7 @@ func (a *apply) fileSpecs(ctx context.Context, files []delta.Add, cols []column)
 func stageSQL(name string, cols []column, ord string) string {
 	defs := make([]string, 0, len(cols)+1)
 	for _, c := range cols {
-		defs = append(defs, pgx.Identifier{c.name}.Sanitize()+" "+c.pgType)
+		defs = append(defs, pgx.Identifier{c.pg}.Sanitize()+" "+c.pgType)
 	}
 	if ord != "" {
 		defs = append(defs, pgx.Identifier{ord}.Sanitize()+" bigint")
@@ -642,7 +654,7 @@ func stageSQL(name string, cols []column, ord string) string {
 // ordColumn is a name for the staging order column that no column has.
 func ordColumn(cols []column) string {
 	name := "_medallion_ord"
-	for slices.ContainsFunc(cols, func(c column) bool { return c.name == name }) {
+	for slices.ContainsFunc(cols, func(c column) bool { return c.pg == name }) {
 		name += "_"
 	}
 	return name
@@ -651,7 +663,7 @@ func ordColumn(cols []column) string {
 func quoted(cols []column) []string {
 	out := make([]string, len(cols))
 	for i, c := range cols {
-		out[i] = pgx.Identifier{c.name}.Sanitize()
+		out[i] = pgx.Identifier{c.pg}.Sanitize()
 	}
 	return out
 }
