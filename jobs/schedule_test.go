@@ -109,6 +109,19 @@ func (c *fakeClock) waitingAt(at time.Time) int { return c.countAt(at, false) }
 // leaving out lease timers (a released lease's renewal timer stays behind).
 func (c *fakeClock) schedulersAt(at time.Time) int { return c.countAt(at, true) }
 
+// schedulersWaiting counts the scheduler loops parked on the clock.
+func (c *fakeClock) schedulersWaiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, w := range c.waiters {
+		if w.sched {
+			n++
+		}
+	}
+	return n
+}
+
 func (c *fakeClock) countAt(at time.Time, onlySched bool) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -694,11 +707,14 @@ func TestSchedulerTakeoverAfterKill(t *testing.T) {
 		if okAt("bronze") && okAt("silver") {
 			return true
 		}
-		// Fire the next timer some goroutine already waits on (the
-		// contender's lease retry), never on real time passing: the clock
-		// stops short of 00:02, so no later due time joins in.
-		if next, ok := clock.nextBefore(d.Add(time.Minute)); ok {
-			clock.Set(next)
+		// Fire the next timer only while both processes' bronze loops are
+		// parked on the clock (neither is in the middle of a lease call to
+		// MinIO), never on real time passing; the clock stops short of
+		// 00:02, so no later due time joins in.
+		if clock.schedulersWaiting() >= 2 {
+			if next, ok := clock.nextBefore(d.Add(time.Minute)); ok {
+				clock.Set(next)
+			}
 		}
 		return false
 	})
