@@ -39,7 +39,7 @@ type Env struct {
 	// run; an error stops the run there as if the process had died. The
 	// process-level crash points (internal/crashpoint) exist only in
 	// binaries built with -tags crashpoints.
-	Crash func(point string) error
+	Crash crashpoint.Hook
 }
 
 // WithDefaults returns e with Log and Now set.
@@ -65,13 +65,7 @@ func (e Env) LocalFiles(dir string) *lake.Cache {
 // CrashPoint is a crash point named point: the test hook's error, if any.
 // A binary built with -tags crashpoints may also die here (see
 // internal/crashpoint).
-func (e Env) CrashPoint(point string) error {
-	crashpoint.At(point)
-	if e.Crash != nil {
-		return e.Crash(point)
-	}
-	return nil
-}
+func (e Env) CrashPoint(point string) error { return e.Crash.Pass(point) }
 
 // MaxCommitAttempts bounds how often a layer run tries to commit when it
 // keeps losing the race to another writer of the same table

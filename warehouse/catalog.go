@@ -123,43 +123,73 @@ func Attach(ctx context.Context, eng *Engine, store lake.Store, cache *lake.Cach
 // a store that is not local are fetched through cache, in parallel; files
 // already cached are not fetched again. The engine's TimeZone is set to UTC.
 func AttachCatalog(ctx context.Context, eng *Engine, store lake.Store, cache *lake.Cache, refs []TableRef, asOf AsOf) (*Catalog, error) {
-	type loaded struct {
-		ref    TableRef
-		snap   *delta.Snapshot
-		schema *delta.Schema
-		paths  []string // local path per snap.Files[i]
-	}
-	var tables []*loaded
+	var tables []*loadedTable
 	for _, ref := range refs {
-		t := delta.Open(store, ref.Dir())
-		var snap *delta.Snapshot
-		var err error
-		switch {
-		case asOf.HasVersion:
-			snap, err = t.SnapshotAt(ctx, asOf.Version)
-		case !asOf.Time.IsZero():
-			snap, err = t.SnapshotAsOf(ctx, asOf.Time)
-		default:
-			snap, err = t.Snapshot(ctx)
-		}
-		if errors.Is(err, delta.ErrNoTable) {
-			continue
-		}
-		if errors.Is(err, delta.ErrNoVersion) {
-			return nil, fmt.Errorf("table %s has no version as of %s: %w", ref, asOf, err)
-		}
+		tb, err := loadTable(ctx, store, ref, asOf)
 		if err != nil {
-			return nil, fmt.Errorf("read table %s: %w", ref, err)
+			return nil, err
 		}
-		schema, err := snap.Schema()
-		if err != nil {
-			return nil, fmt.Errorf("table %s version %d: %w", ref, snap.Version, err)
+		if tb != nil {
+			tables = append(tables, tb)
 		}
-		tables = append(tables, &loaded{ref: ref, snap: snap, schema: schema, paths: make([]string, len(snap.Files))})
 	}
-
-	// Local paths: in place for a local lake, else through the cache.
 	_, local := store.(lake.LocalPather)
+	if err := localPaths(ctx, store, cache, local, tables); err != nil {
+		return nil, err
+	}
+	cat, err := createViews(ctx, eng, tables)
+	if err != nil {
+		return nil, err
+	}
+	if !local {
+		if err := cache.Prune(cat.Paths()); err != nil {
+			return nil, err
+		}
+	}
+	return cat, nil
+}
+
+// loadedTable is a table's snapshot as AttachCatalog attaches it.
+type loadedTable struct {
+	ref    TableRef
+	snap   *delta.Snapshot
+	schema *delta.Schema
+	paths  []string // local path per snap.Files[i]
+}
+
+// loadTable reads the snapshot of ref as of asOf; nil when the table has
+// no commits.
+func loadTable(ctx context.Context, store lake.Store, ref TableRef, asOf AsOf) (*loadedTable, error) {
+	t := delta.Open(store, ref.Dir())
+	var snap *delta.Snapshot
+	var err error
+	switch {
+	case asOf.HasVersion:
+		snap, err = t.SnapshotAt(ctx, asOf.Version)
+	case !asOf.Time.IsZero():
+		snap, err = t.SnapshotAsOf(ctx, asOf.Time)
+	default:
+		snap, err = t.Snapshot(ctx)
+	}
+	if errors.Is(err, delta.ErrNoTable) {
+		return nil, nil
+	}
+	if errors.Is(err, delta.ErrNoVersion) {
+		return nil, fmt.Errorf("table %s has no version as of %s: %w", ref, asOf, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read table %s: %w", ref, err)
+	}
+	schema, err := snap.Schema()
+	if err != nil {
+		return nil, fmt.Errorf("table %s version %d: %w", ref, snap.Version, err)
+	}
+	return &loadedTable{ref: ref, snap: snap, schema: schema, paths: make([]string, len(snap.Files))}, nil
+}
+
+// localPaths fills in the local path of every data file of tables: in
+// place for a local lake, else through the cache, fetching in parallel.
+func localPaths(ctx context.Context, store lake.Store, cache *lake.Cache, local bool, tables []*loadedTable) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(DownloadParallelism)
 	for _, tb := range tables {
@@ -168,7 +198,7 @@ func AttachCatalog(ctx context.Context, eng *Engine, store lake.Store, cache *la
 			// One listing gives every file's ETag: no HEAD per file.
 			objs, err := store.List(ctx, tb.ref.Dir()+"/", "")
 			if err != nil {
-				return nil, fmt.Errorf("list table %s: %w", tb.ref, err)
+				return fmt.Errorf("list table %s: %w", tb.ref, err)
 			}
 			listed = make(map[string]lake.ObjectInfo, len(objs))
 			for _, o := range objs {
@@ -178,28 +208,28 @@ func AttachCatalog(ctx context.Context, eng *Engine, store lake.Store, cache *la
 		name, version := tb.ref.String(), tb.snap.Version
 		for i, f := range tb.snap.Files {
 			if strings.Contains(f.Path, "://") {
-				return nil, fmt.Errorf("table %s: data file %s is outside the lake (absolute paths are not supported)", tb.ref, f.Path)
+				return fmt.Errorf("table %s: data file %s is outside the lake (absolute paths are not supported)", tb.ref, f.Path)
 			}
 			key := tb.ref.Dir() + "/" + f.Path
 			if local {
 				tb.paths[i], _ = cache.Path(ctx, store, key, "")
 				err := delta.CheckLocalFile(name, version, f, tb.paths[i])
 				if errors.Is(err, lake.ErrNotExist) {
-					return nil, fmt.Errorf("table %s version %d: data file %s is missing from the lake (removed by a vacuum?)", tb.ref, tb.snap.Version, key)
+					return missingFile(tb, key)
 				}
 				if err != nil {
-					return nil, err
+					return err
 				}
 				continue
 			}
 			o, ok := listed[key]
 			if !ok {
-				return nil, fmt.Errorf("table %s version %d: data file %s is missing from the lake (removed by a vacuum?)", tb.ref, tb.snap.Version, key)
+				return missingFile(tb, key)
 			}
 			// The listing's size refuses a damaged file before downloading
 			// it; the check of the local copy catches a damaged cache entry.
 			if err := delta.CheckSize(name, version, f, o.Size); err != nil {
-				return nil, err
+				return err
 			}
 			g.Go(func() error {
 				p, err := cache.Path(gctx, store, key, o.ETag)
@@ -214,10 +244,16 @@ func AttachCatalog(ctx context.Context, eng *Engine, store lake.Store, cache *la
 			})
 		}
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
+	return g.Wait()
+}
 
+// missingFile is the error for a data file of tb that is not in the lake.
+func missingFile(tb *loadedTable, key string) error {
+	return fmt.Errorf("table %s version %d: data file %s is missing from the lake (removed by a vacuum?)", tb.ref, tb.snap.Version, key)
+}
+
+// createViews creates one view per table, in the schema of its layer.
+func createViews(ctx context.Context, eng *Engine, tables []*loadedTable) (*Catalog, error) {
 	db := eng.db
 	stmts := []string{
 		"SET TimeZone = 'UTC'",
@@ -244,11 +280,6 @@ func AttachCatalog(ctx context.Context, eng *Engine, store lake.Store, cache *la
 			Ref: tb.ref, Version: tb.snap.Version, Time: tb.snap.Timestamp,
 			Files: len(tb.snap.Files), paths: slices.Clone(tb.paths),
 		})
-	}
-	if !local {
-		if err := cache.Prune(cat.Paths()); err != nil {
-			return nil, err
-		}
 	}
 	return cat, nil
 }

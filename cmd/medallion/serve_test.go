@@ -206,7 +206,13 @@ func TestServeStream(t *testing.T) {
 			}
 		}(c)
 	}
-	time.Sleep(2 * time.Second)
+	// Posting is under way (not a fixed time: a loaded machine acknowledges
+	// slower) once a few hundred rows are acknowledged.
+	waitFor(t, "rows acknowledged", func() bool {
+		n := 0
+		acked.Range(func(any, any) bool { n++; return n < 200 })
+		return n >= 200
+	})
 
 	// Stream mode makes them visible in gold and PostgreSQL while posting goes on.
 	waitFor(t, "rows in PostgreSQL", func() bool {

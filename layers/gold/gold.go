@@ -434,15 +434,6 @@ func sameMetadata(a, b delta.Metadata) bool {
 	return true
 }
 
-// snapshotOrNil returns the latest snapshot of tbl, or nil if it has no log.
-func snapshotOrNil(ctx context.Context, tbl *delta.Table) (*delta.Snapshot, error) {
-	s, err := tbl.Snapshot(ctx)
-	if errors.Is(err, delta.ErrNoTable) {
-		return nil, nil
-	}
-	return s, err
-}
-
 // fileStats is the Delta stats JSON of a file with n rows.
 func fileStats(n int64) string { return delta.FileStats{NumRecords: n}.String() }
 

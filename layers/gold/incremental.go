@@ -145,168 +145,207 @@ type appendFallback struct {
 // after the rows already processed (order value greater than the last
 // one); otherwise it writes nothing and says which buckets to recompute.
 func (r *runner) appendMA(ctx context.Context, in *input, spec *maSpec, gsnap *delta.Snapshot, stateFile string, added []delta.Add) (*maOutput, appendFallback, error) {
-	rel, err := r.relation(ctx, in, added)
+	a := &maAppend{in: in, spec: spec, f: newFrame(spec), parts: quoteAll(spec.part), order: warehouse.QuoteIdent(spec.order),
+		stateScan: "read_parquet(" + warehouse.QuoteString(stateFile) + ")"}
+	a.sparts = a.f.statePartCols()
+	if err := r.appendNewRows(ctx, a, added); err != nil || len(a.touched) == 0 {
+		return nil, appendFallback{empty: err == nil}, err
+	}
+	if err := r.appendTails(ctx, a); err != nil {
+		return nil, appendFallback{}, err
+	}
+	late, err := r.appendLate(ctx, a)
 	if err != nil {
 		return nil, appendFallback{}, err
-	}
-	nv := r.tempView("new")
-	if err := r.exec(ctx, "CREATE TEMP VIEW "+nv+" AS "+rel); err != nil {
-		return nil, appendFallback{}, fmt.Errorf("%s: read %s: %w", r.ref, in.ref, err)
-	}
-	if err := r.probeFlags(ctx, spec, nv); err != nil {
-		return nil, appendFallback{}, err
-	}
-	f := newFrame(spec)
-	parts := quoteAll(spec.part)
-	sparts := f.statePartCols()
-	order := warehouse.QuoteIdent(spec.order)
-
-	// The new rows with their bucket, numbered in partition order.
-	nw := r.tempTable("nw")
-	if err := r.exec(ctx, "CREATE TEMP TABLE "+nw+" AS SELECT row_number() OVER (ORDER BY "+f.partOrder+") AS __nid, * FROM ("+
-		spec.withBuckets(nv, spec.out)+")"); err != nil {
-		return nil, appendFallback{}, fmt.Errorf("%s: read %s: %w", r.ref, in.ref, err)
-	}
-	newBuckets, err := r.bucketCounts(ctx, nw)
-	if err != nil {
-		return nil, appendFallback{}, err
-	}
-	if len(newBuckets) == 0 {
-		return nil, appendFallback{empty: true}, nil
-	}
-	touched := sortedKeys(newBuckets)
-
-	// The tails of the partitions with new rows.
-	groups := "(SELECT DISTINCT " + strings.Join(parts, ", ") + " FROM " + nw + ")"
-	stateScan := "read_parquet(" + warehouse.QuoteString(stateFile) + ")"
-	cx := r.tempTable("ctx")
-	q := "CREATE TEMP TABLE " + cx + " AS SELECT * FROM " + stateScan
-	if len(parts) > 0 {
-		q = "CREATE TEMP TABLE " + cx + " AS SELECT s.* FROM " + stateScan + " AS s SEMI JOIN " + groups + " AS k ON " +
-			sameGroup("s.", sparts, "k.", spec.part)
-	}
-	if err := r.exec(ctx, q); err != nil {
-		return nil, appendFallback{}, fmt.Errorf("%s: read state: %w", r.ref, err)
-	}
-
-	// Every partition's new rows must sort after its processed rows: a
-	// non-NULL order value above the last one (NULLs sort last).
-	groupBy := ""
-	if len(parts) > 0 {
-		groupBy = " GROUP BY " + strings.Join(parts, ", ")
-	}
-	sgroupBy := ""
-	if len(parts) > 0 {
-		sgroupBy = " GROUP BY " + strings.Join(quoteAll(sparts), ", ")
-	}
-	sel := strings.Join(parts, ", ")
-	if sel != "" {
-		sel += ", "
-	}
-	ssel := strings.Join(quoteAll(sparts), ", ")
-	if ssel != "" {
-		ssel += ", "
-	}
-	check := "SELECT count(*) FROM (SELECT " + sel + "min(" + order + ") AS __lo, count(*) - count(" + order + ") AS __nulls FROM " + nw + groupBy +
-		") AS n LEFT JOIN (SELECT " + ssel + "max(__o) FILTER (__last) AS __hi, bool_or(__last AND __o IS NULL) AS __hinull FROM " + cx + sgroupBy +
-		") AS c ON " + sameGroup("n.", spec.part, "c.", sparts) +
-		" WHERE n.__nulls > 0 OR (c.__hinull IS NOT NULL AND (c.__hinull OR c.__hi IS NULL OR NOT (n.__lo > c.__hi)))"
-	var late int64
-	if err := r.conn.QueryRowContext(ctx, check).Scan(&late); err != nil {
-		return nil, appendFallback{}, fmt.Errorf("%s: compare new rows with the processed ones: %w", r.ref, err)
 	}
 	if late > 0 {
-		return nil, appendFallback{buckets: touched, reason: fmt.Sprintf("%d partition(s) of %s got rows inside processed windows: %d partition bucket(s) recomputed",
-			late, in.ref, len(touched))}, nil
+		return nil, appendFallback{buckets: a.touched, reason: fmt.Sprintf("%d partition(s) of %s got rows inside processed windows: %d partition bucket(s) recomputed",
+			late, in.ref, len(a.touched))}, nil
 	}
-
-	// Context rows first (in state order), then the new ones.
-	ab := r.tempTable("abase")
-	ctxSel := []string{"__bucket"}
-	newSel := []string{"__bucket"}
-	for i, p := range parts {
-		ctxSel = append(ctxSel, statePart(i))
-		newSel = append(newSel, p+" AS "+statePart(i))
-	}
-	ctxSel = append(ctxSel, "__o", "true AS __ctx", "__seq", "__x", "CAST(NULL AS BIGINT) AS __nid")
-	newSel = append(newSel, order+" AS __o", "false AS __ctx", "CAST(NULL AS BIGINT) AS __seq",
-		"CAST("+warehouse.QuoteIdent(spec.column)+" AS DOUBLE) AS __x", "__nid")
-	passOrder := "__ctx DESC, __seq, __nid"
-	partClause := ""
-	if len(sparts) > 0 {
-		partClause = "PARTITION BY " + strings.Join(quoteAll(sparts), ", ") + " "
-		passOrder = strings.Join(quoteAll(sparts), ", ") + ", " + passOrder
-	}
-	q = "CREATE TEMP TABLE " + ab + " AS SELECT *, row_number() OVER (ORDER BY " + passOrder + ") AS __rn, row_number() OVER (" +
-		partClause + "ORDER BY __ctx DESC, __seq, __nid) = 1 AS __first FROM (SELECT " + strings.Join(ctxSel, ", ") + " FROM " + cx +
-		" UNION ALL SELECT " + strings.Join(newSel, ", ") + " FROM " + nw + ")"
-	if err := r.exec(ctx, q); err != nil {
-		return nil, appendFallback{}, fmt.Errorf("%s: moving average input: %w", r.ref, err)
-	}
-	var ma, tail string
-	if r.duckdbRows(spec) {
-		ma, tail, err = r.sqlRowsPass(ctx, spec, ab, sparts)
-	} else {
-		ma, tail, err = r.maPass(ctx, spec, ab, true, "__o", "__x", "append")
-	}
+	ma, tail, err := r.appendPass(ctx, a)
 	if err != nil {
 		return nil, appendFallback{}, err
 	}
 	withMA := fmt.Sprintf("SELECT n.__bucket, %s, m.ma AS %s FROM %s AS n JOIN %s AS b ON b.__nid = n.__nid JOIN %s AS m ON m.__rn = b.__rn",
-		strings.Join(prefixAll("n.", quoteAll(spec.out)), ", "), warehouse.QuoteIdent(spec.as), nw, ab, ma)
-	out, schema, cast, counts, err := r.finishMA(ctx, f, withMA, "aout")
+		strings.Join(prefixAll("n.", quoteAll(spec.out)), ", "), warehouse.QuoteIdent(spec.as), a.nw, a.ab, ma)
+	out, schema, cast, counts, err := r.finishMA(ctx, a.f, withMA, "aout")
 	if err != nil {
 		return nil, appendFallback{}, err
 	}
 	if schema.String() != gsnap.Metadata.SchemaString {
 		return nil, appendFallback{full: "the output schema differs from the table's"}, nil
 	}
+	res := &maOutput{schema: schema, buckets: a.touched}
+	if err := r.appendFiles(ctx, a, gsnap, res, out, cast, counts); err != nil {
+		return nil, appendFallback{}, err
+	}
+	if res.tail, err = r.appendState(ctx, a, tail); err != nil {
+		return nil, appendFallback{}, err
+	}
+	return res, appendFallback{}, nil
+}
 
-	// One new file per touched bucket, or one merged file for a bucket
-	// that would otherwise have too many.
-	res := &maOutput{schema: schema, buckets: touched}
+// maAppend is what the steps of appendMA share: the spec, its frame, the
+// quoted partition columns (of the output and of the state file) and the
+// temporary tables made so far.
+type maAppend struct {
+	in        *input
+	spec      *maSpec
+	f         maFrame
+	parts     []string // quoted partition columns
+	sparts    []string // partition columns of the state file
+	order     string   // quoted order column
+	stateScan string   // the state file as a relation
+	groups    string   // the partitions with new rows
+	touched   []int    // the buckets with new rows
+	nw        string   // the new rows with their bucket, numbered in partition order
+	cx        string   // the tails of the partitions with new rows
+	ab        string   // context rows then new rows: the pass's input
+}
+
+// appendNewRows loads the rows of the added files, with their bucket and
+// numbered in partition order, into a.nw; a.touched stays empty when they
+// hold no rows.
+func (r *runner) appendNewRows(ctx context.Context, a *maAppend, added []delta.Add) error {
+	rel, err := r.relation(ctx, a.in, added)
+	if err != nil {
+		return err
+	}
+	nv := r.tempView("new")
+	if err := r.exec(ctx, "CREATE TEMP VIEW "+nv+" AS "+rel); err != nil {
+		return fmt.Errorf("%s: read %s: %w", r.ref, a.in.ref, err)
+	}
+	if err := r.probeFlags(ctx, a.spec, nv); err != nil {
+		return err
+	}
+	a.nw = r.tempTable("nw")
+	if err := r.exec(ctx, "CREATE TEMP TABLE "+a.nw+" AS SELECT row_number() OVER (ORDER BY "+a.f.partOrder+") AS __nid, * FROM ("+
+		a.spec.withBuckets(nv, a.spec.out)+")"); err != nil {
+		return fmt.Errorf("%s: read %s: %w", r.ref, a.in.ref, err)
+	}
+	newBuckets, err := r.bucketCounts(ctx, a.nw)
+	if err != nil {
+		return err
+	}
+	a.touched = sortedKeys(newBuckets)
+	a.groups = "(SELECT DISTINCT " + strings.Join(a.parts, ", ") + " FROM " + a.nw + ")"
+	return nil
+}
+
+// appendTails loads the tails of the partitions with new rows from the
+// state file into a.cx.
+func (r *runner) appendTails(ctx context.Context, a *maAppend) error {
+	a.cx = r.tempTable("ctx")
+	q := "CREATE TEMP TABLE " + a.cx + " AS SELECT * FROM " + a.stateScan
+	if len(a.parts) > 0 {
+		q = "CREATE TEMP TABLE " + a.cx + " AS SELECT s.* FROM " + a.stateScan + " AS s SEMI JOIN " + a.groups + " AS k ON " +
+			sameGroup("s.", a.sparts, "k.", a.spec.part)
+	}
+	if err := r.exec(ctx, q); err != nil {
+		return fmt.Errorf("%s: read state: %w", r.ref, err)
+	}
+	return nil
+}
+
+// appendLate counts the partitions whose new rows do not all sort after
+// their processed rows: every new row needs a non-NULL order value above
+// the last one (NULLs sort last).
+func (r *runner) appendLate(ctx context.Context, a *maAppend) (int64, error) {
+	groupBy, sgroupBy, sel, ssel := "", "", "", ""
+	if len(a.parts) > 0 {
+		groupBy = " GROUP BY " + strings.Join(a.parts, ", ")
+		sgroupBy = " GROUP BY " + strings.Join(quoteAll(a.sparts), ", ")
+		sel = strings.Join(a.parts, ", ") + ", "
+	}
+	if len(a.sparts) > 0 {
+		ssel = strings.Join(quoteAll(a.sparts), ", ") + ", "
+	}
+	check := "SELECT count(*) FROM (SELECT " + sel + "min(" + a.order + ") AS __lo, count(*) - count(" + a.order + ") AS __nulls FROM " + a.nw + groupBy +
+		") AS n LEFT JOIN (SELECT " + ssel + "max(__o) FILTER (__last) AS __hi, bool_or(__last AND __o IS NULL) AS __hinull FROM " + a.cx + sgroupBy +
+		") AS c ON " + sameGroup("n.", a.spec.part, "c.", a.sparts) +
+		" WHERE n.__nulls > 0 OR (c.__hinull IS NOT NULL AND (c.__hinull OR c.__hi IS NULL OR NOT (n.__lo > c.__hi)))"
+	var late int64
+	if err := r.conn.QueryRowContext(ctx, check).Scan(&late); err != nil {
+		return 0, fmt.Errorf("%s: compare new rows with the processed ones: %w", r.ref, err)
+	}
+	return late, nil
+}
+
+// appendPass puts the context rows first (in state order), then the new
+// ones, into a.ab and runs the moving-average pass over them.
+func (r *runner) appendPass(ctx context.Context, a *maAppend) (ma, tail string, err error) {
+	spec := a.spec
+	a.ab = r.tempTable("abase")
+	ctxSel := []string{"__bucket"}
+	newSel := []string{"__bucket"}
+	for i, p := range a.parts {
+		ctxSel = append(ctxSel, statePart(i))
+		newSel = append(newSel, p+" AS "+statePart(i))
+	}
+	ctxSel = append(ctxSel, "__o", "true AS __ctx", "__seq", "__x", "CAST(NULL AS BIGINT) AS __nid")
+	newSel = append(newSel, a.order+" AS __o", "false AS __ctx", "CAST(NULL AS BIGINT) AS __seq",
+		"CAST("+warehouse.QuoteIdent(spec.column)+" AS DOUBLE) AS __x", "__nid")
+	passOrder := "__ctx DESC, __seq, __nid"
+	partClause := ""
+	if len(a.sparts) > 0 {
+		partClause = "PARTITION BY " + strings.Join(quoteAll(a.sparts), ", ") + " "
+		passOrder = strings.Join(quoteAll(a.sparts), ", ") + ", " + passOrder
+	}
+	q := "CREATE TEMP TABLE " + a.ab + " AS SELECT *, row_number() OVER (ORDER BY " + passOrder + ") AS __rn, row_number() OVER (" +
+		partClause + "ORDER BY __ctx DESC, __seq, __nid) = 1 AS __first FROM (SELECT " + strings.Join(ctxSel, ", ") + " FROM " + a.cx +
+		" UNION ALL SELECT " + strings.Join(newSel, ", ") + " FROM " + a.nw + ")"
+	if err := r.exec(ctx, q); err != nil {
+		return "", "", fmt.Errorf("%s: moving average input: %w", r.ref, err)
+	}
+	if r.duckdbRows(spec) {
+		return r.sqlRowsPass(ctx, spec, a.ab, a.sparts)
+	}
+	return r.maPass(ctx, spec, a.ab, true, "__o", "__x", "append")
+}
+
+// appendFiles writes one new file per touched bucket, or one merged file
+// for a bucket that would otherwise have too many, and uploads them.
+func (r *runner) appendFiles(ctx context.Context, a *maAppend, gsnap *delta.Snapshot, res *maOutput, out string, cast []string, counts map[int]int64) error {
 	byBucket, _ := filesByBucket(gsnap.Files)
-	for _, b := range touched {
+	for _, b := range a.touched {
 		var merge []string
+		var err error
 		rows := counts[b]
 		if old := byBucket[b]; len(old)+1 > maxBucketFiles {
 			if merge, err = r.localFiles(ctx, r.tbl, r.ref.String(), gsnap.Version, old); err != nil {
-				return nil, appendFallback{}, fmt.Errorf("%s: read bucket %d to merge it: %w", r.ref, b, err)
+				return fmt.Errorf("%s: read bucket %d to merge it: %w", r.ref, b, err)
 			}
 			n, err := r.fileRows(ctx, old, merge)
 			if err != nil {
-				return nil, appendFallback{}, err
+				return err
 			}
 			rows += n
 			res.removes = append(res.removes, old...)
 			res.compacted++
 		}
-		w, err := r.writeBucket(ctx, f, out, cast, b, rows, merge)
+		w, err := r.writeBucket(ctx, a.f, out, cast, b, rows, merge)
 		if err != nil {
-			return nil, appendFallback{}, err
+			return err
 		}
 		res.files = append(res.files, w)
 	}
-	if err := r.uploadAll(ctx, res.files); err != nil {
-		return nil, appendFallback{}, err
-	}
+	return r.uploadAll(ctx, res.files)
+}
 
-	// The new state: the tails just computed and, for the partitions
-	// without new rows, the old ones.
-	ssel2 := []string{"b.__bucket"}
-	for _, p := range sparts {
-		ssel2 = append(ssel2, "b."+p)
+// appendState writes the new state: the tails just computed and, for the
+// partitions without new rows, the old ones.
+func (r *runner) appendState(ctx context.Context, a *maAppend, tail string) (string, error) {
+	sel := []string{"b.__bucket"}
+	for _, p := range a.sparts {
+		sel = append(sel, "b."+p)
 	}
-	ssel2 = append(ssel2, "b.__o", "s.__x", "s.__seq", "s.__last")
-	state := "SELECT " + strings.Join(ssel2, ", ") + " FROM " + tail + " AS s JOIN " + ab + " AS b ON b.__rn = s.__rn"
-	if len(parts) > 0 {
-		state += " UNION ALL BY NAME SELECT s.* FROM " + stateScan + " AS s ANTI JOIN " + groups + " AS k ON " +
-			sameGroup("s.", sparts, "k.", spec.part)
+	sel = append(sel, "b.__o", "s.__x", "s.__seq", "s.__last")
+	state := "SELECT " + strings.Join(sel, ", ") + " FROM " + tail + " AS s JOIN " + a.ab + " AS b ON b.__rn = s.__rn"
+	if len(a.parts) > 0 {
+		state += " UNION ALL BY NAME SELECT s.* FROM " + a.stateScan + " AS s ANTI JOIN " + a.groups + " AS k ON " +
+			sameGroup("s.", a.sparts, "k.", a.spec.part)
 	}
-	if res.tail, err = r.writeState(ctx, f, state); err != nil {
-		return nil, appendFallback{}, err
-	}
-	return res, appendFallback{}, nil
+	return r.writeState(ctx, a.f, state)
 }
 
 // fileRows is the number of rows of table files, from their statistics or

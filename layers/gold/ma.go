@@ -78,7 +78,9 @@ type flagSpec struct {
 }
 
 // maSpec checks the gold definition against the silver table and fills in
-// the defaults. Errors name the gold table and the field.
+// the defaults. Errors name the gold table and the field. It is over 80
+// lines on purpose: one flat list of checks in field order, which split up
+// would hide which fields are checked and in what order errors come.
 func (r *runner) maSpec(in *input) (*maSpec, error) {
 	g := r.gold
 	name := r.ref.String()
@@ -328,215 +330,6 @@ func fileBucket(path string) (int, bool) {
 	return b, true
 }
 
-// runMovingAverage builds a moving-average table: see the package doc.
-func (r *runner) runMovingAverage(ctx context.Context) (Stats, error) {
-	g := r.gold
-	if g.From == "" {
-		return Stats{}, fmt.Errorf("%s: from (the silver table) is not set", r.ref)
-	}
-	srcRef := layers.TableRef{Layer: layers.Silver, Name: g.From}
-	in, err := r.openInput(ctx, srcRef)
-	if err != nil {
-		return Stats{}, err
-	}
-	spec, err := r.maSpec(in)
-	if err != nil {
-		return Stats{}, err
-	}
-	def := spec.definition(in)
-	appID := "gold/" + g.Name
-	sv := in.snap.Version
-	st := Stats{Table: r.ref, Kind: KindMovingAverage, Inputs: map[string]int64{srcRef.String(): sv}, Version: -1}
-
-	gsnap, err := snapshotOrNil(ctx, r.tbl)
-	if err != nil {
-		return st, fmt.Errorf("%s: read table: %w", r.ref, err)
-	}
-	var (
-		buckets   []int       // with full false: the buckets to recompute
-		added     []delta.Add // silver files to append, when silver only added files
-		full      bool
-		reason    string
-		state     string // the tail the table's newest files point to, table-relative
-		stateFile string // a local copy of it
-	)
-	if gsnap != nil {
-		state, _ = currentState(gsnap)
-	}
-	switch {
-	case gsnap == nil:
-		full, reason = true, "first build"
-	case gsnap.Metadata.Configuration[confDefinition] != def:
-		full, reason = true, "the gold definition, the silver schema or the file layout changed"
-	default:
-		st.Version = gsnap.Version
-		consumed, ok := gsnap.TxnVersion(appID)
-		switch {
-		case !ok:
-			full, reason = true, "no record of the silver version consumed"
-		case consumed == sv:
-			st.Mode, st.Reason = ModeSkipped, fmt.Sprintf("%s is still at version %d", srcRef, sv)
-			return st, nil
-		case consumed > sv:
-			full, reason = true, fmt.Sprintf("%s is at version %d, before version %d that gold consumed (recreated?)", srcRef, sv, consumed)
-		default:
-			if _, ok := filesByBucket(gsnap.Files); !ok {
-				full, reason = true, "the table has files this version did not write"
-				break
-			}
-			if s, v := currentState(gsnap); s == "" || v != consumed {
-				full, reason = true, "no incremental state for the version consumed (empty table, or written by an older version)"
-				break
-			}
-			if stateFile, err = r.stateFile(ctx, state); err != nil {
-				return st, err
-			}
-			if stateFile == "" {
-				full, reason = true, "the incremental state file is gone"
-				break
-			}
-			var diff silverDiff
-			diff, reason, err = r.silverDiff(ctx, in, consumed)
-			if err != nil {
-				return st, err
-			}
-			switch {
-			case reason != "":
-				full = true
-			case len(diff.added) == 0 && len(diff.removed) == 0:
-				st.Mode = ModeSkipped
-				st.Reason = fmt.Sprintf("no data changed in %s between versions %d and %d", srcRef, consumed, sv)
-				return st, nil
-			case len(diff.removed) == 0:
-				added = diff.added
-			default:
-				buckets, reason, err = r.changedBuckets(ctx, in, spec, append(slices.Clone(diff.added), diff.removed...))
-				if err != nil {
-					return st, err
-				}
-				if reason != "" {
-					full = true
-				} else if len(buckets) == 0 {
-					st.Mode = ModeSkipped
-					st.Reason = fmt.Sprintf("no data changed in %s between versions %d and %d", srcRef, consumed, sv)
-					return st, nil
-				} else {
-					reason = fmt.Sprintf("%s rewrote or removed files: %d partition bucket(s) recomputed", srcRef, len(buckets))
-				}
-			}
-		}
-	}
-
-	var out *maOutput
-	if !full && added != nil {
-		var fb appendFallback
-		out, fb, err = r.appendMA(ctx, in, spec, gsnap, stateFile, added)
-		switch {
-		case err != nil:
-			return st, err
-		case out != nil:
-			st.Mode = ModeAppend
-			st.Reason = fmt.Sprintf("new rows of %s appended to %d partition bucket(s), %d compacted", srcRef, len(out.buckets), out.compacted)
-		case fb.empty:
-			st.Mode = ModeSkipped
-			st.Reason = fmt.Sprintf("the files %s added hold no rows", srcRef)
-			return st, nil
-		case fb.full != "":
-			full, reason = true, fb.full
-		default:
-			buckets, reason = fb.buckets, fb.reason
-		}
-	}
-	if out == nil {
-		if full {
-			buckets, stateFile = nil, ""
-			st.Mode, st.Reason = ModeFull, reason
-		} else {
-			st.Mode, st.Reason = ModeIncremental, reason
-		}
-		if out, err = r.computeMA(ctx, in, spec, gsnap, buckets, stateFile); err != nil {
-			return st, err
-		}
-	}
-	r.log.Debug("gold moving average", "mode", st.Mode, "reason", st.Reason, "silver_version", sv)
-
-	now := r.deps.Now()
-	removes := make([]delta.Remove, len(out.removes))
-	for i, f := range out.removes {
-		removes[i] = f.Remove(now.UnixMilli(), true)
-	}
-	adds := make([]delta.Add, len(out.files))
-	var rowsOut int64
-	for i, w := range out.files {
-		adds[i] = delta.Add{Path: w.path, Size: w.size, ModificationTime: now.UnixMilli(), DataChange: true, Stats: fileStats(w.rows),
-			Tags: map[string]string{tagState: out.tail, tagVersion: strconv.FormatInt(sv, 10), delta.TagSHA256: w.sha256}}
-		rowsOut += w.rows
-	}
-	meta := delta.Metadata{
-		SchemaString: out.schema.String(),
-		Configuration: map[string]string{
-			confDefinition: def,
-			confKind:       string(KindMovingAverage),
-			confLayout:     maLayout,
-			confSource:     srcRef.String(),
-		},
-	}
-	writeMode := "Overwrite"
-	if st.Mode == ModeAppend && len(removes) == 0 {
-		writeMode = "Append"
-	}
-	info := delta.CommitInfo{
-		Operation: "WRITE",
-		OperationParameters: map[string]any{
-			"mode":    writeMode,
-			"gold":    string(st.Mode),
-			"source":  fmt.Sprintf("%s@%d", srcRef, sv),
-			"buckets": bucketList(out.buckets, full),
-		},
-		OperationMetrics: map[string]string{
-			"numFiles":        strconv.Itoa(len(adds)),
-			"numAddedFiles":   strconv.Itoa(len(adds)),
-			"numRemovedFiles": strconv.Itoa(len(removes)),
-			"numOutputRows":   strconv.FormatInt(rowsOut, 10),
-		},
-		Medallion: map[string]any{
-			"rows_in":        r.rowsIn,
-			"mode":           string(st.Mode),
-			"reason":         st.Reason,
-			"input_versions": st.Inputs,
-			"state":          out.tail,
-		},
-	}
-	snap, err := r.commit(ctx, gsnap, meta, delta.Commit{
-		Adds:    adds,
-		Removes: removes,
-		Txns:    []delta.Txn{{AppID: appID, Version: sv, LastUpdated: now.UnixMilli()}},
-		Info:    info,
-	})
-	if err != nil {
-		return st, err
-	}
-	if state != "" && state != out.tail {
-		// The previous tail is unreferenced by the newest files now (older
-		// files may still name it; only the newest count).
-		if err := r.deps.Store.Delete(ctx, r.tbl.Key(state)); err != nil {
-			r.log.Debug("could not delete a superseded gold state file", "key", state, "err", err)
-		}
-	}
-	st.Version = snap.Version
-	st.Buckets = len(out.buckets)
-	if full {
-		st.Buckets = bucketCount
-		if len(spec.part) == 0 {
-			st.Buckets = 1
-		}
-	}
-	st.FilesAdded, st.FilesRemoved = len(adds), len(removes)
-	st.RowsWritten, st.RowsIn = rowsOut, r.rowsIn
-	st.Compacted = out.compacted
-	return st, nil
-}
-
 func bucketList(b []int, full bool) string {
 	if full {
 		return "all"
@@ -743,7 +536,6 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *
 		return nil, err
 	}
 	f := newFrame(spec)
-	x := warehouse.QuoteIdent(spec.column)
 
 	inList := ""
 	base := "(" + spec.withBuckets(src, spec.out) + ")"
@@ -757,39 +549,12 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *
 	}
 	var withMA, state string
 	if r.duckdbRows(spec) {
-		// One window statement; the state is each partition's last rows.
-		p := spec.partitionClause()
-		t := r.tempTable("base")
-		q := fmt.Sprintf("CREATE TEMP TABLE %s AS SELECT *, CAST(avg(CAST(%s AS DOUBLE)) OVER (%sORDER BY %s ROWS BETWEEN %d PRECEDING AND CURRENT ROW) AS DOUBLE) AS __ma"+
-			", row_number() OVER (%sORDER BY %s) AS __rk, count(*) OVER (%s) AS __cnt FROM %s",
-			t, x, p, f.sortKeys, spec.rows-1, p, f.sortKeys, p, base)
-		if err := r.exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("%s: compute moving average: %w", r.ref, err)
-		}
-		withMA = fmt.Sprintf("SELECT b.__bucket, %s, b.__ma AS %s FROM %s AS b",
-			strings.Join(prefixAll("b.", quoteAll(spec.out)), ", "), warehouse.QuoteIdent(spec.as), t)
-		state = fmt.Sprintf("SELECT %s, CAST(b.%s AS DOUBLE) AS __x, b.__rk AS __seq, b.__rk = b.__cnt AS __last FROM %s AS b WHERE b.__cnt - b.__rk < %d",
-			strings.Join(f.stateKeys("b."), ", "), x, t, max(spec.rows-1, 1))
+		withMA, state, err = r.fullRowsWindow(ctx, spec, f, base)
 	} else {
-		// The rows in pass order, numbered; the pass's results join back
-		// on __rn. One sort: the first row of a partition is found with lag.
-		first := "row_number() OVER w = 1"
-		for _, p := range quoteAll(spec.part) {
-			first += " OR lag(" + p + ") OVER w IS DISTINCT FROM " + p
-		}
-		t := r.tempTable("base")
-		q := "CREATE TEMP TABLE " + t + " AS SELECT *, row_number() OVER w AS __rn, (" + first + ") AS __first FROM " + base +
-			" WINDOW w AS (ORDER BY " + f.partOrder + ")"
-		if err := r.exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("%s: read %s: %w", r.ref, in.ref, err)
-		}
-		ma, tail, err := r.maPass(ctx, spec, t, false, warehouse.QuoteIdent(spec.order), "CAST("+x+" AS DOUBLE)", "full")
-		if err != nil {
-			return nil, err
-		}
-		withMA = fmt.Sprintf("SELECT b.__bucket, %s, m.ma AS %s FROM %s AS b JOIN %s AS m ON b.__rn = m.__rn",
-			strings.Join(prefixAll("b.", quoteAll(spec.out)), ", "), warehouse.QuoteIdent(spec.as), t, ma)
-		state = "SELECT " + strings.Join(f.stateKeys("b."), ", ") + ", s.__x, s.__seq, s.__last FROM " + tail + " AS s JOIN " + t + " AS b ON b.__rn = s.__rn"
+		withMA, state, err = r.fullPass(ctx, in, spec, f, base)
+	}
+	if err != nil {
+		return nil, err
 	}
 	out, schema, sel, counts, err := r.finishMA(ctx, f, withMA, "out")
 	if err != nil {
@@ -814,17 +579,7 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *
 	if err := r.uploadAll(ctx, res.files); err != nil {
 		return nil, err
 	}
-	if gsnap != nil {
-		recomputed := map[int]bool{}
-		for _, b := range buckets {
-			recomputed[b] = true
-		}
-		for _, a := range gsnap.Files {
-			if b, ok := fileBucket(a.Path); buckets == nil || (ok && recomputed[b]) {
-				res.removes = append(res.removes, a)
-			}
-		}
-	}
+	res.removes = replacedFiles(gsnap, buckets)
 	if len(res.files) == 0 {
 		return res, nil // no file points to a state
 	}
@@ -835,6 +590,69 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *
 		return nil, err
 	}
 	return res, nil
+}
+
+// fullRowsWindow computes a rows-based moving average over base with one
+// DuckDB window statement; the state is each partition's last rows.
+func (r *runner) fullRowsWindow(ctx context.Context, spec *maSpec, f maFrame, base string) (withMA, state string, err error) {
+	x := warehouse.QuoteIdent(spec.column)
+	p := spec.partitionClause()
+	t := r.tempTable("base")
+	q := fmt.Sprintf("CREATE TEMP TABLE %s AS SELECT *, CAST(avg(CAST(%s AS DOUBLE)) OVER (%sORDER BY %s ROWS BETWEEN %d PRECEDING AND CURRENT ROW) AS DOUBLE) AS __ma"+
+		", row_number() OVER (%sORDER BY %s) AS __rk, count(*) OVER (%s) AS __cnt FROM %s",
+		t, x, p, f.sortKeys, spec.rows-1, p, f.sortKeys, p, base)
+	if err := r.exec(ctx, q); err != nil {
+		return "", "", fmt.Errorf("%s: compute moving average: %w", r.ref, err)
+	}
+	withMA = fmt.Sprintf("SELECT b.__bucket, %s, b.__ma AS %s FROM %s AS b",
+		strings.Join(prefixAll("b.", quoteAll(spec.out)), ", "), warehouse.QuoteIdent(spec.as), t)
+	state = fmt.Sprintf("SELECT %s, CAST(b.%s AS DOUBLE) AS __x, b.__rk AS __seq, b.__rk = b.__cnt AS __last FROM %s AS b WHERE b.__cnt - b.__rk < %d",
+		strings.Join(f.stateKeys("b."), ", "), x, t, max(spec.rows-1, 1))
+	return withMA, state, nil
+}
+
+// fullPass computes the moving average over base with the pass: the rows
+// in pass order, numbered; the pass's results join back on __rn. One
+// sort: the first row of a partition is found with lag.
+func (r *runner) fullPass(ctx context.Context, in *input, spec *maSpec, f maFrame, base string) (withMA, state string, err error) {
+	first := "row_number() OVER w = 1"
+	for _, p := range quoteAll(spec.part) {
+		first += " OR lag(" + p + ") OVER w IS DISTINCT FROM " + p
+	}
+	t := r.tempTable("base")
+	q := "CREATE TEMP TABLE " + t + " AS SELECT *, row_number() OVER w AS __rn, (" + first + ") AS __first FROM " + base +
+		" WINDOW w AS (ORDER BY " + f.partOrder + ")"
+	if err := r.exec(ctx, q); err != nil {
+		return "", "", fmt.Errorf("%s: read %s: %w", r.ref, in.ref, err)
+	}
+	x := warehouse.QuoteIdent(spec.column)
+	ma, tail, err := r.maPass(ctx, spec, t, false, warehouse.QuoteIdent(spec.order), "CAST("+x+" AS DOUBLE)", "full")
+	if err != nil {
+		return "", "", err
+	}
+	withMA = fmt.Sprintf("SELECT b.__bucket, %s, m.ma AS %s FROM %s AS b JOIN %s AS m ON b.__rn = m.__rn",
+		strings.Join(prefixAll("b.", quoteAll(spec.out)), ", "), warehouse.QuoteIdent(spec.as), t, ma)
+	state = "SELECT " + strings.Join(f.stateKeys("b."), ", ") + ", s.__x, s.__seq, s.__last FROM " + tail + " AS s JOIN " + t + " AS b ON b.__rn = s.__rn"
+	return withMA, state, nil
+}
+
+// replacedFiles are the files of gsnap a recomputation of buckets (all
+// when nil) replaces; none when the table does not exist.
+func replacedFiles(gsnap *delta.Snapshot, buckets []int) []delta.Add {
+	if gsnap == nil {
+		return nil
+	}
+	recomputed := map[int]bool{}
+	for _, b := range buckets {
+		recomputed[b] = true
+	}
+	var out []delta.Add
+	for _, a := range gsnap.Files {
+		if b, ok := fileBucket(a.Path); buckets == nil || (ok && recomputed[b]) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // writeBucket writes the rows of bucket b of the temp table out, merged

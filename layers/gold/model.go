@@ -63,47 +63,82 @@ func (r *runner) modelInputs() ([]layers.TableRef, error) {
 // was built from.
 func modelAppID(name string, ref layers.TableRef) string { return "gold/" + name + "/" + ref.String() }
 
+// modelRun is one run of an SQL model as it moves through its steps.
+type modelRun struct {
+	sql   string
+	ins   []*input
+	names []string // the inputs' names
+	def   string   // the definition recorded in the table's configuration
+	gsnap *delta.Snapshot
+	st    Stats
+}
+
 // runModel builds an analyst SQL model: see the package doc.
 func (r *runner) runModel(ctx context.Context) (Stats, error) {
-	sqlText := modelSQL(r.gold.SQL)
-	if sqlText == "" {
-		return Stats{}, fmt.Errorf("%s: sql is empty", r.ref)
+	m, err := r.openModel(ctx)
+	if err != nil {
+		return m.st, err
+	}
+	if r.modelUpToDate(m) {
+		return m.st, nil
+	}
+	r.log.Debug("gold model", "mode", m.st.Mode, "reason", m.st.Reason)
+	if err := r.attachInputs(ctx, m.ins); err != nil {
+		return m.st, err
+	}
+	out, schema, sel, n, err := r.modelOutput(ctx, m.sql)
+	if err != nil {
+		return m.st, err
+	}
+	adds, err := r.writeModelFile(ctx, out, sel, n)
+	if err != nil {
+		return m.st, err
+	}
+	return m.st, r.commitModel(ctx, m, schema, adds, n)
+}
+
+// openModel opens the model's inputs and reads the table's snapshot.
+func (r *runner) openModel(ctx context.Context) (*modelRun, error) {
+	m := &modelRun{sql: modelSQL(r.gold.SQL), st: Stats{Table: r.ref, Kind: KindModel, Inputs: map[string]int64{}, Version: -1}}
+	if m.sql == "" {
+		return m, fmt.Errorf("%s: sql is empty", r.ref)
 	}
 	refs, err := r.modelInputs()
 	if err != nil {
-		return Stats{}, err
+		return m, err
 	}
-	st := Stats{Table: r.ref, Kind: KindModel, Inputs: map[string]int64{}, Version: -1}
-	ins := make([]*input, len(refs))
+	m.ins = make([]*input, len(refs))
+	m.names = make([]string, len(refs))
 	for i, ref := range refs {
-		if ins[i], err = r.openInput(ctx, ref); err != nil {
-			return st, err
+		if m.ins[i], err = r.openInput(ctx, ref); err != nil {
+			return m, err
 		}
-		st.Inputs[ref.String()] = ins[i].snap.Version
+		m.st.Inputs[ref.String()] = m.ins[i].snap.Version
+		m.names[i] = ref.String()
 	}
-	names := make([]string, len(refs))
-	for i, ref := range refs {
-		names[i] = ref.String()
-	}
-	b, _ := json.Marshal(map[string]any{"layout": modelLayout, "sql": sqlText, "inputs": names})
+	b, _ := json.Marshal(map[string]any{"layout": modelLayout, "sql": m.sql, "inputs": m.names})
 	h := sha256.Sum256(b)
-	def := hex.EncodeToString(h[:])
-
-	gsnap, err := snapshotOrNil(ctx, r.tbl)
-	if err != nil {
-		return st, fmt.Errorf("%s: read table: %w", r.ref, err)
+	m.def = hex.EncodeToString(h[:])
+	if m.gsnap, err = layers.SnapshotOrNil(ctx, r.tbl); err != nil {
+		return m, fmt.Errorf("%s: read table: %w", r.ref, err)
 	}
+	return m, nil
+}
+
+// modelUpToDate reports whether the table was built from the inputs as
+// they are; otherwise it sets the reason for a full rebuild in m.st.
+func (r *runner) modelUpToDate(m *modelRun) bool {
 	var reason string
 	switch {
-	case gsnap == nil:
+	case m.gsnap == nil:
 		reason = "first build"
-	case gsnap.Metadata.Configuration[confDefinition] != def:
+	case m.gsnap.Metadata.Configuration[confDefinition] != m.def:
 		reason = "the model's SQL or inputs changed"
 	default:
-		st.Version = gsnap.Version
+		m.st.Version = m.gsnap.Version
 		var changed []string
-		for _, in := range ins {
-			v, ok := gsnap.TxnVersion(modelAppID(r.gold.Name, in.ref))
+		for _, in := range m.ins {
+			v, ok := m.gsnap.TxnVersion(modelAppID(r.gold.Name, in.ref))
 			switch {
 			case !ok:
 				changed = append(changed, in.ref.String()+" (new)")
@@ -112,68 +147,78 @@ func (r *runner) runModel(ctx context.Context) (Stats, error) {
 			}
 		}
 		if len(changed) == 0 {
-			st.Mode, st.Reason = ModeSkipped, "no input changed"
-			return st, nil
+			m.st.Mode, m.st.Reason = ModeSkipped, "no input changed"
+			return true
 		}
 		reason = "inputs changed: " + strings.Join(changed, ", ")
 	}
-	st.Mode, st.Reason = ModeFull, reason
-	r.log.Debug("gold model", "mode", st.Mode, "reason", reason)
+	m.st.Mode, m.st.Reason = ModeFull, reason
+	return false
+}
 
-	if err := r.attachInputs(ctx, ins); err != nil {
-		return st, err
-	}
-	out := r.tempTable("model")
+// modelOutput runs the model's SQL into a temporary table and returns it
+// with its schema, the select list that writes it and its row count.
+func (r *runner) modelOutput(ctx context.Context, sqlText string) (out string, schema *delta.Schema, sel []string, n int64, err error) {
+	out = r.tempTable("model")
 	if err := r.exec(ctx, "CREATE TEMP TABLE "+out+" AS SELECT * FROM ("+sqlText+"\n) AS model"); err != nil {
-		return st, fmt.Errorf("%s: run the model's sql: %w", r.ref, err)
+		return "", nil, nil, 0, fmt.Errorf("%s: run the model's sql: %w", r.ref, err)
 	}
 	cols, err := r.describe(ctx, "SELECT * FROM "+out)
 	if err != nil {
-		return st, fmt.Errorf("%s: output schema: %w", r.ref, err)
+		return "", nil, nil, 0, fmt.Errorf("%s: output schema: %w", r.ref, err)
 	}
 	seen := map[string]bool{}
 	for _, c := range cols {
 		if seen[strings.ToLower(c.Name)] {
-			return st, fmt.Errorf("%s: the model's sql returns two columns named %q: alias one of them", r.ref, c.Name)
+			return "", nil, nil, 0, fmt.Errorf("%s: the model's sql returns two columns named %q: alias one of them", r.ref, c.Name)
 		}
 		seen[strings.ToLower(c.Name)] = true
 	}
-	schema, sel, err := schemaOf(cols)
-	if err != nil {
-		return st, fmt.Errorf("%s: output schema: %w", r.ref, err)
+	if schema, sel, err = schemaOf(cols); err != nil {
+		return "", nil, nil, 0, fmt.Errorf("%s: output schema: %w", r.ref, err)
 	}
-	var n int64
 	if err := r.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+out).Scan(&n); err != nil {
-		return st, fmt.Errorf("%s: count rows: %w", r.ref, err)
+		return "", nil, nil, 0, fmt.Errorf("%s: count rows: %w", r.ref, err)
 	}
-	now := r.deps.Now()
-	var adds []delta.Add
-	if n > 0 {
-		rel := fmt.Sprintf("part-%s.parquet", randid.Hex(8))
-		local := filepath.Join(r.scratch, rel)
-		q := "COPY (SELECT " + strings.Join(sel, ", ") + " FROM " + out + " ORDER BY ALL) TO " + warehouse.QuoteString(local) +
-			" (FORMAT parquet, COMPRESSION zstd)"
-		if err := r.exec(ctx, q); err != nil {
-			return st, fmt.Errorf("%s: write: %w", r.ref, err)
-		}
-		up, err := r.upload(ctx, local, rel)
-		if err != nil {
-			return st, err
-		}
-		_ = os.Remove(local)
-		adds = append(adds, delta.Add{Path: rel, Size: up.Size, ModificationTime: now.UnixMilli(), DataChange: true, Stats: fileStats(n),
-			Tags: delta.WithSHA256(nil, up.SHA256)})
+	return out, schema, sel, n, nil
+}
+
+// writeModelFile writes the n rows of out to one file and uploads it; no
+// rows: no file.
+func (r *runner) writeModelFile(ctx context.Context, out string, sel []string, n int64) ([]delta.Add, error) {
+	if n == 0 {
+		return nil, nil
 	}
+	rel := fmt.Sprintf("part-%s.parquet", randid.Hex(8))
+	local := filepath.Join(r.scratch, rel)
+	q := "COPY (SELECT " + strings.Join(sel, ", ") + " FROM " + out + " ORDER BY ALL) TO " + warehouse.QuoteString(local) +
+		" (FORMAT parquet, COMPRESSION zstd)"
+	if err := r.exec(ctx, q); err != nil {
+		return nil, fmt.Errorf("%s: write: %w", r.ref, err)
+	}
+	up, err := r.upload(ctx, local, rel)
+	if err != nil {
+		return nil, err
+	}
+	_ = os.Remove(local)
+	return []delta.Add{{Path: rel, Size: up.Size, ModificationTime: r.deps.Now().UnixMilli(), DataChange: true, Stats: fileStats(n),
+		Tags: delta.WithSHA256(nil, up.SHA256)}}, nil
+}
+
+// commitModel replaces the table's files with adds, recording the input
+// versions read, and fills m.st.
+func (r *runner) commitModel(ctx context.Context, m *modelRun, schema *delta.Schema, adds []delta.Add, n int64) error {
+	now := r.deps.Now().UnixMilli()
 	var removes []delta.Remove
-	if gsnap != nil {
-		for _, f := range gsnap.Files {
-			removes = append(removes, f.Remove(now.UnixMilli(), true))
+	if m.gsnap != nil {
+		for _, f := range m.gsnap.Files {
+			removes = append(removes, f.Remove(now, true))
 		}
 	}
-	txns := make([]delta.Txn, len(ins))
+	txns := make([]delta.Txn, len(m.ins))
 	var rowsIn int64
-	for i, in := range ins {
-		txns[i] = delta.Txn{AppID: modelAppID(r.gold.Name, in.ref), Version: in.snap.Version, LastUpdated: now.UnixMilli()}
+	for i, in := range m.ins {
+		txns[i] = delta.Txn{AppID: modelAppID(r.gold.Name, in.ref), Version: in.snap.Version, LastUpdated: now}
 		if k, ok := in.snap.NumRecords(); ok {
 			rowsIn += k
 		}
@@ -181,36 +226,37 @@ func (r *runner) runModel(ctx context.Context) (Stats, error) {
 	meta := delta.Metadata{
 		SchemaString: schema.String(),
 		Configuration: map[string]string{
-			confDefinition: def,
+			confDefinition: m.def,
 			confKind:       string(KindModel),
 			confLayout:     modelLayout,
-			confSource:     strings.Join(names, ","),
+			confSource:     strings.Join(m.names, ","),
 		},
 	}
-	snap, err := r.commit(ctx, gsnap, meta, delta.Commit{
+	st := &m.st
+	snap, err := r.commit(ctx, m.gsnap, meta, delta.Commit{
 		Adds:    adds,
 		Removes: removes,
 		Txns:    txns,
 		Info: delta.CommitInfo{
 			Operation:           "CREATE OR REPLACE TABLE AS SELECT",
-			OperationParameters: map[string]any{"gold": string(st.Mode), "inputs": strings.Join(names, ",")},
+			OperationParameters: map[string]any{"gold": string(st.Mode), "inputs": strings.Join(m.names, ",")},
 			OperationMetrics: map[string]string{
 				"numFiles":        strconv.Itoa(len(adds)),
 				"numAddedFiles":   strconv.Itoa(len(adds)),
 				"numRemovedFiles": strconv.Itoa(len(removes)),
 				"numOutputRows":   strconv.FormatInt(n, 10),
 			},
-			Medallion: map[string]any{"rows_in": rowsIn, "mode": string(st.Mode), "reason": reason, "input_versions": st.Inputs},
+			Medallion: map[string]any{"rows_in": rowsIn, "mode": string(st.Mode), "reason": st.Reason, "input_versions": st.Inputs},
 		},
 	})
 	if err != nil {
-		return st, err
+		return err
 	}
 	st.Version = snap.Version
 	st.Buckets = 1
 	st.FilesAdded, st.FilesRemoved = len(adds), len(removes)
 	st.RowsWritten, st.RowsIn = n, rowsIn
-	return st, nil
+	return nil
 }
 
 // attachInputs makes the model's inputs queryable by name: through

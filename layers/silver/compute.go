@@ -69,85 +69,10 @@ const (
 //     not in the files) is used by the event time, the group or an argument.
 func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Snapshot) error {
 	sp := j.sp
-	schema, err := snap.Schema()
+	in, err := j.inputFiles(ctx, files, snap)
 	if err != nil {
-		return fmt.Errorf("bronze.%s: %w", sp.from, err)
+		return err
 	}
-	parts := snap.Metadata.PartitionColumns
-	// event_time may name a derived column, whose type only bronze knows.
-	if f, ok := schema.Field(sp.eventTime); ok && f.Type.Name != delta.TypeTimestamp && f.Type.Name != delta.TypeTimestampNTZ {
-		return fmt.Errorf("silver.%s: event_time %q of bronze.%s is %s, not a timestamp: derive it with strptime(...) or a cast to TIMESTAMP", sp.name, sp.eventTime, sp.from, f.Type.Name)
-	}
-
-	paths := make([]string, len(files))
-	for i, f := range files {
-		local, err := j.materialize(ctx, f.Key)
-		if err != nil {
-			return fmt.Errorf("bronze.%s: %w", sp.from, err)
-		}
-		if err := delta.CheckLocalFile("bronze."+sp.from, snap.Version, delta.Add{Path: f.Path, Size: f.Size}, local); err != nil {
-			return err
-		}
-		paths[i] = local
-	}
-	list := literalList(paths)
-	fileCols, _, err := j.describe(ctx, "read bronze files", fmt.Sprintf("SELECT * FROM read_parquet(%s, union_by_name = true)", list))
-	if err != nil {
-		return fmt.Errorf("bronze.%s: %w", sp.from, err)
-	}
-	inFile := map[string]bool{}
-	for _, c := range fileCols {
-		inFile[strings.ToLower(c)] = true
-	}
-	// Partition columns missing from the files, and whether the aggregate
-	// needs any of them.
-	var logParts []string
-	needParts := false
-	for _, p := range parts {
-		if inFile[strings.ToLower(p)] {
-			continue
-		}
-		logParts = append(logParts, p)
-		if sp.mentions(p) {
-			needParts = true
-		}
-	}
-
-	// The file list, with each file's partition values: a VALUES list, so
-	// no statement per file.
-	joined := func(withKey bool) (string, error) {
-		src := []string{fmt.Sprintf("r.* EXCLUDE (%s)", warehouse.QuoteIdent(colFile))}
-		if withKey {
-			src = append(src, "f.__key AS "+warehouse.QuoteIdent(colKey))
-		}
-		for _, p := range logParts {
-			f, ok := schema.Field(p)
-			if !ok {
-				return "", fmt.Errorf("bronze.%s: partition column %q is not in the table schema", sp.from, p)
-			}
-			typ, err := warehouse.DuckType(f.Type)
-			if err != nil {
-				return "", fmt.Errorf("bronze.%s: partition column %q: %w", sp.from, p, err)
-			}
-			src = append(src, fmt.Sprintf("CAST(f.%s AS %s) AS %s", warehouse.QuoteIdent("__pv_"+p), typ, warehouse.QuoteIdent(p)))
-		}
-		rows := make([]string, len(files))
-		for i, f := range files {
-			vals := []string{warehouse.QuoteString(paths[i]), warehouse.QuoteString(f.Key)}
-			for _, p := range logParts {
-				field, _ := schema.Field(p)
-				vals = append(vals, "CAST("+warehouse.PartitionLiteral(f.PartitionValues, p, field.Type)+" AS VARCHAR)")
-			}
-			rows[i] = "(" + strings.Join(vals, ", ") + ")"
-		}
-		names := []string{"__path", "__key"}
-		for _, p := range logParts {
-			names = append(names, warehouse.QuoteIdent("__pv_"+p))
-		}
-		return fmt.Sprintf("SELECT %s FROM read_parquet(%s, filename = %s, union_by_name = true) r JOIN (VALUES %s) AS f(%s) ON r.%s = f.__path",
-			strings.Join(src, ", "), list, warehouse.QuoteString(colFile), strings.Join(rows, ", "), strings.Join(names, ", "), warehouse.QuoteIdent(colFile)), nil
-	}
-
 	sel := []string{fmt.Sprintf("epoch_us(%s) AS __t", warehouse.QuoteIdent(sp.eventTime))}
 	sel = append(sel, sp.groupCols()...)
 	for i, a := range sp.aggs {
@@ -156,21 +81,21 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 		}
 	}
 	what := fmt.Sprintf("read bronze.%s (event_time %q, group_by %v, aggregate arguments)", sp.from, sp.eventTime, sp.groupBy)
-	fast := fmt.Sprintf("SELECT * FROM read_parquet(%s, union_by_name = true)", list)
-	if needParts {
-		if fast, err = joined(false); err != nil {
+	fast := fmt.Sprintf("SELECT * FROM read_parquet(%s, union_by_name = true)", in.list)
+	if in.needParts {
+		if fast, err = in.joined(sp.from, false); err != nil {
 			return err
 		}
 	}
 	if err := j.temp(ctx, what, "VIEW", "s_fast", fmt.Sprintf("SELECT %s FROM (%s) src", strings.Join(sel, ", "), fast)); err != nil {
 		return err
 	}
-	full, err := joined(true)
+	full, err := in.joined(sp.from, true)
 	if err != nil {
 		return err
 	}
 	lineage := "CAST(NULL AS VARCHAR) AS __src"
-	if inFile["_source_file"] {
+	if in.inFile["_source_file"] {
 		lineage = `CAST("_source_file" AS VARCHAR) AS __src`
 	}
 	sel = append(sel, lineage, warehouse.QuoteIdent(colKey)+" AS __file")
@@ -187,6 +112,98 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 		}
 	}
 	return nil
+}
+
+// inputFiles is the new bronze files of a batch as local files, with what
+// loadInput needs to know about their columns.
+type inputFiles struct {
+	schema    *delta.Schema
+	files     []bronzeFile
+	paths     []string        // local copies, in files order
+	list      string          // paths as a SQL list
+	inFile    map[string]bool // columns in the files, lower case
+	logParts  []string        // partition columns missing from the files
+	needParts bool            // whether the aggregate uses one of logParts
+}
+
+// inputFiles checks the event time's type, gets local copies of files
+// (checked against the log) and finds which partition columns live only
+// in the log.
+func (j *job) inputFiles(ctx context.Context, files []bronzeFile, snap *delta.Snapshot) (*inputFiles, error) {
+	sp := j.sp
+	schema, err := snap.Schema()
+	if err != nil {
+		return nil, fmt.Errorf("bronze.%s: %w", sp.from, err)
+	}
+	// event_time may name a derived column, whose type only bronze knows.
+	if f, ok := schema.Field(sp.eventTime); ok && f.Type.Name != delta.TypeTimestamp && f.Type.Name != delta.TypeTimestampNTZ {
+		return nil, fmt.Errorf("silver.%s: event_time %q of bronze.%s is %s, not a timestamp: derive it with strptime(...) or a cast to TIMESTAMP", sp.name, sp.eventTime, sp.from, f.Type.Name)
+	}
+	in := &inputFiles{schema: schema, files: files, paths: make([]string, len(files)), inFile: map[string]bool{}}
+	for i, f := range files {
+		local, err := j.materialize(ctx, f.Key)
+		if err != nil {
+			return nil, fmt.Errorf("bronze.%s: %w", sp.from, err)
+		}
+		if err := delta.CheckLocalFile("bronze."+sp.from, snap.Version, delta.Add{Path: f.Path, Size: f.Size}, local); err != nil {
+			return nil, err
+		}
+		in.paths[i] = local
+	}
+	in.list = literalList(in.paths)
+	fileCols, _, err := j.describe(ctx, "read bronze files", fmt.Sprintf("SELECT * FROM read_parquet(%s, union_by_name = true)", in.list))
+	if err != nil {
+		return nil, fmt.Errorf("bronze.%s: %w", sp.from, err)
+	}
+	for _, c := range fileCols {
+		in.inFile[strings.ToLower(c)] = true
+	}
+	for _, p := range snap.Metadata.PartitionColumns {
+		if in.inFile[strings.ToLower(p)] {
+			continue
+		}
+		in.logParts = append(in.logParts, p)
+		if sp.mentions(p) {
+			in.needParts = true
+		}
+	}
+	return in, nil
+}
+
+// joined reads the files joined to the file list, which carries each
+// file's partition values (a VALUES list, so no statement per file) and,
+// withKey, its lake key. from names the bronze table in errors.
+func (in *inputFiles) joined(from string, withKey bool) (string, error) {
+	src := []string{fmt.Sprintf("r.* EXCLUDE (%s)", warehouse.QuoteIdent(colFile))}
+	if withKey {
+		src = append(src, "f.__key AS "+warehouse.QuoteIdent(colKey))
+	}
+	for _, p := range in.logParts {
+		f, ok := in.schema.Field(p)
+		if !ok {
+			return "", fmt.Errorf("bronze.%s: partition column %q is not in the table schema", from, p)
+		}
+		typ, err := warehouse.DuckType(f.Type)
+		if err != nil {
+			return "", fmt.Errorf("bronze.%s: partition column %q: %w", from, p, err)
+		}
+		src = append(src, fmt.Sprintf("CAST(f.%s AS %s) AS %s", warehouse.QuoteIdent("__pv_"+p), typ, warehouse.QuoteIdent(p)))
+	}
+	rows := make([]string, len(in.files))
+	for i, f := range in.files {
+		vals := []string{warehouse.QuoteString(in.paths[i]), warehouse.QuoteString(f.Key)}
+		for _, p := range in.logParts {
+			field, _ := in.schema.Field(p)
+			vals = append(vals, "CAST("+warehouse.PartitionLiteral(f.PartitionValues, p, field.Type)+" AS VARCHAR)")
+		}
+		rows[i] = "(" + strings.Join(vals, ", ") + ")"
+	}
+	names := []string{"__path", "__key"}
+	for _, p := range in.logParts {
+		names = append(names, warehouse.QuoteIdent("__pv_"+p))
+	}
+	return fmt.Sprintf("SELECT %s FROM read_parquet(%s, filename = %s, union_by_name = true) r JOIN (VALUES %s) AS f(%s) ON r.%s = f.__path",
+		strings.Join(src, ", "), in.list, warehouse.QuoteString(colFile), strings.Join(rows, ", "), strings.Join(names, ", "), warehouse.QuoteIdent(colFile)), nil
 }
 
 // lateCond is the SQL condition on a window start __ws whose window closed

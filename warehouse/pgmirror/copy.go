@@ -103,14 +103,14 @@ type copyReader struct {
 	ord   bool
 
 	// The producer's state (see produce).
-	i     int
-	cur   *warehouse.FileRows
-	buf   []byte // the chunk being encoded
-	begun bool
-	ended bool
-	err   error // read by Read once chunks is closed
-	rows  int64
-	crash bool // the during-copy crash point was passed
+	i       int
+	cur     *warehouse.FileRows
+	buf     []byte // the chunk being encoded
+	begun   bool
+	ended   bool
+	err     error // read by Read once chunks is closed
+	rows    int64
+	crashAt string // the crash point this copy passes once; "": none or passed
 
 	chunks chan []byte   // encoded chunks, closed at the end
 	free   chan []byte   // sent chunks, for reuse
@@ -395,10 +395,11 @@ func asInt64(v any) (int64, bool) {
 	return 0, false
 }
 
+// crashPoint passes the copy's crash point (internal/crashpoint), once.
 func (r *copyReader) crashPoint() {
-	if !r.crash {
-		r.crash = true
-		crashpoint.At(CrashDuringCopy)
+	if p := r.crashAt; p != "" {
+		r.crashAt = ""
+		crashpoint.At(p)
 	}
 }
 
@@ -413,10 +414,12 @@ func (r *copyReader) closeFile() {
 // copyFiles streams the rows of files into the columns cols of table into
 // with COPY FROM STDIN in binary format (freeze: with FREEZE, for a table
 // created or truncated in the current subtransaction), plus the order
-// column ord when it is not empty. It returns the number of rows copied.
-func copyFiles(ctx context.Context, tx pgx.Tx, eng *warehouse.Engine, into pgx.Identifier, files []warehouse.FileSpec, cols []column, ord string, freeze, crash bool) (int64, error) {
+// column ord when it is not empty. It passes the crash point crashAt (when
+// not empty) once, after duringCopyAfter rows or at the end of the rows.
+// It returns the number of rows copied.
+func copyFiles(ctx context.Context, tx pgx.Tx, eng *warehouse.Engine, into pgx.Identifier, files []warehouse.FileSpec, cols []column, ord string, freeze bool, crashAt string) (int64, error) {
 	src := newCopyReader(ctx, eng, tx.Conn().TypeMap(), files, cols, ord != "")
-	src.crash = !crash
+	src.crashAt = crashAt
 	names := quoted(cols)
 	if ord != "" {
 		names = append(names, pgx.Identifier{ord}.Sanitize())

@@ -117,13 +117,9 @@ func (m *Mirror) attempt(ctx context.Context, spec Spec, rebuild bool) (_ *Resul
 	// The lake snapshot is read under the lock, after the state: a
 	// concurrent mirror of the same target that recorded a newer version
 	// before we locked is then seen, not mistaken for a recreated table.
-	to, err := tbl.Snapshot(ctx)
+	to, schema, err := lakeSnapshot(ctx, tbl, spec)
 	if err != nil {
-		return nil, fmt.Errorf("read lake table %s: %w", spec.Source, err)
-	}
-	schema, err := to.Schema()
-	if err != nil {
-		return nil, fmt.Errorf("lake table %s version %d: %w", spec.Source, to.Version, err)
+		return nil, err
 	}
 	res.Version, res.SourceCommittedAt = to.Version, to.Timestamp
 	if hasState {
@@ -155,19 +151,50 @@ func (m *Mirror) attempt(ctx context.Context, spec Spec, rebuild bool) (_ *Resul
 	if err != nil {
 		return nil, err
 	}
+	if err := commitState(ctx, tx, spec, to); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// commitState records version to in the state table and commits the
+// transaction, passing the crash points on either side of the commit.
+func commitState(ctx context.Context, tx pgx.Tx, spec Spec, to *delta.Snapshot) error {
+	if err := recordState(ctx, tx, spec, to); err != nil {
+		return err
+	}
+	crashpoint.At(CrashBeforeCommit)
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	crashpoint.At(CrashAfterCommit)
+	return nil
+}
+
+// lakeSnapshot reads the lake table's current snapshot and its schema.
+func lakeSnapshot(ctx context.Context, tbl *delta.Table, spec Spec) (*delta.Snapshot, *delta.Schema, error) {
+	to, err := tbl.Snapshot(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read lake table %s: %w", spec.Source, err)
+	}
+	schema, err := to.Schema()
+	if err != nil {
+		return nil, nil, fmt.Errorf("lake table %s version %d: %w", spec.Source, to.Version, err)
+	}
+	return to, schema, nil
+}
+
+// recordState records in the state table that the target now mirrors
+// version to of its source, in the transaction that changed its rows.
+func recordState(ctx context.Context, tx pgx.Tx, spec Spec, to *delta.Snapshot) error {
 	if _, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s AS s (target, source_table, version, mirrored_at, source_committed_at)
 		VALUES ($1, $2, $3, clock_timestamp(), $4)
 		ON CONFLICT (target) DO UPDATE SET source_table = EXCLUDED.source_table, version = EXCLUDED.version,
 			mirrored_at = EXCLUDED.mirrored_at, source_committed_at = EXCLUDED.source_committed_at`, stateIdent(spec.Schema).Sanitize()),
 		spec.Target(), spec.Source.String(), to.Version, nullTime(to.Timestamp)); err != nil {
-		return nil, fmt.Errorf("record version %d in %s: %w", to.Version, StateTable, err)
+		return fmt.Errorf("record version %d in %s: %w", to.Version, StateTable, err)
 	}
-	crashpoint.At(CrashBeforeCommit)
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
-	crashpoint.At(CrashAfterCommit)
-	return res, nil
+	return nil
 }
 
 func nullTime(t time.Time) any {
@@ -378,7 +405,7 @@ func (a *apply) direct(ctx context.Context, id pgx.Identifier, before, after fun
 		if err != nil {
 			return err
 		}
-		n, err := copyFiles(ctx, tx, a.m.deps.Engine, id, files, a.cols, "", freeze, true)
+		n, err := copyFiles(ctx, tx, a.m.deps.Engine, id, files, a.cols, "", freeze, CrashDuringCopy)
 		if err != nil {
 			return fmt.Errorf("copy rows of %d files: %w", len(adds), err)
 		}
@@ -497,7 +524,9 @@ func (a *apply) changes(ctx context.Context, from int64, missing []column) (adds
 
 // load applies adds and removes to the table into: the keys of rows in
 // removed files that no added row has are deleted; added rows are upserted,
-// the last file (then the last row of it) winning when a key repeats.
+// the last file (then the last row of it) winning when a key repeats. It is
+// a little over 80 lines on purpose: its statements run in this order in
+// one transaction, and reading them in sequence is how to check it.
 func (a *apply) load(ctx context.Context, into pgx.Identifier, adds, removes []delta.Add) error {
 	res, tx := a.res, a.tx
 	adds = sortedFiles(adds)
@@ -513,7 +542,7 @@ func (a *apply) load(ctx context.Context, into pgx.Identifier, adds, removes []d
 			return err
 		}
 		// The crash point is in the copy of rows, not of keys.
-		if _, err := copyFiles(ctx, tx, a.m.deps.Engine, pgx.Identifier{"medallion_stage_del"}, files, keys, "", false, false); err != nil {
+		if _, err := copyFiles(ctx, tx, a.m.deps.Engine, pgx.Identifier{"medallion_stage_del"}, files, keys, "", false, ""); err != nil {
 			return fmt.Errorf("copy keys of %d removed files: %w", len(removes), err)
 		}
 	}
@@ -525,7 +554,7 @@ func (a *apply) load(ctx context.Context, into pgx.Identifier, adds, removes []d
 	if err != nil {
 		return err
 	}
-	n, err := copyFiles(ctx, tx, a.m.deps.Engine, pgx.Identifier{"medallion_stage"}, files, a.cols, ord, false, true)
+	n, err := copyFiles(ctx, tx, a.m.deps.Engine, pgx.Identifier{"medallion_stage"}, files, a.cols, ord, false, CrashDuringCopy)
 	if err != nil {
 		return fmt.Errorf("copy rows of %d files: %w", len(adds), err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/medallion-dev/medallion/internal/crashpoint"
 	"github.com/medallion-dev/medallion/lake"
 )
 
@@ -138,9 +139,10 @@ func (o Options) now() time.Time {
 // landing and acknowledging nothing more, like a killed process.
 var errCrashed = errors.New("crashed at a test crash point")
 
-// crashHook, set only by tests, is asked at each crash point ("after-intent",
-// "after-land", "after-ack") whether the consumer should stop dead there.
-type crashHook func(point string) bool
+// crashHook, set only by tests, is passed each crash point of a consumer
+// ("brokers-<kind>-after-intent", "-after-land", "-after-ack"); returning
+// errCrashed stops the consumer dead there.
+type crashHook = crashpoint.Hook
 
 // lifecycle owns a source's consumer goroutine: started under a child of
 // the caller's ctx, cancelled and awaited by close.

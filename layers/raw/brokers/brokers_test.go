@@ -29,17 +29,17 @@ import (
 var crashPoints = []string{"after-intent", "after-land", "after-ack"}
 
 // crashAt returns a hook stopping the consumer at the nth time it reaches
-// point, and a channel closed when it did.
+// point (of any broker kind), and a channel closed when it did.
 func crashAt(point string, nth int) (crashHook, <-chan struct{}) {
 	var seen atomic.Int64
 	done := make(chan struct{})
 	var once sync.Once
-	return func(p string) bool {
-		if p != point || seen.Add(1) != int64(nth) {
-			return false
+	return func(p string) error {
+		if !strings.HasSuffix(p, "-"+point) || seen.Add(1) != int64(nth) {
+			return nil
 		}
 		once.Do(func() { close(done) })
-		return true
+		return errCrashed
 	}, done
 }
 

@@ -11,7 +11,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/medallion-dev/medallion/internal/crashpoint"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/layers/raw"
 )
@@ -138,13 +137,9 @@ func (l *ledger) save(ctx context.Context) error {
 	return nil
 }
 
-// at is a crash point: a test hook or MEDALLION_CRASH_AT=brokers-<kind>-<point>.
+// at is the crash point brokers-<kind>-<point> (see internal/crashpoint).
 func (l *ledger) at(point string) error {
-	crashpoint.At("brokers-" + l.kind + "-" + point)
-	if l.crash != nil && l.crash(point) {
-		return errCrashed
-	}
-	return nil
+	return l.crash.Pass("brokers-" + l.kind + "-" + point)
 }
 
 // land writes the intent of a batch, then lands its bytes, relanding with
