@@ -79,7 +79,7 @@ func (r *runner) runModel(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return m.st, err
 	}
-	if r.modelUpToDate(m) {
+	if r.modelUpToDate(ctx, m) {
 		return m.st, nil
 	}
 	r.log.Debug("gold model", "mode", m.st.Mode, "reason", m.st.Reason)
@@ -127,7 +127,7 @@ func (r *runner) openModel(ctx context.Context) (*modelRun, error) {
 
 // modelUpToDate reports whether the table was built from the inputs as
 // they are; otherwise it sets the reason for a full rebuild in m.st.
-func (r *runner) modelUpToDate(m *modelRun) bool {
+func (r *runner) modelUpToDate(ctx context.Context, m *modelRun) bool {
 	var reason string
 	switch {
 	case m.gsnap == nil:
