@@ -31,7 +31,7 @@ m query "SELECT meter_id, count(*) FILTER (WHERE spike) AS spikes, count(*) AS w
 step "gold.top_meters (an analyst SQL model)"
 m query "SELECT meter_id, round(mean_usage, 2) AS mean_usage FROM gold.top_meters ORDER BY mean_usage DESC"
 step "bronze._quarantine: why rows were refused (file, line, column, reason)"
-m query "SELECT coalesce(\"column\", '(whole line)') AS column, count(*) AS rows, min(reason) AS example
+m query "SELECT coalesce(column_name, '(whole line)') AS column_name, count(*) AS rows, min(reason) AS example
          FROM bronze._quarantine GROUP BY ALL ORDER BY rows DESC"
 step "silver._late: readings that arrived after their window was final"
 m query "SELECT count(*) AS late_rows, min(lateness_ms) AS min_late_ms, max(lateness_ms) AS max_late_ms FROM silver._late"
