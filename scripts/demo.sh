@@ -4,6 +4,11 @@
 # four deliveries, run the pipeline after each, and show what came out.
 set -euo pipefail
 bin=$1 dir=$2
+# The demo needs no services: the starter's postgres: is ${DATABASE_URL:-},
+# and the Makefile exports DATABASE_URL for the tests, so unset it here or
+# the demo would mirror into that database (and a second demo, on a new
+# lake, would meet the first one's mirror state there).
+unset DATABASE_URL
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
 step() { printf '\n==> %s\n' "$*"; }
 m() { "$bin" "$@"; }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/medallion-dev/medallion/internal/randid"
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
 )
@@ -37,6 +38,18 @@ func initLake(t *testing.T) string {
 	args := []string{"init", "-f", pipeline, "--lake", "file://" + filepath.Join(dir, "lake")}
 	if code, _, stderr := cli(t, "", args...); code != 0 {
 		t.Fatalf("%v: exit %d: %s", args, code, stderr)
+	}
+	// The starter mirrors into public.meter_usage_ma of $DATABASE_URL, which
+	// every test shares: a table of its own keeps one test's lake from
+	// meeting another's mirror state (run --rebuild refusals).
+	b, err := os.ReadFile(pipeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := "to: public.ma_" + randid.Hex(6)
+	b = []byte(strings.Replace(string(b), "to: public.meter_usage_ma", own, 1))
+	if err := os.WriteFile(pipeline, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	return pipeline
 }

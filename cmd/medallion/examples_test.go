@@ -87,7 +87,7 @@ func TestExampleEcommerceFolder(t *testing.T) {
 	l.run(t, "generate", "ecommerce", "--rows", "20000", "--bad-fraction", "0.001", "--out", "drop/export-1.csv")
 	l.run(t, "generate", "ecommerce", "--rows", "20000", "--seed", "2", "--start", "2024-01-01 00:40:00", "--out", "drop/export-2.csv")
 	l.run(t, "generate", "ecommerce", "--rows", "100", "--seed", "3", "--out", "drop/export-3.csv.part")
-	out := l.run(t, "run")
+	out := l.run(t, "run", "--create-lake") // a new lake, as the README's first start
 	bronze := l.count(t, "SELECT count(*) FROM bronze.events")
 	quarantined := l.count(t, "SELECT count(*) FROM bronze._quarantine")
 	if !strings.Contains(out, "took 2 new files") || !strings.Contains(out, "bronze.events: 40000 rows read") || quarantined == 0 {
@@ -118,7 +118,7 @@ func TestExampleIoTMinIO(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out := l.run(t, "run")
+	out := l.run(t, "run", "--create-lake") // a new lake under the bucket, as the README's first start
 	if !strings.Contains(out, "bronze.readings: 160000 rows read") || l.count(t, "SELECT count(*) FROM bronze._quarantine") == 0 {
 		t.Fatalf("want both files in bronze (160000 rows read), bad lines quarantined\n%s", out)
 	}
@@ -152,7 +152,7 @@ func TestExampleTurnstileBroker(t *testing.T) {
 	f := strings.Split(lines[100], ",")
 	f[9] = "lots" // ENTRIES: not a number
 	lines[100] = strings.Join(f, ",")
-	srv := startServe(t, l, "--no-ui")
+	srv := startServe(t, l, "--no-ui", "--create-lake") // as the README's first start
 	for _, line := range lines {
 		if _, err := js.Publish(context.Background(), subject, []byte(line)); err != nil {
 			t.Fatal(err)
