@@ -74,6 +74,11 @@ type Manifest struct {
 	ReceivedAt time.Time `json:"received_at"` // UTC, RFC 3339 with nanoseconds in JSON
 	Name       string    `json:"name"`        // the original file name, or "-" for stdin
 	Format     string    `json:"format"`      // csv | json | ndjson
+	// Ref, when set, is where the bytes are: s3://bucket/key of a file in
+	// the lake's own bucket referenced in place (inplace.go). Key then names
+	// no object; it only orders the landing. Absent in manifests of copies.
+	Ref  string `json:"ref,omitempty"`
+	ETag string `json:"etag,omitempty"` // the referenced file's ETag when landed
 }
 
 // SourceDir is the root of a source's raw objects: raw/<source>/.
