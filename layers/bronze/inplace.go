@@ -2,10 +2,9 @@ package bronze
 
 import (
 	"context"
-	"fmt"
 	"io"
 
-	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/layers/raw"
 )
 
 // sourceFile is the object of m as lineage (_source_file) and messages
@@ -19,18 +18,7 @@ func (m manifest) sourceFile() string {
 }
 
 // openObject opens the bytes of m: the raw object at its key, or the file
-// a manifest references in place, read through the lake's connection at the
-// root of its bucket (raw.LandInPlace only references files there).
+// a manifest references in place (raw.OpenObject).
 func (j *job) openObject(ctx context.Context, m manifest) (io.ReadCloser, error) {
-	if m.Ref == "" {
-		rc, _, err := j.d.Store.Get(ctx, m.Key)
-		return rc, err
-	}
-	bucket, key, ok := lake.SplitS3URL(m.Ref)
-	s3, isS3 := j.d.Store.(*lake.S3)
-	if !ok || !isS3 || s3.Bucket() != bucket {
-		return nil, fmt.Errorf("its manifest references %s, which is not in the lake's bucket", m.Ref)
-	}
-	rc, _, err := s3.AtBucketRoot().Get(ctx, key)
-	return rc, err
+	return raw.OpenObject(ctx, j.d.Store, m.Manifest)
 }

@@ -74,3 +74,17 @@ func LandInPlace(ctx context.Context, store lake.Store, source, name, format, re
 	removeOrphan(ctx, store, ikey) // names our landing, which no manifest names
 	return prev, true, nil
 }
+
+// openRef opens the file a manifest references in place.
+func openRef(ctx context.Context, store lake.Store, m Manifest) (io.ReadCloser, error) {
+	bucket, key, ok := lake.SplitS3URL(m.Ref)
+	s3, isS3 := store.(*lake.S3)
+	if !ok || !isS3 || s3.Bucket() != bucket {
+		return nil, fmt.Errorf("open %s of %s (%s): not in the lake's bucket (%s)", m.Ref, m.Name, m.SHA256, store.URL())
+	}
+	rc, _, err := s3.AtBucketRoot().Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("open %s of %s (%s): %w", m.Ref, m.Name, m.SHA256, err)
+	}
+	return rc, nil
+}

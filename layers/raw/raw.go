@@ -391,8 +391,13 @@ func ReadManifest(ctx context.Context, store lake.Store, source, sha string) (Ma
 	return m, nil
 }
 
-// OpenObject opens the landed bytes a manifest points at.
+// OpenObject opens the landed bytes a manifest points at: the raw object
+// at its key, or the file it references in place (Ref), read through the
+// lake's connection at the root of its bucket.
 func OpenObject(ctx context.Context, store lake.Store, m Manifest) (io.ReadCloser, error) {
+	if m.Ref != "" {
+		return openRef(ctx, store, m)
+	}
 	rc, _, err := store.Get(ctx, m.Key)
 	if err != nil {
 		return nil, fmt.Errorf("open raw object of %s (%s): %w", m.Name, m.SHA256, err)
