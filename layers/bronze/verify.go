@@ -42,6 +42,9 @@ type damagedError struct {
 
 func (e *damagedError) Error() string {
 	mkey := raw.ManifestKey(e.m.Source, e.m.SHA256)
+	if e.m.Ref != "" {
+		return e.inPlaceError(mkey)
+	}
 	if e.missing {
 		return fmt.Sprintf("bronze %s: raw object %s, named by manifest %s, does not exist; nothing of it is committed and the objects landed after it wait. "+
 			"Send %s again (the same bytes): raw then lands the missing object again", e.source, e.m.sourceFile(), mkey, e.m.fileName())
