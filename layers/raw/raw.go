@@ -233,6 +233,9 @@ func settle(ctx context.Context, store lake.Store, ours Manifest, name string, c
 // manifest's key is safe against concurrent re-landers: each writes the
 // same bytes, and a Put replaces the whole object atomically.
 func ensureObject(ctx context.Context, store lake.Store, m Manifest, from string) error {
+	if m.Ref != "" {
+		return nil // referenced in place: bronze reads the file at Ref, never Key
+	}
 	info, err := store.Stat(ctx, m.Key)
 	switch {
 	case err == nil && info.Size == m.Size:

@@ -18,7 +18,8 @@ import (
 // place: the manifest names the file, its size, ETag and sha256, and no
 // object but manifests, index entries and the source's state is written.
 // A prefix of another bucket on the same server, and a folder of the lake's
-// bucket with after_ingest delete, are copied as before.
+// bucket with after_ingest delete, are copied as before. The same bytes
+// sent again through raw.Land are already landed, and not copied either.
 func TestInPlace(t *testing.T) {
 	ctx := context.Background()
 	srv := testenv.MinIO(t)
@@ -58,6 +59,13 @@ func TestInPlace(t *testing.T) {
 			m := ms[0]
 			if got := m.Ref != ""; got != c.inPlace {
 				t.Fatalf("in place = %v, want %v: %+v", got, c.inPlace, m)
+			}
+			if c.inPlace {
+				// The same bytes sent another way are already landed, and
+				// no copy is made for a manifest that references a file.
+				if _, already, err := raw.Land(ctx, l, c.source, "again.ndjson", "ndjson", strings.NewReader(body), time.Now()); err != nil || !already {
+					t.Fatalf("send again: already=%v err=%v", already, err)
+				}
 			}
 			objs, err := l.List(ctx, raw.SourceDir(c.source), "")
 			if err != nil {
