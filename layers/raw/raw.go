@@ -36,6 +36,9 @@
 //
 // A crash between the two steps leaves an object no manifest points at;
 // nothing reads it.
+//
+// A file already in the lake's own bucket is not copied: its manifest
+// references it in place (Manifest.Ref; inplace.go).
 package raw
 
 import (
