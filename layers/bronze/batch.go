@@ -276,7 +276,7 @@ type lineage struct {
 func newLineage(ms []manifest, bid string) lineage {
 	keys := make([]string, 0, len(ms))
 	for _, m := range ms {
-		keys = append(keys, warehouse.QuoteString(m.Key))
+		keys = append(keys, warehouse.QuoteString(m.sourceFile()))
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
@@ -290,7 +290,7 @@ func newLineage(ms []manifest, bid string) lineage {
 // bronzeSelect selects the rows of from (a typed object's table or typed
 // query) that where keeps, with lineage.
 func (j *job) bronzeSelect(from string, m manifest, lin lineage, where string) string {
-	return j.bronzeSelectLineage(from, "CAST("+warehouse.QuoteString(m.Key)+" AS "+lin.sourceType+")",
+	return j.bronzeSelectLineage(from, "CAST("+warehouse.QuoteString(m.sourceFile())+" AS "+lin.sourceType+")",
 		"CAST("+warehouse.QuoteString(m.ReceivedAt.UTC().Format("2006-01-02 15:04:05.999999")+"+00")+" AS TIMESTAMPTZ)", lin, where)
 }
 
@@ -426,7 +426,7 @@ func (j *job) prepareQuarantine(ctx context.Context, conn *sql.Conn, ms []manife
 		}
 		txns = append(txns, delta.Txn{AppID: app, Version: 1, LastUpdated: j.d.Now().UnixMilli()})
 		for _, r := range rows {
-			q := quarantineRow{Source: j.src.Name, SourceFile: m.Key, Line: r.line, Reason: r.reason,
+			q := quarantineRow{Source: j.src.Name, SourceFile: m.sourceFile(), Line: r.line, Reason: r.reason,
 				Raw: strings.ToValidUTF8(r.raw, "\uFFFD"), BatchID: bid, QuarantinedAt: now}
 			if r.column != "" {
 				c := r.column

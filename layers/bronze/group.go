@@ -66,7 +66,7 @@ func fileList(paths []string) string {
 func lineageValues(ms []manifest, paths []string) string {
 	rows := make([]string, len(ms))
 	for i, m := range ms {
-		rows[i] = "(" + warehouse.QuoteString(paths[i]) + ", " + warehouse.QuoteString(m.Key) + ", " +
+		rows[i] = "(" + warehouse.QuoteString(paths[i]) + ", " + warehouse.QuoteString(m.sourceFile()) + ", " +
 			warehouse.QuoteString(receivedText(m.ReceivedAt)) + ")"
 	}
 	return "(VALUES " + strings.Join(rows, ", ") + ") AS _lin(_lin_obj, _lin_file, _lin_at)"
@@ -103,7 +103,7 @@ func derivedLineage(ms []manifest, paths []string) (key, at string, ok bool) {
 		return "", "", false
 	}
 	for i, m := range ms {
-		if paths[i] != root+m.Key || strings.LastIndex(m.Key, "/")+1 != base || len(m.Key) < base+len(receivedLayout) {
+		if m.Ref != "" || paths[i] != root+m.Key || strings.LastIndex(m.Key, "/")+1 != base || len(m.Key) < base+len(receivedLayout) {
 			return "", "", false
 		}
 		t, err := time.Parse(receivedLayout, m.Key[base:base+len(receivedLayout)])

@@ -42,12 +42,15 @@ type damagedError struct {
 
 func (e *damagedError) Error() string {
 	mkey := raw.ManifestKey(e.m.Source, e.m.SHA256)
+	if e.m.Ref != "" {
+		return e.inPlaceError(mkey)
+	}
 	if e.missing {
 		return fmt.Sprintf("bronze %s: raw object %s, named by manifest %s, does not exist; nothing of it is committed and the objects landed after it wait. "+
-			"Send %s again (the same bytes): raw then lands the missing object again", e.source, e.m.Key, mkey, e.m.fileName())
+			"Send %s again (the same bytes): raw then lands the missing object again", e.source, e.m.sourceFile(), mkey, e.m.fileName())
 	}
 	return fmt.Sprintf("bronze %s: raw object %s %s (manifest %s); nothing of it is committed and the objects landed after it wait. "+
-		"Restore the object from a backup, or delete it and send %s again (the same bytes): raw then lands it again", e.source, e.m.Key, e.problem, mkey, e.m.fileName())
+		"Restore the object from a backup, or delete it and send %s again (the same bytes): raw then lands it again", e.source, e.m.sourceFile(), e.problem, mkey, e.m.fileName())
 }
 
 func (e *damagedError) Unwrap() error { return e.checkErr }
@@ -87,7 +90,7 @@ func (j *job) releaseObjects() {
 // fetchObject returns a local file holding the object of m, checked against
 // m: the lake's own file for a local lake, else a download.
 func (j *job) fetchObject(ctx context.Context, m manifest) (string, error) {
-	if lp, ok := j.d.Store.(lake.LocalPather); ok {
+	if lp, ok := j.d.Store.(lake.LocalPather); ok && m.Ref == "" {
 		if p := lp.LocalPath(m.Key); p != "" {
 			return p, j.hashLocal(m, p)
 		}
@@ -122,17 +125,17 @@ func (j *job) hashLocal(m manifest, p string) error {
 
 // downloadObject downloads the object of m to dst, hashing it on the way.
 func (j *job) downloadObject(ctx context.Context, m manifest, dst string) (string, error) {
-	rc, _, err := j.d.Store.Get(ctx, m.Key)
+	rc, err := j.openObject(ctx, m)
 	if errors.Is(err, lake.ErrNotExist) {
 		return "", &damagedError{source: j.src.Name, m: m, missing: true, checkErr: err}
 	}
 	if err != nil {
-		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.Key, err)
+		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
 	}
 	defer rc.Close()
 	f, err := os.Create(dst)
 	if err != nil {
-		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.Key, err)
+		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
 	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), rc)
@@ -148,7 +151,7 @@ func (j *job) downloadObject(ctx context.Context, m manifest, dst string) (strin
 		if errors.As(err, &d) {
 			return "", err
 		}
-		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.Key, err)
+		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
 	}
 	return dst, nil
 }

@@ -36,6 +36,9 @@
 //
 // A crash between the two steps leaves an object no manifest points at;
 // nothing reads it.
+//
+// A file already in the lake's own bucket is not copied: its manifest
+// references it in place (Manifest.Ref; inplace.go).
 package raw
 
 import (
@@ -74,6 +77,11 @@ type Manifest struct {
 	ReceivedAt time.Time `json:"received_at"` // UTC, RFC 3339 with nanoseconds in JSON
 	Name       string    `json:"name"`        // the original file name, or "-" for stdin
 	Format     string    `json:"format"`      // csv | json | ndjson
+	// Ref, when set, is where the bytes are: s3://bucket/key of a file in
+	// the lake's own bucket referenced in place (inplace.go). Key then names
+	// no object; it only orders the landing. Absent in manifests of copies.
+	Ref  string `json:"ref,omitempty"`
+	ETag string `json:"etag,omitempty"` // the referenced file's ETag when landed
 }
 
 // SourceDir is the root of a source's raw objects: raw/<source>/.
@@ -228,6 +236,9 @@ func settle(ctx context.Context, store lake.Store, ours Manifest, name string, c
 // manifest's key is safe against concurrent re-landers: each writes the
 // same bytes, and a Put replaces the whole object atomically.
 func ensureObject(ctx context.Context, store lake.Store, m Manifest, from string) error {
+	if m.Ref != "" {
+		return nil // referenced in place: bronze reads the file at Ref, never Key
+	}
 	info, err := store.Stat(ctx, m.Key)
 	switch {
 	case err == nil && info.Size == m.Size:
@@ -386,8 +397,13 @@ func ReadManifest(ctx context.Context, store lake.Store, source, sha string) (Ma
 	return m, nil
 }
 
-// OpenObject opens the landed bytes a manifest points at.
+// OpenObject opens the landed bytes a manifest points at: the raw object
+// at its key, or the file it references in place (Ref), read through the
+// lake's connection at the root of its bucket.
 func OpenObject(ctx context.Context, store lake.Store, m Manifest) (io.ReadCloser, error) {
+	if m.Ref != "" {
+		return openRef(ctx, store, m)
+	}
 	rc, _, err := store.Get(ctx, m.Key)
 	if err != nil {
 		return nil, fmt.Errorf("open raw object of %s (%s): %w", m.Name, m.SHA256, err)

@@ -47,7 +47,22 @@ func FromConfig(ctx context.Context, lakeStore lake.Store, p *config.Pipeline, s
 		Source: src.Name, Format: src.Format, Lake: lakeStore, Dir: dir, MoveTo: moveTo, Match: m,
 		MinAge: f.MinAge, IncludeExisting: f.IncludeExisting, MaxFiles: f.MaxFiles, MaxBytes: f.MaxBytes,
 		OnChange: f.OnChange, AfterIngest: f.AfterIngest, Incremental: f.Listing == "incremental", Log: log.With("source", src.Name),
+		InPlace: inPlace(lakeStore, dir, f.AfterIngest),
 	})
+}
+
+// inPlace reports whether files of dir can be referenced where they are
+// rather than copied: dir is a prefix of the lake's own bucket on the same
+// endpoint (so bronze reaches it with the lake's connection), and files are
+// kept after ingest. With after_ingest delete or move a file would be gone
+// before bronze reads it, so it is copied as from any other folder.
+func inPlace(lakeStore, dir lake.Store, afterIngest string) bool {
+	l, ok := lakeStore.(*lake.S3)
+	d, ok2 := dir.(*lake.S3)
+	if !ok || !ok2 || (afterIngest != "" && afterIngest != "keep") {
+		return false
+	}
+	return l.Bucket() == d.Bucket() && strings.EqualFold(l.Endpoint(), d.Endpoint())
 }
 
 // within reports whether the store URL u is the folder URL dir or under it.

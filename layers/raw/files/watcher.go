@@ -50,6 +50,10 @@ type Options struct {
 	// for folders whose new files sort after the old ones (timestamped
 	// names): a file that appears with a smaller name is never taken.
 	Incremental bool
+	// InPlace references each file where it is instead of copying it
+	// (raw.LandInPlace): the folder is in the lake's own bucket, beside the
+	// lake, and files are kept (after_ingest keep).
+	InPlace bool
 
 	Log *slog.Logger
 	Now func() time.Time // default time.Now
@@ -275,7 +279,13 @@ func (w *Watcher) land(ctx context.Context, o lake.ObjectInfo, at time.Time) (bo
 	if info.Size != o.Size || (info.ETag != "" && info.ETag != o.ETag) {
 		return false, fmt.Errorf("file source %s: %s changed since it was listed: taken at a later poll", w.o.Source, w.where(o.Key))
 	}
-	m, already, err := raw.LandSized(ctx, w.o.Lake, w.o.Source, o.Key, w.o.Format, rc, o.Size, at)
+	var m raw.Manifest
+	var already bool
+	if w.o.InPlace {
+		m, already, err = raw.LandInPlace(ctx, w.o.Lake, w.o.Source, o.Key, w.o.Format, w.where(o.Key), info.ETag, rc, o.Size, at)
+	} else {
+		m, already, err = raw.LandSized(ctx, w.o.Lake, w.o.Source, o.Key, w.o.Format, rc, o.Size, at)
+	}
 	if err != nil {
 		return false, fmt.Errorf("file source %s: %w", w.o.Source, err)
 	}
