@@ -209,7 +209,7 @@ func AcquireWith(ctx context.Context, store lake.Store, job, owner string, o Lea
 		return nil, fmt.Errorf("lease %s: acquiring took longer than the ttl %s: the lake is too slow for it", job, o.TTL)
 	}
 	for _, old := range after {
-		if old < rec.Generation {
+		if old < rec.Generation-keptGenerations {
 			if err := store.Delete(ctx, genKey(dir, old)); err != nil {
 				log.Warn("delete old lease generation", "job", job, "generation", old, "err", err)
 			}
@@ -226,6 +226,16 @@ func AcquireWith(ctx context.Context, store lake.Store, job, owner string, o Lea
 	go h.renewLoop()
 	return h, nil
 }
+
+// keptGenerations is how many generations below its own a new holder
+// leaves in place. A local directory's listing is not a snapshot: a
+// readdir that runs while one generation is created and the one before it
+// deleted can return neither, and a contender that then sees no generation
+// at all would create generation 1 again (the fencing token going back).
+// With the last few generations kept, a listing misses them all only if
+// that many acquisitions happen inside one readdir. Older ones are still
+// deleted here, and maintenance prunes the rest by age.
+const keptGenerations = 8
 
 // freeGeneration returns the newest generation of job's lease when it
 // is free to take over (released, or expired past the allowed clock skew
