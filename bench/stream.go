@@ -146,21 +146,37 @@ posting:
 		st.drained = true
 	}
 	if after != nil {
-		bs := goldBuckets(before, after)
-		st.p50, _, _ = quantile(0.5, bs)
-		st.p99, st.p99Over, _ = quantile(0.99, bs)
-		st.batches = after[seriesBatchOK] - before[seriesBatchOK]
-		for i, l := range []string{"bronze", "silver", "gold"} {
-			sum := `medallion_job_duration_seconds_sum{layer="` + l + `"}`
-			n := `medallion_job_duration_seconds_count{layer="` + l + `"}`
-			if dn := after[n] - before[n]; dn > 0 {
-				st.layerSec[i] = (after[sum] - before[sum]) / dn
-			}
-		}
-		if after[seriesBatchFail] > before[seriesBatchFail] {
-			st.why = fmt.Sprintf("%.0f micro-batches failed (see serve's log)", after[seriesBatchFail]-before[seriesBatchFail])
+		st.measure(before, after)
+	}
+	st.judge(rate, d)
+	if !st.drained {
+		return st, fmt.Errorf("%d ev/s: the backlog did not empty within 3 minutes after posting stopped", rate)
+	}
+	return st, nil
+}
+
+// measure fills in the step's latencies, batch count, mean job time per
+// layer and failed batches from the scrapes before and after it.
+func (st *streamStep) measure(before, after promText) {
+	bs := goldBuckets(before, after)
+	st.p50, _, _ = quantile(0.5, bs)
+	st.p99, st.p99Over, _ = quantile(0.99, bs)
+	st.batches = after[seriesBatchOK] - before[seriesBatchOK]
+	for i, l := range []string{"bronze", "silver", "gold"} {
+		sum := `medallion_job_duration_seconds_sum{layer="` + l + `"}`
+		n := `medallion_job_duration_seconds_count{layer="` + l + `"}`
+		if dn := after[n] - before[n]; dn > 0 {
+			st.layerSec[i] = (after[sum] - before[sum]) / dn
 		}
 	}
+	if after[seriesBatchFail] > before[seriesBatchFail] {
+		st.why = fmt.Sprintf("%.0f micro-batches failed (see serve's log)", after[seriesBatchFail]-before[seriesBatchFail])
+	}
+}
+
+// judge decides whether the step sustained its rate, setting ok or, when
+// not, why (the first failed condition of streamStepRun's list).
+func (st *streamStep) judge(rate int, d time.Duration) {
 	due := float64(rate) * d.Seconds()
 	slack := st.mid/5 + st.perSec
 	switch {
@@ -176,10 +192,6 @@ posting:
 	default:
 		st.ok = true
 	}
-	if !st.drained {
-		return st, fmt.Errorf("%d ev/s: the backlog did not empty within 3 minutes after posting stopped", rate)
-	}
-	return st, nil
 }
 
 var errNotDrained = errors.New("backlog not drained")

@@ -215,20 +215,27 @@ func layoutChart(sd *seriesData, tag string) *chartView {
 	}
 	fmt.Fprintf(&b, `<g class="flags">%s</g>`, flagged.String())
 
+	writeLegend(&b, sd)
+	cv.Inner = template.HTML(b.String())
+	return cv
+}
+
+// writeLegend draws the legend: a swatch and label per group, then the
+// flag marker with the flag columns when there are any.
+func writeLegend(b *strings.Builder, sd *seriesData) {
+	esc := html.EscapeString
 	b.WriteString(`<g class="legend">`)
 	lx := float64(chartL)
 	for i, g := range sd.Groups {
-		fmt.Fprintf(&b, `<g class="legend-item c%d"><rect class="swatch" x="%s" y="12" width="14" height="4" rx="1"></rect><text x="%s" y="18">%s</text></g>`,
+		fmt.Fprintf(b, `<g class="legend-item c%d"><rect class="swatch" x="%s" y="12" width="14" height="4" rx="1"></rect><text x="%s" y="18">%s</text></g>`,
 			i%maxGroups, f1(lx), f1(lx+19), esc(g.Group))
 		lx += legendWidth(g.Group)
 	}
 	if len(sd.Flags) > 0 {
-		fmt.Fprintf(&b, `<g class="legend-item"><circle class="legend-flag" cx="%s" cy="14" r="4.5"></circle><text x="%s" y="18">%s</text></g>`,
+		fmt.Fprintf(b, `<g class="legend-item"><circle class="legend-flag" cx="%s" cy="14" r="4.5"></circle><text x="%s" y="18">%s</text></g>`,
 			f1(lx+6), f1(lx+16), esc(strings.Join(sd.Flags, ", ")))
 	}
 	b.WriteString(`</g>`)
-	cv.Inner = template.HTML(b.String())
-	return cv
 }
 
 // legendWidth estimates a legend entry's width (7 units a character at

@@ -121,6 +121,30 @@ const (
 	lineagePad     = 8
 )
 
+// tableNode is the lineage box of one table: its rows and freshness, or
+// muted when it is not created yet, and its quality line.
+func tableNode(ref layers.TableRef, byTable map[string]tableSummary, quarantined, late nodeCounts) *lineNode {
+	n := &lineNode{ID: ref.String(), Layer: string(ref.Layer), Label: ref.String(), Href: "/tables/" + ref.String()}
+	t, ok := byTable[ref.String()]
+	switch {
+	case !ok || !t.Exists:
+		n.Detail, n.Muted = "not created yet", true
+	case t.RowsKnown:
+		rows := t.Rows
+		n.Rows = &rows
+		n.Detail = groupDigits(t.Rows) + " rows · " + t.Freshness
+	default:
+		n.Detail = "? rows · " + t.Freshness
+	}
+	if ok && t.Exists {
+		n.Freshness = freshnessClass(t.AgeSeconds)
+	}
+	nodeQualityLine(n, ref, quarantined, late)
+	return n
+}
+
+// lineage is the pipeline page's graph: raw sources, the bronze, silver and
+// gold tables and the PostgreSQL mirrors, with an edge per dependency.
 func (d *Dashboard) lineage(tables []tableSummary, quarantined, late nodeCounts) (*lineage, error) {
 	p := d.o.Pipeline
 	byTable := map[string]tableSummary{}
@@ -138,23 +162,7 @@ func (d *Dashboard) lineage(tables []tableSummary, quarantined, late nodeCounts)
 		return n
 	}
 	table := func(ref layers.TableRef) *lineNode {
-		n := &lineNode{ID: ref.String(), Layer: string(ref.Layer), Label: ref.String(), Href: "/tables/" + ref.String()}
-		t, ok := byTable[ref.String()]
-		switch {
-		case !ok || !t.Exists:
-			n.Detail, n.Muted = "not created yet", true
-		case t.RowsKnown:
-			rows := t.Rows
-			n.Rows = &rows
-			n.Detail = groupDigits(t.Rows) + " rows · " + t.Freshness
-		default:
-			n.Detail = "? rows · " + t.Freshness
-		}
-		if ok && t.Exists {
-			n.Freshness = freshnessClass(t.AgeSeconds)
-		}
-		nodeQualityLine(n, ref, quarantined, late)
-		return add(n)
+		return add(tableNode(ref, byTable, quarantined, late))
 	}
 	edge := func(from, to string) {
 		for _, e := range lg.Edges {

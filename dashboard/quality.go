@@ -51,22 +51,59 @@ type qualityPage struct {
 
 func (p qualityPage) title() string { return "Quality" }
 
+// runSet is the quality page's runs by id.
+type runSet map[string]*qualityRun
+
+// get returns the run id, adding it when it is new.
+func (rs runSet) get(id string) *qualityRun {
+	r := rs[id]
+	if r == nil {
+		r = &qualityRun{Run: id, Label: runLabel(id), TopReasons: []string{}}
+		rs[id] = r
+	}
+	return r
+}
+
+// qualityData is the data of /quality: recent runs with their quarantined
+// and late rows, the top reasons and the trends.
 func (d *Dashboard) qualityData(ctx context.Context) (*qualityPage, error) {
 	pg := &qualityPage{Runs: []*qualityRun{}, Reasons: []reasonRow{}}
-	runs := map[string]*qualityRun{}
-	get := func(id string) *qualityRun {
-		r := runs[id]
-		if r == nil {
-			r = &qualityRun{Run: id, Label: runLabel(id), TopReasons: []string{}}
-			runs[id] = r
-		}
-		return r
+	runs := runSet{}
+	if err := d.quarantineQuality(ctx, pg, runs); err != nil {
+		return nil, err
 	}
+	if err := d.lateQuality(ctx, pg, runs); err != nil {
+		return nil, err
+	}
+	var err error
+	for _, r := range runs {
+		pg.Runs = append(pg.Runs, r)
+	}
+	slices.SortFunc(pg.Runs, func(a, b *qualityRun) int {
+		if c := b.Time.Compare(a.Time); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.Run, a.Run)
+	})
+	if len(pg.Runs) > qualityRuns {
+		pg.Runs = pg.Runs[:qualityRuns]
+	}
+	if pg.Rescued, err = d.rescuedTrend(ctx); err != nil {
+		return nil, err
+	}
+	if pg.LateTrend, err = d.lateTrend(ctx); err != nil {
+		return nil, err
+	}
+	return pg, nil
+}
 
+// quarantineQuality adds each recent run's quarantined rows and top
+// reasons to runs, and the overall top reasons and total to pg.
+func (d *Dashboard) quarantineQuality(ctx context.Context, pg *qualityPage, runs runSet) error {
 	qref := layers.Quarantine()
 	qsnap, err := d.snaps.get(ctx, qref)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if qsnap != nil {
 		err := d.rd.with(ctx, qref, qsnap.Version, func(db *sql.DB) error {
@@ -86,7 +123,7 @@ func (d *Dashboard) qualityData(ctx context.Context) (*qualityPage, error) {
 				if err := rows.Scan(&id, &t, &n, &where); err != nil {
 					return err
 				}
-				r := get(id)
+				r := runs.get(id)
 				r.Quarantined, r.Where = n, where.String
 				if t.Valid {
 					r.Time = t.Time.UTC()
@@ -135,14 +172,18 @@ func (d *Dashboard) qualityData(ctx context.Context) (*qualityPage, error) {
 			return db.QueryRowContext(ctx, "SELECT count(*) FROM "+q).Scan(&pg.QuarantineRows)
 		})
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", qref, err)
+			return fmt.Errorf("read %s: %w", qref, err)
 		}
 	}
+	return nil
+}
 
+// lateQuality adds each recent run's late rows to runs and the total to pg.
+func (d *Dashboard) lateQuality(ctx context.Context, pg *qualityPage, runs runSet) error {
 	lref := layers.Late()
 	lsnap, err := d.snaps.get(ctx, lref)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if lsnap != nil {
 		// A late batch has no time column of its own: its commit says when.
@@ -150,7 +191,7 @@ func (d *Dashboard) qualityData(ctx context.Context) (*qualityPage, error) {
 			return lateCommitTimes(ctx, d, lref)
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		err = d.rd.with(ctx, lref, lsnap.Version, func(db *sql.DB) error {
 			q := view(lref)
@@ -166,7 +207,7 @@ func (d *Dashboard) qualityData(ctx context.Context) (*qualityPage, error) {
 				if err := rows.Scan(&id, &n, &where); err != nil {
 					return err
 				}
-				r := get(id)
+				r := runs.get(id)
 				r.Late = n
 				r.Where = strings.TrimPrefix(strings.Join([]string{r.Where, where.String}, ", "), ", ")
 				if t, ok := when[id]; ok && t.After(r.Time) {
@@ -180,29 +221,10 @@ func (d *Dashboard) qualityData(ctx context.Context) (*qualityPage, error) {
 			return db.QueryRowContext(ctx, "SELECT count(*) FROM "+q).Scan(&pg.LateRows)
 		})
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", lref, err)
+			return fmt.Errorf("read %s: %w", lref, err)
 		}
 	}
-
-	for _, r := range runs {
-		pg.Runs = append(pg.Runs, r)
-	}
-	slices.SortFunc(pg.Runs, func(a, b *qualityRun) int {
-		if c := b.Time.Compare(a.Time); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.Run, a.Run)
-	})
-	if len(pg.Runs) > qualityRuns {
-		pg.Runs = pg.Runs[:qualityRuns]
-	}
-	if pg.Rescued, err = d.rescuedTrend(ctx); err != nil {
-		return nil, err
-	}
-	if pg.LateTrend, err = d.lateTrend(ctx); err != nil {
-		return nil, err
-	}
-	return pg, nil
+	return nil
 }
 
 // lateCommitTimes maps the batches of silver._late's recent commits to

@@ -110,6 +110,8 @@ type tablePage struct {
 
 func (p tablePage) title() string { return p.Table }
 
+// tableData is the data of a table's page: summary, schema, history,
+// a sample of rows and, withChart, the first chart.
 func (d *Dashboard) tableData(ctx context.Context, ref layers.TableRef, q url.Values, withChart bool) (*tablePage, error) {
 	snap, err := d.snaps.get(ctx, ref)
 	if err != nil {
@@ -126,23 +128,8 @@ func (d *Dashboard) tableData(ctx context.Context, ref layers.TableRef, q url.Va
 	for _, f := range schema.Fields {
 		pg.Schema = append(pg.Schema, column{Name: f.Name, Type: f.Type.String(), Nullable: f.Nullable})
 	}
-	commits, err := d.history.get(ref, snap.Version, func() ([]delta.CommitInfo, error) {
-		c, err := delta.Open(d.o.Store, ref.Dir()).History(ctx, historyRows)
-		if err != nil && !errors.Is(err, delta.ErrNoTable) {
-			return nil, fmt.Errorf("history of %s: %w", ref, err)
-		}
-		return c, nil
-	})
-	if err != nil {
+	if pg.History, err = d.tableHistory(ctx, ref, snap.Version); err != nil {
 		return nil, err
-	}
-	for _, c := range commits {
-		pg.History = append(pg.History, commitRow{
-			Version: c.Version, Time: time.UnixMilli(c.Timestamp).UTC(), Operation: c.Operation,
-			// Rows in: gold writes rows_in, bronze rows_read, silver
-			// Delta's numSourceRows (as `medallion history` reads them).
-			RowsIn: c.Metric("rows_in", "rows_read", "numSourceRows"), RowsOut: c.Metric("numOutputRows"),
-		})
 	}
 
 	ti := newTableInfo(d.o.Pipeline, ref, schema)
@@ -204,6 +191,30 @@ func (d *Dashboard) tableData(ctx context.Context, ref layers.TableRef, q url.Va
 		return nil, fmt.Errorf("read %s version %d: %w", ref, snap.Version, err)
 	}
 	return pg, nil
+}
+
+// tableHistory is the table's recent commits as the page lists them.
+func (d *Dashboard) tableHistory(ctx context.Context, ref layers.TableRef, version int64) ([]commitRow, error) {
+	commits, err := d.history.get(ref, version, func() ([]delta.CommitInfo, error) {
+		c, err := delta.Open(d.o.Store, ref.Dir()).History(ctx, historyRows)
+		if err != nil && !errors.Is(err, delta.ErrNoTable) {
+			return nil, fmt.Errorf("history of %s: %w", ref, err)
+		}
+		return c, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var rows []commitRow
+	for _, c := range commits {
+		rows = append(rows, commitRow{
+			Version: c.Version, Time: time.UnixMilli(c.Timestamp).UTC(), Operation: c.Operation,
+			// Rows in: gold writes rows_in, bronze rows_read, silver
+			// Delta's numSourceRows (as `medallion history` reads them).
+			RowsIn: c.Metric("rows_in", "rows_read", "numSourceRows"), RowsOut: c.Metric("numOutputRows"),
+		})
+	}
+	return rows, nil
 }
 
 func pickMeasure(ti *tableInfo, m string) (string, error) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/layers/raw"
 	"github.com/medallion-dev/medallion/layers/raw/files"
 )
@@ -26,6 +28,8 @@ func (in ingestInput) display() string {
 	return in.path
 }
 
+// runIngest is `medallion ingest SOURCE FILE|DIR|-...`: it checks every
+// argument first, then lands each input into raw and prints a summary.
 func runIngest(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("ingest")
 	a.createLakeFlag(fs)
@@ -44,15 +48,7 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 	}
 	src, ok := p.Sources[source]
 	if !ok {
-		declared := "no sources"
-		if len(p.SourceOrder) > 0 {
-			declared = strings.Join(p.SourceOrder, ", ")
-		}
-		file := p.Path
-		if file == "" {
-			file = "the pipeline file"
-		}
-		return fmt.Errorf("unknown source %q: %s declares %s", source, file, declared)
+		return unknownSource(p, source)
 	}
 	// Check every argument before landing anything.
 	match, err := files.NewMatcher(*glob)
@@ -81,23 +77,10 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 	var landed, already int
 	var landedBytes int64
 	for _, in := range inputs {
-		var (
-			m     raw.Manifest
-			dup   bool
-			err   error
-			began = time.Now()
-		)
-		if in.path == "-" {
-			var stdin io.Reader
-			if stdin, err = checkStdinFormat(a.stdin, source, src.Format); err != nil {
-				return err
-			}
-			m, dup, err = raw.Land(ctx, st, source, "-", src.Format, stdin, began)
-		} else {
-			m, dup, err = raw.LandFile(ctx, st, source, src.Format, in.path, began)
-		}
+		began := time.Now()
+		m, dup, err := a.landInput(ctx, st, source, src.Format, in, began)
 		if err != nil {
-			return fmt.Errorf("ingest %s into %s: %w", in.display(), source, err)
+			return err
 		}
 		if dup {
 			// Quiet: re-running ingest over a folder is the usual way to
@@ -120,6 +103,39 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 	fmt.Fprintf(a.stdout, "%s: %d %s, %d landed (%s), %d already landed\n",
 		source, len(inputs), files, landed, humanize.Bytes(landedBytes), already)
 	return nil
+}
+
+// unknownSource is the error for a source the pipeline file does not
+// declare, listing the ones it does.
+func unknownSource(p *config.Pipeline, source string) error {
+	declared := "no sources"
+	if len(p.SourceOrder) > 0 {
+		declared = strings.Join(p.SourceOrder, ", ")
+	}
+	file := p.Path
+	if file == "" {
+		file = "the pipeline file"
+	}
+	return fmt.Errorf("unknown source %q: %s declares %s", source, file, declared)
+}
+
+// landInput lands one input (a file, or stdin after checking its first
+// bytes look like format) into source's raw area; dup reports an object
+// landed before.
+func (a *app) landInput(ctx context.Context, st lake.Store, source, format string, in ingestInput, began time.Time) (m raw.Manifest, dup bool, err error) {
+	if in.path == "-" {
+		var stdin io.Reader
+		if stdin, err = checkStdinFormat(a.stdin, source, format); err != nil {
+			return m, false, err
+		}
+		m, dup, err = raw.Land(ctx, st, source, "-", format, stdin, began)
+	} else {
+		m, dup, err = raw.LandFile(ctx, st, source, format, in.path, began)
+	}
+	if err != nil {
+		return m, false, fmt.Errorf("ingest %s into %s: %w", in.display(), source, err)
+	}
+	return m, dup, nil
 }
 
 // expandInputs turns the command line's FILE, DIR and - arguments into the

@@ -665,6 +665,10 @@ func (l *loader) decodeDuckDB(n *yaml.Node, path string, d *DuckDB) {
 	)
 }
 
+// decodeSource decodes one entry of sources: into s, recording each key's
+// position for error messages. It is over 80 lines on purpose: one
+// declarative table of the source's keys in documented order, where a
+// reader checks a key's spelling and target next to its siblings.
 func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 	l.object(n, path,
 		field{"format", func(n *yaml.Node, path string) { s.Format = l.str(n, path) }},

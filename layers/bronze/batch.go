@@ -73,31 +73,7 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 
 	now := j.d.Now()
 	info := func(table string, rows int64, files []delta.Add) delta.CommitInfo {
-		var bytes int64
-		for _, a := range files {
-			bytes += a.Size
-		}
-		return delta.CommitInfo{
-			Operation:           "WRITE",
-			OperationParameters: map[string]any{"mode": "Append", "partitionBy": meta.PartitionColumns},
-			OperationMetrics: map[string]string{
-				"numFiles":        fmt.Sprint(len(files)),
-				"numOutputRows":   fmt.Sprint(rows),
-				"numOutputBytes":  fmt.Sprint(bytes),
-				"rowsRead":        fmt.Sprint(st.RowsRead),
-				"rowsWritten":     fmt.Sprint(st.Written),
-				"rowsQuarantined": fmt.Sprint(st.Quarantined),
-				"rowsDropped":     fmt.Sprint(st.Dropped),
-				"rowsDuplicate":   fmt.Sprint(st.Duplicates),
-				"rowsBlank":       fmt.Sprint(st.Blank),
-			},
-			Medallion: map[string]any{
-				"job": "bronze", "source": j.src.Name, "table": table, "batch_id": bid,
-				"objects": len(ms), "rows_read": st.RowsRead, "rows_written": st.Written,
-				"rows_quarantined": st.Quarantined, "rows_dropped": st.Dropped, "rows_duplicate": st.Duplicates, "rows_blank": st.Blank,
-				"rescued_columns": st.Rescued,
-			},
-		}
+		return j.commitInfo(bid, len(ms), st, meta, table, rows, files)
 	}
 	if len(qtxns) > 0 {
 		if err := j.commitQuarantine(ctx, qsnap, qread, qadds, qtxns, info("bronze._quarantine", st.Quarantined, qadds)); err != nil {
@@ -172,29 +148,9 @@ func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, b
 	for _, part := range parts {
 		for k, i := range part.idx {
 			m, res := ms[i], part.res[k]
-			st.RowsRead += res.read
-			st.Blank += res.blank
 			goodRows += res.good
-			for _, r := range res.rescued {
-				if !contains(st.Rescued, r) {
-					st.Rescued = append(st.Rescued, r)
-				}
-			}
-			if res.badCount > 0 {
-				switch j.src.OnError {
-				case "fail":
-					b := res.firstBad
-					col := ""
-					if b.column != "" {
-						col = " column " + b.column
-					}
-					return fail(fmt.Errorf("%s line %d%s: %s (on_error: fail; nothing committed)", m.fileName(), b.line, col, b.reason))
-				case "drop":
-					st.Dropped += res.badCount
-				default:
-					st.Quarantined += res.badCount
-					bad[m.SHA256] = res.bad
-				}
+			if err := j.account(&st, bad, m, res); err != nil {
+				return fail(err)
 			}
 		}
 		sel := j.partSelect(part, ms, lin)
@@ -202,18 +158,10 @@ func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, b
 			sels = append(sels, sel)
 			continue
 		}
-		if !created {
-			err = exec(ctx, conn, "CREATE TEMP TABLE "+good+" AS "+sel)
-			created = true
-		} else {
-			err = exec(ctx, conn, "INSERT INTO "+good+" "+sel)
-		}
-		if err != nil {
-			return fail(fmt.Errorf("bronze %s: %s: %w", j.src.Name, ms[part.idx[0]].Key, err))
-		}
-		if err := exec(ctx, conn, "DROP TABLE "+part.table); err != nil {
+		if err := j.gatherPart(ctx, conn, good, sel, !created, part.table, ms[part.idx[0]].Key); err != nil {
 			return fail(err)
 		}
+		created = true
 	}
 	rel := good
 	if fuse {
@@ -238,23 +186,9 @@ func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, b
 			j.src.Name, st.RowsRead, st.Written, st.Quarantined, st.Dropped, st.Duplicates, st.Blank))
 	}
 
-	meta, outSel, err := j.tableMetadata(ctx, conn, final)
+	meta, adds, err := j.writeBatch(ctx, conn, final, dir, st.Written)
 	if err != nil {
 		return fail(err)
-	}
-	var adds []delta.Add
-	if st.Written > 0 {
-		schema, err := delta.ParseSchema(meta.SchemaString)
-		if err != nil {
-			return fail(fmt.Errorf("bronze %s: %w", j.src.Name, err))
-		}
-		adds, err = j.writeParquet(ctx, conn, outSel, filepath.Join(dir, "bronze"), j.plan.partCol, schema)
-		if err != nil {
-			return fail(fmt.Errorf("bronze %s: write parquet: %w", j.src.Name, err))
-		}
-		if n := addedRows(adds); n != st.Written {
-			return fail(fmt.Errorf("bronze %s: wrote %d rows, expected %d (a bug)", j.src.Name, n, st.Written))
-		}
 	}
 	st.Files = len(adds)
 

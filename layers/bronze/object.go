@@ -91,28 +91,39 @@ func (sp *sourcePlan) typedQueryPass(src string, in []colInput, pass string) str
 	return q
 }
 
-// csvSource builds the FROM item for a CSV file and reports unknown header
-// columns (rescued).
-func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, error) {
-	o := j.src.CSV
-	delim, quote := o.Delimiter, o.Quote
+// csvDialect is the source's CSV delimiter and quote, "," and '"' when
+// unset.
+func (j *job) csvDialect() (delim, quote string) {
+	delim, quote = j.src.CSV.Delimiter, j.src.CSV.Quote
 	if delim == "" {
 		delim = ","
 	}
 	if quote == "" {
 		quote = `"`
 	}
-	var header []string
+	return delim, quote
+}
+
+// csvHeader is the column names of a CSV file: its header line, or the
+// schema's source names when the source has no header.
+func (j *job) csvHeader(path, delim, quote string) ([]string, error) {
 	if j.hasHeader() {
-		h, err := readCSVHeader(path, delim, quote)
-		if err != nil {
-			return "", nil, nil, err
-		}
-		header = h
-	} else {
-		for _, c := range j.plan.cols {
-			header = append(header, c.srcName)
-		}
+		return readCSVHeader(path, delim, quote)
+	}
+	var header []string
+	for _, c := range j.plan.cols {
+		header = append(header, c.srcName)
+	}
+	return header, nil
+}
+
+// csvSource builds the FROM item for a CSV file and reports unknown header
+// columns (rescued).
+func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, error) {
+	delim, quote := j.csvDialect()
+	header, err := j.csvHeader(path, delim, quote)
+	if err != nil {
+		return "", nil, nil, err
 	}
 	in := make([]colInput, len(j.plan.cols))
 	for i := range in {

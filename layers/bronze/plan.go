@@ -56,30 +56,9 @@ func planSource(src *config.Source) (*sourcePlan, error) {
 			return nil, fmt.Errorf("source %s column %s: declared twice", src.Name, c.Name)
 		}
 		seen[strings.ToLower(c.Name)] = true
-		t := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(c.Type), " ", ""))
-		switch {
-		case t == "string" || t == "varchar" || t == "text":
-			cp.typ, cp.sqlType = "string", "VARCHAR"
-		case t == "int64" || t == "int" || t == "long" || t == "bigint" || t == "integer":
-			cp.typ, cp.sqlType = "int64", "BIGINT"
-		case t == "double" || t == "float64" || t == "float":
-			cp.typ, cp.sqlType = "double", "DOUBLE"
-		case t == "bool" || t == "boolean":
-			cp.typ, cp.sqlType = "bool", "BOOLEAN"
-		case t == "timestamp":
-			cp.typ, cp.sqlType = "timestamp", "TIMESTAMPTZ"
-		case t == "date":
-			cp.typ, cp.sqlType = "date", "DATE"
-		case decimalRE.MatchString(t):
-			m := decimalRE.FindStringSubmatch(t)
-			p, _ := strconv.Atoi(m[1])
-			s, _ := strconv.Atoi(m[2])
-			if p < 1 || p > 38 || s > p {
-				return nil, fmt.Errorf("source %s column %s: type %s: want decimal(p,s) with 1 <= p <= 38 and s <= p", src.Name, c.Name, c.Type)
-			}
-			cp.typ, cp.sqlType, cp.scale = fmt.Sprintf("decimal(%d,%d)", p, s), fmt.Sprintf("DECIMAL(%d,%d)", p, s), s
-		default:
-			return nil, fmt.Errorf("source %s column %s: unknown type %q (want string, int64, double, decimal(p,s), bool, timestamp or date)", src.Name, c.Name, c.Type)
+		var err error
+		if cp.typ, cp.sqlType, cp.scale, err = columnType(src.Name, c); err != nil {
+			return nil, err
 		}
 		if c.Format != "" {
 			if cp.typ != "timestamp" && cp.typ != "date" {

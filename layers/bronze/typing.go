@@ -30,20 +30,11 @@ func (j *job) localObject(ctx context.Context, m manifest, _ string) (string, er
 	return j.fetched[m.SHA256], nil
 }
 
-// typeObject types one raw object into a temp table (column _err set on bad
-// rows) and locates its bad rows.
-func (j *job) typeObject(ctx context.Context, conn *sql.Conn, m manifest, path, dir string) (objResult, error) {
-	var res objResult
-	j.readerCols = nil
-	rej := j.tmpName("rej")
-	defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+rej+"; DROP TABLE IF EXISTS "+rej+"_scan; DROP TABLE IF EXISTS "+rej+"_json")
-	var (
-		src     string
-		in      []colInput
-		err     error
-		lineMap []int64 // json: ndjson line -> source line
-	)
-	format := strings.ToLower(j.src.Format)
+// objectSource builds the FROM item that reads one raw object by format,
+// filling in res's rescued columns, blank lines and (json) a document
+// error. A json object is first converted to NDJSON in dir: path is then
+// the converted file and lineMap maps its lines to the object's.
+func (j *job) objectSource(ctx context.Context, conn *sql.Conn, m manifest, format, path, dir, rej string, res *objResult) (src string, in []colInput, _ string, lineMap []int64, err error) {
 	switch format {
 	case "csv":
 		src, in, res.rescued, err = j.csvSource(path, rej)
@@ -52,7 +43,7 @@ func (j *job) typeObject(ctx context.Context, conn *sql.Conn, m manifest, path, 
 		var jerr *jsonError
 		lineMap, jerr, err = convertJSON(path, conv)
 		if err != nil {
-			return res, err
+			return "", nil, "", nil, err
 		}
 		if jerr != nil {
 			res.read++
@@ -67,18 +58,32 @@ func (j *job) typeObject(ctx context.Context, conn *sql.Conn, m manifest, path, 
 			// The converted lines are valid JSON with no blank line; only
 			// decimal numbers need the check.
 			if sc, err = scanNDJSON(path, dec); err != nil {
-				return res, err
+				return "", nil, "", nil, err
 			}
 		}
 		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej, sc.invalid)
 	default:
 		var sc ndjsonScan
 		if sc, err = scanNDJSON(path, j.plan.decimalSources()); err != nil {
-			return res, err
+			return "", nil, "", nil, err
 		}
 		res.blank = sc.blank
 		src, in, res.rescued, err = j.ndjsonSource(ctx, conn, path, rej, sc.invalid)
 	}
+	return src, in, path, lineMap, err
+}
+
+// typeObject types one raw object into a temp table (column _err set on bad
+// rows) and locates its bad rows.
+func (j *job) typeObject(ctx context.Context, conn *sql.Conn, m manifest, path, dir string) (objResult, error) {
+	var res objResult
+	j.readerCols = nil
+	rej := j.tmpName("rej")
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+rej+"; DROP TABLE IF EXISTS "+rej+"_scan; DROP TABLE IF EXISTS "+rej+"_json")
+	format := strings.ToLower(j.src.Format)
+	// lineMap (json): ndjson line -> source line; path becomes the
+	// converted NDJSON file.
+	src, in, path, lineMap, err := j.objectSource(ctx, conn, m, format, path, dir, rej, &res)
 	if err != nil {
 		return res, err
 	}

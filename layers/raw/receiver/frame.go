@@ -257,91 +257,124 @@ func checkObject(b []byte) error {
 // frameJSON takes a JSON array of objects, or one or more objects one after
 // the other, and writes each object compacted on its own line.
 func frameJSON(body []byte) (chunk, error) {
-	var c chunk
 	start := len(body) - len(bytes.TrimLeft(body, " \t\r\n"))
 	if start == len(body) {
-		return c, nil // empty: no rows
+		return chunk{}, nil // empty: no rows
 	}
-	lineAt := func(off int64) int64 {
-		if off > int64(len(body)) {
-			off = int64(len(body))
-		}
-		return int64(bytes.Count(body[:off], []byte{'\n'})) + 1
-	}
-	dec := json.NewDecoder(bytes.NewReader(body[start:]))
-	fail := func(err error, elem int) error {
-		off := int64(start) + dec.InputOffset()
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			off = int64(start) + se.Offset
-		}
-		msg := "invalid JSON: " + err.Error()
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			msg = "invalid JSON: unexpected end of the body"
-			off = int64(len(body))
-		}
-		if elem > 0 {
-			msg = fmt.Sprintf("element %d: %s", elem, msg)
-		}
-		return &FrameError{Line: lineAt(off), What: "line", Msg: msg}
-	}
-	var buf bytes.Buffer
-	buf.Grow(len(body) + 1) // as in frameJSONSeq
-	add := func(raw json.RawMessage, elem int) error {
-		if raw[0] != '{' && elem > 0 {
-			// A valid JSON value, not an object: one line bronze quarantines.
-			c.bad++
-		} else if raw[0] != '{' {
-			where := "the body is"
-			if elem > 0 {
-				where = fmt.Sprintf("element %d is", elem)
-			}
-			return &FrameError{Line: lineAt(int64(start) + dec.InputOffset() - int64(len(raw))), What: "line",
-				Msg: where + " not a JSON object (want an array of objects, or an object)"}
-		}
-		if err := json.Compact(&buf, raw); err != nil {
-			return fail(err, elem)
-		}
-		buf.WriteByte('\n')
-		c.rows++
-		return nil
-	}
+	fr := &jsonFramer{body: body, start: start, dec: json.NewDecoder(bytes.NewReader(body[start:]))}
+	fr.buf.Grow(len(body) + 1) // as in frameJSONSeq
+	var err error
 	if body[start] == '[' {
-		if _, err := dec.Token(); err != nil {
-			return chunk{}, fail(err, 0)
-		}
-		for elem := 1; dec.More(); elem++ {
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				return chunk{}, fail(err, elem)
-			}
-			if err := add(raw, elem); err != nil {
-				return chunk{}, err
-			}
-		}
-		if _, err := dec.Token(); err != nil { // the closing ]
-			return chunk{}, fail(err, 0)
-		}
-		if _, err := dec.Token(); err != io.EOF {
-			return chunk{}, &FrameError{Line: lineAt(int64(start) + dec.InputOffset()), What: "line", Msg: "unexpected data after the JSON array"}
-		}
+		err = fr.array()
 	} else {
-		for {
-			var raw json.RawMessage
-			err := dec.Decode(&raw)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return chunk{}, fail(err, 0)
-			}
-			if err := add(raw, 0); err != nil {
-				return chunk{}, err
-			}
+		err = fr.objects()
+	}
+	if err != nil {
+		return chunk{}, err
+	}
+	fr.c.data = fr.buf.Bytes()
+	return fr.c, nil
+}
+
+// jsonFramer is frameJSON's state: the body, where its JSON starts, the
+// decoder over it and the lines written so far.
+type jsonFramer struct {
+	body  []byte
+	start int
+	dec   *json.Decoder
+	buf   bytes.Buffer
+	c     chunk
+}
+
+// lineAt is the body's line (from 1) holding byte off.
+func (fr *jsonFramer) lineAt(off int64) int64 {
+	if off > int64(len(fr.body)) {
+		off = int64(len(fr.body))
+	}
+	return int64(bytes.Count(fr.body[:off], []byte{'\n'})) + 1
+}
+
+// fail turns a decoding error into a FrameError naming its line and, when
+// elem > 0, the array element.
+func (fr *jsonFramer) fail(err error, elem int) error {
+	off := int64(fr.start) + fr.dec.InputOffset()
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		off = int64(fr.start) + se.Offset
+	}
+	msg := "invalid JSON: " + err.Error()
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		msg = "invalid JSON: unexpected end of the body"
+		off = int64(len(fr.body))
+	}
+	if elem > 0 {
+		msg = fmt.Sprintf("element %d: %s", elem, msg)
+	}
+	return &FrameError{Line: fr.lineAt(off), What: "line", Msg: msg}
+}
+
+// add writes one value compacted on its own line. A non-object element of
+// an array is written and counted bad (bronze quarantines it); a
+// non-object outside an array is an error.
+func (fr *jsonFramer) add(raw json.RawMessage, elem int) error {
+	if raw[0] != '{' && elem > 0 {
+		// A valid JSON value, not an object: one line bronze quarantines.
+		fr.c.bad++
+	} else if raw[0] != '{' {
+		where := "the body is"
+		if elem > 0 {
+			where = fmt.Sprintf("element %d is", elem)
+		}
+		return &FrameError{Line: fr.lineAt(int64(fr.start) + fr.dec.InputOffset() - int64(len(raw))), What: "line",
+			Msg: where + " not a JSON object (want an array of objects, or an object)"}
+	}
+	if err := json.Compact(&fr.buf, raw); err != nil {
+		return fr.fail(err, elem)
+	}
+	fr.buf.WriteByte('\n')
+	fr.c.rows++
+	return nil
+}
+
+// array frames a body that is one JSON array, and nothing after it.
+func (fr *jsonFramer) array() error {
+	dec := fr.dec
+	if _, err := dec.Token(); err != nil {
+		return fr.fail(err, 0)
+	}
+	for elem := 1; dec.More(); elem++ {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return fr.fail(err, elem)
+		}
+		if err := fr.add(raw, elem); err != nil {
+			return err
 		}
 	}
-	c.data = buf.Bytes()
-	return c, nil
+	if _, err := dec.Token(); err != nil { // the closing ]
+		return fr.fail(err, 0)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &FrameError{Line: fr.lineAt(int64(fr.start) + dec.InputOffset()), What: "line", Msg: "unexpected data after the JSON array"}
+	}
+	return nil
+}
+
+// objects frames a body of objects one after the other.
+func (fr *jsonFramer) objects() error {
+	for {
+		var raw json.RawMessage
+		err := fr.dec.Decode(&raw)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fr.fail(err, 0)
+		}
+		if err := fr.add(raw, 0); err != nil {
+			return err
+		}
+	}
 }
 
 // frameCSV checks that every record has the header's column count and keeps

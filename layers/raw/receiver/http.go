@@ -74,38 +74,8 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 		r.m.requests.With(label, strconv.Itoa(code)).Inc()
 		writeJSON(w, code, errorResponse{Error: msg})
 	}
-	if !r.running.Load() || r.closing.Load() {
-		w.Header().Set("Retry-After", "5")
-		fail(http.StatusServiceUnavailable, "the ingest endpoint is shutting down (or not started); retry against another instance or later")
-		return
-	}
-	if r.opts.Token != "" && !r.authorized(req) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="medallion ingest"`)
-		fail(http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer $"+EnvToken)
-		return
-	}
-	if !known {
-		fail(http.StatusNotFound, fmt.Sprintf("unknown source %q: the pipeline declares %s", source, strings.Join(r.opts.Pipeline.SourceOrder, ", ")))
-		return
-	}
-	ct := req.Header.Get("Content-Type")
-	kind, ok := kindFor(ct, b.src.Format)
+	kind, enc, ok := r.admit(w, req, b, source, fail)
 	if !ok {
-		fail(http.StatusUnsupportedMediaType, fmt.Sprintf("source %s (format %s) does not take Content-Type %q: send %s", source, b.src.Format, ct, acceptedTypes(b.src.Format)))
-		return
-	}
-	enc := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding")))
-	if enc != "" && enc != "identity" && enc != "gzip" {
-		fail(http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or none", enc))
-		return
-	}
-	maxBytes := r.opts.MaxBodyBytes
-	if req.ContentLength > maxBytes {
-		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d bytes: split it into smaller requests", req.ContentLength, maxBytes))
-		return
-	}
-	if req.ContentLength > 0 && !b.hasRoom(req.ContentLength) {
-		r.tooBusy(w, fail, source)
 		return
 	}
 
@@ -161,6 +131,48 @@ func (r *Receiver) serveIngest(w http.ResponseWriter, req *http.Request) {
 	}
 	writeJSON(w, code, IngestResponse{Source: source, Rows: c.rows, BadLines: c.bad, FirstLine: first,
 		Object: res.Object, SHA256: res.SHA256, Duplicate: res.Duplicate})
+}
+
+// admit runs serveIngest's checks before the body is read, in their
+// documented order (503, 401, 404, 415, 413, 429), answering the first
+// that fails; ok is false when it answered. b is nil for an unknown source.
+func (r *Receiver) admit(w http.ResponseWriter, req *http.Request, b *batcher, source string, fail func(int, string)) (kind bodyKind, enc string, ok bool) {
+	known := b != nil
+	if !r.running.Load() || r.closing.Load() {
+		w.Header().Set("Retry-After", "5")
+		fail(http.StatusServiceUnavailable, "the ingest endpoint is shutting down (or not started); retry against another instance or later")
+		return 0, "", false
+	}
+	if r.opts.Token != "" && !r.authorized(req) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="medallion ingest"`)
+		fail(http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer $"+EnvToken)
+		return 0, "", false
+	}
+	if !known {
+		fail(http.StatusNotFound, fmt.Sprintf("unknown source %q: the pipeline declares %s", source, strings.Join(r.opts.Pipeline.SourceOrder, ", ")))
+		return 0, "", false
+	}
+	ct := req.Header.Get("Content-Type")
+	kind, ok = kindFor(ct, b.src.Format)
+	if !ok {
+		fail(http.StatusUnsupportedMediaType, fmt.Sprintf("source %s (format %s) does not take Content-Type %q: send %s", source, b.src.Format, ct, acceptedTypes(b.src.Format)))
+		return 0, "", false
+	}
+	enc = strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding")))
+	if enc != "" && enc != "identity" && enc != "gzip" {
+		fail(http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or none", enc))
+		return 0, "", false
+	}
+	maxBytes := r.opts.MaxBodyBytes
+	if req.ContentLength > maxBytes {
+		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d bytes: split it into smaller requests", req.ContentLength, maxBytes))
+		return 0, "", false
+	}
+	if req.ContentLength > 0 && !b.hasRoom(req.ContentLength) {
+		r.tooBusy(w, fail, source)
+		return 0, "", false
+	}
+	return kind, enc, true
 }
 
 // tooBusy answers 429 with a Retry-After of about one flush.

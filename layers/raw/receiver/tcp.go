@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -136,57 +137,9 @@ func (l *tcpListener) serve(c net.Conn) {
 	log := l.r.log.With("source", source, "remote", c.RemoteAddr().String())
 	maxBytes := int(l.r.opts.MaxBodyBytes)
 	br := bufio.NewReaderSize(c, 64<<10)
-	var (
-		out     []byte // complete lines not yet appended
-		rows    int64
-		partial []byte // a line longer than the reader's buffer, so far
-		lineNo  int64
-	)
-	appendOut := func() bool {
-		if rows == 0 {
-			out = out[:0]
-			return true
-		}
-		_, err := l.b.add(l.r.stop, chunk{data: bytes.Clone(out), rows: rows}, "tcp", true) // out is reused
-		if err != nil {
-			log.Error("TCP lines not accepted", "rows", rows, "err", err)
-			return false
-		}
-		l.r.m.rows.With(source, "tcp").Add(float64(rows))
-		l.r.m.bytes.With(source, "tcp").Add(float64(len(out)))
-		out, rows = out[:0], 0
-		return true
-	}
-	limit := min(tcpAppendBytes, maxBytes) // a chunk never exceeds MaxBodyBytes, so it fits MaxPending
-	addLine := func(line []byte) bool {
-		lineNo++
-		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'})
-		if lineNo == 1 {
-			line = bytes.TrimPrefix(line, bom)
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			return true
-		}
-		if checkObject(line) != nil {
-			l.r.m.tcpMalformed.With(source).Inc() // landed anyway: bronze quarantines it with its line
-		}
-		if len(out)+len(line)+1 > limit && !appendOut() {
-			return false
-		}
-		out = append(out, line...)
-		out = append(out, '\n')
-		rows++
-		return true
-	}
-	closeConn := func() {
-		l.mu.Lock()
-		if l.conns[c] {
-			delete(l.conns, c)
-			c.Close()
-			l.r.m.tcpConns.With(source).Add(-1)
-		}
-		l.mu.Unlock()
-	}
+	// limit: a chunk never exceeds MaxBodyBytes, so it fits MaxPending.
+	tc := &tcpConn{l: l, c: c, source: source, log: log, limit: min(tcpAppendBytes, maxBytes)}
+	var partial []byte // a line longer than the reader's buffer, so far
 	for {
 		frag, err := br.ReadSlice('\n')
 		switch {
@@ -197,19 +150,19 @@ func (l *tcpListener) serve(c net.Conn) {
 			}
 			if len(frag) > maxBytes {
 				l.r.m.tcpMalformed.With(source).Inc()
-				log.Error("TCP line too long; closing the connection", "line", lineNo+1, "bytes", len(frag), "max", maxBytes)
-				appendOut()
-				closeConn()
+				log.Error("TCP line too long; closing the connection", "line", tc.lineNo+1, "bytes", len(frag), "max", maxBytes)
+				tc.appendOut()
+				tc.close()
 				return
 			}
-			ok := addLine(frag)
+			ok := tc.addLine(frag)
 			// Append before a read could block: when nothing more, or
 			// only the start of a line, is buffered.
 			if ok && (br.Buffered() == 0 || !hasNewline(br)) {
-				ok = appendOut()
+				ok = tc.appendOut()
 			}
 			if !ok {
-				closeConn()
+				tc.close()
 				return
 			}
 			continue
@@ -217,9 +170,9 @@ func (l *tcpListener) serve(c net.Conn) {
 			partial = append(partial, frag...)
 			if len(partial) > maxBytes {
 				l.r.m.tcpMalformed.With(source).Inc()
-				log.Error("TCP line too long; closing the connection", "line", lineNo+1, "bytes", len(partial), "max", maxBytes)
-				appendOut()
-				closeConn()
+				log.Error("TCP line too long; closing the connection", "line", tc.lineNo+1, "bytes", len(partial), "max", maxBytes)
+				tc.appendOut()
+				tc.close()
 				return
 			}
 			continue
@@ -233,24 +186,93 @@ func (l *tcpListener) serve(c net.Conn) {
 			}
 			if len(frag) > maxBytes {
 				l.r.m.tcpMalformed.With(source).Inc()
-				log.Error("TCP line too long; dropped", "line", lineNo+1, "bytes", len(frag), "max", maxBytes)
-			} else if len(frag) > 0 && !addLine(frag) {
-				closeConn()
+				log.Error("TCP line too long; dropped", "line", tc.lineNo+1, "bytes", len(frag), "max", maxBytes)
+			} else if len(frag) > 0 && !tc.addLine(frag) {
+				tc.close()
 				return
 			}
-			appendOut()
-			closeConn()
+			tc.appendOut()
+			tc.close()
 			return
 		}
-		appendOut()
+		tc.appendOut()
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			return // stopped for shutdown: close() closes it after the drain
 		}
 		log.Warn("TCP read failed", "err", err)
-		closeConn()
+		tc.close()
 		return
 	}
+}
+
+// tcpConn is the state of one connection's serve: the complete lines read
+// but not yet appended to the batch, and the line count.
+type tcpConn struct {
+	l      *tcpListener
+	c      net.Conn
+	source string
+	log    *slog.Logger
+	limit  int // bytes of lines appended at once
+
+	out    []byte // complete lines not yet appended
+	rows   int64
+	lineNo int64
+}
+
+// appendOut appends the lines read so far to the batch; false when the
+// batch refused them (logged).
+func (tc *tcpConn) appendOut() bool {
+	l := tc.l
+	if tc.rows == 0 {
+		tc.out = tc.out[:0]
+		return true
+	}
+	_, err := l.b.add(l.r.stop, chunk{data: bytes.Clone(tc.out), rows: tc.rows}, "tcp", true) // out is reused
+	if err != nil {
+		tc.log.Error("TCP lines not accepted", "rows", tc.rows, "err", err)
+		return false
+	}
+	l.r.m.rows.With(tc.source, "tcp").Add(float64(tc.rows))
+	l.r.m.bytes.With(tc.source, "tcp").Add(float64(len(tc.out)))
+	tc.out, tc.rows = tc.out[:0], 0
+	return true
+}
+
+// addLine adds one line (its end of line and, on the first, a BOM
+// trimmed; blank lines skipped), appending first when it would make the
+// pending lines exceed limit; false when that append failed.
+func (tc *tcpConn) addLine(line []byte) bool {
+	tc.lineNo++
+	line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'})
+	if tc.lineNo == 1 {
+		line = bytes.TrimPrefix(line, bom)
+	}
+	if len(bytes.TrimSpace(line)) == 0 {
+		return true
+	}
+	if checkObject(line) != nil {
+		tc.l.r.m.tcpMalformed.With(tc.source).Inc() // landed anyway: bronze quarantines it with its line
+	}
+	if len(tc.out)+len(line)+1 > tc.limit && !tc.appendOut() {
+		return false
+	}
+	tc.out = append(tc.out, line...)
+	tc.out = append(tc.out, '\n')
+	tc.rows++
+	return true
+}
+
+// close closes the connection unless close() already did.
+func (tc *tcpConn) close() {
+	l := tc.l
+	l.mu.Lock()
+	if l.conns[tc.c] {
+		delete(l.conns, tc.c)
+		tc.c.Close()
+		l.r.m.tcpConns.With(tc.source).Add(-1)
+	}
+	l.mu.Unlock()
 }
 
 // hasNewline reports whether br holds a complete line already.
