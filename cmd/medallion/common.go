@@ -17,6 +17,34 @@ func (a *app) loadPipeline() (*config.Pipeline, error) {
 	return config.Load(path)
 }
 
+// pipelineLake loads the pipeline file and opens its lake (never creating
+// one): what the read-only commands start with.
+func (a *app) pipelineLake(ctx context.Context) (*config.Pipeline, lake.Store, error) {
+	p, err := a.loadPipeline()
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := a.openLake(ctx, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, st, nil
+}
+
+// pipelineWorkspace loads the pipeline file and opens its workspace.
+// Close the workspace when done.
+func (a *app) pipelineWorkspace(ctx context.Context) (*config.Pipeline, *workspace, error) {
+	p, err := a.loadPipeline()
+	if err != nil {
+		return nil, nil, err
+	}
+	ws, err := a.openWorkspace(ctx, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, ws, nil
+}
+
 // lakeCache is the local cache for lake objects: the pipeline's cache:
 // directory, else $XDG_CACHE_HOME/medallion or ~/.cache/medallion.
 func lakeCache(p *config.Pipeline) (*lake.Cache, error) {

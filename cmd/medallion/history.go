@@ -26,11 +26,7 @@ func runHistory(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	p, err := a.loadPipeline()
-	if err != nil {
-		return err
-	}
-	st, err := a.openLake(ctx, p)
+	p, st, err := a.pipelineLake(ctx)
 	if err != nil {
 		return err
 	}

@@ -59,11 +59,7 @@ func runQuery(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 
-	p, err := a.loadPipeline()
-	if err != nil {
-		return err
-	}
-	ws, err := a.openWorkspace(ctx, p)
+	p, ws, err := a.pipelineWorkspace(ctx)
 	if err != nil {
 		return err
 	}

@@ -36,11 +36,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := a.loadPipeline()
-	if err != nil {
-		return err
-	}
-	ws, err := a.openWorkspace(ctx, p)
+	p, ws, err := a.pipelineWorkspace(ctx)
 	if err != nil {
 		return err
 	}

@@ -25,11 +25,7 @@ func runTables(ctx context.Context, a *app, args []string) error {
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
-	p, err := a.loadPipeline()
-	if err != nil {
-		return err
-	}
-	st, err := a.openLake(ctx, p)
+	p, st, err := a.pipelineLake(ctx)
 	if err != nil {
 		return err
 	}

@@ -37,11 +37,7 @@ func runVerify(ctx context.Context, a *app, args []string) error {
 		}
 		refs = append(refs, ref)
 	}
-	p, err := a.loadPipeline()
-	if err != nil {
-		return err
-	}
-	st, err := a.openLake(ctx, p)
+	p, st, err := a.pipelineLake(ctx)
 	if err != nil {
 		return err
 	}

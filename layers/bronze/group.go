@@ -380,29 +380,18 @@ func groupCounts(ctx context.Context, conn *sql.Conn, q string) (map[string][2]i
 // scanNDJSON refused (by file, then text) as a temp table (file, line,
 // reason).
 func invalidFileLinesTable(ctx context.Context, conn *sql.Conn, name string, invalid map[string]map[string]string) error {
-	if err := exec(ctx, conn, "CREATE OR REPLACE TEMP TABLE "+name+" (file VARCHAR, line VARCHAR, reason VARCHAR)"); err != nil {
-		return err
-	}
-	var vals []string
-	flush := func() error {
-		if len(vals) == 0 {
-			return nil
-		}
-		err := exec(ctx, conn, "INSERT INTO "+name+" VALUES "+strings.Join(vals, ", "))
-		vals = vals[:0]
+	ins, err := newValuesTable(ctx, conn, name, "file VARCHAR, line VARCHAR, reason VARCHAR")
+	if err != nil {
 		return err
 	}
 	for file, lines := range invalid {
 		for line, reason := range lines {
-			vals = append(vals, "("+warehouse.QuoteString(file)+", "+warehouse.QuoteString(line)+", "+warehouse.QuoteString(reason)+")")
-			if len(vals) == 500 {
-				if err := flush(); err != nil {
-					return err
-				}
+			if err := ins.add(file, line, reason); err != nil {
+				return err
 			}
 		}
 	}
-	return flush()
+	return ins.flush()
 }
 
 // partSelect selects the good rows of a typed part with lineage.

@@ -138,27 +138,57 @@ func bareLiteralReason(line []byte, off int) string {
 // (line, reason) for the precise path's reader to join; batched, since a
 // file may have many.
 func invalidLinesTable(ctx context.Context, conn *sql.Conn, name string, invalid map[string]string) error {
-	if err := exec(ctx, conn, "CREATE OR REPLACE TEMP TABLE "+name+" (line VARCHAR, reason VARCHAR)"); err != nil {
-		return err
-	}
-	var vals []string
-	flush := func() error {
-		if len(vals) == 0 {
-			return nil
-		}
-		err := exec(ctx, conn, "INSERT INTO "+name+" VALUES "+strings.Join(vals, ", "))
-		vals = vals[:0]
+	ins, err := newValuesTable(ctx, conn, name, "line VARCHAR, reason VARCHAR")
+	if err != nil {
 		return err
 	}
 	for line, reason := range invalid {
-		vals = append(vals, "("+warehouse.QuoteString(line)+", "+warehouse.QuoteString(reason)+")")
-		if len(vals) == 500 {
-			if err := flush(); err != nil {
-				return err
-			}
+		if err := ins.add(line, reason); err != nil {
+			return err
 		}
 	}
-	return flush()
+	return ins.flush()
+}
+
+// valuesTable fills a new temp table of VARCHAR columns by multi-row
+// INSERTs of a few hundred rows each: one statement per row would cost a
+// DuckDB round trip each, one statement for all could be huge.
+type valuesTable struct {
+	ctx  context.Context
+	conn *sql.Conn
+	name string
+	vals []string
+}
+
+// newValuesTable creates (or replaces) temp table name with columns cols.
+func newValuesTable(ctx context.Context, conn *sql.Conn, name, cols string) (*valuesTable, error) {
+	if err := exec(ctx, conn, "CREATE OR REPLACE TEMP TABLE "+name+" ("+cols+")"); err != nil {
+		return nil, err
+	}
+	return &valuesTable{ctx: ctx, conn: conn, name: name}, nil
+}
+
+// add queues one row, inserting the queue when it is full.
+func (t *valuesTable) add(fields ...string) error {
+	q := make([]string, len(fields))
+	for i, f := range fields {
+		q[i] = warehouse.QuoteString(f)
+	}
+	t.vals = append(t.vals, "("+strings.Join(q, ", ")+")")
+	if len(t.vals) == 500 {
+		return t.flush()
+	}
+	return nil
+}
+
+// flush inserts the queued rows.
+func (t *valuesTable) flush() error {
+	if len(t.vals) == 0 {
+		return nil
+	}
+	err := exec(t.ctx, t.conn, "INSERT INTO "+t.name+" VALUES "+strings.Join(t.vals, ", "))
+	t.vals = t.vals[:0]
+	return err
 }
 
 // inexactNumbers returns the _err refusing a line when a decimal column's
