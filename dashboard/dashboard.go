@@ -108,8 +108,9 @@ type Dashboard struct {
 
 	history   versionCache[[]delta.CommitInfo] // the last historyRows commits
 	lateTimes versionCache[map[string]time.Time]
-	rescued   versionCache[[]trendPoint] // per bronze table: rescued rows per run
-	lateRuns  versionCache[[]trendPoint] // per silver table: late rows per run
+	rescued   versionCache[[]trendPoint]    // per bronze table: rescued rows per run
+	lateRuns  versionCache[[]trendPoint]    // per silver table: late rows per run
+	objects   versionCache[[]objectQuality] // per bronze table and quarantine: its newest objects' counts
 
 	quarantineBy versionCache[nodeCounts] // quarantined rows per bronze table
 	lateBy       versionCache[nodeCounts] // late rows per silver table

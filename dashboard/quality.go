@@ -47,6 +47,9 @@ type qualityPage struct {
 	// schema drift per bronze run, late rows per silver run.
 	Rescued   *trend `json:"rescued_trend"`
 	LateTrend *trend `json:"late_trend"`
+	// Objects are the newest raw objects (files, HTTP requests) with
+	// quarantined or rescued rows.
+	Objects []objectQuality `json:"objects"`
 }
 
 func (p qualityPage) title() string { return "Quality" }
@@ -92,6 +95,9 @@ func (d *Dashboard) qualityData(ctx context.Context) (*qualityPage, error) {
 		return nil, err
 	}
 	if pg.LateTrend, err = d.lateTrend(ctx); err != nil {
+		return nil, err
+	}
+	if pg.Objects, err = d.qualityByObject(ctx); err != nil {
 		return nil, err
 	}
 	return pg, nil
