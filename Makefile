@@ -21,7 +21,7 @@ export MINIO_BIN := $(MINIO)
 # Packages whose code runs goroutines get the race detector. duckdb-go trips
 # Go's checkptr instrumentation inside its own vector code (not ours), so
 # checkptr is off for the race run; the race detector itself stays on.
-RACE_PKGS := ./lake/... ./internal/... ./dashboard/... ./layers/raw/... ./layers/gold/... ./jobs/... ./warehouse/... ./cmd/medallion/...
+RACE_PKGS := ./lake/... ./internal/... ./dashboard/... ./layers/raw/... ./layers/gold/... ./jobs/... ./warehouse/... ./cmd/medallion/... ./maintenance/... ./bench/...
 RACE_FLAGS := -race -gcflags=all=-d=checkptr=0
 DEMO_DIR := $(CURDIR)/demo
 
