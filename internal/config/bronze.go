@@ -22,8 +22,8 @@ const (
 // Bronze configures how bronze finds new raw objects and how long its
 // tables keep the record of each one taken.
 type Bronze struct {
-	DiscoveryGrace time.Duration // look again this far before the cursor
-	TxnRetention   time.Duration // txn actions older than this expire
+	DiscoveryGrace time.Duration // look again this far before the cursor for late-finishing landings; default 15m
+	TxnRetention   time.Duration // txn actions older than this expire (at least 4x discovery_grace); default 7d
 }
 
 func (l *loader) decodeBronze(n *yaml.Node, path string, b *Bronze) {
