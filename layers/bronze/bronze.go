@@ -331,18 +331,27 @@ func (j *job) pending(ctx context.Context, snap *delta.Snapshot) ([]manifest, er
 // an object larger than the byte bound is a batch of its own.
 func (j *job) batches(ms []manifest) [][]manifest {
 	var out [][]manifest
-	var cur []manifest
-	var size int64
-	for _, m := range ms {
-		if len(cur) > 0 && (size+m.Size > j.d.MaxBatchBytes || len(cur) >= j.d.MaxBatchObjects) {
-			out = append(out, cur)
-			cur, size = nil, 0
+	for _, r := range sizeRuns(ms, j.d.MaxBatchObjects, j.d.MaxBatchBytes) {
+		out = append(out, ms[r[0]:r[1]])
+	}
+	return out
+}
+
+// sizeRuns splits ms, in order, into index ranges [from, to) of at most
+// maxObjects objects and maxBytes bytes; an object larger than maxBytes is
+// a run of its own.
+func sizeRuns(ms []manifest, maxObjects int, maxBytes int64) [][2]int {
+	var out [][2]int
+	from, size := 0, int64(0)
+	for i, m := range ms {
+		if i > from && (size+m.Size > maxBytes || i-from >= maxObjects) {
+			out = append(out, [2]int{from, i})
+			from, size = i, 0
 		}
-		cur = append(cur, m)
 		size += m.Size
 	}
-	if len(cur) > 0 {
-		out = append(out, cur)
+	if from < len(ms) {
+		out = append(out, [2]int{from, len(ms)})
 	}
 	return out
 }

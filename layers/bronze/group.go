@@ -33,18 +33,12 @@ const (
 // larger than the byte cap runs alone).
 func groupChunks(ms []manifest) [][]int {
 	var out [][]int
-	var cur []int
-	var bytes int64
-	for i, m := range ms {
-		if len(cur) > 0 && (len(cur) >= maxGroupObjects || bytes+m.Size > maxGroupBytes) {
-			out = append(out, cur)
-			cur, bytes = nil, 0
+	for _, r := range sizeRuns(ms, maxGroupObjects, maxGroupBytes) {
+		idx := make([]int, 0, r[1]-r[0])
+		for i := r[0]; i < r[1]; i++ {
+			idx = append(idx, i)
 		}
-		cur = append(cur, i)
-		bytes += m.Size
-	}
-	if len(cur) > 0 {
-		out = append(out, cur)
+		out = append(out, idx)
 	}
 	return out
 }
