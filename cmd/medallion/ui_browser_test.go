@@ -1135,6 +1135,22 @@ schedule:
 	checkRunsPage(t, b, l, srv.base, "10-runs-scheduler")
 }
 
+// serveForBrowser starts serve on a new local lake with pipeline and waits
+// until it is ready; a failed test logs what serve printed.
+func serveForBrowser(t *testing.T, pipeline string) (*testLake, *serveProc) {
+	t.Helper()
+	l := newTestLake(t, "local")
+	l.writePipeline(t, pipeline)
+	srv := startServe(t, l)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("serve output:\n%s", srv.output())
+		}
+	})
+	waitReady(t, srv.base)
+	return l, srv
+}
+
 // stationsPipeline is the turnstile and anomaly picture of the pipelines
 // medallion replaces: 36 stations' raw counts in bronze, and a SQL model
 // that marks counts over 100 with a boolean.
@@ -1179,15 +1195,7 @@ func stationReadings(t0 time.Time, from, to int, spikeAt map[int]bool) (body str
 // readings are posted, and 36 stations can be narrowed to a picked few.
 func TestBrowserDashboardStations(t *testing.T) {
 	chromium := needChromium(t)
-	l := newTestLake(t, "local")
-	l.writePipeline(t, stationsPipeline)
-	srv := startServe(t, l)
-	defer func() {
-		if t.Failed() {
-			t.Logf("serve output:\n%s", srv.out)
-		}
-	}()
-	waitReady(t, srv.base)
+	l, srv := serveForBrowser(t, stationsPipeline)
 	t0 := time.Now().UTC().Truncate(time.Minute).Add(-40 * time.Minute)
 	body, _ := stationReadings(t0, 0, 30, map[int]bool{5: true, 25: true})
 	ingestTo(t, srv.base, "turnstiles", "", body)

@@ -48,15 +48,7 @@ func energyReadings(t0 time.Time, from, to int, spikeAt map[int]bool) string {
 // ones appearing by push while events are posted.
 func TestBrowserDashboardEnergyAnomalies(t *testing.T) {
 	chromium := needChromium(t)
-	l := newTestLake(t, "local")
-	l.writePipeline(t, energyAnomalyPipeline)
-	srv := startServe(t, l)
-	defer func() {
-		if t.Failed() {
-			t.Logf("serve output:\n%s", srv.out)
-		}
-	}()
-	waitReady(t, srv.base)
+	l, srv := serveForBrowser(t, energyAnomalyPipeline)
 	t0 := time.Now().UTC().Truncate(time.Minute).Add(-40 * time.Minute)
 	ingestTo(t, srv.base, "meters", "", energyReadings(t0, 0, 30, map[int]bool{3: true, 27: true, 28: true}))
 	l.waitCount(t, "bronze", "SELECT count(*) AS n FROM bronze.meters", 4*30*3)
