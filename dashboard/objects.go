@@ -77,7 +77,7 @@ func (d *Dashboard) qualityByObject(ctx context.Context) ([]objectQuality, error
 		}
 		rows, err := d.objects.get(ref, snap.Version, func() ([]objectQuality, error) {
 			return d.objectRows(ctx, ref, snap.Version, `SELECT `+warehouse.QuoteString(name)+`, coalesce(_source_file, ''), max(_ingested_at),
-				count(*) FILTER (WHERE _rescued IS NOT NULL AND CAST(_rescued AS VARCHAR) NOT IN ('', '{}')) AS n
+				count(*) FILTER (WHERE `+rescuedRow+`) AS n
 				FROM `+view(ref)+` GROUP BY 1, 2 HAVING n > 0 ORDER BY 3 DESC NULLS LAST, 2 DESC LIMIT `+strconv.Itoa(qualityObjects))
 		})
 		if err != nil {

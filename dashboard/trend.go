@@ -44,6 +44,10 @@ type trend struct {
 	SVG    template.HTML `json:"-"`
 }
 
+// rescuedRow is true for a bronze row that kept undeclared keys in
+// _rescued (schema drift); the trend and the per-object table count alike.
+const rescuedRow = `_rescued IS NOT NULL AND CAST(_rescued AS VARCHAR) NOT IN ('', '{}')`
+
 // rescuedTrend counts, per bronze run (batch), the rows that carried
 // unknown columns into _rescued (schema drift), over every source.
 func (d *Dashboard) rescuedTrend(ctx context.Context) (*trend, error) {
@@ -73,7 +77,7 @@ func (d *Dashboard) rescuedRuns(ctx context.Context, ref layers.TableRef, versio
 	var out []trendPoint
 	err := d.rd.with(ctx, ref, version, func(db *sql.DB) error {
 		rows, err := db.QueryContext(ctx, `SELECT coalesce(_batch_id, ''), max(_ingested_at),
-			count(*) FILTER (WHERE _rescued IS NOT NULL AND CAST(_rescued AS VARCHAR) NOT IN ('', '{}'))
+			count(*) FILTER (WHERE `+rescuedRow+`)
 			FROM `+view(ref)+` GROUP BY 1 ORDER BY 2 DESC NULLS LAST, 1 DESC LIMIT `+strconv.Itoa(trendRuns))
 		if err != nil {
 			return err

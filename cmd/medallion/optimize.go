@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -42,8 +43,8 @@ func runOptimize(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts.TargetSize = cmpOrInt(opts.TargetSize, p.Maintenance.TargetFileSize)
-	opts.MinFiles = cmpOrInt(opts.MinFiles, p.Maintenance.OptimizeMinFiles)
+	opts.TargetSize = cmp.Or(opts.TargetSize, p.Maintenance.TargetFileSize)
+	opts.MinFiles = cmp.Or(opts.MinFiles, p.Maintenance.OptimizeMinFiles)
 	ws, err := a.openWorkspace(ctx, p)
 	if err != nil {
 		return err
@@ -86,12 +87,4 @@ func tableArgs(pos []string) ([]layers.TableRef, error) {
 		refs = append(refs, ref)
 	}
 	return refs, nil
-}
-
-// cmpOrInt is v, or def when v is zero.
-func cmpOrInt[T int | int64](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
 }

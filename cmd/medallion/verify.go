@@ -29,13 +29,9 @@ func runVerify(ctx context.Context, a *app, args []string) error {
 	if *parallel < 1 {
 		return usagef("--parallel %d: want 1 or more", *parallel)
 	}
-	var refs []layers.TableRef
-	for _, s := range pos {
-		ref, err := layers.ParseTableRef(s, "")
-		if err != nil {
-			return usagef("%v", err)
-		}
-		refs = append(refs, ref)
+	refs, err := tableArgs(pos)
+	if err != nil {
+		return err
 	}
 	p, st, err := a.pipelineLake(ctx)
 	if err != nil {

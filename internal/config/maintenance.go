@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"strings"
 	"time"
 
@@ -81,20 +82,12 @@ func (l *loader) validateMaintenance(m *Maintenance) {
 	if l.has(p+"every") && !m.Off && m.Every <= 0 {
 		l.errorf(nil, p+"every", "must be a positive duration, e.g. 1h, or off")
 	}
-	m.TargetFileSize = cmpOr(m.TargetFileSize, DefaultTargetFileSize)
-	m.OptimizeMinFiles = cmpOr(m.OptimizeMinFiles, DefaultOptimizeMinFiles)
-	m.Retain = cmpOr(m.Retain, DefaultRetain)
-	m.RunsRetain = cmpOr(m.RunsRetain, DefaultRunsRetain)
-	m.LeasesRetain = cmpOr(m.LeasesRetain, DefaultLeasesRetain)
+	m.TargetFileSize = cmp.Or(m.TargetFileSize, DefaultTargetFileSize)
+	m.OptimizeMinFiles = cmp.Or(m.OptimizeMinFiles, DefaultOptimizeMinFiles)
+	m.Retain = cmp.Or(m.Retain, DefaultRetain)
+	m.RunsRetain = cmp.Or(m.RunsRetain, DefaultRunsRetain)
+	m.LeasesRetain = cmp.Or(m.LeasesRetain, DefaultLeasesRetain)
 	if !m.Off {
-		m.Every = cmpOr(m.Every, DefaultMaintenanceEvery)
+		m.Every = cmp.Or(m.Every, DefaultMaintenanceEvery)
 	}
-}
-
-// cmpOr is v, or def when v is zero.
-func cmpOr[T int | int64 | time.Duration](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
 }
