@@ -694,7 +694,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 			for _, e := range l.entries(n, path) {
 				p := join(path, e.key)
 				l.record(p, e.keyNode)
-				c := &Column{Name: e.key, Line: e.keyNode.Line}
+				c := &Column{Name: e.key, Line: e.keyNode.Line, Col: e.keyNode.Column}
 				l.decodeColumn(e.valueNode, p, c)
 				s.Schema = append(s.Schema, c)
 			}
@@ -707,7 +707,7 @@ func (l *loader) decodeSource(n *yaml.Node, path string, s *Source) {
 				l.record(p, e.keyNode)
 				v := l.deref(e.valueNode)
 				l.record(p+".expr", v)
-				s.Derive = append(s.Derive, &Derived{Name: e.key, Expr: strings.TrimSpace(l.str(v, p)), Line: e.keyNode.Line})
+				s.Derive = append(s.Derive, &Derived{Name: e.key, Expr: strings.TrimSpace(l.str(v, p)), Line: e.keyNode.Line, Col: e.keyNode.Column})
 			}
 		}},
 		field{"on_error", func(n *yaml.Node, path string) { s.OnError = l.str(n, path) }},
@@ -816,6 +816,10 @@ func (l *loader) decodeColumn(n *yaml.Node, path string, c *Column) {
 		field{"empty_as_null", func(n *yaml.Node, path string) { b := l.boolean(n, path); c.EmptyAsNull = &b }},
 		field{"allow_nan", func(n *yaml.Node, path string) { c.AllowNaN = l.boolean(n, path) }},
 		field{"unit", func(n *yaml.Node, path string) { c.Unit = l.str(n, path) }},
+		// renamed_from: the column's earlier name; the run renames the bronze table's column and keeps its values (docs/schema-changes.md), e.g. renamed_from: voltage.
+		field{"renamed_from", func(n *yaml.Node, path string) { c.RenamedFrom = strings.TrimSpace(l.str(n, path)) }},
+		// cast_from: the column's earlier type; the run converts the bronze table's values to the new type when it is wider (int64 -> double), e.g. cast_from: int64.
+		field{"cast_from", func(n *yaml.Node, path string) { c.CastFrom = l.str(n, path) }},
 	)
 }
 
@@ -847,7 +851,7 @@ func (l *loader) decodeSilver(n *yaml.Node, path string, s *Silver) {
 				l.record(p, e.keyNode)
 				v := l.deref(e.valueNode)
 				l.record(p+".expr", v)
-				s.Aggregates = append(s.Aggregates, &Aggregate{Name: e.key, Expr: strings.TrimSpace(l.str(v, p)), Line: e.keyNode.Line})
+				s.Aggregates = append(s.Aggregates, &Aggregate{Name: e.key, Expr: strings.TrimSpace(l.str(v, p)), Line: e.keyNode.Line, Col: e.keyNode.Column})
 			}
 		}},
 	)

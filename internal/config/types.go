@@ -119,7 +119,17 @@ type Column struct {
 	// is refused either way, never stored as infinity).
 	AllowNaN bool
 	Unit     string // of a number column ("kWh", "°C"): the dashboard's axis titles show it
-	Line     int    // line in the pipeline file, for error messages
+	// RenamedFrom is the column's earlier name in the bronze table: the run
+	// renames the table's column (its earlier values kept) instead of
+	// refusing the rename. See docs/schema-changes.md.
+	RenamedFrom string
+	// CastFrom is the column's earlier type in the bronze table: the run
+	// converts the table's earlier values to Type, when every value of
+	// CastFrom fits in Type (int64 -> double, decimal, string; date ->
+	// timestamp; ...), instead of refusing the retype.
+	CastFrom string
+	Line     int // line in the pipeline file, for error messages
+	Col      int // column of the name in the pipeline file (1-based; 0 when unknown)
 }
 
 // Derived is a column computed with a DuckDB SQL expression over the typed columns.
@@ -127,6 +137,7 @@ type Derived struct {
 	Name string
 	Expr string
 	Line int
+	Col  int // column of the name in the pipeline file (1-based; 0 when unknown)
 }
 
 // Silver is one windowed aggregate table.
@@ -150,6 +161,7 @@ type Aggregate struct {
 	Func string // parsed function name, lower case
 	Arg  string // parsed argument ("*" for count(*))
 	Line int
+	Col  int // column of the name in the pipeline file (1-based; 0 when unknown)
 }
 
 // Gold is either a moving-average table over a silver table or an analyst SQL model.

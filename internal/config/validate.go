@@ -231,6 +231,18 @@ func (l *loader) validateSource(s *Source) {
 		}
 		fields[folded] = c.Name
 		hasTimestamp = hasTimestamp || c.Type == "timestamp"
+		if l.has(cp+".renamed_from") {
+			switch old := c.RenamedFrom; {
+			case old == "":
+				l.errorf(nil, cp+".renamed_from", "blank: name the column's earlier name in the table, e.g. renamed_from: voltage")
+			case strings.EqualFold(old, c.Name):
+				l.errorf(nil, cp+".renamed_from", "renamed_from %q is the column's own name: remove renamed_from", old)
+			case slices.ContainsFunc(s.Schema, func(o *Column) bool { return strings.EqualFold(o.Name, old) }):
+				l.errorf(nil, cp+".renamed_from", "renamed_from %q is another declared column: a column can be renamed only to a name the schema no longer uses", old)
+			case slices.ContainsFunc(s.Schema, func(o *Column) bool { return o != c && strings.EqualFold(o.RenamedFrom, old) }):
+				l.errorf(nil, cp+".renamed_from", "two columns are renamed from %q", old)
+			}
+		}
 	}
 
 	seen := map[string]bool{}
@@ -334,6 +346,20 @@ func (l *loader) validateColumn(path string, c *Column) {
 	}
 	c.Type = typ
 	numeric := typ == "int64" || typ == "double" || strings.HasPrefix(typ, "decimal(")
+	if c.CastFrom != "" || l.has(path+".cast_from") {
+		from, err := normalizeType(c.CastFrom)
+		switch {
+		case err != nil:
+			l.errorf(nil, path+".cast_from", "%v", err)
+		case typ == "":
+		case from == typ:
+			l.errorf(nil, path+".cast_from", "cast_from %s is the column's type already: remove cast_from once the table has the new type", from)
+		case !Widens(from, typ):
+			l.errorf(nil, path+".cast_from", "cannot cast %s to %s: it would lose values (only widening casts apply: int64 to double, decimal or string; decimal(p,s) to a wider decimal; date to timestamp; anything to string); run `medallion refresh` to rebuild the table instead", from, typ)
+		default:
+			c.CastFrom = from
+		}
+	}
 
 	if c.Format != "" {
 		switch typ {
@@ -399,6 +425,47 @@ func (l *loader) validateColumn(path string, c *Column) {
 		t := true
 		c.EmptyAsNull = &t
 	}
+}
+
+// Widens reports whether every value of column type from (a normalized
+// type: string, int64, double, decimal(p,s), bool, timestamp, date) is a
+// value of type to, so a cast_from can convert a table's values without
+// losing any: int64 to double, to a decimal with at least 20 digits before
+// the point, or to string; decimal(p,s) to a decimal with as many digits
+// on both sides of the point; date to timestamp; anything to string.
+func Widens(from, to string) bool {
+	if from == to {
+		return false
+	}
+	if to == "string" {
+		return true
+	}
+	p1, s1, dec1 := decimalPS(from)
+	p2, s2, dec2 := decimalPS(to)
+	switch {
+	case from == "int64":
+		return to == "double" || (dec2 && p2-s2 >= 20)
+	case dec1 && dec2:
+		return s2 >= s1 && p2-s2 >= p1-s1
+	case from == "date":
+		return to == "timestamp"
+	}
+	return false
+}
+
+// decimalPS parses a normalized decimal(p,s).
+func decimalPS(t string) (p, s int, ok bool) {
+	inner, ok := strings.CutPrefix(t, "decimal(")
+	if !ok {
+		return 0, 0, false
+	}
+	ps, ss, ok := strings.Cut(strings.TrimSuffix(inner, ")"), ",")
+	if !ok {
+		return 0, 0, false
+	}
+	p, err1 := strconv.Atoi(ps)
+	s, err2 := strconv.Atoi(ss)
+	return p, s, err1 == nil && err2 == nil
 }
 
 // fmtDuration prints a duration the way users write it: 1m, not 1m0s.

@@ -269,10 +269,9 @@ func (j *job) commitBronze(ctx context.Context, snap, read *delta.Snapshot, meta
 				return 0, fmt.Errorf("bronze %s: partition columns changed from %v to %v: bronze tables cannot be repartitioned in place",
 					j.src.Name, snap.Metadata.PartitionColumns, meta.PartitionColumns)
 			}
-			m := snap.Metadata
-			m.SchemaString = meta.SchemaString
-			c.Metadata = &m
-			c.IsBlindAppend = false
+			if err := j.addColumns(snap, meta, &c); err != nil {
+				return 0, err
+			}
 		}
 		s, err := j.table.Commit(ctx, snap, c)
 		if err == nil {

@@ -58,6 +58,10 @@ type Deps struct {
 	// (delta.Options.TxnRetention); 0 keeps them all.
 	TxnRetention time.Duration
 
+	// PipelineFile is the path of the pipeline file the source comes
+	// from; errors about a column name their place in it.
+	PipelineFile string
+
 	// precise skips the fast path (tests compare the two paths).
 	precise bool
 }
@@ -220,6 +224,9 @@ func Run(ctx context.Context, d Deps, src *config.Source) (Stats, error) {
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET partitioned_write_flush_threshold")
 
+	if err := j.checkSchema(ctx, conn); err != nil {
+		return stats, err
+	}
 	if err := j.promote(ctx, conn, &stats); err != nil {
 		return stats, err
 	}
@@ -402,6 +409,6 @@ func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (
 	if !ok {
 		return layers.Result{}, fmt.Errorf("bronze: no source %q in the pipeline", name)
 	}
-	st, err := Run(ctx, Deps{Env: env, DiscoveryGrace: p.Bronze.DiscoveryGrace, TxnRetention: p.Bronze.TxnRetention}, src)
+	st, err := Run(ctx, Deps{Env: env, DiscoveryGrace: p.Bronze.DiscoveryGrace, TxnRetention: p.Bronze.TxnRetention, PipelineFile: p.Path}, src)
 	return st.Result(), err
 }
