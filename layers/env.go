@@ -35,6 +35,15 @@ type Env struct {
 	Log *slog.Logger
 	// Now stamps txn and remove actions; nil: time.Now.
 	Now func() time.Time
+	// PipelineFile is the path of the pipeline file the run's table is
+	// declared in; errors about a column name their place in it. The
+	// layers' Job functions fill it from the pipeline.
+	PipelineFile string
+	// SchemaReplace, set by a rebuild of the whole table (medallion
+	// refresh), lets the run write columns that differ from the table's in
+	// any way. Other runs refuse a removed, renamed or retyped column with a
+	// *SchemaChangeError (schemachange.go).
+	SchemaReplace bool
 	// Crash, set only by tests, is called at each named crash point of a
 	// run; an error stops the run there as if the process had died. The
 	// process-level crash points (internal/crashpoint) exist only in

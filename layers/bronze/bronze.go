@@ -11,6 +11,7 @@
 package bronze
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -57,10 +58,6 @@ type Deps struct {
 	// TxnRetention expires the txns of the bronze and quarantine tables
 	// (delta.Options.TxnRetention); 0 keeps them all.
 	TxnRetention time.Duration
-
-	// PipelineFile is the path of the pipeline file the source comes
-	// from; errors about a column name their place in it.
-	PipelineFile string
 
 	// precise skips the fast path (tests compare the two paths).
 	precise bool
@@ -409,6 +406,7 @@ func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (
 	if !ok {
 		return layers.Result{}, fmt.Errorf("bronze: no source %q in the pipeline", name)
 	}
-	st, err := Run(ctx, Deps{Env: env, DiscoveryGrace: p.Bronze.DiscoveryGrace, TxnRetention: p.Bronze.TxnRetention, PipelineFile: p.Path}, src)
+	env.PipelineFile = cmp.Or(env.PipelineFile, p.Path)
+	st, err := Run(ctx, Deps{Env: env, DiscoveryGrace: p.Bronze.DiscoveryGrace, TxnRetention: p.Bronze.TxnRetention}, src)
 	return st.Result(), err
 }

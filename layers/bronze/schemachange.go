@@ -55,7 +55,7 @@ var lineageColumns = []string{"_rescued", "_source_file", "_ingested_at", "_batc
 // renamed or retyped column that does not say how to keep its values.
 func (j *job) checkSchema(ctx context.Context, conn *sql.Conn) error {
 	snap, err := j.snapshot(ctx)
-	if err != nil || snap == nil {
+	if err != nil || snap == nil || j.d.SchemaReplace {
 		return err
 	}
 	have, err := snap.Schema()
@@ -360,7 +360,7 @@ func (j *job) addColumns(snap *delta.Snapshot, meta delta.Metadata, c *delta.Com
 	changes := layers.DiffColumns(have, want, nil)
 	var refused []layers.ColumnChange
 	for _, ch := range changes {
-		if ch.Kind != layers.ColumnAdded {
+		if ch.Kind != layers.ColumnAdded && !j.d.SchemaReplace {
 			refused = append(refused, ch)
 		}
 	}

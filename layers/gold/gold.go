@@ -89,6 +89,7 @@
 package gold
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -398,6 +399,9 @@ func (r *runner) commit(ctx context.Context, base *delta.Snapshot, meta delta.Me
 			return nil, fmt.Errorf("%s: create table: %w", r.ref, err)
 		}
 	} else if !sameMetadata(base.Metadata, meta) {
+		if err := r.checkSchema(base, meta, &c); err != nil {
+			return nil, err
+		}
 		m := base.Metadata
 		m.SchemaString, m.PartitionColumns, m.Configuration = meta.SchemaString, meta.PartitionColumns, meta.Configuration
 		c.Metadata = &m
@@ -499,6 +503,7 @@ func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (
 	if !ok || g == nil {
 		return layers.Result{}, fmt.Errorf("gold.%s: %w", name, ErrNotGold)
 	}
+	env.PipelineFile = cmp.Or(env.PipelineFile, p.Path)
 	st, err := Run(ctx, Deps{Env: env}, g)
 	if errors.Is(err, delta.ErrNoTable) {
 		ref := layers.TableRef{Layer: layers.Gold, Name: name}

@@ -28,6 +28,7 @@ const (
 
 // spec is one silver table, checked and ready to be turned into SQL.
 type spec struct {
+	line      int    // of the table's name in the pipeline file
 	name      string // silver table name
 	from      string // bronze source name
 	eventTime string // event-time column of the bronze table
@@ -46,6 +47,7 @@ type agg struct {
 	fn   string // one of the fn constants
 	arg  string // argument expression; "*" for count(*)
 	line int
+	col  int // of the name in the pipeline file
 
 	argType string // DuckDB type of the argument, once known
 	sumType string // DuckDB type of partial sums (sum, avg)
@@ -88,7 +90,7 @@ func newSpec(s *config.Silver) (*spec, error) {
 	if s.Watermark < 0 {
 		return nil, fmt.Errorf("%s: watermark: %v must not be negative", where, s.Watermark)
 	}
-	sp := &spec{
+	sp := &spec{line: s.Line,
 		name:      s.Name,
 		from:      s.From,
 		eventTime: s.EventTime,
@@ -147,7 +149,7 @@ func newSpec(s *config.Silver) (*spec, error) {
 		if arg == "*" && fn != fnCount {
 			return nil, fmt.Errorf("%s: %q: only count takes *", aw, a.Expr)
 		}
-		sp.aggs = append(sp.aggs, &agg{name: a.Name, fn: fn, arg: arg, line: a.Line})
+		sp.aggs = append(sp.aggs, &agg{name: a.Name, fn: fn, arg: arg, line: a.Line, col: a.Col})
 	}
 	return sp, nil
 }

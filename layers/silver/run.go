@@ -97,9 +97,8 @@ func (j *job) position(ctx context.Context, b *batch) error {
 			if b.prog, err = readProgress(ctx, b.silverT, v); err != nil {
 				return err
 			}
-			if b.prog.fingerprint != sp.fingerprint() {
-				return fmt.Errorf("the window, group_by, aggregates or output of the pipeline file changed since the table was built (was %q, now %q): its state cannot be reused; delete %s/ to rebuild it from bronze",
-					b.prog.fingerprint, sp.fingerprint(), b.silverT.Dir())
+			if b.prog.fingerprint != sp.fingerprint() && !j.deps.SchemaReplace {
+				return j.definitionChanged(b.prog.fingerprint)
 			}
 		}
 	}
@@ -234,9 +233,9 @@ func (j *job) writeFiles(ctx context.Context, b *batch) error {
 		if err != nil {
 			return err
 		}
-		if !sameSchema(have, schema) {
-			return fmt.Errorf("the table has columns (%s) but the pipeline file now makes (%s): delete %s/ to rebuild it from bronze",
-				describeSchema(have), describeSchema(schema), b.silverT.Dir())
+		if changes := layers.DiffColumns(have, schema, nil); len(changes) > 0 && !j.deps.SchemaReplace {
+			return &layers.SchemaChangeError{Table: layers.TableRef{Layer: layers.Silver, Name: sp.name}, Changes: changes,
+				Place: layers.Place(j.deps.PipelineFile, sp.line, 0)}
 		}
 	}
 	if b.out, err = j.writeOutput(ctx, b.silverT, b.silverSnap, b.id); err != nil {

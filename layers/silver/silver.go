@@ -61,6 +61,7 @@
 package silver
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -391,6 +392,7 @@ func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (
 		c.Name = name
 		cfg = &c
 	}
+	env.PipelineFile = cmp.Or(env.PipelineFile, p.Path)
 	st, err := Run(ctx, Deps{Env: env}, cfg)
 	return st.Result(), err
 }
