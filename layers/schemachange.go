@@ -117,6 +117,9 @@ type SchemaChangeError struct {
 	// (e.g. "add `renamed_from: voltage` to column volts"); empty when
 	// only a rebuild applies.
 	Keep string
+	// TypeName names a type in the message; nil: the Delta name (long,
+	// boolean). Bronze names types as the pipeline file does (int64, bool).
+	TypeName func(delta.DataType) string
 }
 
 // Error says what changed and the ways forward, on one line.
@@ -127,7 +130,7 @@ func (e *SchemaChangeError) Error() string {
 		b.WriteString(e.Place + ": ")
 	}
 	fmt.Fprintf(&b, "schema change refused: %s", e.describe())
-	fmt.Fprintf(&b, "; the table's earlier values would be hidden. Either rebuild the table with the new columns: `medallion refresh %s`", e.Table)
+	fmt.Fprintf(&b, "; the table's earlier values would be lost or hidden. Either rebuild the table with the new columns: `medallion refresh %s`", e.Table)
 	if e.Keep != "" {
 		b.WriteString(", or keep the earlier values: " + e.Keep)
 	}
@@ -137,15 +140,19 @@ func (e *SchemaChangeError) Error() string {
 // describe words the refused changes for a user who edited the pipeline
 // file: a removed column paired with an added one reads as a rename.
 func (e *SchemaChangeError) describe() string {
+	name := e.TypeName
+	if name == nil {
+		name = delta.DataType.String
+	}
 	parts := make([]string, 0, len(e.Changes))
 	for _, c := range e.Changes {
 		switch c.Kind {
 		case ColumnRemoved:
-			parts = append(parts, fmt.Sprintf("column %s (%s) is no longer written (removed or renamed)", c.Column, c.OldType))
+			parts = append(parts, fmt.Sprintf("column %s (%s) is no longer written (removed or renamed)", c.Column, name(c.OldType)))
 		case ColumnRetyped:
-			parts = append(parts, fmt.Sprintf("column %s changed type %s -> %s", c.Column, c.OldType, c.NewType))
+			parts = append(parts, fmt.Sprintf("column %s changed type %s -> %s", c.Column, name(c.OldType), name(c.NewType)))
 		case ColumnAdded:
-			parts = append(parts, fmt.Sprintf("column %s (%s) is new", c.Column, c.NewType))
+			parts = append(parts, fmt.Sprintf("column %s (%s) is new", c.Column, name(c.NewType)))
 		default:
 			parts = append(parts, c.String())
 		}

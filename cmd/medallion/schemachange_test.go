@@ -173,7 +173,7 @@ func TestSchemaRetypeRefused(t *testing.T) {
 		t.Fatalf("run after a retype: exit %d, want 1: %s", code, stderr)
 	}
 	oneLineErr(t, []string{"run"}, stderr, "medallion run: ",
-		s.pipeline+":8:7", "column voltage changed type long -> double", "medallion refresh bronze.meters", "`cast_from: int64` to column voltage")
+		s.pipeline+":8:7", "column voltage changed type int64 -> double", "medallion refresh bronze.meters", "`cast_from: int64` to column voltage")
 
 	// int64 -> string... is widening; bool is not: no cast applies.
 	s.write("      voltage:   {type: bool}\n", "")
@@ -181,7 +181,7 @@ func TestSchemaRetypeRefused(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("run after a narrowing retype: exit %d, want 1: %s", code, stderr)
 	}
-	oneLineErr(t, []string{"run"}, stderr, "medallion run: ", "changed type long -> boolean", "medallion refresh bronze.meters", "declare column voltage as int64 again")
+	oneLineErr(t, []string{"run"}, stderr, "medallion run: ", "changed type int64 -> bool", "medallion refresh bronze.meters", "declare column voltage as int64 again")
 
 	// A narrowing cast_from is refused when the file is loaded.
 	s.write("      voltage:   {type: int64, cast_from: double}\n", "")
@@ -211,5 +211,59 @@ func TestSchemaWideningCast(t *testing.T) {
 	}
 	if h := s.history("bronze.meters"); !strings.Contains(h, "CHANGE COLUMN; SCHEMA: retyped column voltage long -> double") {
 		t.Errorf("history does not show the cast:\n%s", h)
+	}
+}
+
+func TestSchemaSilverGoldChangeRefused(t *testing.T) {
+	s := newSchemaLake(t)
+	silver := func(aggs string) string {
+		return `silver:
+  v1m:
+    from: meters
+    event_time: timestamp
+    window: 1m
+    group_by: [meter_id]
+    aggregates:
+` + aggs
+	}
+	gold := func(flag string) string {
+		return `gold:
+  v_ma:
+    from: v1m
+    partition_by: [meter_id]
+    moving_average: {column: avg_v, rows: 3}
+` + flag
+	}
+	const aggs = "      avg_v: avg(voltage)\n      max_v: max(voltage)\n"
+	const flag = "    flag: {name: spike, when: \"avg_v > ma * 1.5\"}\n"
+	s.write(voltageDouble, silver(aggs)+gold(flag))
+	s.mustRun(row1, row2, `{"timestamp":"2024-01-01 00:05:00","meter_id":"m1","voltage":240}`)
+	if got := s.query("SELECT count(*) AS n FROM gold.v_ma"); got != "n\n2\n" {
+		t.Fatalf("gold before the changes:\n%s", got)
+	}
+
+	// An aggregate removed and one changed: refused, naming both and refresh.
+	s.write(voltageDouble, silver("      avg_v: avg(voltage)\n      n: count(*)\n")+gold(flag))
+	code, stderr := s.ingestRun(`{"timestamp":"2024-01-01 00:06:00","meter_id":"m1","voltage":241}`)
+	if code != 1 {
+		t.Fatalf("run after removing an aggregate: exit %d, want 1: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "silver.v1m: "+s.pipeline+":17:7: schema change refused: aggregate n: count(*) is new, aggregate max_v: max(voltage) was removed") ||
+		!strings.Contains(stderr, "`medallion refresh silver.v1m`") {
+		t.Errorf("silver refusal:\n%s", stderr)
+	}
+
+	// A gold column removed (the flag): refused the same way.
+	s.write(voltageDouble, silver(aggs)+gold(""))
+	code, stderr = s.ingestRun(`{"timestamp":"2024-01-01 00:07:00","meter_id":"m1","voltage":242}`)
+	if code != 1 {
+		t.Fatalf("run after removing a flag: exit %d, want 1: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "gold.v_ma: "+s.pipeline+":19: schema change refused: column spike (boolean) is no longer written") ||
+		!strings.Contains(stderr, "`medallion refresh gold.v_ma`") {
+		t.Errorf("gold refusal:\n%s", stderr)
+	}
+	if h := s.history("gold.v_ma"); strings.Count(h, "\n") != 3 {
+		t.Errorf("a refused gold run committed:\n%s", h)
 	}
 }

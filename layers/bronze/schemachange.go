@@ -153,7 +153,7 @@ func configType(t delta.DataType) string {
 // schemaError builds the error refusing changes (all is every difference,
 // to pair a removed column with an added one of the same type: a rename).
 func (j *job) schemaError(refused, all []layers.ColumnChange) error {
-	e := &layers.SchemaChangeError{Table: layers.TableRef{Layer: layers.Bronze, Name: j.src.Name}, Changes: refused}
+	e := &layers.SchemaChangeError{Table: layers.TableRef{Layer: layers.Bronze, Name: j.src.Name}, Changes: refused, TypeName: configType}
 	file := j.d.PipelineFile
 	srcPlace := layers.Place(file, j.src.Line, 0)
 	for _, c := range all {
