@@ -816,9 +816,7 @@ func (l *loader) decodeColumn(n *yaml.Node, path string, c *Column) {
 		field{"empty_as_null", func(n *yaml.Node, path string) { b := l.boolean(n, path); c.EmptyAsNull = &b }},
 		field{"allow_nan", func(n *yaml.Node, path string) { c.AllowNaN = l.boolean(n, path) }},
 		field{"unit", func(n *yaml.Node, path string) { c.Unit = l.str(n, path) }},
-		// renamed_from: the column's earlier name; the run renames the bronze table's column and keeps its values (docs/schema-changes.md), e.g. renamed_from: voltage.
 		field{"renamed_from", func(n *yaml.Node, path string) { c.RenamedFrom = strings.TrimSpace(l.str(n, path)) }},
-		// cast_from: the column's earlier type; the run converts the bronze table's values to the new type when it is wider (int64 -> double), e.g. cast_from: int64.
 		field{"cast_from", func(n *yaml.Node, path string) { c.CastFrom = l.str(n, path) }},
 	)
 }

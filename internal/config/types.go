@@ -117,19 +117,12 @@ type Column struct {
 	// AllowNaN lets a double column take NaN, Infinity and -Infinity text;
 	// without it a double must be finite (a number too large for a double
 	// is refused either way, never stored as infinity).
-	AllowNaN bool
-	Unit     string // of a number column ("kWh", "°C"): the dashboard's axis titles show it
-	// RenamedFrom is the column's earlier name in the bronze table: the run
-	// renames the table's column (its earlier values kept) instead of
-	// refusing the rename. See docs/schema-changes.md.
-	RenamedFrom string
-	// CastFrom is the column's earlier type in the bronze table: the run
-	// converts the table's earlier values to Type, when every value of
-	// CastFrom fits in Type (int64 -> double, decimal, string; date ->
-	// timestamp; ...), instead of refusing the retype.
-	CastFrom string
-	Line     int // line in the pipeline file, for error messages
-	Col      int // column of the name in the pipeline file (1-based; 0 when unknown)
+	AllowNaN    bool
+	Unit        string // of a number column ("kWh", "°C"): the dashboard's axis titles show it
+	RenamedFrom string // the column's earlier name in the bronze table: the run renames the table's column, keeping its values, instead of refusing the rename (docs/schema-changes.md)
+	CastFrom    string // the column's earlier type in the bronze table: the run converts the table's values to type when every one fits (int64 to double, decimal or string; a wider decimal; date to timestamp), instead of refusing the retype
+	Line        int    // line in the pipeline file, for error messages
+	Col         int    // column of the name in the pipeline file (1-based; 0 when unknown)
 }
 
 // Derived is a column computed with a DuckDB SQL expression over the typed columns.

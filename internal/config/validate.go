@@ -231,7 +231,7 @@ func (l *loader) validateSource(s *Source) {
 		}
 		fields[folded] = c.Name
 		hasTimestamp = hasTimestamp || c.Type == "timestamp"
-		if l.has(cp+".renamed_from") {
+		if l.has(cp + ".renamed_from") {
 			switch old := c.RenamedFrom; {
 			case old == "":
 				l.errorf(nil, cp+".renamed_from", "blank: name the column's earlier name in the table, e.g. renamed_from: voltage")
