@@ -276,7 +276,7 @@ func TestBadFiles(t *testing.T) {
 		{"allow_nan on an int64", "{type: double, min: 0}", "{type: int64, allow_nan: true}",
 			`medallion.yaml:8:46: sources.meters.schema.energy_usage.allow_nan: allow_nan applies only to double columns (this one is int64)`},
 		{"narrowing cast_from", "{type: double, min: 0}", "{type: int64, cast_from: double}",
-			`medallion.yaml:8:43: sources.meters.schema.energy_usage.cast_from: cannot cast double to int64: it would lose values (only widening casts apply: int64 to double, decimal or string; decimal(p,s) to a wider decimal; date to timestamp; anything to string); run ` + "`medallion refresh`" + ` to rebuild the table instead`},
+			`medallion.yaml:8:46: sources.meters.schema.energy_usage.cast_from: cannot cast double to int64: it would lose values (only widening casts apply: int64 to double, decimal or string; decimal(p,s) to a wider decimal; date to timestamp; anything to string); run ` + "`medallion refresh`" + ` to rebuild the table instead`},
 		{"cast_from the same type", "{type: double, min: 0}", "{type: double, cast_from: double}",
 			`medallion.yaml:8:47: sources.meters.schema.energy_usage.cast_from: cast_from double is the column's type already: remove cast_from once the table has the new type`},
 		{"renamed_from a declared column", "{type: double, min: 0}", "{type: double, renamed_from: meter_id}",
