@@ -277,6 +277,13 @@ func (j *job) commit(ctx context.Context, b *batch) error {
 		IsBlindAppend: !j.sp.update,
 		Read:          read,
 	}
+	if j.deps.SchemaReplace && base.Metadata.SchemaString != b.schema.String() {
+		// A rebuild may change the columns (writeFiles refuses that
+		// otherwise): the commit writes the new ones.
+		m := base.Metadata
+		m.SchemaString = b.schema.String()
+		c.Metadata, c.IsBlindAppend = &m, false
+	}
 	snap, err := b.silverT.Commit(ctx, base, c)
 	if err != nil {
 		return err
