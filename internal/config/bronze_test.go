@@ -39,3 +39,19 @@ func TestBronzeSettings(t *testing.T) {
 		})
 	}
 }
+
+func TestWidens(t *testing.T) {
+	for _, c := range []struct {
+		from, to string
+		want     bool
+	}{
+		{"int64", "double", true}, {"int64", "string", true}, {"int64", "decimal(20,0)", true}, {"int64", "decimal(20,2)", false},
+		{"decimal(10,2)", "decimal(12,3)", true}, {"decimal(10,2)", "decimal(10,3)", false}, {"date", "timestamp", true},
+		{"bool", "string", true}, {"double", "int64", false}, {"timestamp", "date", false}, {"string", "int64", false},
+		{"double", "double", false},
+	} {
+		if got := Widens(c.from, c.to); got != c.want {
+			t.Errorf("Widens(%s, %s) = %v, want %v", c.from, c.to, got, c.want)
+		}
+	}
+}
