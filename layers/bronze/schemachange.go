@@ -164,18 +164,31 @@ func (j *job) schemaError(refused, all []layers.ColumnChange) error {
 	first := refused[0]
 	switch first.Kind {
 	case layers.ColumnRemoved:
-		var added *layers.ColumnChange
+		// The column that replaces it: the added one of the same type,
+		// else the only added one.
+		var added, only *layers.ColumnChange
+		n := 0
 		for i, c := range all {
-			if c.Kind == layers.ColumnAdded && c.OldType.Name == "" && c.NewType.String() == first.OldType.String() {
+			if c.Kind != layers.ColumnAdded {
+				continue
+			}
+			n, only = n+1, &all[i]
+			if added == nil && c.NewType.String() == first.OldType.String() {
 				added = &all[i]
-				break
 			}
 		}
+		if added == nil && n == 1 {
+			added = only
+		}
 		if added != nil {
-			if col := j.column(added.Column); col != nil {
+			col := j.column(added.Column)
+			if col != nil {
 				e.Place = layers.Place(file, col.Line, col.Col)
 			}
 			e.Keep = fmt.Sprintf("add `renamed_from: %s` to column %s", first.Column, added.Column)
+			if old := configType(first.OldType); added.NewType.String() != first.OldType.String() && col != nil && config.Widens(old, col.Type) {
+				e.Keep = fmt.Sprintf("add `renamed_from: %s` and `cast_from: %s` to column %s", first.Column, old, added.Column)
+			}
 		} else {
 			e.Place = srcPlace
 			e.Keep = fmt.Sprintf("add `renamed_from: %s` to the column that replaces it, or declare %s again", first.Column, first.Column)
