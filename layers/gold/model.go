@@ -132,6 +132,8 @@ func (r *runner) modelUpToDate(ctx context.Context, m *modelRun) bool {
 	switch {
 	case m.gsnap == nil:
 		reason = "first build"
+	case r.deps.refresh:
+		reason = "refresh"
 	case m.gsnap.Metadata.Configuration[confDefinition] != m.def:
 		reason = "the model's SQL or inputs changed"
 	default:
@@ -238,7 +240,7 @@ func (r *runner) commitModel(ctx context.Context, m *modelRun, schema *delta.Sch
 		Removes: removes,
 		Txns:    txns,
 		Info: delta.CommitInfo{
-			Operation:           "CREATE OR REPLACE TABLE AS SELECT",
+			Operation:           map[bool]string{false: "CREATE OR REPLACE TABLE AS SELECT", true: opRefresh}[r.deps.refresh],
 			OperationParameters: map[string]any{"gold": string(st.Mode), "inputs": strings.Join(m.names, ",")},
 			OperationMetrics: map[string]string{
 				"numFiles":        strconv.Itoa(len(adds)),
