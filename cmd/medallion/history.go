@@ -43,8 +43,12 @@ func runHistory(ctx context.Context, a *app, args []string) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "version\ttime\toperation\trows in\trows out")
 	for _, c := range commits {
+		op := c.Operation
+		if rng, ok := c.OperationParameters["range"].(string); ok && op == "REFRESH" {
+			op += " " + rng // e.g. REFRESH [2026-01-01T00:00:00Z, +inf)
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", c.Version,
-			time.UnixMilli(c.Timestamp).UTC().Format(time.RFC3339), c.Operation,
+			time.UnixMilli(c.Timestamp).UTC().Format(time.RFC3339), op,
 			// Rows in: gold writes rows_in, bronze rows_read, silver
 			// Delta's numSourceRows.
 			c.Metric("rows_in", "rows_read", "numSourceRows"), c.Metric("numOutputRows"))

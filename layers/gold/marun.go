@@ -254,17 +254,18 @@ func (r *runner) maCommitInfo(m *maRun, adds, removes int, rowsOut int64) delta.
 		writeMode = "Append"
 	}
 	op := "WRITE"
+	params := map[string]any{
+		"mode":    writeMode,
+		"gold":    string(m.st.Mode),
+		"source":  fmt.Sprintf("%s@%d", m.srcRef, m.sv),
+		"buckets": bucketList(m.out.buckets, m.full),
+	}
 	if r.deps.refresh {
-		op = opRefresh
+		op, params["range"] = opRefresh, "full"
 	}
 	return delta.CommitInfo{
-		Operation: op,
-		OperationParameters: map[string]any{
-			"mode":    writeMode,
-			"gold":    string(m.st.Mode),
-			"source":  fmt.Sprintf("%s@%d", m.srcRef, m.sv),
-			"buckets": bucketList(m.out.buckets, m.full),
-		},
+		Operation:           op,
+		OperationParameters: params,
 		OperationMetrics: map[string]string{
 			"numFiles":        strconv.Itoa(adds),
 			"numAddedFiles":   strconv.Itoa(adds),

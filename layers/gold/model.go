@@ -235,13 +235,17 @@ func (r *runner) commitModel(ctx context.Context, m *modelRun, schema *delta.Sch
 		},
 	}
 	st := &m.st
+	params := map[string]any{"gold": string(st.Mode), "inputs": strings.Join(m.names, ",")}
+	if r.deps.refresh {
+		params["range"] = "full"
+	}
 	snap, err := r.commit(ctx, m.gsnap, meta, delta.Commit{
 		Adds:    adds,
 		Removes: removes,
 		Txns:    txns,
 		Info: delta.CommitInfo{
 			Operation:           map[bool]string{false: "CREATE OR REPLACE TABLE AS SELECT", true: opRefresh}[r.deps.refresh],
-			OperationParameters: map[string]any{"gold": string(st.Mode), "inputs": strings.Join(m.names, ",")},
+			OperationParameters: params,
 			OperationMetrics: map[string]string{
 				"numFiles":        strconv.Itoa(len(adds)),
 				"numAddedFiles":   strconv.Itoa(len(adds)),
