@@ -166,6 +166,7 @@ func refresh(ctx context.Context, deps Deps, cfg *config.Silver, r Range, st *Re
 	shadow.lateDir = shadow.dir + "/_late"
 	shadow.stateDir = shadow.dir + "/_state/"
 	shadowT := delta.Open(deps.Store, shadow.dir)
+	dropOtherShadows(ctx, deps, dir+"/"+refreshShelf, shadow.dir+"/")
 	done := int64(-1)
 	if s, err := layers.SnapshotOrNil(ctx, shadowT); err != nil {
 		return err
@@ -329,12 +330,17 @@ func recordedBatches(ctx context.Context, t *delta.Table) ([]int64, error) {
 		return nil, err
 	}
 	var out []int64
+	// Without version 0 or a refresh commit (which lists the batches
+	// before it), the first batches are unknown: replaying them as one
+	// would find other rows late.
+	complete := len(hist) > 0 && hist[len(hist)-1].Version == 0
 	for i := len(hist) - 1; i >= 0; i-- {
 		m := hist[i].Medallion
 		if m == nil || m[mJob] != "silver" || m[mBronze] == nil {
 			continue
 		}
 		if list, ok := m[mBatches].([]any); ok {
+			complete = true
 			out = out[:0]
 			for _, x := range list {
 				v, ok := asInt(x)
@@ -352,6 +358,9 @@ func recordedBatches(ctx context.Context, t *delta.Table) ([]int64, error) {
 		if len(out) == 0 || v > out[len(out)-1] {
 			out = append(out, v)
 		}
+	}
+	if !complete {
+		return nil, nil
 	}
 	return out, nil
 }
@@ -531,6 +540,25 @@ func copyObject(ctx context.Context, s lake.Store, from, to string) error {
 		return fmt.Errorf("write state %s: %w", to, err)
 	}
 	return nil
+}
+
+// dropOtherShadows deletes the shadow tables under shelf other than keep:
+// those of refreshes that were interrupted and never rerun before the
+// table moved on (best effort).
+func dropOtherShadows(ctx context.Context, deps Deps, shelf, keep string) {
+	objs, err := deps.Store.List(ctx, shelf, "")
+	if err != nil {
+		deps.Log.Warn("silver: list old refresh shadow tables", "prefix", shelf, "err", err)
+		return
+	}
+	for _, o := range objs {
+		if strings.HasPrefix(o.Key, keep) {
+			continue
+		}
+		if err := deps.Store.Delete(ctx, o.Key); err != nil {
+			deps.Log.Warn("silver: delete an old refresh shadow table", "key", o.Key, "err", err)
+		}
+	}
 }
 
 // deleteUnder deletes every object under prefix, logging what it cannot.
