@@ -18,7 +18,7 @@ import (
 // not supported yet.
 var ErrBronzeRefresh = errors.New("refreshing a bronze table is not supported yet: " +
 	"to re-type quarantined rows after a rule fix, use medallion replay; " +
-	"to rebuild a bronze table from raw, refresh its silver tables after rebuilding it")
+	"to rebuild it from raw, delete its folder and those of the silver tables reading it, then medallion run")
 
 // Downstream returns what reads table t, directly or through other tables,
 // in dependency order: the gold tables and the mirror jobs (layer

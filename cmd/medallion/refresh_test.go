@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/medallion-dev/medallion/internal/crashpoint"
+	"github.com/medallion-dev/medallion/jobs"
+	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/gold"
 	"github.com/medallion-dev/medallion/layers/silver"
 )
@@ -201,4 +204,32 @@ func TestRefreshKilledAndRerun(t *testing.T) {
 		sameDump(t, "after "+point, e.dump(), before)
 		e.equal(refreshMirrors)
 	}
+}
+
+// TestRefreshWaitsForLease: a refresh takes the table lease `run` and
+// `serve` take, so it does not interleave with a run of the table: while
+// another runner holds it, the refresh fails naming the holder and
+// changes nothing; once released, it goes through.
+func TestRefreshWaitsForLease(t *testing.T) {
+	t.Parallel()
+	e := newMirrorEnv(t, "cli_refresh_lease_")
+	e.write(refreshBody("avg(energy_usage)"))
+	e.ingest(0, 300, 5, 1)
+	e.cli(0, "run")
+	ctx := context.Background()
+	held, err := jobs.AcquireWith(ctx, e.store, jobs.TableLease(layers.TableRef{Layer: layers.Silver, Name: "usage_1m"}), "other-runner", jobs.DefaultLeaseOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := e.cli(1, "refresh", "silver.usage_1m", "--wait", "300ms")
+	if !strings.Contains(out, "other-runner") {
+		t.Errorf("refresh under another runner's lease: %s, want the holder named", out)
+	}
+	if h := e.cli(0, "history", "silver.usage_1m"); strings.Contains(h, "REFRESH") {
+		t.Errorf("a refresh committed under another runner's lease:\n%s", h)
+	}
+	if err := held.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.cli(0, "refresh", "silver.usage_1m")
 }
