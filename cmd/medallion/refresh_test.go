@@ -150,6 +150,7 @@ func TestRefreshSilverRange(t *testing.T) {
 	if got, want := e.rows(late), ref.rows(late); got != want {
 		t.Errorf("windows after the next run:\ngot:\n%s\nwant:\n%s", got, want)
 	}
+	e.equal(refreshMirrors) // the run's incremental mirror took the REFRESH commit
 }
 
 // TestRefreshUsage: wrong calls exit 2 (an unknown table names the

@@ -151,6 +151,14 @@ func refresh(ctx context.Context, deps Deps, cfg *config.Silver, r Range, st *Re
 	if !ok {
 		return fmt.Errorf("the table has not consumed any bronze data yet: nothing to refresh (run medallion run first)")
 	}
+	lateT := delta.Open(deps.Store, layers.Late().Dir())
+	if ls, err := layers.SnapshotOrNil(ctx, lateT); err != nil {
+		return err
+	} else if ls != nil {
+		if v, ok := ls.TxnVersion(appID); ok && v > consumed {
+			return fmt.Errorf("a run of the table stopped after committing its late rows (bronze version %d): run medallion run silver.%s to finish it, then refresh", v, name)
+		}
+	}
 	batches, err := recordedBatches(ctx, liveT)
 	if err != nil {
 		return err
@@ -240,7 +248,6 @@ func refresh(ctx context.Context, deps Deps, cfg *config.Silver, r Range, st *Re
 	}
 
 	// silver._late first: this table's late rows of the range.
-	lateT := delta.Open(deps.Store, layers.Late().Dir())
 	err = layers.RetryConflicts(ctx, deps.Log, layers.Late().String(), func(int) error {
 		return j.refreshLate(ctx, lateT, delta.Open(deps.Store, shadow.lateDir), r, id, st)
 	})
