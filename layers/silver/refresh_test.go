@@ -27,8 +27,12 @@ func (le *lakeEnv) refreshWith(name string, r Range, hook func(string) error) (R
 
 // buildReference runs every step of reference case i on a new local lake.
 func buildReference(t *testing.T, i int) (*lakeEnv, lake.Store) {
+	return buildOn(t, localStore(t), i)
+}
+
+// buildOn runs every step of reference case i on store.
+func buildOn(t *testing.T, store lake.Store, i int) (*lakeEnv, lake.Store) {
 	tc := referenceCases[i]
-	store := localStore(t)
 	le := newLakeEnv(t, store, tc.cfg)
 	for _, s := range tc.steps {
 		le.appendBronze(s.rows...)
@@ -154,4 +158,23 @@ func TestRefreshSilverKilledAndRerun(t *testing.T) {
 			sameSilver(t, name, store, refStore)
 		})
 	}
+}
+
+// TestRefreshSilverStores refreshes an update-mode table with late rows on
+// a local lake and on MinIO, in full and over a range, and compares with
+// the incremental history.
+func TestRefreshSilverStores(t *testing.T) {
+	t.Parallel()
+	const i = 3
+	name := referenceCases[i].cfg.Name
+	_, refStore := buildReference(t, i)
+	forEachStore(t, func(t *testing.T, store lake.Store) {
+		le, _ := buildOn(t, store, i)
+		for _, r := range []Range{{}, {From: ev{at: "00:00:10"}.time(t)}, {To: ev{at: "00:00:10"}.time(t)}} {
+			if _, err := le.refreshWith(name, r, nil); err != nil {
+				t.Fatalf("refresh %s: %v", r, err)
+			}
+			sameSilver(t, name, store, refStore)
+		}
+	})
 }
