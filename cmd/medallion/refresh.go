@@ -12,7 +12,7 @@ import (
 	"github.com/medallion-dev/medallion/layers/silver"
 )
 
-const refreshUsage = "TABLE [--from TIME] [--to TIME] [--downstream]"
+const refreshUsage = "TABLE [--from TIME] [--to TIME] [--downstream] [--wait D]"
 
 // runRefresh is `medallion refresh TABLE [--from T] [--to T]
 // [--downstream]`: recompute a silver table (or the windows of it starting
