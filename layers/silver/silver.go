@@ -50,6 +50,14 @@
 // name is derived from V1, and every file content from the input, so a rerun
 // after a crash rewrites the same objects.
 //
+// # Refresh
+//
+// Refresh (refresh.go) recomputes the table, or the windows of a time
+// range, by replaying the batches its history records into a shadow table
+// under silver/<name>/_refresh/ with this same code, then swapping the
+// rows of the range in with one REFRESH commit that records the replay's
+// watermark, state and consumed bronze version.
+//
 // # Output table
 //
 // Columns: window_start, window_end (timestamp, UTC), the group_by columns
