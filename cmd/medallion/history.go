@@ -44,6 +44,9 @@ func runHistory(ctx context.Context, a *app, args []string) error {
 	fmt.Fprintln(tw, "version\ttime\toperation\trows in\trows out")
 	for _, c := range commits {
 		op := c.Operation
+		if rng, ok := c.OperationParameters["range"].(string); ok && op == "REFRESH" {
+			op += " " + rng // e.g. REFRESH [2026-01-01T00:00:00Z, +inf)
+		}
 		if sc, ok := c.Medallion[layers.SchemaChangeKey].(string); ok && sc != "" {
 			op += "; SCHEMA: " + sc
 		}

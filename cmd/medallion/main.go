@@ -41,6 +41,7 @@ func commands() []command {
 		{"tables", "", "every table: layer, rows, files, small files, bytes, version, last commit", runTables},
 		{"history", "TABLE", "commits of a table: version, time, operation, rows in/out", runHistory},
 		{"runs", "[--limit N] [JOB]", "run history: job, start, end, rows in/out, result, error", runRuns},
+		{"refresh", refreshUsage, "recompute a table (or a time range of it) in one atomic commit; --downstream brings gold and the mirror along", runRefresh},
 		{"optimize", optimizeUsage, "compact small data files into files of the target size (dataChange=false)", runOptimize},
 		{"vacuum", vacuumUsage, "list (or delete with --yes) files no version within the retention needs", runVacuum},
 		{"verify", verifyUsage, "check every live data file against its recorded size and checksum; exit 1 on a mismatch", runVerify},

@@ -130,6 +130,28 @@ type Deps struct {
 
 	// goPass, for tests, computes every average with the Go pass.
 	goPass bool
+
+	// refresh makes the run a full rebuild whatever changed, committed as
+	// operation REFRESH (see Refresh).
+	refresh bool
+}
+
+// opRefresh is the operation of a refresh commit.
+const opRefresh = "REFRESH"
+
+// Refresh rebuilds the gold table g in full from its inputs as they are,
+// through the code of a full run, in one commit (operation REFRESH) that
+// removes every file of the table and adds the new ones, with the input
+// versions and state a run records: the next run finds it up to date.
+// A moving average at t depends on the rows before t, so a gold table is
+// always refreshed whole.
+func Refresh(ctx context.Context, deps Deps, g *config.Gold) (Stats, error) {
+	deps.refresh = true
+	st, err := Run(ctx, deps, g)
+	if err != nil {
+		return st, fmt.Errorf("refresh gold.%s: %w", g.Name, err)
+	}
+	return st, nil
 }
 
 // column is one column of a DuckDB relation as DESCRIBE reports it.

@@ -94,6 +94,9 @@ func (r *runner) planMA(ctx context.Context, m *maRun) (skip bool, err error) {
 	case m.gsnap == nil:
 		m.full, m.reason = true, "first build"
 		return false, nil
+	case r.deps.refresh:
+		m.full, m.reason = true, "refresh"
+		return false, nil
 	case m.gsnap.Metadata.Configuration[confDefinition] != m.def:
 		m.full, m.reason = true, "the gold definition, the silver schema or the file layout changed"
 		return false, nil
@@ -250,14 +253,19 @@ func (r *runner) maCommitInfo(m *maRun, adds, removes int, rowsOut int64) delta.
 	if m.st.Mode == ModeAppend && removes == 0 {
 		writeMode = "Append"
 	}
+	op := "WRITE"
+	params := map[string]any{
+		"mode":    writeMode,
+		"gold":    string(m.st.Mode),
+		"source":  fmt.Sprintf("%s@%d", m.srcRef, m.sv),
+		"buckets": bucketList(m.out.buckets, m.full),
+	}
+	if r.deps.refresh {
+		op, params["range"] = opRefresh, "full"
+	}
 	return delta.CommitInfo{
-		Operation: "WRITE",
-		OperationParameters: map[string]any{
-			"mode":    writeMode,
-			"gold":    string(m.st.Mode),
-			"source":  fmt.Sprintf("%s@%d", m.srcRef, m.sv),
-			"buckets": bucketList(m.out.buckets, m.full),
-		},
+		Operation:           op,
+		OperationParameters: params,
 		OperationMetrics: map[string]string{
 			"numFiles":        strconv.Itoa(adds),
 			"numAddedFiles":   strconv.Itoa(adds),

@@ -132,6 +132,8 @@ func (r *runner) modelUpToDate(ctx context.Context, m *modelRun) bool {
 	switch {
 	case m.gsnap == nil:
 		reason = "first build"
+	case r.deps.refresh:
+		reason = "refresh"
 	case m.gsnap.Metadata.Configuration[confDefinition] != m.def:
 		reason = "the model's SQL or inputs changed"
 	default:
@@ -233,13 +235,17 @@ func (r *runner) commitModel(ctx context.Context, m *modelRun, schema *delta.Sch
 		},
 	}
 	st := &m.st
+	params := map[string]any{"gold": string(st.Mode), "inputs": strings.Join(m.names, ",")}
+	if r.deps.refresh {
+		params["range"] = "full"
+	}
 	snap, err := r.commit(ctx, m.gsnap, meta, delta.Commit{
 		Adds:    adds,
 		Removes: removes,
 		Txns:    txns,
 		Info: delta.CommitInfo{
-			Operation:           "CREATE OR REPLACE TABLE AS SELECT",
-			OperationParameters: map[string]any{"gold": string(st.Mode), "inputs": strings.Join(m.names, ",")},
+			Operation:           map[bool]string{false: "CREATE OR REPLACE TABLE AS SELECT", true: opRefresh}[r.deps.refresh],
+			OperationParameters: params,
 			OperationMetrics: map[string]string{
 				"numFiles":        strconv.Itoa(len(adds)),
 				"numAddedFiles":   strconv.Itoa(len(adds)),

@@ -463,7 +463,7 @@ func (j *job) writeState(ctx context.Context, batch string, w1 *int64) (string, 
 		cond, sp.keyCols(), warehouse.QuoteString(local))); err != nil {
 		return "", 0, err
 	}
-	key := StateDir(sp.name) + batch + ".parquet"
+	key := j.place.stateDir + batch + ".parquet"
 	if _, err := lake.PutFile(ctx, j.deps.Store, key, local); err != nil {
 		return "", 0, err
 	}

@@ -76,8 +76,8 @@ func (j *job) newBatch() *batch {
 	if sp.update {
 		b.st.OutputMode = "update"
 	}
-	b.silverT = delta.Open(j.deps.Store, layers.TableRef{Layer: layers.Silver, Name: sp.name}.Dir())
-	b.lateT = delta.Open(j.deps.Store, layers.Late().Dir())
+	b.silverT = delta.Open(j.deps.Store, j.place.dir)
+	b.lateT = delta.Open(j.deps.Store, j.place.lateDir)
 	b.bronzeT = delta.Open(j.deps.Store, layers.TableRef{Layer: layers.Bronze, Name: sp.from}.Dir())
 	return b
 }
@@ -135,6 +135,9 @@ func (j *job) plan(ctx context.Context, b *batch) ([]bronzeFile, error) {
 			return nil, err
 		}
 		b.target = latest
+		if j.place.upTo >= 0 && latest > j.place.upTo {
+			b.target = j.place.upTo
+		}
 	}
 	if b.target < b.consumed {
 		return nil, fmt.Errorf("bronze.%s is at version %d but silver has consumed up to version %d: was the bronze table recreated? delete %s/ to rebuild silver",

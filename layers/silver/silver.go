@@ -50,6 +50,14 @@
 // name is derived from V1, and every file content from the input, so a rerun
 // after a crash rewrites the same objects.
 //
+// # Refresh
+//
+// Refresh (refresh.go) recomputes the table, or the windows of a time
+// range, by replaying the batches its history records into a shadow table
+// under silver/<name>/_refresh/ with this same code, then swapping the
+// rows of the range in with one REFRESH commit that records the replay's
+// watermark, state and consumed bronze version.
+//
 // # Output table
 //
 // Columns: window_start, window_end (timestamp, UTC), the group_by columns
@@ -156,6 +164,21 @@ func Run(ctx context.Context, deps Deps, cfg *config.Silver) (Stats, error) {
 }
 
 func runOnce(ctx context.Context, deps Deps, cfg *config.Silver) (Stats, error) {
+	return runAt(ctx, deps, cfg, place{})
+}
+
+// place is where a job writes and how far it reads: the zero place is the
+// table itself, reading bronze up to its latest version. A refresh replays
+// the table's batches into a shadow place (see refresh.go).
+type place struct {
+	dir      string // table directory; "": silver/<name>
+	lateDir  string // late table directory; "": silver._late
+	stateDir string // state files prefix; "": StateDir(name)
+	upTo     int64  // read bronze up to this version at most; -1: no bound
+}
+
+// runAt runs one batch of cfg at place pl.
+func runAt(ctx context.Context, deps Deps, cfg *config.Silver, pl place) (Stats, error) {
 	if deps.Store == nil || deps.DB == nil {
 		return Stats{}, errors.New("silver: Deps needs Store and DB")
 	}
@@ -165,7 +188,15 @@ func runOnce(ctx context.Context, deps Deps, cfg *config.Silver) (Stats, error) 
 		return Stats{}, err
 	}
 	deps.Env = deps.WithDefaults()
-	j := &job{deps: deps, sp: sp}
+	j := &job{deps: deps, sp: sp, place: pl}
+	if j.place.dir == "" {
+		j.place = place{
+			dir:      layers.TableRef{Layer: layers.Silver, Name: table}.Dir(),
+			lateDir:  layers.Late().Dir(),
+			stateDir: StateDir(table),
+			upTo:     -1,
+		}
+	}
 	j.log = deps.Log.With("table", "silver."+table)
 	j.now = deps.Now
 	j.scratch, err = os.MkdirTemp(deps.ScratchDir, "silver-"+table+"-")
@@ -196,6 +227,7 @@ func runOnce(ctx context.Context, deps Deps, cfg *config.Silver) (Stats, error) 
 type job struct {
 	deps        Deps
 	sp          *spec
+	place       place
 	log         *slog.Logger
 	now         func() time.Time
 	scratch     string
@@ -324,7 +356,7 @@ func microsTime(us *int64) time.Time {
 
 // cleanState deletes state files other than keep.
 func (j *job) cleanState(ctx context.Context, keep string) {
-	objs, err := j.deps.Store.List(ctx, StateDir(j.sp.name), "")
+	objs, err := j.deps.Store.List(ctx, j.place.stateDir, "")
 	if err != nil {
 		j.log.Warn("silver: list old state files", "err", err)
 		return
