@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -256,5 +257,59 @@ func TestReplayLegacyQuarantine(t *testing.T) {
 	}
 	if got := l.query(t, `SELECT "column", count(*), count(replayed_at) FROM bronze._quarantine GROUP BY ALL ORDER BY ALL`); got != "column,count_star(),count(replayed_at)\ndevice,3,3\nkwh,2,0\n" {
 		t.Errorf("legacy quarantine after the replay:\n%s", got)
+	}
+	const cols = "source, source_file, line, %s AS column_name, reason, raw, batch_id, quarantined_at, replayed_at, replay_batch"
+	before := l.query(t, "SELECT "+fmt.Sprintf(cols, `"column"`)+" FROM bronze._quarantine ORDER BY ALL")
+	if out := l.run(t, "replay", "--migrate"); !strings.Contains(out, `column "column" renamed to column_name`) {
+		t.Errorf("replay --migrate: %s", out)
+	}
+	if got := l.query(t, "SELECT "+fmt.Sprintf(cols, "column_name")+" FROM bronze._quarantine ORDER BY ALL"); got != before {
+		t.Errorf("the renamed quarantine differs:\n--- before (column aliased)\n%s\n--- after\n%s", before, got)
+	}
+	if out := l.run(t, "replay", "--migrate", "bronze.meters"); !strings.Contains(out, "nothing to rename") || !strings.Contains(out, ": 2 re-typed, 0 moved") {
+		t.Errorf("replay --migrate again: %s", out)
+	}
+	// Bronze runs go on quarantining into the renamed table.
+	f := filepath.Join(l.dir, "c.ndjson")
+	if err := os.WriteFile(f, []byte(`{"ts":"2026-01-01 00:09:00","meter_id":"m9","device":"vr","kwh":1}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.run(t, "ingest", "meters", f)
+	l.run(t, "run", "bronze")
+	if got := l.query(t, `SELECT column_name, count(*) FROM bronze._quarantine WHERE replayed_at IS NULL GROUP BY ALL ORDER BY ALL`); got != "column_name,count_star()\ndevice,1\nkwh,2\n" {
+		t.Errorf("quarantine after a run on the renamed table:\n%s", got)
+	}
+}
+
+// TestReplayCSV: a CSV source's quarantined records are typed again under
+// their object's header (here in another column order than the schema).
+func TestReplayCSV(t *testing.T) {
+	l := newTestLake(t, "local")
+	body := `sources:
+  meters:
+    format: csv
+    csv: {header: true}
+    schema:
+      meter_id: {type: string, required: true}
+      device:   {type: string, accepted: [desktop]}
+      kwh:      {type: double}
+`
+	l.writePipeline(t, body)
+	f := filepath.Join(l.dir, "a.csv")
+	if err := os.WriteFile(f, []byte("kwh,device,meter_id\n1,desktop,m1\n2,smart_tv,m2\n\"3\",\"smart\ntv\",m3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.run(t, "ingest", "meters", f)
+	l.run(t, "run")
+	l.writePipeline(t, strings.Replace(body, "[desktop]", "[desktop, smart_tv]", 1))
+	out := l.run(t, "replay", "bronze.meters")
+	if line := lineStarting(t, out, "bronze.meters: "); !strings.Contains(line, ": 2 re-typed, 1 moved to bronze, 1 still quarantined (accepted: 1)") {
+		t.Errorf("CSV replay: %s", line)
+	}
+	if got := l.query(t, "SELECT meter_id, device, kwh FROM bronze.meters ORDER BY ALL"); got != "meter_id,device,kwh\nm1,desktop,1\nm2,smart_tv,2\n" {
+		t.Errorf("bronze after the CSV replay:\n%s", got)
+	}
+	if got := l.query(t, "SELECT line, column_name, replayed_at IS NULL AS still FROM bronze._quarantine ORDER BY line"); got != "line,column_name,still\n3,device,false\n4,device,true\n" {
+		t.Errorf("quarantine after the CSV replay:\n%s", got)
 	}
 }
