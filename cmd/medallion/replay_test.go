@@ -41,6 +41,14 @@ silver:
     group_by: [device]
     aggregates:
       readings: count(*)
+  usage_late:
+    from: meters
+    event_time: ts
+    window: {size: 1m}
+    watermark: 1m
+    output: append
+    aggregates:
+      readings: count(*)
 `
 
 // replayFixed is replaySource after the fix.
@@ -57,6 +65,7 @@ var replayInputs = [2]string{
 {"ts":"2026-01-01 00:00:00","meter_id":"m1","device":"smart_tv","kwh":5}
 `,
 	`{"ts":"2026-01-01 00:05:00","meter_id":"m5","device":"smart_tv","kwh":3}
+{"ts":"2026-01-01 01:00:00","meter_id":"m6","device":"desktop","kwh":4}
 `,
 }
 
@@ -87,7 +96,7 @@ func replayLake(t *testing.T, legacy bool) *testLake {
 		l.run(t, "ingest", "meters", f)
 	}
 	out := l.run(t, "run")
-	if !strings.Contains(out, "bronze.meters: 6 rows read = 1 written + 5 quarantined") {
+	if !strings.Contains(out, "bronze.meters: 7 rows read = 2 written + 5 quarantined") {
 		t.Fatalf("run before the fix:\n%s", out)
 	}
 	l.writePipeline(t, replayFixed)
@@ -127,7 +136,7 @@ func TestReplayAcceptedFix(t *testing.T) {
 	if line := lineStarting(t, out, "bronze.meters: "); !strings.HasPrefix(line, want) {
 		t.Errorf("summary:\n  %s\nwant it to start with:\n  %s", line, want)
 	}
-	if got := l.query(t, "SELECT meter_id, device, kwh, _batch_id = '"+id+"' AS replayed FROM bronze.meters ORDER BY meter_id"); got != "meter_id,device,kwh,replayed\nm1,mobile,1,false\nm2,smart_tv,2,true\nm5,smart_tv,3,true\n" {
+	if got := l.query(t, "SELECT meter_id, device, kwh, _batch_id = '"+id+"' AS replayed FROM bronze.meters ORDER BY meter_id"); got != "meter_id,device,kwh,replayed\nm1,mobile,1,false\nm2,smart_tv,2,true\nm5,smart_tv,3,true\nm6,desktop,4,false\n" {
 		t.Errorf("bronze.meters after the replay:\n%s", got)
 	}
 	// Lineage: a moved row keeps its object; the quarantine row it came
@@ -142,8 +151,13 @@ func TestReplayAcceptedFix(t *testing.T) {
 		t.Errorf("history bronze.meters shows no REPLAY commit:\n%s", h)
 	}
 	l.run(t, "run")
-	if got := l.query(t, "SELECT device, sum(readings) FROM silver.usage_1h GROUP BY ALL ORDER BY ALL"); got != "device,sum(readings)\nmobile,1\nsmart_tv,2\n" {
+	if got := l.query(t, "SELECT device, sum(readings) FROM silver.usage_1h GROUP BY ALL ORDER BY ALL"); got != "device,sum(readings)\ndesktop,1\nmobile,1\nsmart_tv,2\n" {
 		t.Errorf("silver after the next run:\n%s", got)
+	}
+	// silver.usage_late's watermark (1m behind the latest reading, 01:00)
+	// had passed the moved readings' windows: they are late, in silver._late.
+	if got := l.query(t, "SELECT event_time, source_file = '"+strings.TrimSpace(l.query(t, "SELECT DISTINCT _source_file FROM bronze.meters WHERE meter_id = 'm5'"))[len("_source_file\n"):]+"' AS lineage FROM silver._late WHERE \"table\" = 'silver.usage_late' ORDER BY ALL"); got != "event_time,lineage\n2026-01-01T00:01:00Z,false\n2026-01-01T00:05:00Z,true\n" {
+		t.Errorf("late rows of silver.usage_late:\n%s", got)
 	}
 }
 
@@ -231,7 +245,7 @@ func TestReplayKilledBetweenCommits(t *testing.T) {
 			if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() {
 				t.Fatalf("replay with the crash point: %v, want death by SIGKILL\n%s\n%s", err, out, errOut)
 			}
-			if got := l.query(t, "SELECT count(*) FROM bronze.meters"); got != "count_star()\n3\n" {
+			if got := l.query(t, "SELECT count(*) FROM bronze.meters"); got != "count_star()\n4\n" {
 				t.Fatalf("the killed replay did not commit to bronze first: %s", got)
 			}
 			out = l.run(t, rerun...)

@@ -123,7 +123,7 @@ func (s ReplayStats) String() string {
 	return line
 }
 
-// ReasonClasses are the classes ReasonClass sorts reasons into.
+// reasonClasses are the classes ReasonClass sorts reasons into.
 var reasonClasses = []string{"accepted", "type", "range", "regex", "required", "json", "csv", "encoding", "other"}
 
 // ReasonClasses returns the reason classes --reason takes, in order.
