@@ -495,6 +495,19 @@ type replayObject struct {
 // replay, whose rows are in bronze already) and each row's outcome.
 func (j *job) retype(ctx context.Context, conn *sql.Conn, rows []qrow, bid, dir string, dry bool) (typedBatch, map[string]outcome, error) {
 	fail := func(err error) (typedBatch, map[string]outcome, error) { return typedBatch{}, nil, err }
+	// A row with no text (a document-level error) has nothing to type
+	// again: it stays as it is.
+	outcomes := map[string]outcome{}
+	typed := make([]qrow, 0, len(rows))
+	for _, r := range rows {
+		if strings.TrimSpace(r.raw) == "" {
+			outcomes[r.key()] = outcome{fails: true, column: r.column, reason: r.reason}
+			continue
+		}
+		typed = append(typed, r)
+	}
+	all := len(rows)
+	rows = typed
 	objs, err := j.replayObjects(ctx, rows, dir)
 	if err != nil {
 		return fail(err)
@@ -516,7 +529,6 @@ func (j *job) retype(ctx context.Context, conn *sql.Conn, rows []qrow, bid, dir 
 	if err != nil {
 		return fail(err)
 	}
-	outcomes := map[string]outcome{}
 	lin := newLineage(ms, bid)
 	var sels []string
 	var good int64
@@ -540,7 +552,7 @@ func (j *job) retype(ctx context.Context, conn *sql.Conn, rows []qrow, bid, dir 
 		}
 		sels = append(sels, j.partSelect(part, ms, lin))
 	}
-	if want := int64(len(rows) - len(outcomes)); good != want {
+	if want := int64(all - len(outcomes)); good != want {
 		return fail(fmt.Errorf("bronze %s: replay typed %d good rows of %d that did not fail (a bug)", j.src.Name, good, want))
 	}
 	snap, err := j.snapshot(ctx)
@@ -560,7 +572,7 @@ func (j *job) retype(ctx context.Context, conn *sql.Conn, rows []qrow, bid, dir 
 	}
 	tb.st.Written = written
 	tb.st.Duplicates = good - written
-	tb.st.RowsRead = int64(len(rows))
+	tb.st.RowsRead = int64(all)
 	tb.st.Quarantined = int64(len(outcomes))
 	if tb.meta, tb.adds, err = j.writeBatch(ctx, conn, final, dir, written); err != nil {
 		return fail(err)
@@ -610,6 +622,11 @@ func (j *job) replayObjects(ctx context.Context, rows []qrow, dir string) ([]rep
 		for _, r := range o.rows {
 			o.lines = append(o.lines, line)
 			text := strings.TrimRight(r.raw, "\r\n")
+			if format != "csv" {
+				// A JSON object is one line; a line break outside its
+				// strings is white space (inside, it is escaped).
+				text = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(text)
+			}
 			b.WriteString(text + "\n")
 			line += 1 + int64(strings.Count(text, "\n"))
 		}
