@@ -72,9 +72,9 @@ var replayInputs = [2]string{
 // replayLake lands replayInputs, runs the pipeline before the fix and
 // writes the fixed pipeline. legacy makes bronze._quarantine a table of
 // before the column rename (its column is named "column").
-func replayLake(t *testing.T, legacy bool) *testLake {
+func replayLake(t *testing.T, kind string, legacy bool) *testLake {
 	t.Helper()
-	l := newTestLake(t, "local")
+	l := newTestLake(t, kind)
 	l.writePipeline(t, replaySource)
 	if legacy {
 		str := func(n string) delta.Field {
@@ -129,7 +129,7 @@ var replayQueries = []string{
 // with their (new) reasons, shows a REPLAY commit in history, and the next
 // run brings the new rows into silver.
 func TestReplayAcceptedFix(t *testing.T) {
-	l := replayLake(t, false)
+	l := replayLake(t, "local", false)
 	out := l.run(t, "replay", "bronze.meters")
 	id := replayIDOf(t, out)
 	want := "bronze.meters: replay " + id + ": 5 re-typed, 2 moved to bronze (+1 already in bronze by key), 2 still quarantined (type: 2)"
@@ -164,7 +164,7 @@ func TestReplayAcceptedFix(t *testing.T) {
 // TestReplayRerunNoDoubles: a second replay finds only the rows that still
 // fail, commits nothing and moves nothing again.
 func TestReplayRerunNoDoubles(t *testing.T) {
-	l := replayLake(t, false)
+	l := replayLake(t, "local", false)
 	l.run(t, "replay", "bronze.meters")
 	before := l.run(t, "tables")
 	var want []string
@@ -197,7 +197,7 @@ func TestReplayRerunNoDoubles(t *testing.T) {
 // still fails is rewritten in place with its new reason (never doubled),
 // the others are left as they were.
 func TestReplayStillFailingNewReason(t *testing.T) {
-	l := replayLake(t, false)
+	l := replayLake(t, "local", false)
 	// Before the fix nothing passes, and nothing changes: no commit.
 	l.writePipeline(t, replaySource)
 	out := l.run(t, "replay", "bronze.meters", "--reason", "accepted")
@@ -225,11 +225,17 @@ func TestReplayStillFailingNewReason(t *testing.T) {
 	}
 }
 
-// TestReplayKilledBetweenCommits: a replay killed after its bronze commit
+// TestReplayKilledBetweenCommits, on a local lake and on MinIO: a replay killed after its bronze commit
 // and before its quarantine commit, then run again (with the same filters,
 // or others), ends with exactly what an uninterrupted replay gives.
 func TestReplayKilledBetweenCommits(t *testing.T) {
-	base := replayLake(t, false)
+	for _, kind := range []string{"local", "s3"} {
+		t.Run(kind, func(t *testing.T) { replayKilled(t, kind) })
+	}
+}
+
+func replayKilled(t *testing.T, kind string) {
+	base := replayLake(t, kind, false)
 	ref := base.cloneTo(t, replayFixed)
 	ref.run(t, "replay", "bronze.meters")
 	var want []string
@@ -264,7 +270,7 @@ func TestReplayKilledBetweenCommits(t *testing.T) {
 // TestReplayLegacyQuarantine: a quarantine table of before the rename (its
 // column is "column") replays the same way and keeps its column name.
 func TestReplayLegacyQuarantine(t *testing.T) {
-	l := replayLake(t, true)
+	l := replayLake(t, "local", true)
 	out := l.run(t, "replay", "bronze.meters")
 	if line := lineStarting(t, out, "bronze.meters: "); !strings.Contains(line, ": 5 re-typed, 2 moved to bronze (+1 already in bronze by key), 2 still quarantined (type: 2)") {
 		t.Errorf("replay on a legacy quarantine: %s", line)
@@ -295,10 +301,17 @@ func TestReplayLegacyQuarantine(t *testing.T) {
 	}
 }
 
-// TestReplayCSV: a CSV source's quarantined records are typed again under
+// TestReplayCSV, on a local lake and on MinIO (the header is read from
+// the raw object): a CSV source's quarantined records are typed again under
 // their object's header (here in another column order than the schema).
 func TestReplayCSV(t *testing.T) {
-	l := newTestLake(t, "local")
+	for _, kind := range []string{"local", "s3"} {
+		t.Run(kind, func(t *testing.T) { replayCSV(t, kind) })
+	}
+}
+
+func replayCSV(t *testing.T, kind string) {
+	l := newTestLake(t, kind)
 	body := `sources:
   meters:
     format: csv
