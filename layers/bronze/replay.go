@@ -599,7 +599,7 @@ func (j *job) replayObjects(ctx context.Context, rows []qrow, dir string) ([]rep
 	if format == "" {
 		format = "ndjson"
 	}
-	received := map[string]time.Time{}
+	idx := &manifestIndex{}
 	var out []replayObject
 	for start := 0; start < len(rows); {
 		end := start
@@ -612,7 +612,7 @@ func (j *job) replayObjects(ctx context.Context, rows []qrow, dir string) ([]rep
 		var b strings.Builder
 		line := int64(1)
 		if format == "csv" && j.hasHeader() {
-			h, err := j.objectHeader(ctx, sf, received)
+			h, err := j.objectHeader(ctx, sf, idx)
 			if err != nil {
 				return nil, err
 			}
@@ -633,7 +633,7 @@ func (j *job) replayObjects(ctx context.Context, rows []qrow, dir string) ([]rep
 		if err := os.WriteFile(o.path, []byte(b.String()), 0o644); err != nil {
 			return nil, fmt.Errorf("bronze %s: replay file: %w", j.src.Name, err)
 		}
-		at, err := j.receivedAt(ctx, sf, received)
+		at, err := j.receivedAt(ctx, sf, idx)
 		if err != nil {
 			return nil, err
 		}
@@ -648,52 +648,57 @@ func (j *job) replayObjects(ctx context.Context, rows []qrow, dir string) ([]rep
 // receivedAt is the received time of the object sf (a raw key or a file
 // referenced in place), the _ingested_at of its rows: from the key's file
 // name (raw.ObjectKey starts it with the time), else from its manifest.
-func (j *job) receivedAt(ctx context.Context, sf string, known map[string]time.Time) (time.Time, error) {
+func (j *job) receivedAt(ctx context.Context, sf string, idx *manifestIndex) (time.Time, error) {
 	base := path.Base(sf)
 	if len(base) >= len(receivedLayout) {
 		if t, err := time.Parse(receivedLayout, base[:len(receivedLayout)]); err == nil {
 			return t.UTC(), nil
 		}
 	}
-	if t, ok := known[sf]; ok {
-		return t, nil
-	}
-	m, err := j.manifestOf(ctx, sf)
+	m, err := j.manifestOf(ctx, sf, idx)
 	if err != nil {
 		return time.Time{}, err
 	}
-	known[sf] = m.ReceivedAt
 	return m.ReceivedAt, nil
 }
 
-// manifestOf finds the manifest of the object sf among the source's
-// manifests.
-func (j *job) manifestOf(ctx context.Context, sf string) (manifest, error) {
-	shas, err := listManifests(ctx, j.d.Store, j.src.Name)
-	if err != nil {
-		return manifest{}, fmt.Errorf("bronze %s: list manifests: %w", j.src.Name, err)
-	}
-	for _, sha := range shas {
-		m, err := readManifest(ctx, j.d.Store, j.src.Name, sha)
+// manifestIndex is the source's manifests by object (sourceFile), read
+// once by a replay that needs one.
+type manifestIndex struct {
+	byFile map[string]manifest
+}
+
+// manifestOf returns the manifest of the object sf.
+func (j *job) manifestOf(ctx context.Context, sf string, idx *manifestIndex) (manifest, error) {
+	if idx.byFile == nil {
+		shas, err := listManifests(ctx, j.d.Store, j.src.Name)
 		if err != nil {
-			return manifest{}, err
+			return manifest{}, fmt.Errorf("bronze %s: list manifests: %w", j.src.Name, err)
 		}
-		if m.sourceFile() == sf {
-			return m, nil
+		idx.byFile = make(map[string]manifest, len(shas))
+		for _, sha := range shas {
+			m, err := readManifest(ctx, j.d.Store, j.src.Name, sha)
+			if err != nil {
+				return manifest{}, err
+			}
+			idx.byFile[m.sourceFile()] = m
 		}
 	}
-	return manifest{}, fmt.Errorf("bronze %s: no manifest for quarantined object %s: it was landed, then deleted from raw", j.src.Name, sf)
+	m, ok := idx.byFile[sf]
+	if !ok {
+		return manifest{}, fmt.Errorf("bronze %s: no manifest for quarantined object %s: it was landed, then deleted from raw", j.src.Name, sf)
+	}
+	return m, nil
 }
 
 // objectHeader reads the header line of the CSV object sf.
-func (j *job) objectHeader(ctx context.Context, sf string, known map[string]time.Time) (string, error) {
+func (j *job) objectHeader(ctx context.Context, sf string, idx *manifestIndex) (string, error) {
 	m := manifest{raw.Manifest{Key: sf, Name: path.Base(sf)}}
 	if strings.Contains(sf, "://") {
 		var err error
-		if m, err = j.manifestOf(ctx, sf); err != nil {
+		if m, err = j.manifestOf(ctx, sf, idx); err != nil {
 			return "", err
 		}
-		known[sf] = m.ReceivedAt
 	}
 	rc, err := j.openObject(ctx, m)
 	if err != nil {
