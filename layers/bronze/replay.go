@@ -289,7 +289,6 @@ func (j *job) interruptedReplays(ctx context.Context, bsnap *delta.Snapshot) ([]
 
 // qrow is one quarantined row a replay selected.
 type qrow struct {
-	file       string // the quarantine data file holding it (add path)
 	sourceFile string
 	line       int64
 	batchID    string
@@ -399,11 +398,11 @@ func (j *job) replayPass(ctx context.Context, conn *sql.Conn, qversion int64, o 
 // qsnap that no replay moved yet and that o keeps, one per (object, line,
 // batch), ordered by object and line.
 func (j *job) quarantinedRows(ctx context.Context, conn *sql.Conn, qsnap *delta.Snapshot, o ReplayOptions) ([]qrow, error) {
-	files, byLocal, err := j.quarantineFiles(ctx, qsnap)
+	files, _, err := j.quarantineFiles(ctx, qsnap)
 	if err != nil || len(files) == 0 {
 		return nil, err
 	}
-	q := "SELECT filename, source_file, line, batch_id, reason, COALESCE(column_name, \"column\"), raw FROM " + quarantineScan(files) +
+	q := "SELECT source_file, line, batch_id, reason, COALESCE(column_name, \"column\"), raw FROM " + quarantineScan(files) +
 		" WHERE replayed_at IS NULL ORDER BY source_file, line, batch_id"
 	res, err := conn.QueryContext(ctx, q)
 	if err != nil {
@@ -413,12 +412,12 @@ func (j *job) quarantinedRows(ctx context.Context, conn *sql.Conn, qsnap *delta.
 	var out []qrow
 	seen := map[string]bool{}
 	for res.Next() {
-		var fn, sf, bid, reason, col, rawText sql.NullString
+		var sf, bid, reason, col, rawText sql.NullString
 		var line sql.NullInt64
-		if err := res.Scan(&fn, &sf, &line, &bid, &reason, &col, &rawText); err != nil {
+		if err := res.Scan(&sf, &line, &bid, &reason, &col, &rawText); err != nil {
 			return nil, err
 		}
-		r := qrow{file: byLocal[fn.String], sourceFile: sf.String, line: line.Int64, batchID: bid.String, reason: reason.String, column: col.String, raw: rawText.String}
+		r := qrow{sourceFile: sf.String, line: line.Int64, batchID: bid.String, reason: reason.String, column: col.String, raw: rawText.String}
 		if !o.keeps(r.reason, r.batchID) || seen[r.key()] || r.sourceFile == "" {
 			continue
 		}
@@ -763,11 +762,10 @@ func replaySchema(qsnap *delta.Snapshot) (*delta.Schema, bool, error) {
 // rewriteQuarantine rewrites the quarantine files holding rows: moved rows
 // get replayed_at and replay_batch, failing rows their new column and
 // reason (and replay_batch when it changed), in one commit with the
-// replay's txn. It commits on the latest quarantine snapshot, which must
-// still hold the files read at qread (bronze runs of other sources only
-// add files).
+// replay's txn. It commits on the latest quarantine snapshot, finding the
+// rows there by object, line and batch: bronze runs of other sources may
+// have added files since qread, an optimize may have compacted them.
 func (j *job) rewriteQuarantine(ctx context.Context, conn *sql.Conn, qread *delta.Snapshot, rows []qrow, outcomes map[string]outcome, id, dir string) error {
-	touched := map[string]bool{}
 	upd := j.tmpName("qupd")
 	defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+upd)
 	vt, err := newValuesTable(ctx, conn, upd, "source_file VARCHAR, line VARCHAR, batch_id VARCHAR, moved VARCHAR, new_column VARCHAR, new_reason VARCHAR")
@@ -779,7 +777,6 @@ func (j *job) rewriteQuarantine(ctx context.Context, conn *sql.Conn, qread *delt
 		if oc.fails && oc.reason == r.reason && oc.column == r.column {
 			continue
 		}
-		touched[r.file] = true
 		if err := vt.add(r.sourceFile, strconv.FormatInt(r.line, 10), r.batchID, strconv.FormatBool(!oc.fails), oc.column, oc.reason); err != nil {
 			return err
 		}
@@ -800,23 +797,13 @@ func (j *job) rewriteQuarantine(ctx context.Context, conn *sql.Conn, qread *delt
 		if err != nil {
 			return err
 		}
-		var old []delta.Add
-		var locals []string
-		live := map[string]delta.Add{}
-		for _, f := range qsnap.Files {
-			live[f.Path] = f
+		on := " u ON q.replayed_at IS NULL AND q.source_file = u.source_file AND CAST(q.line AS VARCHAR) = u.line AND q.batch_id IS NOT DISTINCT FROM u.batch_id"
+		old, locals, err := j.filesHolding(ctx, conn, qsnap, upd, on)
+		if err != nil {
+			return err
 		}
-		for p := range touched {
-			f, ok := live[p]
-			if !ok {
-				return fmt.Errorf("bronze._quarantine file %s changed under the replay (an optimize?): run the replay again", p)
-			}
-			lp, err := j.existingFile(ctx, j.qtable.Key(p))
-			if err != nil {
-				return err
-			}
-			old = append(old, f)
-			locals = append(locals, lp)
+		if len(old) == 0 {
+			return fmt.Errorf("bronze._quarantine version %d holds none of the rows replay %s re-typed (a bug)", qsnap.Version, id)
 		}
 		colName := QuarantineColumn
 		if legacyQuarantine(qsnap) != nil {
@@ -830,7 +817,7 @@ func (j *job) rewriteQuarantine(ctx context.Context, conn *sql.Conn, qread *delt
 			"CASE WHEN " + hit + " AND u.moved = 'false' THEN u.new_reason ELSE q.reason END AS reason, q.raw, q.batch_id, q.quarantined_at, " +
 			"CASE WHEN " + hit + " AND u.moved = 'true' THEN CAST(" + now + " AS TIMESTAMPTZ) ELSE q.replayed_at END AS " + ReplayedAtColumn + ", " +
 			"CASE WHEN " + hit + " THEN " + bidQ + " ELSE q.replay_batch END AS " + ReplayBatchColumn +
-			" FROM " + quarantineScan(locals) + " q LEFT JOIN " + upd + " u ON q.replayed_at IS NULL AND q.source_file = u.source_file AND CAST(q.line AS VARCHAR) = u.line AND q.batch_id IS NOT DISTINCT FROM u.batch_id"
+			" FROM " + quarantineScan(locals) + " q LEFT JOIN " + upd + on
 		out := filepath.Join(dir, fmt.Sprintf("quarantine-%d", attempt))
 		adds, err := j.writeParquet(ctx, conn, sel, out, "source", schema)
 		if err != nil {
@@ -876,4 +863,34 @@ func (j *job) rewriteQuarantine(ctx context.Context, conn *sql.Conn, qread *delt
 		}
 		j.log.Info("replay: quarantine commit lost to another writer; trying again", "attempt", attempt, "err", err)
 	}
+}
+
+// filesHolding returns the files of src's partition in qsnap holding a row
+// of upd not replayed yet (joined as q and u by on), with their local
+// copies.
+func (j *job) filesHolding(ctx context.Context, conn *sql.Conn, qsnap *delta.Snapshot, upd, on string) ([]delta.Add, []string, error) {
+	files, byLocal, err := j.quarantineFiles(ctx, qsnap)
+	if err != nil || len(files) == 0 {
+		return nil, nil, err
+	}
+	res, err := conn.QueryContext(ctx, "SELECT DISTINCT q.filename FROM "+quarantineScan(files)+" q JOIN "+upd+on+" ORDER BY 1")
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", j.qtable.Dir(), err)
+	}
+	defer res.Close()
+	live := map[string]delta.Add{}
+	for _, f := range qsnap.Files {
+		live[f.Path] = f
+	}
+	var old []delta.Add
+	var locals []string
+	for res.Next() {
+		var fn string
+		if err := res.Scan(&fn); err != nil {
+			return nil, nil, err
+		}
+		old = append(old, live[byLocal[fn]])
+		locals = append(locals, fn)
+	}
+	return old, locals, res.Err()
 }
