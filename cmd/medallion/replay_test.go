@@ -242,7 +242,11 @@ func replayKilled(t *testing.T, kind string) {
 	for _, q := range replayQueries {
 		want = append(want, ref.query(t, q))
 	}
-	for name, rerun := range map[string][]string{"same-filters": {"replay", "bronze.meters"}, "other-filters": {"replay", "bronze.meters", "--reason", "type"}} {
+	rerunWith := map[string][]string{"same-filters": {"replay", "bronze.meters"}, "other-filters": {"replay", "bronze.meters", "--reason", "type"}}
+	if kind == "s3" {
+		delete(rerunWith, "other-filters")
+	}
+	for name, rerun := range rerunWith {
 		t.Run(name, func(t *testing.T) {
 			l := base.cloneTo(t, replayFixed)
 			l.env = append(l.env, crashLeaseEnv...)
@@ -253,6 +257,16 @@ func replayKilled(t *testing.T, kind string) {
 			}
 			if got := l.query(t, "SELECT count(*) FROM bronze.meters"); got != "count_star()\n4\n" {
 				t.Fatalf("the killed replay did not commit to bronze first: %s", got)
+			}
+			if name == "other-filters" {
+				// The rule fix undone before the rerun: the interrupted
+				// replay cannot be finished the same way; nothing changes.
+				l.writePipeline(t, replaySource)
+				_, errOut, err := l.exec(t, nil, rerun...)
+				if err == nil || !strings.Contains(errOut, "changed since replay") || !strings.Contains(errOut, "Put the rules back") {
+					t.Errorf("rerun with the fix undone: %v\n%s", err, errOut)
+				}
+				l.writePipeline(t, replayFixed)
 			}
 			out = l.run(t, rerun...)
 			if !strings.Contains(out, "finished interrupted replay") {
