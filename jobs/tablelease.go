@@ -103,3 +103,11 @@ func (r *Runner) leaseOptions() LeaseOptions {
 	}
 	return o
 }
+
+// WithTableLease runs fn under the lease of table t, fenced by its
+// generation, as the runner runs a table's job: what a command that writes
+// a table outside a run (`medallion replay`) holds, so that it never
+// commits beside a run of the same table.
+func (r *Runner) WithTableLease(ctx context.Context, t layers.TableRef, fn func(context.Context) (layers.Result, error)) (layers.Result, error) {
+	return r.withTableLease(ctx, t, fn)
+}

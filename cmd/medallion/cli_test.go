@@ -68,6 +68,9 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"version", "extra"}, `medallion version: unexpected argument "extra"`},
 		{[]string{"tables", "--log-format", "xml"}, `medallion tables: --log-format "xml": want text or json`},
 		{[]string{"init", "--lake"}, "medallion init: flag needs an argument: -lake"},
+		{[]string{"replay"}, "medallion replay: want one bronze table, e.g. bronze.meters"},
+		{[]string{"replay", "gold.x"}, "medallion replay: gold.x: replay takes a bronze source table (bronze.SOURCE); its rows come from bronze._quarantine"},
+		{[]string{"replay", "bronze._quarantine"}, "medallion replay: bronze._quarantine: replay takes a bronze source table (bronze.SOURCE); its rows come from bronze._quarantine"},
 	} {
 		code, stdout, stderr := cli(t, "", tc.args...)
 		first, _, _ := strings.Cut(stderr, "\n")

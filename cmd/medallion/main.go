@@ -38,6 +38,7 @@ func commands() []command {
 		{"mirror", mirrorUsage, "copy mirrored tables into PostgreSQL now; --rebuild TABLE swaps in a fresh copy", runMirror},
 		{"query", queryUsage, "read-only SQL over every table by name", runQuery},
 		{"serve", "[--addr :8080] [--no-stream] [--no-ui] [--tls-cert FILE --tls-key FILE]", "ingest endpoints, dashboard, scheduler or stream mode, metrics", runServe},
+		{"replay", replayUsage, "type a bronze table's quarantined rows again with the current rules; those that now pass move into bronze once", runReplay},
 		{"tables", "", "every table: layer, rows, files, small files, bytes, version, last commit", runTables},
 		{"history", "TABLE", "commits of a table: version, time, operation, rows in/out", runHistory},
 		{"runs", "[--limit N] [JOB]", "run history: job, start, end, rows in/out, result, error", runRuns},

@@ -170,9 +170,36 @@ func Run(ctx context.Context, d Deps, src *config.Source) (Stats, error) {
 	if d.Store == nil || d.DB == nil {
 		return stats, errors.New("bronze: missing store or database")
 	}
-	plan, err := planSource(src)
+	j, err := newJob(d, src)
 	if err != nil {
 		return stats, err
+	}
+	conn, done, err := j.conn(ctx)
+	if err != nil {
+		return stats, err
+	}
+	defer done()
+
+	if err := j.checkSchema(ctx, conn); err != nil {
+		return stats, err
+	}
+	if err := j.promote(ctx, conn, &stats); err != nil {
+		return stats, err
+	}
+	if stats.Objects > 0 {
+		j.log.Info("bronze run", "objects", stats.Objects, "read", stats.RowsRead, "written", stats.Written,
+			"quarantined", stats.Quarantined, "dropped", stats.Dropped, "duplicates", stats.Duplicates, "version", stats.Version)
+	}
+	return stats, nil
+}
+
+// newJob checks src, fills in d's defaults and opens the source's bronze
+// and quarantine tables: what a run and a replay (replay.go) start from.
+func newJob(d Deps, src *config.Source) (*job, error) {
+	ref := layers.TableRef{Layer: layers.Bronze, Name: src.Name}
+	plan, err := planSource(src)
+	if err != nil {
+		return nil, err
 	}
 	d.Env = d.WithDefaults()
 	if d.MaxBatchBytes <= 0 {
@@ -192,7 +219,7 @@ func Run(ctx context.Context, d Deps, src *config.Source) (Stats, error) {
 	}
 	opts, err := d.tableOptions()
 	if err != nil {
-		return stats, err
+		return nil, err
 	}
 	table, _ := delta.OpenWith(d.Store, ref.Dir(), opts)
 	qtable, _ := delta.OpenWith(d.Store, layers.Quarantine().Dir(), opts)
@@ -208,30 +235,28 @@ func Run(ctx context.Context, d Deps, src *config.Source) (Stats, error) {
 	if d.Cache != nil && d.Cache.Dir != "" {
 		j.cacheDir = d.Cache.Dir
 	}
-	conn, err := d.DB.Conn(ctx)
+	return j, nil
+}
+
+// conn pins the DuckDB connection a job types on, set up for bronze; call
+// done when finished with it.
+func (j *job) conn(ctx context.Context) (conn *sql.Conn, done func(), err error) {
+	conn, err = j.d.DB.Conn(ctx)
 	if err != nil {
-		return stats, fmt.Errorf("bronze %s: duckdb connection: %w", src.Name, err)
+		return nil, nil, fmt.Errorf("bronze %s: duckdb connection: %w", j.src.Name, err)
 	}
-	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "SET TimeZone = 'UTC'"); err != nil {
-		return stats, fmt.Errorf("bronze %s: %w", src.Name, err)
+		conn.Close()
+		return nil, nil, fmt.Errorf("bronze %s: %w", j.src.Name, err)
 	}
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET partitioned_write_flush_threshold = %d", fastFlushThreshold)); err != nil {
-		return stats, fmt.Errorf("bronze %s: %w", src.Name, err)
+		conn.Close()
+		return nil, nil, fmt.Errorf("bronze %s: %w", j.src.Name, err)
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET partitioned_write_flush_threshold")
-
-	if err := j.checkSchema(ctx, conn); err != nil {
-		return stats, err
-	}
-	if err := j.promote(ctx, conn, &stats); err != nil {
-		return stats, err
-	}
-	if stats.Objects > 0 {
-		j.log.Info("bronze run", "objects", stats.Objects, "read", stats.RowsRead, "written", stats.Written,
-			"quarantined", stats.Quarantined, "dropped", stats.Dropped, "duplicates", stats.Duplicates, "version", stats.Version)
-	}
-	return stats, nil
+	return conn, func() {
+		conn.ExecContext(context.WithoutCancel(ctx), "RESET partitioned_write_flush_threshold")
+		conn.Close()
+	}, nil
 }
 
 // maxReplans bounds how often a run starts over after another writer

@@ -7,5 +7,7 @@ import "github.com/medallion-dev/medallion/internal/crashpoint"
 // SIGKILLs itself there (in a binary built with -tags crashpoints). Kill points, in order: bronze.before-files
 // (Parquet written locally, not uploaded), bronze.after-files (uploaded,
 // nothing committed), bronze.after-quarantine (quarantine committed, bronze
-// not), bronze.after-commit.
+// not), bronze.after-commit. A replay (replay.go) passes
+// replay.after-bronze: its rows committed to bronze, the quarantine rows
+// they came from not yet marked.
 const CrashEnv = crashpoint.Env
