@@ -318,7 +318,7 @@ func (rec *runRecord) nonDefault() string {
 func renderMarkdown(rec *runRecord, name string, prev *runRecord, prevName string) string {
 	var b strings.Builder
 	m := rec.Machine
-	fmt.Fprintf(&b, "Raw output: [`%s`](%s), commit `%s`, run %s; %d runs per side; total bench time %s.\n\n",
+	fmt.Fprintf(&b, "Raw output: [`%s`](%s), commit `%s`, run %s; runs per side: %d; total bench time %s.\n\n",
 		name, name, rec.Commit, rec.Started.UTC().Format("2006-01-02 15:04 UTC"), rec.Runs, (time.Duration(rec.ElapsedSec * float64(time.Second))).Round(time.Second))
 	fmt.Fprintf(&b, "Machine: %s; nproc %d; load average %s at the start, %s at the end; %s; DuckDB %s; %s.\n\n",
 		m.Description, m.Nproc, loadText(m.LoadStart), loadText(m.LoadEnd), m.Go, m.DuckDB, cmp.Or(m.Psql, "psql unknown"))
