@@ -30,7 +30,6 @@ type runRecord struct {
 	Flags      []flagRecord   `json:"flags"` // every flag of the run (paths and the database URL left out)
 	Machine    machineRecord  `json:"machine"`
 	Cases      []caseRecord   `json:"cases"`
-	Extra      map[string]any `json:"extra,omitempty"`
 }
 
 // flagRecord is one flag of the run with its default.
