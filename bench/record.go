@@ -22,14 +22,14 @@ import (
 // committed file. A case is a generic record: the report needs no code
 // per case.
 type runRecord struct {
-	Started    time.Time      `json:"started"` // UTC
-	ElapsedSec float64        `json:"elapsed_s"`
-	Commit     string         `json:"commit"` // short HEAD, "-dirty" when the tree had changes
-	Runs       int            `json:"runs"`   // runs per side
-	Conditions string         `json:"conditions,omitempty"`
-	Flags      []flagRecord   `json:"flags"` // every flag of the run (paths and the database URL left out)
-	Machine    machineRecord  `json:"machine"`
-	Cases      []caseRecord   `json:"cases"`
+	Started    time.Time     `json:"started"` // UTC
+	ElapsedSec float64       `json:"elapsed_s"`
+	Commit     string        `json:"commit"` // short HEAD, "-dirty" when the tree had changes
+	Runs       int           `json:"runs"`   // runs per side
+	Conditions string        `json:"conditions,omitempty"`
+	Flags      []flagRecord  `json:"flags"` // every flag of the run (paths and the database URL left out)
+	Machine    machineRecord `json:"machine"`
+	Cases      []caseRecord  `json:"cases"`
 }
 
 // flagRecord is one flag of the run with its default.

@@ -21,12 +21,12 @@ func startOwnMinIO(bin string) (*testenv.MinIOServer, func(), error) {
 type kind int
 
 const (
-	speedKind  kind = iota // reference time / our time: >= 1 means we are faster
-	shareKind              // our time / reference time, as a percentage (case 6)
-	memoryKind             // speed ratio, but the target is our peak RSS (case 7)
-	s3Kind                 // local-lake time / S3-lake time (case 8)
-	streamKind             // sustained events/s and latency against the target (case 9)
-	compareKind            // speed ratio with no target set (case 13)
+	speedKind   kind = iota // reference time / our time: >= 1 means we are faster
+	shareKind               // our time / reference time, as a percentage (case 6)
+	memoryKind              // speed ratio, but the target is our peak RSS (case 7)
+	s3Kind                  // local-lake time / S3-lake time (case 8)
+	streamKind              // sustained events/s and latency against the target (case 9)
+	compareKind             // speed ratio with no target set (case 13)
 )
 
 // result is one row of the table.
