@@ -80,9 +80,11 @@ test: minio postgres brokers chromium systemd testreport
 demo: build
 	@scripts/demo.sh $(BIN)/medallion $(DEMO_DIR)
 
-# make bench: every figure as a ratio against DuckDB (or psql \copy) doing the
-# same work in the same run; writes the table into BENCHMARKS.md. Sizes are
-# flags: make bench BENCH_FLAGS="-rows-csv 1000000".
+# make bench: every figure as a ratio against DuckDB (or psql) doing the
+# same work in the same run; writes the raw output to
+# bench/results/<date>-<commit>.json and renders the table in BENCHMARKS.md
+# from it (go run ./bench -render FILE -out BENCHMARKS.md re-renders a
+# committed file). Sizes are flags: make bench BENCH_FLAGS="-rows-csv 1000000".
 bench: build minio postgres
 	$(GO) run ./bench -medallion $(BIN)/medallion -out BENCHMARKS.md $(BENCH_FLAGS)
 

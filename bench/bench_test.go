@@ -53,8 +53,8 @@ func TestBenchSmall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, progress.String())
 	}
-	if len(rep.results) != 10 {
-		t.Fatalf("got %d results, want 10 cases", len(rep.results))
+	if len(rep.results) != len(caseNumbers) {
+		t.Fatalf("got %d results, want %d cases", len(rep.results), len(caseNumbers))
 	}
 	for _, r := range rep.results {
 		switch {
@@ -68,8 +68,39 @@ func TestBenchSmall(t *testing.T) {
 			t.Errorf("case %d: not measured: %s", r.id, r.summary())
 		}
 	}
-	md := rep.markdown()
-	for _, want := range []string{"| figure | ours (median) | reference (median) | ratio |", "1. CSV to bronze", "9. Stream mode", "Case 6, the 1% run one step per process"} {
+	// The raw output is written as JSON, read back, and the table is
+	// rendered from it.
+	path, err := rep.record().writeJSON(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := loadRun(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := rec.Started.Format("2006-01-02") + "-" + rec.Commit + ".json"; filepath.Base(path) != want {
+		t.Errorf("results file %s, want %s", filepath.Base(path), want)
+	}
+	if len(rec.Cases) != len(caseNumbers) || rec.Machine.Nproc < 1 || rec.Machine.DuckDB == "" || rec.Machine.Psql == "" {
+		t.Errorf("results file lacks cases or machine facts: %+v", rec.Machine)
+	}
+	for _, c := range rec.Cases {
+		if c.Kind == "stream" || c.Skip != "" {
+			continue
+		}
+		if len(c.Sides) != 2 || len(c.Sides[0].Runs) != 1 || len(c.Sides[1].Runs) != 1 || c.Sides[0].MedianSec <= 0 {
+			t.Errorf("case %d: sides %+v, want ours and the reference with one run each", c.ID, c.Sides)
+		}
+	}
+	if nd := rec.nonDefault(); !strings.Contains(nd, "-rows-csv 2000") || !strings.Contains(nd, "-runs 1") || strings.Contains(nd, "-cases") {
+		t.Errorf("flags line %q: want the sizes that differ from the defaults, and only those", nd)
+	}
+	md, err := renderFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| figure | ours: min / median / max | reference: min / median / max | ratio |", "1. CSV to bronze", "9. Stream mode",
+		"13. PostgreSQL mirror, incremental", "Case 6, the 1% run one step per process", filepath.Base(path), rec.Commit} {
 		if !strings.Contains(md, want) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}
@@ -79,7 +110,7 @@ func TestBenchSmall(t *testing.T) {
 	if err := os.WriteFile(out, []byte("# Benchmarks\n\nintro\n\n"+beginMarker+"\nold table\n"+endMarker+"\n\n## Findings\n\nkept\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := rep.writeFile(out); err != nil {
+	if err := writeMarkdown(out, md); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(out)

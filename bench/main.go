@@ -14,17 +14,23 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/medallion-dev/medallion/internal/testenv"
 )
 
 // config is what the flags set.
@@ -58,12 +64,14 @@ type config struct {
 	progress     io.Writer
 	startMinIO   minioStarter // nil: testenv.StartMinIO
 	underLoadMsg string       // a note on the conditions, printed in BENCHMARKS.md
+	resultsDir   string       // where the run's JSON goes; "" is bench/results of the repository
+	render       string       // a results file to render instead of running
 }
 
 func defaultConfig() config {
 	return config{
 		runs:         3,
-		cases:        map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true, 10: true},
+		cases:        allCases(),
 		rowsCSV:      10_000_000,
 		rowsNDJSON:   10_000_000,
 		rowsMirror:   1_000_000,
@@ -103,15 +111,46 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.progress = stderr
+	if cfg.render != "" {
+		return renderMain(cfg, stdout, stderr)
+	}
 	rep, err := run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
-	fmt.Fprintln(stdout, rep.markdown())
+	dir := cfg.resultsDir
+	if dir == "" {
+		root, err := testenv.FindRepoRoot()
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: find the repository for bench/results: %v (pass -results DIR)\n", err)
+			return 1
+		}
+		dir = filepath.Join(root, "bench", "results")
+	}
+	path, err := rep.record().writeJSON(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "bench: wrote %s\n", path)
+	cfg.render = path
+	return renderMain(cfg, stdout, stderr)
+}
+
+// renderMain renders the table from the results file cfg.render (and the
+// committed run before it), prints it and, with -out, writes it into
+// that file between the markers.
+func renderMain(cfg config, stdout, stderr io.Writer) int {
+	md, err := renderFile(cfg.render)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, md)
 	if cfg.out != "" {
-		if err := rep.writeFile(cfg.out); err != nil {
-			fmt.Fprintf(stderr, "bench: %v\n", err)
+		if err := writeMarkdown(cfg.out, md); err != nil {
+			fmt.Fprintf(stderr, "bench: write %s: %v\n", cfg.out, err)
 			return 1
 		}
 		fmt.Fprintf(stderr, "bench: wrote %s\n", cfg.out)
@@ -119,34 +158,41 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// renderFile renders the results file at path; the table names it by its
+// path from the repository root when it is inside one.
+func renderFile(path string) (string, error) {
+	rec, err := loadRun(path)
+	if err != nil {
+		return "", err
+	}
+	prev, prevPath := previousCommitted(path, rec)
+	return renderMarkdown(rec, repoPath(path), prev, repoPath(prevPath)), nil
+}
+
+// repoPath is path relative to the repository root holding it, with
+// slashes; path itself when it is outside one.
+func repoPath(path string) string {
+	if path == "" {
+		return ""
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	out, err := exec.Command("git", "-C", filepath.Dir(abs), "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return path
+	}
+	rel, err := filepath.Rel(strings.TrimSpace(string(out)), abs)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return path
+	}
+	return filepath.ToSlash(rel)
+}
+
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	cfg := defaultConfig()
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.medallion, "medallion", "", "medallion binary to measure (default: build ./cmd/medallion into the work dir)")
-	fs.StringVar(&cfg.minio, "minio", "", "MinIO server binary for case 8 (default: $MINIO_BIN, else .bin/minio)")
-	fs.StringVar(&cfg.workDir, "work", "", "work directory for data and lakes (default: a fresh temp dir)")
-	fs.BoolVar(&cfg.keep, "keep", false, "keep the work directory")
-	fs.StringVar(&cfg.out, "out", "", "write the table into this markdown file (BENCHMARKS.md), between the bench markers")
-	fs.IntVar(&cfg.runs, "runs", cfg.runs, "runs of ours and of the reference per case (at least 3 for published figures)")
-	casesFlag := fs.String("cases", "1,2,3,4,5,6,7,8,9,10", "cases to run, comma-separated")
-	fs.Int64Var(&cfg.rowsCSV, "rows-csv", cfg.rowsCSV, "case 1: e-commerce CSV rows (10M is about 1.3 GB)")
-	fs.Int64Var(&cfg.rowsNDJSON, "rows-ndjson", cfg.rowsNDJSON, "cases 2-4: energy NDJSON rows (10M is about 760 MB)")
-	fs.Int64Var(&cfg.rowsMirror, "rows-mirror", cfg.rowsMirror, "case 5: rows of the mirrored table")
-	fs.Int64Var(&cfg.rowsIncr, "rows-incr", cfg.rowsIncr, "case 6: energy rows of the full run, the increment is 1% of it (default: -rows-ndjson, the full pipeline run's data)")
-	fs.Int64Var(&cfg.rowsMemory, "rows-memory", cfg.rowsMemory, "case 7: e-commerce CSV rows (37000000 is about 5 GB)")
-	fs.Int64Var(&cfg.rowsS3, "rows-s3", cfg.rowsS3, "case 8: e-commerce CSV rows")
-	fs.IntVar(&cfg.smallObjects, "small-objects", cfg.smallObjects, "case 10: NDJSON objects of 5 energy rows each")
-	ratesFlag := fs.String("stream-rates", joinInts(cfg.streamRates), "case 9: events/s to try, ascending, comma-separated; the ladder stops at the first rate not sustained")
-	fs.DurationVar(&cfg.streamDuration, "stream-duration", cfg.streamDuration, "case 9: how long each rate is held (after a warm-up)")
-	fs.IntVar(&cfg.streamBatch, "stream-batch", cfg.streamBatch, "case 9: events per POST")
-	fs.IntVar(&cfg.streamPosters, "stream-posters", cfg.streamPosters, "case 9: concurrent keep-alive HTTP posters")
-	fs.StringVar(&cfg.memoryLimit, "memory-limit", "", "duckdb memory_limit for ours and the references (default: the engine default, 2GB)")
-	fs.IntVar(&cfg.threads, "threads", 0, "duckdb threads for ours and the references (default: all cores)")
-	fs.StringVar(&cfg.memoryCase, "memory-case-limit", cfg.memoryCase, "case 7: duckdb memory_limit")
-	fs.StringVar(&cfg.databaseURL, "database-url", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"), "PostgreSQL for case 5")
-	fs.DurationVar(&cfg.timeout, "timeout", cfg.timeout, "limit per command")
-	fs.StringVar(&cfg.underLoadMsg, "conditions", "", "a note on the machine's conditions for BENCHMARKS.md (e.g. \"taken under load\")")
+	fs, casesFlag, ratesFlag := newFlagSet(&cfg, stderr)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -186,6 +232,67 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	return cfg, nil
 }
 
+// newFlagSet defines the bench's flags on cfg, each defaulting to cfg's
+// current value; the -cases and -stream-rates strings are parsed by the
+// caller. flagRecords uses it too, so the flags recorded with a run are
+// exactly these.
+func newFlagSet(cfg *config, stderr io.Writer) (*flag.FlagSet, *string, *string) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.medallion, "medallion", cfg.medallion, "medallion binary to measure (default: build ./cmd/medallion into the work dir)")
+	fs.StringVar(&cfg.minio, "minio", cfg.minio, "MinIO server binary for case 8 (default: $MINIO_BIN, else .bin/minio)")
+	fs.StringVar(&cfg.workDir, "work", cfg.workDir, "work directory for data and lakes (default: a fresh temp dir)")
+	fs.BoolVar(&cfg.keep, "keep", cfg.keep, "keep the work directory")
+	fs.StringVar(&cfg.out, "out", cfg.out, "write the table into this markdown file (BENCHMARKS.md), between the bench markers")
+	fs.IntVar(&cfg.runs, "runs", cfg.runs, "runs of ours and of the reference per case (at least 3 for published figures)")
+	casesFlag := fs.String("cases", casesText(cfg.cases), "cases to run, comma-separated")
+	fs.Int64Var(&cfg.rowsCSV, "rows-csv", cfg.rowsCSV, "case 1: e-commerce CSV rows (10M is about 1.3 GB)")
+	fs.Int64Var(&cfg.rowsNDJSON, "rows-ndjson", cfg.rowsNDJSON, "cases 2-4: energy NDJSON rows (10M is about 760 MB)")
+	fs.Int64Var(&cfg.rowsMirror, "rows-mirror", cfg.rowsMirror, "case 5: rows of the mirrored table")
+	fs.Int64Var(&cfg.rowsIncr, "rows-incr", cfg.rowsIncr, "case 6: energy rows of the full run, the increment is 1% of it (default: -rows-ndjson, the full pipeline run's data)")
+	fs.Int64Var(&cfg.rowsMemory, "rows-memory", cfg.rowsMemory, "case 7: e-commerce CSV rows (37000000 is about 5 GB)")
+	fs.Int64Var(&cfg.rowsS3, "rows-s3", cfg.rowsS3, "case 8: e-commerce CSV rows")
+	fs.IntVar(&cfg.smallObjects, "small-objects", cfg.smallObjects, "case 10: NDJSON objects of 5 energy rows each")
+	ratesFlag := fs.String("stream-rates", joinInts(cfg.streamRates), "case 9: events/s to try, ascending, comma-separated; the ladder stops at the first rate not sustained")
+	fs.DurationVar(&cfg.streamDuration, "stream-duration", cfg.streamDuration, "case 9: how long each rate is held (after a warm-up)")
+	fs.IntVar(&cfg.streamBatch, "stream-batch", cfg.streamBatch, "case 9: events per POST")
+	fs.IntVar(&cfg.streamPosters, "stream-posters", cfg.streamPosters, "case 9: concurrent keep-alive HTTP posters")
+	fs.StringVar(&cfg.memoryLimit, "memory-limit", cfg.memoryLimit, "duckdb memory_limit for ours and the references (default: the engine default, 2GB)")
+	fs.IntVar(&cfg.threads, "threads", cfg.threads, "duckdb threads for ours and the references (default: all cores)")
+	fs.StringVar(&cfg.memoryCase, "memory-case-limit", cfg.memoryCase, "case 7: duckdb memory_limit")
+	fs.StringVar(&cfg.databaseURL, "database-url", cmp.Or(cfg.databaseURL, envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")), "PostgreSQL for case 5")
+	fs.DurationVar(&cfg.timeout, "timeout", cfg.timeout, "limit per command")
+	fs.StringVar(&cfg.underLoadMsg, "conditions", cfg.underLoadMsg, "a note on the machine's conditions for BENCHMARKS.md (e.g. \"taken under load\")")
+	fs.StringVar(&cfg.resultsDir, "results", cfg.resultsDir, "write the run's raw output (JSON) into this directory (default: bench/results of the repository)")
+	fs.StringVar(&cfg.render, "render", cfg.render, "render BENCHMARKS.md's table from this results file (JSON) instead of running; with -out, write it there")
+	return fs, casesFlag, ratesFlag
+}
+
+// caseNumbers are the cases the bench knows, in the order they run.
+var caseNumbers = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13}
+
+func allCases() map[int]bool {
+	m := map[int]bool{}
+	for _, n := range caseNumbers {
+		m[n] = true
+	}
+	return m
+}
+
+// casesText is the -cases value selecting cases.
+func casesText(cases map[int]bool) string {
+	var ns []int
+	for _, n := range caseNumbers {
+		if cases[n] {
+			ns = append(ns, n)
+		}
+	}
+	return joinInts(ns)
+}
+
 func parseCases(s string) (map[int]bool, error) {
 	out := map[int]bool{}
 	for _, f := range strings.Split(s, ",") {
@@ -194,8 +301,8 @@ func parseCases(s string) (map[int]bool, error) {
 			continue
 		}
 		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 || n > 10 {
-			return nil, fmt.Errorf("-cases: %q is not a case number 1-10", f)
+		if err != nil || !slices.Contains(caseNumbers, n) {
+			return nil, fmt.Errorf("-cases: %q is not one of the case numbers %s", f, joinInts(caseNumbers))
 		}
 		out[n] = true
 	}

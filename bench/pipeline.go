@@ -102,10 +102,3 @@ gold:
 	}
 	return b.String()
 }
-
-// mirrorReferenceDDL is the reference table of case 5: the columns and key
-// of bronze.meters, as the mirror creates them.
-func mirrorReferenceDDL(table string) string {
-	return "CREATE TABLE " + table + ` ("timestamp" timestamptz NOT NULL, meter_id text NOT NULL, energy_usage double precision, anomaly boolean, ` +
-		`_rescued text, _source_file text, _ingested_at timestamptz, _batch_id text, event_date date, PRIMARY KEY (meter_id, "timestamp"))`
-}

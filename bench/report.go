@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -22,11 +21,12 @@ func startOwnMinIO(bin string) (*testenv.MinIOServer, func(), error) {
 type kind int
 
 const (
-	speedKind  kind = iota // reference time / our time: >= 1 means we are faster
-	shareKind              // our time / reference time, as a percentage (case 6)
-	memoryKind             // speed ratio, but the target is our peak RSS (case 7)
-	s3Kind                 // local-lake time / S3-lake time (case 8)
-	streamKind             // sustained events/s and latency against the target (case 9)
+	speedKind   kind = iota // reference time / our time: >= 1 means we are faster
+	shareKind               // our time / reference time, as a percentage (case 6)
+	memoryKind              // speed ratio, but the target is our peak RSS (case 7)
+	s3Kind                  // local-lake time / S3-lake time (case 8)
+	streamKind              // sustained events/s and latency against the target (case 9)
+	compareKind             // speed ratio with no target set (case 13)
 )
 
 // result is one row of the table.
@@ -45,6 +45,7 @@ type result struct {
 	skip     string // not measured: why
 	err      error
 	note     string         // a footnote under the table (how the figure was read, its breakdown)
+	extra    []keyValue     // the case's own facts (objects listed, files per table), kept in the results file
 	stream   *streamFigures // case 9
 }
 
@@ -138,55 +139,23 @@ func (r *result) ratioText() string {
 	return fmt.Sprintf("%.2f", r.ratio())
 }
 
-// row renders the result as a table row.
-func (r *result) row() string {
-	if !r.measured() {
-		why := r.skip
-		if why == "" {
-			why = r.summary()
-		}
-		return fmt.Sprintf("| %s | %s | | | %s | | | |", r.figure, escape(why), r.targetText())
-	}
-	if r.kind == streamKind {
-		f := r.stream
-		return fmt.Sprintf("| %s | %s | %s (target) | %.2f | %s | %s events/s | %.1f MB/s | %s / - |", r.figure,
-			f.ours(), r.target, float64(f.sustained)/streamTarget, r.targetText(), count(int64(f.sustained)),
-			float64(f.sustained)*f.bytesPer()/1e6, mib(f.serveRSS))
-	}
-	o := medianWall(r.ours).Seconds()
-	rate, mbs := "", ""
-	if r.rows > 0 {
-		rate = fmt.Sprintf("%s rows/s", count(int64(float64(r.rows)/o)))
-	}
-	if r.bytes > 0 {
-		mbs = fmt.Sprintf("%.1f MB/s", float64(r.bytes)/1e6/o)
-	}
-	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s / %s |", r.figure,
-		secs(medianWall(r.ours)), secs(medianWall(r.ref)), r.ratioText(), r.targetText(),
-		rate, mbs, mib(peakRSS(r.ours)), mib(peakRSS(r.ref)))
-}
-
 // report is the whole run.
 type report struct {
 	cfg     config
 	date    time.Time
 	commit  string
-	machine string
+	mach    machineRecord
 	duckdb  string
 	elapsed time.Duration
 	results []*result
 }
 
 func newReport(cfg config) *report {
-	return &report{cfg: cfg, date: time.Now().UTC(), commit: gitDescribe(), machine: machine()}
-}
-
-func gitDescribe() string {
-	out, err := exec.Command("git", "describe", "--tags", "--always", "--dirty").Output()
-	if err != nil {
-		return "unknown"
+	commit := "unknown"
+	if root, err := testenv.FindRepoRoot(); err == nil {
+		commit = gitCommit(root)
 	}
-	return strings.TrimSpace(string(out))
+	return &report{cfg: cfg, date: time.Now().UTC(), commit: commit, mach: machineFacts()}
 }
 
 // machine describes cores and memory (from /proc/meminfo).
@@ -212,59 +181,6 @@ func machine() string {
 	return m
 }
 
-// markdown is the generated part of BENCHMARKS.md.
-func (rep *report) markdown() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Run %s, commit `%s`, %s; DuckDB %s; %s; %d runs per side, medians; total bench time %s.\n\n",
-		rep.date.Format("2006-01-02 15:04 UTC"), rep.commit, rep.machine, rep.duckdb, runtime.Version(), rep.cfg.runs, rep.elapsed.Round(time.Second))
-	if rep.cfg.underLoadMsg != "" {
-		fmt.Fprintf(&b, "Conditions: %s\n\n", rep.cfg.underLoadMsg)
-	}
-	fmt.Fprintf(&b, "Flags: %s\n\n", rep.flagsText())
-	b.WriteString("| figure | ours (median) | reference (median) | ratio | target | rows/s (ours) | MB/s (ours) | peak RSS ours / ref |\n")
-	b.WriteString("|---|---:|---:|---:|---|---:|---:|---:|\n")
-	for _, r := range rep.results {
-		b.WriteString(r.row())
-		b.WriteByte('\n')
-	}
-	b.WriteString("\nRatio: reference time / our time (>= 1: we are faster), except case 6 (our 1% run as a share of the full run), " +
-		"case 8 (local-lake time / MinIO-lake time) and case 9 (sustained events/s / the target's 100k; its reference column is the issue's target, " +
-		"there being no DuckDB equivalent, and its peak RSS is that of `medallion serve` over the whole case). Rows/s and MB/s are of the input, over our median time.\n")
-	for _, r := range rep.results {
-		if r.note != "" {
-			b.WriteString("\n" + r.note + "\n")
-		}
-	}
-	var errs []string
-	for _, r := range rep.results {
-		if r.err != nil {
-			errs = append(errs, fmt.Sprintf("- case %d: %s", r.id, strings.ReplaceAll(strings.TrimSpace(r.err.Error()), "\n", "\n  ")))
-		}
-	}
-	if len(errs) > 0 {
-		b.WriteString("\nFailures:\n\n```\n" + strings.Join(errs, "\n") + "\n```\n")
-	}
-	return b.String()
-}
-
-func (rep *report) flagsText() string {
-	c := rep.cfg
-	s := fmt.Sprintf("`-rows-csv %d -rows-ndjson %d -rows-mirror %d -rows-incr %d -rows-memory %d -rows-s3 %d -memory-case-limit %s`",
-		c.rowsCSV, c.rowsNDJSON, c.rowsMirror, c.rowsIncr, c.rowsMemory, c.rowsS3, c.memoryCase)
-	if c.cases[10] {
-		s += fmt.Sprintf(", `-small-objects %d`", c.smallObjects)
-	}
-	if c.cases[9] {
-		s += fmt.Sprintf(", `-stream-rates %s -stream-duration %s -stream-batch %d -stream-posters %d`", joinInts(c.streamRates), c.streamDuration, c.streamBatch, c.streamPosters)
-	}
-	if c.memoryLimit != "" || c.threads > 0 {
-		s += fmt.Sprintf(", DuckDB memory_limit %q threads %d on both sides", c.memoryLimit, c.threads)
-	} else {
-		s += ", DuckDB defaults on both sides (memory_limit 2GB, all cores)"
-	}
-	return s
-}
-
 // Markers delimit the generated part of BENCHMARKS.md; the rest of the
 // file (method, findings) is kept when the bench rewrites it.
 const (
@@ -272,10 +188,10 @@ const (
 	endMarker   = "<!-- bench:end -->"
 )
 
-// writeFile puts the generated part into path between the markers,
-// creating the file when it does not exist.
-func (rep *report) writeFile(path string) error {
-	gen := beginMarker + "\n" + rep.markdown() + endMarker + "\n"
+// writeMarkdown puts md, the generated part, into path between the
+// markers, creating the file when it does not exist.
+func writeMarkdown(path, md string) error {
+	gen := beginMarker + "\n" + md + endMarker + "\n"
 	old, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return os.WriteFile(path, []byte("# Benchmarks\n\n`make bench` (go run ./bench): each figure beside DuckDB or psql doing the same work in the same run.\n\n"+gen), 0o644)

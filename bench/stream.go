@@ -351,8 +351,9 @@ func (f *streamFigures) note() string {
 	var b strings.Builder
 	b.WriteString("Case 9: no DuckDB equivalent, so the reference column holds the issue's target. ")
 	b.WriteString("Each rate is held for the step duration against a fresh `medallion serve` on an empty local lake, after a warm-up; sustained = every post acknowledged (no 429/503), " +
-		"at least 95% of the due events acknowledged in time, the backlog (raw objects landed but not yet through gold) at the end of the step " +
-		"not above that at its middle, and empty within 5 s of the last post. Steps: ")
+		"at least 95% of the due events acknowledged in time, the backlog (raw objects landed but not yet through gold, sampled every 250 ms) growing by no more than the slack: " +
+		"its largest sample in the last quarter of the step at most its largest in the second quarter plus a fifth of that plus one second's worth of landed objects " +
+		"(the sawtooth of micro-batches), and the backlog empty within 5 s of the last post. Steps: ")
 	var parts []string
 	for _, s := range f.steps {
 		v := "ok"
