@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/layers/raw"
 )
@@ -58,10 +60,16 @@ func (e *damagedError) Unwrap() error { return e.checkErr }
 // fetchObjects makes a verified local file of each object of a batch, in
 // order, for localObject to hand out. It stops at the first object it
 // cannot fetch or that does not match its manifest, and returns the objects
-// before it with that object's error.
+// before it with that object's error. The files of a local lake are
+// checked several at a time (localCheckers): each check of a small object
+// is mostly waiting on its open and read, and a batch holds a thousand.
 func (j *job) fetchObjects(ctx context.Context, ms []manifest) ([]manifest, error) {
 	if j.fetched == nil {
 		j.fetched = map[string]string{}
+		j.fetchedData = map[string][]byte{}
+	}
+	if err := j.hashLocalObjects(ms); err != nil {
+		return nil, err
 	}
 	for i, m := range ms {
 		if _, ok := j.fetched[m.SHA256]; ok {
@@ -76,6 +84,59 @@ func (j *job) fetchObjects(ctx context.Context, ms []manifest) ([]manifest, erro
 	return ms, nil
 }
 
+// localCheckers bounds the local lake files hashed at once.
+const localCheckers = 4
+
+// keepObjectBytes is the size up to which a local object's bytes, read to
+// hash it, are kept for the fast path's checks of its lines (ndjsonFits),
+// which then need not open the file again.
+const keepObjectBytes = 64 << 10
+
+// hashLocalObjects checks, several at a time, the objects of ms that are
+// files of a local lake, recording each that matches its manifest in
+// j.fetched (and its bytes in j.fetchedData when small). An object that
+// does not match is left for fetchObjects, which checks it again in order
+// and reports it.
+func (j *job) hashLocalObjects(ms []manifest) error {
+	lp, ok := j.d.Store.(lake.LocalPather)
+	if !ok {
+		return nil
+	}
+	type result struct {
+		path string
+		data []byte
+		ok   bool
+	}
+	res := make([]result, len(ms))
+	var g errgroup.Group
+	g.SetLimit(localCheckers)
+	for i, m := range ms {
+		if _, done := j.fetched[m.SHA256]; done || m.Ref != "" {
+			continue
+		}
+		p := lp.LocalPath(m.Key)
+		if p == "" {
+			continue
+		}
+		g.Go(func() error {
+			data, err := j.readLocal(m, p)
+			res[i] = result{path: p, data: data, ok: err == nil}
+			return nil
+		})
+	}
+	g.Wait()
+	for i, r := range res {
+		if !r.ok {
+			continue
+		}
+		j.fetched[ms[i].SHA256] = r.path
+		if r.data != nil {
+			j.fetchedData[ms[i].SHA256] = r.data
+		}
+	}
+	return nil
+}
+
 // releaseObjects removes the downloads fetchObjects made and forgets every
 // fetched object.
 func (j *job) releaseObjects() {
@@ -85,6 +146,7 @@ func (j *job) releaseObjects() {
 		}
 	}
 	clear(j.fetched)
+	clear(j.fetchedData)
 }
 
 // fetchObject returns a local file holding the object of m, checked against
@@ -92,7 +154,8 @@ func (j *job) releaseObjects() {
 func (j *job) fetchObject(ctx context.Context, m manifest) (string, error) {
 	if lp, ok := j.d.Store.(lake.LocalPather); ok && m.Ref == "" {
 		if p := lp.LocalPath(m.Key); p != "" {
-			return p, j.hashLocal(m, p)
+			_, err := j.readLocal(m, p)
+			return p, err
 		}
 	}
 	if j.fetchDir == "" {
@@ -105,22 +168,47 @@ func (j *job) fetchObject(ctx context.Context, m manifest) (string, error) {
 	return j.downloadObject(ctx, m, filepath.Join(j.fetchDir, "raw-"+m.SHA256+filepath.Ext(m.Key)))
 }
 
-// hashLocal checks the local lake file p holding the object of m.
-func (j *job) hashLocal(m manifest, p string) error {
+// readLocal checks the local lake file p holding the object of m. It
+// returns the object's bytes when the manifest records at most
+// keepObjectBytes (read in one piece, then hashed), else nil (the file is
+// hashed as it is read).
+func (j *job) readLocal(m manifest, p string) ([]byte, error) {
 	f, err := os.Open(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return &damagedError{source: j.src.Name, m: m, missing: true, checkErr: lake.ErrNotExist}
+		return nil, &damagedError{source: j.src.Name, m: m, missing: true, checkErr: lake.ErrNotExist}
 	}
 	if err != nil {
-		return fmt.Errorf("bronze %s: open raw object %s: %w", j.src.Name, m.Key, err)
+		return nil, fmt.Errorf("bronze %s: open raw object %s: %w", j.src.Name, m.Key, err)
 	}
 	defer f.Close()
 	h := sha256.New()
+	if m.Size <= keepObjectBytes {
+		// One byte more than the manifest says shows a longer file.
+		buf := make([]byte, m.Size+1)
+		n, err := io.ReadFull(f, buf)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("bronze %s: read raw object %s: %w", j.src.Name, m.Key, err)
+		}
+		if n > int(m.Size) {
+			// Longer than recorded: count the rest for the message.
+			rest, err := io.Copy(io.Discard, f)
+			if err != nil {
+				return nil, fmt.Errorf("bronze %s: read raw object %s: %w", j.src.Name, m.Key, err)
+			}
+			h.Write(buf[:n])
+			return nil, j.check(m, int64(n)+rest, h)
+		}
+		h.Write(buf[:n])
+		if err := j.check(m, int64(n), h); err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
 	n, err := io.Copy(h, f)
 	if err != nil {
-		return fmt.Errorf("bronze %s: read raw object %s: %w", j.src.Name, m.Key, err)
+		return nil, fmt.Errorf("bronze %s: read raw object %s: %w", j.src.Name, m.Key, err)
 	}
-	return j.check(m, n, h)
+	return nil, j.check(m, n, h)
 }
 
 // downloadObject downloads the object of m to dst, hashing it on the way.
