@@ -202,10 +202,19 @@ func (j *job) fastRelation(ctx context.Context, ms []manifest, dir string, lin l
 	}
 	if ndjson {
 		// One reader per chunk of the batch's objects (group.go).
-		for _, c := range groupChunks(ms) {
+		for n, c := range groupChunks(ms) {
 			cms, cpaths := make([]manifest, len(c)), make([]string, len(c))
 			for k, i := range c {
 				cms[k], cpaths[k] = ms[i], paths[i]
+			}
+			cat := filepath.Join(dir, fmt.Sprintf("fast-%d.ndjson", n))
+			ok, err := j.writeJoined(cms, cat)
+			if err != nil {
+				return "", "", false, fmt.Errorf("bronze %s: %w", j.src.Name, err)
+			}
+			if ok {
+				sels = append(sels, j.ndjsonJoinedSelect(cat, cpaths[0], lin))
+				continue
 			}
 			sels = append(sels, j.ndjsonFastSelect(cms, cpaths, lin))
 		}
@@ -256,6 +265,23 @@ func (j *job) fastApplies(n int) bool {
 // key, the first value, as there). A line that is not an object, or that
 // has a key the schema does not declare exactly, fails the row.
 func (j *job) ndjsonFastSource(paths []string) (string, []colInput) {
+	reader, size := "", ""
+	// The reader's buffers grow with maximum_object_size; lines longer than
+	// maxLine never get here (ndjsonFits), so DuckDB's default (16 MiB) is
+	// only raised for a larger maxLine.
+	if j.maxLine > 16<<20-(64<<10) {
+		size = fmt.Sprintf(", maximum_object_size=%d", j.maxLine+64<<10)
+	}
+	reader = "read_json(" + fileList(paths) + ", format='newline_delimited', records=false, columns={'j': 'MAP(VARCHAR, VARCHAR)'}, filename=true" + size + ")"
+	return j.ndjsonFastFrom(reader, "filename AS _obj", paths[0])
+}
+
+// ndjsonFastFrom is ndjsonFastSource over reader, a FROM item with the
+// column j (a line as a map of its keys to their values as text, NULL
+// when the line is not an object); lineage names the columns that say
+// each row's object (_obj, and _at for a joined file); first is a file of
+// the source whose first line's keys stand for all of them.
+func (j *job) ndjsonFastFrom(reader, lineage, first string) (string, []colInput) {
 	declared := map[string]bool{}
 	for _, c := range j.plan.cols {
 		declared[c.srcName] = true
@@ -266,21 +292,13 @@ func (j *job) ndjsonFastSource(paths []string) (string, []colInput) {
 		in[i] = colInput{expr: "j[" + warehouse.QuoteString(c.srcName) + "]", guard: c.typ == "string" || c.allowNaN}
 		keys = append(keys, warehouse.QuoteString(c.srcName))
 	}
-	// The reader's buffers grow with maximum_object_size; lines longer than
-	// maxLine never get here (ndjsonFits), so DuckDB's default (16 MiB) is
-	// only raised for a larger maxLine.
-	size := ""
-	if j.maxLine > 16<<20-(64<<10) {
-		size = fmt.Sprintf(", maximum_object_size=%d", j.maxLine+64<<10)
-	}
-	reader := "read_json(" + fileList(paths) + ", format='newline_delimited', records=false, columns={'j': 'MAP(VARCHAR, VARCHAR)'}, filename=true" + size + ")"
 	// Lines of a file mostly have the same keys in the same order: when they
 	// are those of the first line, and all declared, comparing the key list
 	// to that one is all it takes; list_has_all (a set a row) runs only for
 	// the other lines. Objects of one source mostly share their keys: the
 	// first object's first line stands for all of them.
 	same := ""
-	if first := firstLineKeys(paths[0]); len(first) > 0 {
+	if first := firstLineKeys(first); len(first) > 0 {
 		var lits []string
 		for _, k := range first {
 			if !declared[k] {
@@ -295,7 +313,7 @@ func (j *job) ndjsonFastSource(paths []string) (string, []colInput) {
 	}
 	pre := "CASE WHEN j IS NULL THEN " + warehouse.QuoteString(errSep+"not a JSON object") + same +
 		" WHEN NOT list_has_all([" + strings.Join(keys, ", ") + "], map_keys(j)) THEN " + warehouse.QuoteString(errSep+"a key the schema does not declare") + " END"
-	return "(SELECT j, " + pre + " AS _pre_err, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _resc, filename AS _obj FROM " + reader + ")", in
+	return "(SELECT j, " + pre + " AS _pre_err, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _resc, " + lineage + " FROM " + reader + ")", in
 }
 
 // ndjsonFastSelect is the fast path's typed and checked rows of the NDJSON
