@@ -75,11 +75,14 @@ func (j *job) fetchObjects(ctx context.Context, ms []manifest) ([]manifest, erro
 		if _, ok := j.fetched[m.SHA256]; ok {
 			continue
 		}
-		p, err := j.fetchObject(ctx, m)
+		p, data, err := j.fetchObject(ctx, m)
 		if err != nil {
 			return ms[:i], err
 		}
 		j.fetched[m.SHA256] = p
+		if data != nil {
+			j.fetchedData[m.SHA256] = data
+		}
 	}
 	return ms, nil
 }
@@ -150,18 +153,19 @@ func (j *job) releaseObjects() {
 }
 
 // fetchObject returns a local file holding the object of m, checked against
-// m: the lake's own file for a local lake, else a download.
-func (j *job) fetchObject(ctx context.Context, m manifest) (string, error) {
+// m: the lake's own file for a local lake, else a download; and the
+// object's bytes when it is small (keepObjectBytes), else nil.
+func (j *job) fetchObject(ctx context.Context, m manifest) (string, []byte, error) {
 	if lp, ok := j.d.Store.(lake.LocalPather); ok && m.Ref == "" {
 		if p := lp.LocalPath(m.Key); p != "" {
-			_, err := j.readLocal(m, p)
-			return p, err
+			data, err := j.readLocal(m, p)
+			return p, data, err
 		}
 	}
 	if j.fetchDir == "" {
 		dir, err := os.MkdirTemp(j.d.ScratchDir, "bronze-raw-")
 		if err != nil {
-			return "", fmt.Errorf("bronze %s: scratch dir: %w", j.src.Name, err)
+			return "", nil, fmt.Errorf("bronze %s: scratch dir: %w", j.src.Name, err)
 		}
 		j.fetchDir = dir
 	}
@@ -211,22 +215,31 @@ func (j *job) readLocal(m manifest, p string) ([]byte, error) {
 	return nil, j.check(m, n, h)
 }
 
-// downloadObject downloads the object of m to dst, hashing it on the way.
-func (j *job) downloadObject(ctx context.Context, m manifest, dst string) (string, error) {
+// downloadObject downloads the object of m to dst, hashing it on the way;
+// a small object's bytes (keepObjectBytes) are kept too and returned.
+func (j *job) downloadObject(ctx context.Context, m manifest, dst string) (string, []byte, error) {
 	rc, err := j.openObject(ctx, m)
 	if errors.Is(err, lake.ErrNotExist) {
-		return "", &damagedError{source: j.src.Name, m: m, missing: true, checkErr: err}
+		return "", nil, &damagedError{source: j.src.Name, m: m, missing: true, checkErr: err}
 	}
 	if err != nil {
-		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
+		return "", nil, fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
 	}
 	defer rc.Close()
 	f, err := os.Create(dst)
 	if err != nil {
-		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
+		return "", nil, fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), rc)
+	var w io.Writer = io.MultiWriter(f, h)
+	var kept *keepWriter
+	if m.Size <= keepObjectBytes {
+		// At most one byte past the manifest's size: an object grown
+		// since it landed fails its check and is not kept.
+		kept = &keepWriter{buf: make([]byte, 0, m.Size+1), max: int(m.Size) + 1}
+		w = io.MultiWriter(f, h, kept)
+	}
+	n, err := io.Copy(w, rc)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -237,11 +250,27 @@ func (j *job) downloadObject(ctx context.Context, m manifest, dst string) (strin
 		os.Remove(dst)
 		var d *damagedError
 		if errors.As(err, &d) {
-			return "", err
+			return "", nil, err
 		}
-		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
+		return "", nil, fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
 	}
-	return dst, nil
+	if kept == nil {
+		return dst, nil, nil
+	}
+	return dst, kept.buf, nil
+}
+
+// keepWriter keeps the first max bytes written to it and drops the rest.
+type keepWriter struct {
+	buf []byte
+	max int
+}
+
+func (w *keepWriter) Write(p []byte) (int, error) {
+	if room := w.max - len(w.buf); room > 0 {
+		w.buf = append(w.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
 }
 
 // check compares what was read of the object of m (n bytes hashing to h)
