@@ -29,6 +29,7 @@ import (
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // Defaults bounding a batch and a line.
@@ -153,10 +154,16 @@ type job struct {
 	// fetched maps the sha256 of each object of the current batch to a
 	// local file checked against its manifest (verify.go); fetchDir holds
 	// the downloads of an S3 lake's objects.
-	fetched  map[string]string
-	fetchDir string
-	cacheDir string // downloads of existing bronze files, at their keys' paths
-	disc     *discovery
+	fetched map[string]string
+	// fetchedData holds the bytes of the small ones among them, read
+	// when they were checked.
+	fetchedData map[string][]byte
+	fetchDir    string
+	cacheDir    string // downloads of existing bronze files, at their keys' paths
+	// ndjsonFastCols are the columns of the NDJSON fast path's relation,
+	// described once a run (fastMetadata).
+	ndjsonFastCols []warehouse.Column
+	disc           *discovery
 }
 
 // Run promotes every landed raw object of the source src not yet in

@@ -88,13 +88,20 @@ func (j *job) discover(ctx context.Context, snap *delta.Snapshot) ([]manifest, e
 	if err != nil {
 		return nil, err
 	}
+	var want []string
+	for _, e := range entries {
+		if !done(e.SHA256) {
+			want = append(want, e.SHA256)
+		}
+	}
+	read := readManifests(ctx, j.d.Store, j.src.Name, want)
 	var out []manifest
 	for _, e := range entries {
 		if _, dup := d.stamps[e.SHA256]; dup || done(e.SHA256) {
 			d.settle(e.Stamp)
 			continue
 		}
-		m, err := readManifest(ctx, j.d.Store, j.src.Name, e.SHA256)
+		m, err := read(e.SHA256)
 		if errors.Is(err, lake.ErrNotExist) {
 			continue // landing in flight (the grace window looks again) or crashed
 		}
@@ -126,12 +133,16 @@ func (j *job) legacyPending(ctx context.Context, d *discovery, done func(string)
 	if err != nil {
 		return nil, err
 	}
-	var out []manifest
+	var want []string
 	for _, sha := range shas {
-		if _, indexed := d.stamps[sha]; indexed || done(sha) {
-			continue
+		if _, indexed := d.stamps[sha]; !indexed && !done(sha) {
+			want = append(want, sha)
 		}
-		m, err := readManifest(ctx, j.d.Store, j.src.Name, sha)
+	}
+	read := readManifests(ctx, j.d.Store, j.src.Name, want)
+	var out []manifest
+	for _, sha := range want {
+		m, err := read(sha)
 		if err != nil {
 			return nil, err
 		}

@@ -55,7 +55,7 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 	if err != nil || !ok {
 		return tb, false, err
 	}
-	meta, outSel, err := j.tableMetadataLike(ctx, conn, rel, like)
+	meta, outSel, err := j.fastMetadata(ctx, conn, rel, like)
 	if err != nil {
 		j.log.Debug("fast path: describe", "err", err)
 		return tb, false, nil
@@ -116,6 +116,27 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 	return tb, true, nil
 }
 
+// fastMetadata is tableMetadataLike for the fast path. The columns of an
+// NDJSON fast relation are a function of the source's plan alone (the
+// declared and derived columns, _rescued and the lineage, whose ENUM is
+// written as a string whatever its keys): they are described for the
+// job's first batch and reused for the others. Describing binds a reader
+// over a file, about 10 ms a batch.
+func (j *job) fastMetadata(ctx context.Context, conn *sql.Conn, rel, like string) (delta.Metadata, string, error) {
+	if strings.ToLower(j.src.Format) == "csv" {
+		return j.tableMetadataLike(ctx, conn, rel, like)
+	}
+	if j.ndjsonFastCols == nil {
+		cols, err := warehouse.Describe(ctx, conn, "SELECT * FROM "+like)
+		if err != nil {
+			return delta.Metadata{}, "", err
+		}
+		j.ndjsonFastCols = cols
+	}
+	meta, sel := j.tableMetadataCols(rel, j.ndjsonFastCols)
+	return meta, sel, nil
+}
+
 // fastRelation builds the fast path's relation over the batch's objects
 // (NDJSON: one reader per chunk; CSV: one per kind of header) and a
 // cheaper relation with the same columns to describe. ok is false when an
@@ -136,7 +157,8 @@ func (j *job) fastRelation(ctx context.Context, ms []manifest, dir string, lin l
 			rescued []string
 		)
 		if ndjson {
-			fits, blank, err := ndjsonFits(path, j.maxLine)
+			data := j.fetchedData[m.SHA256]
+			fits, blank, err := ndjsonFits(path, data, j.maxLine)
 			st.Blank += blank
 			if err != nil {
 				return "", "", false, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
@@ -146,7 +168,7 @@ func (j *job) fastRelation(ctx context.Context, ms []manifest, dir string, lin l
 				return "", "", false, nil
 			}
 			if j.plan.decimalSources() != nil {
-				lose, err := mayLoseDigits(path)
+				lose, err := mayLoseDigits(path, data)
 				if err != nil {
 					return "", "", false, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
 				}
@@ -180,10 +202,19 @@ func (j *job) fastRelation(ctx context.Context, ms []manifest, dir string, lin l
 	}
 	if ndjson {
 		// One reader per chunk of the batch's objects (group.go).
-		for _, c := range groupChunks(ms) {
+		for n, c := range groupChunks(ms) {
 			cms, cpaths := make([]manifest, len(c)), make([]string, len(c))
 			for k, i := range c {
 				cms[k], cpaths[k] = ms[i], paths[i]
+			}
+			cat := filepath.Join(dir, fmt.Sprintf("fast-%d.ndjson", n))
+			ok, err := j.writeJoined(cms, cat)
+			if err != nil {
+				return "", "", false, fmt.Errorf("bronze %s: %w", j.src.Name, err)
+			}
+			if ok {
+				sels = append(sels, j.ndjsonJoinedSelect(cat, cpaths[0], lin))
+				continue
 			}
 			sels = append(sels, j.ndjsonFastSelect(cms, cpaths, lin))
 		}
@@ -234,6 +265,23 @@ func (j *job) fastApplies(n int) bool {
 // key, the first value, as there). A line that is not an object, or that
 // has a key the schema does not declare exactly, fails the row.
 func (j *job) ndjsonFastSource(paths []string) (string, []colInput) {
+	reader, size := "", ""
+	// The reader's buffers grow with maximum_object_size; lines longer than
+	// maxLine never get here (ndjsonFits), so DuckDB's default (16 MiB) is
+	// only raised for a larger maxLine.
+	if j.maxLine > 16<<20-(64<<10) {
+		size = fmt.Sprintf(", maximum_object_size=%d", j.maxLine+64<<10)
+	}
+	reader = "read_json(" + fileList(paths) + ", format='newline_delimited', records=false, columns={'j': 'MAP(VARCHAR, VARCHAR)'}, filename=true" + size + ")"
+	return j.ndjsonFastFrom(reader, "filename AS _obj", paths[0])
+}
+
+// ndjsonFastFrom is ndjsonFastSource over reader, a FROM item with the
+// column j (a line as a map of its keys to their values as text, NULL
+// when the line is not an object); lineage names the columns that say
+// each row's object (_obj, and _at for a joined file); first is a file of
+// the source whose first line's keys stand for all of them.
+func (j *job) ndjsonFastFrom(reader, lineage, first string) (string, []colInput) {
 	declared := map[string]bool{}
 	for _, c := range j.plan.cols {
 		declared[c.srcName] = true
@@ -244,21 +292,13 @@ func (j *job) ndjsonFastSource(paths []string) (string, []colInput) {
 		in[i] = colInput{expr: "j[" + warehouse.QuoteString(c.srcName) + "]", guard: c.typ == "string" || c.allowNaN}
 		keys = append(keys, warehouse.QuoteString(c.srcName))
 	}
-	// The reader's buffers grow with maximum_object_size; lines longer than
-	// maxLine never get here (ndjsonFits), so DuckDB's default (16 MiB) is
-	// only raised for a larger maxLine.
-	size := ""
-	if j.maxLine > 16<<20-(64<<10) {
-		size = fmt.Sprintf(", maximum_object_size=%d", j.maxLine+64<<10)
-	}
-	reader := "read_json(" + fileList(paths) + ", format='newline_delimited', records=false, columns={'j': 'MAP(VARCHAR, VARCHAR)'}, filename=true" + size + ")"
 	// Lines of a file mostly have the same keys in the same order: when they
 	// are those of the first line, and all declared, comparing the key list
 	// to that one is all it takes; list_has_all (a set a row) runs only for
 	// the other lines. Objects of one source mostly share their keys: the
 	// first object's first line stands for all of them.
 	same := ""
-	if first := firstLineKeys(paths[0]); len(first) > 0 {
+	if first := firstLineKeys(first); len(first) > 0 {
 		var lits []string
 		for _, k := range first {
 			if !declared[k] {
@@ -273,7 +313,7 @@ func (j *job) ndjsonFastSource(paths []string) (string, []colInput) {
 	}
 	pre := "CASE WHEN j IS NULL THEN " + warehouse.QuoteString(errSep+"not a JSON object") + same +
 		" WHEN NOT list_has_all([" + strings.Join(keys, ", ") + "], map_keys(j)) THEN " + warehouse.QuoteString(errSep+"a key the schema does not declare") + " END"
-	return "(SELECT j, " + pre + " AS _pre_err, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _resc, filename AS _obj FROM " + reader + ")", in
+	return "(SELECT j, " + pre + " AS _pre_err, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _resc, " + lineage + " FROM " + reader + ")", in
 }
 
 // ndjsonFastSelect is the fast path's typed and checked rows of the NDJSON
@@ -331,23 +371,28 @@ func objectKeys(b []byte) []string {
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
-// ndjsonFits reports whether every line of an NDJSON file is short enough
+// ndjsonFits reports whether every line of an NDJSON file (its bytes in
+// data when the check of the object kept them, else read from path) is short enough
 // for the precise path's line reader (with a margin for how it counts a
 // '\r') and the file has no byte order mark (DuckDB's JSON reader refuses
 // one; the precise path reads the line), and counts its blank lines (which
 // the reader skips). A cheap pass: it looks for line ends, and at the
 // first bytes of each line.
-func ndjsonFits(path string, maxLine int) (fits bool, blank int64, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, 0, err
+func ndjsonFits(path string, data []byte, maxLine int) (fits bool, blank int64, err error) {
+	var f io.Reader = bytes.NewReader(data)
+	buf := make([]byte, len(data)+1)
+	if data == nil {
+		file, err := os.Open(path)
+		if err != nil {
+			return false, 0, err
+		}
+		defer file.Close()
+		if buf, err = readBuffer(file); err != nil {
+			return false, 0, err
+		}
+		f = file
 	}
-	defer f.Close()
 	limit := maxLine - 2
-	buf, err := readBuffer(f)
-	if err != nil {
-		return false, 0, err
-	}
 	cur := 0
 	first := true
 	lineBlank := true // the line read so far has only blanks
@@ -442,16 +487,21 @@ func (j *job) fastDuplicates(ctx context.Context, conn *sql.Conn, outDir string,
 // column's value against it (inexactNumbers); numbers of at most 15
 // significant digits survive a double. Text in strings counts too (a long
 // numeric id sends the object the precise way, which costs only time). A
-// pass over the bytes, for sources with a decimal column only.
-func mayLoseDigits(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	buf, err := readBuffer(f)
-	if err != nil {
-		return false, err
+// pass over the bytes (data, else the file at path), for sources with a
+// decimal column only.
+func mayLoseDigits(path string, data []byte) (bool, error) {
+	var f io.Reader = bytes.NewReader(data)
+	buf := make([]byte, len(data)+1)
+	if data == nil {
+		file, err := os.Open(path)
+		if err != nil {
+			return false, err
+		}
+		defer file.Close()
+		if buf, err = readBuffer(file); err != nil {
+			return false, err
+		}
+		f = file
 	}
 	run, digit := 0, false
 	for {

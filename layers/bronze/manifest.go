@@ -5,6 +5,8 @@ import (
 	"path"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/layers/raw"
 )
@@ -29,6 +31,41 @@ func readManifest(ctx context.Context, st lake.Store, source, sha string) (manif
 		return manifest{}, err
 	}
 	return fromRaw(r), nil
+}
+
+// manifestReaders bounds the manifests read at once (readManifests).
+const manifestReaders = 8
+
+// readManifests reads the manifests of shas, several at a time, and
+// returns a lookup of each one's manifest or error (that of readManifest).
+// A run that finds 10,000 new objects reads 10,000 small manifests; read
+// one after the other, each waited for its open and read. A sha not in
+// shas is read when it is looked up.
+func readManifests(ctx context.Context, st lake.Store, source string, shas []string) func(sha string) (manifest, error) {
+	type result struct {
+		m   manifest
+		err error
+	}
+	res := make([]result, len(shas))
+	var g errgroup.Group
+	g.SetLimit(manifestReaders)
+	for i, sha := range shas {
+		g.Go(func() error {
+			res[i].m, res[i].err = readManifest(ctx, st, source, sha)
+			return nil
+		})
+	}
+	g.Wait()
+	at := make(map[string]int, len(shas))
+	for i, sha := range shas {
+		at[sha] = i
+	}
+	return func(sha string) (manifest, error) {
+		if i, ok := at[sha]; ok {
+			return res[i].m, res[i].err
+		}
+		return readManifest(ctx, st, source, sha)
+	}
 }
 
 // fileName is how messages name the object: its original name if known.

@@ -752,6 +752,12 @@ func (j *job) tableMetadataLike(ctx context.Context, conn *sql.Conn, final, like
 	if err != nil {
 		return delta.Metadata{}, "", err
 	}
+	meta, sel := j.tableMetadataCols(final, cols)
+	return meta, sel, nil
+}
+
+// tableMetadataCols is tableMetadata of final, whose columns are cols.
+func (j *job) tableMetadataCols(final string, cols []warehouse.Column) (delta.Metadata, string) {
 	schema := &delta.Schema{}
 	var sel []string
 	for _, c := range cols {
@@ -773,7 +779,7 @@ func (j *job) tableMetadataLike(ctx context.Context, conn *sql.Conn, final, like
 		}
 	}
 	meta := delta.Metadata{Name: j.src.Name, SchemaString: schema.String(), PartitionColumns: partCols}
-	return meta, "SELECT " + strings.Join(sel, ", ") + " FROM " + final, nil
+	return meta, "SELECT " + strings.Join(sel, ", ") + " FROM " + final
 }
 
 // deltaType maps a DuckDB type to a Delta type, and the cast needed first

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/layers/raw"
 )
@@ -58,22 +60,84 @@ func (e *damagedError) Unwrap() error { return e.checkErr }
 // fetchObjects makes a verified local file of each object of a batch, in
 // order, for localObject to hand out. It stops at the first object it
 // cannot fetch or that does not match its manifest, and returns the objects
-// before it with that object's error.
+// before it with that object's error. The files of a local lake are
+// checked several at a time (localCheckers): each check of a small object
+// is mostly waiting on its open and read, and a batch holds a thousand.
 func (j *job) fetchObjects(ctx context.Context, ms []manifest) ([]manifest, error) {
 	if j.fetched == nil {
 		j.fetched = map[string]string{}
+		j.fetchedData = map[string][]byte{}
+	}
+	if err := j.hashLocalObjects(ms); err != nil {
+		return nil, err
 	}
 	for i, m := range ms {
 		if _, ok := j.fetched[m.SHA256]; ok {
 			continue
 		}
-		p, err := j.fetchObject(ctx, m)
+		p, data, err := j.fetchObject(ctx, m)
 		if err != nil {
 			return ms[:i], err
 		}
 		j.fetched[m.SHA256] = p
+		if data != nil {
+			j.fetchedData[m.SHA256] = data
+		}
 	}
 	return ms, nil
+}
+
+// localCheckers bounds the local lake files hashed at once.
+const localCheckers = 4
+
+// keepObjectBytes is the size up to which a local object's bytes, read to
+// hash it, are kept for the fast path's checks of its lines (ndjsonFits),
+// which then need not open the file again.
+const keepObjectBytes = 64 << 10
+
+// hashLocalObjects checks, several at a time, the objects of ms that are
+// files of a local lake, recording each that matches its manifest in
+// j.fetched (and its bytes in j.fetchedData when small). An object that
+// does not match is left for fetchObjects, which checks it again in order
+// and reports it.
+func (j *job) hashLocalObjects(ms []manifest) error {
+	lp, ok := j.d.Store.(lake.LocalPather)
+	if !ok {
+		return nil
+	}
+	type result struct {
+		path string
+		data []byte
+		ok   bool
+	}
+	res := make([]result, len(ms))
+	var g errgroup.Group
+	g.SetLimit(localCheckers)
+	for i, m := range ms {
+		if _, done := j.fetched[m.SHA256]; done || m.Ref != "" {
+			continue
+		}
+		p := lp.LocalPath(m.Key)
+		if p == "" {
+			continue
+		}
+		g.Go(func() error {
+			data, err := j.readLocal(m, p)
+			res[i] = result{path: p, data: data, ok: err == nil}
+			return nil
+		})
+	}
+	g.Wait()
+	for i, r := range res {
+		if !r.ok {
+			continue
+		}
+		j.fetched[ms[i].SHA256] = r.path
+		if r.data != nil {
+			j.fetchedData[ms[i].SHA256] = r.data
+		}
+	}
+	return nil
 }
 
 // releaseObjects removes the downloads fetchObjects made and forgets every
@@ -85,60 +149,97 @@ func (j *job) releaseObjects() {
 		}
 	}
 	clear(j.fetched)
+	clear(j.fetchedData)
 }
 
 // fetchObject returns a local file holding the object of m, checked against
-// m: the lake's own file for a local lake, else a download.
-func (j *job) fetchObject(ctx context.Context, m manifest) (string, error) {
+// m: the lake's own file for a local lake, else a download; and the
+// object's bytes when it is small (keepObjectBytes), else nil.
+func (j *job) fetchObject(ctx context.Context, m manifest) (string, []byte, error) {
 	if lp, ok := j.d.Store.(lake.LocalPather); ok && m.Ref == "" {
 		if p := lp.LocalPath(m.Key); p != "" {
-			return p, j.hashLocal(m, p)
+			data, err := j.readLocal(m, p)
+			return p, data, err
 		}
 	}
 	if j.fetchDir == "" {
 		dir, err := os.MkdirTemp(j.d.ScratchDir, "bronze-raw-")
 		if err != nil {
-			return "", fmt.Errorf("bronze %s: scratch dir: %w", j.src.Name, err)
+			return "", nil, fmt.Errorf("bronze %s: scratch dir: %w", j.src.Name, err)
 		}
 		j.fetchDir = dir
 	}
 	return j.downloadObject(ctx, m, filepath.Join(j.fetchDir, "raw-"+m.SHA256+filepath.Ext(m.Key)))
 }
 
-// hashLocal checks the local lake file p holding the object of m.
-func (j *job) hashLocal(m manifest, p string) error {
+// readLocal checks the local lake file p holding the object of m. It
+// returns the object's bytes when the manifest records at most
+// keepObjectBytes (read in one piece, then hashed), else nil (the file is
+// hashed as it is read).
+func (j *job) readLocal(m manifest, p string) ([]byte, error) {
 	f, err := os.Open(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return &damagedError{source: j.src.Name, m: m, missing: true, checkErr: lake.ErrNotExist}
+		return nil, &damagedError{source: j.src.Name, m: m, missing: true, checkErr: lake.ErrNotExist}
 	}
 	if err != nil {
-		return fmt.Errorf("bronze %s: open raw object %s: %w", j.src.Name, m.Key, err)
+		return nil, fmt.Errorf("bronze %s: open raw object %s: %w", j.src.Name, m.Key, err)
 	}
 	defer f.Close()
 	h := sha256.New()
+	if m.Size <= keepObjectBytes {
+		// One byte more than the manifest says shows a longer file.
+		buf := make([]byte, m.Size+1)
+		n, err := io.ReadFull(f, buf)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("bronze %s: read raw object %s: %w", j.src.Name, m.Key, err)
+		}
+		if n > int(m.Size) {
+			// Longer than recorded: count the rest for the message.
+			rest, err := io.Copy(io.Discard, f)
+			if err != nil {
+				return nil, fmt.Errorf("bronze %s: read raw object %s: %w", j.src.Name, m.Key, err)
+			}
+			h.Write(buf[:n])
+			return nil, j.check(m, int64(n)+rest, h)
+		}
+		h.Write(buf[:n])
+		if err := j.check(m, int64(n), h); err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
 	n, err := io.Copy(h, f)
 	if err != nil {
-		return fmt.Errorf("bronze %s: read raw object %s: %w", j.src.Name, m.Key, err)
+		return nil, fmt.Errorf("bronze %s: read raw object %s: %w", j.src.Name, m.Key, err)
 	}
-	return j.check(m, n, h)
+	return nil, j.check(m, n, h)
 }
 
-// downloadObject downloads the object of m to dst, hashing it on the way.
-func (j *job) downloadObject(ctx context.Context, m manifest, dst string) (string, error) {
+// downloadObject downloads the object of m to dst, hashing it on the way;
+// a small object's bytes (keepObjectBytes) are kept too and returned.
+func (j *job) downloadObject(ctx context.Context, m manifest, dst string) (string, []byte, error) {
 	rc, err := j.openObject(ctx, m)
 	if errors.Is(err, lake.ErrNotExist) {
-		return "", &damagedError{source: j.src.Name, m: m, missing: true, checkErr: err}
+		return "", nil, &damagedError{source: j.src.Name, m: m, missing: true, checkErr: err}
 	}
 	if err != nil {
-		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
+		return "", nil, fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
 	}
 	defer rc.Close()
 	f, err := os.Create(dst)
 	if err != nil {
-		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
+		return "", nil, fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), rc)
+	var w io.Writer = io.MultiWriter(f, h)
+	var kept *keepWriter
+	if m.Size <= keepObjectBytes {
+		// At most one byte past the manifest's size: an object grown
+		// since it landed fails its check and is not kept.
+		kept = &keepWriter{buf: make([]byte, 0, m.Size+1), max: int(m.Size) + 1}
+		w = io.MultiWriter(f, h, kept)
+	}
+	n, err := io.Copy(w, rc)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -149,11 +250,27 @@ func (j *job) downloadObject(ctx context.Context, m manifest, dst string) (strin
 		os.Remove(dst)
 		var d *damagedError
 		if errors.As(err, &d) {
-			return "", err
+			return "", nil, err
 		}
-		return "", fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
+		return "", nil, fmt.Errorf("bronze %s: download raw object %s: %w", j.src.Name, m.sourceFile(), err)
 	}
-	return dst, nil
+	if kept == nil {
+		return dst, nil, nil
+	}
+	return dst, kept.buf, nil
+}
+
+// keepWriter keeps the first max bytes written to it and drops the rest.
+type keepWriter struct {
+	buf []byte
+	max int
+}
+
+func (w *keepWriter) Write(p []byte) (int, error) {
+	if room := w.max - len(w.buf); room > 0 {
+		w.buf = append(w.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
 }
 
 // check compares what was read of the object of m (n bytes hashing to h)
