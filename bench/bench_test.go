@@ -41,6 +41,7 @@ func TestBenchSmall(t *testing.T) {
 	cfg.rowsCSV, cfg.rowsNDJSON, cfg.rowsMirror, cfg.rowsIncr, cfg.rowsMemory, cfg.rowsS3 = 2000, 4000, 2000, 4000, 2000, 2000
 	cfg.memoryCase = "256MB"
 	cfg.smallObjects = 200
+	cfg.growthSmall, cfg.growthLarge = 20, 200
 	// Case 9 for a few seconds at a low rate: the load generator, serve's
 	// metrics and the report run; the rate found says nothing here.
 	cfg.streamRates, cfg.streamDuration, cfg.streamBatch, cfg.streamPosters = []int{2000}, 3*time.Second, 500, 4
@@ -53,8 +54,8 @@ func TestBenchSmall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, progress.String())
 	}
-	if len(rep.results) != 10 {
-		t.Fatalf("got %d results, want 10 cases", len(rep.results))
+	if len(rep.results) != 11 {
+		t.Fatalf("got %d results, want 11 cases", len(rep.results))
 	}
 	for _, r := range rep.results {
 		switch {
@@ -69,7 +70,7 @@ func TestBenchSmall(t *testing.T) {
 		}
 	}
 	md := rep.markdown()
-	for _, want := range []string{"| figure | ours (median) | reference (median) | ratio |", "1. CSV to bronze", "9. Stream mode", "Case 6, the 1% run one step per process"} {
+	for _, want := range []string{"| figure | ours (median) | reference (median) | ratio |", "1. CSV to bronze", "9. Stream mode", "Case 6, the 1% run one step per process", "Case 11, after N landed objects"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}

@@ -44,6 +44,8 @@ type config struct {
 	rowsMemory   int64 // case 7
 	rowsS3       int64 // case 8
 	smallObjects int   // case 10: NDJSON objects of 5 rows
+	growthSmall  int   // case 11: landed objects of the reference point
+	growthLarge  int   // case 11: landed objects of our point
 
 	streamRates    []int         // case 9: the rate ladder, events/s, ascending
 	streamDuration time.Duration // case 9: how long each rate is held
@@ -63,7 +65,7 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		runs:         3,
-		cases:        map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true, 10: true},
+		cases:        map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true, 10: true, 11: true},
 		rowsCSV:      10_000_000,
 		rowsNDJSON:   10_000_000,
 		rowsMirror:   1_000_000,
@@ -71,6 +73,8 @@ func defaultConfig() config {
 		rowsMemory:   3_000_000,
 		rowsS3:       1_000_000,
 		smallObjects: 10_000,
+		growthSmall:  1_000,
+		growthLarge:  100_000,
 		memoryCase:   "1GB",
 
 		streamRates:    []int{25_000, 50_000, 100_000, 150_000, 200_000},
@@ -129,7 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the work directory")
 	fs.StringVar(&cfg.out, "out", "", "write the table into this markdown file (BENCHMARKS.md), between the bench markers")
 	fs.IntVar(&cfg.runs, "runs", cfg.runs, "runs of ours and of the reference per case (at least 3 for published figures)")
-	casesFlag := fs.String("cases", "1,2,3,4,5,6,7,8,9,10", "cases to run, comma-separated")
+	casesFlag := fs.String("cases", "1,2,3,4,5,6,7,8,9,10,11", "cases to run, comma-separated")
 	fs.Int64Var(&cfg.rowsCSV, "rows-csv", cfg.rowsCSV, "case 1: e-commerce CSV rows (10M is about 1.3 GB)")
 	fs.Int64Var(&cfg.rowsNDJSON, "rows-ndjson", cfg.rowsNDJSON, "cases 2-4: energy NDJSON rows (10M is about 760 MB)")
 	fs.Int64Var(&cfg.rowsMirror, "rows-mirror", cfg.rowsMirror, "case 5: rows of the mirrored table")
@@ -137,6 +141,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Int64Var(&cfg.rowsMemory, "rows-memory", cfg.rowsMemory, "case 7: e-commerce CSV rows (37000000 is about 5 GB)")
 	fs.Int64Var(&cfg.rowsS3, "rows-s3", cfg.rowsS3, "case 8: e-commerce CSV rows")
 	fs.IntVar(&cfg.smallObjects, "small-objects", cfg.smallObjects, "case 10: NDJSON objects of 5 energy rows each")
+	fs.IntVar(&cfg.growthSmall, "growth-small", cfg.growthSmall, "case 11: landed objects before the reference point's runs")
+	fs.IntVar(&cfg.growthLarge, "growth-large", cfg.growthLarge, "case 11: landed objects before our point's runs")
 	ratesFlag := fs.String("stream-rates", joinInts(cfg.streamRates), "case 9: events/s to try, ascending, comma-separated; the ladder stops at the first rate not sustained")
 	fs.DurationVar(&cfg.streamDuration, "stream-duration", cfg.streamDuration, "case 9: how long each rate is held (after a warm-up)")
 	fs.IntVar(&cfg.streamBatch, "stream-batch", cfg.streamBatch, "case 9: events per POST")
@@ -171,6 +177,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, fmt.Errorf("-stream-batch %d: want at least 1 event", cfg.streamBatch)
 	case cfg.streamPosters < 1:
 		return cfg, fmt.Errorf("-stream-posters %d: want at least 1", cfg.streamPosters)
+	case cfg.growthSmall < 1 || cfg.growthLarge <= cfg.growthSmall:
+		return cfg, fmt.Errorf("-growth-small %d, -growth-large %d: want 1 <= small < large", cfg.growthSmall, cfg.growthLarge)
 	case cfg.rowsIncr == 0:
 		cfg.rowsIncr = cfg.rowsNDJSON
 	}
@@ -194,8 +202,8 @@ func parseCases(s string) (map[int]bool, error) {
 			continue
 		}
 		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 || n > 10 {
-			return nil, fmt.Errorf("-cases: %q is not a case number 1-10", f)
+		if err != nil || n < 1 || n > 11 {
+			return nil, fmt.Errorf("-cases: %q is not a case number 1-11", f)
 		}
 		out[n] = true
 	}
