@@ -73,7 +73,8 @@ type Retained struct {
 // (every later version was committed after cutoff). That is base's files
 // and every file a later commit added; a file added after base is either
 // still in the latest snapshot or was removed since, and then is one of
-// its tombstones. So it reads the latest snapshot (the newest checkpoint
+// its tombstones (those the base also has were removed before it and are
+// left out). So it reads the latest snapshot (the newest checkpoint
 // and the commits after it) instead of every commit after base, which
 // keeps the work bounded by the checkpoint interval rather than by the
 // length of the retention window.
@@ -107,7 +108,13 @@ func (t *Table) RetainedPaths(ctx context.Context, base *Snapshot, cutoff time.T
 		}
 	} else {
 		res.Paths = make(map[string]bool, len(base.Files)+len(latest.Files)+len(latest.tombstones))
-		for p := range latest.tombstones {
+		for p, r := range latest.tombstones {
+			// The same remove in the base: removed at or before it, so no
+			// retained version has the file (unless one added it again,
+			// and then the latest snapshot or a later tombstone has it).
+			if br, ok := base.tombstones[p]; ok && br.DeletionTimestamp == r.DeletionTimestamp {
+				continue
+			}
 			res.Paths[p] = true
 		}
 	}

@@ -13,9 +13,9 @@ import (
 )
 
 // TestRetainedPaths: the files RetainedPaths keeps for every base version
-// include every file some version from the base to the latest references
-// (the base's files and every later add, read commit by commit as the
-// reference); it reads the latest snapshot and not the commits in between
+// are exactly the files some version from the base to the latest
+// references (the base's files and every later add, read commit by commit
+// as the reference); it reads the latest snapshot and not the commits in between
 // when the newest checkpoint's tombstones can be trusted, and falls back to
 // the commits when the cutoff is older than the tombstone retention.
 func TestRetainedPaths(t *testing.T) {
@@ -63,6 +63,12 @@ func TestRetainedPaths(t *testing.T) {
 			for p := range want {
 				if !got.Paths[p] {
 					t.Errorf("base %d: %s is referenced by a retained version but not kept", base, p)
+				}
+			}
+			// Nor more: a file removed at or before the base is free to go.
+			for p := range got.Paths {
+				if !want[p] {
+					t.Errorf("base %d: %s is kept, but no version from the base on references it", base, p)
 				}
 			}
 			// The latest snapshot: its checkpoint and at most the commits
