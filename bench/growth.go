@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/medallion-dev/medallion/lake"
@@ -34,13 +35,16 @@ type growthPoint struct {
 	txns      int             // txns in that snapshot
 	files     int             // data files in that snapshot
 	setup     time.Duration   // the untimed `medallion run` that consumed the history
+	dir       string          // the run directory
+	st        *lake.Local     // its lake
 }
 
 // case 11: growth. N objects are landed cheaply (the raw layer's keys and
 // manifests written straight into the local lake, without fsync, received
 // growthSpacing apart and ending now), one `medallion run` consumes them
 // (untimed), then each round lands one new object and times `medallion
-// run`, then times a `medallion run` that finds nothing new. Ours is the
+// run`, then times a `medallion run` that finds nothing new; the rounds
+// alternate between the two histories. Ours is the
 // history of -growth-large objects, the reference -growth-small; the ratio
 // is ours/reference of the run with one new object.
 func (b *bench) caseGrowth(ctx context.Context) *result {
@@ -51,11 +55,27 @@ func (b *bench) caseGrowth(ctx context.Context) *result {
 	p.meters = true
 	var pts []*growthPoint
 	for _, n := range []int{small, large} {
-		pt, err := b.growthPoint(ctx, p, n)
+		pt, err := b.growthSetup(ctx, p, n)
+		if pt != nil {
+			defer os.RemoveAll(pt.dir)
+		}
 		if err != nil {
 			return r.fail(fmt.Errorf("after %d objects: %w", n, err))
 		}
 		pts = append(pts, pt)
+	}
+	// Rounds alternate between the two lakes, swapping which goes first,
+	// so that neither point always finds a busier machine.
+	for i := 0; i < b.cfg.runs; i++ {
+		order := []*growthPoint{pts[0], pts[1]}
+		if i%2 == 1 {
+			order[0], order[1] = order[1], order[0]
+		}
+		for _, pt := range order {
+			if err := b.growthRound(ctx, pt, i); err != nil {
+				return r.fail(fmt.Errorf("after %d objects, round %d: %w", pt.objects, i+1, err))
+			}
+		}
 	}
 	r.ref, r.ours = pts[0].oneNew, pts[1].oneNew
 	r.bytes = int64(len(growthRow(time.Now(), 0)))
@@ -69,56 +89,64 @@ func (b *bench) caseGrowth(ctx context.Context) *result {
 	return r.done(nil)
 }
 
-func (b *bench) growthPoint(ctx context.Context, p pipeline, n int) (*growthPoint, error) {
+// growthSetup lands n objects in a fresh run directory and runs the
+// pipeline once over them (untimed).
+func (b *bench) growthSetup(ctx context.Context, p pipeline, n int) (*growthPoint, error) {
 	pt := &growthPoint{objects: n}
 	dir, err := b.runDir(fmt.Sprintf("growth-%d", n), p, "")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	st, err := lake.NewLocal(filepath.Join(dir, "lake"))
-	if err != nil {
-		return nil, err
+	pt.dir = dir
+	if pt.st, err = lake.NewLocal(filepath.Join(dir, "lake")); err != nil {
+		return pt, err
 	}
 	b.logf("case 11: landing %d objects", n)
 	start := time.Now().Add(-time.Duration(n) * growthSpacing)
 	for i := 0; i < n; i++ {
-		if err := landCheaply(st, "meters", start.Add(time.Duration(i)*growthSpacing), i); err != nil {
-			return nil, err
+		if err := landCheaply(pt.st, "meters", start.Add(time.Duration(i)*growthSpacing), i); err != nil {
+			return pt, err
 		}
 	}
+	// The landing wrote without fsync: flush it now, so that the kernel's
+	// writeback does not compete with the timed runs.
+	syscall.Sync()
 	s, _, err := b.medallion(ctx, dir, nil, "run")
 	if err != nil {
-		return nil, fmt.Errorf("consume the history: %w", err)
+		return pt, fmt.Errorf("consume the history: %w", err)
 	}
 	pt.setup = s.wall
 	b.logf("case 11: after %d objects: the run that consumed them took %s", n, secs(s.wall))
+	return pt, nil
+}
+
+// growthRound lands one new object, times `medallion run`, times a run
+// that finds nothing new, and times a load of bronze.meters' snapshot.
+func (b *bench) growthRound(ctx context.Context, pt *growthPoint, i int) error {
 	statsFile := filepath.Join(b.work, "growth-storestats.json")
 	env := []string{"MEDALLION_STORESTATS=" + statsFile}
-	for i := 0; i < b.cfg.runs; i++ {
-		if err := landCheaply(st, "meters", time.Now(), n+i); err != nil {
-			return nil, err
-		}
-		s1, c1, err := b.countedRun(ctx, dir, env, statsFile)
-		if err != nil {
-			return nil, fmt.Errorf("run with one new object: %w", err)
-		}
-		s2, c2, err := b.countedRun(ctx, dir, env, statsFile)
-		if err != nil {
-			return nil, fmt.Errorf("run with nothing new: %w", err)
-		}
-		pt.oneNew, pt.newCounts = append(pt.oneNew, s1), append(pt.newCounts, c1)
-		pt.nothing, pt.nilCounts = append(pt.nothing, s2), append(pt.nilCounts, c2)
-		load, snap, err := loadSnapshot(ctx, st)
-		if err != nil {
-			return nil, err
-		}
-		pt.loads = append(pt.loads, load)
-		pt.txns, pt.files = len(snap.Txns()), len(snap.Files)
-		b.logf("case 11: after %d objects, round %d: one new %s (%d lists, %d keys listed, %d gets), nothing new %s (%d lists, %d keys listed, %d gets), bronze snapshot load %s (%d txns, %d files)",
-			n, i+1, secs(s1.wall), c1.Lists, c1.Listed, c1.Gets, secs(s2.wall), c2.Lists, c2.Listed, c2.Gets, load.Round(time.Microsecond), pt.txns, pt.files)
+	if err := landCheaply(pt.st, "meters", time.Now(), pt.objects+i); err != nil {
+		return err
 	}
-	return pt, nil
+	s1, c1, err := b.countedRun(ctx, pt.dir, env, statsFile)
+	if err != nil {
+		return fmt.Errorf("run with one new object: %w", err)
+	}
+	s2, c2, err := b.countedRun(ctx, pt.dir, env, statsFile)
+	if err != nil {
+		return fmt.Errorf("run with nothing new: %w", err)
+	}
+	pt.oneNew, pt.newCounts = append(pt.oneNew, s1), append(pt.newCounts, c1)
+	pt.nothing, pt.nilCounts = append(pt.nothing, s2), append(pt.nilCounts, c2)
+	load, snap, err := loadSnapshot(ctx, pt.st)
+	if err != nil {
+		return err
+	}
+	pt.loads = append(pt.loads, load)
+	pt.txns, pt.files = len(snap.Txns()), len(snap.Files)
+	b.logf("case 11: after %d objects, round %d: one new %s (%d lists, %d keys listed, %d gets), nothing new %s (%d lists, %d keys listed, %d gets), bronze snapshot load %s (%d txns, %d files)",
+		pt.objects, i+1, secs(s1.wall), c1.Lists, c1.Listed, c1.Gets, secs(s2.wall), c2.Lists, c2.Listed, c2.Gets, load.Round(time.Microsecond), pt.txns, pt.files)
+	return nil
 }
 
 // countedRun times `medallion run` and reads the lake calls it made.
