@@ -41,6 +41,7 @@ func TestBenchSmall(t *testing.T) {
 	cfg.rowsCSV, cfg.rowsNDJSON, cfg.rowsMirror, cfg.rowsIncr, cfg.rowsMemory, cfg.rowsS3 = 2000, 4000, 2000, 4000, 2000, 2000
 	cfg.memoryCase = "256MB"
 	cfg.smallObjects = 200
+	cfg.growthSmall, cfg.growthLarge = 20, 200
 	// Case 9 for a few seconds at a low rate: the load generator, serve's
 	// metrics and the report run; the rate found says nothing here.
 	cfg.streamRates, cfg.streamDuration, cfg.streamBatch, cfg.streamPosters = []int{2000}, 3*time.Second, 500, 4
@@ -100,7 +101,7 @@ func TestBenchSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"| figure | ours: min / median / max | reference: min / median / max | ratio |", "1. CSV to bronze", "9. Stream mode",
-		"13. PostgreSQL mirror, incremental", "Case 6, the 1% run one step per process", filepath.Base(path), rec.Commit} {
+		"13. PostgreSQL mirror, incremental", "Case 11, after N landed objects", "Case 6, the 1% run one step per process", filepath.Base(path), rec.Commit} {
 		if !strings.Contains(md, want) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}

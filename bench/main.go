@@ -50,6 +50,8 @@ type config struct {
 	rowsMemory   int64 // case 7
 	rowsS3       int64 // case 8
 	smallObjects int   // case 10: NDJSON objects of 5 rows
+	growthSmall  int   // case 11: landed objects of the reference point
+	growthLarge  int   // case 11: landed objects of our point
 
 	streamRates    []int         // case 9: the rate ladder, events/s, ascending
 	streamDuration time.Duration // case 9: how long each rate is held
@@ -79,6 +81,8 @@ func defaultConfig() config {
 		rowsMemory:   3_000_000,
 		rowsS3:       1_000_000,
 		smallObjects: 10_000,
+		growthSmall:  1_000,
+		growthLarge:  100_000,
 		memoryCase:   "1GB",
 
 		streamRates:    []int{25_000, 50_000, 100_000, 150_000, 200_000},
@@ -217,6 +221,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, fmt.Errorf("-stream-batch %d: want at least 1 event", cfg.streamBatch)
 	case cfg.streamPosters < 1:
 		return cfg, fmt.Errorf("-stream-posters %d: want at least 1", cfg.streamPosters)
+	case cfg.growthSmall < 1 || cfg.growthLarge <= cfg.growthSmall:
+		return cfg, fmt.Errorf("-growth-small %d, -growth-large %d: want 1 <= small < large", cfg.growthSmall, cfg.growthLarge)
 	case cfg.rowsIncr == 0:
 		cfg.rowsIncr = cfg.rowsNDJSON
 	}
@@ -256,6 +262,8 @@ func newFlagSet(cfg *config, stderr io.Writer) (*flag.FlagSet, *string, *string)
 	fs.Int64Var(&cfg.rowsMemory, "rows-memory", cfg.rowsMemory, "case 7: e-commerce CSV rows (37000000 is about 5 GB)")
 	fs.Int64Var(&cfg.rowsS3, "rows-s3", cfg.rowsS3, "case 8: e-commerce CSV rows")
 	fs.IntVar(&cfg.smallObjects, "small-objects", cfg.smallObjects, "case 10: NDJSON objects of 5 energy rows each")
+	fs.IntVar(&cfg.growthSmall, "growth-small", cfg.growthSmall, "case 11: landed objects before the reference point's runs")
+	fs.IntVar(&cfg.growthLarge, "growth-large", cfg.growthLarge, "case 11: landed objects before our point's runs")
 	ratesFlag := fs.String("stream-rates", joinInts(cfg.streamRates), "case 9: events/s to try, ascending, comma-separated; the ladder stops at the first rate not sustained")
 	fs.DurationVar(&cfg.streamDuration, "stream-duration", cfg.streamDuration, "case 9: how long each rate is held (after a warm-up)")
 	fs.IntVar(&cfg.streamBatch, "stream-batch", cfg.streamBatch, "case 9: events per POST")
@@ -272,7 +280,7 @@ func newFlagSet(cfg *config, stderr io.Writer) (*flag.FlagSet, *string, *string)
 }
 
 // caseNumbers are the cases the bench knows, in the order they run.
-var caseNumbers = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13}
+var caseNumbers = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13}
 
 func allCases() map[int]bool {
 	m := map[int]bool{}

@@ -105,9 +105,12 @@ func Vacuum(ctx context.Context, tbl *delta.Table, opts VacuumOptions) (VacuumRe
 
 // retainedFiles is every file path a version readable at or after cutoff
 // references: the files of the version current at cutoff and every file
-// a later commit added. oldest is that version, -1 when the log holds no
-// version that old (or no table): nothing may be deleted then, since the
-// versions before the log's oldest are unknown.
+// a later commit added. It reads the version current at cutoff and the
+// latest snapshot (each a checkpoint and a short tail of commits), not
+// every commit in between (delta.Table.RetainedPaths). oldest is that
+// version, -1 when the log holds no version that old (or no table):
+// nothing may be deleted then, since the versions before the log's oldest
+// are unknown.
 func retainedFiles(ctx context.Context, tbl *delta.Table, cutoff time.Time) (map[string]bool, int64, error) {
 	base, err := tbl.SnapshotAsOf(ctx, cutoff)
 	if errors.Is(err, delta.ErrNoVersion) || errors.Is(err, delta.ErrNoTable) {
@@ -116,18 +119,11 @@ func retainedFiles(ctx context.Context, tbl *delta.Table, cutoff time.Time) (map
 	if err != nil {
 		return nil, -1, fmt.Errorf("vacuum %s: read the version current at %s: %w", tbl.Dir(), cutoff.UTC().Format(time.RFC3339), err)
 	}
-	latest, err := tbl.LatestVersion(ctx)
+	kept, err := tbl.RetainedPaths(ctx, base, cutoff)
 	if err != nil {
-		return nil, -1, fmt.Errorf("vacuum %s: %w", tbl.Dir(), err)
+		return nil, -1, fmt.Errorf("vacuum %s: find the files versions %d and later reference: %w", tbl.Dir(), base.Version, err)
 	}
-	keep, err := tbl.AddedPaths(ctx, base.Version, latest)
-	if err != nil {
-		return nil, -1, fmt.Errorf("vacuum %s: read the commits after version %d: %w", tbl.Dir(), base.Version, err)
-	}
-	for _, f := range base.Files {
-		keep[f.Path] = true
-	}
-	return keep, base.Version, nil
+	return kept.Paths, base.Version, nil
 }
 
 // hidden says rel is not a data file: a segment starting with _ or .

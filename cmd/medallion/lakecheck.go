@@ -43,7 +43,7 @@ func (a *app) openLake(ctx context.Context, p *config.Pipeline) (lake.Store, err
 		if err := writeLakeMarker(ctx, st); err != nil {
 			return nil, fmt.Errorf("create lake %s: %w", st.URL(), err)
 		}
-		return st, nil
+		return a.countStore(st), nil
 	}
 	st, err := lake.OpenExisting(ctx, p.Lake, opts)
 	if errors.Is(err, lake.ErrNoLake) {
@@ -59,7 +59,7 @@ func (a *app) openLake(ctx context.Context, p *config.Pipeline) (lake.Store, err
 	if !ok {
 		return nil, a.noLake(st.URL(), fmt.Errorf("no %s", lakeMarker))
 	}
-	return st, nil
+	return a.countStore(st), nil
 }
 
 // noLake is the error for a lake URL with no lake behind it.

@@ -15,6 +15,8 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+
+	"github.com/medallion-dev/medallion/lake"
 	_ "time/tzdata" // tz: in medallion.yaml works in minimal containers without zoneinfo
 )
 
@@ -79,6 +81,9 @@ type app struct {
 	// onFlags, when set, receives the command's flag set in place of
 	// running the command (shell completion lists the flags this way).
 	onFlags func(*flag.FlagSet)
+	// storeCounts, when set (MEDALLION_STORESTATS), counts the calls to
+	// every lake the command opens.
+	storeCounts *lake.Counts
 }
 
 func main() {
@@ -144,7 +149,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		a.printUsage(stderr)
 		return 2
 	}
+	statsPath := os.Getenv("MEDALLION_STORESTATS")
+	if statsPath != "" {
+		a.storeCounts = &lake.Counts{}
+	}
 	err := cmd.run(ctx, a, append(globals, args[1:]...))
+	if statsPath != "" {
+		writeStoreStats(statsPath, a.storeCounts, stderr)
+	}
 	var ue *usageError
 	switch {
 	case err == nil, errors.Is(err, errHelp):
@@ -168,6 +180,7 @@ func (a *app) printUsage(w io.Writer) {
 	fmt.Fprintln(w, "\nevery command takes -f FILE (default ./medallion.yaml), --log-format text|json, --log-level and --help,")
 	fmt.Fprintln(w, "before or after the command; `medallion help COMMAND` shows a command's flags")
 	fmt.Fprintln(w, "MEDALLION_CPUPROFILE=FILE writes a Go CPU profile of the command to FILE (go tool pprof)")
+	fmt.Fprintln(w, "MEDALLION_STORESTATS=FILE writes the command's lake calls (lists, keys listed, gets, puts) to FILE as JSON")
 }
 
 // flags returns a flag set carrying the common flags; each subcommand adds its own.

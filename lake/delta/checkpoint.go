@@ -198,8 +198,28 @@ func readCheckpointRows(b []byte, apply func(action)) error {
 // removes younger than this stay in checkpoints so VACUUM keeps their files.
 const defaultTombstoneRetention = 7 * 24 * time.Hour
 
+// tombstoneGrace is how much longer than the tombstone retention a
+// checkpoint keeps a tombstone: a vacuum at the retention may then trust
+// the newest checkpoint to hold every file removed within it, however
+// recently that checkpoint was written (RetainedPaths), and need not read
+// the commits in between.
+const tombstoneGrace = 24 * time.Hour
+
+// tombstoneRetention is how long after its deletion a remove stays in the
+// checkpoints of a table with metadata m (delta.deletedFileRetentionDuration,
+// default 7 days), not counting tombstoneGrace.
+func tombstoneRetention(m Metadata) time.Duration {
+	if d, ok := m.Configuration["delta.deletedFileRetentionDuration"]; ok {
+		if r, err := parseInterval(d); err == nil {
+			return r
+		}
+	}
+	return defaultTombstoneRetention
+}
+
 // checkpointRows renders a snapshot as checkpoint rows: protocol, metadata,
-// txns, active files and unexpired tombstones.
+// txns, active files and unexpired tombstones (younger than the tombstone
+// retention plus tombstoneGrace).
 func checkpointRows(s *Snapshot, now time.Time) []cpRow {
 	rows := make([]cpRow, 0, 2+len(s.txns)+len(s.Files)+len(s.tombstones))
 	p := s.Protocol
@@ -228,13 +248,7 @@ func checkpointRows(s *Snapshot, now time.Time) []cpRow {
 			Stats: optString(f.Stats),
 		}})
 	}
-	retention := defaultTombstoneRetention
-	if d, ok := s.Metadata.Configuration["delta.deletedFileRetentionDuration"]; ok {
-		if r, err := parseInterval(d); err == nil {
-			retention = r
-		}
-	}
-	cutoff := now.Add(-retention).UnixMilli()
+	cutoff := now.Add(-tombstoneRetention(s.Metadata) - tombstoneGrace).UnixMilli()
 	for _, path := range sortedKeys(s.tombstones) {
 		r := s.tombstones[path]
 		if r.DeletionTimestamp <= cutoff {

@@ -32,6 +32,10 @@ type Snapshot struct {
 	over       map[string]Txn    // txns added by WithTxns, over txns
 	tombstones map[string]Remove // removed files, for checkpoints (vacuum retention)
 	checkpoint int64             // version of the checkpoint it was built from (-1: none)
+	// checkpointWritten is when that checkpoint was stored (its object's
+	// modification time): tombstones it dropped are older than this minus
+	// the tombstone retention (RetainedPaths relies on it).
+	checkpointWritten time.Time
 }
 
 // TxnVersion returns the last version recorded by a txn action with appID,
@@ -90,6 +94,8 @@ type state struct {
 	tombstones map[string]Remove
 	txns       map[string]Txn
 	checkpoint int64 // version of the checkpoint replay started from (-1: none)
+	// checkpointWritten is when that checkpoint was stored.
+	checkpointWritten time.Time
 }
 
 func newState() *state {
@@ -105,6 +111,8 @@ func stateOf(s *Snapshot) *state {
 		tombstones: maps.Clone(s.tombstones),
 		txns:       maps.Clone(s.txns),
 		checkpoint: s.checkpoint,
+
+		checkpointWritten: s.checkpointWritten,
 	}
 	p, m := s.Protocol, s.Metadata
 	st.protocol, st.metadata = &p, &m
@@ -163,6 +171,8 @@ func (st *state) snapshot(t *Table) (*Snapshot, error) {
 		txns:       st.txns,
 		tombstones: st.tombstones,
 		checkpoint: st.checkpoint,
+
+		checkpointWritten: st.checkpointWritten,
 	}
 	slices.SortFunc(s.Files, func(a, b Add) int { return strings.Compare(a.Path, b.Path) })
 	return s, nil
@@ -434,6 +444,9 @@ func (t *Table) snapshotAt(ctx context.Context, target int64) (*Snapshot, error)
 			continue
 		}
 		st.version, st.checkpoint = cv, cv
+		for _, o := range l.checkpoints[cv].complete() {
+			st.checkpointWritten = later(st.checkpointWritten, o.ModTime)
+		}
 		return t.replay(ctx, l, st, target)
 	}
 	// No usable checkpoint: the JSON log must start at version 0.
@@ -661,4 +674,12 @@ func (t *Table) SnapshotAsOf(ctx context.Context, ts time.Time) (*Snapshot, erro
 			t.name(), ErrNoVersion, ts.UTC().Format(time.RFC3339Nano), vs[0], tsOf(vs[0]).UTC().Format(time.RFC3339Nano))
 	}
 	return t.SnapshotAt(ctx, vs[i-1])
+}
+
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

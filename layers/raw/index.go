@@ -2,8 +2,10 @@ package raw
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,17 +17,26 @@ import (
 // content, so their keys do not sort by time). Each landing writes, after
 // its bytes and before its manifest, an empty object
 //
-//	raw/<source>/_index/<hour>/<stamp>_<sha256>_<object base name>
+//	raw/<source>/_index/<day>/<hh>/<stamp>_<sha256>_<object base name>
 //
 // where stamp is the lander's wall clock just before the manifest commit,
-// in the fixed-width idLayout, and hour its first 11 characters
-// (20240101T12), so keys sort by landing order and a listing can start
-// after any instant (lake.Store.List's startAfter); the hour directories
-// keep a local lake's directories small and let its listing skip whole
-// hours before the start. An entry is
-// only a hint: the manifest stays the commit point. An entry whose manifest
-// does not exist (a landing in flight, or one that crashed) or names
-// another object (these bytes had landed before) is not a landing.
+// in the fixed-width idLayout, day its first 8 characters (20240101) and
+// hh the hour (12), so keys sort by landing order and a listing can start
+// after any instant (lake.Store.List's startAfter). The day and hour
+// directories keep a local lake's directories small: its listing reads
+// one name per day of history at the top and skips whole days and hours
+// before the start (a single level of hour directories, the layout
+// before, grew by 24 names a day, 16,667 after 694 days, all read on
+// every listing). Entries of that older layout,
+//
+//	raw/<source>/_index/<day>T<hh>/<stamp>_<sha256>_<object base name>
+//
+// are still read: they sort with the new ones by day, and a listing that
+// starts on a day that holds both may return that day's older entries
+// too, which ListIndex drops. An entry is only a hint: the manifest stays
+// the commit point. An entry whose manifest does not exist (a landing in
+// flight, or one that crashed) or names another object (these bytes had
+// landed before) is not a landing.
 
 // indexNow is the clock of index stamps (a variable so tests can skew it).
 var indexNow = time.Now
@@ -46,14 +57,18 @@ func IndexKey(m Manifest, stamp time.Time) string {
 	return IndexDir(m.Source) + stampPath(stamp) + "_" + m.SHA256 + "_" + objectBase(m.Key)
 }
 
-// stampPath is <hour>/<stamp>.
+// stampPath is <day>/<hh>/<stamp>.
 func stampPath(t time.Time) string {
 	s := StampKey(t)
-	return s[:hourLen] + "/" + s
+	return s[:dayLen] + "/" + s[dayLen+1:hourLen] + "/" + s
 }
 
-// hourLen is the length of a stamp's hour: 20240101T12.
-const hourLen = len("20060102T15")
+// dayLen is the length of a stamp's day: 20240101; hourLen that of its
+// hour: 20240101T12.
+const (
+	dayLen  = len("20060102")
+	hourLen = len("20060102T15")
+)
 
 // StampKey is the fixed-width, sortable text of an index stamp.
 func StampKey(t time.Time) string { return t.UTC().Format(idLayout) }
@@ -83,7 +98,7 @@ func writeIndex(ctx context.Context, store lake.Store, m Manifest) (string, erro
 }
 
 // ListIndex returns the index entries of source stamped at or after from
-// (zero: all of them), in key order: by stamp, then SHA-256. Keys that are
+// (zero: all of them), by stamp, then SHA-256. Keys that are
 // not index entries are skipped.
 func ListIndex(ctx context.Context, store lake.Store, source string, from time.Time) ([]IndexEntry, error) {
 	if err := validate(source, "csv"); err != nil {
@@ -101,10 +116,17 @@ func ListIndex(ctx context.Context, store lake.Store, source string, from time.T
 	}
 	out := make([]IndexEntry, 0, len(objs))
 	for _, o := range objs {
-		if e, ok := parseIndexKey(dir, o.Key); ok {
+		// Entries of the older layout on from's day sort after its start
+		// whatever their hour: only those stamped at or after from count.
+		if e, ok := parseIndexKey(dir, o.Key); ok && !e.Stamp.Before(from) {
 			out = append(out, e)
 		}
 	}
+	// Key order is stamp order within each layout; across the two (one
+	// day of a lake written by both) it is not.
+	slices.SortStableFunc(out, func(a, b IndexEntry) int {
+		return cmp.Or(a.Stamp.Compare(b.Stamp), strings.Compare(a.SHA256, b.SHA256))
+	})
 	return out, nil
 }
 
@@ -114,12 +136,17 @@ func parseIndexKey(dir, key string) (IndexEntry, bool) {
 	if !ok {
 		return IndexEntry{}, false
 	}
-	hour, name, ok := strings.Cut(name, "/")
-	if !ok {
+	i := strings.LastIndexByte(name, '/')
+	if i < 0 {
 		return IndexEntry{}, false
 	}
+	dirs, name := name[:i], name[i+1:]
 	stamp, rest, ok := strings.Cut(name, "_")
-	if !ok || !strings.HasPrefix(stamp, hour) || len(hour) != hourLen {
+	if !ok || len(stamp) < hourLen {
+		return IndexEntry{}, false
+	}
+	// <day>/<hh>, or <day>T<hh> of the older layout.
+	if dirs != stamp[:dayLen]+"/"+stamp[dayLen+1:hourLen] && dirs != stamp[:hourLen] {
 		return IndexEntry{}, false
 	}
 	sha, obj, ok := strings.Cut(rest, "_")

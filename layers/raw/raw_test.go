@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -315,4 +317,48 @@ func TestLandFailedReadLeavesNothing(t *testing.T) {
 			t.Errorf("lake holds %v after a failed landing", got)
 		}
 	})
+}
+
+// TestListIndexBothLayouts: entries of the older one-level layout
+// (_index/<day>T<hh>/) and of the day/hour layout are listed together by
+// stamp, and a listing from an instant returns only the entries stamped at
+// or after it, also the older layout's entries on the same day.
+func TestListIndexBothLayouts(t *testing.T) {
+	ctx := t.Context()
+	st, err := lake.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)
+	sha := strings.Repeat("ab", 32)
+	stamp := func(h int) time.Time { return day.Add(time.Duration(h)*time.Hour + 123*time.Millisecond) }
+	keys := []string{}
+	for _, h := range []int{1, 5, 9} { // the older layout
+		s := raw.StampKey(stamp(h))
+		keys = append(keys, raw.IndexDir("m")+s[:11]+"/"+s+"_"+sha+"_old"+s[9:11]+".ndjson")
+	}
+	for _, h := range []int{2, 6, 10} {
+		keys = append(keys, raw.IndexKey(raw.Manifest{Source: "m", SHA256: sha, Key: fmt.Sprintf("raw/m/dt=2026-03-04/new%02d.ndjson", h)}, stamp(h)))
+	}
+	for _, k := range keys {
+		if _, err := st.Put(ctx, k, strings.NewReader(""), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		from time.Time
+		want []int
+	}{{time.Time{}, []int{1, 2, 5, 6, 9, 10}}, {stamp(5), []int{5, 6, 9, 10}}, {stamp(6).Add(time.Millisecond), []int{9, 10}}, {stamp(11), nil}} {
+		es, err := raw.ListIndex(ctx, st, "m", c.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for _, e := range es {
+			got = append(got, e.Stamp.Hour())
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("from %v: hours %v, want %v", c.from, got, c.want)
+		}
+	}
 }
