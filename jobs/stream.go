@@ -43,6 +43,10 @@ type Stream struct {
 	// OnBatch, if set, is called once per micro-batch that ran (not for
 	// triggers with nothing new), with what it did.
 	OnBatch func(BatchReport)
+	// Compact, if set, compacts the tables a micro-batch wrote right after
+	// it, before the next trigger (streamcompact.go); nil: stream mode
+	// compacts nothing.
+	Compact Compactor
 
 	disc *streamDiscovery // streamdiscover.go
 }
@@ -59,6 +63,10 @@ type BatchReport struct {
 	// stream started) to its rows being visible in gold; 0 when unknown.
 	Lag time.Duration
 	Err error // the batch's error, nil when every job succeeded
+	// Compacted is how many small files the compaction after the batch
+	// replaced, in CompactTime (not part of Duration).
+	Compacted   int
+	CompactTime time.Duration
 }
 
 // StreamMetrics are what stream mode reports on /metrics.
@@ -161,7 +169,7 @@ func (s *Stream) batch(ctx context.Context, clock Clock, fresh []raw.Manifest, s
 	batchStart := clock.Now()
 	report := BatchReport{Objects: len(fresh)}
 	var records []RunRecord
-	_, err = s.Runner.Run(held.Context(), s.Plan, func(r Result) {
+	results, err := s.Runner.Run(held.Context(), s.Plan, func(r Result) {
 		records = append(records, s.recordRun(clock, held, r))
 		report.Jobs++
 		report.RowsIn += r.RowsIn
@@ -186,6 +194,7 @@ func (s *Stream) batch(ctx context.Context, clock Clock, fresh []raw.Manifest, s
 	if !goldAt.IsZero() {
 		report.Lag = oldestLag(fresh, started, goldAt)
 	}
+	report.Compacted, report.CompactTime = s.compactTimed(held.Context(), clock, results)
 	if s.OnBatch != nil {
 		s.OnBatch(report)
 	}
