@@ -29,8 +29,8 @@ type Stream struct {
 	Plan    []Job // the whole pipeline, from Plan(p, nil)
 	Trigger time.Duration
 	Owner   string       // lease owner (DefaultOwner)
-	Lease   LeaseOptions // lease TTL and clock
-	Clock   Clock
+	Lease   LeaseOptions // lease TTL and clock (nil Clock: the stream's)
+	Clock   Clock        // triggers' clock (nil: SystemClock)
 	Log     *slog.Logger
 	Metrics *StreamMetrics // nil: not measured
 	// Recent receives every job run of every micro-batch (nil: not kept),
@@ -159,7 +159,9 @@ func (s *Stream) Run(ctx context.Context) error {
 // that landed between the trigger's listing and bronze's own.
 func (s *Stream) batch(ctx context.Context, clock Clock, fresh []raw.Manifest, seen map[string]bool, started time.Time) ([]raw.Manifest, error) {
 	lo := s.Lease
-	lo.Clock = clock
+	if lo.Clock == nil {
+		lo.Clock = clock
+	}
 	held, err := AcquireWith(ctx, s.Runner.Store, streamLease, s.Owner, lo)
 	if err != nil {
 		return nil, err
