@@ -18,6 +18,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "-reference" {
 		os.Exit(referenceMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "-stream-day" {
+		os.Exit(streamDayMain(os.Args[2:], os.Stdout))
+	}
 	os.Exit(m.Run())
 }
 
@@ -41,6 +44,7 @@ func TestBenchSmall(t *testing.T) {
 	cfg.rowsCSV, cfg.rowsNDJSON, cfg.rowsMirror, cfg.rowsIncr, cfg.rowsMemory, cfg.rowsS3 = 2000, 4000, 2000, 4000, 2000, 2000
 	cfg.memoryCase = "256MB"
 	cfg.smallObjects = 200
+	cfg.streamBatches = 2*streamDayWindow + 20 // case 12: the first and the last 100 micro-batches, barely apart
 	// Case 9 for a few seconds at a low rate: the load generator, serve's
 	// metrics and the report run; the rate found says nothing here.
 	cfg.streamRates, cfg.streamDuration, cfg.streamBatch, cfg.streamPosters = []int{2000}, 3*time.Second, 500, 4
@@ -53,8 +57,8 @@ func TestBenchSmall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, progress.String())
 	}
-	if len(rep.results) != 10 {
-		t.Fatalf("got %d results, want 10 cases", len(rep.results))
+	if len(rep.results) != 11 {
+		t.Fatalf("got %d results, want 11 cases", len(rep.results))
 	}
 	for _, r := range rep.results {
 		switch {
@@ -69,7 +73,7 @@ func TestBenchSmall(t *testing.T) {
 		}
 	}
 	md := rep.markdown()
-	for _, want := range []string{"| figure | ours (median) | reference (median) | ratio |", "1. CSV to bronze", "9. Stream mode", "Case 6, the 1% run one step per process"} {
+	for _, want := range []string{"| figure | ours (median) | reference (median) | ratio |", "1. CSV to bronze", "9. Stream mode", "12. A day of streaming", "Case 6, the 1% run one step per process"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}

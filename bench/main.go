@@ -37,13 +37,14 @@ type config struct {
 	runs      int
 	cases     map[int]bool
 
-	rowsCSV      int64 // case 1
-	rowsNDJSON   int64 // cases 2, 3, 4
-	rowsMirror   int64 // case 5
-	rowsIncr     int64 // case 6 (the full run; the increment is 1% of it); 0 is rowsNDJSON
-	rowsMemory   int64 // case 7
-	rowsS3       int64 // case 8
-	smallObjects int   // case 10: NDJSON objects of 5 rows
+	rowsCSV       int64 // case 1
+	rowsNDJSON    int64 // cases 2, 3, 4
+	rowsMirror    int64 // case 5
+	rowsIncr      int64 // case 6 (the full run; the increment is 1% of it); 0 is rowsNDJSON
+	rowsMemory    int64 // case 7
+	rowsS3        int64 // case 8
+	smallObjects  int   // case 10: NDJSON objects of 5 rows
+	streamBatches int   // case 12: micro-batches of the compressed day
 
 	streamRates    []int         // case 9: the rate ladder, events/s, ascending
 	streamDuration time.Duration // case 9: how long each rate is held
@@ -62,16 +63,17 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		runs:         3,
-		cases:        map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true, 10: true},
-		rowsCSV:      10_000_000,
-		rowsNDJSON:   10_000_000,
-		rowsMirror:   1_000_000,
-		rowsIncr:     0, // the full pipeline run's size: -rows-ndjson
-		rowsMemory:   3_000_000,
-		rowsS3:       1_000_000,
-		smallObjects: 10_000,
-		memoryCase:   "1GB",
+		runs:          3,
+		cases:         map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true, 10: true, 12: true},
+		rowsCSV:       10_000_000,
+		rowsNDJSON:    10_000_000,
+		rowsMirror:    1_000_000,
+		rowsIncr:      0, // the full pipeline run's size: -rows-ndjson
+		rowsMemory:    3_000_000,
+		rowsS3:        1_000_000,
+		smallObjects:  10_000,
+		streamBatches: 86_400,
+		memoryCase:    "1GB",
 
 		streamRates:    []int{25_000, 50_000, 100_000, 150_000, 200_000},
 		streamDuration: 25 * time.Second,
@@ -86,6 +88,9 @@ func defaultConfig() config {
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "-reference" {
 		os.Exit(referenceMain(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "-stream-day" {
+		os.Exit(streamDayMain(os.Args[2:], os.Stdout))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -129,7 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the work directory")
 	fs.StringVar(&cfg.out, "out", "", "write the table into this markdown file (BENCHMARKS.md), between the bench markers")
 	fs.IntVar(&cfg.runs, "runs", cfg.runs, "runs of ours and of the reference per case (at least 3 for published figures)")
-	casesFlag := fs.String("cases", "1,2,3,4,5,6,7,8,9,10", "cases to run, comma-separated")
+	casesFlag := fs.String("cases", "1,2,3,4,5,6,7,8,9,10,12", "cases to run, comma-separated")
 	fs.Int64Var(&cfg.rowsCSV, "rows-csv", cfg.rowsCSV, "case 1: e-commerce CSV rows (10M is about 1.3 GB)")
 	fs.Int64Var(&cfg.rowsNDJSON, "rows-ndjson", cfg.rowsNDJSON, "cases 2-4: energy NDJSON rows (10M is about 760 MB)")
 	fs.Int64Var(&cfg.rowsMirror, "rows-mirror", cfg.rowsMirror, "case 5: rows of the mirrored table")
@@ -137,6 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Int64Var(&cfg.rowsMemory, "rows-memory", cfg.rowsMemory, "case 7: e-commerce CSV rows (37000000 is about 5 GB)")
 	fs.Int64Var(&cfg.rowsS3, "rows-s3", cfg.rowsS3, "case 8: e-commerce CSV rows")
 	fs.IntVar(&cfg.smallObjects, "small-objects", cfg.smallObjects, "case 10: NDJSON objects of 5 energy rows each")
+	fs.IntVar(&cfg.streamBatches, "stream-batches", cfg.streamBatches, "case 12: micro-batches of the compressed day of streaming (one per simulated second)")
 	ratesFlag := fs.String("stream-rates", joinInts(cfg.streamRates), "case 9: events/s to try, ascending, comma-separated; the ladder stops at the first rate not sustained")
 	fs.DurationVar(&cfg.streamDuration, "stream-duration", cfg.streamDuration, "case 9: how long each rate is held (after a warm-up)")
 	fs.IntVar(&cfg.streamBatch, "stream-batch", cfg.streamBatch, "case 9: events per POST")
@@ -171,6 +177,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, fmt.Errorf("-stream-batch %d: want at least 1 event", cfg.streamBatch)
 	case cfg.streamPosters < 1:
 		return cfg, fmt.Errorf("-stream-posters %d: want at least 1", cfg.streamPosters)
+	case cfg.streamBatches < 2*streamDayWindow:
+		return cfg, fmt.Errorf("-stream-batches %d: want at least %d (the first and the last %d are compared)", cfg.streamBatches, 2*streamDayWindow, streamDayWindow)
 	case cfg.rowsIncr == 0:
 		cfg.rowsIncr = cfg.rowsNDJSON
 	}
@@ -194,8 +202,8 @@ func parseCases(s string) (map[int]bool, error) {
 			continue
 		}
 		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 || n > 10 {
-			return nil, fmt.Errorf("-cases: %q is not a case number 1-10", f)
+		if err != nil || n < 1 || n > 12 {
+			return nil, fmt.Errorf("-cases: %q is not a case number 1-12", f)
 		}
 		out[n] = true
 	}
