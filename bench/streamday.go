@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	pipelinefile "github.com/medallion-dev/medallion/internal/config"
@@ -147,12 +150,23 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 		return err
 	}
 	defer eng.Close()
+	outer := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	log := slog.New(slog.DiscardHandler)
 	cache := &lake.Cache{Dir: filepath.Join(dir, "cache")}
 	env := layers.Env{Store: store, DB: eng.DB(), Cache: cache, Log: log}
 	runner := &jobs.Runner{Store: store, Pipeline: p, Engine: eng, Cache: cache, Log: log, Owner: "bench"}
+	// Job time per table in each micro-batch, to say where a slowdown is.
+	var jobTime []map[string]time.Duration
+	var mu sync.Mutex // independent jobs finish on their own goroutines
+	runner.OnResult = func(r jobs.Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(jobTime) > 0 {
+			jobTime[len(jobTime)-1][r.Job.Table.String()] += r.Duration
+		}
+	}
 	plan, err := jobs.Plan(p, nil)
 	if err != nil {
 		return err
@@ -175,6 +189,7 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 			cancel()
 			return
 		}
+		jobTime = append(jobTime, map[string]time.Duration{})
 		if now.Sub(lastPass) >= m.Every {
 			lastPass = now
 			passes++
@@ -234,11 +249,12 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 	first := ends[w].Sub(ends[0])
 	last := ends[len(ends)-1].Sub(ends[len(ends)-1-w])
 	fmt.Fprintf(stdout, "first100 %.6f\nlast100 %.6f\n", first.Seconds(), last.Seconds())
+	fmt.Fprintf(stdout, "note job time per table, first 100 -> last 100 micro-batches: %s\n", windowJobTimes(jobTime, w))
 	fmt.Fprintf(stdout, "note %d micro-batches for %d raw objects in %s (simulated %s), %d files replaced by stream compaction, %d maintenance passes\n",
 		len(ends), objects, time.Since(began).Round(time.Second), clock.Now().Sub(start).Round(time.Minute), compacted, passes)
 	var files []string
 	for _, ref := range layers.Tables(p) {
-		snap, err := delta.Open(store, ref.Dir()).Snapshot(ctx)
+		snap, err := delta.Open(store, ref.Dir()).Snapshot(outer)
 		if errors.Is(err, delta.ErrNoTable) {
 			continue
 		}
@@ -250,4 +266,27 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "note files per table at the end: %s\n", strings.Join(files, ", "))
 	return nil
+}
+
+// windowJobTimes sums each table's job time over the first and the last w
+// micro-batches of jobTime: "bronze.meters 12.1 s -> 13.0 s, ...".
+func windowJobTimes(jobTime []map[string]time.Duration, w int) string {
+	if len(jobTime) < 2*w {
+		return "-"
+	}
+	sum := func(ms []map[string]time.Duration) map[string]time.Duration {
+		out := map[string]time.Duration{}
+		for _, m := range ms {
+			for k, d := range m {
+				out[k] += d
+			}
+		}
+		return out
+	}
+	first, last := sum(jobTime[:w]), sum(jobTime[len(jobTime)-w:])
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(last)) {
+		parts = append(parts, fmt.Sprintf("%s %s -> %s", k, secs(first[k]), secs(last[k])))
+	}
+	return strings.Join(parts, ", ")
 }
