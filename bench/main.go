@@ -37,14 +37,15 @@ type config struct {
 	runs      int
 	cases     map[int]bool
 
-	rowsCSV       int64 // case 1
-	rowsNDJSON    int64 // cases 2, 3, 4
-	rowsMirror    int64 // case 5
-	rowsIncr      int64 // case 6 (the full run; the increment is 1% of it); 0 is rowsNDJSON
-	rowsMemory    int64 // case 7
-	rowsS3        int64 // case 8
-	smallObjects  int   // case 10: NDJSON objects of 5 rows
-	streamBatches int   // case 12: micro-batches of the compressed day
+	rowsCSV      int64 // case 1
+	rowsNDJSON   int64 // cases 2, 3, 4
+	rowsMirror   int64 // case 5
+	rowsIncr     int64 // case 6 (the full run; the increment is 1% of it); 0 is rowsNDJSON
+	rowsMemory   int64 // case 7
+	rowsS3       int64 // case 8
+	smallObjects int   // case 10: NDJSON objects of 5 rows
+
+	streamBatches int // case 12: micro-batches of the compressed day
 
 	streamRates    []int         // case 9: the rate ladder, events/s, ascending
 	streamDuration time.Duration // case 9: how long each rate is held
@@ -63,17 +64,18 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		runs:          3,
-		cases:         map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true, 10: true, 12: true},
-		rowsCSV:       10_000_000,
-		rowsNDJSON:    10_000_000,
-		rowsMirror:    1_000_000,
-		rowsIncr:      0, // the full pipeline run's size: -rows-ndjson
-		rowsMemory:    3_000_000,
-		rowsS3:        1_000_000,
-		smallObjects:  10_000,
+		runs:         3,
+		cases:        map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true, 10: true, 12: true},
+		rowsCSV:      10_000_000,
+		rowsNDJSON:   10_000_000,
+		rowsMirror:   1_000_000,
+		rowsIncr:     0, // the full pipeline run's size: -rows-ndjson
+		rowsMemory:   3_000_000,
+		rowsS3:       1_000_000,
+		smallObjects: 10_000,
+		memoryCase:   "1GB",
+
 		streamBatches: 86_400,
-		memoryCase:    "1GB",
 
 		streamRates:    []int{25_000, 50_000, 100_000, 150_000, 200_000},
 		streamDuration: 25 * time.Second,
