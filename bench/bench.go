@@ -78,7 +78,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	}{
 		{1, b.caseCSV}, {2, b.caseNDJSON}, {3, b.caseSilver}, {4, b.caseGold}, {5, b.caseMirror},
 		{6, b.caseIncremental}, {7, b.caseMemory}, {8, b.caseS3}, {9, b.caseStream},
-		{10, b.caseSmallObjects}, {11, b.caseGrowth}, {13, b.caseMirrorIncremental},
+		{10, b.caseSmallObjects}, {11, b.caseGrowth}, {12, b.caseStreamDay}, {13, b.caseMirrorIncremental},
 	}
 	for _, c := range cases {
 		if !cfg.cases[c.id] {

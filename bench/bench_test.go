@@ -18,6 +18,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "-reference" {
 		os.Exit(referenceMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "-stream-day" {
+		os.Exit(streamDayMain(os.Args[2:], os.Stdout))
+	}
 	os.Exit(m.Run())
 }
 
@@ -42,6 +45,7 @@ func TestBenchSmall(t *testing.T) {
 	cfg.memoryCase = "256MB"
 	cfg.smallObjects = 200
 	cfg.growthSmall, cfg.growthLarge = 20, 200
+	cfg.streamBatches = 2*streamDayWindow + 20 // case 12: the first and the last 100 micro-batches, barely apart
 	// Case 9 for a few seconds at a low rate: the load generator, serve's
 	// metrics and the report run; the rate found says nothing here.
 	cfg.streamRates, cfg.streamDuration, cfg.streamBatch, cfg.streamPosters = []int{2000}, 3*time.Second, 500, 4
@@ -101,7 +105,7 @@ func TestBenchSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"| figure | ours: min / median / max | reference: min / median / max | ratio |", "1. CSV to bronze", "9. Stream mode",
-		"13. PostgreSQL mirror, incremental", "Case 11, after N landed objects", "Case 6, the 1% run one step per process", filepath.Base(path), rec.Commit} {
+		"13. PostgreSQL mirror, incremental", "Case 11, after N landed objects", "12. A day of streaming", "Case 6, the 1% run one step per process", filepath.Base(path), rec.Commit} {
 		if !strings.Contains(md, want) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}

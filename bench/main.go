@@ -53,6 +53,8 @@ type config struct {
 	growthSmall  int   // case 11: landed objects of the reference point
 	growthLarge  int   // case 11: landed objects of our point
 
+	streamBatches int // case 12: micro-batches of the compressed day
+
 	streamRates    []int         // case 9: the rate ladder, events/s, ascending
 	streamDuration time.Duration // case 9: how long each rate is held
 	streamBatch    int           // case 9: events per POST
@@ -85,6 +87,8 @@ func defaultConfig() config {
 		growthLarge:  100_000,
 		memoryCase:   "1GB",
 
+		streamBatches: 1_200, // 20 simulated minutes; -stream-batches 86400 is the whole day (about 12 hours here)
+
 		streamRates:    []int{25_000, 50_000, 100_000, 150_000, 200_000},
 		streamDuration: 25 * time.Second,
 		streamBatch:    5000,
@@ -98,6 +102,9 @@ func defaultConfig() config {
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "-reference" {
 		os.Exit(referenceMain(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "-stream-day" {
+		os.Exit(streamDayMain(os.Args[2:], os.Stdout))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -223,6 +230,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, fmt.Errorf("-stream-posters %d: want at least 1", cfg.streamPosters)
 	case cfg.growthSmall < 1 || cfg.growthLarge <= cfg.growthSmall:
 		return cfg, fmt.Errorf("-growth-small %d, -growth-large %d: want 1 <= small < large", cfg.growthSmall, cfg.growthLarge)
+	case cfg.streamBatches < 2*streamDayWindow:
+		return cfg, fmt.Errorf("-stream-batches %d: want at least %d (the first and the last %d are compared)", cfg.streamBatches, 2*streamDayWindow, streamDayWindow)
 	case cfg.rowsIncr == 0:
 		cfg.rowsIncr = cfg.rowsNDJSON
 	}
@@ -264,6 +273,7 @@ func newFlagSet(cfg *config, stderr io.Writer) (*flag.FlagSet, *string, *string)
 	fs.IntVar(&cfg.smallObjects, "small-objects", cfg.smallObjects, "case 10: NDJSON objects of 5 energy rows each")
 	fs.IntVar(&cfg.growthSmall, "growth-small", cfg.growthSmall, "case 11: landed objects before the reference point's runs")
 	fs.IntVar(&cfg.growthLarge, "growth-large", cfg.growthLarge, "case 11: landed objects before our point's runs")
+	fs.IntVar(&cfg.streamBatches, "stream-batches", cfg.streamBatches, "case 12: micro-batches of the compressed day of streaming, one per simulated second (86400: the whole day, about 12 hours on 2 cores)")
 	ratesFlag := fs.String("stream-rates", joinInts(cfg.streamRates), "case 9: events/s to try, ascending, comma-separated; the ladder stops at the first rate not sustained")
 	fs.DurationVar(&cfg.streamDuration, "stream-duration", cfg.streamDuration, "case 9: how long each rate is held (after a warm-up)")
 	fs.IntVar(&cfg.streamBatch, "stream-batch", cfg.streamBatch, "case 9: events per POST")
@@ -280,7 +290,7 @@ func newFlagSet(cfg *config, stderr io.Writer) (*flag.FlagSet, *string, *string)
 }
 
 // caseNumbers are the cases the bench knows, in the order they run.
-var caseNumbers = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13}
+var caseNumbers = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}
 
 func allCases() map[int]bool {
 	m := map[int]bool{}

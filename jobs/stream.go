@@ -29,8 +29,8 @@ type Stream struct {
 	Plan    []Job // the whole pipeline, from Plan(p, nil)
 	Trigger time.Duration
 	Owner   string       // lease owner (DefaultOwner)
-	Lease   LeaseOptions // lease TTL and clock
-	Clock   Clock
+	Lease   LeaseOptions // lease TTL and clock (nil Clock: the stream's)
+	Clock   Clock        // triggers' clock (nil: SystemClock)
 	Log     *slog.Logger
 	Metrics *StreamMetrics // nil: not measured
 	// Recent receives every job run of every micro-batch (nil: not kept),
@@ -43,6 +43,10 @@ type Stream struct {
 	// OnBatch, if set, is called once per micro-batch that ran (not for
 	// triggers with nothing new), with what it did.
 	OnBatch func(BatchReport)
+	// Compact, if set, compacts the tables a micro-batch wrote right after
+	// it, before the next trigger (streamcompact.go); nil: stream mode
+	// compacts nothing.
+	Compact Compactor
 
 	disc *streamDiscovery // streamdiscover.go
 }
@@ -59,6 +63,10 @@ type BatchReport struct {
 	// stream started) to its rows being visible in gold; 0 when unknown.
 	Lag time.Duration
 	Err error // the batch's error, nil when every job succeeded
+	// Compacted is how many small files the compaction after the batch
+	// replaced, in CompactTime (not part of Duration).
+	Compacted   int
+	CompactTime time.Duration
 }
 
 // StreamMetrics are what stream mode reports on /metrics.
@@ -151,7 +159,9 @@ func (s *Stream) Run(ctx context.Context) error {
 // that landed between the trigger's listing and bronze's own.
 func (s *Stream) batch(ctx context.Context, clock Clock, fresh []raw.Manifest, seen map[string]bool, started time.Time) ([]raw.Manifest, error) {
 	lo := s.Lease
-	lo.Clock = clock
+	if lo.Clock == nil {
+		lo.Clock = clock
+	}
 	held, err := AcquireWith(ctx, s.Runner.Store, streamLease, s.Owner, lo)
 	if err != nil {
 		return nil, err
@@ -161,7 +171,7 @@ func (s *Stream) batch(ctx context.Context, clock Clock, fresh []raw.Manifest, s
 	batchStart := clock.Now()
 	report := BatchReport{Objects: len(fresh)}
 	var records []RunRecord
-	_, err = s.Runner.Run(held.Context(), s.Plan, func(r Result) {
+	results, err := s.Runner.Run(held.Context(), s.Plan, func(r Result) {
 		records = append(records, s.recordRun(clock, held, r))
 		report.Jobs++
 		report.RowsIn += r.RowsIn
@@ -186,6 +196,7 @@ func (s *Stream) batch(ctx context.Context, clock Clock, fresh []raw.Manifest, s
 	if !goldAt.IsZero() {
 		report.Lag = oldestLag(fresh, started, goldAt)
 	}
+	report.Compacted, report.CompactTime = s.compactTimed(held.Context(), clock, results)
 	if s.OnBatch != nil {
 		s.OnBatch(report)
 	}

@@ -105,20 +105,37 @@ func SmallFiles(snap *delta.Snapshot, target int64) int {
 func Optimize(ctx context.Context, env layers.Env, tbl *delta.Table, opts OptimizeOptions) (OptimizeResult, error) {
 	env = env.WithDefaults()
 	opts = opts.withDefaults()
+	snap, res, err := compactable(ctx, tbl)
+	if snap == nil || err != nil {
+		return res, err
+	}
+	return compactBins(ctx, env, tbl, snap, planBins(snap.Files, opts), res)
+}
+
+// compactable reads tbl's latest snapshot for a compaction. A nil snapshot
+// with a nil error means there is nothing to compact, and res.Skipped says
+// why (no table yet, a table that keeps its own layout).
+func compactable(ctx context.Context, tbl *delta.Table) (*delta.Snapshot, OptimizeResult, error) {
 	res := OptimizeResult{Table: tbl.Dir(), Version: -1}
 	snap, err := tbl.Snapshot(ctx)
 	if errors.Is(err, delta.ErrNoTable) {
 		res.Skipped = "no table yet"
-		return res, nil
+		return nil, res, nil
 	}
 	if err != nil {
-		return res, fmt.Errorf("optimize %s: %w", tbl.Dir(), err)
+		return nil, res, fmt.Errorf("optimize %s: %w", tbl.Dir(), err)
 	}
 	if snap.Metadata.Configuration[layoutConf] != "" {
 		res.Skipped = "gold keeps its own file layout (it compacts its files itself)"
-		return res, nil
+		return nil, res, nil
 	}
-	bins := planBins(snap.Files, opts)
+	return snap, res, nil
+}
+
+// compactBins rewrites each bin of snap's files into one new file and
+// commits the swap (commitCompaction); res is filled in and returned. No
+// bins: nothing is written and res.Version stays -1.
+func compactBins(ctx context.Context, env layers.Env, tbl *delta.Table, snap *delta.Snapshot, bins [][]delta.Add, res OptimizeResult) (OptimizeResult, error) {
 	if len(bins) == 0 {
 		return res, nil
 	}

@@ -306,6 +306,7 @@ func (s *server) startStream(ctx context.Context) error {
 		Runner: s.runner, Plan: plan, Trigger: s.p.Stream.Trigger, Owner: s.runner.Owner,
 		Lease: s.runner.Lease, Log: s.a.log.WithGroup("stream"),
 		Metrics: jobs.NewStreamMetrics(s.reg), History: true, OnBatch: s.logBatch,
+		Compact: s.streamCompactor(),
 	}
 	fmt.Fprintf(s.a.stdout, "stream mode: a micro-batch every %s when something new landed\n", s.p.Stream.Trigger)
 	s.wg.Add(1)

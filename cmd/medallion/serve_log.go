@@ -29,6 +29,9 @@ func batchLine(r jobs.BatchReport) string {
 	if r.Lag > 0 {
 		fmt.Fprintf(&b, ", lag %s", roundDur(r.Lag))
 	}
+	if r.Compacted > 0 {
+		fmt.Fprintf(&b, ", then compacted %s in %s", plural(r.Compacted, "small file"), roundDur(r.CompactTime))
+	}
 	if r.Err != nil {
 		fmt.Fprintf(&b, ": %d failed: %s", r.Failed, errorLine(r.Err))
 	}

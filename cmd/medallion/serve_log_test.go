@@ -46,6 +46,8 @@ func TestServeLines(t *testing.T) {
 	for _, tc := range []struct{ got, want string }{
 		{batchLine(jobs.BatchReport{Objects: 1, Jobs: 4, RowsIn: 120, RowsOut: 30, Duration: 420 * time.Millisecond, Lag: 1234 * time.Millisecond}),
 			"micro-batch: 1 object new, 120 rows in, 30 rows out, 4 jobs in 420ms, lag 1.23s"},
+		{batchLine(jobs.BatchReport{Objects: 1, Jobs: 4, RowsIn: 8, RowsOut: 8, Duration: 300 * time.Millisecond, Compacted: 21, CompactTime: 85 * time.Millisecond}),
+			"micro-batch: 1 object new, 8 rows in, 8 rows out, 4 jobs in 300ms, then compacted 21 small files in 85ms"},
 		{batchLine(jobs.BatchReport{Objects: 2, Jobs: 4, Failed: 1, Duration: time.Second, Err: errors.New("silver.x: boom")}),
 			"micro-batch: 2 objects new, 0 rows in, 0 rows out, 4 jobs in 1s: 1 failed: silver.x: boom"},
 		{scheduledLine(jobs.RunRecord{Job: "silver", Due: due, Start: due.Add(50 * time.Millisecond), End: due.Add(2 * time.Second), RowsIn: 9, RowsOut: 3, Result: "ok"}),

@@ -71,3 +71,16 @@ func (s *server) maintenancePass(ctx context.Context) {
 		log.Warn("maintenance pass failed", "err", err)
 	}
 }
+
+// streamCompactor is the compaction stream mode runs between micro-batches
+// (maintenance.CompactNewest with the maintenance: section's target size
+// and stream_compact_files). It runs whatever maintenance.every says: a
+// stream writes a file per micro-batch and partition, and without it a day
+// of 1 s triggers leaves 86,400 of them per table.
+func (s *server) streamCompactor() jobs.Compactor {
+	m := s.p.Maintenance
+	return &maintenance.StreamCompactor{
+		Env:     layers.Env{Store: s.ws.store, DB: s.ws.eng.DB(), Cache: s.ws.cache, Log: s.a.log.WithGroup("compaction")},
+		Options: maintenance.StreamCompactOptions{TargetSize: m.TargetFileSize, MaxFiles: m.StreamCompactFiles},
+	}
+}

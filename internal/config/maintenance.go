@@ -17,6 +17,9 @@ const (
 	DefaultRunsRetain       = 30 * 24 * time.Hour
 	DefaultLeasesRetain     = 7 * 24 * time.Hour
 	DefaultMaintenanceEvery = time.Hour
+	// DefaultStreamCompactFiles is how many small files may pile up at the
+	// end of a partition before stream mode compacts them.
+	DefaultStreamCompactFiles = 20
 	// MinRetain is the shortest data-file retention the pipeline file
 	// accepts: a reader or writer slower than it could lose files it needs.
 	MinRetain = 168 * time.Hour
@@ -25,19 +28,21 @@ const (
 // Maintenance configures compaction and retention (`medallion optimize`,
 // `medallion vacuum`, and the pass `medallion serve` runs every Every).
 type Maintenance struct {
-	TargetFileSize   int64         // compacted file size; files below it are small
-	OptimizeMinFiles int           // small files a partition needs before it is compacted
-	Retain           time.Duration // data files no version within it needs are vacuumed
-	RunsRetain       time.Duration // run history older than it is deleted
-	LeasesRetain     time.Duration // old lease generation objects older than it are deleted
-	Every            time.Duration // how often serve runs a maintenance pass; 0 with Off
-	Off              bool          // every: off: serve runs none
+	TargetFileSize     int64         // compacted file size; files below it are small
+	OptimizeMinFiles   int           // small files a partition needs before it is compacted
+	Retain             time.Duration // data files no version within it needs are vacuumed
+	RunsRetain         time.Duration // run history older than it is deleted
+	LeasesRetain       time.Duration // old lease generation objects older than it are deleted
+	Every              time.Duration // how often serve runs a maintenance pass; 0 with Off
+	StreamCompactFiles int           // stream mode compacts a partition between micro-batches once more small files than this piled up at its end
+	Off                bool          // every: off: serve runs none
 }
 
 func (l *loader) decodeMaintenance(n *yaml.Node, path string, m *Maintenance) {
 	l.object(n, path,
 		field{"target_file_size", func(n *yaml.Node, path string) { m.TargetFileSize = l.size(n, path) }},
 		field{"optimize_min_files", func(n *yaml.Node, path string) { m.OptimizeMinFiles = l.integer(n, path) }},
+		field{"stream_compact_files", func(n *yaml.Node, path string) { m.StreamCompactFiles = l.integer(n, path) }},
 		field{"retain", func(n *yaml.Node, path string) { m.Retain = l.duration(n, path) }},
 		field{"runs_retain", func(n *yaml.Node, path string) { m.RunsRetain = l.duration(n, path) }},
 		field{"leases_retain", func(n *yaml.Node, path string) { m.LeasesRetain = l.duration(n, path) }},
@@ -68,6 +73,9 @@ func (l *loader) validateMaintenance(m *Maintenance) {
 	if l.has(p+"optimize_min_files") && m.OptimizeMinFiles < 2 {
 		l.errorf(nil, p+"optimize_min_files", "%d: want 2 or more (compacting one file gains nothing)", m.OptimizeMinFiles)
 	}
+	if l.has(p+"stream_compact_files") && m.StreamCompactFiles < 2 {
+		l.errorf(nil, p+"stream_compact_files", "%d: want 2 or more (compacting one file gains nothing)", m.StreamCompactFiles)
+	}
 	if l.has(p+"retain") && m.Retain < MinRetain {
 		l.errorf(nil, p+"retain", "%s is under 168h: a reader or writer slower than that could lose files it needs (`medallion vacuum --retain ... --force` does it once by hand)", m.Retain)
 	}
@@ -84,6 +92,7 @@ func (l *loader) validateMaintenance(m *Maintenance) {
 	}
 	m.TargetFileSize = cmp.Or(m.TargetFileSize, DefaultTargetFileSize)
 	m.OptimizeMinFiles = cmp.Or(m.OptimizeMinFiles, DefaultOptimizeMinFiles)
+	m.StreamCompactFiles = cmp.Or(m.StreamCompactFiles, DefaultStreamCompactFiles)
 	m.Retain = cmp.Or(m.Retain, DefaultRetain)
 	m.RunsRetain = cmp.Or(m.RunsRetain, DefaultRunsRetain)
 	m.LeasesRetain = cmp.Or(m.LeasesRetain, DefaultLeasesRetain)
