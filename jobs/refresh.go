@@ -3,7 +3,6 @@ package jobs
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -15,11 +14,6 @@ import (
 	"github.com/medallion-dev/medallion/layers/silver"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror"
 )
-
-// ErrBronzeRefresh is returned for a refresh of a time range of a bronze
-// table, which is not supported yet (a bronze table is refreshed whole).
-var ErrBronzeRefresh = errors.New("refreshing a time range of a bronze table is not supported yet: " +
-	"drop --from/--to to refresh the whole table, or use medallion replay to re-type only its quarantined rows")
 
 // Downstream returns what reads table t, directly or through other tables,
 // in dependency order: the gold tables and the mirror jobs (layer
@@ -104,15 +98,12 @@ func (r *Runner) refreshOne(ctx context.Context, t layers.TableRef, rng silver.R
 	case MirrorLayer:
 		return r.rebuildMirror(ctx, t)
 	case layers.Bronze:
-		if !rng.Full() {
-			return layers.Result{}, ErrBronzeRefresh
-		}
 		src, ok := r.Pipeline.Sources[t.Name]
 		if !ok {
 			return layers.Result{}, fmt.Errorf("%s: not a source of the pipeline", t)
 		}
 		env.PipelineFile = cmp.Or(env.PipelineFile, r.Pipeline.Path)
-		st, err := bronze.Refresh(ctx, bronze.Deps{Env: env, DiscoveryGrace: r.Pipeline.Bronze.DiscoveryGrace, TxnRetention: r.Pipeline.Bronze.TxnRetention}, src)
+		st, err := bronze.Refresh(ctx, bronze.Deps{Env: env, DiscoveryGrace: r.Pipeline.Bronze.DiscoveryGrace, TxnRetention: r.Pipeline.Bronze.TxnRetention}, src, bronze.Range{From: rng.From, To: rng.To})
 		return layers.Result{Table: t, Summary: st.String(), RowsOut: st.RowsAdded, Version: st.Version}, err
 	}
 	return layers.Result{}, fmt.Errorf("%s: cannot refresh a table of layer %q", t, t.Layer)

@@ -56,8 +56,6 @@ func runRefresh(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	switch {
-	case ref.Layer == layers.Bronze && !rng.Full():
-		return usagef("%s: %v", ref, jobs.ErrBronzeRefresh)
 	case ref.Layer == layers.Gold && !rng.Full():
 		return usagef("%s: a gold table is refreshed whole (a moving average at t depends on the rows before t): drop --from/--to, or refresh its silver table's range with --downstream", ref)
 	}

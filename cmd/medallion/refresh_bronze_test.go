@@ -139,17 +139,63 @@ func TestRefreshBronzeAfterRuleFix(t *testing.T) {
 	}
 }
 
-// TestRefreshBronzeRange: a bronze table is refreshed whole; a range is a
-// usage error that says so, and a table never run has nothing to refresh.
+// TestRefreshBronzeRange: after the rule fix, `refresh bronze.meters
+// --from --to` replaces only the rows whose timestamp lies in the range:
+// there bronze equals a lake built with the new rules and the smart_tv
+// readings have left the quarantine; every bronze and quarantine row
+// outside the range is exactly as it was (lineage included), and the
+// other source's quarantine rows are untouched.
 func TestRefreshBronzeRange(t *testing.T) {
 	t.Parallel()
-	e := newMirrorEnv(t, "cli_brefresh_range_")
+	e, ref := newMirrorEnv(t, "cli_brefresh_range_"), newMirrorEnv(t, "cli_brefresh_rangeref_")
 	e.write(bronzeBefore)
-	if out := e.cli(2, "refresh", "bronze.meters", "--from", "2024-01-01 00:05:00"); !strings.Contains(out, "time range of a bronze table is not supported yet") {
-		t.Errorf("refresh bronze --from: %s", out)
+	e.bronzeHistory()
+	ref.write(bronzeAfter)
+	ref.bronzeHistory()
+	plugs := e.rows(qPlugsQ)
+	const (
+		inB  = "\"timestamp\" >= TIMESTAMPTZ '2024-01-01 00:03:00+00' AND \"timestamp\" < TIMESTAMPTZ '2024-01-01 00:07:00+00'"
+		inQ  = "json_extract_string(raw, '$.timestamp') >= '2024-01-01 00:03:00' AND json_extract_string(raw, '$.timestamp') < '2024-01-01 00:07:00'"
+		outB = "SELECT * FROM bronze.meters WHERE NOT (" + inB + ")"
+		outQ = "SELECT * FROM bronze._quarantine WHERE source = 'meters' AND NOT (" + inQ + ")"
+	)
+	beforeB, beforeQ := e.rows(outB), e.rows(outQ)
+	if !strings.Contains(beforeQ, "smart_tv") || strings.Count(beforeB, "\n") < 5 {
+		t.Fatalf("no rows outside the range: the test does not test them")
 	}
-	if out := e.cli(1, "refresh", "bronze.meters"); !strings.Contains(out, "run medallion run first") {
-		t.Errorf("refresh of a bronze table never run: %s", out)
+	staleQ := "SELECT count(*) AS n FROM bronze._quarantine WHERE source = 'meters' AND raw LIKE '%smart_tv%' AND " + inQ
+	if got := e.rows(staleQ); got == "n\n0\n" {
+		t.Fatalf("no smart_tv reading quarantined in the range: the test does not test it")
+	}
+	e.write(bronzeAfter)
+	out := e.cli(0, "refresh", "bronze.meters", "--from", "2024-01-01 00:03:00", "--to", "2024-01-01T00:07:00Z")
+	if !strings.Contains(out, "bronze.meters: refreshed [2024-01-01T00:03:00Z, 2024-01-01T00:07:00Z) from 2 raw objects") {
+		t.Errorf("refresh output: %s", out)
+	}
+	if got := e.rows(outB); got != beforeB {
+		t.Errorf("bronze rows outside the range changed:\ngot:\n%.2000s\nwant:\n%.2000s", got, beforeB)
+	}
+	if got := e.rows(outQ); got != beforeQ {
+		t.Errorf("quarantine rows outside the range changed:\ngot:\n%.2000s\nwant:\n%.2000s", got, beforeQ)
+	}
+	exceptAll(t, "bronze in the range", e, ref, qBronzeRows+" WHERE "+inB)
+	if got, want := e.rows(qMetersQ+" AND "+inQ), ref.rows(qMetersQ+" AND "+inQ); got != want {
+		t.Errorf("quarantine rows in the range:\ngot:\n%s\nwant:\n%s", got, want)
+	}
+	if got := e.rows(staleQ); got != "n\n0\n" {
+		t.Errorf("stale smart_tv rows in the range left in the quarantine: %s", got)
+	}
+	if got := e.rows(qPlugsQ); got != plugs {
+		t.Errorf("the quarantine rows of plugs changed:\ngot:\n%s\nwant:\n%s", got, plugs)
+	}
+	if got := e.rows("SELECT count(*) AS n FROM (SELECT meter_id, \"timestamp\" FROM bronze.meters GROUP BY ALL HAVING count(*) > 1)"); got != "n\n0\n" {
+		t.Errorf("duplicate keys in bronze after the refresh: %s", got)
+	}
+	if h := e.cli(0, "history", "bronze.meters"); !strings.Contains(h, "REFRESH") {
+		t.Errorf("history of bronze lacks the refresh:\n%s", h)
+	}
+	if out := e.cli(1, "refresh", "bronze.plugs", "--from", "2024-01-01"); !strings.Contains(out, "no timestamp column") {
+		t.Errorf("range refresh of a source without a timestamp: %s", out)
 	}
 }
 
