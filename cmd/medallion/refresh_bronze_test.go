@@ -213,6 +213,25 @@ func TestRefreshBronzeKilledAndRerun(t *testing.T) {
 	e.write(bronzeAfter)
 	plugs := e.rows(qPlugsQ)
 	env := append(os.Environ(), "MEDALLION_LEASE_TTL=3s", "MEDALLION_LEASE_MAX_SKEW=500ms")
+	// A range refresh killed between its two commits, then rerun.
+	rng := []string{"--from", "2024-01-01 00:03:00", "--to", "2024-01-01 00:07:00"}
+	cmd := exec.Command(medallionBin(t), append([]string{"refresh", "bronze.meters", "-f", e.pipeline}, rng...)...)
+	cmd.Env = append(env, crashpoint.Env+"="+bronze.PointRefreshQuarantined)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("range: want death by SIGKILL, got %v\n%s", err, out)
+	}
+	cmd = exec.Command(medallionBin(t), append([]string{"refresh", "bronze.meters", "--wait", "1m", "-f", e.pipeline}, rng...)...)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("range rerun: %v\n%s", err, out)
+	}
+	inB := " WHERE \"timestamp\" >= TIMESTAMPTZ '2024-01-01 00:03:00+00' AND \"timestamp\" < TIMESTAMPTZ '2024-01-01 00:07:00+00'"
+	exceptAll(t, "range rerun", e, ref, qBronzeRows+inB)
+	if got := e.rows("SELECT count(*) AS n FROM (SELECT meter_id, \"timestamp\" FROM bronze.meters GROUP BY ALL HAVING count(*) > 1)"); got != "n\n0\n" {
+		t.Errorf("range rerun: duplicate keys in bronze: %s", got)
+	}
 	for _, point := range []string{"bronze.after-quarantine", "bronze.after-commit", bronze.PointRefreshShadowed, bronze.PointRefreshQuarantined} {
 		cmd := exec.Command(medallionBin(t), "refresh", "bronze.meters", "-f", e.pipeline)
 		cmd.Env = append(env, crashpoint.Env+"="+point)
