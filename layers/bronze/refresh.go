@@ -36,6 +36,7 @@ import (
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/layers/raw"
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
@@ -124,6 +125,13 @@ func refresh(ctx context.Context, d Deps, src *config.Source, rng Range, st *Ref
 	}
 	if legacyQuarantine(qlive) != nil {
 		return errors.New("bronze._quarantine still has the old column name \"column\": run medallion replay --migrate first")
+	}
+	// A replay killed between its two commits is finished first: its
+	// quarantine rows are found by the batch ids the refresh rewrites.
+	if pending, err := j.interruptedReplays(ctx, live); err != nil {
+		return err
+	} else if len(pending) > 0 {
+		return fmt.Errorf("replay %s stopped between its bronze and quarantine commits: run medallion replay bronze.%s to finish it, then refresh", pending[0].id, src.Name)
 	}
 	consumed, err := j.consumedObjects(ctx, live)
 	if err != nil {
@@ -235,22 +243,50 @@ func (j *job) refreshRange(ctx context.Context, conn *sql.Conn, live, shadow, qs
 }
 
 // consumedObjects returns the manifests of the raw objects snap records
-// as promoted, in the order a run picks them (received time, then key).
+// as promoted, in the order a run picks them (received time, then key):
+// those whose txn is in snap, and, since txns expire (txn_retention), those
+// landed (raw.IndexEntry) before the table's discovery cursor.
 func (j *job) consumedObjects(ctx context.Context, snap *delta.Snapshot) ([]manifest, error) {
 	shas, err := listManifests(ctx, j.d.Store, j.src.Name)
 	if err != nil {
 		return nil, fmt.Errorf("list the manifests of source %s: %w", j.src.Name, err)
 	}
+	cursor, hasCursor := Cursor(snap, j.src.Name)
+	var entries map[string][]raw.IndexEntry
+	if hasCursor {
+		list, err := raw.ListIndex(ctx, j.d.Store, j.src.Name, time.Time{})
+		if err != nil {
+			return nil, fmt.Errorf("list the landing index of source %s: %w", j.src.Name, err)
+		}
+		entries = map[string][]raw.IndexEntry{}
+		for _, e := range list {
+			entries[e.SHA256] = append(entries[e.SHA256], e)
+		}
+	}
 	var out []manifest
 	for _, sha := range shas {
-		if _, ok := snap.TxnVersion(RawAppID(j.src.Name, sha)); !ok {
+		_, took := snap.TxnVersion(RawAppID(j.src.Name, sha))
+		if !took && !hasCursor {
 			continue
 		}
 		m, err := readManifest(ctx, j.d.Store, j.src.Name, sha)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, m)
+		if !took {
+			es := entries[sha]
+			if len(es) == 0 {
+				es = []raw.IndexEntry{raw.LegacyEntry(m.Manifest)}
+			}
+			for _, e := range es {
+				if e.Lands(m.Manifest) && (cursor.IsZero() && e.Key == "" || e.Stamp.Before(cursor)) {
+					took = true
+				}
+			}
+		}
+		if took {
+			out = append(out, m)
+		}
 	}
 	sort.Slice(out, func(a, b int) bool {
 		if !out[a].ReceivedAt.Equal(out[b].ReceivedAt) {
