@@ -306,3 +306,30 @@ func TestRefreshBronzeSilverRefuses(t *testing.T) {
 	exceptAll(t, "after the next run", e, ref, "SELECT * FROM silver.usage_1m")
 	e.equal(refreshMirrors)
 }
+
+// TestRefreshBronzeSchemaChange: a renamed column stops a run with the
+// hint to refresh the bronze table; the refresh then rebuilds it from the
+// raw objects with the new column, which every row has.
+func TestRefreshBronzeSchemaChange(t *testing.T) {
+	t.Parallel()
+	e := newMirrorEnv(t, "cli_brefresh_schema_")
+	e.write(bronzeBefore)
+	e.bronzeHistory()
+	renamed := strings.Replace(bronzeBefore, "watts: {type: double}", "power: {type: double, from: watts}", 1)
+	e.write(renamed)
+	e.ingestLines("plugs", "{\"id\":2,\"watts\":7}\n")
+	if out := e.cli(1, "run", "bronze.plugs"); !strings.Contains(out, "medallion refresh bronze.plugs") {
+		t.Errorf("run after a rename: %s", out)
+	}
+	out := e.cli(0, "refresh", "bronze.plugs")
+	if !strings.Contains(out, "bronze.plugs: refreshed full from 1 raw objects") {
+		t.Errorf("refresh: %s", out)
+	}
+	if got := e.rows("SELECT id, power FROM bronze.plugs"); got != "id,power\n1,3.5\n" {
+		t.Errorf("bronze.plugs after the refresh: %q", got)
+	}
+	e.cli(0, "run", "bronze.plugs")
+	if got := e.rows("SELECT id, power FROM bronze.plugs"); got != "id,power\n1,3.5\n2,7\n" {
+		t.Errorf("bronze.plugs after the next run: %q", got)
+	}
+}
