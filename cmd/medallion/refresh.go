@@ -23,8 +23,8 @@ const refreshUsage = "TABLE [--from TIME] [--to TIME] [--downstream] [--wait D]"
 // all of them follow. See docs/refresh.md.
 func runRefresh(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("refresh")
-	from := fs.String("from", "", "refresh only windows starting at or after TIME (RFC 3339, or 2006-01-02[ 15:04:05] in UTC)")
-	to := fs.String("to", "", "refresh only windows starting before TIME")
+	from := fs.String("from", "", "refresh only windows (silver) or rows (bronze, by event time) starting at or after TIME (RFC 3339, or 2006-01-02[ 15:04:05] in UTC)")
+	to := fs.String("to", "", "refresh only windows (silver) or rows (bronze) starting before TIME")
 	downstream := fs.Bool("downstream", false, "then refresh the silver and gold tables reading TABLE and rebuild the PostgreSQL mirrors of all of them")
 	wait := fs.Duration("wait", defaultLeaseWait, "how long to wait for a table another runner (serve, run) is running, then fail")
 	pos, err := a.parse(fs, args)
