@@ -1,24 +1,19 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"slices"
 
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/layers/bronze"
 	"github.com/medallion-dev/medallion/layers/gold"
 	"github.com/medallion-dev/medallion/layers/silver"
 	"github.com/medallion-dev/medallion/warehouse/pgmirror"
 )
-
-// ErrBronzeRefresh is returned for a refresh of a bronze table, which is
-// not supported yet.
-var ErrBronzeRefresh = errors.New("refreshing a bronze table is not supported yet: " +
-	"to re-type quarantined rows after a rule fix, use medallion replay; " +
-	"to rebuild it from raw, delete its folder and those of the silver tables reading it, then medallion run")
 
 // Downstream returns what reads table t, directly or through other tables,
 // in dependency order: the gold tables and the mirror jobs (layer
@@ -38,11 +33,11 @@ func Downstream(p *config.Pipeline, t layers.TableRef) []layers.TableRef {
 	return out
 }
 
-// Refresh recomputes table t (silver: the windows of rng; gold: always in
-// full) under the table's lease, through the layer's refresh (see
-// silver.Refresh and gold.Refresh), so that no run of the table
-// interleaves. With downstream, it then refreshes every gold table
-// reading t (directly or not) and rebuilds the PostgreSQL mirrors of all
+// Refresh recomputes table t (bronze: in full, from the raw objects it
+// consumed; silver: the windows of rng; gold: always in full) under the table's lease, through the layer's refresh (see
+// bronze.Refresh, silver.Refresh and gold.Refresh), so that no run of the
+// table interleaves. With downstream, it then refreshes every silver and
+// gold table reading t (directly or not) and rebuilds the PostgreSQL mirrors of all
 // of them, each under its own lease. report receives a line per table.
 func (r *Runner) Refresh(ctx context.Context, t layers.TableRef, rng silver.Range, downstream bool, report func(string)) error {
 	scratch, err := os.MkdirTemp(r.Engine.TempDir(), "refresh-")
@@ -103,7 +98,13 @@ func (r *Runner) refreshOne(ctx context.Context, t layers.TableRef, rng silver.R
 	case MirrorLayer:
 		return r.rebuildMirror(ctx, t)
 	case layers.Bronze:
-		return layers.Result{}, ErrBronzeRefresh
+		src, ok := r.Pipeline.Sources[t.Name]
+		if !ok {
+			return layers.Result{}, fmt.Errorf("%s: not a source of the pipeline", t)
+		}
+		env.PipelineFile = cmp.Or(env.PipelineFile, r.Pipeline.Path)
+		st, err := bronze.Refresh(ctx, bronze.Deps{Env: env, DiscoveryGrace: r.Pipeline.Bronze.DiscoveryGrace, TxnRetention: r.Pipeline.Bronze.TxnRetention}, src, bronze.Range{From: rng.From, To: rng.To})
+		return layers.Result{Table: t, Summary: st.String(), RowsOut: st.RowsAdded, Version: st.Version}, err
 	}
 	return layers.Result{}, fmt.Errorf("%s: cannot refresh a table of layer %q", t, t.Layer)
 }

@@ -15,16 +15,17 @@ import (
 const refreshUsage = "TABLE [--from TIME] [--to TIME] [--downstream] [--wait D]"
 
 // runRefresh is `medallion refresh TABLE [--from T] [--to T]
-// [--downstream]`: recompute a silver table (or the windows of it starting
+// [--downstream]`: re-type a bronze table from the raw objects it consumed,
+// recompute a silver table (or the windows of it starting
 // in [from, to)) or a gold table from what it reads, through the code of
 // incremental runs, in one REFRESH commit, under the table's lease; with
-// --downstream, the gold tables reading it and the PostgreSQL mirrors of
+// --downstream, the silver and gold tables reading it and the PostgreSQL mirrors of
 // all of them follow. See docs/refresh.md.
 func runRefresh(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("refresh")
-	from := fs.String("from", "", "refresh only windows starting at or after TIME (RFC 3339, or 2006-01-02[ 15:04:05] in UTC)")
-	to := fs.String("to", "", "refresh only windows starting before TIME")
-	downstream := fs.Bool("downstream", false, "then refresh the gold tables reading TABLE and rebuild the PostgreSQL mirrors of all of them")
+	from := fs.String("from", "", "refresh only windows (silver) or rows (bronze, by event time) starting at or after TIME (RFC 3339, or 2006-01-02[ 15:04:05] in UTC)")
+	to := fs.String("to", "", "refresh only windows (silver) or rows (bronze) starting before TIME")
+	downstream := fs.Bool("downstream", false, "then refresh the silver and gold tables reading TABLE and rebuild the PostgreSQL mirrors of all of them")
 	wait := fs.Duration("wait", defaultLeaseWait, "how long to wait for a table another runner (serve, run) is running, then fail")
 	pos, err := a.parse(fs, args)
 	if err != nil {
@@ -55,8 +56,6 @@ func runRefresh(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	switch {
-	case ref.Layer == layers.Bronze:
-		return fmt.Errorf("%s: %w", ref, jobs.ErrBronzeRefresh)
 	case ref.Layer == layers.Gold && !rng.Full():
 		return usagef("%s: a gold table is refreshed whole (a moving average at t depends on the rows before t): drop --from/--to, or refresh its silver table's range with --downstream", ref)
 	}

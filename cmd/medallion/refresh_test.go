@@ -154,7 +154,7 @@ func TestRefreshSilverRange(t *testing.T) {
 }
 
 // TestRefreshUsage: wrong calls exit 2 (an unknown table names the
-// nearest), a bronze table is refused with what to do instead.
+// nearest), a bronze table never run has nothing to refresh.
 func TestRefreshUsage(t *testing.T) {
 	t.Parallel()
 	e := newMirrorEnv(t, "cli_refresh_usage_")
@@ -173,8 +173,8 @@ func TestRefreshUsage(t *testing.T) {
 			t.Errorf("%v: %s, want %q", c.args, out, c.want)
 		}
 	}
-	if out := e.cli(1, "refresh", "bronze.meters"); !strings.Contains(out, "not supported yet") {
-		t.Errorf("refresh bronze: %s", out)
+	if out := e.cli(1, "refresh", "bronze.meters", "--to", "2024-01-01"); !strings.Contains(out, "run medallion run first") {
+		t.Errorf("refresh of a bronze table never run: %s", out)
 	}
 }
 

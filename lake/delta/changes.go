@@ -34,6 +34,10 @@ type Changes struct {
 	// MetadataChanged says some commit of the range changed the table's
 	// metadata (schema, partitioning).
 	MetadataChanged bool
+	// Refreshed are the versions of the range whose commit info says
+	// operation REFRESH (medallion refresh replaced rows of the table in
+	// place), oldest first.
+	Refreshed []int64
 }
 
 // Changes reads the commits after version from up to version to (from <
@@ -66,6 +70,8 @@ func (t *Table) Changes(ctx context.Context, from, to int64) (*Changes, error) {
 				c.Removed = append(c.Removed, *a.Remove)
 			case a.MetaData != nil:
 				c.MetadataChanged = true
+			case a.CommitInfo != nil && a.CommitInfo.Operation == "REFRESH":
+				c.Refreshed = append(c.Refreshed, v)
 			}
 		}
 	}

@@ -9,5 +9,8 @@ import "github.com/medallion-dev/medallion/internal/crashpoint"
 // nothing committed), bronze.after-quarantine (quarantine committed, bronze
 // not), bronze.after-commit. A replay (replay.go) passes
 // replay.after-bronze: its rows committed to bronze, the quarantine rows
-// they came from not yet marked.
+// they came from not yet marked. A refresh (refresh.go) passes
+// bronze.refresh-shadowed (the shadow table complete, nothing live
+// changed) and bronze.refresh-quarantined (bronze._quarantine replaced,
+// bronze not), besides a run's own points while it types into the shadow.
 const CrashEnv = crashpoint.Env

@@ -93,6 +93,7 @@ type RefreshStats struct {
 	Table        string // silver.<name>
 	Range        Range
 	Batches      int   // batches replayed
+	Rebuilt      bool  // rebuilt from scratch in one batch over bronze refreshed since the table's first batch
 	RowsRemoved  int64 // rows of the live table replaced
 	RowsAdded    int64 // rows written in their place
 	LateReplaced int64 // rows of silver._late replaced
@@ -102,6 +103,10 @@ type RefreshStats struct {
 
 // String is the one-line summary `medallion refresh` prints.
 func (s RefreshStats) String() string {
+	if s.Rebuilt {
+		return fmt.Sprintf("%s: rebuilt %s over the refreshed bronze table in one batch: %d rows replaced by %d, %d late rows replaced by %d (v%d)",
+			s.Table, s.Range, s.RowsRemoved, s.RowsAdded, s.LateReplaced, s.LateAdded, s.Version)
+	}
 	return fmt.Sprintf("%s: refreshed %s from %d batches: %d rows replaced by %d, %d late rows replaced by %d (v%d)",
 		s.Table, s.Range, s.Batches, s.RowsRemoved, s.RowsAdded, s.LateReplaced, s.LateAdded, s.Version)
 }
@@ -165,6 +170,16 @@ func refresh(ctx context.Context, deps Deps, cfg *config.Silver, r Range, st *Re
 	}
 	if len(batches) == 0 || batches[len(batches)-1] != consumed {
 		return fmt.Errorf("the table's history does not record its batches up to bronze version %d (log entries cleaned up?): delete %s/ and run medallion run to rebuild it", consumed, dir)
+	}
+	// A bronze refresh replaced the rows the batches before it read: replay
+	// them and the table would read rows that are no longer bronze's. Such
+	// a table is rebuilt from scratch over bronze as it is now, in one
+	// batch (lateness is then judged over that single pass).
+	if rebuild, latest, err := bronzeRefreshedSince(ctx, deps, cfg.From, batches[0]); err != nil {
+		return err
+	} else if rebuild {
+		batches, consumed = []int64{latest}, latest
+		st.Rebuilt = true
 	}
 	st.Batches = len(batches)
 
@@ -326,6 +341,26 @@ func refresh(ctx context.Context, deps Deps, cfg *config.Silver, r Range, st *Re
 	// The shadow table is unreferenced now (best effort).
 	deleteUnder(ctx, deps.Store, shadow.dir+"/", j.log)
 	return nil
+}
+
+// bronzeRefreshedSince reports whether bronze.<from> has a REFRESH commit
+// after version first (the first batch a replay would read up to), and
+// bronze's latest version.
+func bronzeRefreshedSince(ctx context.Context, deps Deps, from string, first int64) (bool, int64, error) {
+	bt := delta.Open(deps.Store, layers.TableRef{Layer: layers.Bronze, Name: from}.Dir())
+	hist, err := bt.History(ctx, 0)
+	if err != nil {
+		return false, 0, fmt.Errorf("read the history of bronze.%s: %w", from, err)
+	}
+	if len(hist) == 0 {
+		return false, 0, nil
+	}
+	for _, h := range hist {
+		if h.Operation == opRefresh && h.Version > first {
+			return true, hist[0].Version, nil
+		}
+	}
+	return false, hist[0].Version, nil
 }
 
 // recordedBatches returns the bronze versions the table's batches read up

@@ -150,6 +150,9 @@ func (j *job) plan(ctx context.Context, b *batch) ([]bronzeFile, error) {
 		return nil, nil
 	}
 	files, err := newBronzeFiles(ctx, b.bronzeT, b.consumed, b.target)
+	if re := (*BronzeRefreshedError)(nil); errors.As(err, &re) {
+		re.Table = "silver." + sp.name
+	}
 	if err != nil {
 		return nil, err
 	}
