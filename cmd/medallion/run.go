@@ -55,7 +55,7 @@ func runRun(ctx context.Context, a *app, args []string) error {
 	if !*noProgress {
 		prog := newProgress(a.stderr, a.log, len(plan), every)
 		defer prog.close()
-		r.OnStart, r.OnResult = prog.started, prog.finished
+		r.OnStart, r.OnResult, r.OnProgress = prog.started, prog.finished, prog.advanced
 		say = func(line string) { prog.println(a.stdout, line) }
 	}
 	results, err := r.Run(ctx, plan, func(res jobs.Result) {
