@@ -209,7 +209,9 @@ func (p *progress) report() {
 			if f.total > 0 {
 				attrs = append(attrs, "total", f.amount(f.total), "pct", f.done*100/f.total)
 			}
-			attrs = append(attrs, "rate", f.rateText())
+			if f.done > 0 {
+				attrs = append(attrs, "rate", f.rateText())
+			}
 		}
 		if f.rows > 0 {
 			attrs = append(attrs, "rows", f.rows)
@@ -266,14 +268,15 @@ type figures struct {
 
 // figuresOf computes a job's figures at now: the rate is what was done
 // since the job started over the time it took; the estimate is the work
-// left at that rate, known once something is done of a known total.
+// left at that rate, known once something but not all is done of a known
+// total.
 func figuresOf(jp *jobProgress, now time.Time) figures {
 	lp := jp.last
 	f := figures{step: lp.Step, unit: lp.Unit, done: lp.Done, total: lp.Total, rows: lp.Rows, elapsed: max(now.Sub(jp.started), 0)}
 	if secs := f.elapsed.Seconds(); secs > 0 {
 		f.rate = float64(f.done) / secs
 	}
-	if f.total > 0 && f.done > 0 && f.rate > 0 {
+	if f.total > 0 && f.done > 0 && f.done < f.total && f.rate > 0 {
 		f.eta = time.Duration(float64(f.total-f.done) / f.rate * float64(time.Second))
 		f.etaKnown = true
 	}
@@ -298,7 +301,7 @@ func (f figures) rateText() string {
 
 // jobText is one job's part of the status line: "bronze.meters typing
 // 45.0 MiB/180.0 MiB 25% 11.2 MiB/s 1200000 rows 4s ETA 12s". Figures not
-// reported yet are left out.
+// reported yet are left out, and so is a rate while nothing is done.
 func jobText(name string, f figures) string {
 	parts := []string{name}
 	if f.step != "" {
@@ -313,7 +316,9 @@ func jobText(name string, f figures) string {
 		default:
 			parts = append(parts, f.amount(f.done))
 		}
-		parts = append(parts, f.rateText())
+		if f.done > 0 {
+			parts = append(parts, f.rateText())
+		}
 	}
 	if f.rows > 0 {
 		parts = append(parts, fmt.Sprintf("%d rows", f.rows))

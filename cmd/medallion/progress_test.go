@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -219,9 +220,56 @@ func TestProgressNeverBackwards(t *testing.T) {
 	if prev.done != 2000 || prev.total != 2000 {
 		t.Errorf("last shown %d of %d, want 2000 of 2000", prev.done, prev.total)
 	}
+	// Nothing done yet: no rate, no estimate; all done: no estimate.
+	p.started(usage)
+	p.advanced(usage.Table, layers.Progress{Step: "reading", Unit: layers.UnitFiles, Total: 3})
+	if got, want := jobText("silver.usage", figuresOf(p.running["silver.usage"], c.t.Add(time.Second))), "silver.usage reading 0/3 files 1s"; got != want {
+		t.Errorf("nothing done: %q, want %q", got, want)
+	}
+	p.advanced(usage.Table, layers.Progress{Step: "aggregating", Unit: layers.UnitFiles, Done: 3, Total: 3, Rows: 9})
+	if got, want := jobText("silver.usage", figuresOf(p.running["silver.usage"], c.t.Add(time.Second))), "silver.usage aggregating 3/3 files 3.0 files/s 9 rows 1s"; got != want {
+		t.Errorf("all done: %q, want %q", got, want)
+	}
+	p.finished(jobs.Result{Job: usage})
 	// A report for a job that is not running is ignored.
 	p.advanced(usage.Table, layers.Progress{Unit: layers.UnitFiles, Done: 3})
 	if _, ok := p.running["silver.usage"]; ok {
 		t.Errorf("a report started a job")
 	}
+}
+
+// TestIngestProgress: an ingest is one job whose total is the bytes of the
+// files given (stdin left out) and whose count is the files landed.
+func TestIngestProgress(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.ndjson"), filepath.Join(dir, "b.ndjson")
+	if err := os.WriteFile(a, make([]byte, 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b, make([]byte, 50), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	p := testProgress(nil, nil, 3, c)
+	track := newIngestProgress(p, "meters", []ingestInput{{path: a}, {path: "-"}, {path: b}})
+	read := track.reading()
+	read(60)
+	c.t = c.t.Add(time.Second)
+	if got, want := p.line(c.t), "[0/3] ingest meters landing 60 B/150 B 40% 60 B/s 1s ETA 2s · 1s"; got != want {
+		t.Errorf("line %q, want %q", got, want)
+	}
+	read(100)
+	track.landed()
+	track.reading()(0)
+	track.landed()
+	track.reading()(50)
+	track.landed()
+	if got, want := p.line(c.t), "[3/3] ingest meters landing 150 B/150 B 100% 150 B/s 1s · 1s"; got != want {
+		t.Errorf("line %q, want %q", got, want)
+	}
+	var none *ingestProgress
+	if none.reading() != nil {
+		t.Errorf("no progress: a reading callback")
+	}
+	none.landed()
 }
