@@ -85,6 +85,9 @@ func runRun(ctx context.Context, a *app, args []string) error {
 // runs`, the dashboard's runs page). The history is a record, not part of
 // the job: failing to write it is logged and the run goes on.
 func recordRun(ctx context.Context, a *app, ws *workspace, owner string, res jobs.Result) {
+	if res.Job.MirrorDisabled() {
+		return // not a run: `runs` would list a job "mirror."
+	}
 	rec := jobs.RecordOf(res, time.Now(), owner, 0)
 	if err := jobs.RecordRun(context.WithoutCancel(ctx), ws.store, rec); err != nil {
 		a.log.Warn("record run", "job", rec.Job, "err", err)
