@@ -160,6 +160,30 @@ func clampProgress(lp layers.Progress) layers.Progress {
 	return lp
 }
 
+// logsTo is the writer log lines should go through while progress runs:
+// on a terminal, w with the status line cleared before each write (it is
+// drawn again at the next redraw), so a log line never lands after it;
+// otherwise w itself.
+func (p *progress) logsTo(w io.Writer) io.Writer {
+	if p.out == nil {
+		return w
+	}
+	return clearingWriter{p: p, w: w}
+}
+
+// clearingWriter writes to w after clearing p's status line.
+type clearingWriter struct {
+	p *progress
+	w io.Writer
+}
+
+func (c clearingWriter) Write(b []byte) (int, error) {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	c.p.clear()
+	return c.w.Write(b)
+}
+
 // println prints a summary line on w, clearing the status line first.
 func (p *progress) println(w io.Writer, line string) {
 	p.mu.Lock()
@@ -209,7 +233,7 @@ func (p *progress) report() {
 			if f.total > 0 {
 				attrs = append(attrs, "total", f.amount(f.total), "pct", f.done*100/f.total)
 			}
-			if f.done > 0 {
+			if f.moving() {
 				attrs = append(attrs, "rate", f.rateText())
 			}
 		}
@@ -283,6 +307,11 @@ func figuresOf(jp *jobProgress, now time.Time) figures {
 	return f
 }
 
+// moving reports whether the rate says something: once something is
+// done, and until all of a known total is (then the job is in a step that
+// does not count, and the rate would only fall).
+func (f figures) moving() bool { return f.done > 0 && (f.total == 0 || f.done < f.total) }
+
 // amount formats n units: "45.0 MiB", "3 files".
 func (f figures) amount(n int64) string {
 	if f.unit == layers.UnitBytes {
@@ -301,7 +330,7 @@ func (f figures) rateText() string {
 
 // jobText is one job's part of the status line: "bronze.meters typing
 // 45.0 MiB/180.0 MiB 25% 11.2 MiB/s 1200000 rows 4s ETA 12s". Figures not
-// reported yet are left out, and so is a rate while nothing is done.
+// reported yet are left out, and so is the rate unless the count is moving.
 func jobText(name string, f figures) string {
 	parts := []string{name}
 	if f.step != "" {
@@ -316,7 +345,7 @@ func jobText(name string, f figures) string {
 		default:
 			parts = append(parts, f.amount(f.done))
 		}
-		if f.done > 0 {
+		if f.moving() {
 			parts = append(parts, f.rateText())
 		}
 	}

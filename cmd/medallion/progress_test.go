@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -177,6 +178,16 @@ func TestProgressLine(t *testing.T) {
 	if out.String() != "bronze.meters: done\n" {
 		t.Errorf("stdout got %q", out.String())
 	}
+	// A log line clears the status line first; the next redraw draws it again.
+	term.Reset()
+	p.report()
+	fmt.Fprint(p.logsTo(&term), "level=WARN msg=x\n")
+	if got := term.String(); got != "\r\033[K"+want+"\r\033[Klevel=WARN msg=x\n" {
+		t.Errorf("terminal with a log line got %q", got)
+	}
+	if w := testProgress(nil, nil, 1, c).logsTo(&out); w != io.Writer(&out) {
+		t.Errorf("not on a terminal, log lines go through %T", w)
+	}
 	if got := fitWidth(want, 40); got != want[:38]+"…" {
 		t.Errorf("fitWidth: %q", got)
 	}
@@ -220,14 +231,14 @@ func TestProgressNeverBackwards(t *testing.T) {
 	if prev.done != 2000 || prev.total != 2000 {
 		t.Errorf("last shown %d of %d, want 2000 of 2000", prev.done, prev.total)
 	}
-	// Nothing done yet: no rate, no estimate; all done: no estimate.
+	// Nothing done yet, or all: no rate, no estimate.
 	p.started(usage)
 	p.advanced(usage.Table, layers.Progress{Step: "reading", Unit: layers.UnitFiles, Total: 3})
 	if got, want := jobText("silver.usage", figuresOf(p.running["silver.usage"], c.t.Add(time.Second))), "silver.usage reading 0/3 files 1s"; got != want {
 		t.Errorf("nothing done: %q, want %q", got, want)
 	}
 	p.advanced(usage.Table, layers.Progress{Step: "aggregating", Unit: layers.UnitFiles, Done: 3, Total: 3, Rows: 9})
-	if got, want := jobText("silver.usage", figuresOf(p.running["silver.usage"], c.t.Add(time.Second))), "silver.usage aggregating 3/3 files 3.0 files/s 9 rows 1s"; got != want {
+	if got, want := jobText("silver.usage", figuresOf(p.running["silver.usage"], c.t.Add(time.Second))), "silver.usage aggregating 3/3 files 9 rows 1s"; got != want {
 		t.Errorf("all done: %q, want %q", got, want)
 	}
 	p.finished(jobs.Result{Job: usage})
@@ -264,7 +275,7 @@ func TestIngestProgress(t *testing.T) {
 	track.landed()
 	track.reading()(50)
 	track.landed()
-	if got, want := p.line(c.t), "[3/3] ingest meters landing 150 B/150 B 100% 150 B/s 1s · 1s"; got != want {
+	if got, want := p.line(c.t), "[3/3] ingest meters landing 150 B/150 B 100% 1s · 1s"; got != want {
 		t.Errorf("line %q, want %q", got, want)
 	}
 	var none *ingestProgress
