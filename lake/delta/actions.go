@@ -5,8 +5,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
