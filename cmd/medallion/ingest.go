@@ -201,8 +201,8 @@ func expandInputs(args []string, m files.Matcher) ([]ingestInput, error) {
 }
 
 // ingestProgress follows an ingest as one job of progress: bytes of the
-// files landed of their total (stdin counts once read), files done of
-// the files given.
+// files landed of their total (stdin's bytes are not counted: its size is
+// not known), files done of the inputs given.
 type ingestProgress struct {
 	prog  *progress
 	name  string
@@ -211,6 +211,7 @@ type ingestProgress struct {
 	cur   int64 // bytes read of the file being landed
 }
 
+// newIngestProgress starts following the landing of inputs into source.
 func newIngestProgress(prog *progress, source string, inputs []ingestInput) *ingestProgress {
 	t := &ingestProgress{prog: prog, name: "ingest " + source}
 	for _, in := range inputs {
@@ -246,6 +247,7 @@ func (t *ingestProgress) landed() {
 	t.set()
 }
 
+// set reports the bytes landed so far.
 func (t *ingestProgress) set() {
 	t.prog.set(t.name, layers.Progress{Step: "landing", Unit: layers.UnitBytes, Done: t.base + t.cur, Total: t.total})
 }
