@@ -61,6 +61,25 @@ rec() {
 	return 0
 }
 
+# rec_tty runs a command line on a pseudo-terminal (script(1)) and records
+# its status line as frames: each redraw ("\r\033[K" then the line) is one
+# line of the recording, one frame per second of the run's elapsed time
+# (the status line's last figure), between the lines the command printed.
+rec_tty() {
+	local line=$1 status=0 output
+	echo "\$ $line (on a terminal)" >&2
+	output=$(script -q -e -c "$line" /dev/null </dev/null 2>&1) || status=$?
+	{
+		printf '$ %s\n' "$line"
+		printf '%s\n' "$output" | sed 's/\x1b\[K/\n/g' | tr -d '\r' | awk '
+			$0 == "" { next }
+			/^\[[0-9]+\/[0-9]+\] / { if ($NF == last) next; last = $NF; print "[status] " $0; next }
+			{ print }' | trim
+		if [ "$status" -ne 0 ]; then printf '[exit %d]\n' "$status"; fi
+	} >>"$doc"
+	return 0
+}
+
 # block starts and ends a console block.
 begin() { say '' '```console'; }
 end() { say '```' ''; }
@@ -86,15 +105,30 @@ rec 'medallion generate energy --rows 2000000 --seed 42 --out meters.ndjson'
 rec 'medallion ingest meters meters.ndjson'
 end
 
-say '## A long run, with progress' ''
-say 'Logs are not a terminal, so `run` writes one info line per running job every' \
-	'`MEDALLION_PROGRESS_EVERY` (5s by default; 2s here): the step, bytes of raw' \
-	'objects (bronze) or input files (silver, gold) done of the total, rate, rows,' \
-	'elapsed time and the estimate of the time left. Bronze reports after each' \
-	'group of objects it types; one big object is typed by one DuckDB statement,' \
-	'so it goes from 0 to done at once. On a terminal the same figures are one' \
-	'status line on stderr, redrawn in place a few times a second.'
+say '## A long run on a terminal, with progress' ''
+say 'On a terminal, `run` keeps one status line on stderr, redrawn in place a few' \
+	'times a second: jobs done of planned, then per running job its step, bytes' \
+	'of raw objects (bronze) or input files (silver, gold) done of the total,' \
+	'the rate, rows read, how long it has run and the estimate of the time left,' \
+	'and the run'"'"'s elapsed time. Recorded here on a pseudo-terminal, one frame' \
+	'a second, each shown as a line starting with `[status]`. Bronze reports after' \
+	'each group of objects it types: one big object is typed by one DuckDB' \
+	'statement, so its bytes go from 0 to done at once.'
 begin
+if command -v script >/dev/null 2>&1; then
+	rec_tty 'medallion run'
+else
+	say '(script(1) is not installed: no terminal to record on)'
+fi
+end
+
+say '## The afternoon delivery, from cron: progress in the logs' ''
+say 'When stderr is not a terminal, `run` writes one info line per running job' \
+	'every `MEDALLION_PROGRESS_EVERY` (5s by default; 2s here) with the same' \
+	'figures.'
+begin
+rec 'medallion generate energy --rows 2000000 --seed 43 --start 2024-01-04 --out afternoon.ndjson'
+rec 'medallion ingest meters afternoon.ndjson'
 rec 'MEDALLION_PROGRESS_EVERY=2s medallion run --log-level info'
 rec 'medallion tables'
 end
@@ -141,7 +175,7 @@ say 'The meters now send `usage_kwh` instead of `energy_usage`, and the pipeline
 	'what changed and what to do.'
 begin
 rec "sed -i 's/energy_usage/usage_kwh/g' medallion.yaml && grep -n 'usage_kwh' medallion.yaml"
-rec "medallion generate energy --rows 10000 --seed 43 --start 2024-01-04 --out day2.ndjson && sed -i 's/\"energy_usage\"/\"usage_kwh\"/' day2.ndjson && head -1 day2.ndjson"
+rec "medallion generate energy --rows 10000 --seed 44 --start 2024-01-08 --out day2.ndjson && sed -i 's/\"energy_usage\"/\"usage_kwh\"/' day2.ndjson && head -1 day2.ndjson"
 rec 'medallion ingest meters day2.ndjson'
 before=$(wc -l <"$doc")
 rec 'medallion run'
