@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # record-operator-day.sh: build medallion and record, as text, an operator's
 # day on a fresh local lake: init, 2,000,000 generated meter readings, ingest,
-# a long `medallion run` with its progress lines, then a refresh of a silver
+# a long `medallion run` on a terminal (script(1)) with its status line, an
+# afternoon delivery run with progress in the logs, then a refresh of a silver
 # time range with its downstream tables, a replay of quarantined rows after a
 # rule fix, and a column rename refused with its hint. The recording goes to
 # docs/operator-day.md: each command as `$ command`, then its output (stdout
