@@ -86,7 +86,13 @@ begin() { say '' '```console'; }
 end() { say '```' ''; }
 
 # has reports whether this build's `medallion help` lists command $1.
-has() { medallion help 2>&1 | grep -qE "^  $1 "; }
+# (The help text is read whole first: with pipefail, grep -q leaving early
+# could fail the pipe.)
+has() {
+	local help
+	help=$(medallion help 2>&1) || true
+	grep -qE "^  $1 " <<<"$help"
+}
 
 unavailable() { say "(not available in this build: \`medallion help\` does not list \`$1\`)" ''; }
 
