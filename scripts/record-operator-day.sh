@@ -169,6 +169,7 @@ if has replay; then
 	rec "sed -i 's/accepted: \\[mobile, desktop, tablet\\]/accepted: [mobile, desktop, tablet, smart_tv]/' medallion.yaml && grep -n 'device_type:' medallion.yaml"
 	rec 'medallion replay bronze.events'
 	rec 'medallion replay bronze.events'
+	rec 'medallion run'
 	rec 'medallion query "SELECT device_type, count(*) AS n FROM bronze.events GROUP BY ALL ORDER BY n DESC"'
 	end
 	cd "$work/energy"
