@@ -192,6 +192,21 @@ end
 # either takes the run or fails later for another reason.
 if ! tail -n +"$before" "$doc" | grep -q 'renamed_from'; then
 	say "(not available in this build: the run did not refuse the rename with its hint)" ''
+else
+	say '### Taking the hint' ''
+	say 'Keep the earlier values under the new name with `renamed_from:`; bronze' \
+		'renames the column in one commit (`history` shows it). Silver'"'"'s' \
+		'aggregates changed too, so it asks for a refresh, which rebuilds it from' \
+		'bronze with the new definition and brings gold along.'
+	begin
+	rec "sed -i 's/usage_kwh: {type: double, min: 0, unit: kWh}/usage_kwh: {type: double, min: 0, unit: kWh, renamed_from: energy_usage}/' medallion.yaml && grep -n 'renamed_from' medallion.yaml"
+	rec 'medallion run'
+	rec 'medallion history bronze.meters'
+	if has refresh; then
+		rec 'medallion refresh silver.meter_usage_1m --downstream'
+		rec 'medallion run'
+	fi
+	end
 fi
 
 mkdir -p "$(dirname "$out")"
