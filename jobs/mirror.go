@@ -91,6 +91,11 @@ func collapseDisabledMirrors(p *config.Pipeline, plan []Job) []Job {
 	return out
 }
 
+// MirrorDisabled reports whether j is the job that only says the mirror
+// is disabled (postgres: empty, see Plan): it runs nothing, so it has no
+// run to record.
+func (j Job) MirrorDisabled() bool { return j.Table.Layer == MirrorLayer && j.Table.Name == "" }
+
 // runMirror brings one PostgreSQL mirror up to date with its lake table.
 func (r *Runner) runMirror(ctx context.Context, t layers.TableRef) (string, error) {
 	if r.Pipeline.Postgres == "" || t.Name == "" {

@@ -49,6 +49,10 @@ type Runner struct {
 	// OnStart, if set, is called when a job starts to run (after it got a
 	// slot among Parallel, before its lease): progress output.
 	OnStart func(Job)
+	// OnProgress, if set, receives how far a running job has got, as its
+	// layer reports it (layers.Progress), from the job's goroutines:
+	// progress output. It must be quick and safe for concurrent use.
+	OnProgress func(layers.TableRef, layers.Progress)
 
 	ownerOnce sync.Once
 	owner     string
@@ -205,13 +209,24 @@ func (r *Runner) runOne(ctx context.Context, t layers.TableRef, scratch string) 
 	if !ok {
 		return layers.Result{}, fmt.Errorf("%s: no job for layer %q", t, t.Layer)
 	}
-	return job(ctx, r.env(scratch), r.Pipeline, t.Name)
+	env := r.env(scratch)
+	env.Progress = r.progressOf(t)
+	return job(ctx, env, r.Pipeline, t.Name)
 }
 
 // env is the layer environment of one job: the runner's store, engine,
 // cache and logger, scratch files under scratch.
 func (r *Runner) env(scratch string) layers.Env {
 	return layers.Env{Store: r.Store, DB: r.Engine.DB(), ScratchDir: scratch, Cache: r.Cache, Log: r.Log}
+}
+
+// progressOf is the Env.Progress of table t's job: OnProgress naming t;
+// nil without OnProgress.
+func (r *Runner) progressOf(t layers.TableRef) func(layers.Progress) {
+	if r.OnProgress == nil {
+		return nil
+	}
+	return func(p layers.Progress) { r.OnProgress(t, p) }
 }
 
 // nameTable makes sure a job's error says which table failed, once: layer

@@ -172,7 +172,9 @@ func (s *Stream) batch(ctx context.Context, clock Clock, fresh []raw.Manifest, s
 	report := BatchReport{Objects: len(fresh)}
 	var records []RunRecord
 	results, err := s.Runner.Run(held.Context(), s.Plan, func(r Result) {
-		records = append(records, s.recordRun(clock, held, r))
+		if !r.Job.MirrorDisabled() { // its message is not a run
+			records = append(records, s.recordRun(clock, held, r))
+		}
 		report.Jobs++
 		report.RowsIn += r.RowsIn
 		report.RowsOut += r.RowsOut

@@ -44,11 +44,46 @@ type Env struct {
 	// any way. Other runs refuse a removed, renamed or retyped column with a
 	// *SchemaChangeError (schemachange.go).
 	SchemaReplace bool
+	// Progress, if set, receives how far the run has got, as it goes (see
+	// Progress); nil: nothing is reported. Call it through Report.
+	Progress func(Progress)
 	// Crash, set only by tests, is called at each named crash point of a
 	// run; an error stops the run there as if the process had died. The
 	// process-level crash points (internal/crashpoint) exist only in
 	// binaries built with -tags crashpoints.
 	Crash crashpoint.Hook
+}
+
+// Progress is how far a running job has got. A DuckDB statement cannot
+// report mid-way, so a layer reports between its steps: bronze after each
+// group of raw objects it types (bytes of raw objects done of the run's
+// total), silver and gold after each input file they read (files done of
+// total). Done never exceeds Total when Total is known; a consumer should
+// still not trust it to (a run may find more work as it goes).
+type Progress struct {
+	// Step is what the job is doing now: "typing", "reading",
+	// "aggregating", "writing".
+	Step string
+	// Unit is what Done and Total count: UnitBytes or UnitFiles.
+	Unit  string
+	Done  int64
+	Total int64 // 0: not known
+	// Rows is the input rows read so far (0: not counted yet).
+	Rows int64
+}
+
+// Units of Progress.Done and Progress.Total.
+const (
+	UnitBytes = "bytes"
+	UnitFiles = "files"
+)
+
+// Report passes p to e.Progress when it is set. It is called on the job's
+// goroutines; the callback must be quick and safe for concurrent use.
+func (e Env) Report(p Progress) {
+	if e.Progress != nil {
+		e.Progress(p)
+	}
 }
 
 // WithDefaults returns e with Log and Now set.

@@ -39,7 +39,7 @@ func TestCLIGlobalFlagsFirst(t *testing.T) {
 
 func TestCLIHelpCommand(t *testing.T) {
 	code, stdout, stderr := cli(t, "", "help", "run")
-	if code != 0 || !strings.HasPrefix(stdout, "usage: medallion run") || !strings.Contains(stdout, "-create-lake") {
+	if code != 0 || !strings.HasPrefix(stdout, "usage: medallion run") || !strings.Contains(stdout, "  -create-lake\n") {
 		t.Errorf("help run: exit %d\n%s%s", code, stdout, stderr)
 	}
 	code, _, stderr = cli(t, "", "help", "rn")

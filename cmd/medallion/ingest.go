@@ -14,6 +14,7 @@ import (
 
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/raw"
 	"github.com/medallion-dev/medallion/layers/raw/files"
 )
@@ -34,6 +35,7 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("ingest")
 	a.createLakeFlag(fs)
 	glob := fs.String("glob", "", "in a DIR, take only files whose name matches this pattern (\"*.csv\")")
+	noProgress := fs.Bool("no-progress", false, "no progress: neither the status line on a terminal nor the info lines every "+envProgressEvery+" (5s) in logs")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -70,15 +72,29 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 			}
 		}
 	}
+	every, err := progressEvery()
+	if err != nil {
+		return err
+	}
 	st, err := a.openLake(ctx, p)
 	if err != nil {
 		return err
+	}
+	say := func(line string) { fmt.Fprintln(a.stdout, line) }
+	var track *ingestProgress
+	if !*noProgress {
+		prog := newProgress(a.stderr, a.log, len(inputs), every)
+		defer prog.close()
+		a.log = a.loggerTo(prog.logsTo(a.stderr))
+		say = func(line string) { prog.println(a.stdout, line) }
+		track = newIngestProgress(prog, source, inputs)
 	}
 	var landed, already int
 	var landedBytes int64
 	for _, in := range inputs {
 		began := time.Now()
-		m, dup, err := a.landInput(ctx, st, source, src.Format, in, began)
+		m, dup, err := a.landInput(ctx, st, source, src.Format, in, began, track.reading())
+		track.landed()
 		if err != nil {
 			return err
 		}
@@ -92,7 +108,7 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 		}
 		landed++
 		landedBytes += m.Size
-		fmt.Fprintf(a.stdout, "landed %s -> %s (%s, sha256 %s…)\n", in.display(), m.Key, humanize.Bytes(m.Size), m.SHA256[:8])
+		say(fmt.Sprintf("landed %s -> %s (%s, sha256 %s…)", in.display(), m.Key, humanize.Bytes(m.Size), m.SHA256[:8]))
 		a.log.Debug("landed", "source", source, "name", in.display(), "key", m.Key, "sha256", m.SHA256,
 			"bytes", m.Size, "took", time.Since(began))
 	}
@@ -100,8 +116,8 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 	if len(inputs) == 1 {
 		files = "file"
 	}
-	fmt.Fprintf(a.stdout, "%s: %d %s, %d landed (%s), %d already landed\n",
-		source, len(inputs), files, landed, humanize.Bytes(landedBytes), already)
+	say(fmt.Sprintf("%s: %d %s, %d landed (%s), %d already landed",
+		source, len(inputs), files, landed, humanize.Bytes(landedBytes), already))
 	return nil
 }
 
@@ -122,7 +138,8 @@ func unknownSource(p *config.Pipeline, source string) error {
 // landInput lands one input (a file, or stdin after checking its first
 // bytes look like format) into source's raw area; dup reports an object
 // landed before.
-func (a *app) landInput(ctx context.Context, st lake.Store, source, format string, in ingestInput, began time.Time) (m raw.Manifest, dup bool, err error) {
+// read, if not nil, follows the bytes of a file read so far.
+func (a *app) landInput(ctx context.Context, st lake.Store, source, format string, in ingestInput, began time.Time, read func(int64)) (m raw.Manifest, dup bool, err error) {
 	if in.path == "-" {
 		var stdin io.Reader
 		if stdin, err = checkStdinFormat(a.stdin, source, format); err != nil {
@@ -130,7 +147,7 @@ func (a *app) landInput(ctx context.Context, st lake.Store, source, format strin
 		}
 		m, dup, err = raw.Land(ctx, st, source, "-", format, stdin, began)
 	} else {
-		m, dup, err = raw.LandFile(ctx, st, source, format, in.path, began)
+		m, dup, err = raw.LandFileReporting(ctx, st, source, format, in.path, began, read)
 	}
 	if err != nil {
 		return m, false, fmt.Errorf("ingest %s into %s: %w", in.display(), source, err)
@@ -181,4 +198,56 @@ func expandInputs(args []string, m files.Matcher) ([]ingestInput, error) {
 		}
 	}
 	return out, nil
+}
+
+// ingestProgress follows an ingest as one job of progress: bytes of the
+// files landed of their total (stdin's bytes are not counted: its size is
+// not known), files done of the inputs given.
+type ingestProgress struct {
+	prog  *progress
+	name  string
+	total int64 // bytes of the files given (stdin: unknown, left out)
+	base  int64 // bytes of the files landed so far
+	cur   int64 // bytes read of the file being landed
+}
+
+// newIngestProgress starts following the landing of inputs into source.
+func newIngestProgress(prog *progress, source string, inputs []ingestInput) *ingestProgress {
+	t := &ingestProgress{prog: prog, name: "ingest " + source}
+	for _, in := range inputs {
+		if fi, err := os.Stat(in.path); err == nil && in.path != "-" {
+			t.total += fi.Size()
+		}
+	}
+	prog.begin(t.name)
+	t.set()
+	return t
+}
+
+// reading is the callback following the bytes of the next file; nil when
+// there is no progress.
+func (t *ingestProgress) reading() func(int64) {
+	if t == nil {
+		return nil
+	}
+	return func(n int64) {
+		t.cur = n
+		t.set()
+	}
+}
+
+// landed counts a file as done (landed, already landed or failed).
+func (t *ingestProgress) landed() {
+	if t == nil {
+		return
+	}
+	t.base += t.cur
+	t.cur = 0
+	t.prog.count()
+	t.set()
+}
+
+// set reports the bytes landed so far.
+func (t *ingestProgress) set() {
+	t.prog.set(t.name, layers.Progress{Step: "landing", Unit: layers.UnitBytes, Done: t.base + t.cur, Total: t.total})
 }

@@ -21,7 +21,9 @@ const lakeMarker = "_medallion/lake.json"
 func (a *app) createLakeFlag(fs *flag.FlagSet) {
 	a.createLakeAllowed = true
 	fs.BoolVar(&a.createLake, "create-lake", false,
-		"create the lake if the lake URL has none, as `medallion init` does (without it, a lake URL with no lake is refused)")
+		// No backquotes: flag's help would show the quoted words as the
+		// flag's argument ("-create-lake medallion init").
+		"create the lake if the lake URL has none, as medallion init does (without it, a lake URL with no lake is refused)")
 }
 
 // openLake opens the pipeline's lake. Unless a.createLake is set it creates

@@ -243,14 +243,21 @@ func (a *app) setupLogging() error {
 	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
 		return usagef("--log-level %q: want debug, info, warn or error", a.logLevel)
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch a.logFormat {
-	case "text":
-		a.log = slog.New(slog.NewTextHandler(a.stderr, opts))
-	case "json":
-		a.log = slog.New(slog.NewJSONHandler(a.stderr, opts))
-	default:
+	if a.logFormat != "text" && a.logFormat != "json" {
 		return usagef("--log-format %q: want text or json", a.logFormat)
 	}
+	a.log = a.loggerTo(a.stderr)
 	return nil
+}
+
+// loggerTo is a logger of the command's --log-format and --log-level
+// (checked by setupLogging) writing to w.
+func (a *app) loggerTo(w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(a.logLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if a.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

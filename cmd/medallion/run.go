@@ -55,7 +55,9 @@ func runRun(ctx context.Context, a *app, args []string) error {
 	if !*noProgress {
 		prog := newProgress(a.stderr, a.log, len(plan), every)
 		defer prog.close()
-		r.OnStart, r.OnResult = prog.started, prog.finished
+		a.log = a.loggerTo(prog.logsTo(a.stderr))
+		r.Log = a.log
+		r.OnStart, r.OnResult, r.OnProgress = prog.started, prog.finished, prog.advanced
 		say = func(line string) { prog.println(a.stdout, line) }
 	}
 	results, err := r.Run(ctx, plan, func(res jobs.Result) {
@@ -85,6 +87,9 @@ func runRun(ctx context.Context, a *app, args []string) error {
 // runs`, the dashboard's runs page). The history is a record, not part of
 // the job: failing to write it is logged and the run goes on.
 func recordRun(ctx context.Context, a *app, ws *workspace, owner string, res jobs.Result) {
+	if res.Job.MirrorDisabled() {
+		return // not a run: `runs` would list a job "mirror."
+	}
 	rec := jobs.RecordOf(res, time.Now(), owner, 0)
 	if err := jobs.RecordRun(context.WithoutCancel(ctx), ws.store, rec); err != nil {
 		a.log.Warn("record run", "job", rec.Job, "err", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -271,6 +272,10 @@ func decodeActions(data []byte) ([]action, error) {
 func (c CommitInfo) Metric(keys ...string) string {
 	for _, key := range keys {
 		if v, ok := c.Medallion[key]; ok {
+			if f, ok := v.(float64); ok {
+				// A JSON number read back: 2000000, not 2e+06.
+				return strconv.FormatFloat(f, 'f', -1, 64)
+			}
 			return fmt.Sprint(v)
 		}
 		if v, ok := c.OperationMetrics[key]; ok {

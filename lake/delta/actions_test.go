@@ -136,3 +136,27 @@ func TestPathEncoding(t *testing.T) {
 		t.Errorf("absolute URIs are kept: %q", d)
 	}
 }
+
+// TestCommitInfoMetric: a metric read back from a commit's JSON prints as
+// the number it is (history's "rows in" of 2,000,000 is 2000000, not
+// 2e+06); Delta's operationMetrics are text already.
+func TestCommitInfoMetric(t *testing.T) {
+	var c CommitInfo
+	if err := json.Unmarshal([]byte(`{"medallion":{"rows_read":2000000,"lag":1.5,"mode":"full"},"operationMetrics":{"numOutputRows":"7"}}`), &c); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		keys []string
+		want string
+	}{
+		{[]string{"rows_in", "rows_read"}, "2000000"},
+		{[]string{"lag"}, "1.5"},
+		{[]string{"mode"}, "full"},
+		{[]string{"numOutputRows"}, "7"},
+		{[]string{"nope"}, "-"},
+	} {
+		if got := c.Metric(tc.keys...); got != tc.want {
+			t.Errorf("Metric(%v) = %q, want %q", tc.keys, got, tc.want)
+		}
+	}
+}

@@ -67,6 +67,11 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 		return st, 0, err
 	}
 
+	var typed int64
+	for _, m := range ms {
+		typed += m.Size
+	}
+	j.report("writing", typed)
 	if err := j.uploadBatch(ctx, dir, adds, qadds); err != nil {
 		return st, 0, err
 	}

@@ -164,6 +164,43 @@ type job struct {
 	// described once a run (fastMetadata).
 	ndjsonFastCols []warehouse.Column
 	disc           *discovery
+	prog           runProgress
+}
+
+// runProgress is what a bronze run reports through Env.Report: bytes of
+// raw objects done of the run's total, and rows read.
+type runProgress struct {
+	total int64 // bytes of the objects the run will type
+	base  int64 // bytes of the objects of committed batches
+	rows  int64 // rows read by committed batches
+}
+
+// report reports the committed batches plus typed bytes of the current
+// batch.
+func (j *job) report(step string, typed int64) {
+	done := min(j.prog.base+typed, j.prog.total)
+	j.d.Report(layers.Progress{Step: step, Unit: layers.UnitBytes, Done: done, Total: j.prog.total, Rows: j.prog.rows})
+}
+
+// planned sets the run's total from the objects pending now: a replan
+// after another runner's commit keeps what is done and counts what is
+// left.
+func (j *job) planned(pending []manifest) {
+	var left int64
+	for _, m := range pending {
+		left += m.Size
+	}
+	j.prog.total = j.prog.base + left
+	j.report("typing", 0)
+}
+
+// batchDone counts a committed batch of objects ms into the progress.
+func (j *job) batchDone(ms []manifest, st *Stats) {
+	for _, m := range ms {
+		j.prog.base += m.Size
+	}
+	j.prog.rows = st.RowsRead
+	j.report("typing", 0)
 }
 
 // Run promotes every landed raw object of the source src not yet in
@@ -291,6 +328,7 @@ func (j *job) promote(ctx context.Context, conn *sql.Conn, stats *Stats) error {
 		if err != nil {
 			return err
 		}
+		j.planned(pending)
 		again, err := j.promoteBatches(ctx, conn, stats, pending, read, replans < maxReplans)
 		if err != nil || !again {
 			return err
@@ -328,6 +366,7 @@ func (j *job) promoteBatches(ctx context.Context, conn *sql.Conn, stats *Stats, 
 			stats.add(b)
 			stats.Version = v
 			read = j.disc.committed(ready, read)
+			j.batchDone(ready, stats)
 		}
 		if ferr != nil {
 			return false, ferr

@@ -141,16 +141,22 @@ func (j *job) typeParts(ctx context.Context, conn *sql.Conn, ms []manifest, dir 
 	f := strings.ToLower(j.src.Format)
 	if len(ms) > 1 && (f == "ndjson" || f == "") {
 		var parts []typedPart
+		var typed int64
 		for _, c := range groupChunks(ms) {
 			ps, err := j.typeNDJSONGroup(ctx, conn, ms, paths, c, temps)
 			if err != nil {
 				return nil, err
 			}
 			parts = append(parts, ps...)
+			for _, i := range c {
+				typed += ms[i].Size
+			}
+			j.report("typing", typed)
 		}
 		return parts, nil
 	}
 	parts := make([]typedPart, 0, len(ms))
+	var typed int64
 	for i, m := range ms {
 		res, err := j.typeObject(ctx, conn, m, paths[i], dir)
 		if res.tableName != "" {
@@ -160,6 +166,8 @@ func (j *job) typeParts(ctx context.Context, conn *sql.Conn, ms []manifest, dir 
 			return nil, fmt.Errorf("bronze %s: %s: %w", j.src.Name, m.Key, err)
 		}
 		parts = append(parts, typedPart{idx: []int{i}, res: []objResult{res}, table: res.tableName})
+		typed += m.Size
+		j.report("typing", typed)
 	}
 	return parts, nil
 }

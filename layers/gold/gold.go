@@ -275,6 +275,22 @@ type runner struct {
 	attached string            // private database to detach
 	commited bool
 	rowsIn   int64 // input rows the recomputation read
+	// files read of the input (and merge) files the run asked for, for
+	// Env.Report
+	filesDone, filesTotal int64
+}
+
+// fileRead counts n more input files to read (n > 0) or one read (n == 0)
+// and reports the run's progress.
+func (r *runner) fileRead(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n > 0 {
+		r.filesTotal += int64(n)
+	} else {
+		r.filesDone++
+	}
+	r.deps.Report(layers.Progress{Step: "reading", Unit: layers.UnitFiles, Done: r.filesDone, Total: r.filesTotal})
 }
 
 // tempObject is a connection-local table or view a run created.
@@ -333,6 +349,9 @@ func (r *runner) closeConn() {
 // table, read at version), in order, each checked against its add's size.
 func (r *runner) localFiles(ctx context.Context, tbl *delta.Table, table string, version int64, files []delta.Add) ([]string, error) {
 	out := make([]string, len(files))
+	if len(files) > 0 {
+		r.fileRead(len(files))
+	}
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(8)
 	for i, f := range files {
@@ -346,6 +365,7 @@ func (r *runner) localFiles(ctx context.Context, tbl *delta.Table, table string,
 				return err
 			}
 			out[i] = p
+			r.fileRead(0)
 			return nil
 		})
 	}

@@ -271,6 +271,13 @@ func removeOrphan(ctx context.Context, store lake.Store, key string) {
 
 // LandFile lands the regular file at path (see Land), under its base name.
 func LandFile(ctx context.Context, store lake.Store, source, format, path string, now time.Time) (Manifest, bool, error) {
+	return LandFileReporting(ctx, store, source, format, path, now, nil)
+}
+
+// LandFileReporting is LandFile calling read, if not nil, with the bytes
+// of the file read so far as they stream into the lake (progress output).
+// read may be called from the store's goroutines; it must be quick.
+func LandFileReporting(ctx context.Context, store lake.Store, source, format, path string, now time.Time, read func(n int64)) (Manifest, bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Manifest{}, false, err
@@ -283,7 +290,25 @@ func LandFile(ctx context.Context, store lake.Store, source, format, path string
 	if !fi.Mode().IsRegular() {
 		return Manifest{}, false, fmt.Errorf("land %s: not a regular file", path)
 	}
-	return land(ctx, store, source, filepath.Base(path), format, f, fi.Size(), now)
+	var r io.Reader = f
+	if read != nil {
+		r = &reportReader{r: f, read: read}
+	}
+	return land(ctx, store, source, filepath.Base(path), format, r, fi.Size(), now)
+}
+
+// reportReader passes the count of bytes read so far to read.
+type reportReader struct {
+	r    io.Reader
+	n    int64
+	read func(int64)
+}
+
+func (r *reportReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n += int64(n)
+	r.read(r.n)
+	return n, err
 }
 
 // Files lists the regular files under dir, recursively, in lexical order of

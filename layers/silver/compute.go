@@ -10,6 +10,7 @@ import (
 
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
+	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
 )
 
@@ -149,6 +150,7 @@ func (j *job) inputFiles(ctx context.Context, files []bronzeFile, snap *delta.Sn
 			return nil, err
 		}
 		in.paths[i] = local
+		j.deps.Report(layers.Progress{Step: "reading", Unit: layers.UnitFiles, Done: int64(i + 1), Total: int64(len(files))})
 	}
 	in.list = literalList(in.paths)
 	fileCols, _, err := j.describe(ctx, "read bronze files", fmt.Sprintf("SELECT * FROM read_parquet(%s, union_by_name = true)", in.list))

@@ -55,6 +55,8 @@ func (j *job) run(ctx context.Context) (Stats, error) {
 	if err := j.writeLate(ctx, b); err != nil {
 		return b.st, err
 	}
+	n := int64(len(files))
+	j.deps.Report(layers.Progress{Step: "writing", Unit: layers.UnitFiles, Done: n, Total: n, Rows: b.st.RowsIn})
 	if err := j.writeFiles(ctx, b); err != nil {
 		return b.st, err
 	}
@@ -184,6 +186,8 @@ func (j *job) compute(ctx context.Context, b *batch, files []bronzeFile) error {
 		Scan(&st.RowsIn, &st.RowsNoEventTime, &batchMax); err != nil {
 		return fmt.Errorf("read new bronze rows: %w", err)
 	}
+	n := int64(len(files))
+	j.deps.Report(layers.Progress{Step: "aggregating", Unit: layers.UnitFiles, Done: n, Total: n, Rows: st.RowsIn})
 	b.newMax, b.w1 = advanceWatermark(b.prog, batchMax, j.sp.delay)
 	st.MaxEventTime, st.WatermarkAfter = microsTime(b.newMax), microsTime(b.w1)
 	j.wAfter = b.w1
