@@ -130,6 +130,9 @@ type Deps struct {
 
 	// goPass, for tests, computes every average with the Go pass.
 	goPass bool
+	// buckets, for tests, is the bucket count of every full build of a
+	// partitioned moving-average table; 0: chosen from silver's size.
+	buckets int
 }
 
 // column is one column of a DuckDB relation as DESCRIBE reports it.

@@ -25,19 +25,34 @@ import (
 
 // Layout of moving-average tables.
 const (
-	// bucketCount is how many hash buckets the partitions are spread over;
-	// each bucket is one file, rewritten when one of its partitions changes.
-	bucketCount = 32
+	// maxBuckets is the most hash buckets the partitions are spread over;
+	// each bucket is one file (plus appends), rewritten when one of its
+	// partitions changes. A table's count is a power of two up to it,
+	// chosen from the silver table's size at a full build (see
+	// chooseBuckets) and kept in the table configuration (confBuckets).
+	maxBuckets = 32
+	// bucketInputBytes is how many bytes of silver Parquet one bucket is
+	// meant for: a table of less has one file, one of 32 times more the
+	// full 32 buckets. Small tables are then written as few files (writing
+	// 32 small files cost as much as the moving average itself), big ones
+	// keep the incremental rewrite of a changed partition's bucket small.
+	bucketInputBytes = 64 << 20
+	// regrowFactor: an incremental run rebuilds in full, with more buckets,
+	// when the silver table has grown to need regrowFactor times the
+	// table's count.
+	regrowFactor = 4
 	// maLayout names the bucketing, the file naming, the arithmetic and the
 	// incremental state; changing one must change it, which rebuilds
 	// existing tables in full. v2: averages summed in Go (see pass.go),
-	// files appended per bucket, the tail state file.
-	maLayout = "gold-ma-v2:md5-lower-64:32:tail"
+	// files appended per bucket, the tail state file. v3: the bucket count
+	// is the table's own (confBuckets), md5 modulo it.
+	maLayout = "gold-ma-v3:md5-lower-64:sized:tail"
 
 	confDefinition = "medallion.gold.definition" // hash of everything the rows depend on
 	confKind       = "medallion.gold.kind"
 	confLayout     = "medallion.gold.layout"
 	confSource     = "medallion.gold.source"
+	confBuckets    = "medallion.gold.buckets" // the table's bucket count
 
 	// defaultMAName is the moving-average column when as: is not given.
 	defaultMAName = "ma"
@@ -70,6 +85,10 @@ type maSpec struct {
 	out      []string // silver columns written, in output order
 	sortKeys []string // ORDER BY within a partition: order column first, then tie-breakers
 	partType map[string]delta.DataType
+
+	// buckets is the table's bucket count (a power of two, 1 to
+	// maxBuckets); 1 without partition columns.
+	buckets int
 }
 
 type flagSpec struct {
@@ -269,6 +288,9 @@ func (s *maSpec) bucketExpr() string {
 	if len(s.part) == 0 {
 		return "0"
 	}
+	if s.buckets <= 1 {
+		return "0"
+	}
 	parts := make([]string, len(s.part))
 	for i, p := range s.part {
 		v := "CAST(" + warehouse.QuoteIdent(p) + " AS VARCHAR)"
@@ -277,7 +299,7 @@ func (s *maSpec) bucketExpr() string {
 		}
 		parts[i] = "coalesce('v' || " + v + ", 'n')"
 	}
-	return fmt.Sprintf("CAST(md5_number_lower(concat_ws(chr(31), %s)) %% %d AS INTEGER)", strings.Join(parts, ", "), bucketCount)
+	return fmt.Sprintf("CAST(md5_number_lower(concat_ws(chr(31), %s)) %% %d AS INTEGER)", strings.Join(parts, ", "), s.buckets)
 }
 
 // withBuckets is a SELECT of cols of the relation rel (a name or a
@@ -285,7 +307,7 @@ func (s *maSpec) bucketExpr() string {
 // computed once per distinct partition, not once per row (md5 per row cost
 // more than the moving average itself), and joined back.
 func (s *maSpec) withBuckets(rel string, cols []string) string {
-	if len(s.part) == 0 {
+	if len(s.part) == 0 || s.buckets <= 1 {
 		return "SELECT 0 AS __bucket, " + strings.Join(quoteAll(cols), ", ") + " FROM " + rel
 	}
 	parts := quoteAll(s.part)
@@ -319,12 +341,18 @@ func bucketFile(b int) string { return fmt.Sprintf("part-b%04d-%s.parquet", b, r
 
 // fileBucket parses the bucket out of a file written by bucketFile.
 func fileBucket(path string) (int, bool) {
+	return fileBucketOf(path, maxBuckets)
+}
+
+// fileBucketOf parses the bucket out of a file written by bucketFile for
+// a table of n buckets.
+func fileBucketOf(path string, n int) (int, bool) {
 	rest, ok := strings.CutPrefix(path, "part-b")
 	if !ok || len(rest) < 5 || rest[4] != '-' || !strings.HasSuffix(rest, ".parquet") {
 		return 0, false
 	}
 	b, err := strconv.Atoi(rest[:4])
-	if err != nil || b < 0 || b >= bucketCount {
+	if err != nil || b < 0 || b >= n {
 		return 0, false
 	}
 	return b, true
@@ -341,12 +369,12 @@ func bucketList(b []int, full bool) string {
 	return strings.Join(s, ",")
 }
 
-// filesByBucket groups a moving-average table's files by bucket; ok is
-// false if a file does not follow the naming.
-func filesByBucket(files []delta.Add) (map[int][]delta.Add, bool) {
+// filesByBucket groups the files of a moving-average table of n buckets
+// by bucket; ok is false if a file does not follow the naming.
+func filesByBucket(files []delta.Add, n int) (map[int][]delta.Add, bool) {
 	out := map[int][]delta.Add{}
 	for _, f := range files {
-		b, ok := fileBucket(f.Path)
+		b, ok := fileBucketOf(f.Path, n)
 		if !ok {
 			return nil, false
 		}
@@ -648,7 +676,7 @@ func replacedFiles(gsnap *delta.Snapshot, buckets []int) []delta.Add {
 	}
 	var out []delta.Add
 	for _, a := range gsnap.Files {
-		if b, ok := fileBucket(a.Path); buckets == nil || (ok && recomputed[b]) {
+		if b, ok := fileBucketOf(a.Path, maxBuckets); buckets == nil || (ok && recomputed[b]) {
 			out = append(out, a)
 		}
 	}
