@@ -278,7 +278,9 @@ func (r *runner) temp(kind, name string) string {
 
 // exec runs statements on the pinned connection.
 func (r *runner) exec(ctx context.Context, query string, args ...any) error {
+	start := time.Now()
 	_, err := r.conn.ExecContext(ctx, query, args...)
+	r.log.Debug("gold statement", "ms", time.Since(start).Milliseconds(), "sql", query[:min(len(query), 100)])
 	return err
 }
 
