@@ -55,7 +55,17 @@ func trickyGold(name, silver string, ma config.MovingAverage) *config.Gold {
 // the runs after the first append, and buckets are merged before they
 // pass maxBucketFiles files.
 func TestAppendRunsEqualFullRun(t *testing.T) {
+	// Over 32 buckets, and over the one bucket the size of these tables
+	// calls for (the average written straight from silver, see
+	// oneFileRowsWindow).
+	for _, buckets := range []int{maxBuckets, 0} {
+		t.Run(fmt.Sprintf("buckets%d", buckets), func(t *testing.T) { appendRunsEqualFullRun(t, buckets) })
+	}
+}
+
+func appendRunsEqualFullRun(t *testing.T, buckets int) {
 	f := newFixture(t, testenv.LocalStore(t))
+	f.buckets = buckets
 	const minutes = 60
 	for _, parts := range []int{1, 3, 10} {
 		silver := fmt.Sprintf("s%d", parts)
@@ -262,7 +272,14 @@ func killChild(t *testing.T) {
 // averages DuckDB's window computes are the Go pass's to the bit, in a full
 // build and in appends, so either may continue what the other wrote.
 func TestDuckDBRowsMatchPass(t *testing.T) {
+	for _, buckets := range []int{maxBuckets, 0} {
+		t.Run(fmt.Sprintf("buckets%d", buckets), func(t *testing.T) { duckDBRowsMatchPass(t, buckets) })
+	}
+}
+
+func duckDBRowsMatchPass(t *testing.T, buckets int) {
 	f := newFixture(t, testenv.LocalStore(t))
+	f.buckets = buckets
 	f.createSilver("s")
 	for _, n := range []int{1, 3, duckdbMaxFrame} {
 		for _, name := range []string{"sql", "go"} {

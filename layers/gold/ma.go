@@ -564,6 +564,9 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *
 		return nil, err
 	}
 	f := newFrame(spec)
+	if r.duckdbRows(spec) && spec.buckets == 1 {
+		return r.oneFileRowsWindow(ctx, spec, f, src, gsnap, buckets)
+	}
 
 	inList := ""
 	base := "(" + spec.withBuckets(src, spec.out) + ")"
@@ -637,6 +640,70 @@ func (r *runner) fullRowsWindow(ctx context.Context, spec *maSpec, f maFrame, ba
 	state = fmt.Sprintf("SELECT %s, CAST(b.%s AS DOUBLE) AS __x, b.__rk AS __seq, b.__rk = b.__cnt AS __last FROM %s AS b WHERE b.__cnt - b.__rk < %d",
 		strings.Join(f.stateKeys("b."), ", "), x, t, max(spec.rows-1, 1))
 	return withMA, state, nil
+}
+
+// oneFileRowsWindow rebuilds a one-bucket table whose average DuckDB's
+// window computes: the average and the flags go straight from silver into
+// the table's one file, sorted, in one statement (no temp table, one
+// sort), and the state, each partition's last rows, is read from silver by
+// a second window in reverse order (__seq is then minus the row's place
+// from the end, which orders the tail as the row number does).
+func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame, src string, gsnap *delta.Snapshot, buckets []int) (*maOutput, error) {
+	x := warehouse.QuoteIdent(spec.column)
+	p := spec.partitionClause()
+	flags := ""
+	for _, fl := range spec.flags {
+		flags += ", CAST((" + fl.When + ") AS BOOLEAN) AS " + warehouse.QuoteIdent(fl.Name)
+	}
+	withMA := fmt.Sprintf("SELECT *%s FROM (SELECT %s, CAST(avg(CAST(%s AS DOUBLE)) OVER (%sORDER BY %s ROWS BETWEEN %d PRECEDING AND CURRENT ROW) AS DOUBLE) AS %s FROM %s)",
+		flags, strings.Join(quoteAll(spec.out), ", "), x, p, f.sortKeys, spec.rows-1, warehouse.QuoteIdent(spec.as), src)
+	cols, err := r.describe(ctx, "SELECT "+strings.Join(quoteAll(f.finalCols), ", ")+" FROM ("+withMA+")")
+	if err != nil {
+		return nil, fmt.Errorf("%s: output schema: %w", r.ref, err)
+	}
+	schema, sel, err := schemaOf(cols)
+	if err != nil {
+		return nil, fmt.Errorf("%s: output schema: %w", r.ref, err)
+	}
+	dir := filepath.Join(r.scratch, "out")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	w := writtenFile{path: bucketFile(0)}
+	local := filepath.Join(dir, w.path)
+	res, err := r.conn.ExecContext(ctx, fmt.Sprintf("COPY (SELECT %s FROM (%s) ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
+		strings.Join(sel, ", "), withMA, f.partOrder, warehouse.QuoteString(local)))
+	if err == nil {
+		w.rows, err = res.RowsAffected()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: compute moving average and flags: %w", r.ref, err)
+	}
+	r.rowsIn += w.rows
+	out := &maOutput{schema: schema, buckets: buckets, removes: replacedFiles(gsnap, buckets)}
+	if w.rows == 0 {
+		if out.buckets == nil {
+			out.buckets = []int{}
+		}
+		return out, os.Remove(local) // no file points to a state
+	}
+	if out.buckets == nil {
+		out.buckets = []int{0}
+	}
+	out.files = []writtenFile{w}
+	if err := r.uploadAll(ctx, out.files); err != nil {
+		return nil, err
+	}
+	desc := make([]string, len(spec.sortKeys))
+	for i, k := range spec.sortKeys {
+		desc[i] = warehouse.QuoteIdent(k) + " DESC NULLS FIRST" // the exact reverse of ASC NULLS LAST
+	}
+	state := fmt.Sprintf("SELECT %s, CAST(b.%s AS DOUBLE) AS __x, -b.__rd AS __seq, b.__rd = 1 AS __last FROM (SELECT 0 AS __bucket, *, row_number() OVER (%sORDER BY %s) AS __rd FROM %s) AS b WHERE b.__rd <= %d",
+		strings.Join(f.stateKeys("b."), ", "), x, p, strings.Join(desc, ", "), src, max(spec.rows-1, 1))
+	if out.tail, err = r.writeState(ctx, f, state); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // fullPass computes the moving average over base with the pass: the rows
