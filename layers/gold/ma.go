@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -671,8 +672,10 @@ func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame,
 	}
 	w := writtenFile{path: bucketFile(0)}
 	local := filepath.Join(dir, w.path)
+	start := time.Now()
 	res, err := r.conn.ExecContext(ctx, fmt.Sprintf("COPY (SELECT %s FROM (%s) ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
 		strings.Join(sel, ", "), withMA, f.partOrder, warehouse.QuoteString(local)))
+	r.log.Debug("gold statement", "ms", time.Since(start).Milliseconds(), "sql", "COPY (moving average and flags of one bucket)")
 	if err == nil {
 		w.rows, err = res.RowsAffected()
 	}
