@@ -38,9 +38,14 @@
 // # Incremental maintenance
 //
 // A moving-average table's files are grouped by a hash bucket of the
-// partition columns (md5 of their values, modulo 32, so stable across DuckDB
-// versions and sessions): file part-bNNNN-<id>.parquet holds rows of the
-// partitions in bucket NNNN. The gold table records the silver version it
+// partition columns (md5 of their values, modulo the table's bucket count,
+// so stable across DuckDB versions and sessions): file
+// part-bNNNN-<id>.parquet holds rows of the partitions in bucket NNNN. The
+// count is a power of two up to 32 chosen at a full build from the silver
+// table's size, one bucket per 64 MiB of silver Parquet (so a small table
+// is one file), and kept in the table configuration
+// (medallion.gold.buckets); a run over a silver table grown to need four
+// times the buckets rebuilds in full with more (see docs/gold-buckets.md). The gold table records the silver version it
 // consumed (txn appId "gold/<name>") and, in a state file under _state/,
 // each partition's tail: its last order value and what continuing it needs
 // (the last rows-1 values for rows, the values within the range for range,
