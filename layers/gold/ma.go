@@ -647,8 +647,9 @@ func (r *runner) fullRowsWindow(ctx context.Context, spec *maSpec, f maFrame, ba
 // window computes: the average and the flags go straight from silver into
 // the table's one file, sorted, in one statement (no temp table, one
 // sort), and the state, each partition's last rows, is read from silver by
-// a second window in reverse order (__seq is then minus the row's place
-// from the end, which orders the tail as the row number does).
+// a second window in reverse order over the rows that can be in a tail
+// (__seq is then minus the row's place from the end, which orders the
+// tail as the row number does).
 func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame, src string, gsnap *delta.Snapshot, buckets []int) (*maOutput, error) {
 	x := warehouse.QuoteIdent(spec.column)
 	p := spec.partitionClause()
@@ -701,8 +702,21 @@ func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame,
 	for i, k := range spec.sortKeys {
 		desc[i] = warehouse.QuoteIdent(k) + " DESC NULLS FIRST" // the exact reverse of ASC NULLS LAST
 	}
-	state := fmt.Sprintf("SELECT %s, CAST(b.%s AS DOUBLE) AS __x, -b.__rd AS __seq, b.__rd = 1 AS __last FROM (SELECT 0 AS __bucket, *, row_number() OVER (%sORDER BY %s) AS __rd FROM %s) AS b WHERE b.__rd <= %d",
-		strings.Join(f.stateKeys("b."), ", "), x, p, strings.Join(desc, ", "), src, max(spec.rows-1, 1))
+	n := max(spec.rows-1, 1)
+	// Only rows at or after each partition's n-th greatest order value
+	// (or with a NULL one, which sorts last) can be among its last n:
+	// a hash aggregate finds that bound, so the window sorts the tails
+	// alone rather than the whole table.
+	o := warehouse.QuoteIdent(spec.order)
+	parts := strings.Join(quoteAll(spec.part), ", ")
+	bound := "SELECT list_min(max(" + o + ", " + strconv.Itoa(n) + ")) AS __lo FROM " + src
+	if parts != "" {
+		bound = "SELECT " + parts + ", list_min(max(" + o + ", " + strconv.Itoa(n) + ")) AS __lo FROM " + src + " GROUP BY " + parts
+	}
+	tails := "SELECT s.* FROM " + src + " AS s JOIN (" + bound + ") AS t ON " + sameGroup("s.", spec.part, "t.", spec.part) +
+		" WHERE s." + o + " IS NULL OR t.__lo IS NULL OR s." + o + " >= t.__lo"
+	state := fmt.Sprintf("SELECT %s, CAST(b.%s AS DOUBLE) AS __x, -b.__rd AS __seq, b.__rd = 1 AS __last FROM (SELECT 0 AS __bucket, *, row_number() OVER (%sORDER BY %s) AS __rd FROM (%s)) AS b WHERE b.__rd <= %d",
+		strings.Join(f.stateKeys("b."), ", "), x, p, strings.Join(desc, ", "), tails, n)
 	if out.tail, err = r.writeState(ctx, f, state); err != nil {
 		return nil, err
 	}
