@@ -38,9 +38,14 @@
 // # Incremental maintenance
 //
 // A moving-average table's files are grouped by a hash bucket of the
-// partition columns (md5 of their values, modulo 32, so stable across DuckDB
-// versions and sessions): file part-bNNNN-<id>.parquet holds rows of the
-// partitions in bucket NNNN. The gold table records the silver version it
+// partition columns (md5 of their values, modulo the table's bucket count,
+// so stable across DuckDB versions and sessions): file
+// part-bNNNN-<id>.parquet holds rows of the partitions in bucket NNNN. The
+// count is a power of two up to 32 chosen at a full build from the silver
+// table's size, one bucket per 64 MiB of silver Parquet (so a small table
+// is one file), and kept in the table configuration
+// (medallion.gold.buckets); a run over a silver table grown to need four
+// times the buckets rebuilds in full with more (see docs/gold-buckets.md). The gold table records the silver version it
 // consumed (txn appId "gold/<name>") and, in a state file under _state/,
 // each partition's tail: its last order value and what continuing it needs
 // (the last rows-1 values for rows, the values within the range for range,
@@ -134,6 +139,10 @@ type Deps struct {
 	// refresh makes the run a full rebuild whatever changed, committed as
 	// operation REFRESH (see Refresh).
 	refresh bool
+
+	// buckets, for tests, is the bucket count of every full build of a
+	// partitioned moving-average table; 0: chosen from silver's size.
+	buckets int
 }
 
 // opRefresh is the operation of a refresh commit.
@@ -313,7 +322,9 @@ func (r *runner) temp(kind, name string) string {
 
 // exec runs statements on the pinned connection.
 func (r *runner) exec(ctx context.Context, query string, args ...any) error {
+	start := time.Now()
 	_, err := r.conn.ExecContext(ctx, query, args...)
+	r.log.Debug("gold statement", "ms", time.Since(start).Milliseconds(), "sql", query[:min(len(query), 100)])
 	return err
 }
 

@@ -43,6 +43,10 @@ type fixture struct {
 	eng   *warehouse.Engine
 	pipe  *config.Pipeline
 	dir   string
+	// buckets is Deps.buckets of every run: maxBuckets unless a test
+	// sets it (0: chosen from silver's size), so tests of small tables
+	// still spread meters over many buckets.
+	buckets int
 }
 
 func newFixture(t *testing.T, st lake.Store) *fixture {
@@ -53,11 +57,11 @@ func newFixture(t *testing.T, st lake.Store) *fixture {
 	}
 	t.Cleanup(func() { eng.Close() })
 	return &fixture{t: t, ctx: t.Context(), store: st, eng: eng, dir: t.TempDir(),
-		pipe: &config.Pipeline{Gold: map[string]*config.Gold{}}}
+		pipe: &config.Pipeline{Gold: map[string]*config.Gold{}}, buckets: maxBuckets}
 }
 
 func (f *fixture) deps() Deps {
-	return Deps{Env: layers.Env{Store: f.store, DB: f.eng.DB(), ScratchDir: f.eng.TempDir()}}
+	return Deps{Env: layers.Env{Store: f.store, DB: f.eng.DB(), ScratchDir: f.eng.TempDir()}, buckets: f.buckets}
 }
 
 func (f *fixture) addGold(g *config.Gold) {
@@ -249,7 +253,7 @@ func maTable(name, from string, ma config.MovingAverage, flags ...*config.Flag) 
 // bucketOf is the bucket a meter's rows land in.
 func (f *fixture) bucketOf(meter string) int {
 	f.t.Helper()
-	s := &maSpec{part: []string{"meter_id"}, partType: map[string]delta.DataType{"meter_id": delta.Primitive(delta.TypeString)}}
+	s := &maSpec{part: []string{"meter_id"}, buckets: maxBuckets, partType: map[string]delta.DataType{"meter_id": delta.Primitive(delta.TypeString)}}
 	var b int
 	if err := f.eng.DB().QueryRowContext(f.ctx, "SELECT "+s.bucketExpr()+" FROM (SELECT ? AS meter_id)", meter).Scan(&b); err != nil {
 		f.t.Fatal(err)

@@ -30,56 +30,69 @@ func TestGolden(t *testing.T) {
 		if !c.IsDir() {
 			continue
 		}
-		t.Run(c.Name(), func(t *testing.T) {
-			dir := filepath.Join(root, c.Name())
-			path := filepath.Join(dir, "medallion.yaml")
-			data, err := os.ReadFile(path)
-			if err != nil {
+		// Each case is built over 32 buckets and with the bucket count
+		// chosen from its (small) size, one bucket: the same rows.
+		for _, buckets := range []int{maxBuckets, 0} {
+			t.Run(fmt.Sprintf("%s/buckets%d", c.Name(), buckets), func(t *testing.T) {
+				goldenCase(t, filepath.Join(root, c.Name()), buckets)
+			})
+		}
+	}
+}
+
+// goldenCase runs the golden case in dir with the fixture's bucket count
+// set to buckets.
+func goldenCase(t *testing.T, dir string, buckets int) {
+	path := filepath.Join(dir, "medallion.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := config.Parse(path, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, testenv.LocalStore(t))
+	f.buckets = buckets
+	f.pipe = p
+	if _, err := f.eng.DB().ExecContext(f.ctx, "SET TimeZone = 'UTC'"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range p.SilverOrder {
+		f.loadSilverCSV(name, p.Silver[name], filepath.Join(dir, name+".csv"))
+	}
+	versions := map[string]int64{}
+	for _, name := range p.GoldOrder {
+		st := f.run(name)
+		versions[name] = st.Version
+	}
+	for _, name := range p.GoldOrder {
+		if st := f.run(name); st.Mode != ModeSkipped || st.Version != versions[name] {
+			t.Errorf("gold.%s: second run %+v", name, st)
+		}
+	}
+	for _, name := range p.GoldOrder {
+		got := f.dumpCSV("gold/" + name)
+		file := filepath.Join(dir, "expected", name+".csv")
+		if *update && buckets == maxBuckets {
+			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			p, err := config.Parse(path, data, nil)
-			if err != nil {
+			if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			f := newFixture(t, testenv.LocalStore(t))
-			f.pipe = p
-			if _, err := f.eng.DB().ExecContext(f.ctx, "SET TimeZone = 'UTC'"); err != nil {
-				t.Fatal(err)
-			}
-			for _, name := range p.SilverOrder {
-				f.loadSilverCSV(name, p.Silver[name], filepath.Join(dir, name+".csv"))
-			}
-			versions := map[string]int64{}
-			for _, name := range p.GoldOrder {
-				st := f.run(name)
-				versions[name] = st.Version
-			}
-			for _, name := range p.GoldOrder {
-				if st := f.run(name); st.Mode != ModeSkipped || st.Version != versions[name] {
-					t.Errorf("gold.%s: second run %+v", name, st)
-				}
-			}
-			for _, name := range p.GoldOrder {
-				got := f.dumpCSV("gold/" + name)
-				file := filepath.Join(dir, "expected", name+".csv")
-				if *update {
-					if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					continue
-				}
-				want, err := os.ReadFile(file)
-				if err != nil {
-					t.Fatalf("%v (run with -update to create it)", err)
-				}
-				if got != string(want) {
-					t.Errorf("gold.%s differs from %s:\ngot:\n%swant:\n%s", name, file, got, want)
-				}
-			}
-		})
+			continue
+		}
+		if *update {
+			continue
+		}
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatalf("%v (run with -update to create it)", err)
+		}
+		if got != string(want) {
+			t.Errorf("gold.%s differs from %s:\ngot:\n%swant:\n%s", name, file, got, want)
+		}
 	}
 }
 

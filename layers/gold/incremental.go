@@ -306,7 +306,7 @@ func (r *runner) appendPass(ctx context.Context, a *maAppend) (ma, tail string, 
 // appendFiles writes one new file per touched bucket, or one merged file
 // for a bucket that would otherwise have too many, and uploads them.
 func (r *runner) appendFiles(ctx context.Context, a *maAppend, gsnap *delta.Snapshot, res *maOutput, out string, cast []string, counts map[int]int64) error {
-	byBucket, _ := filesByBucket(gsnap.Files)
+	byBucket, _ := filesByBucket(gsnap.Files, a.spec.buckets)
 	for _, b := range a.touched {
 		var merge []string
 		var err error

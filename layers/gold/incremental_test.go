@@ -14,6 +14,7 @@ import (
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/lake/delta"
 )
 
 // trickyWindows is like windows (minutes [from, from+n) of meter, a SQL
@@ -54,7 +55,17 @@ func trickyGold(name, silver string, ma config.MovingAverage) *config.Gold {
 // the runs after the first append, and buckets are merged before they
 // pass maxBucketFiles files.
 func TestAppendRunsEqualFullRun(t *testing.T) {
+	// Over 32 buckets, and over the one bucket the size of these tables
+	// calls for (the average written straight from silver, see
+	// oneFileRowsWindow).
+	for _, buckets := range []int{maxBuckets, 0} {
+		t.Run(fmt.Sprintf("buckets%d", buckets), func(t *testing.T) { appendRunsEqualFullRun(t, buckets) })
+	}
+}
+
+func appendRunsEqualFullRun(t *testing.T, buckets int) {
 	f := newFixture(t, testenv.LocalStore(t))
+	f.buckets = buckets
 	const minutes = 60
 	for _, parts := range []int{1, 3, 10} {
 		silver := fmt.Sprintf("s%d", parts)
@@ -91,7 +102,7 @@ func TestAppendRunsEqualFullRun(t *testing.T) {
 			t.Errorf("10 appends merged no bucket")
 		}
 		for name := range trickyAverages {
-			files, _ := filesByBucket(f.snapshot(fmt.Sprintf("gold/%s_%d", name, parts)).Files)
+			files, _ := filesByBucket(f.snapshot(fmt.Sprintf("gold/%s_%d", name, parts)).Files, maxBuckets)
 			for b, fs := range files {
 				if len(fs) > maxBucketFiles {
 					t.Errorf("%s_%d: bucket %d has %d files", name, parts, b, len(fs))
@@ -261,7 +272,14 @@ func killChild(t *testing.T) {
 // averages DuckDB's window computes are the Go pass's to the bit, in a full
 // build and in appends, so either may continue what the other wrote.
 func TestDuckDBRowsMatchPass(t *testing.T) {
+	for _, buckets := range []int{maxBuckets, 0} {
+		t.Run(fmt.Sprintf("buckets%d", buckets), func(t *testing.T) { duckDBRowsMatchPass(t, buckets) })
+	}
+}
+
+func duckDBRowsMatchPass(t *testing.T, buckets int) {
 	f := newFixture(t, testenv.LocalStore(t))
+	f.buckets = buckets
 	f.createSilver("s")
 	for _, n := range []int{1, 3, duckdbMaxFrame} {
 		for _, name := range []string{"sql", "go"} {
@@ -283,5 +301,88 @@ func TestDuckDBRowsMatchPass(t *testing.T) {
 			}
 			f.sameRows(fmt.Sprintf("SELECT * FROM {gold.sql%d}", n), fmt.Sprintf("SELECT * FROM {gold.go%d}", n))
 		}
+	}
+}
+
+// TestBucketsFromSize: a small table is built as one bucket (one file),
+// keeps the incremental append and the recompute of late rows, records its
+// count, and gives the rows of a 32-bucket build; a table whose silver
+// outgrew its count is rebuilt with more buckets, and a table without a
+// recorded count is rebuilt.
+func TestBucketsFromSize(t *testing.T) {
+	f := newFixture(t, testenv.LocalStore(t))
+	f.buckets = 0
+	f.createSilver("s")
+	for k, m := range []string{"m1", "m2", "m3", "m4"} {
+		f.commitSilver("s", nil, windows(m, 0, 50, fmt.Sprintf(usage, k)))
+	}
+	f.addGold(maTable("small", "s", config.MovingAverage{Column: "avg_usage", Rows: 4},
+		&config.Flag{Name: "spike", When: "avg_usage > ma * 1.5"}))
+	st := f.run("small")
+	if st.Mode != ModeFull || st.Buckets != 1 || st.FilesAdded != 1 {
+		t.Fatalf("first run %+v", st)
+	}
+	if n := f.snapshot("gold/small").Metadata.Configuration[confBuckets]; n != "1" {
+		t.Fatalf("%s = %q, want 1", confBuckets, n)
+	}
+
+	// New windows: appended as one new file, the old one stays.
+	f.commitSilver("s", nil, windows("m2", 50, 10, fmt.Sprintf(usage, 1)))
+	st = f.run("small")
+	if st.Mode != ModeAppend || st.Buckets != 1 || st.FilesAdded != 1 || st.FilesRemoved != 0 || st.RowsWritten != 10 {
+		t.Fatalf("append %+v", st)
+	}
+
+	// A late window: the one bucket is recomputed.
+	f.commitSilver("s", nil, `SELECT window_start + INTERVAL 30 SECOND AS window_start, window_end + INTERVAL 30 SECOND AS window_end,
+		meter_id, readings, avg_usage, max_usage FROM (`+windows("m3", 20, 1, "1000")+`)`)
+	st = f.run("small")
+	if st.Mode != ModeIncremental || st.Buckets != 1 || st.FilesAdded != 1 || st.FilesRemoved != 2 || st.RowsWritten != 211 {
+		t.Fatalf("late window %+v", st)
+	}
+
+	// The same rows as a build over 32 buckets.
+	f.buckets = maxBuckets
+	f.addGold(maTable("wide", "s", config.MovingAverage{Column: "avg_usage", Rows: 4},
+		&config.Flag{Name: "spike", When: "avg_usage > ma * 1.5"}))
+	if st := f.run("wide"); st.Buckets != maxBuckets || st.FilesAdded != 3 { // m2 and m3 share a bucket
+		t.Fatalf("wide %+v", st)
+	}
+	f.sameRows("SELECT * FROM {gold.small}", "SELECT * FROM {gold.wide}")
+
+	// Silver now calls for 4 times the buckets of "small": rebuilt in full.
+	f.buckets = 4
+	f.commitSilver("s", nil, windows("m4", 50, 5, "1"))
+	st = f.run("small")
+	if st.Mode != ModeFull || st.Buckets != 4 || !strings.Contains(st.Reason, "has grown") {
+		t.Fatalf("grown %+v", st)
+	}
+	if n := f.snapshot("gold/small").Metadata.Configuration[confBuckets]; n != "4" {
+		t.Fatalf("%s = %q, want 4", confBuckets, n)
+	}
+	// Twice the buckets is not enough to rebuild: appended.
+	f.buckets = 8
+	f.commitSilver("s", nil, windows("m4", 55, 5, "1"))
+	if st = f.run("small"); st.Mode != ModeAppend {
+		t.Fatalf("append at 4 buckets %+v", st)
+	}
+	f.run("wide")
+	f.sameRows("SELECT * FROM {gold.small}", "SELECT * FROM {gold.wide}")
+}
+
+// TestChooseBuckets: one bucket per bucketInputBytes of silver, a power of
+// two, at most maxBuckets, and one without partition columns.
+func TestChooseBuckets(t *testing.T) {
+	spec := &maSpec{part: []string{"meter_id"}}
+	for _, c := range []struct {
+		size int64
+		want int
+	}{{0, 1}, {bucketInputBytes, 1}, {bucketInputBytes + 1, 2}, {5 * bucketInputBytes, 8}, {1 << 40, maxBuckets}} {
+		if got := chooseBuckets(spec, []delta.Add{{Size: c.size}}, 0); got != c.want {
+			t.Errorf("%d bytes: %d buckets, want %d", c.size, got, c.want)
+		}
+	}
+	if got := chooseBuckets(&maSpec{}, []delta.Add{{Size: 1 << 40}}, 0); got != 1 {
+		t.Errorf("no partition columns: %d buckets", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -25,19 +26,34 @@ import (
 
 // Layout of moving-average tables.
 const (
-	// bucketCount is how many hash buckets the partitions are spread over;
-	// each bucket is one file, rewritten when one of its partitions changes.
-	bucketCount = 32
+	// maxBuckets is the most hash buckets the partitions are spread over;
+	// each bucket is one file (plus appends), rewritten when one of its
+	// partitions changes. A table's count is a power of two up to it,
+	// chosen from the silver table's size at a full build (see
+	// chooseBuckets) and kept in the table configuration (confBuckets).
+	maxBuckets = 32
+	// bucketInputBytes is how many bytes of silver Parquet one bucket is
+	// meant for: a table of less has one file, one of 32 times more the
+	// full 32 buckets. Small tables are then written as few files (writing
+	// 32 small files cost as much as the moving average itself), big ones
+	// keep the incremental rewrite of a changed partition's bucket small.
+	bucketInputBytes = 64 << 20
+	// regrowFactor: an incremental run rebuilds in full, with more buckets,
+	// when the silver table has grown to need regrowFactor times the
+	// table's count.
+	regrowFactor = 4
 	// maLayout names the bucketing, the file naming, the arithmetic and the
 	// incremental state; changing one must change it, which rebuilds
 	// existing tables in full. v2: averages summed in Go (see pass.go),
-	// files appended per bucket, the tail state file.
-	maLayout = "gold-ma-v2:md5-lower-64:32:tail"
+	// files appended per bucket, the tail state file. v3: the bucket count
+	// is the table's own (confBuckets), md5 modulo it.
+	maLayout = "gold-ma-v3:md5-lower-64:sized:tail"
 
 	confDefinition = "medallion.gold.definition" // hash of everything the rows depend on
 	confKind       = "medallion.gold.kind"
 	confLayout     = "medallion.gold.layout"
 	confSource     = "medallion.gold.source"
+	confBuckets    = "medallion.gold.buckets" // the table's bucket count
 
 	// defaultMAName is the moving-average column when as: is not given.
 	defaultMAName = "ma"
@@ -70,6 +86,10 @@ type maSpec struct {
 	out      []string // silver columns written, in output order
 	sortKeys []string // ORDER BY within a partition: order column first, then tie-breakers
 	partType map[string]delta.DataType
+
+	// buckets is the table's bucket count (a power of two, 1 to
+	// maxBuckets); 1 without partition columns.
+	buckets int
 }
 
 type flagSpec struct {
@@ -269,6 +289,9 @@ func (s *maSpec) bucketExpr() string {
 	if len(s.part) == 0 {
 		return "0"
 	}
+	if s.buckets <= 1 {
+		return "0"
+	}
 	parts := make([]string, len(s.part))
 	for i, p := range s.part {
 		v := "CAST(" + warehouse.QuoteIdent(p) + " AS VARCHAR)"
@@ -277,7 +300,7 @@ func (s *maSpec) bucketExpr() string {
 		}
 		parts[i] = "coalesce('v' || " + v + ", 'n')"
 	}
-	return fmt.Sprintf("CAST(md5_number_lower(concat_ws(chr(31), %s)) %% %d AS INTEGER)", strings.Join(parts, ", "), bucketCount)
+	return fmt.Sprintf("CAST(md5_number_lower(concat_ws(chr(31), %s)) %% %d AS INTEGER)", strings.Join(parts, ", "), s.buckets)
 }
 
 // withBuckets is a SELECT of cols of the relation rel (a name or a
@@ -285,7 +308,7 @@ func (s *maSpec) bucketExpr() string {
 // computed once per distinct partition, not once per row (md5 per row cost
 // more than the moving average itself), and joined back.
 func (s *maSpec) withBuckets(rel string, cols []string) string {
-	if len(s.part) == 0 {
+	if len(s.part) == 0 || s.buckets <= 1 {
 		return "SELECT 0 AS __bucket, " + strings.Join(quoteAll(cols), ", ") + " FROM " + rel
 	}
 	parts := quoteAll(s.part)
@@ -319,12 +342,18 @@ func bucketFile(b int) string { return fmt.Sprintf("part-b%04d-%s.parquet", b, r
 
 // fileBucket parses the bucket out of a file written by bucketFile.
 func fileBucket(path string) (int, bool) {
+	return fileBucketOf(path, maxBuckets)
+}
+
+// fileBucketOf parses the bucket out of a file written by bucketFile for
+// a table of n buckets.
+func fileBucketOf(path string, n int) (int, bool) {
 	rest, ok := strings.CutPrefix(path, "part-b")
 	if !ok || len(rest) < 5 || rest[4] != '-' || !strings.HasSuffix(rest, ".parquet") {
 		return 0, false
 	}
 	b, err := strconv.Atoi(rest[:4])
-	if err != nil || b < 0 || b >= bucketCount {
+	if err != nil || b < 0 || b >= n {
 		return 0, false
 	}
 	return b, true
@@ -341,12 +370,12 @@ func bucketList(b []int, full bool) string {
 	return strings.Join(s, ",")
 }
 
-// filesByBucket groups a moving-average table's files by bucket; ok is
-// false if a file does not follow the naming.
-func filesByBucket(files []delta.Add) (map[int][]delta.Add, bool) {
+// filesByBucket groups the files of a moving-average table of n buckets
+// by bucket; ok is false if a file does not follow the naming.
+func filesByBucket(files []delta.Add, n int) (map[int][]delta.Add, bool) {
 	out := map[int][]delta.Add{}
 	for _, f := range files {
-		b, ok := fileBucket(f.Path)
+		b, ok := fileBucketOf(f.Path, n)
 		if !ok {
 			return nil, false
 		}
@@ -536,6 +565,9 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *
 		return nil, err
 	}
 	f := newFrame(spec)
+	if r.duckdbRows(spec) && spec.buckets == 1 {
+		return r.oneFileRowsWindow(ctx, spec, f, src, gsnap, buckets)
+	}
 
 	inList := ""
 	base := "(" + spec.withBuckets(src, spec.out) + ")"
@@ -611,6 +643,86 @@ func (r *runner) fullRowsWindow(ctx context.Context, spec *maSpec, f maFrame, ba
 	return withMA, state, nil
 }
 
+// oneFileRowsWindow rebuilds a one-bucket table whose average DuckDB's
+// window computes: the average and the flags go straight from silver into
+// the table's one file, sorted, in one statement (no temp table, one
+// sort), and the state, each partition's last rows, is read from silver by
+// a second window in reverse order over the rows that can be in a tail
+// (__seq is then minus the row's place from the end, which orders the
+// tail as the row number does).
+func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame, src string, gsnap *delta.Snapshot, buckets []int) (*maOutput, error) {
+	x := warehouse.QuoteIdent(spec.column)
+	p := spec.partitionClause()
+	flags := ""
+	for _, fl := range spec.flags {
+		flags += ", CAST((" + fl.When + ") AS BOOLEAN) AS " + warehouse.QuoteIdent(fl.Name)
+	}
+	withMA := fmt.Sprintf("SELECT *%s FROM (SELECT %s, CAST(avg(CAST(%s AS DOUBLE)) OVER (%sORDER BY %s ROWS BETWEEN %d PRECEDING AND CURRENT ROW) AS DOUBLE) AS %s FROM %s)",
+		flags, strings.Join(quoteAll(spec.out), ", "), x, p, f.sortKeys, spec.rows-1, warehouse.QuoteIdent(spec.as), src)
+	cols, err := r.describe(ctx, "SELECT "+strings.Join(quoteAll(f.finalCols), ", ")+" FROM ("+withMA+")")
+	if err != nil {
+		return nil, fmt.Errorf("%s: output schema: %w", r.ref, err)
+	}
+	schema, sel, err := schemaOf(cols)
+	if err != nil {
+		return nil, fmt.Errorf("%s: output schema: %w", r.ref, err)
+	}
+	dir := filepath.Join(r.scratch, "out")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	w := writtenFile{path: bucketFile(0)}
+	local := filepath.Join(dir, w.path)
+	start := time.Now()
+	res, err := r.conn.ExecContext(ctx, fmt.Sprintf("COPY (SELECT %s FROM (%s) ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
+		strings.Join(sel, ", "), withMA, f.partOrder, warehouse.QuoteString(local)))
+	r.log.Debug("gold statement", "ms", time.Since(start).Milliseconds(), "sql", "COPY (moving average and flags of one bucket)")
+	if err == nil {
+		w.rows, err = res.RowsAffected()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: compute moving average and flags: %w", r.ref, err)
+	}
+	r.rowsIn += w.rows
+	out := &maOutput{schema: schema, buckets: buckets, removes: replacedFiles(gsnap, buckets)}
+	if w.rows == 0 {
+		if out.buckets == nil {
+			out.buckets = []int{}
+		}
+		return out, os.Remove(local) // no file points to a state
+	}
+	if out.buckets == nil {
+		out.buckets = []int{0}
+	}
+	out.files = []writtenFile{w}
+	if err := r.uploadAll(ctx, out.files); err != nil {
+		return nil, err
+	}
+	desc := make([]string, len(spec.sortKeys))
+	for i, k := range spec.sortKeys {
+		desc[i] = warehouse.QuoteIdent(k) + " DESC NULLS FIRST" // the exact reverse of ASC NULLS LAST
+	}
+	n := max(spec.rows-1, 1)
+	// Only rows at or after each partition's n-th greatest order value
+	// (or with a NULL one, which sorts last) can be among its last n:
+	// a hash aggregate finds that bound, so the window sorts the tails
+	// alone rather than the whole table.
+	o := warehouse.QuoteIdent(spec.order)
+	parts := strings.Join(quoteAll(spec.part), ", ")
+	bound := "SELECT list_min(max(" + o + ", " + strconv.Itoa(n) + ")) AS __lo FROM " + src
+	if parts != "" {
+		bound = "SELECT " + parts + ", list_min(max(" + o + ", " + strconv.Itoa(n) + ")) AS __lo FROM " + src + " GROUP BY " + parts
+	}
+	tails := "SELECT s.* FROM " + src + " AS s JOIN (" + bound + ") AS t ON " + sameGroup("s.", spec.part, "t.", spec.part) +
+		" WHERE s." + o + " IS NULL OR t.__lo IS NULL OR s." + o + " >= t.__lo"
+	state := fmt.Sprintf("SELECT %s, CAST(b.%s AS DOUBLE) AS __x, -b.__rd AS __seq, b.__rd = 1 AS __last FROM (SELECT 0 AS __bucket, *, row_number() OVER (%sORDER BY %s) AS __rd FROM (%s)) AS b WHERE b.__rd <= %d",
+		strings.Join(f.stateKeys("b."), ", "), x, p, strings.Join(desc, ", "), tails, n)
+	if out.tail, err = r.writeState(ctx, f, state); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // fullPass computes the moving average over base with the pass: the rows
 // in pass order, numbered; the pass's results join back on __rn. One
 // sort: the first row of a partition is found with lag.
@@ -648,7 +760,7 @@ func replacedFiles(gsnap *delta.Snapshot, buckets []int) []delta.Add {
 	}
 	var out []delta.Add
 	for _, a := range gsnap.Files {
-		if b, ok := fileBucket(a.Path); buckets == nil || (ok && recomputed[b]) {
+		if b, ok := fileBucketOf(a.Path, maxBuckets); buckets == nil || (ok && recomputed[b]) {
 			out = append(out, a)
 		}
 	}

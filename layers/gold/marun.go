@@ -27,6 +27,7 @@ type maRun struct {
 	added     []delta.Add // silver files to append, when silver only added files
 	full      bool
 	reason    string
+	chosen    int    // the bucket count a full build would take now
 	state     string // the tail the table's newest files point to, table-relative
 	stateFile string // a local copy of it
 
@@ -48,6 +49,7 @@ func (r *runner) runMovingAverage(ctx context.Context) (Stats, error) {
 	if m.out == nil {
 		if m.full {
 			m.buckets, m.stateFile = nil, ""
+			m.spec.buckets = m.chosen
 			m.st.Mode, m.st.Reason = ModeFull, m.reason
 		} else {
 			m.st.Mode, m.st.Reason = ModeIncremental, m.reason
@@ -83,7 +85,42 @@ func (r *runner) openMA(ctx context.Context) (*maRun, error) {
 	if m.gsnap != nil {
 		m.state, _ = currentState(m.gsnap)
 	}
+	m.chosen = chooseBuckets(m.spec, m.in.snap.Files, r.deps.buckets)
+	m.spec.buckets = m.chosen
 	return m, nil
+}
+
+// chooseBuckets is the bucket count of a full build over the silver
+// files: the power of two that gives each bucket about bucketInputBytes
+// of silver Parquet, at most maxBuckets; 1 without partition columns.
+// force (tests) overrides it.
+func chooseBuckets(spec *maSpec, files []delta.Add, force int) int {
+	if len(spec.part) == 0 {
+		return 1
+	}
+	if force > 0 {
+		return force
+	}
+	var size int64
+	for _, f := range files {
+		size += f.Size
+	}
+	n := 1
+	for n < maxBuckets && int64(n)*bucketInputBytes < size {
+		n *= 2
+	}
+	return n
+}
+
+// tableBuckets is the bucket count recorded in a moving-average table's
+// configuration; ok is false when it is missing or not a power of two up
+// to maxBuckets.
+func tableBuckets(snap *delta.Snapshot) (int, bool) {
+	n, err := strconv.Atoi(snap.Metadata.Configuration[confBuckets])
+	if err != nil || n < 1 || n > maxBuckets || n&(n-1) != 0 {
+		return 0, false
+	}
+	return n, true
 }
 
 // planMA decides how the run builds: a full build (with the reason), an
@@ -120,7 +157,17 @@ func (r *runner) planMA(ctx context.Context, m *maRun) (skip bool, err error) {
 // planIncrementalMA plans a run over a table that consumed silver version
 // consumed: from the table's state and the silver files changed since.
 func (r *runner) planIncrementalMA(ctx context.Context, m *maRun, consumed int64) (skip bool, err error) {
-	if _, ok := filesByBucket(m.gsnap.Files); !ok {
+	stored, ok := tableBuckets(m.gsnap)
+	if !ok {
+		m.full, m.reason = true, "the table records no bucket count"
+		return false, nil
+	}
+	if stored < m.chosen && m.chosen >= stored*regrowFactor {
+		m.full, m.reason = true, fmt.Sprintf("%s has grown: %d partition buckets instead of %d", m.srcRef, m.chosen, stored)
+		return false, nil
+	}
+	m.spec.buckets = stored
+	if _, ok := filesByBucket(m.gsnap.Files, stored); !ok {
 		m.full, m.reason = true, "the table has files this version did not write"
 		return false, nil
 	}
@@ -215,6 +262,7 @@ func (r *runner) commitMA(ctx context.Context, m *maRun) error {
 			confKind:       string(KindMovingAverage),
 			confLayout:     maLayout,
 			confSource:     m.srcRef.String(),
+			confBuckets:    strconv.Itoa(m.spec.buckets),
 		},
 	}
 	snap, err := r.commit(ctx, m.gsnap, meta, delta.Commit{
@@ -236,10 +284,7 @@ func (r *runner) commitMA(ctx context.Context, m *maRun) error {
 	st.Version = snap.Version
 	st.Buckets = len(out.buckets)
 	if m.full {
-		st.Buckets = bucketCount
-		if len(m.spec.part) == 0 {
-			st.Buckets = 1
-		}
+		st.Buckets = m.spec.buckets
 	}
 	st.FilesAdded, st.FilesRemoved = len(adds), len(removes)
 	st.RowsWritten, st.RowsIn = rowsOut, r.rowsIn
