@@ -62,6 +62,9 @@ type Deps struct {
 
 	// precise skips the fast path (tests compare the two paths).
 	precise bool
+	// progressEvery is how often a typing statement's progress is polled;
+	// 0: warehouse.ProgressEvery (tests poll more often).
+	progressEvery time.Duration
 }
 
 // Stats is the accounting of one run: RowsRead = Written + Quarantined +
@@ -173,13 +176,31 @@ type runProgress struct {
 	total int64 // bytes of the objects the run will type
 	base  int64 // bytes of the objects of committed batches
 	rows  int64 // rows read by committed batches
+	shown int64 // the largest Done reported, so Done never goes back
 }
 
 // report reports the committed batches plus typed bytes of the current
-// batch.
+// batch. Done never goes back: a batch the fast path refused after
+// reporting part of it reports no less while the precise path types it
+// again.
 func (j *job) report(step string, typed int64) {
-	done := min(j.prog.base+typed, j.prog.total)
+	done := max(min(j.prog.base+typed, j.prog.total), min(j.prog.shown, j.prog.total))
+	j.prog.shown = done
 	j.d.Report(layers.Progress{Step: step, Unit: layers.UnitBytes, Done: done, Total: j.prog.total, Rows: j.prog.rows})
+}
+
+// watchTyping runs fn, a statement typing size bytes of raw objects after
+// typed bytes of the current batch, and reports the part of the size
+// DuckDB says the statement has done while it runs (warehouse.WatchProgress),
+// so one large object moves the progress mid-statement. It reports less
+// than typed+size: the caller reports the whole once fn has returned.
+func (j *job) watchTyping(ctx context.Context, conn *sql.Conn, typed, size int64, fn func() error) error {
+	if j.d.Progress == nil || size <= 1 {
+		return fn()
+	}
+	return warehouse.WatchProgress(ctx, conn, j.d.progressEvery, func(f float64) {
+		j.report("typing", typed+min(int64(f*float64(size)), size-1))
+	}, fn)
 }
 
 // planned sets the run's total from the objects pending now: a replan

@@ -72,8 +72,16 @@ func (j *job) fastBatch(ctx context.Context, conn *sql.Conn, ms []manifest, bid,
 		j.log.Debug("fast path refused the batch; typing it again with locations", "why", why, "err", humanize.FirstLine(err))
 		return tb, false, nil
 	}
+	var size int64
+	for _, m := range ms {
+		size += m.Size
+	}
 	start := time.Now()
-	adds, err := j.writeParquet(ctx, conn, outSel, outDir, j.plan.partCol, schema)
+	var adds []delta.Add
+	err = j.watchTyping(ctx, conn, 0, size, func() (err error) {
+		adds, err = j.writeParquet(ctx, conn, outSel, outDir, j.plan.partCol, schema)
+		return err
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return tb, false, ctx.Err()

@@ -143,14 +143,20 @@ func (j *job) typeParts(ctx context.Context, conn *sql.Conn, ms []manifest, dir 
 		var parts []typedPart
 		var typed int64
 		for _, c := range groupChunks(ms) {
-			ps, err := j.typeNDJSONGroup(ctx, conn, ms, paths, c, temps)
+			var size int64
+			for _, i := range c {
+				size += ms[i].Size
+			}
+			var ps []typedPart
+			err := j.watchTyping(ctx, conn, typed, size, func() (err error) {
+				ps, err = j.typeNDJSONGroup(ctx, conn, ms, paths, c, temps)
+				return err
+			})
 			if err != nil {
 				return nil, err
 			}
 			parts = append(parts, ps...)
-			for _, i := range c {
-				typed += ms[i].Size
-			}
+			typed += size
 			j.report("typing", typed)
 		}
 		return parts, nil
@@ -158,7 +164,11 @@ func (j *job) typeParts(ctx context.Context, conn *sql.Conn, ms []manifest, dir 
 	parts := make([]typedPart, 0, len(ms))
 	var typed int64
 	for i, m := range ms {
-		res, err := j.typeObject(ctx, conn, m, paths[i], dir)
+		var res objResult
+		err := j.watchTyping(ctx, conn, typed, m.Size, func() (err error) {
+			res, err = j.typeObject(ctx, conn, m, paths[i], dir)
+			return err
+		})
 		if res.tableName != "" {
 			*temps = append(*temps, res.tableName)
 		}
