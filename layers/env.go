@@ -54,11 +54,12 @@ type Env struct {
 	Crash crashpoint.Hook
 }
 
-// Progress is how far a running job has got. A DuckDB statement cannot
-// report mid-way, so a layer reports between its steps: bronze after each
-// group of raw objects it types (bytes of raw objects done of the run's
-// total), silver and gold after each input file they read (files done of
-// total). Done never exceeds Total when Total is known; a consumer should
+// Progress is how far a running job has got. A layer reports between its
+// steps: bronze after each group of raw objects it types (bytes of raw
+// objects done of the run's total) and, while one statement types a group,
+// from DuckDB's estimate of that statement's progress
+// (warehouse.WatchProgress); silver and gold after each input file they
+// read (files done of total). Done never exceeds Total when Total is known; a consumer should
 // still not trust it to (a run may find more work as it goes).
 type Progress struct {
 	// Step is what the job is doing now: "typing", "reading",
