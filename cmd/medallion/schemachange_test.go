@@ -252,6 +252,14 @@ func TestSchemaSilverGoldChangeRefused(t *testing.T) {
 		!strings.Contains(stderr, "`medallion refresh silver.v1m`") {
 		t.Errorf("silver refusal:\n%s", stderr)
 	}
+	// The final line, exactly: the table named once.
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	wantLast := "medallion run: silver.v1m: " + s.pipeline + ":17:7: schema change refused: aggregate n: count(*) is new, aggregate max_v: max(voltage) was removed; " +
+		"the table's windows and the partial aggregates of its open windows were computed with the earlier definition. " +
+		"Rebuild the table from bronze with the new definition: `medallion refresh silver.v1m`, or restore the earlier definition"
+	if last := lines[len(lines)-1]; last != wantLast {
+		t.Errorf("last line of the silver refusal:\n%s\nwant:\n%s", last, wantLast)
+	}
 
 	// A gold column removed (the flag): refused the same way.
 	s.write(voltageDouble, silver(aggs)+gold(""))
