@@ -93,7 +93,7 @@ type RefreshStats struct {
 	Table        string // silver.<name>
 	Range        Range
 	Batches      int   // batches replayed
-	Rebuilt      bool  // rebuilt from scratch in one batch over bronze refreshed since the table's first batch
+	Rebuilt      bool  // rebuilt from scratch in one batch over bronze refreshed or replayed since the table's first batch
 	RowsRemoved  int64 // rows of the live table replaced
 	RowsAdded    int64 // rows written in their place
 	LateReplaced int64 // rows of silver._late replaced
@@ -104,7 +104,7 @@ type RefreshStats struct {
 // String is the one-line summary `medallion refresh` prints.
 func (s RefreshStats) String() string {
 	if s.Rebuilt {
-		return fmt.Sprintf("%s: rebuilt %s over the refreshed bronze table in one batch: %d rows replaced by %d, %d late rows replaced by %d (v%d)",
+		return fmt.Sprintf("%s: rebuilt %s over the refreshed or replayed bronze table in one batch: %d rows replaced by %d, %d late rows replaced by %d (v%d)",
 			s.Table, s.Range, s.RowsRemoved, s.RowsAdded, s.LateReplaced, s.LateAdded, s.Version)
 	}
 	return fmt.Sprintf("%s: refreshed %s from %d batches: %d rows replaced by %d, %d late rows replaced by %d (v%d)",
@@ -172,10 +172,14 @@ func refresh(ctx context.Context, deps Deps, cfg *config.Silver, r Range, st *Re
 		return fmt.Errorf("the table's history does not record its batches up to bronze version %d (log entries cleaned up?): delete %s/ and run medallion run to rebuild it", consumed, dir)
 	}
 	// A bronze refresh replaced the rows the batches before it read: replay
-	// them and the table would read rows that are no longer bronze's. Such
-	// a table is rebuilt from scratch over bronze as it is now, in one
-	// batch (lateness is then judged over that single pass).
-	if rebuild, latest, err := bronzeRefreshedSince(ctx, deps, cfg.From, batches[0]); err != nil {
+	// them and the table would read rows that are no longer bronze's. A
+	// bronze replay added rows (fixed quarantined ones) whose event times
+	// lie behind the watermark of the batch that read them: replayed, that
+	// batch counts them late again, and a user who fixed the rows expects
+	// the refresh to count them. Such a table is rebuilt from scratch over
+	// bronze as it is now, in one batch (lateness is then judged over that
+	// single pass).
+	if rebuild, latest, err := bronzeRewrittenSince(ctx, deps, cfg.From, batches[0]); err != nil {
 		return err
 	} else if rebuild {
 		batches, consumed = []int64{latest}, latest
@@ -343,10 +347,13 @@ func refresh(ctx context.Context, deps Deps, cfg *config.Silver, r Range, st *Re
 	return nil
 }
 
-// bronzeRefreshedSince reports whether bronze.<from> has a REFRESH commit
-// after version first (the first batch a replay would read up to), and
-// bronze's latest version.
-func bronzeRefreshedSince(ctx context.Context, deps Deps, from string, first int64) (bool, int64, error) {
+// opReplay is the operation of a bronze replay's commit (bronze.Replay).
+const opReplay = "REPLAY"
+
+// bronzeRewrittenSince reports whether bronze.<from> has a REFRESH or
+// REPLAY commit after version first (the first batch a replay of the
+// table's batches would read up to), and bronze's latest version.
+func bronzeRewrittenSince(ctx context.Context, deps Deps, from string, first int64) (bool, int64, error) {
 	bt := delta.Open(deps.Store, layers.TableRef{Layer: layers.Bronze, Name: from}.Dir())
 	hist, err := bt.History(ctx, 0)
 	if err != nil {
@@ -356,7 +363,7 @@ func bronzeRefreshedSince(ctx context.Context, deps Deps, from string, first int
 		return false, 0, nil
 	}
 	for _, h := range hist {
-		if h.Operation == opRefresh && h.Version > first {
+		if (h.Operation == opRefresh || h.Operation == opReplay) && h.Version > first {
 			return true, hist[0].Version, nil
 		}
 	}
