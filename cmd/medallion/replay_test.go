@@ -422,7 +422,7 @@ func TestReplayThenRefreshSilver(t *testing.T) {
 		t.Errorf("late rows of silver.dev_1m after the run:\n%s", got)
 	}
 	out = l.run(t, "refresh", "silver.dev_1m", "--downstream")
-	if !strings.Contains(out, "silver.dev_1m: rebuilt full over the refreshed or replayed bronze table in one batch") {
+	if !strings.Contains(out, "silver.dev_1m: rebuilt full in one batch over bronze as it is now (bronze.meters REPLAY at v2, after the table's first batch)") {
 		t.Errorf("refresh after a replay did not rebuild over the current bronze:\n%s", out)
 	}
 	if got := l.query(t, smartTV); got != "n\n2\n" {
