@@ -92,14 +92,14 @@ const (
 type RefreshStats struct {
 	Table        string // silver.<name>
 	Range        Range
-	Batches      int   // batches replayed
-	Rebuilt      bool  // rebuilt from scratch in one batch over bronze refreshed, replayed or with columns changed since the table's first batch
+	Batches      int    // batches replayed
+	Rebuilt      bool   // rebuilt from scratch in one batch over bronze refreshed, replayed or with columns changed since the table's first batch
 	RebuiltWhy   string // when Rebuilt: the bronze commit that made it, e.g. "bronze.meters REPLAY at v2"
-	RowsRemoved  int64 // rows of the live table replaced
-	RowsAdded    int64 // rows written in their place
-	LateReplaced int64 // rows of silver._late replaced
-	LateAdded    int64 // late rows written in their place
-	Version      int64 // silver version of the refresh commit
+	RowsRemoved  int64  // rows of the live table replaced
+	RowsAdded    int64  // rows written in their place
+	LateReplaced int64  // rows of silver._late replaced
+	LateAdded    int64  // late rows written in their place
+	Version      int64  // silver version of the refresh commit
 }
 
 // String is the one-line summary `medallion refresh` prints.
