@@ -136,7 +136,7 @@ func Refresh(ctx context.Context, deps Deps, cfg *config.Silver, r Range) (Refre
 	deps.Env = deps.WithDefaults()
 	err := refresh(ctx, deps, cfg, r, &st)
 	if err != nil {
-		return st, fmt.Errorf("refresh silver.%s: %w", cfg.Name, err)
+		return st, fmt.Errorf("silver.%s: refresh: %w", cfg.Name, err)
 	}
 	return st, nil
 }
