@@ -144,7 +144,9 @@ end
 say '## Recompute a time range of silver, and what reads it' ''
 if has refresh; then
 	say 'After a fix upstream, one day of `silver.meter_usage_1m` is recomputed in one' \
-		'commit, and `--downstream` brings the gold tables (and mirrors) along.'
+		'commit, and `--downstream` brings the gold tables (and mirrors) along.' \
+		'Nothing was fixed here, so the day comes out as it was: its 11520 windows' \
+		'replaced by the same 11520.'
 	begin
 	rec 'medallion refresh silver.meter_usage_1m --from 2024-01-02 --to 2024-01-03 --downstream'
 	rec 'medallion history silver.meter_usage_1m'
@@ -161,7 +163,9 @@ if has replay; then
 		'watermark by now, so the next `run` counts them late (`silver._late`);' \
 		'as the replay'"'"'s last line says, a refresh of the silver table counts them:' \
 		'it rebuilds the table in one pass over bronze as it is now, and' \
-		'`--downstream` brings gold along.'
+		'`--downstream` brings gold along. (`rows_in_windows` stays below' \
+		'`bronze_rows` by the rows of the windows still open: silver writes a' \
+		'window once the watermark has passed it.)'
 	mkdir -p "$work/shop"
 	cd "$work/shop"
 	begin
