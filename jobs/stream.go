@@ -169,7 +169,15 @@ func (s *Stream) batch(ctx context.Context, clock Clock, fresh []raw.Manifest, s
 	defer held.Release(context.WithoutCancel(ctx))
 	var goldAt, pgAt time.Time
 	batchStart := clock.Now()
+	// Objects an earlier run (a `medallion run` before serve started, or
+	// beside it) already promoted are listed again by the first trigger
+	// (the grace window) but are not new: count only the others.
 	report := BatchReport{Objects: len(fresh)}
+	if _, todo, err := s.splitPromoted(ctx, fresh); err == nil {
+		report.Objects = len(todo)
+	} else {
+		s.Log.Warn("stream: read which objects bronze promoted", "err", err)
+	}
 	var records []RunRecord
 	results, err := s.Runner.Run(held.Context(), s.Plan, func(r Result) {
 		if !r.Job.MirrorDisabled() { // its message is not a run
@@ -284,9 +292,16 @@ func (s *Stream) promotedLate(ctx context.Context, seen map[string]bool, fresh [
 	if err != nil || len(later) == 0 {
 		return nil, err
 	}
+	out, _, err := s.splitPromoted(ctx, later)
+	return out, err
+}
+
+// splitPromoted splits ms into the objects bronze has promoted (its table
+// records their txn) and the others, reading each source's bronze table
+// once.
+func (s *Stream) splitPromoted(ctx context.Context, ms []raw.Manifest) (done, todo []raw.Manifest, err error) {
 	snaps := map[string]*delta.Snapshot{}
-	var out []raw.Manifest
-	for _, m := range later {
+	for _, m := range ms {
 		snap, ok := snaps[m.Source]
 		if !ok {
 			ref := layers.TableRef{Layer: layers.Bronze, Name: m.Source}
@@ -295,18 +310,19 @@ func (s *Stream) promotedLate(ctx context.Context, seen map[string]bool, fresh [
 				snap, err = nil, nil // nothing promoted yet
 			}
 			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", ref, err)
+				return nil, nil, fmt.Errorf("read %s: %w", ref, err)
 			}
 			snaps[m.Source] = snap
 		}
-		if snap == nil {
-			continue
+		if snap != nil {
+			if _, ok := snap.TxnVersion(bronze.RawAppID(m.Source, m.SHA256)); ok {
+				done = append(done, m)
+				continue
+			}
 		}
-		if _, done := snap.TxnVersion(bronze.RawAppID(m.Source, m.SHA256)); done {
-			out = append(out, m)
-		}
+		todo = append(todo, m)
 	}
-	return out, nil
+	return done, todo, nil
 }
 
 // newManifests lists the raw objects of every source that no earlier batch

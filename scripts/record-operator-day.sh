@@ -4,7 +4,8 @@
 # a long `medallion run` on a terminal (script(1)) with its status line, an
 # afternoon delivery run with progress in the logs, then a refresh of a silver
 # time range with its downstream tables, a replay of quarantined rows after a
-# rule fix, and a column rename refused with its hint. The recording goes to
+# rule fix (then a refresh of silver that counts the replayed rows), and a
+# column rename refused with its hint, then the hint taken. The recording goes to
 # docs/operator-day.md: each command as `$ command`, then its output (stdout
 # and stderr as they interleave), with the temp directory and log timestamps
 # trimmed.
@@ -143,7 +144,9 @@ end
 say '## Recompute a time range of silver, and what reads it' ''
 if has refresh; then
 	say 'After a fix upstream, one day of `silver.meter_usage_1m` is recomputed in one' \
-		'commit, and `--downstream` brings the gold tables (and mirrors) along.'
+		'commit, and `--downstream` brings the gold tables (and mirrors) along.' \
+		'Nothing was fixed here, so the day comes out as it was: its 11520 windows' \
+		'replaced by the same 11520.'
 	begin
 	rec 'medallion refresh silver.meter_usage_1m --from 2024-01-02 --to 2024-01-03 --downstream'
 	rec 'medallion history silver.meter_usage_1m'
@@ -157,7 +160,12 @@ if has replay; then
 	say 'A shop pipeline whose `device_type` rule forgot `smart_tv`: those rows go to' \
 		'`bronze._quarantine`. Once the value is accepted, `replay` moves the rows' \
 		'that now pass into bronze, exactly once. They are behind silver'"'"'s' \
-		'watermark by now, so the next `run` counts them late (`silver._late`).'
+		'watermark by now, so the next `run` counts them late (`silver._late`);' \
+		'as the replay'"'"'s last line says, a refresh of the silver table counts them:' \
+		'it rebuilds the table in one pass over bronze as it is now, and' \
+		'`--downstream` brings gold along. (`rows_in_windows` stays below' \
+		'`bronze_rows` by the rows of the windows still open: silver writes a' \
+		'window once the watermark has passed it.)'
 	mkdir -p "$work/shop"
 	cd "$work/shop"
 	begin
@@ -172,6 +180,12 @@ if has replay; then
 	rec 'medallion replay bronze.events'
 	rec 'medallion run'
 	rec 'medallion query "SELECT device_type, count(*) AS n FROM bronze.events GROUP BY ALL ORDER BY n DESC"'
+	counts='SELECT (SELECT count(*) FROM bronze.events) AS bronze_rows, (SELECT sum(event_count) FROM silver.sales_1m) AS rows_in_windows, (SELECT count(*) FROM silver._late) AS late_rows'
+	rec "medallion query \"$counts\""
+	if has refresh; then
+		rec 'medallion refresh silver.sales_1m --downstream'
+		rec "medallion query \"$counts\""
+	fi
 	end
 	cd "$work/energy"
 else

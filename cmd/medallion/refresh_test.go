@@ -176,6 +176,10 @@ func TestRefreshUsage(t *testing.T) {
 	if out := e.cli(1, "refresh", "bronze.meters", "--to", "2024-01-01"); !strings.Contains(out, "run medallion run first") {
 		t.Errorf("refresh of a bronze table never run: %s", out)
 	}
+	// A silver refresh's error names the table once.
+	if out := e.cli(1, "refresh", "silver.usage_1m"); !strings.Contains(out, "medallion refresh: silver.usage_1m: refresh: ") || strings.Count(out, "silver.usage_1m") != 1 {
+		t.Errorf("refresh of a silver table never run: %s", out)
+	}
 }
 
 // TestRefreshKilledAndRerun kills `medallion refresh --downstream` (the

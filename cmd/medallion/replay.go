@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/bronze"
@@ -75,9 +76,27 @@ func runReplay(ctx context.Context, a *app, args []string) error {
 	}
 	fmt.Fprintln(a.stdout, st)
 	if st.Moved > 0 {
-		fmt.Fprintf(a.stdout, "run `medallion run` to bring the moved rows into silver and gold (rows behind a table's watermark go to silver._late)\n")
+		fmt.Fprintln(a.stdout, replayNext(p, ref.Name))
 	}
 	return nil
+}
+
+// replayNext is the line after a replay that moved rows: the next run
+// brings them downstream, but rows behind a silver table's watermark go to
+// silver._late there, and a refresh of the table (rebuilt over bronze as
+// it is now, in one pass) counts them.
+func replayNext(p *config.Pipeline, source string) string {
+	var refresh []string
+	for _, name := range p.SilverOrder {
+		if s := p.Silver[name]; s != nil && s.From == source {
+			refresh = append(refresh, "`medallion refresh silver."+name+" --downstream`")
+		}
+	}
+	line := "run `medallion run` to bring the moved rows into silver and gold"
+	if len(refresh) == 0 {
+		return line
+	}
+	return line + "; rows behind a silver table's watermark go to silver._late: run " + strings.Join(refresh, ", ") + " to include them"
 }
 
 // sourceNames returns the names of the pipeline's sources, sorted.

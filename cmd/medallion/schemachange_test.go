@@ -252,6 +252,14 @@ func TestSchemaSilverGoldChangeRefused(t *testing.T) {
 		!strings.Contains(stderr, "`medallion refresh silver.v1m`") {
 		t.Errorf("silver refusal:\n%s", stderr)
 	}
+	// The final line, exactly: the table named once.
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	wantLast := "medallion run: silver.v1m: " + s.pipeline + ":17:7: schema change refused: aggregate n: count(*) is new, aggregate max_v: max(voltage) was removed; " +
+		"the table's windows and the partial aggregates of its open windows were computed with the earlier definition. " +
+		"Rebuild the table from bronze with the new definition: `medallion refresh silver.v1m`, or restore the earlier definition"
+	if last := lines[len(lines)-1]; last != wantLast {
+		t.Errorf("last line of the silver refusal:\n%s\nwant:\n%s", last, wantLast)
+	}
 
 	// A gold column removed (the flag): refused the same way.
 	s.write(voltageDouble, silver(aggs)+gold(""))
@@ -265,5 +273,54 @@ func TestSchemaSilverGoldChangeRefused(t *testing.T) {
 	}
 	if h := s.history("gold.v_ma"); strings.Count(h, "\n") != 3 {
 		t.Errorf("a refused gold run committed:\n%s", h)
+	}
+}
+
+// TestSchemaRenameThenRefreshSilver: a bronze column renamed with
+// renamed_from: and the silver aggregate over it edited to match. The run
+// renames bronze's column and refuses silver's changed definition with
+// the refresh as the way forward; that refresh rebuilds silver in one
+// batch over bronze as it is now (the earlier batches' files name the old
+// column, so they cannot be replayed) and gold follows.
+func TestSchemaRenameThenRefreshSilver(t *testing.T) {
+	s := newSchemaLake(t)
+	rest := func(col string) string {
+		return `silver:
+  v1m:
+    from: meters
+    event_time: timestamp
+    window: 1m
+    group_by: [meter_id]
+    aggregates:
+      avg_v: avg(` + col + `)
+gold:
+  v_ma:
+    from: v1m
+    partition_by: [meter_id]
+    moving_average: {column: avg_v, rows: 2}
+`
+	}
+	s.write(voltageDouble, rest("voltage"))
+	s.mustRun(row1, row2)
+	s.mustRun(`{"timestamp":"2024-01-01 00:05:00","meter_id":"m1","voltage":240}`)
+
+	s.write("      volts:     {type: double, renamed_from: voltage}\n", rest("volts"))
+	code, stderr := s.ingestRun(`{"timestamp":"2024-01-01 00:06:00","meter_id":"m1","volts":241}`)
+	if code != 1 || !strings.Contains(stderr, "`medallion refresh silver.v1m`") {
+		t.Fatalf("run after the rename: exit %d, want 1 and silver's refusal naming the refresh: %s", code, stderr)
+	}
+	code, stdout, stderr := s.cli("refresh", "silver.v1m", "--downstream")
+	if code != 0 {
+		t.Fatalf("refresh silver.v1m --downstream after the rename: exit %d: %s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "silver.v1m: rebuilt full in one batch over bronze as it is now (bronze.meters RENAME COLUMN at v3, after the table's first batch)") ||
+		!strings.Contains(stdout, "gold.v_ma: refreshed in full") {
+		t.Errorf("refresh output:\n%s", stdout)
+	}
+	if got := s.query("SELECT meter_id, window_start, avg_v FROM silver.v1m ORDER BY ALL"); got != "meter_id,window_start,avg_v\nm1,2024-01-01T00:00:00Z,230.5\nm1,2024-01-01T00:05:00Z,240\nm2,2024-01-01T00:00:00Z,231\n" {
+		t.Errorf("silver after the refresh:\n%s", got)
+	}
+	if code, _, stderr := s.cli("run"); code != 0 {
+		t.Errorf("run after the refresh: exit %d: %s", code, stderr)
 	}
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -85,4 +88,37 @@ func TestUnknownNames(t *testing.T) {
 	if code, stdout, stderr := cli(t, "", "runs", "-f", pipeline, "silver"); code != 0 || !strings.Contains(stdout, "no runs of silver recorded yet") {
 		t.Errorf("runs silver: exit %d, %q %q", code, stdout, stderr)
 	}
+}
+
+// TestServeFirstBatchCountsOnlyNewObjects: objects an earlier `medallion
+// run` promoted are listed again by serve's first trigger (the grace
+// window), but they are not new: the first micro-batch line says 0 objects
+// and 0 rows in, and an object posted afterwards is counted as 1.
+func TestServeFirstBatchCountsOnlyNewObjects(t *testing.T) {
+	l := newTestLake(t, "local")
+	l.writePipeline(t, streamOnlyPipeline())
+	for i, name := range []string{"a.ndjson", "b.ndjson"} {
+		var body strings.Builder
+		for j := 0; j < 5; j++ {
+			id := i*5 + j
+			fmt.Fprintf(&body, `{"id":%d,"timestamp":"2024-01-01 00:00:%02d","meter_id":"m%d","energy_usage":1.5}`+"\n", id, id, id%2)
+		}
+		if err := os.WriteFile(filepath.Join(l.dir, name), []byte(body.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l.run(t, "ingest", "meters", name)
+	}
+	l.run(t, "run")
+	srv := startServe(t, l)
+	first := regexp.MustCompile(`(?m)^\S+ (micro-batch: .*)$`)
+	waitFor(t, "the first micro-batch line", func() bool { return first.MatchString(srv.output()) })
+	got := first.FindStringSubmatch(srv.output())[1]
+	if !strings.HasPrefix(got, "micro-batch: 0 objects new, 0 rows in, ") {
+		t.Errorf("first micro-batch after a run that promoted both objects: %q, want 0 objects new, 0 rows in\nserve said:\n%s", got, srv.output())
+	}
+	if n := post(srv.base, 100, 4); n != 4 {
+		t.Fatalf("posted 4 rows, %d acknowledged", n)
+	}
+	next := regexp.MustCompile(`(?m)^\S+ micro-batch: 1 object new, [1-9]\d* rows in, `)
+	waitFor(t, "a micro-batch line for the posted object", func() bool { return next.MatchString(srv.output()) })
 }

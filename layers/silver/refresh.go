@@ -92,20 +92,21 @@ const (
 type RefreshStats struct {
 	Table        string // silver.<name>
 	Range        Range
-	Batches      int   // batches replayed
-	Rebuilt      bool  // rebuilt from scratch in one batch over bronze refreshed since the table's first batch
-	RowsRemoved  int64 // rows of the live table replaced
-	RowsAdded    int64 // rows written in their place
-	LateReplaced int64 // rows of silver._late replaced
-	LateAdded    int64 // late rows written in their place
-	Version      int64 // silver version of the refresh commit
+	Batches      int    // batches replayed
+	Rebuilt      bool   // rebuilt from scratch in one batch over bronze refreshed, replayed or with columns changed since the table's first batch
+	RebuiltWhy   string // when Rebuilt: the bronze commit that made it, e.g. "bronze.meters REPLAY at v2"
+	RowsRemoved  int64  // rows of the live table replaced
+	RowsAdded    int64  // rows written in their place
+	LateReplaced int64  // rows of silver._late replaced
+	LateAdded    int64  // late rows written in their place
+	Version      int64  // silver version of the refresh commit
 }
 
 // String is the one-line summary `medallion refresh` prints.
 func (s RefreshStats) String() string {
 	if s.Rebuilt {
-		return fmt.Sprintf("%s: rebuilt %s over the refreshed bronze table in one batch: %d rows replaced by %d, %d late rows replaced by %d (v%d)",
-			s.Table, s.Range, s.RowsRemoved, s.RowsAdded, s.LateReplaced, s.LateAdded, s.Version)
+		return fmt.Sprintf("%s: rebuilt %s in one batch over bronze as it is now (%s, after the table's first batch): %d rows replaced by %d, %d late rows replaced by %d (v%d)",
+			s.Table, s.Range, s.RebuiltWhy, s.RowsRemoved, s.RowsAdded, s.LateReplaced, s.LateAdded, s.Version)
 	}
 	return fmt.Sprintf("%s: refreshed %s from %d batches: %d rows replaced by %d, %d late rows replaced by %d (v%d)",
 		s.Table, s.Range, s.Batches, s.RowsRemoved, s.RowsAdded, s.LateReplaced, s.LateAdded, s.Version)
@@ -135,7 +136,7 @@ func Refresh(ctx context.Context, deps Deps, cfg *config.Silver, r Range) (Refre
 	deps.Env = deps.WithDefaults()
 	err := refresh(ctx, deps, cfg, r, &st)
 	if err != nil {
-		return st, fmt.Errorf("refresh silver.%s: %w", cfg.Name, err)
+		return st, fmt.Errorf("silver.%s: refresh: %w", cfg.Name, err)
 	}
 	return st, nil
 }
@@ -172,14 +173,20 @@ func refresh(ctx context.Context, deps Deps, cfg *config.Silver, r Range, st *Re
 		return fmt.Errorf("the table's history does not record its batches up to bronze version %d (log entries cleaned up?): delete %s/ and run medallion run to rebuild it", consumed, dir)
 	}
 	// A bronze refresh replaced the rows the batches before it read: replay
-	// them and the table would read rows that are no longer bronze's. Such
-	// a table is rebuilt from scratch over bronze as it is now, in one
-	// batch (lateness is then judged over that single pass).
-	if rebuild, latest, err := bronzeRefreshedSince(ctx, deps, cfg.From, batches[0]); err != nil {
+	// them and the table would read rows that are no longer bronze's. A
+	// bronze column renamed or retyped since: the earlier versions' files
+	// have the old column, which the pipeline file no longer names. A
+	// bronze replay added rows (fixed quarantined ones) whose event times
+	// lie behind the watermark of the batch that read them: replayed, that
+	// batch counts them late again, and a user who fixed the rows expects
+	// the refresh to count them. Such a table is rebuilt from scratch over
+	// bronze as it is now, in one batch (lateness is then judged over that
+	// single pass).
+	if why, latest, err := bronzeRewrittenSince(ctx, deps, cfg.From, batches[0]); err != nil {
 		return err
-	} else if rebuild {
+	} else if why != "" {
 		batches, consumed = []int64{latest}, latest
-		st.Rebuilt = true
+		st.Rebuilt, st.RebuiltWhy = true, why
 	}
 	st.Batches = len(batches)
 
@@ -343,24 +350,34 @@ func refresh(ctx context.Context, deps Deps, cfg *config.Silver, r Range, st *Re
 	return nil
 }
 
-// bronzeRefreshedSince reports whether bronze.<from> has a REFRESH commit
-// after version first (the first batch a replay would read up to), and
+// opReplay is the operation of a bronze replay's commit (bronze.Replay).
+const opReplay = "REPLAY"
+
+// bronzeRewrittenSince says which commit of bronze.<from> after version
+// first (the first batch a replay of the table's batches would read up
+// to) makes replaying the batches wrong: the newest REFRESH, REPLAY or
+// schema change (a commit recording layers.SchemaChangeKey), as
+// "bronze.<from> OPERATION at vN"; "" when there is none. It also returns
 // bronze's latest version.
-func bronzeRefreshedSince(ctx context.Context, deps Deps, from string, first int64) (bool, int64, error) {
-	bt := delta.Open(deps.Store, layers.TableRef{Layer: layers.Bronze, Name: from}.Dir())
+func bronzeRewrittenSince(ctx context.Context, deps Deps, from string, first int64) (string, int64, error) {
+	ref := layers.TableRef{Layer: layers.Bronze, Name: from}
+	bt := delta.Open(deps.Store, ref.Dir())
 	hist, err := bt.History(ctx, 0)
 	if err != nil {
-		return false, 0, fmt.Errorf("read the history of bronze.%s: %w", from, err)
+		return "", 0, fmt.Errorf("read the history of %s: %w", ref, err)
 	}
 	if len(hist) == 0 {
-		return false, 0, nil
+		return "", 0, nil
 	}
 	for _, h := range hist {
-		if h.Operation == opRefresh && h.Version > first {
-			return true, hist[0].Version, nil
+		if h.Version <= first {
+			continue
+		}
+		if h.Operation == opRefresh || h.Operation == opReplay || h.Medallion[layers.SchemaChangeKey] != nil {
+			return fmt.Sprintf("%s %s at v%d", ref, h.Operation, h.Version), hist[0].Version, nil
 		}
 	}
-	return false, hist[0].Version, nil
+	return "", hist[0].Version, nil
 }
 
 // recordedBatches returns the bronze versions the table's batches read up

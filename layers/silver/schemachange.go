@@ -48,10 +48,12 @@ func (j *job) definitionChanged(was string) error {
 	if len(what) == 0 {
 		what = append(what, "the aggregates were reordered")
 	}
+	// No table name here: Run prefixes "silver.<name>: " to every error
+	// of the job, and a second one would double it.
 	ref := layers.TableRef{Layer: layers.Silver, Name: sp.name}
-	msg := ref.String() + ": "
+	msg := ""
 	if place != "" {
-		msg += place + ": "
+		msg = place + ": "
 	}
 	return fmt.Errorf("%sschema change refused: %s; the table's windows and the partial aggregates of its open windows were computed with the earlier definition. Rebuild the table from bronze with the new definition: `medallion refresh %s`, or restore the earlier definition",
 		msg, strings.Join(what, ", "), ref)

@@ -189,6 +189,12 @@ func runAt(ctx context.Context, deps Deps, cfg *config.Silver, pl place) (Stats,
 	}
 	deps.Env = deps.WithDefaults()
 	j := &job{deps: deps, sp: sp, place: pl}
+	// A run of the live table names it in its errors; a refresh's replay
+	// into a shadow table leaves that to Refresh, which names it once.
+	named := func(err error) error { return fmt.Errorf("silver.%s: %w", table, err) }
+	if j.place.dir != "" {
+		named = func(err error) error { return err }
+	}
 	if j.place.dir == "" {
 		j.place = place{
 			dir:      layers.TableRef{Layer: layers.Silver, Name: table}.Dir(),
@@ -201,7 +207,7 @@ func runAt(ctx context.Context, deps Deps, cfg *config.Silver, pl place) (Stats,
 	j.now = deps.Now
 	j.scratch, err = os.MkdirTemp(deps.ScratchDir, "silver-"+table+"-")
 	if err != nil {
-		return Stats{}, fmt.Errorf("silver.%s: scratch directory: %w", table, err)
+		return Stats{}, named(fmt.Errorf("scratch directory: %w", err))
 	}
 	defer os.RemoveAll(j.scratch)
 	cache := deps.LocalFiles(filepath.Join(j.scratch, "objects"))
@@ -210,7 +216,7 @@ func runAt(ctx context.Context, deps Deps, cfg *config.Silver, pl place) (Stats,
 	}
 	j.conn, err = deps.DB.Conn(ctx)
 	if err != nil {
-		return Stats{}, fmt.Errorf("silver.%s: duckdb connection: %w", table, err)
+		return Stats{}, named(fmt.Errorf("duckdb connection: %w", err))
 	}
 	defer func() {
 		j.dropTemps(context.WithoutCancel(ctx))
@@ -218,7 +224,7 @@ func runAt(ctx context.Context, deps Deps, cfg *config.Silver, pl place) (Stats,
 	}()
 	st, err := j.run(ctx)
 	if err != nil {
-		return st, fmt.Errorf("silver.%s: %w", table, err)
+		return st, named(err)
 	}
 	return st, nil
 }
