@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/warehouse"
 )
@@ -90,3 +92,15 @@ func (a *app) openWorkspace(ctx context.Context, p *config.Pipeline) (*workspace
 
 // Close closes the engine (the lake and cache hold nothing open).
 func (w *workspace) Close() error { return w.eng.Close() }
+
+// runner is a jobs.Runner over the workspace with the environment's lease
+// options, owned by this process: what run, refresh, replay and serve run
+// their jobs with, so that they take the same table leases.
+func (ws *workspace) runner(a *app, p *config.Pipeline, wait time.Duration) (*jobs.Runner, error) {
+	lo, err := leaseOptions()
+	if err != nil {
+		return nil, err
+	}
+	return &jobs.Runner{Store: ws.store, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log,
+		Owner: jobs.DefaultOwner(), Lease: lo, LeaseWait: wait}, nil
+}

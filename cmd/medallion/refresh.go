@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/config"
-	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/silver"
 )
@@ -64,12 +63,10 @@ func runRefresh(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer ws.Close()
-	lo, err := leaseOptions()
+	r, err := ws.runner(a, p, *wait)
 	if err != nil {
 		return err
 	}
-	r := &jobs.Runner{Store: ws.store, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log,
-		Owner: jobs.DefaultOwner(), Lease: lo, LeaseWait: *wait}
 	return r.Refresh(ctx, ref, rng, *downstream, func(line string) { fmt.Fprintln(a.stdout, line) })
 }
 

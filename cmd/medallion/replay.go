@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/config"
-	"github.com/medallion-dev/medallion/jobs"
 	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/bronze"
 )
@@ -59,11 +58,10 @@ func runReplay(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer ws.Close()
-	lo, err := leaseOptions()
+	r, err := ws.runner(a, p, *wait)
 	if err != nil {
 		return err
 	}
-	r := &jobs.Runner{Store: ws.store, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log, Owner: jobs.DefaultOwner(), Lease: lo, LeaseWait: *wait}
 	var st bronze.ReplayStats
 	_, err = r.WithTableLease(ctx, ref, func(ctx context.Context) (layers.Result, error) {
 		env := layers.Env{Store: ws.store, DB: ws.eng.DB(), Cache: ws.cache, Log: a.log}
@@ -122,11 +120,10 @@ func migrateQuarantine(ctx context.Context, a *app, wait time.Duration) error {
 		return err
 	}
 	defer ws.Close()
-	lo, err := leaseOptions()
+	r, err := ws.runner(a, p, wait)
 	if err != nil {
 		return err
 	}
-	r := &jobs.Runner{Store: ws.store, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log, Owner: jobs.DefaultOwner(), Lease: lo, LeaseWait: wait}
 	names := sourceNames(p.Sources)
 	var changed bool
 	var locked func(ctx context.Context, i int) (layers.Result, error)

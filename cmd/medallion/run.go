@@ -40,17 +40,15 @@ func runRun(ctx context.Context, a *app, args []string) error {
 	if err := takeFiles(ctx, a, p, ws.store); err != nil {
 		return err
 	}
-	lo, err := leaseOptions()
-	if err != nil {
-		return err
-	}
 	every, err := progressEvery()
 	if err != nil {
 		return err
 	}
-	owner := jobs.DefaultOwner()
-	r := &jobs.Runner{Store: ws.store, Pipeline: p, Engine: ws.eng, Cache: ws.cache, Log: a.log,
-		Owner: owner, Lease: lo, LeaseWait: *wait}
+	r, err := ws.runner(a, p, *wait)
+	if err != nil {
+		return err
+	}
+	owner := r.Owner
 	say := func(line string) { fmt.Fprintln(a.stdout, line) }
 	if !*noProgress {
 		prog := newProgress(a.stderr, a.log, len(plan), every)

@@ -260,13 +260,13 @@ func (s *server) listen(ctx context.Context) error {
 // a table this process runs; a micro-batch or scheduled run waits a little
 // for one, then fails and is retried (next trigger, next due time).
 func (s *server) newRunner() error {
-	lo, err := leaseOptions()
+	r, err := s.ws.runner(s.a, s.p, serveLeaseWait)
 	if err != nil {
 		return err
 	}
-	s.runner = &jobs.Runner{Store: s.ws.store, Pipeline: s.p, Engine: s.ws.eng, Cache: s.ws.cache, Log: s.a.log,
-		Metrics: jobs.NewRunnerMetrics(s.reg), Owner: jobs.DefaultOwner(), Lease: lo, LeaseWait: serveLeaseWait,
-		OnResult: func(jobs.Result) { s.dash.Notify() }} // live pages: look for new versions now
+	r.Metrics = jobs.NewRunnerMetrics(s.reg)
+	r.OnResult = func(jobs.Result) { s.dash.Notify() } // live pages: look for new versions now
+	s.runner = r
 	return nil
 }
 

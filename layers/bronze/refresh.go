@@ -443,40 +443,8 @@ func deleteUnder(ctx context.Context, j *job, prefix string) {
 
 // Range bounds a bronze refresh: the rows whose event time (the source's
 // first timestamp column, the one the default partition is taken from)
-// lies in [From, To). A zero bound is open; both zero is the whole table.
-type Range struct {
-	From, To time.Time
-}
-
-// Full reports whether r covers the whole table.
-func (r Range) Full() bool { return r.From.IsZero() && r.To.IsZero() }
-
-// String is the range as history and the CLI show it.
-func (r Range) String() string {
-	if r.Full() {
-		return "full"
-	}
-	f := func(t time.Time, open string) string {
-		if t.IsZero() {
-			return open
-		}
-		return t.UTC().Format(time.RFC3339)
-	}
-	return "[" + f(r.From, "-inf") + ", " + f(r.To, "+inf") + ")"
-}
-
-// cond is the SQL condition saying that the timestamp expression ts lies
-// in r (false for a NULL ts).
-func (r Range) cond(ts string) string {
-	c := []string{"(" + ts + ") IS NOT NULL"}
-	if !r.From.IsZero() {
-		c = append(c, fmt.Sprintf("epoch_us(%s) >= %d", ts, r.From.UnixMicro()))
-	}
-	if !r.To.IsZero() {
-		c = append(c, fmt.Sprintf("epoch_us(%s) < %d", ts, r.To.UnixMicro()))
-	}
-	return "(" + strings.Join(c, " AND ") + ")"
-}
+// lies in [From, To).
+type Range = layers.TimeRange
 
 // rangeColumn returns the plan of the column a range refresh selects rows
 // by, or an error saying why the source cannot be refreshed by range.
@@ -594,7 +562,7 @@ func (j *job) refreshBronzeRange(ctx context.Context, conn *sql.Conn, live, shad
 	if err != nil {
 		return fmt.Errorf("read %s: %w", j.table.Dir(), err)
 	}
-	in := rng.cond(warehouse.QuoteIdent(j.plan.firstTS))
+	in := rng.Cond(warehouse.QuoteIdent(j.plan.firstTS))
 	liveScan, byLocal, err := j.dataScan(ctx, j.table, live.Version, live.Files)
 	if err != nil {
 		return err
@@ -696,7 +664,7 @@ func refreshInfo(st *RefreshStats, rng Range, source string, from int64, removed
 // with their other rows.
 func (j *job) refreshQuarantineRange(ctx context.Context, conn *sql.Conn, qshadow *delta.Snapshot, shadowT *delta.Table, tc colPlan, rng Range, app, dir string, st *RefreshStats) error {
 	v := "CASE WHEN json_valid(raw) THEN json_extract_string(raw, " + warehouse.QuoteString("$."+strconv.Quote(tc.srcName)) + ") END"
-	in := rng.cond(tc.castExpr(tc.valueExpr(v)))
+	in := rng.Cond(tc.castExpr(tc.valueExpr(v)))
 	return layers.RetryConflicts(ctx, j.log, "bronze._quarantine", func(attempt int) error {
 		qlive, err := layers.SnapshotOrNil(ctx, j.qtable)
 		if err != nil {

@@ -19,48 +19,13 @@ import (
 )
 
 // Range bounds what a refresh replaces: the windows whose window_start
-// lies in [From, To). A zero bound is open; both zero is the whole table.
-type Range struct {
-	From, To time.Time
-}
-
-// Full reports whether r covers the whole table.
-func (r Range) Full() bool { return r.From.IsZero() && r.To.IsZero() }
-
-// String is the range as history and the CLI show it.
-func (r Range) String() string {
-	if r.Full() {
-		return "full"
-	}
-	f := func(t time.Time, open string) string {
-		if t.IsZero() {
-			return open
-		}
-		return t.UTC().Format(time.RFC3339)
-	}
-	return "[" + f(r.From, "-inf") + ", " + f(r.To, "+inf") + ")"
-}
-
-// cond is the SQL condition on a relation with a window_start column
-// selecting the rows of the range.
-func (r Range) cond() string {
-	var c []string
-	if !r.From.IsZero() {
-		c = append(c, fmt.Sprintf("epoch_us(window_start) >= %d", r.From.UnixMicro()))
-	}
-	if !r.To.IsZero() {
-		c = append(c, fmt.Sprintf("epoch_us(window_start) < %d", r.To.UnixMicro()))
-	}
-	if len(c) == 0 {
-		return "true"
-	}
-	return strings.Join(c, " AND ")
-}
+// lies in [From, To).
+type Range = layers.TimeRange
 
 // overlaps reports whether a file whose Delta statistics say window_start
 // lies in [lo, hi] (µs) may hold rows of the range; a file without
 // statistics may.
-func (r Range) overlaps(stats string) bool {
+func overlaps(r Range, stats string) bool {
 	lo, hi, ok := windowStartRange(stats)
 	if !ok {
 		return true
@@ -430,7 +395,7 @@ func splitFiles(s *delta.Snapshot, r Range, now int64) ([]delta.Add, []delta.Rem
 	var files []delta.Add
 	var removes []delta.Remove
 	for _, f := range s.Files {
-		if r.overlaps(f.Stats) {
+		if overlaps(r, f.Stats) {
 			files = append(files, f)
 			removes = append(removes, f.Remove(now, true))
 		}
@@ -473,7 +438,7 @@ func (j *job) replaceRows(ctx context.Context, t *delta.Table, version int64, ol
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	cond := r.cond()
+	cond := r.Cond("window_start")
 	var parts []string
 	var removed, added int64
 	if len(oldL) > 0 {
@@ -542,7 +507,7 @@ func (j *job) refreshLate(ctx context.Context, lateT, shadowLate *delta.Table, r
 	now := j.now().UnixMilli()
 	if lateSnap != nil {
 		for _, f := range lateSnap.Files {
-			if own.MatchString(f.Path) && r.overlaps(f.Stats) {
+			if own.MatchString(f.Path) && overlaps(r, f.Stats) {
 				old = append(old, f)
 				removes = append(removes, f.Remove(now, true))
 			}
