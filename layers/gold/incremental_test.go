@@ -395,7 +395,7 @@ func TestChooseBuckets(t *testing.T) {
 // and gives the Go pass's rows, bit for bit, with a NULL partition and a
 // NULL order value (one per partition, so no tie) among them, first built
 // in full, then appended to. A table whose windows tie falls back to every
-// column as tie-breaker and matches too.
+// column as tie-breaker and matches too. A bad flag is named.
 func TestKeyedOrderMatchesPass(t *testing.T) {
 	f := newFixture(t, testenv.LocalStore(t))
 	f.buckets = 0 // chosen from the size: one
@@ -442,4 +442,11 @@ func TestKeyedOrderMatchesPass(t *testing.T) {
 		sels = append(sels, trickyWindows(m, 0, 40, k))
 	}
 	check("ties", strings.Join(sels, " UNION ALL "))
+
+	// A bad flag is named on this path too, whose flags are probed
+	// only when the statement does not bind.
+	f.addGold(maTable("bad", "keyed", config.MovingAverage{Column: "avg_usage", Rows: 2}, &config.Flag{Name: "hot", When: "temperature > ma"}))
+	if _, err := Run(f.ctx, f.deps(), f.pipe.Gold["bad"]); err == nil || !strings.Contains(err.Error(), "flag hot") {
+		t.Errorf("bad flag: err %v, want it named", err)
+	}
 }

@@ -561,12 +561,12 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *
 	if err := r.exec(ctx, "CREATE TEMP VIEW "+src+" AS "+rel); err != nil {
 		return nil, fmt.Errorf("%s: read %s: %w", r.ref, in.ref, err)
 	}
-	if err := r.probeFlags(ctx, spec, src); err != nil {
-		return nil, err
-	}
 	f := newFrame(spec)
 	if r.duckdbRows(spec) && spec.buckets == 1 {
-		return r.oneFileRowsWindow(ctx, spec, f, src, gsnap, buckets)
+		return r.oneFileRowsWindow(ctx, spec, f, src, gsnap, buckets) // probes the flags only on an error
+	}
+	if err := r.probeFlags(ctx, spec, src); err != nil {
+		return nil, err
 	}
 
 	inList := ""
@@ -680,6 +680,10 @@ func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame,
 	}
 	cols, err := r.describe(ctx, "SELECT "+strings.Join(quoteAll(f.finalCols), ", ")+" FROM ("+withMA(false)+")")
 	if err != nil {
+		// Name the flag at fault, if one is.
+		if perr := r.probeFlags(ctx, spec, src); perr != nil {
+			return nil, perr
+		}
 		return nil, fmt.Errorf("%s: output schema: %w", r.ref, err)
 	}
 	schema, sel, err := schemaOf(cols)
