@@ -669,10 +669,13 @@ func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame,
 		if !keyed {
 			return fmt.Sprintf("CAST(avg(CAST(%s AS DOUBLE)) OVER (%sORDER BY %s ROWS BETWEEN %d PRECEDING AND CURRENT ROW) AS DOUBLE)", x, p, f.sortKeys, spec.rows-1)
 		}
+		// The order value wrapped in a struct: the first row's lag is a
+		// NULL struct, distinct from any row's, and two NULL order
+		// values are a tie.
 		w := p + "ORDER BY " + o
-		return fmt.Sprintf("CASE WHEN row_number() OVER (%s) > 1 AND lag(%s) OVER (%s) IS NOT DISTINCT FROM %s THEN error(%s) "+
+		return fmt.Sprintf("CASE WHEN lag({'o': %s}) OVER (%s) IS NOT DISTINCT FROM {'o': %s} THEN error(%s) "+
 			"ELSE CAST(avg(CAST(%s AS DOUBLE)) OVER (%s ROWS BETWEEN %d PRECEDING AND CURRENT ROW) AS DOUBLE) END",
-			w, o, w, o, warehouse.QuoteString(orderTie), x, w, spec.rows-1)
+			o, w, o, warehouse.QuoteString(orderTie), x, w, spec.rows-1)
 	}
 	withMA := func(keyed bool) string {
 		return fmt.Sprintf("SELECT *%s FROM (SELECT %s, %s AS %s FROM %s)",
