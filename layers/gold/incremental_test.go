@@ -1,8 +1,10 @@
 package gold
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"slices"
@@ -384,5 +386,67 @@ func TestChooseBuckets(t *testing.T) {
 	}
 	if got := chooseBuckets(&maSpec{}, []delta.Add{{Size: 1 << 40}}, 0); got != 1 {
 		t.Errorf("no partition columns: %d buckets", got)
+	}
+}
+
+// TestKeyedOrderMatchesPass: on windows whose (partition, order) values
+// are unique, as a silver table's window key is, the one-bucket build
+// sorts by those two keys alone (no tie-breakers, see oneFileRowsWindow)
+// and gives the Go pass's rows, bit for bit, with a NULL partition and a
+// NULL order value (one per partition, so no tie) among them, first built
+// in full, then appended to. A table whose windows tie falls back to every
+// column as tie-breaker and matches too. A bad flag is named.
+func TestKeyedOrderMatchesPass(t *testing.T) {
+	f := newFixture(t, testenv.LocalStore(t))
+	f.buckets = 0 // chosen from the size: one
+	for _, s := range []string{"keyed", "ties"} {
+		f.createSilver(s)
+		for _, name := range []string{"sql", "go"} {
+			f.addGold(trickyGold(s+name, s, config.MovingAverage{Column: "avg_usage", Rows: 4}))
+		}
+	}
+	check := func(s, sel string) {
+		t.Helper()
+		f.commitSilver(s, nil, sel)
+		var log bytes.Buffer
+		deps := f.deps()
+		deps.Log = slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		if _, err := Run(f.ctx, deps, f.pipe.Gold[s+"sql"]); err != nil {
+			t.Fatal(err)
+		}
+		if fellBack := strings.Contains(log.String(), "order values repeat"); fellBack != (s == "ties") {
+			t.Errorf("%s: fell back to tie-breakers: %v, want %v", s, fellBack, s == "ties")
+		}
+		deps = f.deps()
+		deps.goPass = true
+		if _, err := Run(f.ctx, deps, f.pipe.Gold[s+"go"]); err != nil {
+			t.Fatal(err)
+		}
+		f.sameRows("SELECT * FROM {gold."+s+"sql}", "SELECT * FROM {gold."+s+"go}")
+	}
+	unique := func(from, n int, nullStart bool) string {
+		var sels []string
+		for k, m := range trickyMeters {
+			w := trickyWindows(m, from, n, k)
+			sels = append(sels, w[:strings.Index(w, " UNION ALL ")]) // the windows alone: no ties, no duplicates
+			if nullStart {                                           // a window without a start, which sorts last in its partition
+				sels = append(sels, fmt.Sprintf("SELECT CAST(NULL AS TIMESTAMPTZ), TIMESTAMPTZ '2024-01-01 00:00:00+00', CAST(%s AS VARCHAR), CAST(%d AS BIGINT), CAST(%d.5 AS DOUBLE), CAST(1 AS DOUBLE)", m, k, k))
+			}
+		}
+		return strings.Join(sels, " UNION ALL ")
+	}
+	check("keyed", unique(0, 40, true))
+	check("keyed", unique(40, 10, false))
+	var sels []string
+	for k, m := range trickyMeters {
+		sels = append(sels, trickyWindows(m, 0, 40, k))
+	}
+	check("ties", strings.Join(sels, " UNION ALL "))
+
+	// A bad flag is named on this path too, whose flags are probed
+	// only when the statement does not bind.
+	f.addGold(maTable("bad", "keyed", config.MovingAverage{Column: "avg_usage", Rows: 2}, &config.Flag{Name: "hot", When: "temperature > ma"}))
+	if _, err := Run(f.ctx, f.deps(), f.pipe.Gold["bad"]); err == nil || !strings.Contains(err.Error(), "flag hot") {
+		t.Errorf("bad flag: err %v, want it named", err)
 	}
 }

@@ -561,12 +561,12 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *
 	if err := r.exec(ctx, "CREATE TEMP VIEW "+src+" AS "+rel); err != nil {
 		return nil, fmt.Errorf("%s: read %s: %w", r.ref, in.ref, err)
 	}
-	if err := r.probeFlags(ctx, spec, src); err != nil {
-		return nil, err
-	}
 	f := newFrame(spec)
 	if r.duckdbRows(spec) && spec.buckets == 1 {
-		return r.oneFileRowsWindow(ctx, spec, f, src, gsnap, buckets)
+		return r.oneFileRowsWindow(ctx, spec, f, src, gsnap, buckets) // probes the flags only on an error
+	}
+	if err := r.probeFlags(ctx, spec, src); err != nil {
+		return nil, err
 	}
 
 	inList := ""
@@ -643,6 +643,10 @@ func (r *runner) fullRowsWindow(ctx context.Context, spec *maSpec, f maFrame, ba
 	return withMA, state, nil
 }
 
+// orderTie is the error the keyed moving average raises when two rows of
+// a partition have the same order value.
+const orderTie = "medallion: order_by value repeats within a partition"
+
 // oneFileRowsWindow rebuilds a one-bucket table whose average DuckDB's
 // window computes: the average and the flags go straight from silver into
 // the table's one file, sorted, in one statement (no temp table, one
@@ -657,10 +661,32 @@ func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame,
 	for _, fl := range spec.flags {
 		flags += ", CAST((" + fl.When + ") AS BOOLEAN) AS " + warehouse.QuoteIdent(fl.Name)
 	}
-	withMA := fmt.Sprintf("SELECT *%s FROM (SELECT %s, CAST(avg(CAST(%s AS DOUBLE)) OVER (%sORDER BY %s ROWS BETWEEN %d PRECEDING AND CURRENT ROW) AS DOUBLE) AS %s FROM %s)",
-		flags, strings.Join(quoteAll(spec.out), ", "), x, p, f.sortKeys, spec.rows-1, warehouse.QuoteIdent(spec.as), src)
-	cols, err := r.describe(ctx, "SELECT "+strings.Join(quoteAll(f.finalCols), ", ")+" FROM ("+withMA+")")
+	// The average: over the order column alone when keyed (the rows of a
+	// partition must then have distinct order values: a tie stops the
+	// statement), else over every sort key.
+	avgOver := func(keyed bool) string {
+		o := warehouse.QuoteIdent(spec.order)
+		if !keyed {
+			return fmt.Sprintf("CAST(avg(CAST(%s AS DOUBLE)) OVER (%sORDER BY %s ROWS BETWEEN %d PRECEDING AND CURRENT ROW) AS DOUBLE)", x, p, f.sortKeys, spec.rows-1)
+		}
+		// The order value wrapped in a struct: the first row's lag is a
+		// NULL struct, distinct from any row's, and two NULL order
+		// values are a tie.
+		w := p + "ORDER BY " + o
+		return fmt.Sprintf("CASE WHEN lag({'o': %s}) OVER (%s) IS NOT DISTINCT FROM {'o': %s} THEN error(%s) "+
+			"ELSE CAST(avg(CAST(%s AS DOUBLE)) OVER (%s ROWS BETWEEN %d PRECEDING AND CURRENT ROW) AS DOUBLE) END",
+			o, w, o, warehouse.QuoteString(orderTie), x, w, spec.rows-1)
+	}
+	withMA := func(keyed bool) string {
+		return fmt.Sprintf("SELECT *%s FROM (SELECT %s, %s AS %s FROM %s)",
+			flags, strings.Join(quoteAll(spec.out), ", "), avgOver(keyed), warehouse.QuoteIdent(spec.as), src)
+	}
+	cols, err := r.describe(ctx, "SELECT "+strings.Join(quoteAll(f.finalCols), ", ")+" FROM ("+withMA(false)+")")
 	if err != nil {
+		// Name the flag at fault, if one is.
+		if perr := r.probeFlags(ctx, spec, src); perr != nil {
+			return nil, perr
+		}
 		return nil, fmt.Errorf("%s: output schema: %w", r.ref, err)
 	}
 	schema, sel, err := schemaOf(cols)
@@ -673,12 +699,29 @@ func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame,
 	}
 	w := writtenFile{path: bucketFile(0)}
 	local := filepath.Join(dir, w.path)
-	start := time.Now()
-	res, err := r.conn.ExecContext(ctx, fmt.Sprintf("COPY (SELECT %s FROM (%s) ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
-		strings.Join(sel, ", "), withMA, f.partOrder, warehouse.QuoteString(local)))
-	r.log.Debug("gold statement", "ms", time.Since(start).Milliseconds(), "sql", "COPY (moving average and flags of one bucket)")
-	if err == nil {
-		w.rows, err = res.RowsAffected()
+	// First with two sort keys (partition, order), which is the whole
+	// order when no partition has two rows with the same order value (a
+	// silver table's window key); a tie found in that same pass makes it
+	// fail, and the statement runs again with every column as a
+	// tie-breaker. Both give the same rows in the same order on keyed data.
+	copyOut := func(keyed bool) (int64, error) {
+		order := f.partOrder
+		if keyed {
+			order = strings.Join(quoteAll(append(slices.Clone(spec.part), spec.order)), ", ")
+		}
+		start := time.Now()
+		res, err := r.conn.ExecContext(ctx, fmt.Sprintf("COPY (SELECT %s FROM (%s) ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
+			strings.Join(sel, ", "), withMA(keyed), order, warehouse.QuoteString(local)))
+		r.log.Debug("gold statement", "ms", time.Since(start).Milliseconds(), "sql", "COPY (moving average and flags of one bucket)", "keyed", keyed)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}
+	w.rows, err = copyOut(true)
+	if err != nil && strings.Contains(err.Error(), orderTie) {
+		r.log.Debug("gold: order values repeat within a partition; sorting by every column", "table", r.ref.String())
+		w.rows, err = copyOut(false)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: compute moving average and flags: %w", r.ref, err)
@@ -695,9 +738,10 @@ func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame,
 		out.buckets = []int{0}
 	}
 	out.files = []writtenFile{w}
-	if err := r.uploadAll(ctx, out.files); err != nil {
-		return nil, err
-	}
+	// The file's upload (a copy and an fsync on a local lake) overlaps
+	// the state statement, which only DuckDB runs.
+	uploaded := make(chan error, 1)
+	go func() { uploaded <- r.uploadAll(ctx, out.files) }()
 	desc := make([]string, len(spec.sortKeys))
 	for i, k := range spec.sortKeys {
 		desc[i] = warehouse.QuoteIdent(k) + " DESC NULLS FIRST" // the exact reverse of ASC NULLS LAST
@@ -717,7 +761,11 @@ func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame,
 		" WHERE s." + o + " IS NULL OR t.__lo IS NULL OR s." + o + " >= t.__lo"
 	state := fmt.Sprintf("SELECT %s, CAST(b.%s AS DOUBLE) AS __x, -b.__rd AS __seq, b.__rd = 1 AS __last FROM (SELECT 0 AS __bucket, *, row_number() OVER (%sORDER BY %s) AS __rd FROM (%s)) AS b WHERE b.__rd <= %d",
 		strings.Join(f.stateKeys("b."), ", "), x, p, strings.Join(desc, ", "), tails, n)
-	if out.tail, err = r.writeState(ctx, f, state); err != nil {
+	out.tail, err = r.writeState(ctx, f, state)
+	if upErr := <-uploaded; upErr != nil {
+		return nil, upErr
+	}
+	if err != nil {
 		return nil, err
 	}
 	return out, nil
