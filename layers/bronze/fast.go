@@ -455,7 +455,9 @@ func (j *job) fastDuplicates(ctx context.Context, conn *sql.Conn, outDir string,
 	rel := "read_parquet([" + strings.Join(files, ", ") + "], hive_partitioning=false)"
 	keyList := strings.Join(keys, ", ")
 	var n int64
-	q := "SELECT count(*) FROM (SELECT 1 FROM " + rel + " GROUP BY hash(" + keyList + ") HAVING count(*) > 1 LIMIT 1)"
+	// count(DISTINCT) of the hashes cost a quarter less CPU than a
+	// GROUP BY ... HAVING over them (docs/bronze-profile.md).
+	q := "SELECT count(*) - count(DISTINCT hash(" + keyList + ")) FROM " + rel
 	if err := conn.QueryRowContext(ctx, q).Scan(&n); err != nil {
 		return false, fmt.Errorf("%w\nquery: %s", err, truncate(q, 2000))
 	}
