@@ -5,6 +5,11 @@
 // docs/bronze-profile.md, not part of the product.
 //
 // Usage: go run ./bench/ndjsonprobe FILE.ndjson
+//
+// With -semantics FILE.ndjson it prints, for each line and each of the
+// columns s, d, i, t, what DuckDB's typed reader makes of the value
+// (VARCHAR, DOUBLE, BIGINT, TIMESTAMP with a format) next to the text
+// the MAP reader bronze uses today hands to bronze's own cast.
 package main
 
 import (
@@ -30,6 +35,13 @@ func cpu() time.Duration {
 }
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "-semantics" {
+		if err := semantics(context.Background(), os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "ndjsonprobe:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) != 2 {
 		fmt.Fprintln(os.Stderr, "usage: ndjsonprobe FILE.ndjson")
 		os.Exit(2)
@@ -199,4 +211,52 @@ func profile(data []byte) objProfile {
 		}
 	}
 	return p
+}
+
+// semantics compares, line by line, DuckDB's typed JSON reader with the
+// MAP reader's text for the columns s (VARCHAR), d (DOUBLE), i (BIGINT)
+// and t (TIMESTAMP, format %Y-%m-%d %H:%M:%S).
+func semantics(ctx context.Context, file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", file, err)
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return fmt.Errorf("open duckdb: %w", err)
+	}
+	defer db.Close()
+	tmp, err := os.MkdirTemp("", "ndjsonprobe")
+	if err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	types := []struct{ col, typ string }{{"s", "VARCHAR"}, {"d", "DOUBLE"}, {"i", "BIGINT"}, {"t", "TIMESTAMP"}}
+	for n, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		f := filepath.Join(tmp, fmt.Sprintf("l%d.ndjson", n))
+		if err := os.WriteFile(f, append(line, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", f, err)
+		}
+		fmt.Printf("line %d: %s\n", n+1, line)
+		for _, t := range types {
+			var typed, mapped any
+			q := "SELECT " + t.col + "::VARCHAR FROM read_json('" + f + "', format='newline_delimited', columns={'" + t.col + "': '" + t.typ + "'}, timestampformat='%Y-%m-%d %H:%M:%S')"
+			if err := db.QueryRowContext(ctx, q).Scan(&typed); err != nil {
+				typed = "ERROR " + firstLine(err.Error())
+			}
+			q = "SELECT j['" + t.col + "'] FROM read_json('" + f + "', format='newline_delimited', records=false, columns={'j': 'MAP(VARCHAR, VARCHAR)'})"
+			if err := db.QueryRowContext(ctx, q).Scan(&mapped); err != nil {
+				mapped = "ERROR " + firstLine(err.Error())
+			}
+			fmt.Printf("  %s %-9s typed: %-40v map text: %v\n", t.col, t.typ, typed, mapped)
+		}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	if i := bytes.IndexByte([]byte(s), '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
