@@ -31,6 +31,10 @@ const (
 	kindNumber
 	kindNull
 	kindOther // true, false, an object, an array, anything else
+	// kindPlain marks a column whose string values must be plain: no
+	// escape and no control character (a timestamp: DuckDB's reader
+	// skips a tab before one, bronze's trim does not).
+	kindPlain
 )
 
 // typedKinds is the JSON kinds a column's typed read takes exactly like
@@ -47,7 +51,7 @@ func (c colPlan) typedKinds() int {
 		return kindNumber | kindNull
 	case "timestamp":
 		if c.format != "" && !c.hasZone {
-			return kindString | kindNull
+			return kindString | kindNull | kindPlain
 		}
 	}
 	return 0
@@ -147,7 +151,12 @@ func (j *job) typedFits(path string, data []byte) (bool, error) {
 					}
 				}
 				lineKeys = append(lineKeys, k)
-				if jsonKind(bytes.TrimLeft(v[1:], " \t"))&want == 0 {
+				val := bytes.TrimLeft(v[1:], " \t")
+				kind := jsonKind(val)
+				if kind&want == 0 {
+					return false, nil
+				}
+				if kind == kindString && want == kindString|kindNull|kindPlain && !plainString(val) {
 					return false, nil
 				}
 			}
@@ -213,4 +222,19 @@ func (j *job) ndjsonTypedSelect(ms []manifest, paths []string, lin lineage) stri
 	}
 	src := "(SELECT " + strings.Join(sel, ", ") + ", " + pre + " AS _pre_err, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _resc, filename AS _obj FROM " + reader + ")"
 	return j.groupSelect(j.plan.typedQueryPass(src, in, ", _obj"), ms, paths, lin, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END")
+}
+
+// plainString reports whether the JSON string v starts with (its opening
+// quote first) has no escape and no control character before its closing
+// quote.
+func plainString(v []byte) bool {
+	for _, c := range v[1:] {
+		switch {
+		case c == '"':
+			return true
+		case c == '\\' || c < 0x20:
+			return false
+		}
+	}
+	return false
 }

@@ -57,6 +57,7 @@ func TestTypedReadMatchesPrecise(t *testing.T) {
 		// DuckDB's typed reader takes blanks around a timestamp, as
 		// bronze's trim does.
 		{"padded timestamp", `{"id":"a","ts":" 2024-03-01 10:00:00 "}` + "\n", "typed"},
+		{"tab before a timestamp", `{"id":"a","ts":"\t2024-03-01 10:00:00"}` + "\n", "map"},
 		{"timestamp in another layout", `{"id":"a","ts":"2024-03-01T10:00:00"}` + "\n", ""},
 		{"number too large", `{"id":"a","v":1e400}` + "\n", ""},
 		{"bare NaN literal", `{"id":"a","v":NaN}` + "\n", ""},
