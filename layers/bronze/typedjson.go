@@ -1,8 +1,11 @@
 package bronze
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -89,24 +92,33 @@ func (j *job) typedApplies() bool {
 // at depth 1 followed by a colon. It does not validate the JSON (the
 // reader does, and refuses the batch on an error).
 func (j *job) typedFits(path string, data []byte) (bool, error) {
+	var r io.Reader = bytes.NewReader(data)
 	if data == nil {
-		b, err := os.ReadFile(path)
+		f, err := os.Open(path)
 		if err != nil {
 			return false, fmt.Errorf("read %s: %w", path, err)
 		}
-		data = b
+		defer f.Close()
+		r = f
 	}
+	// Lines are at most maxLine long (ndjsonFits); a longer one is left
+	// to the other paths.
+	br := bufio.NewReaderSize(r, min(max(len(data), 64<<10), j.maxLine+1))
 	allowed := map[string]int{}
 	for _, c := range j.plan.cols {
 		allowed[c.srcName] = c.typedKinds()
 	}
 	var lineKeys [][]byte
-	for len(data) > 0 {
-		line := data
-		if n := bytes.IndexByte(data, '\n'); n >= 0 {
-			line, data = data[:n], data[n+1:]
-		} else {
-			data = nil
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return false, nil
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return false, fmt.Errorf("read %s: %w", path, err)
+		}
+		if err != nil && len(line) == 0 {
+			return true, nil
 		}
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
@@ -161,8 +173,10 @@ func (j *job) typedFits(path string, data []byte) (bool, error) {
 				}
 			}
 		}
+		if err != nil {
+			return true, nil
+		}
 	}
-	return true, nil
 }
 
 // jsonKind is the kind of the JSON value v starts with. A number is a
