@@ -103,7 +103,11 @@ func (j *job) typedFits(path string, data []byte) (bool, error) {
 	}
 	// Lines are at most maxLine long (ndjsonFits); a longer one is left
 	// to the other paths.
-	br := bufio.NewReaderSize(r, min(max(len(data), 64<<10), j.maxLine+1))
+	size := j.maxLine + 1
+	if data != nil {
+		size = min(size, len(data)+1)
+	}
+	br := bufio.NewReaderSize(r, size)
 	allowed := map[string]int{}
 	for _, c := range j.plan.cols {
 		allowed[c.srcName] = c.typedKinds()
