@@ -48,6 +48,7 @@ func TestTypedReadMatchesPrecise(t *testing.T) {
 	}{
 		{"clean", clean, "typed"},
 		{"empty object", "", "typed"},
+		{"line just under the limit", `{"id":"a","s":"` + strings.Repeat("y", DefaultMaxLineBytes-100) + `"}` + "\n" + `{"id":"b"}` + "\n", "typed"},
 		{"bool in a double column", `{"id":"a","v":true}` + "\n", ""},
 		{"string in a double column", `{"id":"a","v":"12.5"}` + "\n", "map"},
 		{"number in a string column", `{"id":"a","s":12}` + "\n", "map"},
