@@ -166,8 +166,12 @@ type job struct {
 	// ndjsonFastCols are the columns of the NDJSON fast path's relation,
 	// described once a run (fastMetadata).
 	ndjsonFastCols []warehouse.Column
-	disc           *discovery
-	prog           runProgress
+	// ndjsonTypedCols are those of the typed read's relation (typedjson.go).
+	ndjsonTypedCols []warehouse.Column
+	// typedRead is set while fastBatch tries the typed read.
+	typedRead bool
+	disc      *discovery
+	prog      runProgress
 }
 
 // runProgress is what a bronze run reports through Env.Report: bytes of

@@ -1,0 +1,258 @@
+package bronze
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/medallion-dev/medallion/warehouse"
+)
+
+// The typed NDJSON read (docs/bronze-profile.md) is the fast path with
+// DuckDB's typed read_json(columns=…) instead of a MAP of text values and
+// bronze's own casts: it costs about a third of the CPU. DuckDB's typed
+// reader is looser than bronze's casts (a JSON true read as DOUBLE is 1.0,
+// 1.5 read as BIGINT is 2), and it drops keys it is not asked for, so it
+// is taken only for objects a scan of their bytes proves it types exactly
+// as the MAP path would: every line a JSON object, only declared keys,
+// none twice in a line, and each column's values of the JSON kinds whose
+// typed read is the same as bronze's cast of their text. The rules are
+// checked over the typed columns inside the statement, as in the fast
+// path; a failing row, or an error from the reader (a value its format
+// does not parse), refuses the batch, which is then typed by the MAP fast
+// path and, if that refuses it too, by the precise path, which names each
+// bad value's line and column. The typed read accepts only what the MAP
+// path accepts, with the same values, so it decides only speed.
+
+// JSON value kinds seen by typedScan, as bits.
+const (
+	kindString = 1 << iota
+	kindNumber
+	kindNull
+	kindOther // true, false, an object, an array, anything else
+	// kindPlain marks a column whose string values must be plain: no
+	// escape and no control character (a timestamp: DuckDB's reader
+	// skips a tab before one, bronze's trim does not).
+	kindPlain
+)
+
+// typedKinds is the JSON kinds a column's typed read takes exactly like
+// bronze's cast of the value's text; 0 when the column type has none (the
+// typed read does not apply to the source).
+func (c colPlan) typedKinds() int {
+	if !c.trim || !c.emptyNil || c.allowNaN {
+		return 0
+	}
+	switch c.typ {
+	case "string":
+		return kindString | kindNull
+	case "double":
+		return kindNumber | kindNull
+	case "timestamp":
+		if c.format != "" && !c.hasZone {
+			return kindString | kindNull | kindPlain
+		}
+	}
+	return 0
+}
+
+// typedApplies reports whether the source's columns allow the typed read:
+// each column's type has kinds the typed read takes exactly, the source
+// names are distinct, and the timestamp columns share one format (the
+// reader takes one).
+func (j *job) typedApplies() bool {
+	if strings.ToLower(j.src.Format) != "ndjson" && j.src.Format != "" {
+		return false
+	}
+	format := ""
+	for _, c := range j.plan.cols {
+		if c.typedKinds() == 0 {
+			return false
+		}
+		if c.typ == "timestamp" {
+			if format != "" && format != c.format {
+				return false
+			}
+			format = c.format
+		}
+	}
+	return len(j.plan.cols) > 0
+}
+
+// typedFits reports whether the typed read types the NDJSON object at
+// path (its bytes data, when held) exactly as the MAP path: every
+// non-blank line is a JSON object whose top-level keys are declared
+// source names, none twice in the line, with values of the kinds its
+// column's typed read takes. It scans the bytes once: strings are skipped
+// by their quotes and escapes, nesting by a depth count; a key is a string
+// at depth 1 followed by a colon. It does not validate the JSON (the
+// reader does, and refuses the batch on an error).
+func (j *job) typedFits(path string, data []byte) (bool, error) {
+	var r io.Reader = bytes.NewReader(data)
+	if data == nil {
+		f, err := os.Open(path)
+		if err != nil {
+			return false, fmt.Errorf("read %s: %w", path, err)
+		}
+		defer f.Close()
+		r = f
+	}
+	// Lines are at most maxLine long (ndjsonFits); a longer one is left
+	// to the other paths.
+	size := j.maxLine + 1
+	if data != nil {
+		size = min(size, len(data)+1)
+	}
+	br := bufio.NewReaderSize(r, size)
+	allowed := map[string]int{}
+	for _, c := range j.plan.cols {
+		allowed[c.srcName] = c.typedKinds()
+	}
+	var lineKeys [][]byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return false, nil
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return false, fmt.Errorf("read %s: %w", path, err)
+		}
+		if err != nil && len(line) == 0 {
+			return true, nil
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if line[0] != '{' {
+			return false, nil
+		}
+		lineKeys = lineKeys[:0]
+		depth := 0
+		for i := 0; i < len(line); i++ {
+			switch line[i] {
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			case '"':
+				start := i + 1
+				for i++; i < len(line) && line[i] != '"'; i++ {
+					if line[i] == '\\' {
+						i++
+					}
+				}
+				if depth != 1 || i >= len(line) {
+					continue
+				}
+				k := line[start:i]
+				v := bytes.TrimLeft(line[i+1:], " \t")
+				if len(v) == 0 || v[0] != ':' {
+					continue // a string value, not a key
+				}
+				if bytes.IndexByte(k, '\\') >= 0 {
+					return false, nil // an escaped key: compare it unescaped the precise way
+				}
+				want, ok := allowed[string(k)]
+				if !ok {
+					return false, nil
+				}
+				for _, o := range lineKeys {
+					if bytes.Equal(o, k) {
+						return false, nil
+					}
+				}
+				lineKeys = append(lineKeys, k)
+				val := bytes.TrimLeft(v[1:], " \t")
+				kind := jsonKind(val)
+				if kind&want == 0 {
+					return false, nil
+				}
+				if kind == kindString && want == kindString|kindNull|kindPlain && !plainString(val) {
+					return false, nil
+				}
+			}
+		}
+		if err != nil {
+			return true, nil
+		}
+	}
+}
+
+// jsonKind is the kind of the JSON value v starts with. A number is a
+// digit, or a minus and a digit (not a bare NaN or Infinity, which
+// DuckDB's reader takes); null is the literal followed by a delimiter.
+func jsonKind(v []byte) int {
+	if len(v) == 0 {
+		return kindOther
+	}
+	switch c := v[0]; {
+	case c == '"':
+		return kindString
+	case c >= '0' && c <= '9':
+		return kindNumber
+	case c == '-' && len(v) > 1 && v[1] >= '0' && v[1] <= '9':
+		return kindNumber
+	case bytes.HasPrefix(v, []byte("null")) && (len(v) == 4 || strings.IndexByte(",} \t", v[4]) >= 0):
+		return kindNull
+	}
+	return kindOther
+}
+
+// ndjsonTypedSelect is the typed read's rows of the NDJSON objects ms
+// (local files paths), typed, checked and with lineage, as
+// ndjsonFastSelect's.
+func (j *job) ndjsonTypedSelect(ms []manifest, paths []string, lin lineage) string {
+	var cols, sel, blanks []string
+	format := ""
+	in := make([]colInput, len(j.plan.cols))
+	for i, c := range j.plan.cols {
+		typ := c.sqlType
+		expr := warehouse.QuoteIdent(c.srcName)
+		if c.typ == "timestamp" {
+			typ, format = "TIMESTAMP", c.format
+			expr = "timezone(" + warehouse.QuoteString(c.tz) + ", " + expr + ")"
+		}
+		if c.typ == "string" {
+			// The MAP path trims a value with blanks at either end and
+			// reads an empty one as NULL: such a row refuses the batch.
+			blanks = append(blanks, expr+" = '' OR starts_with("+expr+", ' ') OR ends_with("+expr+", ' ')")
+		}
+		cols = append(cols, warehouse.QuoteString(c.srcName)+": "+warehouse.QuoteString(typ))
+		sel = append(sel, expr+" AS "+warehouse.QuoteIdent(fmt.Sprintf("_c%d", i)))
+		in[i] = colInput{expr: warehouse.QuoteIdent(fmt.Sprintf("_c%d", i)), typed: true}
+	}
+	opts := ""
+	if format != "" {
+		opts = ", timestampformat=" + warehouse.QuoteString(format)
+	}
+	if j.maxLine > 16<<20-(64<<10) {
+		opts += fmt.Sprintf(", maximum_object_size=%d", j.maxLine+64<<10)
+	}
+	reader := "read_json(" + fileList(paths) + ", format='newline_delimited', columns={" + strings.Join(cols, ", ") + "}, filename=true" + opts + ")"
+	pre := "CAST(NULL AS VARCHAR)"
+	if len(blanks) > 0 {
+		pre = "CASE WHEN " + strings.Join(blanks, " OR ") + " THEN " + warehouse.QuoteString(errSep+"a value with blanks at an end, or empty") + " END"
+	}
+	src := "(SELECT " + strings.Join(sel, ", ") + ", " + pre + " AS _pre_err, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _resc, filename AS _obj FROM " + reader + ")"
+	return j.groupSelect(j.plan.typedQueryPass(src, in, ", _obj"), ms, paths, lin, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END")
+}
+
+// plainString reports whether the JSON string v starts with (its opening
+// quote first) has no escape and no control character before its closing
+// quote.
+func plainString(v []byte) bool {
+	for _, c := range v[1:] {
+		switch {
+		case c == '"':
+			return true
+		case c == '\\' || c < 0x20:
+			return false
+		}
+	}
+	return false
+}
