@@ -86,6 +86,7 @@ func runIngest(ctx context.Context, a *app, args []string) error {
 		prog := newProgress(a.stderr, a.log, len(inputs), every)
 		defer prog.close()
 		a.log = a.loggerTo(prog.logsTo(a.stderr))
+		prog.logTo(a.log)
 		say = func(line string) { prog.println(a.stdout, line) }
 		track = newIngestProgress(prog, source, inputs)
 	}

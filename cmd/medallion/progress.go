@@ -160,6 +160,17 @@ func clampProgress(lp layers.Progress) layers.Progress {
 	return lp
 }
 
+// logTo makes the log lines of progress go through l, the logger the jobs
+// log with: one slog handler for both, so that their lines are written one
+// at a time to the same stderr.
+func (p *progress) logTo(l *slog.Logger) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.log != nil {
+		p.log = l
+	}
+}
+
 // logsTo is the writer log lines should go through while progress runs:
 // on a terminal, w with the status line cleared before each write (it is
 // drawn again at the next redraw), so a log line never lands after it;

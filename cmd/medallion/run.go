@@ -54,6 +54,7 @@ func runRun(ctx context.Context, a *app, args []string) error {
 		prog := newProgress(a.stderr, a.log, len(plan), every)
 		defer prog.close()
 		a.log = a.loggerTo(prog.logsTo(a.stderr))
+		prog.logTo(a.log)
 		r.Log = a.log
 		r.OnStart, r.OnResult, r.OnProgress = prog.started, prog.finished, prog.advanced
 		say = func(line string) { prog.println(a.stdout, line) }
