@@ -91,3 +91,41 @@ func TestCleanupLog(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckpointCacheCopies: a Table that loads the same checkpoint again
+// and again (from its cache) returns the same snapshots as a fresh Table,
+// and what a load applies on top of the checkpoint does not leak into the
+// next load.
+func TestCheckpointCacheCopies(t *testing.T) {
+	st := testenv.LocalStore(t)
+	ctx := t.Context()
+	tbl := delta.Open(st, "silver/cached")
+	s := create(t, tbl)
+	for i := 1; i <= 10; i++ {
+		s = appendFile(t, st, tbl, s, fmt.Sprintf("part-%03d.parquet", i))
+	}
+	at10, err := tbl.SnapshotAt(ctx, 10) // decoded and cached
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 11; i <= 13; i++ {
+		s = appendFile(t, st, tbl, s, fmt.Sprintf("part-%03d.parquet", i))
+	}
+	for _, v := range []int64{13, 10, 12, 10} {
+		got, err := tbl.SnapshotAt(ctx, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := delta.Open(st, "silver/cached").SnapshotAt(ctx, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertSameSnapshot(t, got, want)
+		if len(got.Files) != int(v) {
+			t.Fatalf("version %d from the cached checkpoint has %d files, want %d", v, len(got.Files), v)
+		}
+	}
+	if len(at10.Files) != 10 {
+		t.Fatalf("the first snapshot of version 10 changed: %d files", len(at10.Files))
+	}
+}
