@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -220,12 +221,17 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 		firstErr  error
 	)
 	began := time.Now()
+	stopProfile := func() {}
+	defer func() { stopProfile() }()
 	st := &jobs.Stream{
 		Runner: runner, Plan: plan, Trigger: time.Second, Owner: "bench", Lease: jobs.DefaultLeaseOptions(), Clock: clock, Log: log,
 		History: true,
 		Compact: &maintenance.StreamCompactor{Env: env, Options: maintenance.StreamCompactOptions{TargetSize: m.TargetFileSize, MaxFiles: m.StreamCompactFiles}},
 		OnBatch: func(r jobs.BatchReport) {
 			ends = append(ends, time.Now())
+			if len(ends) == n-streamDayWindow {
+				stopProfile = startTailProfile(os.Getenv("BENCH_STREAMDAY_CPUPROFILE"))
+			}
 			compacted += r.Compacted
 			if r.Err != nil {
 				failed++
@@ -271,6 +277,29 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "note files per table at the end: %s\n", strings.Join(files, ", "))
 	return nil
+}
+
+// startTailProfile starts a Go CPU profile into path (none when path is
+// empty) and returns the function that stops it: the bench sets
+// BENCH_STREAMDAY_CPUPROFILE to profile the last micro-batches of case 12.
+func startTailProfile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench -stream-day: cpu profile: %v\n", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(os.Stderr, "bench -stream-day: cpu profile: %v\n", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // windowJobTimes sums each table's job time over the first and the last w

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/metrics"
@@ -49,6 +50,26 @@ type Stream struct {
 	Compact Compactor
 
 	disc *streamDiscovery // streamdiscover.go
+
+	// tables keeps one delta.Table per bronze table the trigger check
+	// reads, so that each checkpoint is decoded once (a Table caches it).
+	tablesMu sync.Mutex
+	tables   map[string]*delta.Table
+}
+
+// bronzeTable returns the stream's Table of bronze table source.
+func (s *Stream) bronzeTable(source string) *delta.Table {
+	s.tablesMu.Lock()
+	defer s.tablesMu.Unlock()
+	if s.tables == nil {
+		s.tables = map[string]*delta.Table{}
+	}
+	t, ok := s.tables[source]
+	if !ok {
+		t = delta.Open(s.Runner.Store, layers.TableRef{Layer: layers.Bronze, Name: source}.Dir())
+		s.tables[source] = t
+	}
+	return t
 }
 
 // BatchReport is what one micro-batch did, for a one-line log.
@@ -305,7 +326,7 @@ func (s *Stream) splitPromoted(ctx context.Context, ms []raw.Manifest) (done, to
 		snap, ok := snaps[m.Source]
 		if !ok {
 			ref := layers.TableRef{Layer: layers.Bronze, Name: m.Source}
-			snap, err = delta.Open(s.Runner.Store, ref.Dir()).Snapshot(ctx)
+			snap, err = s.bronzeTable(m.Source).Snapshot(ctx)
 			if errors.Is(err, delta.ErrNoTable) {
 				snap, err = nil, nil // nothing promoted yet
 			}

@@ -46,7 +46,7 @@ func (s *Stream) grace() time.Duration {
 // bronzeCursor reads the discovery cursor of source from its bronze table.
 func (s *Stream) bronzeCursor(ctx context.Context, source string) (streamCursor, error) {
 	ref := layers.TableRef{Layer: layers.Bronze, Name: source}
-	snap, err := delta.Open(s.Runner.Store, ref.Dir()).Snapshot(ctx)
+	snap, err := s.bronzeTable(source).Snapshot(ctx)
 	if errors.Is(err, delta.ErrNoTable) {
 		return streamCursor{}, nil
 	}

@@ -14,13 +14,17 @@ import (
 type PassResult struct {
 	Optimized []OptimizeResult
 	Vacuumed  []VacuumResult
-	Pruned    PruneResult
+	// LogCleaned is what the log cleanup of each table deleted.
+	LogCleaned []delta.LogCleanup
+	Pruned     PruneResult
 }
 
 // Pass is one maintenance pass over every table of p, as `medallion serve`
 // runs it every maintenance.every: compact each table (Optimize with the
 // section's target size and minimum), vacuum it with the section's
-// retention (deleting), then prune run history and old lease generations.
+// retention (deleting), delete its log entries older than log_retain
+// (delta.Table.CleanupLog, never within the data-file retention), then
+// prune run history and old lease generations.
 // A table that fails is reported in the error and the pass goes on with
 // the others, so one damaged table does not stop the rest from being
 // kept small.
@@ -43,6 +47,12 @@ func Pass(ctx context.Context, env layers.Env, p *config.Pipeline) (PassResult, 
 			continue
 		}
 		res.Vacuumed = append(res.Vacuumed, v)
+		c, err := tbl.CleanupLog(ctx, max(m.LogRetain, m.Retain), env.Now())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ref, err))
+			continue
+		}
+		res.LogCleaned = append(res.LogCleaned, c)
 	}
 	now := env.Now()
 	var err error

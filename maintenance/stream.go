@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/jobs"
@@ -102,6 +103,26 @@ func newestRun(files []delta.Add, opts StreamCompactOptions) []delta.Add {
 type StreamCompactor struct {
 	Env     layers.Env
 	Options StreamCompactOptions
+
+	// tables keeps one delta.Table per table, so that each checkpoint is
+	// decoded once (a Table caches it) across Due and Compact calls.
+	tablesMu sync.Mutex
+	tables   map[string]*delta.Table
+}
+
+// table returns the compactor's Table of ref.
+func (c *StreamCompactor) table(ref layers.TableRef) *delta.Table {
+	c.tablesMu.Lock()
+	defer c.tablesMu.Unlock()
+	if c.tables == nil {
+		c.tables = map[string]*delta.Table{}
+	}
+	t, ok := c.tables[ref.Dir()]
+	if !ok {
+		t = delta.Open(c.Env.Store, ref.Dir())
+		c.tables[ref.Dir()] = t
+	}
+	return t
 }
 
 var _ jobs.Compactor = (*StreamCompactor)(nil)
@@ -109,7 +130,7 @@ var _ jobs.Compactor = (*StreamCompactor)(nil)
 // Due reports whether CompactNewest would rewrite files of table ref now.
 // It reads the table's snapshot and writes nothing.
 func (c *StreamCompactor) Due(ctx context.Context, ref layers.TableRef) (bool, error) {
-	snap, _, err := compactable(ctx, delta.Open(c.Env.Store, ref.Dir()))
+	snap, _, err := compactable(ctx, c.table(ref))
 	if snap == nil || err != nil {
 		return false, err
 	}
@@ -119,7 +140,7 @@ func (c *StreamCompactor) Due(ctx context.Context, ref layers.TableRef) (bool, e
 // Compact runs CompactNewest on table ref and returns the number of files
 // it replaced.
 func (c *StreamCompactor) Compact(ctx context.Context, ref layers.TableRef) (int, error) {
-	res, err := CompactNewest(ctx, c.Env, delta.Open(c.Env.Store, ref.Dir()), c.Options)
+	res, err := CompactNewest(ctx, c.Env, c.table(ref), c.Options)
 	if err != nil {
 		return 0, fmt.Errorf("compact %s: %w", ref, err)
 	}

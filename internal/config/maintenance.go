@@ -16,6 +16,9 @@ const (
 	DefaultRetain           = 168 * time.Hour
 	DefaultRunsRetain       = 30 * 24 * time.Hour
 	DefaultLeasesRetain     = 7 * 24 * time.Hour
+	// DefaultLogRetain is Delta's delta.logRetentionDuration default: how
+	// long a table's log entries (commits, checkpoints) stay for time travel.
+	DefaultLogRetain = 30 * 24 * time.Hour
 	DefaultMaintenanceEvery = time.Hour
 	// DefaultStreamCompactFiles is how many small files may pile up at the
 	// end of a partition before stream mode compacts them.
@@ -33,6 +36,7 @@ type Maintenance struct {
 	Retain             time.Duration // data files no version within it needs are vacuumed
 	RunsRetain         time.Duration // run history older than it is deleted
 	LeasesRetain       time.Duration // old lease generation objects older than it are deleted
+	LogRetain          time.Duration // Delta log entries before the newest checkpoint older than it are deleted (time travel reaches back this far); at least retain
 	Every              time.Duration // how often serve runs a maintenance pass; 0 with Off
 	StreamCompactFiles int           // stream mode compacts a partition between micro-batches once more small files than this piled up at its end
 	Off                bool          // every: off: serve runs none
@@ -46,6 +50,7 @@ func (l *loader) decodeMaintenance(n *yaml.Node, path string, m *Maintenance) {
 		field{"retain", func(n *yaml.Node, path string) { m.Retain = l.duration(n, path) }},
 		field{"runs_retain", func(n *yaml.Node, path string) { m.RunsRetain = l.duration(n, path) }},
 		field{"leases_retain", func(n *yaml.Node, path string) { m.LeasesRetain = l.duration(n, path) }},
+		field{"log_retain", func(n *yaml.Node, path string) { m.LogRetain = l.duration(n, path) }},
 		// every: how often serve runs a maintenance pass (a duration, default 1h), or off for none.
 		field{"every", func(n *yaml.Node, path string) {
 			v := strings.TrimSpace(l.str(n, path))
@@ -96,6 +101,10 @@ func (l *loader) validateMaintenance(m *Maintenance) {
 	m.Retain = cmp.Or(m.Retain, DefaultRetain)
 	m.RunsRetain = cmp.Or(m.RunsRetain, DefaultRunsRetain)
 	m.LeasesRetain = cmp.Or(m.LeasesRetain, DefaultLeasesRetain)
+	if l.has(p+"log_retain") && m.LogRetain < m.Retain {
+		l.errorf(nil, p+"log_retain", "%s is shorter than maintenance.retain (%s): vacuum needs the log back to its own cutoff; set it to at least that, e.g. 30d", m.LogRetain, m.Retain)
+	}
+	m.LogRetain = cmp.Or(m.LogRetain, max(DefaultLogRetain, m.Retain))
 	if !m.Off {
 		m.Every = cmp.Or(m.Every, DefaultMaintenanceEvery)
 	}

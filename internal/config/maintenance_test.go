@@ -16,15 +16,15 @@ func TestMaintenance(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Maintenance{TargetFileSize: DefaultTargetFileSize, OptimizeMinFiles: DefaultOptimizeMinFiles, Retain: DefaultRetain,
-		RunsRetain: DefaultRunsRetain, LeasesRetain: DefaultLeasesRetain, Every: DefaultMaintenanceEvery, StreamCompactFiles: DefaultStreamCompactFiles}
+		RunsRetain: DefaultRunsRetain, LeasesRetain: DefaultLeasesRetain, LogRetain: DefaultLogRetain, Every: DefaultMaintenanceEvery, StreamCompactFiles: DefaultStreamCompactFiles}
 	if p.Maintenance != want {
 		t.Errorf("defaults: %+v, want %+v", p.Maintenance, want)
 	}
-	p, err = Parse("medallion.yaml", []byte(base+"maintenance:\n  target_file_size: 64MiB\n  optimize_min_files: 4\n  retain: 10d\n  runs_retain: 2d\n  leases_retain: 12h\n  every: off\n  stream_compact_files: 8\n"), nil)
+	p, err = Parse("medallion.yaml", []byte(base+"maintenance:\n  target_file_size: 64MiB\n  optimize_min_files: 4\n  retain: 10d\n  runs_retain: 2d\n  leases_retain: 12h\n  log_retain: 45d\n  every: off\n  stream_compact_files: 8\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = Maintenance{TargetFileSize: 64 << 20, OptimizeMinFiles: 4, Retain: 240 * time.Hour, RunsRetain: 48 * time.Hour, LeasesRetain: 12 * time.Hour, Off: true, StreamCompactFiles: 8}
+	want = Maintenance{TargetFileSize: 64 << 20, OptimizeMinFiles: 4, Retain: 240 * time.Hour, RunsRetain: 48 * time.Hour, LeasesRetain: 12 * time.Hour, LogRetain: 45 * 24 * time.Hour, Off: true, StreamCompactFiles: 8}
 	if p.Maintenance != want {
 		t.Errorf("set: %+v, want %+v", p.Maintenance, want)
 	}
@@ -34,6 +34,7 @@ func TestMaintenance(t *testing.T) {
 		{"  optimize_min_files: 1\n", `medallion.yaml:8:23: maintenance.optimize_min_files: 1: want 2 or more`},
 		{"  stream_compact_files: 1\n", `medallion.yaml:8:25: maintenance.stream_compact_files: 1: want 2 or more`},
 		{"  runs_retain: 0s\n", `medallion.yaml:8:16: maintenance.runs_retain: must be a positive duration`},
+		{"  log_retain: 100h\n", `medallion.yaml:8:15: maintenance.log_retain: 100h0m0s is shorter than maintenance.retain (168h0m0s)`},
 		{"  every: sometimes\n", `medallion.yaml:8:10: maintenance.every: expected a duration such as 1h, or off, got "sometimes"`},
 		{"  every: 0s\n", `medallion.yaml:8:10: maintenance.every: must be a positive duration, e.g. 1h, or off`},
 		{"  retian: 200h\n", `medallion.yaml:8:3: unknown key "retian" in maintenance`},
@@ -48,5 +49,5 @@ func TestMaintenance(t *testing.T) {
 // defaultMaintenance is the section a pipeline file without one gets.
 func defaultMaintenance() Maintenance {
 	return Maintenance{TargetFileSize: DefaultTargetFileSize, OptimizeMinFiles: DefaultOptimizeMinFiles, Retain: DefaultRetain,
-		RunsRetain: DefaultRunsRetain, LeasesRetain: DefaultLeasesRetain, Every: DefaultMaintenanceEvery, StreamCompactFiles: DefaultStreamCompactFiles}
+		RunsRetain: DefaultRunsRetain, LeasesRetain: DefaultLeasesRetain, LogRetain: DefaultLogRetain, Every: DefaultMaintenanceEvery, StreamCompactFiles: DefaultStreamCompactFiles}
 }

@@ -152,6 +152,11 @@ func (r *cpRow) action() (a action, ok bool, err error) {
 
 // loadCheckpoint reads every part of a checkpoint into a state.
 func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo) (*state, error) {
+	if t.checkpoints != nil {
+		if st := t.checkpoints.get(files); st != nil {
+			return st, nil
+		}
+	}
 	st := newState()
 	for _, f := range files {
 		b, _, err := t.get(ctx, f.Key)
@@ -161,6 +166,9 @@ func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo) (*s
 		if err := readCheckpointRows(b, st.apply); err != nil {
 			return nil, fmt.Errorf("read checkpoint %s: %w", f.Key, err)
 		}
+	}
+	if t.checkpoints != nil {
+		t.checkpoints.put(files, st)
 	}
 	return st, nil
 }

@@ -104,6 +104,9 @@ type Table struct {
 	dir   string
 	opts  Options
 	log   *slog.Logger
+	// checkpoints is the last checkpoint this Table decoded (safe for
+	// concurrent use; nil: none kept).
+	checkpoints *checkpointCache
 }
 
 // Open returns the table rooted at dir ("bronze/meters") in store, with
@@ -123,7 +126,7 @@ func OpenWith(store lake.Store, dir string, opts Options) (*Table, error) {
 		l = slog.Default()
 	}
 	dir = strings.Trim(dir, "/")
-	return &Table{store: store, dir: dir, opts: opts, log: l.With("table", dir)}, nil
+	return &Table{store: store, dir: dir, opts: opts, log: l.With("table", dir), checkpoints: &checkpointCache{}}, nil
 }
 
 // Dir is the table root key prefix, without a trailing slash.
