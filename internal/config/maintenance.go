@@ -18,7 +18,7 @@ const (
 	DefaultLeasesRetain     = 7 * 24 * time.Hour
 	// DefaultLogRetain is Delta's delta.logRetentionDuration default: how
 	// long a table's log entries (commits, checkpoints) stay for time travel.
-	DefaultLogRetain = 30 * 24 * time.Hour
+	DefaultLogRetain        = 30 * 24 * time.Hour
 	DefaultMaintenanceEvery = time.Hour
 	// DefaultStreamCompactFiles is how many small files may pile up at the
 	// end of a partition before stream mode compacts them.

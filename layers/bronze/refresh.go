@@ -359,14 +359,9 @@ func (j *job) refreshQuarantine(ctx context.Context, qshadow *delta.Snapshot, sh
 			return nil
 		}
 		if qlive == nil {
-			s, err := j.qtable.Create(ctx, qshadow.Metadata, delta.CommitInfo{Operation: "CREATE TABLE", Medallion: map[string]any{"job": "bronze"}})
-			if errors.Is(err, delta.ErrTableExists) {
-				return delta.ErrCommitConflict
+			if qlive, err = j.createQuarantineAs(ctx, qshadow.Metadata); err != nil {
+				return err
 			}
-			if err != nil {
-				return fmt.Errorf("create %s: %w", j.qtable.Dir(), err)
-			}
-			qlive = s
 		}
 		now := j.d.Now().UnixMilli()
 		c := delta.Commit{Read: qlive, Adds: adds, Txns: []delta.Txn{{AppID: app, Version: 1, LastUpdated: now}}}
@@ -718,14 +713,9 @@ func (j *job) refreshQuarantineRange(ctx context.Context, conn *sql.Conn, qshado
 			return nil
 		}
 		if qlive == nil {
-			s, err := j.qtable.Create(ctx, qshadow.Metadata, delta.CommitInfo{Operation: "CREATE TABLE", Medallion: map[string]any{"job": "bronze"}})
-			if errors.Is(err, delta.ErrTableExists) {
-				return delta.ErrCommitConflict
+			if qlive, err = j.createQuarantineAs(ctx, qshadow.Metadata); err != nil {
+				return err
 			}
-			if err != nil {
-				return fmt.Errorf("create %s: %w", j.qtable.Dir(), err)
-			}
-			qlive = s
 		}
 		schema, err := qlive.Schema()
 		if err != nil {
@@ -780,4 +770,18 @@ func (j *job) refreshQuarantineRange(ctx context.Context, conn *sql.Conn, qshado
 		}
 		return nil
 	})
+}
+
+// createQuarantineAs creates bronze._quarantine, missing from the lake, with
+// the shadow quarantine's metadata. Another runner creating it first is a
+// commit conflict: the refresh starts over on the table as it now is.
+func (j *job) createQuarantineAs(ctx context.Context, meta delta.Metadata) (*delta.Snapshot, error) {
+	s, err := j.qtable.Create(ctx, meta, delta.CommitInfo{Operation: "CREATE TABLE", Medallion: map[string]any{"job": "bronze"}})
+	if errors.Is(err, delta.ErrTableExists) {
+		return nil, delta.ErrCommitConflict
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", j.qtable.Dir(), err)
+	}
+	return s, nil
 }
