@@ -176,8 +176,11 @@ func renderFile(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	prev, prevPath := previousCommitted(path, rec)
-	return renderMarkdown(rec, repoPath(path), prev, repoPath(prevPath)), nil
+	prevs := previousCommitted(path, rec)
+	for i := range prevs {
+		prevs[i].name = repoPath(prevs[i].name)
+	}
+	return renderMarkdown(rec, repoPath(path), prevs), nil
 }
 
 // repoPath is path relative to the repository root holding it, with

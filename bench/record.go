@@ -237,18 +237,26 @@ func loadRun(path string) (*runRecord, error) {
 	return &rec, nil
 }
 
-// previousCommitted returns the committed results file in path's directory
-// that started last before cur, and its path; nil when there is none (or
-// the directory is not in a git work tree). Only files git knows at HEAD
-// count: a comparison must be traceable too.
-func previousCommitted(path string, cur *runRecord) (*runRecord, string) {
+// priorRun is a committed results file: what it holds and how the text
+// names it.
+type priorRun struct {
+	rec  *runRecord
+	name string
+}
+
+// previousCommitted returns the committed results files in path's
+// directory that started before cur, newest first (nil when there is none
+// or the directory is not in a git work tree). Only files git knows at HEAD
+// count: a comparison must be traceable too. Each case is compared with the
+// newest of them that measured it, so a partial run (-cases 10,11) does not
+// hide the last full one from the cases it did not run.
+func previousCommitted(path string, cur *runRecord) []priorRun {
 	dir := filepath.Dir(path)
 	out, err := exec.Command("git", "-C", dir, "ls-tree", "--name-only", "HEAD", "./").Output()
 	if err != nil {
-		return nil, ""
+		return nil
 	}
-	var best *runRecord
-	var bestPath string
+	var runs []priorRun
 	for _, name := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		name = filepath.Base(name)
 		if !strings.HasSuffix(name, ".json") || name == filepath.Base(path) {
@@ -259,11 +267,10 @@ func previousCommitted(path string, cur *runRecord) (*runRecord, string) {
 		if err != nil || !rec.Started.Before(cur.Started) {
 			continue
 		}
-		if best == nil || rec.Started.After(best.Started) {
-			best, bestPath = rec, p
-		}
+		runs = append(runs, priorRun{rec: rec, name: p})
 	}
-	return best, bestPath
+	slices.SortFunc(runs, func(a, b priorRun) int { return b.rec.Started.Compare(a.rec.Started) })
+	return runs
 }
 
 // flagRecords lists the run's flags with their defaults, from the same
@@ -312,9 +319,9 @@ func (rec *runRecord) nonDefault() string {
 }
 
 // renderMarkdown is the generated part of BENCHMARKS.md, from a results
-// file (name is how the text names it) and the committed run before it
-// (prev nil: none).
-func renderMarkdown(rec *runRecord, name string, prev *runRecord, prevName string) string {
+// file (name is how the text names it) and the committed runs before it,
+// newest first.
+func renderMarkdown(rec *runRecord, name string, prevs []priorRun) string {
 	var b strings.Builder
 	m := rec.Machine
 	fmt.Fprintf(&b, "Raw output: [`%s`](%s), commit `%s`, run %s; runs per side: %d; total bench time %s.\n\n",
@@ -335,7 +342,7 @@ func renderMarkdown(rec *runRecord, name string, prev *runRecord, prevName strin
 		"case 8 (local-lake time / MinIO-lake time) and case 9 (sustained events/s / the target's 100k; its reference column is the issue's target, " +
 		"there being no DuckDB equivalent, and its peak RSS is that of `medallion serve` over the whole case). Rows/s and MB/s are of the input, over our median time; " +
 		"peak RSS is the largest of the runs.\n")
-	b.WriteString("\n" + sinceText(rec, prev, prevName) + "\n")
+	b.WriteString("\n" + sinceText(rec, prevs) + "\n")
 	for _, c := range rec.Cases {
 		if len(c.Extra) > 0 && c.Cells == nil {
 			var kv []string
@@ -360,37 +367,61 @@ func renderMarkdown(rec *runRecord, name string, prev *runRecord, prevName strin
 	return b.String()
 }
 
-// sinceText compares each case's ratio with the previous committed run.
-func sinceText(rec, prev *runRecord, prevName string) string {
-	if prev == nil {
+// sinceText compares each case's ratio with the newest earlier committed
+// run that measured that case, naming the file each comparison comes from.
+func sinceText(rec *runRecord, prevs []priorRun) string {
+	if len(prevs) == 0 {
 		return "Since the previous run: no earlier committed results file in bench/results to compare with."
 	}
-	old := map[int]caseRecord{}
-	for _, c := range prev.Cases {
-		old[c.ID] = c
-	}
-	var parts []string
+	byFile := map[int][]string{} // index in prevs -> comparisons
+	var fresh []string
 	for _, c := range rec.Cases {
-		o, ok := old[c.ID]
-		if !ok || c.RatioText == "" {
+		if c.RatioText == "" {
 			continue
 		}
-		from := o.RatioText
-		if from == "" {
-			from = "not measured"
+		found := false
+		for i, p := range prevs {
+			if o, ok := p.rec.caseByID(c.ID); ok && o.RatioText != "" {
+				byFile[i] = append(byFile[i], fmt.Sprintf("case %d %s -> %s", c.ID, o.RatioText, c.RatioText))
+				found = true
+				break
+			}
 		}
-		parts = append(parts, fmt.Sprintf("case %d %s -> %s", c.ID, from, c.RatioText))
+		if !found {
+			fresh = append(fresh, fmt.Sprintf("case %d", c.ID))
+		}
 	}
-	s := fmt.Sprintf("Since the previous committed run ([`%s`](%s), commit `%s`): ", prevName, prevName, prev.Commit)
-	if len(parts) == 0 {
-		s += "no case measured in both."
+	var groups []string
+	for i, p := range prevs {
+		if len(byFile[i]) == 0 {
+			continue
+		}
+		g := fmt.Sprintf("%s (from [`%s`](%s), commit `%s`", strings.Join(byFile[i], ", "), p.name, p.name, p.rec.Commit)
+		if a, b := rec.nonDefault(), p.rec.nonDefault(); a != b {
+			g += fmt.Sprintf("; the flags differ, that run: %s, so sizes may not match", b)
+		}
+		groups = append(groups, g+")")
+	}
+	s := "Since the newest earlier committed run measuring each case: "
+	if len(groups) == 0 {
+		s += "no case measured in both"
 	} else {
-		s += strings.Join(parts, ", ") + "."
+		s += strings.Join(groups, "; ")
 	}
-	if a, b := rec.nonDefault(), prev.nonDefault(); a != b {
-		s += fmt.Sprintf(" The flags differ (that run: %s), so sizes may not match.", b)
+	if len(fresh) > 0 {
+		s += "; not measured in any earlier committed run: " + strings.Join(fresh, ", ")
 	}
-	return s
+	return s + "."
+}
+
+// caseByID returns the run's record of case id.
+func (r *runRecord) caseByID(id int) (caseRecord, bool) {
+	for _, c := range r.Cases {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return caseRecord{}, false
 }
 
 func loadText(l [3]float64) string {

@@ -22,7 +22,7 @@ func TestRenderGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := renderMarkdown(cur, "bench/testdata/run.json", prev, "bench/testdata/prev.json")
+	got := renderMarkdown(cur, "bench/testdata/run.json", []priorRun{{rec: prev, name: "bench/testdata/prev.json"}})
 	golden := filepath.Join("testdata", "render.golden.md")
 	if *update {
 		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
@@ -45,7 +45,7 @@ func TestRenderFirstRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	md := renderMarkdown(cur, "x.json", nil, "")
+	md := renderMarkdown(cur, "x.json", nil)
 	if !strings.Contains(md, "no earlier committed results file") {
 		t.Errorf("first run does not say there is nothing to compare with:\n%s", md)
 	}
@@ -90,9 +90,9 @@ func TestPreviousCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prev, path := previousCommitted(cur, rec)
-	if prev == nil || filepath.Base(path) != "2026-12-01-aaaaaaa.json" {
-		t.Fatalf("previous run %q, want 2026-12-01-aaaaaaa.json", path)
+	prevs := previousCommitted(cur, rec)
+	if len(prevs) != 2 || filepath.Base(prevs[0].name) != "2026-12-01-aaaaaaa.json" || filepath.Base(prevs[1].name) != "2026-11-20-aaaaaaa.json" {
+		t.Fatalf("previous runs %v, want 2026-12-01-aaaaaaa.json then 2026-11-20-aaaaaaa.json", prevs)
 	}
 	// An uncommitted later run compares with the latest committed one.
 	if err := os.WriteFile(filepath.Join(dir, "2026-12-03-ddddddd.json"), []byte(later), 0o644); err != nil {
@@ -102,8 +102,8 @@ func TestPreviousCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, path := previousCommitted(filepath.Join(dir, "2026-12-03-ddddddd.json"), rec2); filepath.Base(path) != "2026-12-02-bbbbbbb.json" {
-		t.Errorf("previous of an uncommitted run %q, want 2026-12-02-bbbbbbb.json", path)
+	if prevs := previousCommitted(filepath.Join(dir, "2026-12-03-ddddddd.json"), rec2); len(prevs) == 0 || filepath.Base(prevs[0].name) != "2026-12-02-bbbbbbb.json" {
+		t.Errorf("previous of an uncommitted run %v, want 2026-12-02-bbbbbbb.json first", prevs)
 	}
 }
 
@@ -124,5 +124,36 @@ func TestRenderFlag(t *testing.T) {
 	}
 	if code := runMain(t.Context(), []string{"-render", "testdata/missing.json"}, &stdout, &stderr); code != 1 {
 		t.Errorf("missing results file: exit %d, want 1", code)
+	}
+}
+
+// TestSinceTextPerCase: each case is compared with the newest earlier
+// committed run that measured it, so a partial run does not hide an older
+// full one from the cases it left out.
+func TestSinceTextPerCase(t *testing.T) {
+	run := func(commit string, ratios map[int]string) *runRecord {
+		r := &runRecord{Commit: commit}
+		for _, id := range []int{1, 2, 10} {
+			if v, ok := ratios[id]; ok {
+				r.Cases = append(r.Cases, caseRecord{ID: id, RatioText: v})
+			}
+		}
+		return r
+	}
+	cur := run("ccccccc", map[int]string{1: "0.60", 2: "0.40", 10: "0.35"})
+	partial := run("bbbbbbb", map[int]string{10: "0.29"})
+	full := run("aaaaaaa", map[int]string{1: "0.53", 10: "0.20"})
+	got := sinceText(cur, []priorRun{{rec: partial, name: "b.json"}, {rec: full, name: "a.json"}})
+	for _, want := range []string{
+		"case 10 0.29 -> 0.35 (from [`b.json`](b.json), commit `bbbbbbb`)",
+		"case 1 0.53 -> 0.60 (from [`a.json`](a.json), commit `aaaaaaa`)",
+		"not measured in any earlier committed run: case 2",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("since text lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "0.20") {
+		t.Errorf("case 10 compared with the older run too:\n%s", got)
 	}
 }
