@@ -100,8 +100,9 @@ func (r *Runner) Run(ctx context.Context, plan []Job, report func(Result)) ([]Re
 		done[j.Table.String()] = make(chan struct{})
 	}
 	var (
-		mu       sync.Mutex
+		failMu   sync.Mutex // failed alone: a job checks it while another reports
 		failed   = make(map[string]bool)
+		mu       sync.Mutex // the results and reporting
 		results  = make([]Result, len(plan))
 		finished = make([]bool, len(plan))
 		reported int
@@ -111,22 +112,27 @@ func (r *Runner) Run(ctx context.Context, plan []Job, report func(Result)) ([]Re
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer close(done[j.Table.String()])
 			for _, d := range j.Deps {
 				if ch, ok := done[d.String()]; ok {
 					<-ch
 				}
 			}
 			res := r.runJob(ctx, j, scratch, sem, func(d layers.TableRef) bool {
-				mu.Lock()
-				defer mu.Unlock()
+				failMu.Lock()
+				defer failMu.Unlock()
 				return failed[d.String()]
 			})
-			mu.Lock()
-			defer mu.Unlock()
+			failMu.Lock()
 			if res.Err != nil {
 				failed[j.Table.String()] = true
 			}
+			failMu.Unlock()
+			// The jobs reading this table start now, not after report
+			// (which writes the run history: file writes and fsyncs that
+			// none of them needs).
+			close(done[j.Table.String()])
+			mu.Lock()
+			defer mu.Unlock()
 			results[i], finished[i] = res, true
 			for reported < len(plan) && finished[reported] {
 				if report != nil {
