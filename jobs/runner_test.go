@@ -135,4 +135,10 @@ func TestRunnerDependantDoesNotWaitForReport(t *testing.T) {
 	if got := strings.Join(order, " "); got != "bronze.good silver.good_1m" {
 		t.Errorf("reported in order %s", got)
 	}
+	// Every lease was released before Run returned (after the jobs
+	// reading each table started): another runner takes them at once.
+	other := &Runner{Store: store, Pipeline: p, Engine: eng, Cache: &lake.Cache{Dir: t.TempDir()}, Log: slog.New(slog.DiscardHandler), Owner: "other"}
+	if _, err := other.Run(ctx, plan, nil); err != nil {
+		t.Fatalf("a second runner right after: %v", err)
+	}
 }
