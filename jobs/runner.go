@@ -100,8 +100,9 @@ func (r *Runner) Run(ctx context.Context, plan []Job, report func(Result)) ([]Re
 		done[j.Table.String()] = make(chan struct{})
 	}
 	var (
-		mu       sync.Mutex
+		failMu   sync.Mutex // failed alone: a job checks it while another reports
 		failed   = make(map[string]bool)
+		mu       sync.Mutex // the results and reporting
 		results  = make([]Result, len(plan))
 		finished = make([]bool, len(plan))
 		reported int
@@ -111,22 +112,34 @@ func (r *Runner) Run(ctx context.Context, plan []Job, report func(Result)) ([]Re
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer close(done[j.Table.String()])
 			for _, d := range j.Deps {
 				if ch, ok := done[d.String()]; ok {
 					<-ch
 				}
 			}
-			res := r.runJob(ctx, j, scratch, sem, func(d layers.TableRef) bool {
-				mu.Lock()
-				defer mu.Unlock()
+			res, release := r.runJob(ctx, j, scratch, sem, func(d layers.TableRef) bool {
+				failMu.Lock()
+				defer failMu.Unlock()
 				return failed[d.String()]
 			})
-			mu.Lock()
-			defer mu.Unlock()
+			failMu.Lock()
 			if res.Err != nil {
 				failed[j.Table.String()] = true
 			}
+			failMu.Unlock()
+			// The jobs reading this table start now, not after the
+			// lease's release and report (which writes the run history):
+			// file writes and fsyncs that none of them needs. The two
+			// overlap each other too.
+			close(done[j.Table.String()])
+			released := make(chan struct{})
+			go func() {
+				defer close(released)
+				release()
+			}()
+			defer func() { <-released }()
+			mu.Lock()
+			defer mu.Unlock()
 			results[i], finished[i] = res, true
 			for reported < len(plan) && finished[reported] {
 				if report != nil {
@@ -147,14 +160,14 @@ func (r *Runner) Run(ctx context.Context, plan []Job, report func(Result)) ([]Re
 }
 
 // runJob runs one job once its inputs are done, unless one of them failed
-// or ctx is over.
-func (r *Runner) runJob(ctx context.Context, j Job, scratch string, sem chan struct{}, depFailed func(layers.TableRef) bool) Result {
-	res := Result{Job: j}
+// or ctx is over. release (never nil) gives the table's lease back.
+func (r *Runner) runJob(ctx context.Context, j Job, scratch string, sem chan struct{}, depFailed func(layers.TableRef) bool) (res Result, release func()) {
+	res, release = Result{Job: j}, func() {}
 	for _, d := range j.Deps {
 		if depFailed(d) {
 			res.Skipped, res.Err = true, fmt.Errorf("%s: %w (%s)", j.Table, ErrUpstreamFailed, d)
 			r.Metrics.observe(res, layers.Result{})
-			return res
+			return res, release
 		}
 	}
 	select {
@@ -162,17 +175,17 @@ func (r *Runner) runJob(ctx context.Context, j Job, scratch string, sem chan str
 		defer func() { <-sem }()
 	case <-ctx.Done():
 		res.Err = nameTable(j.Table, ctx.Err())
-		return res
+		return res, release
 	}
 	if err := ctx.Err(); err != nil {
 		res.Err = nameTable(j.Table, err)
-		return res
+		return res, release
 	}
 	if r.OnStart != nil {
 		r.OnStart(j)
 	}
 	start := time.Now()
-	o, err := r.runLeased(ctx, j.Table, scratch)
+	o, release, err := r.runLeased(ctx, j.Table, scratch)
 	res.Duration = time.Since(start)
 	res.Summary, res.RowsIn, res.RowsOut = o.Summary, o.RowsIn, o.RowsOut
 	res.Err = nameTable(j.Table, err)
@@ -180,17 +193,19 @@ func (r *Runner) runJob(ctx context.Context, j Job, scratch string, sem chan str
 	if r.OnResult != nil {
 		r.OnResult(res)
 	}
-	return res
+	return res, release
 }
 
 // runLeased runs the job of table t under the table's lease (see
-// TableLease), with its commits fenced by the lease's generation. The
+// TableLease), with its commits fenced by the lease's generation, and
+// returns the lease's release (never nil) for the caller to call. The
 // message of a disabled mirror needs no lease.
-func (r *Runner) runLeased(ctx context.Context, t layers.TableRef, scratch string) (layers.Result, error) {
+func (r *Runner) runLeased(ctx context.Context, t layers.TableRef, scratch string) (layers.Result, func(), error) {
 	if t.Layer == MirrorLayer && (t.Name == "" || r.Pipeline.Postgres == "") {
-		return r.runOne(ctx, t, scratch)
+		o, err := r.runOne(ctx, t, scratch)
+		return o, func() {}, err
 	}
-	return r.withTableLease(ctx, t, func(ctx context.Context) (layers.Result, error) { return r.runOne(ctx, t, scratch) })
+	return r.leased(ctx, t, func(ctx context.Context) (layers.Result, error) { return r.runOne(ctx, t, scratch) })
 }
 
 // layerJobs are the jobs the runner runs for the tables of each layer.

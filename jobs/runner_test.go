@@ -88,3 +88,57 @@ func TestRunnerFailureStopsOnlyDependants(t *testing.T) {
 		t.Errorf("silver.bad_1m: %+v, want skipped", res)
 	}
 }
+
+// A job reading a table starts as soon as that table's job is done, while
+// report (which writes the run history in `medallion run`) still runs.
+func TestRunnerDependantDoesNotWaitForReport(t *testing.T) {
+	ctx := context.Background()
+	store := testenv.LocalStore(t)
+	p, err := config.Parse("medallion.yaml", []byte("lake: file://"+t.TempDir()+runnerPipeline), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, _, err := raw.Land(ctx, store, "good", "g.ndjson", "ndjson", strings.NewReader(`{"ts":"2024-01-01 00:00:01","v":1}`+"\n"), now); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := warehouse.Open(ctx, warehouse.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	plan, err := Plan(p, []string{"silver.good_1m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	silverStarted := make(chan struct{})
+	r := &Runner{Store: store, Pipeline: p, Engine: eng, Cache: &lake.Cache{Dir: t.TempDir()}, Log: slog.New(slog.DiscardHandler),
+		OnStart: func(j Job) {
+			if j.Table.String() == "silver.good_1m" {
+				close(silverStarted)
+			}
+		}}
+	var order []string
+	_, err = r.Run(ctx, plan, func(res Result) {
+		if res.Job.Table.String() == "bronze.good" {
+			select {
+			case <-silverStarted:
+			case <-time.After(20 * time.Second):
+				t.Error("silver.good_1m did not start while bronze.good's report ran")
+			}
+		}
+		order = append(order, res.Job.Table.String())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(order, " "); got != "bronze.good silver.good_1m" {
+		t.Errorf("reported in order %s", got)
+	}
+	// Every lease was released before Run returned (after the jobs
+	// reading each table started): another runner takes them at once.
+	other := &Runner{Store: store, Pipeline: p, Engine: eng, Cache: &lake.Cache{Dir: t.TempDir()}, Log: slog.New(slog.DiscardHandler), Owner: "other"}
+	if _, err := other.Run(ctx, plan, nil); err != nil {
+		t.Fatalf("a second runner right after: %v", err)
+	}
+}

@@ -32,32 +32,41 @@ const leaseRetry = 100 * time.Millisecond
 // r.LeaseWait for it, then returns an error wrapping ErrLeaseHeld naming
 // the holder. If the lease is lost while fn runs, the error says so.
 func (r *Runner) withTableLease(ctx context.Context, t layers.TableRef, fn func(context.Context) (layers.Result, error)) (layers.Result, error) {
+	o, release, err := r.leased(ctx, t, fn)
+	release()
+	return o, err
+}
+
+// leased is withTableLease leaving the release to the caller: release
+// (never nil) gives the lease back and must be called once fn's outcome
+// no longer needs it (Run first lets the jobs reading t start).
+func (r *Runner) leased(ctx context.Context, t layers.TableRef, fn func(context.Context) (layers.Result, error)) (o layers.Result, release func(), err error) {
 	held, err := r.acquireTable(ctx, t)
 	if err != nil {
-		return layers.Result{}, err
+		return layers.Result{}, func() {}, err
 	}
-	defer func() {
+	release = func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.leaseOptions().TTL)
 		defer cancel()
 		if err := held.Release(rctx); err != nil && r.Log != nil {
 			r.Log.Warn("release table lease", "table", t.String(), "err", err)
 		}
-	}()
+	}
 	name := TableLease(t)
 	lctx := delta.WithFence(held.Context(), FenceAppID(name), held.Generation())
-	o, err := fn(lctx)
+	o, err = fn(lctx)
 	if cause := context.Cause(held.Context()); errors.Is(cause, ErrLeaseLost) {
 		// What the job says (a cancelled context, a fenced commit) is a
 		// consequence; the lost lease is what happened.
-		return o, fmt.Errorf("%w; the job stopped without committing after that (%v)", cause, err)
+		return o, release, fmt.Errorf("%w; the job stopped without committing after that (%v)", cause, err)
 	}
 	if errors.Is(err, delta.ErrFenced) {
 		// We hold the lease, yet a table records a newer generation: the
 		// lease objects were deleted and generations restarted.
-		return o, fmt.Errorf("%w (if %s%s/ was deleted, put a lease object with a released record at a generation above the table's fence there)",
+		return o, release, fmt.Errorf("%w (if %s%s/ was deleted, put a lease object with a released record at a generation above the table's fence there)",
 			err, LeasePrefix, name)
 	}
-	return o, err
+	return o, release, err
 }
 
 // acquireTable takes the lease of table t, waiting up to r.LeaseWait while

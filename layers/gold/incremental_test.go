@@ -450,3 +450,59 @@ func TestKeyedOrderMatchesPass(t *testing.T) {
 		t.Errorf("bad flag: err %v, want it named", err)
 	}
 }
+
+// The one-bucket build runs its state statement on a second connection
+// beside the main one (startState): an empty silver table writes neither a
+// data file nor a state file, a main statement failing at run time stops
+// the state statement and leaves nothing behind, and a later good build
+// still gives the Go pass's rows.
+func TestOneFileStateBesideMain(t *testing.T) {
+	f := newFixture(t, testenv.LocalStore(t))
+	f.buckets = 0 // chosen from the size: one
+	f.createSilver("s")
+	objects := func(prefix string) []string {
+		t.Helper()
+		objs, err := f.store.List(f.ctx, prefix, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, o := range objs {
+			keys = append(keys, o.Key)
+		}
+		return keys
+	}
+	f.addGold(maTable("empty", "s", config.MovingAverage{Column: "avg_usage", Rows: 3}))
+	if st := f.run("empty"); st.FilesAdded != 0 {
+		t.Fatalf("empty silver: %+v", st)
+	}
+	for _, k := range objects("gold/empty/") {
+		if !strings.Contains(k, "/_delta_log/") {
+			t.Errorf("empty silver left %s", k)
+		}
+	}
+	f.commitSilver("s", nil, windows("m1", 0, 30, "i"), windows("m2", 0, 20, "i * 2"))
+	// Binds, then fails on the rows: the state statement was running.
+	f.addGold(maTable("boom", "s", config.MovingAverage{Column: "avg_usage", Rows: 3},
+		&config.Flag{Name: "hot", When: "CASE WHEN avg_usage > 25 THEN error('boom at ' || avg_usage) ELSE false END"}))
+	if _, err := Run(f.ctx, f.deps(), f.pipe.Gold["boom"]); err == nil || !strings.Contains(err.Error(), "boom at") {
+		t.Fatalf("failing flag: err %v, want the statement's error", err)
+	}
+	if keys := objects("gold/boom/"); len(keys) != 0 {
+		t.Errorf("a failed build left %v", keys)
+	}
+	f.addGold(maTable("good", "s", config.MovingAverage{Column: "avg_usage", Rows: 3}))
+	f.addGold(maTable("goodgo", "s", config.MovingAverage{Column: "avg_usage", Rows: 3}))
+	if st := f.run("good"); st.FilesAdded != 1 || st.RowsWritten != 50 {
+		t.Fatalf("good build: %+v", st)
+	}
+	deps := f.deps()
+	deps.goPass = true
+	if _, err := Run(f.ctx, deps, f.pipe.Gold["goodgo"]); err != nil {
+		t.Fatal(err)
+	}
+	f.sameRows("SELECT * FROM {gold.good}", "SELECT * FROM {gold.goodgo}")
+	if st, _ := currentState(f.snapshot("gold/good")); st == "" {
+		t.Error("good build: no state")
+	}
+}

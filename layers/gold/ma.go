@@ -3,6 +3,7 @@ package gold
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -563,7 +564,7 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *
 	}
 	f := newFrame(spec)
 	if r.duckdbRows(spec) && spec.buckets == 1 {
-		return r.oneFileRowsWindow(ctx, spec, f, src, gsnap, buckets) // probes the flags only on an error
+		return r.oneFileRowsWindow(ctx, spec, f, src, "("+rel+")", gsnap, buckets) // probes the flags only on an error
 	}
 	if err := r.probeFlags(ctx, spec, src); err != nil {
 		return nil, err
@@ -653,8 +654,11 @@ const orderTie = "medallion: order_by value repeats within a partition"
 // sort), and the state, each partition's last rows, is read from silver by
 // a second window in reverse order over the rows that can be in a tail
 // (__seq is then minus the row's place from the end, which orders the
-// tail as the row number does).
-func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame, src string, gsnap *delta.Snapshot, buckets []int) (*maOutput, error) {
+// tail as the row number does). src is the silver relation as a temp view
+// of r.conn, rel the same relation as a parenthesised query: the state
+// statement runs on a second connection, which does not see r.conn's temp
+// objects, while the main statement runs (see docs/gold-buckets.md).
+func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame, src, rel string, gsnap *delta.Snapshot, buckets []int) (*maOutput, error) {
 	x := warehouse.QuoteIdent(spec.column)
 	p := spec.partitionClause()
 	flags := ""
@@ -699,6 +703,10 @@ func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame,
 	}
 	w := writtenFile{path: bucketFile(0)}
 	local := filepath.Join(dir, w.path)
+	// The state reads silver on its own connection while the main
+	// statement runs: the two overlap on the machine's cores.
+	state := r.startState(ctx, f, oneFileStateQuery(spec, f, rel))
+	defer state.stop()
 	// First with two sort keys (partition, order), which is the whole
 	// order when no partition has two rows with the same order value (a
 	// silver table's window key); a tie found in that same pass makes it
@@ -732,6 +740,7 @@ func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame,
 		if out.buckets == nil {
 			out.buckets = []int{}
 		}
+		state.stop()
 		return out, os.Remove(local) // no file points to a state
 	}
 	if out.buckets == nil {
@@ -739,9 +748,25 @@ func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame,
 	}
 	out.files = []writtenFile{w}
 	// The file's upload (a copy and an fsync on a local lake) overlaps
-	// the state statement, which only DuckDB runs.
+	// the end of the state statement, which only DuckDB runs.
 	uploaded := make(chan error, 1)
 	go func() { uploaded <- r.uploadAll(ctx, out.files) }()
+	out.tail, err = state.upload(ctx)
+	if upErr := <-uploaded; upErr != nil {
+		return nil, upErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// oneFileStateQuery is the state of a one-bucket rows average read from
+// silver (rel, a parenthesised query): each partition's last rows, by a
+// window in reverse order over the rows that can be in a tail.
+func oneFileStateQuery(spec *maSpec, f maFrame, rel string) string {
+	x := warehouse.QuoteIdent(spec.column)
+	p := spec.partitionClause()
 	desc := make([]string, len(spec.sortKeys))
 	for i, k := range spec.sortKeys {
 		desc[i] = warehouse.QuoteIdent(k) + " DESC NULLS FIRST" // the exact reverse of ASC NULLS LAST
@@ -753,22 +778,14 @@ func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame,
 	// alone rather than the whole table.
 	o := warehouse.QuoteIdent(spec.order)
 	parts := strings.Join(quoteAll(spec.part), ", ")
-	bound := "SELECT list_min(max(" + o + ", " + strconv.Itoa(n) + ")) AS __lo FROM " + src
+	bound := "SELECT list_min(max(" + o + ", " + strconv.Itoa(n) + ")) AS __lo FROM " + rel
 	if parts != "" {
-		bound = "SELECT " + parts + ", list_min(max(" + o + ", " + strconv.Itoa(n) + ")) AS __lo FROM " + src + " GROUP BY " + parts
+		bound = "SELECT " + parts + ", list_min(max(" + o + ", " + strconv.Itoa(n) + ")) AS __lo FROM " + rel + " GROUP BY " + parts
 	}
-	tails := "SELECT s.* FROM " + src + " AS s JOIN (" + bound + ") AS t ON " + sameGroup("s.", spec.part, "t.", spec.part) +
+	tails := "SELECT s.* FROM " + rel + " AS s JOIN (" + bound + ") AS t ON " + sameGroup("s.", spec.part, "t.", spec.part) +
 		" WHERE s." + o + " IS NULL OR t.__lo IS NULL OR s." + o + " >= t.__lo"
-	state := fmt.Sprintf("SELECT %s, CAST(b.%s AS DOUBLE) AS __x, -b.__rd AS __seq, b.__rd = 1 AS __last FROM (SELECT 0 AS __bucket, *, row_number() OVER (%sORDER BY %s) AS __rd FROM (%s)) AS b WHERE b.__rd <= %d",
+	return fmt.Sprintf("SELECT %s, CAST(b.%s AS DOUBLE) AS __x, -b.__rd AS __seq, b.__rd = 1 AS __last FROM (SELECT 0 AS __bucket, *, row_number() OVER (%sORDER BY %s) AS __rd FROM (%s)) AS b WHERE b.__rd <= %d",
 		strings.Join(f.stateKeys("b."), ", "), x, p, strings.Join(desc, ", "), tails, n)
-	out.tail, err = r.writeState(ctx, f, state)
-	if upErr := <-uploaded; upErr != nil {
-		return nil, upErr
-	}
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // fullPass computes the moving average over base with the pass: the rows
@@ -860,18 +877,89 @@ func (r *runner) uploadAll(ctx context.Context, files []writtenFile) error {
 // writeState writes the rows of query (the state columns) as a new state
 // file and returns its table-relative path.
 func (r *runner) writeState(ctx context.Context, f maFrame, query string) (string, error) {
-	rel := stateDir + "tail-" + randid.Hex(8) + ".parquet"
 	local := filepath.Join(r.scratch, "state.parquet")
+	if err := r.stateCopy(ctx, r.conn, f, query, local); err != nil {
+		return "", err
+	}
+	return r.uploadState(ctx, local)
+}
+
+// stateCopy writes the rows of query (the state columns), sorted, into the
+// local file local, on the connection conn.
+func (r *runner) stateCopy(ctx context.Context, conn *sql.Conn, f maFrame, query, local string) error {
 	order := append([]string{"__bucket"}, f.statePartCols()...)
 	q := "COPY (SELECT __bucket, " + strings.Join(quoteAll(f.stateCols()), ", ") + " FROM (" + query + ") ORDER BY " +
 		strings.Join(quoteAll(order), ", ") + ", __seq) TO " + warehouse.QuoteString(local) + " (FORMAT parquet, COMPRESSION zstd)"
-	if err := r.exec(ctx, q); err != nil {
-		return "", fmt.Errorf("%s: write state: %w", r.ref, err)
+	start := time.Now()
+	_, err := conn.ExecContext(ctx, q)
+	r.log.Debug("gold statement", "ms", time.Since(start).Milliseconds(), "sql", q[:min(len(q), 100)])
+	if err != nil {
+		return fmt.Errorf("%s: write state: %w", r.ref, err)
 	}
+	return nil
+}
+
+// uploadState puts the local state file local into the table's state
+// directory under a new name and returns its table-relative path.
+func (r *runner) uploadState(ctx context.Context, local string) (string, error) {
+	rel := stateDir + "tail-" + randid.Hex(8) + ".parquet"
 	if _, err := r.upload(ctx, local, rel); err != nil {
 		return "", err
 	}
 	return rel, nil
+}
+
+// pendingState is a state statement running on its own connection
+// (startState).
+type pendingState struct {
+	r      *runner
+	local  string
+	cancel context.CancelFunc
+	done   chan error
+	err    error
+	waited bool
+}
+
+// startState starts writing the rows of query (the state columns) into a
+// local file on a connection of its own, so that it runs beside the
+// statement r.conn runs; query must not name r.conn's temp objects.
+func (r *runner) startState(ctx context.Context, f maFrame, query string) *pendingState {
+	ctx, cancel := context.WithCancel(ctx)
+	ps := &pendingState{r: r, local: filepath.Join(r.scratch, "state.parquet"), cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		conn, err := r.deps.DB.Conn(ctx)
+		if err != nil {
+			ps.done <- fmt.Errorf("%s: duckdb connection for the state: %w", r.ref, err)
+			return
+		}
+		defer conn.Close()
+		ps.done <- r.stateCopy(ctx, conn, f, query, ps.local)
+	}()
+	return ps
+}
+
+// wait waits for the state statement and returns its error.
+func (ps *pendingState) wait() error {
+	if !ps.waited {
+		ps.err, ps.waited = <-ps.done, true
+	}
+	return ps.err
+}
+
+// stop cancels the state statement if it is still running and waits for
+// it: the run no longer needs it (an error, or no rows to point to it).
+func (ps *pendingState) stop() {
+	ps.cancel()
+	ps.wait()
+}
+
+// upload waits for the state statement, then uploads its file as a new
+// state file and returns the file's table-relative path.
+func (ps *pendingState) upload(ctx context.Context) (string, error) {
+	if err := ps.wait(); err != nil {
+		return "", err
+	}
+	return ps.r.uploadState(ctx, ps.local)
 }
 
 func prefixAll(p string, s []string) []string {
