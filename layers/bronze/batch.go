@@ -54,11 +54,13 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 		if tb, err = j.preciseBatch(ctx, conn, ms, bid, dir); err != nil {
 			return tb.st, 0, err
 		}
+		j.steps.mark("precise")
 	}
 	st, meta, adds, bad, snap := tb.st, tb.meta, tb.adds, tb.bad, tb.snap
 
 	// Quarantine rows not already committed by an interrupted earlier run.
 	qsnap, qadds, qtxns, err := j.prepareQuarantine(ctx, conn, ms, bad, bid, dir)
+	j.steps.mark("quarantine")
 	qread := qsnap
 	if qread == nil {
 		qread = delta.EmptySnapshot()
@@ -75,6 +77,7 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 	if err := j.uploadBatch(ctx, dir, adds, qadds); err != nil {
 		return st, 0, err
 	}
+	j.steps.mark("upload")
 
 	now := j.d.Now()
 	info := func(table string, rows int64, files []delta.Add) delta.CommitInfo {
@@ -98,6 +101,8 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 	if err != nil {
 		return st, 0, err
 	}
+	j.steps.mark("commit")
+	j.steps.log(j.log, "objects", len(ms), "rows", st.RowsRead)
 	if err := j.d.CrashPoint("bronze.after-commit"); err != nil {
 		return st, 0, err
 	}

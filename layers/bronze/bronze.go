@@ -172,6 +172,8 @@ type job struct {
 	typedRead bool
 	disc      *discovery
 	prog      runProgress
+	// steps times the current batch's steps (steps.go).
+	steps *stepClock
 }
 
 // runProgress is what a bronze run reports through Env.Report: bytes of
@@ -374,7 +376,9 @@ func (j *job) promoteBatches(ctx context.Context, conn *sql.Conn, stats *Stats, 
 		}
 	}()
 	for _, batch := range j.batches(pending) {
+		j.steps = newStepClock()
 		ready, ferr := j.fetchObjects(ctx, batch)
+		j.steps.mark("fetch_check")
 		if ferr != nil && ctx.Err() != nil {
 			return false, ferr
 		}
