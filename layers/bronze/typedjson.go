@@ -215,7 +215,7 @@ func (j *job) ndjsonTypedSelect(ms []manifest, paths []string, lin lineage) stri
 		expr := warehouse.QuoteIdent(c.srcName)
 		if c.typ == "timestamp" {
 			typ, format = "TIMESTAMP", c.format
-			expr = "timezone(" + warehouse.QuoteString(c.tz) + ", " + expr + ")"
+			expr = c.zoned(expr)
 		}
 		if c.typ == "string" {
 			// The MAP path trims a value with blanks at either end and
