@@ -57,6 +57,12 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 		j.steps.mark("precise")
 	}
 	st, meta, adds, bad, snap := tb.st, tb.meta, tb.adds, tb.bad, tb.snap
+	// Nothing of the batch reaches the lake before its object passed the
+	// check running alongside the typing (overlapcheck.go).
+	if err := j.awaitCheck(); err != nil {
+		return st, 0, err
+	}
+	j.steps.mark("check_wait")
 
 	// Quarantine rows not already committed by an interrupted earlier run.
 	qsnap, qadds, qtxns, err := j.prepareQuarantine(ctx, conn, ms, bad, bid, dir)
