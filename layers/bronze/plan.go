@@ -1,6 +1,7 @@
 package bronze
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -184,10 +185,11 @@ func (c colPlan) castExpr(v string) string {
 		return v
 	case "timestamp":
 		if c.format != "" {
+			parsed := "CASE WHEN " + specialTimeWord(v) + " THEN NULL ELSE try_strptime(" + v + ", " + warehouse.QuoteString(c.format) + ") END"
 			if c.hasZone {
-				return "try_strptime(" + v + ", " + warehouse.QuoteString(c.format) + ")"
+				return parsed
 			}
-			return c.zoned("try_strptime(" + v + ", " + warehouse.QuoteString(c.format) + ")")
+			return c.zoned(parsed)
 		}
 		if strings.EqualFold(c.tz, "UTC") {
 			return "TRY_CAST(" + v + " AS TIMESTAMPTZ)"
@@ -195,7 +197,7 @@ func (c colPlan) castExpr(v string) string {
 		return "CASE WHEN regexp_matches(" + v + `, '(Z|z|[+-]\d\d(:?\d\d)?)$') THEN TRY_CAST(` + v + " AS TIMESTAMPTZ) ELSE timezone(" + warehouse.QuoteString(c.tz) + ", TRY_CAST(" + v + " AS TIMESTAMP)) END"
 	case "date":
 		if c.format != "" {
-			return "CAST(try_strptime(" + v + ", " + warehouse.QuoteString(c.format) + ") AS DATE)"
+			return "CAST(CASE WHEN " + specialTimeWord(v) + " THEN NULL ELSE try_strptime(" + v + ", " + warehouse.QuoteString(c.format) + ") END AS DATE)"
 		}
 		return "TRY_CAST(" + v + " AS DATE)"
 	case "int64":
@@ -209,6 +211,25 @@ func (c colPlan) castExpr(v string) string {
 		return c.exactCast(v, c.decimalPattern())
 	}
 	return "TRY_CAST(" + v + " AS " + c.sqlType + ")"
+}
+
+// specialTimeWord is the SQL condition that v is one of the words
+// DuckDB's strptime answers 1900-01-01 00:00:00 for, whatever the format:
+// infinity, -infinity and epoch, in any case, blanks around them (DuckDB
+// 1.5; docs/bronze-csv-profile.md). Such a value is not a timestamp in
+// the column's format: it is refused like any text the format does not
+// parse. The first character's code rules out almost every value before
+// the regex runs.
+func specialTimeWord(v string) string {
+	return "(ascii(" + v + ") IN (9, 10, 11, 12, 13, 32, 45, 69, 73, 101, 105) AND regexp_full_match(" + v + `, '(?i)[\s]*-?(infinity|epoch)[\s]*'))`
+}
+
+// isSpecialTimeWord is specialTimeWord for the text of a JSON string
+// (the typed read's scan, typedFits).
+func isSpecialTimeWord(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	b = bytes.TrimPrefix(b, []byte("-"))
+	return bytes.EqualFold(b, []byte("infinity")) || bytes.EqualFold(b, []byte("epoch"))
 }
 
 // exactCast casts v when it matches pattern, the text the type takes
