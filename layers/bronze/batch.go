@@ -54,11 +54,19 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 		if tb, err = j.preciseBatch(ctx, conn, ms, bid, dir); err != nil {
 			return tb.st, 0, err
 		}
+		j.steps.mark("precise")
 	}
 	st, meta, adds, bad, snap := tb.st, tb.meta, tb.adds, tb.bad, tb.snap
+	// Nothing of the batch reaches the lake before its object passed the
+	// check running alongside the typing (overlapcheck.go).
+	if err := j.awaitCheck(); err != nil {
+		return st, 0, err
+	}
+	j.steps.mark("check_wait")
 
 	// Quarantine rows not already committed by an interrupted earlier run.
 	qsnap, qadds, qtxns, err := j.prepareQuarantine(ctx, conn, ms, bad, bid, dir)
+	j.steps.mark("quarantine")
 	qread := qsnap
 	if qread == nil {
 		qread = delta.EmptySnapshot()
@@ -75,6 +83,7 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 	if err := j.uploadBatch(ctx, dir, adds, qadds); err != nil {
 		return st, 0, err
 	}
+	j.steps.mark("upload")
 
 	now := j.d.Now()
 	info := func(table string, rows int64, files []delta.Add) delta.CommitInfo {
@@ -98,6 +107,8 @@ func (j *job) runBatch(ctx context.Context, conn *sql.Conn, ms []manifest, read 
 	if err != nil {
 		return st, 0, err
 	}
+	j.steps.mark("commit")
+	j.steps.log(j.log, "objects", len(ms), "rows", st.RowsRead)
 	if err := j.d.CrashPoint("bronze.after-commit"); err != nil {
 		return st, 0, err
 	}

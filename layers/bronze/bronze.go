@@ -172,6 +172,11 @@ type job struct {
 	typedRead bool
 	disc      *discovery
 	prog      runProgress
+	// steps times the current batch's steps (steps.go).
+	steps *stepClock
+	// checking is the outcome of the check of the current batch's object
+	// running while it is typed (overlapcheck.go); nil when none runs.
+	checking chan error
 }
 
 // runProgress is what a bronze run reports through Env.Report: bytes of
@@ -374,12 +379,28 @@ func (j *job) promoteBatches(ctx context.Context, conn *sql.Conn, stats *Stats, 
 		}
 	}()
 	for _, batch := range j.batches(pending) {
-		ready, ferr := j.fetchObjects(ctx, batch)
+		j.steps = newStepClock()
+		var (
+			ready []manifest
+			ferr  error
+		)
+		if j.startCheck(batch) {
+			ready = batch
+		} else {
+			ready, ferr = j.fetchObjects(ctx, batch)
+		}
+		j.steps.mark("fetch_check")
 		if ferr != nil && ctx.Err() != nil {
 			return false, ferr
 		}
 		if len(ready) > 0 {
 			b, v, err := j.runBatch(ctx, conn, ready, read)
+			if cerr := j.awaitCheck(); cerr != nil {
+				// The object did not match its manifest: nothing of the
+				// batch was written (runBatch waited for the check first),
+				// and whatever typing it made of the bytes is beside the point.
+				err = cerr
+			}
 			j.releaseObjects()
 			if errors.Is(err, delta.ErrTxnApplied) && replan {
 				j.log.Info("bronze: another runner promoted objects of this batch first; picking again", "err", err)

@@ -164,6 +164,11 @@ var badValueCorpus = []corpusValue{
 	str("ny", "2024-03-10 02:30:00", "2024-03-10 07:30:00+00", ""),
 	str("ny", "2024-11-03 01:30:00", "2024-11-03 06:30:00+00", ""),
 	str("ny", "2024-07-01 12:00:00", "2024-07-01 16:00:00+00", ""),
+	// DuckDB's strptime answers 1900-01-01 for these words whatever the
+	// format: they are not timestamps in it.
+	str("ny", "infinity", "", `"infinity" is not a timestamp (want 2006-01-02 15:04:05)`),
+	str("ny", "-Infinity", "", `"-Infinity" is not a timestamp (want 2006-01-02 15:04:05)`),
+	str("ny", "EPOCH", "", `"EPOCH" is not a timestamp (want 2006-01-02 15:04:05)`),
 
 	// date.
 	str("dt", "2024-02-29", "2024-02-29", ""),

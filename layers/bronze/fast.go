@@ -90,6 +90,7 @@ func (j *job) fastBatchOnce(ctx context.Context, conn *sql.Conn, ms []manifest, 
 	for _, m := range ms {
 		size += m.Size
 	}
+	j.steps.mark("fast_prepare")
 	start := time.Now()
 	var adds []delta.Add
 	err = j.watchTyping(ctx, conn, 0, size, func() (err error) {
@@ -100,8 +101,10 @@ func (j *job) fastBatchOnce(ctx context.Context, conn *sql.Conn, ms []manifest, 
 		if ctx.Err() != nil {
 			return tb, false, ctx.Err()
 		}
+		j.steps.mark("fast_refused")
 		return refuse("typing", err)
 	}
+	j.steps.mark("type_write")
 	wrote := time.Since(start)
 	// An empty object writes an empty file unpartitioned; the precise path
 	// writes none.
@@ -129,6 +132,7 @@ func (j *job) fastBatchOnce(ctx context.Context, conn *sql.Conn, ms []manifest, 
 		}
 		return tb, false, fmt.Errorf("bronze %s: dedupe: %w", j.src.Name, err)
 	}
+	j.steps.mark("dedupe_check")
 	if dup {
 		return refuse("duplicate keys", nil)
 	}

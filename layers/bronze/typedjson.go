@@ -172,7 +172,7 @@ func (j *job) typedFits(path string, data []byte) (bool, error) {
 				if kind&want == 0 {
 					return false, nil
 				}
-				if kind == kindString && want == kindString|kindNull|kindPlain && !plainString(val) {
+				if kind == kindString && want == kindString|kindNull|kindPlain && (!plainString(val) || isSpecialTimeWord(stringText(val))) {
 					return false, nil
 				}
 			}
@@ -215,7 +215,7 @@ func (j *job) ndjsonTypedSelect(ms []manifest, paths []string, lin lineage) stri
 		expr := warehouse.QuoteIdent(c.srcName)
 		if c.typ == "timestamp" {
 			typ, format = "TIMESTAMP", c.format
-			expr = "timezone(" + warehouse.QuoteString(c.tz) + ", " + expr + ")"
+			expr = c.zoned(expr)
 		}
 		if c.typ == "string" {
 			// The MAP path trims a value with blanks at either end and
@@ -240,6 +240,15 @@ func (j *job) ndjsonTypedSelect(ms []manifest, paths []string, lin lineage) stri
 	}
 	src := "(SELECT " + strings.Join(sel, ", ") + ", " + pre + " AS _pre_err, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _resc, filename AS _obj FROM " + reader + ")"
 	return j.groupSelect(j.plan.typedQueryPass(src, in, ", _obj"), ms, paths, lin, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END")
+}
+
+// stringText is the text between the quotes of the plain JSON string v
+// starts with (plainString holds).
+func stringText(v []byte) []byte {
+	if end := bytes.IndexByte(v[1:], '"'); end >= 0 {
+		return v[1 : 1+end]
+	}
+	return nil
 }
 
 // plainString reports whether the JSON string v starts with (its opening

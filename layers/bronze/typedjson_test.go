@@ -58,6 +58,10 @@ func TestTypedReadMatchesPrecise(t *testing.T) {
 		// DuckDB's typed reader takes blanks around a timestamp, as
 		// bronze's trim does.
 		{"padded timestamp", `{"id":"a","ts":" 2024-03-01 10:00:00 "}` + "\n", "typed"},
+		// The typed reader, like strptime, reads these words as
+		// 1900-01-01: the scan leaves them to the precise path.
+		{"infinity timestamp", `{"id":"a","ts":"infinity"}` + "\n" + `{"id":"b","ts":"2024-03-01 10:00:00"}` + "\n", ""},
+		{"epoch timestamp", `{"id":"a","ts":" Epoch "}` + "\n", ""},
 		{"tab before a timestamp", `{"id":"a","ts":"\t2024-03-01 10:00:00"}` + "\n", "map"},
 		{"timestamp in another layout", `{"id":"a","ts":"2024-03-01T10:00:00"}` + "\n", ""},
 		{"number too large", `{"id":"a","v":1e400}` + "\n", ""},
