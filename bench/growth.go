@@ -56,8 +56,8 @@ func (b *bench) caseGrowth(ctx context.Context) *result {
 	var pts []*growthPoint
 	for _, n := range []int{small, large} {
 		pt, err := b.growthSetup(ctx, p, n)
-		if pt != nil {
-			defer os.RemoveAll(pt.dir)
+		if pt != nil && !b.cfg.keep {
+			defer os.RemoveAll(pt.dir) // -keep keeps both lakes, to profile runs on them
 		}
 		if err != nil {
 			return r.fail(fmt.Errorf("after %d objects: %w", n, err))

@@ -153,7 +153,7 @@ func (r *cpRow) action() (a action, ok bool, err error) {
 // loadCheckpoint reads every part of a checkpoint into a state.
 func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo) (*state, error) {
 	if t.checkpoints != nil {
-		if st := t.checkpoints.get(files); st != nil {
+		if st := t.checkpoints.get(t.store, files); st != nil {
 			return st, nil
 		}
 	}
@@ -168,7 +168,7 @@ func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo) (*s
 		}
 	}
 	if t.checkpoints != nil {
-		t.checkpoints.put(files, st)
+		t.checkpoints.put(t.store, files, st)
 	}
 	return st, nil
 }
@@ -178,6 +178,15 @@ func readCheckpointRows(b []byte, apply func(action)) error {
 	if err != nil {
 		return err
 	}
+	if ok, err := readOwnCheckpoint(pf, apply); ok || err != nil {
+		return err
+	}
+	return readForeignCheckpoint(pf, apply)
+}
+
+// readForeignCheckpoint reads a checkpoint of any layout through
+// parquet-go's row reconstruction, converting its columns to cpRow's.
+func readForeignCheckpoint(pf *parquet.File, apply func(action)) error {
 	r := parquet.NewGenericReader[cpRow](pf)
 	defer r.Close()
 	buf := make([]cpRow, 256)

@@ -2,43 +2,97 @@ package delta
 
 import (
 	"maps"
+	"reflect"
 	"slices"
 	"sync"
 
 	"github.com/medallion-dev/medallion/lake"
 )
 
-// checkpointCache keeps the state decoded from the checkpoint a Table read
-// last, so that a Table loading snapshots again and again (a job reading
-// its table before and after each batch) decodes each checkpoint once: the
-// decoding costs as much as the checkpoint holds (live files, txns within
-// their retention, tombstones within theirs), which grows with the table's
-// history, while the files are immutable once complete. A hit is a
-// checkpoint whose objects have the same keys, sizes and modification
-// times; every load gets its own copy.
+// checkpointCache keeps states decoded from checkpoints, so that loading
+// snapshots again and again decodes each checkpoint once: a job reading its
+// table before and after each batch, and every other job of the same
+// process reading that table (silver reads bronze's snapshot right after
+// bronze committed to it, on the same checkpoint). The decoding costs as
+// much as the checkpoint holds (live files, txns within their retention,
+// tombstones within theirs), which grows with the table's history, while
+// the files are immutable once complete. A hit is a checkpoint of the same
+// store whose objects have the same keys, sizes, modification times and
+// ETags; every load gets its own copy.
+//
+// The entries are bounded by the actions they hold (maxActions, across
+// entries; the newest entry is always kept), newest first.
 type checkpointCache struct {
-	mu    sync.Mutex
+	mu         sync.Mutex
+	maxActions int
+	entries    []cpEntry // newest first
+}
+
+// cpEntry is one decoded checkpoint of one store.
+type cpEntry struct {
+	store lake.Store
 	files []lake.ObjectInfo
 	st    *state
 }
 
-// get returns a copy of the cached state of files, or nil.
-func (c *checkpointCache) get(files []lake.ObjectInfo) *state {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.st == nil || !sameObjects(c.files, files) {
-		return nil
+// sharedCheckpointActions bounds the actions the process-wide cache keeps:
+// about 250 MB at a few hundred bytes per add with its statistics, far
+// more than the live files of the tables one pipeline reads in a run.
+const sharedCheckpointActions = 1 << 20
+
+// sharedCheckpoints is the process-wide cache of every Table whose store
+// can be told apart by identity (see cacheFor).
+var sharedCheckpoints = &checkpointCache{maxActions: sharedCheckpointActions}
+
+// cacheFor returns the checkpoint cache a Table on store uses: the shared
+// one when stores compare by identity (pointers, as every lake.Store of
+// this module), else a cache of the Table's own.
+func cacheFor(store lake.Store) *checkpointCache {
+	if store != nil && reflect.TypeOf(store).Comparable() {
+		return sharedCheckpoints
 	}
-	return c.st.clone()
+	return &checkpointCache{maxActions: sharedCheckpointActions}
 }
 
-// put caches a copy of st, decoded from files.
-func (c *checkpointCache) put(files []lake.ObjectInfo, st *state) {
+// get returns a copy of the cached state of files in store, or nil.
+func (c *checkpointCache) get(store lake.Store, files []lake.ObjectInfo) *state {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, e := range c.entries {
+		if e.store == store && sameObjects(e.files, files) {
+			// Most recently used first: a process reads the same few
+			// tables again and again.
+			copy(c.entries[1:i+1], c.entries[:i])
+			c.entries[0] = e
+			return e.st.clone()
+		}
+	}
+	return nil
+}
+
+// put caches a copy of st, decoded from files in store, and drops the
+// least recently used entries past the bound.
+func (c *checkpointCache) put(store lake.Store, files []lake.ObjectInfo, st *state) {
 	cp := st.clone()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.files, c.st = slices.Clone(files), cp
+	c.entries = slices.DeleteFunc(c.entries, func(e cpEntry) bool {
+		return e.store == store && sameObjects(e.files, files)
+	})
+	c.entries = slices.Insert(c.entries, 0, cpEntry{store: store, files: slices.Clone(files), st: cp})
+	total := 0
+	for i, e := range c.entries {
+		total += e.st.actions()
+		if i > 0 && total > c.maxActions {
+			clear(c.entries[i:])
+			c.entries = c.entries[:i]
+			break
+		}
+	}
 }
+
+// actions is about how many actions st holds, the measure of its size.
+func (st *state) actions() int { return len(st.files) + len(st.tombstones) + len(st.txns) + 2 }
 
 func sameObjects(a, b []lake.ObjectInfo) bool {
 	return slices.EqualFunc(a, b, func(x, y lake.ObjectInfo) bool {

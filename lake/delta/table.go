@@ -104,8 +104,9 @@ type Table struct {
 	dir   string
 	opts  Options
 	log   *slog.Logger
-	// checkpoints is the last checkpoint this Table decoded (safe for
-	// concurrent use; nil: none kept).
+	// checkpoints keeps decoded checkpoints (safe for concurrent use; nil:
+	// none kept): the process-wide cache, shared with the other Tables of
+	// the same store (cacheFor).
 	checkpoints *checkpointCache
 }
 
@@ -126,7 +127,7 @@ func OpenWith(store lake.Store, dir string, opts Options) (*Table, error) {
 		l = slog.Default()
 	}
 	dir = strings.Trim(dir, "/")
-	return &Table{store: store, dir: dir, opts: opts, log: l.With("table", dir), checkpoints: &checkpointCache{}}, nil
+	return &Table{store: store, dir: dir, opts: opts, log: l.With("table", dir), checkpoints: cacheFor(store)}, nil
 }
 
 // Dir is the table root key prefix, without a trailing slash.
