@@ -35,27 +35,31 @@ type cpEntry struct {
 	st    *state
 }
 
-// sharedCheckpointActions bounds the actions the process-wide cache keeps:
-// about 250 MB at a few hundred bytes per add with its statistics, far
-// more than the live files of the tables one pipeline reads in a run.
-const sharedCheckpointActions = 1 << 20
+// sharedCheckpointActions bounds the actions the process-wide cache keeps
+// (about 100 MB at a few hundred bytes per add with its statistics): far
+// more than the live files of the tables a pipeline reads in a run. A
+// Table also keeps the last checkpoint it decoded itself, whatever its
+// size (Table.lastCheckpoint), so a long-lived Table of a larger table
+// still decodes each checkpoint once.
+const sharedCheckpointActions = 1 << 18
 
 // sharedCheckpoints is the process-wide cache of every Table whose store
 // can be told apart by identity (see cacheFor).
 var sharedCheckpoints = &checkpointCache{maxActions: sharedCheckpointActions}
 
-// cacheFor returns the checkpoint cache a Table on store uses: the shared
-// one when stores compare by identity (pointers, as every lake.Store of
-// this module), else a cache of the Table's own.
+// cacheFor returns the process-wide checkpoint cache when Tables on store
+// can share it, that is when stores compare by identity (pointers, as
+// every lake.Store of this module), else nil.
 func cacheFor(store lake.Store) *checkpointCache {
 	if store != nil && reflect.TypeOf(store).Comparable() {
 		return sharedCheckpoints
 	}
-	return &checkpointCache{maxActions: sharedCheckpointActions}
+	return nil
 }
 
-// get returns a copy of the cached state of files in store, or nil.
-func (c *checkpointCache) get(store lake.Store, files []lake.ObjectInfo) *state {
+// lookup returns the cached state of files in store itself (callers must
+// not modify it), or nil, and marks it most recently used.
+func (c *checkpointCache) lookup(store lake.Store, files []lake.ObjectInfo) *state {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, e := range c.entries {
@@ -64,22 +68,22 @@ func (c *checkpointCache) get(store lake.Store, files []lake.ObjectInfo) *state 
 			// tables again and again.
 			copy(c.entries[1:i+1], c.entries[:i])
 			c.entries[0] = e
-			return e.st.clone()
+			return e.st
 		}
 	}
 	return nil
 }
 
-// put caches a copy of st, decoded from files in store, and drops the
-// least recently used entries past the bound.
-func (c *checkpointCache) put(store lake.Store, files []lake.ObjectInfo, st *state) {
-	cp := st.clone()
+// keep caches st itself, which nobody modifies any more, and drops the
+// least recently used entries past the bound (the newest is always kept,
+// so a bound of 0 keeps exactly one).
+func (c *checkpointCache) keep(store lake.Store, files []lake.ObjectInfo, st *state) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.entries = slices.DeleteFunc(c.entries, func(e cpEntry) bool {
 		return e.store == store && sameObjects(e.files, files)
 	})
-	c.entries = slices.Insert(c.entries, 0, cpEntry{store: store, files: slices.Clone(files), st: cp})
+	c.entries = slices.Insert(c.entries, 0, cpEntry{store: store, files: slices.Clone(files), st: st})
 	total := 0
 	for i, e := range c.entries {
 		total += e.st.actions()

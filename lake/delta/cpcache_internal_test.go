@@ -24,24 +24,24 @@ func TestCheckpointCacheBound(t *testing.T) {
 		}
 		return s
 	}
-	c.put(st, files(1), state(8)) // 10 actions each
-	c.put(st, files(2), state(8))
-	if c.get(st, files(1)) == nil || c.get(st, files(2)) == nil {
+	c.keep(st, files(1), state(8)) // 10 actions each
+	c.keep(st, files(2), state(8))
+	if c.lookup(st, files(1)) == nil || c.lookup(st, files(2)) == nil {
 		t.Fatal("entries within the bound were dropped")
 	}
-	c.get(st, files(1))           // 1 is now the most recently used
-	c.put(st, files(3), state(8)) // 30 actions: 2, the least recently used, goes
-	if c.get(st, files(2)) != nil {
+	c.lookup(st, files(1))           // 1 is now the most recently used
+	c.keep(st, files(3), state(8)) // 30 actions: 2, the least recently used, goes
+	if c.lookup(st, files(2)) != nil {
 		t.Error("least recently used entry kept past the bound")
 	}
-	if c.get(st, files(1)) == nil || c.get(st, files(3)) == nil {
+	if c.lookup(st, files(1)) == nil || c.lookup(st, files(3)) == nil {
 		t.Error("recently used entries dropped")
 	}
-	c.put(st, files(4), state(100)) // over the bound alone: kept, the rest go
-	if c.get(st, files(4)) == nil || c.get(st, files(1)) != nil || len(c.entries) != 1 {
+	c.keep(st, files(4), state(100)) // over the bound alone: kept, the rest go
+	if c.lookup(st, files(4)) == nil || c.lookup(st, files(1)) != nil || len(c.entries) != 1 {
 		t.Errorf("after a large entry: %d entries", len(c.entries))
 	}
-	if c.get(&lake.Local{}, files(4)) != nil {
+	if c.lookup(&lake.Local{}, files(4)) != nil {
 		t.Error("hit on another store")
 	}
 }
