@@ -29,7 +29,7 @@ func TestCheckpointCacheBound(t *testing.T) {
 	if c.lookup(st, files(1)) == nil || c.lookup(st, files(2)) == nil {
 		t.Fatal("entries within the bound were dropped")
 	}
-	c.lookup(st, files(1))           // 1 is now the most recently used
+	c.lookup(st, files(1))         // 1 is now the most recently used
 	c.keep(st, files(3), state(8)) // 30 actions: 2, the least recently used, goes
 	if c.lookup(st, files(2)) != nil {
 		t.Error("least recently used entry kept past the bound")
