@@ -2,6 +2,7 @@ package delta
 
 import (
 	"maps"
+	"path"
 	"reflect"
 	"slices"
 	"sync"
@@ -20,8 +21,9 @@ import (
 // store whose objects have the same keys, sizes, modification times and
 // ETags; every load gets its own copy.
 //
-// The entries are bounded by the actions they hold (maxActions, across
-// entries; the newest entry is always kept), newest first.
+// The entries, one per table (its newest checkpoint read), are bounded by
+// the actions they hold (maxActions, across entries; the most recently
+// used entry is always kept), most recently used first.
 type checkpointCache struct {
 	mu         sync.Mutex
 	maxActions int
@@ -80,8 +82,12 @@ func (c *checkpointCache) lookup(store lake.Store, files []lake.ObjectInfo) *sta
 func (c *checkpointCache) keep(store lake.Store, files []lake.ObjectInfo, st *state) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// One checkpoint per table: a newer one replaces the older (a process
+	// that keeps running, as serve, would otherwise fill the cache with
+	// checkpoints of the same tables it will not read again).
+	dir := logDir(files)
 	c.entries = slices.DeleteFunc(c.entries, func(e cpEntry) bool {
-		return e.store == store && sameObjects(e.files, files)
+		return e.store == store && logDir(e.files) == dir
 	})
 	c.entries = slices.Insert(c.entries, 0, cpEntry{store: store, files: slices.Clone(files), st: st})
 	total := 0
@@ -93,6 +99,14 @@ func (c *checkpointCache) keep(store lake.Store, files []lake.ObjectInfo, st *st
 			break
 		}
 	}
+}
+
+// logDir is the log folder of a checkpoint's files.
+func logDir(files []lake.ObjectInfo) string {
+	if len(files) == 0 {
+		return ""
+	}
+	return path.Dir(files[0].Key)
 }
 
 // actions is about how many actions st holds, the measure of its size.

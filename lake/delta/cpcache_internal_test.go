@@ -44,4 +44,10 @@ func TestCheckpointCacheBound(t *testing.T) {
 	if c.lookup(&lake.Local{}, files(4)) != nil {
 		t.Error("hit on another store")
 	}
+	// A newer checkpoint of the same table replaces the older one.
+	newer := []lake.ObjectInfo{{Key: "t4/_delta_log/00000000000000000020.checkpoint.parquet", Size: 1}}
+	c.keep(st, newer, state(1))
+	if c.lookup(st, files(4)) != nil || c.lookup(st, newer) == nil || len(c.entries) != 1 {
+		t.Errorf("older checkpoint of the same table kept: %d entries", len(c.entries))
+	}
 }
