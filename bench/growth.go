@@ -56,8 +56,8 @@ func (b *bench) caseGrowth(ctx context.Context) *result {
 	var pts []*growthPoint
 	for _, n := range []int{small, large} {
 		pt, err := b.growthSetup(ctx, p, n)
-		if pt != nil {
-			defer os.RemoveAll(pt.dir)
+		if pt != nil && !b.cfg.keep {
+			defer os.RemoveAll(pt.dir) // -keep keeps both lakes, to profile runs on them
 		}
 		if err != nil {
 			return r.fail(fmt.Errorf("after %d objects: %w", n, err))
@@ -138,7 +138,14 @@ func (b *bench) growthRound(ctx context.Context, pt *growthPoint, i int) error {
 	}
 	pt.oneNew, pt.newCounts = append(pt.oneNew, s1), append(pt.newCounts, c1)
 	pt.nothing, pt.nilCounts = append(pt.nothing, s2), append(pt.nilCounts, c2)
-	load, snap, err := loadSnapshot(ctx, pt.st)
+	// A store of its own for each load: decoded checkpoints are cached per
+	// process and store, and this load is meant to decode it as a fresh
+	// `medallion run` does.
+	fresh, err := lake.NewLocal(filepath.Join(pt.dir, "lake"))
+	if err != nil {
+		return err
+	}
+	load, snap, err := loadSnapshot(ctx, fresh)
 	if err != nil {
 		return err
 	}

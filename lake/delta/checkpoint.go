@@ -150,11 +150,19 @@ func (r *cpRow) action() (a action, ok bool, err error) {
 	return a, true, nil
 }
 
-// loadCheckpoint reads every part of a checkpoint into a state.
+// loadCheckpoint reads every part of a checkpoint into a state: from the
+// Table's last decoded checkpoint, else from the process-wide cache, else
+// by decoding it (and caching it in both).
 func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo) (*state, error) {
-	if t.checkpoints != nil {
-		if st := t.checkpoints.get(files); st != nil {
-			return st, nil
+	for _, c := range []*checkpointCache{t.lastCheckpoint, t.checkpoints} {
+		if c == nil {
+			continue
+		}
+		if cached := c.lookup(t.store, files); cached != nil {
+			if c != t.lastCheckpoint && t.lastCheckpoint != nil {
+				t.lastCheckpoint.keep(t.store, files, cached)
+			}
+			return cached.clone(), nil
 		}
 	}
 	st := newState()
@@ -167,8 +175,13 @@ func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo) (*s
 			return nil, fmt.Errorf("read checkpoint %s: %w", f.Key, err)
 		}
 	}
-	if t.checkpoints != nil {
-		t.checkpoints.put(files, st)
+	// One frozen copy, shared by both caches (neither modifies it: every
+	// load clones it).
+	frozen := st.clone()
+	for _, c := range []*checkpointCache{t.lastCheckpoint, t.checkpoints} {
+		if c != nil {
+			c.keep(t.store, files, frozen)
+		}
 	}
 	return st, nil
 }
@@ -178,6 +191,15 @@ func readCheckpointRows(b []byte, apply func(action)) error {
 	if err != nil {
 		return err
 	}
+	if ok, err := readOwnCheckpoint(pf, apply); ok || err != nil {
+		return err
+	}
+	return readForeignCheckpoint(pf, apply)
+}
+
+// readForeignCheckpoint reads a checkpoint of any layout through
+// parquet-go's row reconstruction, converting its columns to cpRow's.
+func readForeignCheckpoint(pf *parquet.File, apply func(action)) error {
 	r := parquet.NewGenericReader[cpRow](pf)
 	defer r.Close()
 	buf := make([]cpRow, 256)

@@ -2,43 +2,115 @@ package delta
 
 import (
 	"maps"
+	"path"
+	"reflect"
 	"slices"
 	"sync"
 
 	"github.com/medallion-dev/medallion/lake"
 )
 
-// checkpointCache keeps the state decoded from the checkpoint a Table read
-// last, so that a Table loading snapshots again and again (a job reading
-// its table before and after each batch) decodes each checkpoint once: the
-// decoding costs as much as the checkpoint holds (live files, txns within
-// their retention, tombstones within theirs), which grows with the table's
-// history, while the files are immutable once complete. A hit is a
-// checkpoint whose objects have the same keys, sizes and modification
-// times; every load gets its own copy.
+// checkpointCache keeps states decoded from checkpoints, so that loading
+// snapshots again and again decodes each checkpoint once: a job reading its
+// table before and after each batch, and every other job of the same
+// process reading that table (silver reads bronze's snapshot right after
+// bronze committed to it, on the same checkpoint). The decoding costs as
+// much as the checkpoint holds (live files, txns within their retention,
+// tombstones within theirs), which grows with the table's history, while
+// the files are immutable once complete. A hit is a checkpoint of the same
+// store whose objects have the same keys, sizes, modification times and
+// ETags; every load gets its own copy.
+//
+// The entries, one per table (its newest checkpoint read), are bounded by
+// the actions they hold (maxActions, across entries; the most recently
+// used entry is always kept), most recently used first.
 type checkpointCache struct {
-	mu    sync.Mutex
+	mu         sync.Mutex
+	maxActions int
+	entries    []cpEntry // newest first
+}
+
+// cpEntry is one decoded checkpoint of one store.
+type cpEntry struct {
+	store lake.Store
 	files []lake.ObjectInfo
 	st    *state
 }
 
-// get returns a copy of the cached state of files, or nil.
-func (c *checkpointCache) get(files []lake.ObjectInfo) *state {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.st == nil || !sameObjects(c.files, files) {
-		return nil
+// sharedCheckpointActions bounds the actions the process-wide cache keeps
+// (about 100 MB at a few hundred bytes per add with its statistics): far
+// more than the live files of the tables a pipeline reads in a run. A
+// Table also keeps the last checkpoint it decoded itself, whatever its
+// size (Table.lastCheckpoint), so a long-lived Table of a larger table
+// still decodes each checkpoint once.
+const sharedCheckpointActions = 1 << 18
+
+// sharedCheckpoints is the process-wide cache of every Table whose store
+// can be told apart by identity (see cacheFor).
+var sharedCheckpoints = &checkpointCache{maxActions: sharedCheckpointActions}
+
+// cacheFor returns the process-wide checkpoint cache when Tables on store
+// can share it, that is when stores compare by identity (pointers, as
+// every lake.Store of this module), else nil.
+func cacheFor(store lake.Store) *checkpointCache {
+	if store != nil && reflect.TypeOf(store).Comparable() {
+		return sharedCheckpoints
 	}
-	return c.st.clone()
+	return nil
 }
 
-// put caches a copy of st, decoded from files.
-func (c *checkpointCache) put(files []lake.ObjectInfo, st *state) {
-	cp := st.clone()
+// lookup returns the cached state of files in store itself (callers must
+// not modify it), or nil, and marks it most recently used.
+func (c *checkpointCache) lookup(store lake.Store, files []lake.ObjectInfo) *state {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.files, c.st = slices.Clone(files), cp
+	for i, e := range c.entries {
+		if e.store == store && sameObjects(e.files, files) {
+			// Most recently used first: a process reads the same few
+			// tables again and again.
+			copy(c.entries[1:i+1], c.entries[:i])
+			c.entries[0] = e
+			return e.st
+		}
+	}
+	return nil
 }
+
+// keep caches st itself, which nobody modifies any more, and drops the
+// least recently used entries past the bound (the newest is always kept,
+// so a bound of 0 keeps exactly one).
+func (c *checkpointCache) keep(store lake.Store, files []lake.ObjectInfo, st *state) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// One checkpoint per table: a newer one replaces the older (a process
+	// that keeps running, as serve, would otherwise fill the cache with
+	// checkpoints of the same tables it will not read again).
+	dir := logDir(files)
+	c.entries = slices.DeleteFunc(c.entries, func(e cpEntry) bool {
+		return e.store == store && logDir(e.files) == dir
+	})
+	c.entries = slices.Insert(c.entries, 0, cpEntry{store: store, files: slices.Clone(files), st: st})
+	total := 0
+	for i, e := range c.entries {
+		total += e.st.actions()
+		if i > 0 && total > c.maxActions {
+			clear(c.entries[i:])
+			c.entries = c.entries[:i]
+			break
+		}
+	}
+}
+
+// logDir is the log folder of a checkpoint's files.
+func logDir(files []lake.ObjectInfo) string {
+	if len(files) == 0 {
+		return ""
+	}
+	return path.Dir(files[0].Key)
+}
+
+// actions is about how many actions st holds, the measure of its size.
+func (st *state) actions() int { return len(st.files) + len(st.tombstones) + len(st.txns) + 2 }
 
 func sameObjects(a, b []lake.ObjectInfo) bool {
 	return slices.EqualFunc(a, b, func(x, y lake.ObjectInfo) bool {

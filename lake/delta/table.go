@@ -104,9 +104,12 @@ type Table struct {
 	dir   string
 	opts  Options
 	log   *slog.Logger
-	// checkpoints is the last checkpoint this Table decoded (safe for
-	// concurrent use; nil: none kept).
-	checkpoints *checkpointCache
+	// lastCheckpoint is the last checkpoint this Table decoded or was
+	// given by checkpoints, whatever its size; checkpoints is the bounded
+	// process-wide cache shared with the other Tables of the same store
+	// (cacheFor; nil: none). Both are safe for concurrent use.
+	lastCheckpoint *checkpointCache
+	checkpoints    *checkpointCache
 }
 
 // Open returns the table rooted at dir ("bronze/meters") in store, with
@@ -126,7 +129,7 @@ func OpenWith(store lake.Store, dir string, opts Options) (*Table, error) {
 		l = slog.Default()
 	}
 	dir = strings.Trim(dir, "/")
-	return &Table{store: store, dir: dir, opts: opts, log: l.With("table", dir), checkpoints: &checkpointCache{}}, nil
+	return &Table{store: store, dir: dir, opts: opts, log: l.With("table", dir), lastCheckpoint: &checkpointCache{}, checkpoints: cacheFor(store)}, nil
 }
 
 // Dir is the table root key prefix, without a trailing slash.
