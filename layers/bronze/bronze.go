@@ -349,10 +349,12 @@ func (j *job) promote(ctx context.Context, conn *sql.Conn, stats *Stats) error {
 		} else if snap.Version > stats.Version {
 			stats.Version = snap.Version
 		}
+		start := time.Now()
 		pending, err := j.pending(ctx, snap)
 		if err != nil {
 			return err
 		}
+		j.log.Debug("bronze: discovered", "pending", len(pending), "took", time.Since(start))
 		j.planned(pending)
 		again, err := j.promoteBatches(ctx, conn, stats, pending, read, replans < maxReplans)
 		if err != nil || !again {
@@ -374,12 +376,16 @@ func (j *job) promoteBatches(ctx context.Context, conn *sql.Conn, stats *Stats, 
 		}
 	}()
 	for _, batch := range j.batches(pending) {
+		start := time.Now()
 		ready, ferr := j.fetchObjects(ctx, batch)
 		if ferr != nil && ctx.Err() != nil {
 			return false, ferr
 		}
+		j.log.Debug("bronze: fetched", "objects", len(ready), "took", time.Since(start))
 		if len(ready) > 0 {
+			start = time.Now()
 			b, v, err := j.runBatch(ctx, conn, ready, read)
+			j.log.Debug("bronze: batch", "objects", len(ready), "took", time.Since(start))
 			j.releaseObjects()
 			if errors.Is(err, delta.ErrTxnApplied) && replan {
 				j.log.Info("bronze: another runner promoted objects of this batch first; picking again", "err", err)

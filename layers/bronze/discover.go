@@ -84,10 +84,13 @@ func (j *job) discover(ctx context.Context, snap *delta.Snapshot) ([]manifest, e
 	if ok {
 		from = ListFrom(cursor, j.d.DiscoveryGrace)
 	}
+	t0 := time.Now()
 	entries, err := raw.ListIndex(ctx, j.d.Store, j.src.Name, from)
 	if err != nil {
 		return nil, err
 	}
+	j.log.Debug("bronze: listed index", "entries", len(entries), "took", time.Since(t0))
+	t0 = time.Now()
 	var want []string
 	for _, e := range entries {
 		if !done(e.SHA256) {
@@ -115,13 +118,16 @@ func (j *job) discover(ctx context.Context, snap *delta.Snapshot) ([]manifest, e
 		d.settle(e.Stamp)
 		out = append(out, m)
 	}
+	j.log.Debug("bronze: read manifests", "manifests", len(want), "took", time.Since(t0))
 	if ok {
 		return out, nil
 	}
+	t0 = time.Now()
 	legacy, err := j.legacyPending(ctx, d, done)
 	if err != nil {
 		return nil, err
 	}
+	j.log.Debug("bronze: listed manifests (no cursor)", "pending", len(legacy), "took", time.Since(t0))
 	return append(out, legacy...), nil
 }
 
