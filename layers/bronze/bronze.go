@@ -375,14 +375,28 @@ func (j *job) promoteBatches(ctx context.Context, conn *sql.Conn, stats *Stats, 
 			j.fetchDir = ""
 		}
 	}()
-	for _, batch := range j.batches(pending) {
+	batches := j.batches(pending)
+	var prefetched func() []hashedObject
+	defer func() {
+		if prefetched != nil {
+			prefetched() // let it finish before the run's files go
+		}
+	}()
+	for bi, batch := range batches {
 		start := time.Now()
+		if prefetched != nil {
+			j.keepHashed(prefetched())
+			prefetched = nil
+		}
 		ready, ferr := j.fetchObjects(ctx, batch)
 		if ferr != nil && ctx.Err() != nil {
 			return false, ferr
 		}
 		j.log.Debug("bronze: fetched", "objects", len(ready), "took", time.Since(start))
 		if len(ready) > 0 {
+			if ferr == nil && bi+1 < len(batches) {
+				prefetched = j.prefetchHashes(batches[bi+1])
+			}
 			start = time.Now()
 			b, v, err := j.runBatch(ctx, conn, ready, read)
 			j.log.Debug("bronze: batch", "objects", len(ready), "took", time.Since(start))
