@@ -354,10 +354,12 @@ func (j *job) promote(ctx context.Context, conn *sql.Conn, stats *Stats) error {
 		} else if snap.Version > stats.Version {
 			stats.Version = snap.Version
 		}
+		start := time.Now()
 		pending, err := j.pending(ctx, snap)
 		if err != nil {
 			return err
 		}
+		j.log.Debug("bronze: discovered", "pending", len(pending), "took", time.Since(start))
 		j.planned(pending)
 		again, err := j.promoteBatches(ctx, conn, stats, pending, read, replans < maxReplans)
 		if err != nil || !again {
@@ -378,8 +380,20 @@ func (j *job) promoteBatches(ctx context.Context, conn *sql.Conn, stats *Stats, 
 			j.fetchDir = ""
 		}
 	}()
-	for _, batch := range j.batches(pending) {
+	batches := j.batches(pending)
+	var prefetched func() []hashedObject
+	defer func() {
+		if prefetched != nil {
+			prefetched() // let it finish before the run's files go
+		}
+	}()
+	for bi, batch := range batches {
 		j.steps = newStepClock()
+		start := time.Now()
+		if prefetched != nil {
+			j.keepHashed(prefetched())
+			prefetched = nil
+		}
 		var (
 			ready []manifest
 			ferr  error
@@ -393,7 +407,12 @@ func (j *job) promoteBatches(ctx context.Context, conn *sql.Conn, stats *Stats, 
 		if ferr != nil && ctx.Err() != nil {
 			return false, ferr
 		}
+		j.log.Debug("bronze: fetched", "objects", len(ready), "took", time.Since(start))
 		if len(ready) > 0 {
+			if ferr == nil && bi+1 < len(batches) {
+				prefetched = j.prefetchHashes(batches[bi+1])
+			}
+			start = time.Now()
 			b, v, err := j.runBatch(ctx, conn, ready, read)
 			if cerr := j.awaitCheck(); cerr != nil {
 				// The object did not match its manifest: nothing of the
@@ -401,6 +420,7 @@ func (j *job) promoteBatches(ctx context.Context, conn *sql.Conn, stats *Stats, 
 				// and whatever typing it made of the bytes is beside the point.
 				err = cerr
 			}
+			j.log.Debug("bronze: batch", "objects", len(ready), "took", time.Since(start))
 			j.releaseObjects()
 			if errors.Is(err, delta.ErrTxnApplied) && replan {
 				j.log.Info("bronze: another runner promoted objects of this batch first; picking again", "err", err)

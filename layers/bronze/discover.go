@@ -84,13 +84,19 @@ func (j *job) discover(ctx context.Context, snap *delta.Snapshot) ([]manifest, e
 	if ok {
 		from = ListFrom(cursor, j.d.DiscoveryGrace)
 	}
+	t0 := time.Now()
 	entries, err := raw.ListIndex(ctx, j.d.Store, j.src.Name, from)
 	if err != nil {
 		return nil, err
 	}
+	j.log.Debug("bronze: listed index", "entries", len(entries), "took", time.Since(t0))
+	t0 = time.Now()
+	// A landed entry (its mark listed) is a committed landing of its
+	// object and carries its manifest's fields: only the others' manifests
+	// are read.
 	var want []string
 	for _, e := range entries {
-		if !done(e.SHA256) {
+		if !done(e.SHA256) && !e.Landed {
 			want = append(want, e.SHA256)
 		}
 	}
@@ -99,6 +105,12 @@ func (j *job) discover(ctx context.Context, snap *delta.Snapshot) ([]manifest, e
 	for _, e := range entries {
 		if _, dup := d.stamps[e.SHA256]; dup || done(e.SHA256) {
 			d.settle(e.Stamp)
+			continue
+		}
+		if rm, ok := e.Manifest(j.src.Name); ok {
+			d.stamps[e.SHA256] = e.Stamp
+			d.settle(e.Stamp)
+			out = append(out, fromRaw(rm))
 			continue
 		}
 		m, err := read(e.SHA256)
@@ -115,13 +127,16 @@ func (j *job) discover(ctx context.Context, snap *delta.Snapshot) ([]manifest, e
 		d.settle(e.Stamp)
 		out = append(out, m)
 	}
+	j.log.Debug("bronze: read manifests", "manifests", len(want), "took", time.Since(t0))
 	if ok {
 		return out, nil
 	}
+	t0 = time.Now()
 	legacy, err := j.legacyPending(ctx, d, done)
 	if err != nil {
 		return nil, err
 	}
+	j.log.Debug("bronze: listed manifests (no cursor)", "pending", len(legacy), "took", time.Since(t0))
 	return append(out, legacy...), nil
 }
 

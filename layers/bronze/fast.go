@@ -251,20 +251,25 @@ func (j *job) fastRelation(ctx context.Context, ms []manifest, dir string, lin l
 			for k, i := range c {
 				cms[k], cpaths[k] = ms[i], paths[i]
 			}
-			if j.typedRead {
-				sels = append(sels, j.ndjsonTypedSelect(cms, cpaths, lin))
-				continue
-			}
 			cat := filepath.Join(dir, fmt.Sprintf("fast-%d.ndjson", n))
-			ok, err := j.writeJoined(cms, cat)
+			layout := joinWrap
+			if j.typedRead {
+				layout = joinMerge
+			}
+			ok, err := j.writeJoined(cms, cat, layout)
 			if err != nil {
 				return "", "", false, fmt.Errorf("bronze %s: %w", j.src.Name, err)
 			}
-			if ok {
+			switch {
+			case ok && j.typedRead:
+				sels = append(sels, j.ndjsonTypedJoinedSelect(cat, lin))
+			case ok:
 				sels = append(sels, j.ndjsonJoinedSelect(cat, cpaths[0], lin))
-				continue
+			case j.typedRead:
+				sels = append(sels, j.ndjsonTypedSelect(cms, cpaths, lin))
+			default:
+				sels = append(sels, j.ndjsonFastSelect(cms, cpaths, lin))
 			}
-			sels = append(sels, j.ndjsonFastSelect(cms, cpaths, lin))
 		}
 		// Binding the query over a thousand files costs a third of
 		// writing them; the one over the first file has the same columns.

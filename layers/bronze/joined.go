@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/medallion-dev/medallion/warehouse"
 )
@@ -28,11 +29,40 @@ import (
 // invalid line. An object with any other line, or too large to be kept in
 // memory, sends its statement back to the reader over the files.
 
+// The typed read (typedjson.go) reads the declared keys as top-level
+// columns, so its joined file cannot nest the line: the two lineage keys
+// are merged into the line's own object instead,
+//
+//	{"_f":"raw/meters/dt=.../x.ndjson","_r":"2026-12-06 10:00:00.123456+00",<the line's members>}
+//
+// The typed read is taken only for objects whose lines have declared keys
+// alone (typedFits), so the merged keys meet no key of the line unless the
+// schema declares a column _f or _r, and then the statement reads the
+// objects' files. Merging after the opening brace keeps a line's validity
+// either way: the merged text is a valid object exactly when the line is
+// (its members after a comma, or none), which json.Valid checks in Go
+// first as for the wrapped line.
+
+// Joined file layouts: how a line carries its object's key and received
+// time.
+const (
+	joinWrap  = iota // {"_f":…,"_r":…,"j":<line>}: the MAP read
+	joinMerge        // {"_f":…,"_r":…,<line's members>}: the typed read
+)
+
 // writeJoined writes the lines of the objects ms into path as a joined
-// file. ok is false (and nothing need be read from path) when an object's
-// bytes are not in memory or it has a non-blank line that is not a JSON
-// object.
-func (j *job) writeJoined(ms []manifest, path string) (ok bool, err error) {
+// file of the given layout (joinWrap, joinMerge). ok is false (and nothing
+// need be read from path) when an object's bytes are not in memory or it
+// has a non-blank line that is not a JSON object, or (joinMerge) the
+// schema declares a column named like a merged key.
+func (j *job) writeJoined(ms []manifest, path string, layout int) (ok bool, err error) {
+	if layout == joinMerge {
+		for _, c := range j.plan.cols {
+			if strings.EqualFold(c.srcName, "_f") || strings.EqualFold(c.srcName, "_r") {
+				return false, nil
+			}
+		}
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return false, fmt.Errorf("joined file: %w", err)
@@ -48,7 +78,10 @@ func (j *job) writeJoined(ms []manifest, path string) (ok bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		prefix := `{"_f":` + string(key) + `,"_r":"` + receivedText(m.ReceivedAt) + `","j":`
+		prefix := `{"_f":` + string(key) + `,"_r":"` + receivedText(m.ReceivedAt) + `"`
+		if layout == joinWrap {
+			prefix += `,"j":`
+		}
 		for len(data) > 0 {
 			line := data
 			if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -66,8 +99,18 @@ func (j *job) writeJoined(ms []manifest, path string) (ok bool, err error) {
 				return false, nil
 			}
 			w.WriteString(prefix)
-			w.Write(line)
-			w.WriteString("}\n")
+			if layout == joinWrap {
+				w.Write(line)
+				w.WriteString("}\n")
+				continue
+			}
+			// The members after the brace; none: no comma either.
+			rest := line[1:]
+			if t := bytes.TrimLeft(rest, " \t\r\n"); len(t) == 0 || t[0] != '}' {
+				w.WriteByte(',')
+			}
+			w.Write(rest)
+			w.WriteByte('\n')
 		}
 	}
 	if err := w.Flush(); err != nil {
@@ -91,6 +134,15 @@ func (j *job) ndjsonJoinedSelect(path, first string, lin lineage) string {
 		"columns={'_f': 'VARCHAR', '_r': 'VARCHAR', 'j': 'MAP(VARCHAR, VARCHAR)'}" + size + ")"
 	src, in := j.ndjsonFastFrom(reader, "_f AS _obj, _r AS _at", first)
 	typed := j.plan.typedQueryPass(src, in, ", _obj, _at")
+	return j.bronzeSelectLineage("("+typed+") _t", "CAST(_t._obj AS "+lin.sourceType+")", "CAST(_t._at AS TIMESTAMPTZ)",
+		lin, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END")
+}
+
+// ndjsonTypedJoinedSelect is ndjsonTypedSelect over a joined file of the
+// joinMerge layout (path).
+func (j *job) ndjsonTypedJoinedSelect(path string, lin lineage) string {
+	reader, in := j.ndjsonTypedSource(warehouse.QuoteString(path), []string{"'_f': 'VARCHAR'", "'_r': 'VARCHAR'"}, "", "_f AS _obj, _r AS _at")
+	typed := j.plan.typedQueryPass(reader, in, ", _obj, _at")
 	return j.bronzeSelectLineage("("+typed+") _t", "CAST(_t._obj AS "+lin.sourceType+")", "CAST(_t._at AS TIMESTAMPTZ)",
 		lin, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END")
 }

@@ -207,6 +207,16 @@ func jsonKind(v []byte) int {
 // (local files paths), typed, checked and with lineage, as
 // ndjsonFastSelect's.
 func (j *job) ndjsonTypedSelect(ms []manifest, paths []string, lin lineage) string {
+	src, in := j.ndjsonTypedSource(fileList(paths), nil, ", filename=true", "filename AS _obj")
+	return j.groupSelect(j.plan.typedQueryPass(src, in, ", _obj"), ms, paths, lin, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END")
+}
+
+// ndjsonTypedSource is the typed read's FROM item over files (a DuckDB
+// string or list of strings) and its column inputs: the declared columns
+// typed by the reader, with the reader's extra columns (DuckDB column
+// definitions, e.g. '_f': 'VARCHAR') and options (opts, each after a
+// comma), and lineage selecting each row's object (_obj, and _at).
+func (j *job) ndjsonTypedSource(files string, extra []string, opts, lineage string) (string, []colInput) {
 	var cols, sel, blanks []string
 	format := ""
 	in := make([]colInput, len(j.plan.cols))
@@ -226,20 +236,19 @@ func (j *job) ndjsonTypedSelect(ms []manifest, paths []string, lin lineage) stri
 		sel = append(sel, expr+" AS "+warehouse.QuoteIdent(fmt.Sprintf("_c%d", i)))
 		in[i] = colInput{expr: warehouse.QuoteIdent(fmt.Sprintf("_c%d", i)), typed: true}
 	}
-	opts := ""
+	cols = append(cols, extra...)
 	if format != "" {
-		opts = ", timestampformat=" + warehouse.QuoteString(format)
+		opts += ", timestampformat=" + warehouse.QuoteString(format)
 	}
 	if j.maxLine > 16<<20-(64<<10) {
 		opts += fmt.Sprintf(", maximum_object_size=%d", j.maxLine+64<<10)
 	}
-	reader := "read_json(" + fileList(paths) + ", format='newline_delimited', columns={" + strings.Join(cols, ", ") + "}, filename=true" + opts + ")"
+	reader := "read_json(" + files + ", format='newline_delimited', columns={" + strings.Join(cols, ", ") + "}" + opts + ")"
 	pre := "CAST(NULL AS VARCHAR)"
 	if len(blanks) > 0 {
 		pre = "CASE WHEN " + strings.Join(blanks, " OR ") + " THEN " + warehouse.QuoteString(errSep+"a value with blanks at an end, or empty") + " END"
 	}
-	src := "(SELECT " + strings.Join(sel, ", ") + ", " + pre + " AS _pre_err, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _resc, filename AS _obj FROM " + reader + ")"
-	return j.groupSelect(j.plan.typedQueryPass(src, in, ", _obj"), ms, paths, lin, "CASE WHEN _err IS NULL THEN true ELSE error(_err) END")
+	return "(SELECT " + strings.Join(sel, ", ") + ", " + pre + " AS _pre_err, CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _resc, " + lineage + " FROM " + reader + ")", in
 }
 
 // stringText is the text between the quotes of the plain JSON string v

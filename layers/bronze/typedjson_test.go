@@ -12,6 +12,7 @@ import (
 
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/layers"
+	"github.com/medallion-dev/medallion/warehouse"
 )
 
 // typedNDJSONYAML has only columns the typed read can take (string,
@@ -78,46 +79,76 @@ func TestTypedReadMatchesPrecise(t *testing.T) {
 	e := newEngine(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "medallion.yaml"), []byte(typedNDJSONYAML), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "input.ndjson"), []byte(tc.input), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			p := loadCase(t, dir)
-			src := p.SourceOrder[0]
-			run := func(precise bool) (out, logs string) {
-				st := testenv.LocalStore(t)
-				landInputs(t, st, p, dir, received)
-				var buf bytes.Buffer
-				log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-				s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir(), Log: log, Now: func() time.Time { return received.Add(time.Hour) }}, precise: precise}, p.Sources[src])
-				if err != nil {
-					t.Fatalf("precise=%v: %v", precise, err)
-				}
-				if !s.Balanced() {
-					t.Fatalf("precise=%v: accounting does not hold: %s", precise, s)
-				}
-				out = tableCSV(t, st, e.DB(), "bronze/"+src, bronzeCols(p)) + "--- quarantine\n" +
-					tableCSV(t, st, e.DB(), "bronze/_quarantine", quarantineCols) + "--- stats\n" + s.String() + "\n"
-				return out, buf.String()
-			}
-			got, logs := run(false)
-			want, _ := run(true)
-			if got != want {
-				t.Errorf("fast path differs from the precise path\n--- precise\n%s\n--- fast (with fallbacks)\n%s", want, got)
-			}
-			reader := ""
-			for _, l := range strings.Split(logs, "\n") {
-				if strings.Contains(l, "fast path wrote the batch") {
-					_, r, _ := strings.Cut(l, " reader=")
-					reader, _, _ = strings.Cut(r, " ")
-				}
-			}
-			if reader != tc.reader {
-				t.Errorf("the batch was written by reader %q, want %q\n%s", reader, tc.reader, got)
-			}
+			checkTypedRead(t, e, typedNDJSONYAML, tc.input, tc.reader)
 		})
+	}
+	// Objects with an empty object on a line: the typed read's joined
+	// file merges the lineage keys into it without a comma.
+	t.Run("empty objects", func(t *testing.T) {
+		checkTypedRead(t, e, strings.NewReplacer("required: true", "required: false", "    dedupe: [id, ts]\n", "").Replace(typedNDJSONYAML), `{}`+"\n"+`{ }`+"\n"+`{"id":"a"}`+"\n", "typed")
+	})
+}
+
+// TestTypedReadDeclaredLineageNames: a source declaring columns named
+// like the joined file's merged keys (_f, _r) is typed by the typed read
+// over the objects' own files, with the same rows as the precise path.
+func TestTypedReadDeclaredLineageNames(t *testing.T) {
+	yaml := `lake: file://./lake
+sources:
+  m:
+    format: ndjson
+    schema:
+      _f: {type: string, required: true}
+      _R: {type: double}
+`
+	checkTypedRead(t, newEngine(t), yaml, `{"_f":"a","_R":1.5}`+"\n"+`{"_f":"b"}`+"\n", "typed")
+}
+
+// checkTypedRead runs input through the fast path (the typed read first,
+// then the MAP read, then the precise path) and through the precise path
+// alone: bronze rows, quarantine rows and accounting must be the same, and
+// the batch must have been written by reader (typed, map, or "" for the
+// precise path).
+func checkTypedRead(t *testing.T, e *warehouse.Engine, yaml, input, wantReader string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "medallion.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "input.ndjson"), []byte(input), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := loadCase(t, dir)
+	src := p.SourceOrder[0]
+	run := func(precise bool) (out, logs string) {
+		st := testenv.LocalStore(t)
+		landInputs(t, st, p, dir, received)
+		var buf bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		s, err := Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir(), Log: log, Now: func() time.Time { return received.Add(time.Hour) }}, precise: precise}, p.Sources[src])
+		if err != nil {
+			t.Fatalf("precise=%v: %v", precise, err)
+		}
+		if !s.Balanced() {
+			t.Fatalf("precise=%v: accounting does not hold: %s", precise, s)
+		}
+		out = tableCSV(t, st, e.DB(), "bronze/"+src, bronzeCols(p)) + "--- quarantine\n" +
+			tableCSV(t, st, e.DB(), "bronze/_quarantine", quarantineCols) + "--- stats\n" + s.String() + "\n"
+		return out, buf.String()
+	}
+	got, logs := run(false)
+	want, _ := run(true)
+	if got != want {
+		t.Errorf("fast path differs from the precise path\n--- precise\n%s\n--- fast (with fallbacks)\n%s", want, got)
+	}
+	reader := ""
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "fast path wrote the batch") {
+			_, r, _ := strings.Cut(l, " reader=")
+			reader, _, _ = strings.Cut(r, " ")
+		}
+	}
+	if reader != wantReader {
+		t.Errorf("the batch was written by reader %q, want %q\n%s", reader, wantReader, got)
 	}
 }

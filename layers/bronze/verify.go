@@ -77,6 +77,10 @@ func (j *job) fetchObjects(ctx context.Context, ms []manifest) ([]manifest, erro
 		}
 		p, data, err := j.fetchObject(ctx, m)
 		if err != nil {
+			var d *damagedError
+			if errors.As(err, &d) {
+				d.m = j.named(ctx, d.m) // the message says which file to send again
+			}
 			return ms[:i], err
 		}
 		j.fetched[m.SHA256] = p
@@ -101,20 +105,39 @@ const keepObjectBytes = 64 << 10
 // does not match is left for fetchObjects, which checks it again in order
 // and reports it.
 func (j *job) hashLocalObjects(ms []manifest) error {
+	todo := make([]manifest, 0, len(ms))
+	for _, m := range ms {
+		if _, done := j.fetched[m.SHA256]; !done {
+			todo = append(todo, m)
+		}
+	}
+	j.keepHashed(j.hashLocal(todo))
+	return nil
+}
+
+// hashedObject is the outcome of checking one object of a local lake
+// (hashLocal): ok when it matches its manifest.
+type hashedObject struct {
+	sha  string
+	path string
+	data []byte
+	ok   bool
+}
+
+// hashLocal checks, several at a time (localCheckers), the objects of ms
+// that are files of a local lake against their manifests. It touches no
+// state of j but its settings, so it may run while a batch is typed
+// (prefetchHashes); keepHashed records its outcome.
+func (j *job) hashLocal(ms []manifest) []hashedObject {
 	lp, ok := j.d.Store.(lake.LocalPather)
 	if !ok {
 		return nil
 	}
-	type result struct {
-		path string
-		data []byte
-		ok   bool
-	}
-	res := make([]result, len(ms))
+	res := make([]hashedObject, len(ms))
 	var g errgroup.Group
 	g.SetLimit(localCheckers)
 	for i, m := range ms {
-		if _, done := j.fetched[m.SHA256]; done || m.Ref != "" {
+		if m.Ref != "" {
 			continue
 		}
 		p := lp.LocalPath(m.Key)
@@ -123,21 +146,45 @@ func (j *job) hashLocalObjects(ms []manifest) error {
 		}
 		g.Go(func() error {
 			data, err := j.readLocal(m, p)
-			res[i] = result{path: p, data: data, ok: err == nil}
+			res[i] = hashedObject{sha: m.SHA256, path: p, data: data, ok: err == nil}
 			return nil
 		})
 	}
 	g.Wait()
-	for i, r := range res {
-		if !r.ok {
+	return res
+}
+
+// keepHashed records the objects of hs that matched their manifests as
+// fetched.
+func (j *job) keepHashed(hs []hashedObject) {
+	if j.fetched == nil {
+		j.fetched = map[string]string{}
+		j.fetchedData = map[string][]byte{}
+	}
+	for _, h := range hs {
+		if !h.ok {
 			continue
 		}
-		j.fetched[ms[i].SHA256] = r.path
-		if r.data != nil {
-			j.fetchedData[ms[i].SHA256] = r.data
+		j.fetched[h.sha] = h.path
+		if h.data != nil {
+			j.fetchedData[h.sha] = h.data
 		}
 	}
-	return nil
+}
+
+// prefetchHashes starts checking the objects of ms (hashLocal) in the
+// background, so that the next batch's reads and hashes overlap the
+// current batch's statements and commit; wait returns the outcome, for
+// keepHashed once the current batch's objects are released. An object
+// that changes between this check and its typing is no different from one
+// that changes between fetchObjects and typing.
+func (j *job) prefetchHashes(ms []manifest) (wait func() []hashedObject) {
+	if _, ok := j.d.Store.(lake.LocalPather); !ok || len(ms) == 0 {
+		return func() []hashedObject { return nil }
+	}
+	done := make(chan []hashedObject, 1)
+	go func() { done <- j.hashLocal(ms) }()
+	return func() []hashedObject { return <-done }
 }
 
 // releaseObjects removes the downloads fetchObjects made and forgets every

@@ -362,3 +362,78 @@ func TestListIndexBothLayouts(t *testing.T) {
 		}
 	}
 }
+
+// TestLandedMark: a landing whose commit won leaves its entry and its
+// landed mark, listed as one landed entry whose manifest is the committed
+// one but for the original name; a landing of bytes already landed leaves
+// no entry and no mark; an entry without its mark (a crash after the
+// commit) is listed unlanded; a mark whose entry is gone is still a landed
+// entry; a key with a malformed mark is not an entry.
+func TestLandedMark(t *testing.T) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
+		ctx := context.Background()
+		data := []byte(`{"id":"a"}` + "\n")
+		m, _, err := raw.Land(ctx, st, "meters", "meters.ndjson", "ndjson", bytes.NewReader(data), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, already, err := raw.Land(ctx, st, "meters", "again.ndjson", "ndjson", bytes.NewReader(data), now.Add(time.Minute)); err != nil || !already {
+			t.Fatalf("second Land: already=%v err=%v", already, err)
+		}
+		objs, err := st.List(ctx, raw.IndexDir("meters"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(objs) != 2 {
+			t.Fatalf("index keys %v, want the entry and its mark", objs)
+		}
+		es, err := raw.ListIndex(ctx, st, "meters", time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != 1 || !es[0].Lands(m) || !es[0].Landed || es[0].Size != m.Size {
+			t.Fatalf("index lists %+v, want one landed entry of %s with size %d", es, m.Key, m.Size)
+		}
+		got, ok := es[0].Manifest("meters")
+		want := m
+		want.Name = ""
+		if !ok || got != want {
+			t.Fatalf("entry's manifest %+v (%v), want %+v", got, ok, want)
+		}
+		entry, mark := es[0].Key, raw.LandedKey(es[0].Key, m)
+		if objs[0].Key != entry || objs[1].Key != mark {
+			t.Fatalf("index keys %s, %s; want %s, %s", objs[0].Key, objs[1].Key, entry, mark)
+		}
+
+		// A malformed mark is no entry at all.
+		for _, k := range []string{entry + ".landed-", entry + ".landed-x", entry + ".landed-01", entry + ".landed--1"} {
+			if _, err := st.Put(ctx, k, bytes.NewReader(nil), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if es, err := raw.ListIndex(ctx, st, "meters", time.Time{}); err != nil || len(es) != 1 || !es[0].Landed {
+			t.Fatalf("with malformed marks: %+v, %v", es, err)
+		}
+		// The mark alone.
+		if err := st.Delete(ctx, entry); err != nil {
+			t.Fatal(err)
+		}
+		if es, err := raw.ListIndex(ctx, st, "meters", time.Time{}); err != nil || len(es) != 1 || !es[0].Landed || es[0].Key != entry {
+			t.Fatalf("a mark without its entry: %+v, %v", es, err)
+		}
+		// The entry alone.
+		if _, err := st.Put(ctx, entry, bytes.NewReader(nil), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Delete(ctx, mark); err != nil {
+			t.Fatal(err)
+		}
+		es, err = raw.ListIndex(ctx, st, "meters", time.Time{})
+		if err != nil || len(es) != 1 || es[0].Landed || !es[0].Lands(m) {
+			t.Fatalf("an entry without its mark: %+v, %v", es, err)
+		}
+		if _, ok := es[0].Manifest("meters"); ok {
+			t.Fatal("an entry without its mark gave a manifest")
+		}
+	})
+}
