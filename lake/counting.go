@@ -107,11 +107,6 @@ func (s *countingStore) Put(ctx context.Context, key string, r io.Reader, size i
 	return s.Store.Put(ctx, key, r, size)
 }
 
-func (s *countingStore) PutMarker(ctx context.Context, key string) error {
-	s.c.Puts.Add(1)
-	return PutMarker(ctx, s.Store, key)
-}
-
 func (s *countingStore) PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) (ObjectInfo, error) {
 	s.c.Puts.Add(1)
 	return s.Store.PutIfAbsent(ctx, key, r, size)

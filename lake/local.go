@@ -477,26 +477,3 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
-
-// PutMarker writes an empty file at key without a temp file or fsync
-// (MarkerWriter): after a crash it is there or not, and empty either way.
-// The directories of objects put before it were synced by their Put.
-func (l *Local) PutMarker(ctx context.Context, key string) error {
-	if err := l.check(ctx, key); err != nil {
-		return l.fail("put-marker", key, err)
-	}
-	final := l.path(key)
-	var err error
-	for attempt := 1; attempt <= maxLocalPlaceAttempts; attempt++ {
-		if err = os.MkdirAll(filepath.Dir(final), 0o755); err == nil {
-			if err = os.WriteFile(final, nil, 0o644); err == nil {
-				return nil
-			}
-		}
-		// ENOENT: a concurrent Delete pruned the directory we just made.
-		if !errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-	}
-	return l.fail("put-marker", key, err)
-}

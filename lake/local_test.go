@@ -194,37 +194,3 @@ func racePutIfAbsent(t *testing.T, dir, id string) {
 		}
 	}
 }
-
-// TestLocalPutMarker: a marker is an empty object, listed like any other,
-// replacing an object at its key, in directories it creates; a bad key is
-// refused as by Put.
-func TestLocalPutMarker(t *testing.T) {
-	ctx := t.Context()
-	st, err := lake.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Put(ctx, "a/b/m", strings.NewReader("old"), 3); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"a/b/m", "x/y/z/n"} {
-		if err := lake.PutMarker(ctx, st, k); err != nil {
-			t.Fatal(err)
-		}
-		info, err := st.Stat(ctx, k)
-		if err != nil || info.Size != 0 {
-			t.Fatalf("%s after PutMarker: %+v, %v", k, info, err)
-		}
-	}
-	objs, err := st.List(ctx, "x/", "")
-	if err != nil || len(objs) != 1 || objs[0].Key != "x/y/z/n" {
-		t.Fatalf("list: %+v, %v", objs, err)
-	}
-	if err := st.PutMarker(ctx, "../escape"); err == nil {
-		t.Fatal("PutMarker accepted a key outside the lake")
-	}
-	counted := lake.Count(st, &lake.Counts{})
-	if _, ok := counted.(lake.MarkerWriter); !ok {
-		t.Fatal("a counted store has no PutMarker")
-	}
-}

@@ -4,7 +4,6 @@
 package lake
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -56,25 +55,6 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	// URL is the store's root as a user wrote it (file:///..., s3://bucket/prefix).
 	URL() string
-}
-
-// MarkerWriter is implemented by stores that can write an empty object
-// more cheaply than Put by not making it durable: for markers whose loss
-// in a crash costs only speed (raw's landed marks). A marker written after
-// a durable Put returned is never visible while that object is lost.
-type MarkerWriter interface {
-	// PutMarker writes an empty object at key, replacing any object there.
-	PutMarker(ctx context.Context, key string) error
-}
-
-// PutMarker writes an empty object at key: by st's PutMarker when it has
-// one, else by Put.
-func PutMarker(ctx context.Context, st Store, key string) error {
-	if mw, ok := st.(MarkerWriter); ok {
-		return mw.PutMarker(ctx, key)
-	}
-	_, err := st.Put(ctx, key, bytes.NewReader(nil), 0)
-	return err
 }
 
 // LocalPather is implemented by stores whose objects are plain local files,

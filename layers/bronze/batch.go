@@ -165,7 +165,7 @@ func (j *job) preciseBatch(ctx context.Context, conn *sql.Conn, ms []manifest, b
 		for k, i := range part.idx {
 			m, res := ms[i], part.res[k]
 			goodRows += res.good
-			if err := j.account(ctx, &st, bad, m, res); err != nil {
+			if err := j.account(&st, bad, m, res); err != nil {
 				return fail(err)
 			}
 		}

@@ -43,7 +43,7 @@ func (j *job) commitInfo(bid string, objects int, st Stats, meta delta.Metadata,
 // account adds one typed object's counts and rescued columns to st and,
 // by on_error, quarantines its bad rows into bad, drops them, or fails
 // with the first one's file, line and column.
-func (j *job) account(ctx context.Context, st *Stats, bad map[string][]badRow, m manifest, res objResult) error {
+func (j *job) account(st *Stats, bad map[string][]badRow, m manifest, res objResult) error {
 	st.RowsRead += res.read
 	st.Blank += res.blank
 	for _, r := range res.rescued {
@@ -59,7 +59,7 @@ func (j *job) account(ctx context.Context, st *Stats, bad map[string][]badRow, m
 			if b.column != "" {
 				col = " column " + b.column
 			}
-			return fmt.Errorf("%s line %d%s: %s (on_error: fail; nothing committed)", j.named(ctx, m).fileName(), b.line, col, b.reason)
+			return fmt.Errorf("%s line %d%s: %s (on_error: fail; nothing committed)", m.fileName(), b.line, col, b.reason)
 		case "drop":
 			st.Dropped += res.badCount
 		default:

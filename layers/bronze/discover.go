@@ -91,12 +91,9 @@ func (j *job) discover(ctx context.Context, snap *delta.Snapshot) ([]manifest, e
 	}
 	j.log.Debug("bronze: listed index", "entries", len(entries), "took", time.Since(t0))
 	t0 = time.Now()
-	// A landed entry (its mark listed) is a committed landing of its
-	// object and carries its manifest's fields: only the others' manifests
-	// are read.
 	var want []string
 	for _, e := range entries {
-		if !done(e.SHA256) && !e.Landed {
+		if !done(e.SHA256) {
 			want = append(want, e.SHA256)
 		}
 	}
@@ -105,12 +102,6 @@ func (j *job) discover(ctx context.Context, snap *delta.Snapshot) ([]manifest, e
 	for _, e := range entries {
 		if _, dup := d.stamps[e.SHA256]; dup || done(e.SHA256) {
 			d.settle(e.Stamp)
-			continue
-		}
-		if rm, ok := e.Manifest(j.src.Name); ok {
-			d.stamps[e.SHA256] = e.Stamp
-			d.settle(e.Stamp)
-			out = append(out, fromRaw(rm))
 			continue
 		}
 		m, err := read(e.SHA256)

@@ -147,15 +147,13 @@ func TestDiscoveryListsOnlyNew(t *testing.T) {
 		if s := runDiscover(t, w, d, src); s.Objects != 2 {
 			t.Fatalf("round %d took %d objects, want 2", round, s.Objects)
 		}
-		// Each landing has an entry and its landed mark, which carries
-		// what bronze reads of the manifest: none is read.
-		if w.listed["_manifest"] != 0 || w.listed["_index"] > 6 || w.manifests != 0 {
-			t.Errorf("round %d listed %d manifests and %d index keys, read %d manifests; want 0, at most 6 (the cursor's own and 2 new, with their marks), 0",
+		if w.listed["_manifest"] != 0 || w.listed["_index"] > 3 || w.manifests != 2 {
+			t.Errorf("round %d listed %d manifests and %d index entries, read %d manifests; want 0, at most 3 (the cursor's own and 2 new), 2",
 				round, w.listed["_manifest"], w.listed["_index"], w.manifests)
 		}
 	}
 	w.reset()
-	if s := runDiscover(t, w, d, src); s.Objects != 0 || w.listed["_index"] > 2 || w.manifests != 0 {
+	if s := runDiscover(t, w, d, src); s.Objects != 0 || w.listed["_index"] > 1 || w.manifests != 0 {
 		t.Errorf("a run with nothing new took %d objects, listed %d index entries, read %d manifests", s.Objects, w.listed["_index"], w.manifests)
 	}
 	checkOnce(t, base, d, n+6)
@@ -175,11 +173,6 @@ func TestDiscoveryOutOfOrderLanding(t *testing.T) {
 	runDiscover(t, w, d, src)
 	slow := landN(t, base, 3, 1)[0] // stamped first, committed last
 	w.hidden[raw.ManifestKey("m", slow.SHA256)] = true
-	// In flight: its landed mark, written after the commit, is not there.
-	mark := landedMark(t, base, slow)
-	if err := base.Delete(context.Background(), mark); err != nil {
-		t.Fatal(err)
-	}
 	landN(t, base, 4, 2)
 	if s := runDiscover(t, w, d, src); s.Objects != 2 {
 		t.Fatalf("run with a landing in flight took %d objects, want 2", s.Objects)
@@ -251,11 +244,8 @@ func TestDiscoveryLegacyLake(t *testing.T) {
 		t.Fatalf("index: %d entries, %v", len(entries), err)
 	}
 	for _, en := range entries[:3] { // three objects landed by an older version
-		m, _ := en.Manifest("m")
-		for _, k := range []string{en.Key, raw.LandedKey(en.Key, m)} {
-			if err := base.Delete(ctx, k); err != nil {
-				t.Fatal(err)
-			}
+		if err := base.Delete(ctx, en.Key); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if s := runDiscover(t, w, d, src); s.Objects != 5 {
@@ -270,97 +260,4 @@ func TestDiscoveryLegacyLake(t *testing.T) {
 		t.Fatalf("run after the upgrade took %d objects listing %d manifests, want 2 and 0", s.Objects, w.listed["_manifest"])
 	}
 	checkOnce(t, base, d, 7)
-}
-
-// landedMark returns the key of the landed mark of m's landing, failing
-// the test when the index does not list it with its entry.
-func landedMark(t *testing.T, st lake.Store, m raw.Manifest) string {
-	t.Helper()
-	es, err := raw.ListIndex(context.Background(), st, m.Source, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range es {
-		if e.Lands(m) && e.Landed {
-			return raw.LandedKey(e.Key, m)
-		}
-	}
-	t.Fatalf("no landed entry of %s in %+v", m.Key, es)
-	return ""
-}
-
-// TestDiscoveryLandedMarks: objects whose landings left their marks are
-// promoted without a manifest read, with the lineage, received time and
-// checks of a manifest read; an entry whose mark is missing (a crash
-// between the commit and the mark) has its manifest read; a mark whose
-// size disagrees with the object stops the run as a manifest's would, and
-// an on_error: fail message names the original file, read from the
-// manifest for the message.
-func TestDiscoveryLandedMarks(t *testing.T) {
-	base := testenv.LocalStore(t)
-	w := newWatchStore(base)
-	e := newEngine(t)
-	d := Deps{Env: layers.Env{DB: e.DB()}, DiscoveryGrace: time.Nanosecond}
-	src := discoverSource(t)
-	ctx := context.Background()
-	ms := landN(t, base, 0, 4)
-	// The second landing crashed after its commit: no mark.
-	if err := base.Delete(ctx, landedMark(t, base, ms[1])); err != nil {
-		t.Fatal(err)
-	}
-	if s := runDiscover(t, w, d, src); s.Objects != 4 {
-		t.Fatalf("first run took %d objects, want 4", s.Objects)
-	}
-	// No cursor yet: the manifests are listed, and only the unmarked one
-	// is read.
-	if w.manifests != 1 {
-		t.Errorf("read %d manifests, want 1 (the landing without its mark)", w.manifests)
-	}
-	got := tableCSV(t, base, d.DB, "bronze/m", "id, _source_file, _ingested_at")
-	want := "id,_source_file,_ingested_at\n"
-	for i, m := range ms {
-		want += fmt.Sprintf("o%04d,%s,%s\n", i, m.Key, m.ReceivedAt.UTC().Format(time.RFC3339))
-	}
-	if got != want {
-		t.Errorf("bronze rows\n--- got\n%s--- want\n%s", got, want)
-	}
-
-	// A mark recording another size than the object has: the object's
-	// check fails, naming the original file to send again.
-	bad := landN(t, base, 4, 1)[0]
-	mark := landedMark(t, base, bad)
-	if err := base.Delete(ctx, mark); err != nil {
-		t.Fatal(err)
-	}
-	wrong := bad
-	wrong.Size++
-	if _, err := base.Put(ctx, raw.LandedKey(strings.TrimSuffix(mark, fmt.Sprintf(".landed-%d", bad.Size)), wrong), strings.NewReader(""), 0); err != nil {
-		t.Fatal(err)
-	}
-	d.ScratchDir = t.TempDir()
-	d.Store = w
-	_, err := Run(ctx, d, src)
-	if err == nil || !strings.Contains(err.Error(), "in0004.ndjson") || !strings.Contains(err.Error(), "its manifest records") {
-		t.Fatalf("run over an object whose mark has the wrong size: %v, want the size check naming in0004.ndjson", err)
-	}
-	checkOnce(t, base, d, 4)
-}
-
-// TestDiscoveryLandedMarkFailMessage: with on_error: fail, a bad row of an
-// object found by its landed mark is named by the object's original file
-// name, as when its manifest was read.
-func TestDiscoveryLandedMarkFailMessage(t *testing.T) {
-	st := testenv.LocalStore(t)
-	e := newEngine(t)
-	p, err := config.Parse("medallion.yaml", []byte(discoverYAML+"    on_error: fail\n"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := raw.Land(context.Background(), st, "m", "meters-jan.ndjson", "ndjson", strings.NewReader(`{"id":"a","v":"x"}`+"\n"), received); err != nil {
-		t.Fatal(err)
-	}
-	_, err = Run(context.Background(), Deps{Env: layers.Env{Store: st, DB: e.DB(), ScratchDir: t.TempDir()}}, p.Sources["m"])
-	if err == nil || !strings.Contains(err.Error(), "meters-jan.ndjson line 1") {
-		t.Fatalf("run: %v, want a failure naming meters-jan.ndjson line 1", err)
-	}
 }

@@ -68,23 +68,6 @@ func readManifests(ctx context.Context, st lake.Store, source string, shas []str
 	}
 }
 
-// named returns m with its original file name (Name) for a message: a
-// manifest taken from the landing index (discover) has none, so its
-// manifest is read then, once, for the message only. m itself when the
-// name is known or the manifest cannot be read (the message then names
-// the object's key).
-func (j *job) named(ctx context.Context, m manifest) manifest {
-	if m.Name != "" || m.Ref != "" {
-		return m
-	}
-	full, err := readManifest(ctx, j.d.Store, j.src.Name, m.SHA256)
-	if err != nil || full.Key != m.Key {
-		return m
-	}
-	m.Name = full.Name
-	return m
-}
-
 // fileName is how messages name the object: its original name if known.
 func (m manifest) fileName() string {
 	if m.Name != "" {

@@ -77,10 +77,6 @@ func (j *job) fetchObjects(ctx context.Context, ms []manifest) ([]manifest, erro
 		}
 		p, data, err := j.fetchObject(ctx, m)
 		if err != nil {
-			var d *damagedError
-			if errors.As(err, &d) {
-				d.m = j.named(ctx, d.m) // the message says which file to send again
-			}
 			return ms[:i], err
 		}
 		j.fetched[m.SHA256] = p

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -38,24 +37,6 @@ import (
 // the commit point. An entry whose manifest does not exist (a landing in
 // flight, or one that crashed) or names another object (these bytes had
 // landed before) is not a landing.
-//
-// Once its manifest is committed, a landing that copied the bytes writes a
-// second, empty entry, its landed mark:
-//
-//	raw/<source>/_index/<day>/<hh>/<stamp>_<sha256>_<object base name>.landed-<size>
-//
-// the first entry's key with the object's size. The manifest names this
-// landing's object (its own commit won), so the mark and the key carry
-// every field of the manifest a reader needs except the original file
-// name (IndexEntry.Manifest): a reader of many new objects lists them
-// instead of opening each manifest (bronze read 10,000 manifests one file
-// each to promote 10,000 small objects). The mark is only written after
-// the commit, and only by the landing whose commit won, so a mark is a
-// committed landing of that object; an entry without one (a crash between
-// commit and mark, a failed mark, a landing in place, a lake landed before
-// marks) has its manifest read as before. Readers that do not know marks
-// take a mark for an entry naming another object (its object name carries
-// the suffix), which never lands: they skip it.
 
 // indexNow is the clock of index stamps (a variable so tests can skew it).
 var indexNow = time.Now
@@ -69,42 +50,6 @@ type IndexEntry struct {
 	Stamp  time.Time // when it was written (UTC)
 	SHA256 string    // the landed bytes' SHA-256, naming the manifest
 	Object string    // base name of the object the landing wrote
-	// Landed is set when the landing's mark was listed with it: its
-	// manifest is committed and names this object, of Size bytes.
-	Landed bool
-	Size   int64
-}
-
-// landedMark separates an entry's key from the size in its landed mark.
-const landedMark = ".landed-"
-
-// LandedKey is the landed mark of the landing of m whose entry is ikey
-// (IndexKey).
-func LandedKey(ikey string, m Manifest) string {
-	return ikey + landedMark + strconv.FormatInt(m.Size, 10)
-}
-
-// Manifest returns the manifest of a landed entry (Landed) of source as
-// the landing committed it, except Name (the original file name, which
-// the index does not carry; empty); ok is false for an entry without its
-// mark or whose object name is not one raw writes.
-func (e IndexEntry) Manifest(source string) (m Manifest, ok bool) {
-	if !e.Landed || len(e.Object) < len(idLayout) {
-		return Manifest{}, false
-	}
-	at, err := time.Parse(idLayout, e.Object[:len(idLayout)])
-	if err != nil {
-		return Manifest{}, false
-	}
-	format := e.Object[strings.LastIndexByte(e.Object, '.')+1:]
-	if validate(source, format) != nil {
-		return Manifest{}, false
-	}
-	at = at.UTC()
-	return Manifest{
-		Source: source, Key: SourceDir(source) + "dt=" + at.Format(time.DateOnly) + "/" + e.Object,
-		SHA256: e.SHA256, Size: e.Size, ReceivedAt: at, Format: format,
-	}, true
 }
 
 // IndexKey is the index entry of a landing of m stamped at stamp.
@@ -152,19 +97,9 @@ func writeIndex(ctx context.Context, store lake.Store, m Manifest) (string, erro
 	return key, nil
 }
 
-// writeLanded writes the landed mark of the landing of m whose entry is
-// ikey, after its manifest commit, as a marker (lake.PutMarker: not made
-// durable on a local lake, where a synced Put cost a third more to land a
-// small object). Best effort: the landing is committed whatever happens
-// here, and a reader finding no mark reads the manifest.
-func writeLanded(ctx context.Context, store lake.Store, ikey string, m Manifest) {
-	_ = lake.PutMarker(ctx, store, LandedKey(ikey, m))
-}
-
 // ListIndex returns the index entries of source stamped at or after from
-// (zero: all of them), by stamp, then SHA-256, with each one's landed
-// mark folded into it (Landed, Size). Keys that are not index entries are
-// skipped.
+// (zero: all of them), by stamp, then SHA-256. Keys that are
+// not index entries are skipped.
 func ListIndex(ctx context.Context, store lake.Store, source string, from time.Time) ([]IndexEntry, error) {
 	if err := validate(source, "csv"); err != nil {
 		return nil, err
@@ -180,24 +115,12 @@ func ListIndex(ctx context.Context, store lake.Store, source string, from time.T
 		return nil, fmt.Errorf("list landing index of %s: %w", source, err)
 	}
 	out := make([]IndexEntry, 0, len(objs))
-	at := make(map[string]int, len(objs)) // entry key -> index in out
 	for _, o := range objs {
 		// Entries of the older layout on from's day sort after its start
 		// whatever their hour: only those stamped at or after from count.
-		e, ok := parseIndexKey(dir, o.Key)
-		if !ok || e.Stamp.Before(from) {
-			continue
+		if e, ok := parseIndexKey(dir, o.Key); ok && !e.Stamp.Before(from) {
+			out = append(out, e)
 		}
-		if e.Landed {
-			entry := strings.TrimSuffix(e.Key, landedMark+strconv.FormatInt(e.Size, 10))
-			if i, ok := at[entry]; ok {
-				out[i].Landed, out[i].Size = true, e.Size
-				continue
-			}
-			e.Key = entry // the mark sorts after its entry: this one is gone
-		}
-		at[e.Key] = len(out)
-		out = append(out, e)
 	}
 	// Key order is stamp order within each layout; across the two (one
 	// day of a lake written by both) it is not.
@@ -234,13 +157,5 @@ func parseIndexKey(dir, key string) (IndexEntry, bool) {
 	if err != nil {
 		return IndexEntry{}, false
 	}
-	e := IndexEntry{Key: key, Stamp: t.UTC(), SHA256: sha, Object: obj}
-	if i := strings.LastIndex(obj, landedMark); i >= 0 {
-		size, err := strconv.ParseInt(obj[i+len(landedMark):], 10, 64)
-		if err != nil || size < 0 || i == 0 || strconv.FormatInt(size, 10) != obj[i+len(landedMark):] {
-			return IndexEntry{}, false
-		}
-		e.Object, e.Landed, e.Size = obj[:i], true, size
-	}
-	return e, true
+	return IndexEntry{Key: key, Stamp: t.UTC(), SHA256: sha, Object: obj}, true
 }

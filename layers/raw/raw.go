@@ -188,7 +188,6 @@ func land(ctx context.Context, store lake.Store, source, name, format string, r 
 	mkey := ManifestKey(source, m.SHA256)
 	_, err = store.PutIfAbsent(ctx, mkey, bytes.NewReader(js), int64(len(js)))
 	if err == nil {
-		writeLanded(ctx, store, ikey, m)
 		return m, false, nil
 	}
 	// ErrExists: a manifest for these bytes exists, an earlier landing's or
@@ -198,8 +197,6 @@ func land(ctx context.Context, store lake.Store, source, name, format string, r 
 	m, already, err := settle(ctx, store, m, name, err)
 	if already {
 		removeOrphan(ctx, store, ikey) // it names our copy, which no manifest names
-	} else if err == nil {
-		writeLanded(ctx, store, ikey, m) // our commit was the one stored
 	}
 	return m, already, err
 }
