@@ -154,15 +154,17 @@ type Deps struct {
 	Unsorted bool
 }
 
-// UnsortedOK reports whether the gold table g of p may be written
-// unsorted (Deps.Unsorted): every mirror of it has a key holding all its
-// partition columns and its order column, so that no mirrored key repeats
-// within a file and no reader depends on the file's row order.
-func UnsortedOK(p *config.Pipeline, g *config.Gold) bool {
+// UnsortedOK reports whether the gold table name of p may be written
+// unsorted (Deps.Unsorted): it is a moving average and every mirror of it
+// has a key holding all its partition columns and its order column, so
+// that no mirrored key repeats within a file and no reader depends on the
+// file's row order.
+func UnsortedOK(p *config.Pipeline, name string) bool {
+	g := p.Gold[name]
 	if g == nil || g.MovingAverage == nil {
 		return false
 	}
-	ref := layers.TableRef{Layer: layers.Gold, Name: g.Name}.String()
+	ref := layers.TableRef{Layer: layers.Gold, Name: name}.String()
 	for _, m := range p.Mirror {
 		if m == nil || !strings.EqualFold(m.Table, ref) {
 			continue
@@ -588,7 +590,7 @@ func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (
 		return layers.Result{}, fmt.Errorf("gold.%s: %w", name, ErrNotGold)
 	}
 	env.PipelineFile = cmp.Or(env.PipelineFile, p.Path)
-	st, err := Run(ctx, Deps{Env: env, Unsorted: UnsortedOK(p, g)}, g)
+	st, err := Run(ctx, Deps{Env: env, Unsorted: UnsortedOK(p, name)}, g)
 	if errors.Is(err, delta.ErrNoTable) {
 		ref := layers.TableRef{Layer: layers.Gold, Name: name}
 		return layers.Result{Table: ref, Version: -1, Summary: fmt.Sprintf("%s: waiting for input (%v)", ref, humanize.FirstLine(err))}, nil

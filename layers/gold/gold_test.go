@@ -764,9 +764,12 @@ func TestLargeBuild(t *testing.T) {
 // table has a key that leaves out a partition or the order column (its
 // keys would repeat within the file, and the last row of the file wins).
 func TestUnsortedOK(t *testing.T) {
-	g := &config.Gold{Name: "ma", PartitionBy: []string{"meter_id"}, MovingAverage: &config.MovingAverage{Column: "avg_usage", Rows: 15}}
+	gold := map[string]*config.Gold{
+		"ma":  {PartitionBy: []string{"meter_id"}, MovingAverage: &config.MovingAverage{Column: "avg_usage", Rows: 15}},
+		"top": {SQL: "SELECT 1"},
+	}
 	mirror := func(key ...string) *config.Pipeline {
-		return &config.Pipeline{Mirror: []*config.Mirror{
+		return &config.Pipeline{Gold: gold, Mirror: []*config.Mirror{
 			{Table: "gold.other", Key: []string{"x"}},
 			{Table: "gold.ma", Key: key},
 		}}
@@ -775,17 +778,17 @@ func TestUnsortedOK(t *testing.T) {
 		p    *config.Pipeline
 		want bool
 	}{
-		{&config.Pipeline{}, true},
+		{&config.Pipeline{Gold: gold}, true},
 		{mirror("meter_id", "window_start"), true},
 		{mirror("Window_Start", "METER_ID", "flag"), true},
 		{mirror("meter_id"), false},
 		{mirror("window_start"), false},
 	} {
-		if got := UnsortedOK(c.p, g); got != c.want {
-			t.Errorf("mirror %v: UnsortedOK = %v, want %v", c.p.Mirror, got, c.want)
+		if got := UnsortedOK(c.p, "ma"); got != c.want {
+			t.Errorf("mirrors %d: UnsortedOK = %v, want %v", len(c.p.Mirror), got, c.want)
 		}
 	}
-	if UnsortedOK(&config.Pipeline{}, &config.Gold{Name: "m", SQL: "SELECT 1"}) {
+	if UnsortedOK(&config.Pipeline{Gold: gold}, "top") {
 		t.Error("a SQL model: UnsortedOK = true")
 	}
 }
