@@ -91,7 +91,7 @@ func (r *Runner) refreshOne(ctx context.Context, t layers.TableRef, rng silver.R
 		if !ok || g == nil {
 			return layers.Result{}, fmt.Errorf("%s: %w", t, gold.ErrNotGold)
 		}
-		st, err := gold.Refresh(ctx, gold.Deps{Env: env}, g)
+		st, err := gold.Refresh(ctx, gold.Deps{Env: env, Unsorted: gold.UnsortedOK(r.Pipeline, t.Name)}, g)
 		res := st.Result()
 		res.Summary = fmt.Sprintf("%s: refreshed in full, %d rows written (v%d)", t, st.RowsWritten, st.Version)
 		return res, err

@@ -105,6 +105,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -143,6 +144,38 @@ type Deps struct {
 	// buckets, for tests, is the bucket count of every full build of a
 	// partitioned moving-average table; 0: chosen from silver's size.
 	buckets int
+
+	// Unsorted lets a one-bucket moving-average table whose (partition,
+	// order) values are unique be written in the window's output order
+	// rather than sorted (see docs/gold-buckets.md, round 4). Only a
+	// mirror whose key leaves out a partition or the order column
+	// repeats keys within such a file and so reads its row order (the
+	// last row wins): set it with UnsortedOK. false: files are sorted.
+	Unsorted bool
+}
+
+// UnsortedOK reports whether the gold table name of p may be written
+// unsorted (Deps.Unsorted): it is a moving average and every mirror of it
+// has a key holding all its partition columns and its order column, so
+// that no mirrored key repeats within a file and no reader depends on the
+// file's row order.
+func UnsortedOK(p *config.Pipeline, name string) bool {
+	g := p.Gold[name]
+	if g == nil || g.MovingAverage == nil {
+		return false
+	}
+	ref := layers.TableRef{Layer: layers.Gold, Name: name}.String()
+	for _, m := range p.Mirror {
+		if m == nil || !strings.EqualFold(m.Table, ref) {
+			continue
+		}
+		for _, c := range append(slices.Clone(g.PartitionBy), cmp.Or(g.OrderBy, defaultOrderBy)) {
+			if !slices.ContainsFunc(m.Key, func(k string) bool { return strings.EqualFold(k, c) }) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // opRefresh is the operation of a refresh commit.
@@ -557,7 +590,7 @@ func Job(ctx context.Context, env layers.Env, p *config.Pipeline, name string) (
 		return layers.Result{}, fmt.Errorf("gold.%s: %w", name, ErrNotGold)
 	}
 	env.PipelineFile = cmp.Or(env.PipelineFile, p.Path)
-	st, err := Run(ctx, Deps{Env: env}, g)
+	st, err := Run(ctx, Deps{Env: env, Unsorted: UnsortedOK(p, name)}, g)
 	if errors.Is(err, delta.ErrNoTable) {
 		ref := layers.TableRef{Layer: layers.Gold, Name: name}
 		return layers.Result{Table: ref, Version: -1, Summary: fmt.Sprintf("%s: waiting for input (%v)", ref, humanize.FirstLine(err))}, nil

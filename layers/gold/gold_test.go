@@ -47,6 +47,10 @@ type fixture struct {
 	// sets it (0: chosen from silver's size), so tests of small tables
 	// still spread meters over many buckets.
 	buckets int
+	// sorted keeps every run's files sorted (Deps.Unsorted false); by
+	// default a one-bucket table with unique keys is written unsorted,
+	// as a pipeline without an order-dependent mirror does.
+	sorted bool
 }
 
 func newFixture(t *testing.T, st lake.Store) *fixture {
@@ -61,7 +65,7 @@ func newFixture(t *testing.T, st lake.Store) *fixture {
 }
 
 func (f *fixture) deps() Deps {
-	return Deps{Env: layers.Env{Store: f.store, DB: f.eng.DB(), ScratchDir: f.eng.TempDir()}, buckets: f.buckets}
+	return Deps{Env: layers.Env{Store: f.store, DB: f.eng.DB(), ScratchDir: f.eng.TempDir()}, buckets: f.buckets, Unsorted: !f.sorted}
 }
 
 func (f *fixture) addGold(g *config.Gold) {
@@ -754,4 +758,37 @@ func TestLargeBuild(t *testing.T) {
 	incr := time.Since(start)
 	t.Logf("216k rows: DuckDB window directly %v; gold rows full %v (%d files, %.1fx), ema full %v (%.1fx), incremental one meter %v (%d rows rewritten)",
 		direct, full, st.FilesAdded, float64(full)/float64(direct), ema, float64(ema)/float64(direct), incr, inc.RowsWritten)
+}
+
+// TestUnsortedOK: a one-bucket file may be unsorted unless a mirror of the
+// table has a key that leaves out a partition or the order column (its
+// keys would repeat within the file, and the last row of the file wins).
+func TestUnsortedOK(t *testing.T) {
+	gold := map[string]*config.Gold{
+		"ma":  {PartitionBy: []string{"meter_id"}, MovingAverage: &config.MovingAverage{Column: "avg_usage", Rows: 15}},
+		"top": {SQL: "SELECT 1"},
+	}
+	mirror := func(key ...string) *config.Pipeline {
+		return &config.Pipeline{Gold: gold, Mirror: []*config.Mirror{
+			{Table: "gold.other", Key: []string{"x"}},
+			{Table: "gold.ma", Key: key},
+		}}
+	}
+	for _, c := range []struct {
+		p    *config.Pipeline
+		want bool
+	}{
+		{&config.Pipeline{Gold: gold}, true},
+		{mirror("meter_id", "window_start"), true},
+		{mirror("Window_Start", "METER_ID", "flag"), true},
+		{mirror("meter_id"), false},
+		{mirror("window_start"), false},
+	} {
+		if got := UnsortedOK(c.p, "ma"); got != c.want {
+			t.Errorf("mirrors %d: UnsortedOK = %v, want %v", len(c.p.Mirror), got, c.want)
+		}
+	}
+	if UnsortedOK(&config.Pipeline{Gold: gold}, "top") {
+		t.Error("a SQL model: UnsortedOK = true")
+	}
 }

@@ -31,18 +31,26 @@ func TestGolden(t *testing.T) {
 			continue
 		}
 		// Each case is built over 32 buckets and with the bucket count
-		// chosen from its (small) size, one bucket: the same rows.
-		for _, buckets := range []int{maxBuckets, 0} {
-			t.Run(fmt.Sprintf("%s/buckets%d", c.Name(), buckets), func(t *testing.T) {
-				goldenCase(t, filepath.Join(root, c.Name()), buckets)
+		// chosen from its (small) size, one bucket, whose file is
+		// unsorted or sorted: the same rows.
+		for _, v := range []struct {
+			buckets int
+			sorted  bool
+		}{{maxBuckets, false}, {0, false}, {0, true}} {
+			name := fmt.Sprintf("%s/buckets%d", c.Name(), v.buckets)
+			if v.sorted {
+				name += "/sorted" // not "sorted=true": DuckDB reads key=value directories as hive partitions
+			}
+			t.Run(name, func(t *testing.T) {
+				goldenCase(t, filepath.Join(root, c.Name()), v.buckets, v.sorted)
 			})
 		}
 	}
 }
 
 // goldenCase runs the golden case in dir with the fixture's bucket count
-// set to buckets.
-func goldenCase(t *testing.T, dir string, buckets int) {
+// set to buckets, its one-bucket files sorted when sorted.
+func goldenCase(t *testing.T, dir string, buckets int, sorted bool) {
 	path := filepath.Join(dir, "medallion.yaml")
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -53,7 +61,7 @@ func goldenCase(t *testing.T, dir string, buckets int) {
 		t.Fatal(err)
 	}
 	f := newFixture(t, testenv.LocalStore(t))
-	f.buckets = buckets
+	f.buckets, f.sorted = buckets, sorted
 	f.pipe = p
 	if _, err := f.eng.DB().ExecContext(f.ctx, "SET TimeZone = 'UTC'"); err != nil {
 		t.Fatal(err)

@@ -717,10 +717,18 @@ func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame,
 		if keyed {
 			order = strings.Join(quoteAll(append(slices.Clone(spec.part), spec.order)), ", ")
 		}
+		// Unique keys need no sort of the file when no reader depends
+		// on its row order (Deps.Unsorted): a one-bucket table is one
+		// file of a few row groups, little to prune, and the sort was
+		// about a third of the statement.
+		sorted := " ORDER BY " + order
+		if keyed && r.deps.Unsorted {
+			sorted = ""
+		}
 		start := time.Now()
-		res, err := r.conn.ExecContext(ctx, fmt.Sprintf("COPY (SELECT %s FROM (%s) ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
-			strings.Join(sel, ", "), withMA(keyed), order, warehouse.QuoteString(local)))
-		r.log.Debug("gold statement", "ms", time.Since(start).Milliseconds(), "sql", "COPY (moving average and flags of one bucket)", "keyed", keyed)
+		res, err := r.conn.ExecContext(ctx, fmt.Sprintf("COPY (SELECT %s FROM (%s)%s) TO %s (FORMAT parquet, COMPRESSION zstd)",
+			strings.Join(sel, ", "), withMA(keyed), sorted, warehouse.QuoteString(local)))
+		r.log.Debug("gold statement", "ms", time.Since(start).Milliseconds(), "sql", "COPY (moving average and flags of one bucket)", "keyed", keyed, "sorted", sorted != "")
 		if err != nil {
 			return 0, err
 		}
