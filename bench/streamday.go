@@ -221,14 +221,21 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 		firstErr  error
 	)
 	began := time.Now()
-	stopProfile := func() {}
-	defer func() { stopProfile() }()
+	stopProfile, stopFirst := func() {}, func() {}
+	defer func() { stopProfile(); stopFirst() }()
 	st := &jobs.Stream{
 		Runner: runner, Plan: plan, Trigger: time.Second, Owner: "bench", Lease: jobs.DefaultLeaseOptions(), Clock: clock, Log: log,
 		History: true,
 		Compact: &maintenance.StreamCompactor{Env: env, Options: maintenance.StreamCompactOptions{TargetSize: m.TargetFileSize, MaxFiles: m.StreamCompactFiles}},
 		OnBatch: func(r jobs.BatchReport) {
 			ends = append(ends, time.Now())
+			switch len(ends) {
+			case 1:
+				stopFirst = startTailProfile(os.Getenv("BENCH_STREAMDAY_CPUPROFILE_FIRST"))
+			case streamDayWindow + 1:
+				stopFirst()
+				stopFirst = func() {}
+			}
 			if len(ends) == n-streamDayWindow {
 				stopProfile = startTailProfile(os.Getenv("BENCH_STREAMDAY_CPUPROFILE"))
 			}
@@ -281,7 +288,9 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 
 // startTailProfile starts a Go CPU profile into path (none when path is
 // empty) and returns the function that stops it: the bench sets
-// BENCH_STREAMDAY_CPUPROFILE to profile the last micro-batches of case 12.
+// BENCH_STREAMDAY_CPUPROFILE to profile the last micro-batches of case 12,
+// and BENCH_STREAMDAY_CPUPROFILE_FIRST the first ones (the windows the
+// ratio compares, so that what grows shows in a diff of the two).
 func startTailProfile(path string) func() {
 	if path == "" {
 		return func() {}

@@ -152,10 +152,8 @@ func (r *cpRow) action() (a action, ok bool, err error) {
 
 // loadCheckpoint reads every part of a checkpoint into a state.
 func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo) (*state, error) {
-	if t.checkpoints != nil {
-		if st := t.checkpoints.get(files); st != nil {
-			return st, nil
-		}
+	if st := t.cache.get(files); st != nil {
+		return st, nil
 	}
 	st := newState()
 	for _, f := range files {
@@ -167,9 +165,7 @@ func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo) (*s
 			return nil, fmt.Errorf("read checkpoint %s: %w", f.Key, err)
 		}
 	}
-	if t.checkpoints != nil {
-		t.checkpoints.put(files, st)
-	}
+	t.cache.put(files, st)
 	return st, nil
 }
 
@@ -322,7 +318,7 @@ func (t *Table) Checkpoint(ctx context.Context, s *Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("%s: encode checkpoint %d: %w", t.name(), s.Version, err)
 	}
-	key := fmt.Sprintf("%s%020d.checkpoint.parquet", t.logPrefix(), s.Version)
+	key := t.checkpointKey(s.Version)
 	if _, err := t.store.Put(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
 		return fmt.Errorf("%s: write checkpoint %d: %w", t.name(), s.Version, err)
 	}
