@@ -163,6 +163,7 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 	cache := &lake.Cache{Dir: filepath.Join(dir, "cache")}
 	env := layers.Env{Store: store, DB: eng.DB(), Cache: cache, Log: log}
 	runner := &jobs.Runner{Store: store, Pipeline: p, Engine: eng, Cache: cache, Log: log, Owner: "bench"}
+	env.Tables = runner.TableCache() // as serve shares it with its stream compactor
 	// Job time per table in each micro-batch, to say where a slowdown is.
 	var jobTime []map[string]time.Duration
 	var mu sync.Mutex // independent jobs finish on their own goroutines
