@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	pipelinefile "github.com/medallion-dev/medallion/internal/config"
@@ -216,7 +217,8 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 		objects++
 	}
 	var (
-		ends      []time.Time // wall time at the end of each micro-batch
+		ends      []time.Time     // wall time at the end of each micro-batch
+		cpus      []time.Duration // the process's CPU time (user+sys) then
 		failed    int
 		compacted int
 		firstErr  error
@@ -230,6 +232,7 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 		Compact: &maintenance.StreamCompactor{Env: env, Options: maintenance.StreamCompactOptions{TargetSize: m.TargetFileSize, MaxFiles: m.StreamCompactFiles}},
 		OnBatch: func(r jobs.BatchReport) {
 			ends = append(ends, time.Now())
+			cpus = append(cpus, processCPU())
 			switch len(ends) {
 			case 1:
 				stopFirst = startTailProfile(os.Getenv("BENCH_STREAMDAY_CPUPROFILE_FIRST"))
@@ -269,6 +272,10 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 	last := ends[len(ends)-1].Sub(ends[len(ends)-1-w])
 	fmt.Fprintf(stdout, "first100 %.6f\nlast100 %.6f\n", first.Seconds(), last.Seconds())
 	fmt.Fprintf(stdout, "note job time per table, first 100 -> last 100 micro-batches: %s\n", windowJobTimes(jobTime, w))
+	// CPU time is what a loaded machine distorts least.
+	cpuFirst, cpuLast := cpus[w]-cpus[0], cpus[len(cpus)-1]-cpus[len(cpus)-1-w]
+	fmt.Fprintf(stdout, "note process CPU time (user+sys), first 100 -> last 100 micro-batches: %s -> %s (%.2fx)\n",
+		secs(cpuFirst), secs(cpuLast), cpuLast.Seconds()/cpuFirst.Seconds())
 	fmt.Fprintf(stdout, "note %d micro-batches for %d raw objects in %s (simulated %s), %d files replaced by stream compaction, %d maintenance passes\n",
 		len(ends), objects, time.Since(began).Round(time.Second), clock.Now().Sub(start).Round(time.Minute), compacted, passes)
 	var files []string
@@ -310,6 +317,16 @@ func startTailProfile(path string) func() {
 		pprof.StopCPUProfile()
 		f.Close()
 	}
+}
+
+// processCPU is the CPU time (user and system) this process has used,
+// DuckDB's threads included; 0 when it cannot be read.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // windowJobTimes sums each table's job time over the first and the last w

@@ -658,8 +658,11 @@ func (t *Table) parseCommit(v int64, b []byte) (commit, error) {
 // History returns the commit infos of the newest limit versions (limit <= 0:
 // every version still in the log), newest first, with Version and Timestamp
 // filled in (from the object's modification time if the commit has none).
+//
+// A limit the commits since the last checkpoint cover (a writer reading its
+// own last commit) is served by probing the log (probe.go), not listing it.
 func (t *Table) History(ctx context.Context, limit int) ([]CommitInfo, error) {
-	l, err := t.list(ctx, 0)
+	l, err := t.historyLog(ctx, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -693,6 +696,21 @@ func (t *Table) History(ctx context.Context, limit int) ([]CommitInfo, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// historyLog returns a log naming at least the newest limit commits, or
+// every commit when limit <= 0.
+func (t *Table) historyLog(ctx context.Context, limit int) (*logListing, error) {
+	if limit > 0 {
+		l, _, ok, err := t.probeLog(ctx, false)
+		if err != nil {
+			return nil, err
+		}
+		if ok && len(l.commits) >= limit {
+			return l, nil
+		}
+	}
+	return t.list(ctx, 0)
 }
 
 // SnapshotAsOf returns the snapshot of the latest commit whose timestamp
