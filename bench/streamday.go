@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	pipelinefile "github.com/medallion-dev/medallion/internal/config"
@@ -163,6 +164,7 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 	cache := &lake.Cache{Dir: filepath.Join(dir, "cache")}
 	env := layers.Env{Store: store, DB: eng.DB(), Cache: cache, Log: log}
 	runner := &jobs.Runner{Store: store, Pipeline: p, Engine: eng, Cache: cache, Log: log, Owner: "bench"}
+	env.Tables = runner.TableCache() // as serve shares it with its stream compactor
 	// Job time per table in each micro-batch, to say where a slowdown is.
 	var jobTime []map[string]time.Duration
 	var mu sync.Mutex // independent jobs finish on their own goroutines
@@ -215,20 +217,29 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 		objects++
 	}
 	var (
-		ends      []time.Time // wall time at the end of each micro-batch
+		ends      []time.Time     // wall time at the end of each micro-batch
+		cpus      []time.Duration // the process's CPU time (user+sys) then
 		failed    int
 		compacted int
 		firstErr  error
 	)
 	began := time.Now()
-	stopProfile := func() {}
-	defer func() { stopProfile() }()
+	stopProfile, stopFirst := func() {}, func() {}
+	defer func() { stopProfile(); stopFirst() }()
 	st := &jobs.Stream{
 		Runner: runner, Plan: plan, Trigger: time.Second, Owner: "bench", Lease: jobs.DefaultLeaseOptions(), Clock: clock, Log: log,
 		History: true,
 		Compact: &maintenance.StreamCompactor{Env: env, Options: maintenance.StreamCompactOptions{TargetSize: m.TargetFileSize, MaxFiles: m.StreamCompactFiles}},
 		OnBatch: func(r jobs.BatchReport) {
 			ends = append(ends, time.Now())
+			cpus = append(cpus, processCPU())
+			switch len(ends) {
+			case 1:
+				stopFirst = startTailProfile(os.Getenv("BENCH_STREAMDAY_CPUPROFILE_FIRST"))
+			case streamDayWindow + 1:
+				stopFirst()
+				stopFirst = func() {}
+			}
 			if len(ends) == n-streamDayWindow {
 				stopProfile = startTailProfile(os.Getenv("BENCH_STREAMDAY_CPUPROFILE"))
 			}
@@ -261,6 +272,10 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 	last := ends[len(ends)-1].Sub(ends[len(ends)-1-w])
 	fmt.Fprintf(stdout, "first100 %.6f\nlast100 %.6f\n", first.Seconds(), last.Seconds())
 	fmt.Fprintf(stdout, "note job time per table, first 100 -> last 100 micro-batches: %s\n", windowJobTimes(jobTime, w))
+	// CPU time is what a loaded machine distorts least.
+	cpuFirst, cpuLast := cpus[w]-cpus[0], cpus[len(cpus)-1]-cpus[len(cpus)-1-w]
+	fmt.Fprintf(stdout, "note process CPU time (user+sys), first 100 -> last 100 micro-batches: %s -> %s (%.2fx)\n",
+		secs(cpuFirst), secs(cpuLast), cpuLast.Seconds()/cpuFirst.Seconds())
 	fmt.Fprintf(stdout, "note %d micro-batches for %d raw objects in %s (simulated %s), %d files replaced by stream compaction, %d maintenance passes\n",
 		len(ends), objects, time.Since(began).Round(time.Second), clock.Now().Sub(start).Round(time.Minute), compacted, passes)
 	var files []string
@@ -281,7 +296,9 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 
 // startTailProfile starts a Go CPU profile into path (none when path is
 // empty) and returns the function that stops it: the bench sets
-// BENCH_STREAMDAY_CPUPROFILE to profile the last micro-batches of case 12.
+// BENCH_STREAMDAY_CPUPROFILE to profile the last micro-batches of case 12,
+// and BENCH_STREAMDAY_CPUPROFILE_FIRST the first ones (the windows the
+// ratio compares, so that what grows shows in a diff of the two).
 func startTailProfile(path string) func() {
 	if path == "" {
 		return func() {}
@@ -300,6 +317,16 @@ func startTailProfile(path string) func() {
 		pprof.StopCPUProfile()
 		f.Close()
 	}
+}
+
+// processCPU is the CPU time (user and system) this process has used,
+// DuckDB's threads included; 0 when it cannot be read.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // windowJobTimes sums each table's job time over the first and the last w

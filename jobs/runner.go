@@ -12,6 +12,7 @@ import (
 
 	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/lake"
+	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/layers/bronze"
 	"github.com/medallion-dev/medallion/layers/gold"
@@ -54,8 +55,15 @@ type Runner struct {
 	// progress output. It must be quick and safe for concurrent use.
 	OnProgress func(layers.TableRef, layers.Progress)
 
-	ownerOnce sync.Once
-	owner     string
+	// Tables is shared by the delta Tables of every job the Runner runs
+	// (layers.Env.Tables), so that running the same jobs again (stream
+	// mode, scheduled runs of serve) decodes each checkpoint once. nil:
+	// the Runner makes one on first use (see TableCache).
+	Tables *delta.Cache
+
+	ownerOnce  sync.Once
+	owner      string
+	tablesOnce sync.Once
 }
 
 // Result is what one job did.
@@ -232,7 +240,19 @@ func (r *Runner) runOne(ctx context.Context, t layers.TableRef, scratch string) 
 // env is the layer environment of one job: the runner's store, engine,
 // cache and logger, scratch files under scratch.
 func (r *Runner) env(scratch string) layers.Env {
-	return layers.Env{Store: r.Store, DB: r.Engine.DB(), ScratchDir: scratch, Cache: r.Cache, Log: r.Log}
+	return layers.Env{Store: r.Store, DB: r.Engine.DB(), ScratchDir: scratch, Cache: r.Cache, Log: r.Log, Tables: r.TableCache()}
+}
+
+// TableCache returns r.Tables, making it on first use: what other users of
+// the same tables in this process (stream mode's trigger check and
+// compaction) share with the Runner's jobs.
+func (r *Runner) TableCache() *delta.Cache {
+	r.tablesOnce.Do(func() {
+		if r.Tables == nil {
+			r.Tables = &delta.Cache{}
+		}
+	})
+	return r.Tables
 }
 
 // progressOf is the Env.Progress of table t's job: OnProgress naming t;

@@ -52,7 +52,8 @@ type Stream struct {
 	disc *streamDiscovery // streamdiscover.go
 
 	// tables keeps one delta.Table per bronze table the trigger check
-	// reads, so that each checkpoint is decoded once (a Table caches it).
+	// reads; they share the Runner's TableCache with its jobs, so that
+	// each checkpoint is decoded once in the process.
 	tablesMu sync.Mutex
 	tables   map[string]*delta.Table
 }
@@ -66,7 +67,9 @@ func (s *Stream) bronzeTable(source string) *delta.Table {
 	}
 	t, ok := s.tables[source]
 	if !ok {
-		t = delta.Open(s.Runner.Store, layers.TableRef{Layer: layers.Bronze, Name: source}.Dir())
+		o := delta.DefaultOptions()
+		o.Cache = s.Runner.TableCache()
+		t, _ = delta.OpenWith(s.Runner.Store, layers.TableRef{Layer: layers.Bronze, Name: source}.Dir(), o) // defaults are valid
 		s.tables[source] = t
 	}
 	return t

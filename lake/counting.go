@@ -53,6 +53,13 @@ func (c *Counts) ReadKeys(prefix, suffix string) int {
 	return n
 }
 
+// Reads returns how many times key was read (Get or GetRange).
+func (c *Counts) Reads(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.read[key]
+}
+
 // Reset sets every count back to zero.
 func (c *Counts) Reset() {
 	c.Lists.Store(0)

@@ -47,6 +47,12 @@ type Env struct {
 	// Progress, if set, receives how far the run has got, as it goes (see
 	// Progress); nil: nothing is reported. Call it through Report.
 	Progress func(Progress)
+	// Tables, if set, is shared by the delta Tables the run opens
+	// (OpenTable; delta.Options.Cache): a process that runs the same jobs
+	// again and again (stream mode's micro-batches) then decodes each
+	// checkpoint once, not once per run. nil: each run's Tables keep
+	// their own.
+	Tables *delta.Cache
 	// Crash, set only by tests, is called at each named crash point of a
 	// run; an error stops the run there as if the process had died. The
 	// process-level crash points (internal/crashpoint) exist only in
@@ -105,6 +111,22 @@ func (e Env) LocalFiles(dir string) *lake.Cache {
 		return e.Cache
 	}
 	return &lake.Cache{Dir: dir}
+}
+
+// OpenTable returns the delta table at dir with the default options,
+// sharing e.Tables.
+func (e Env) OpenTable(dir string) *delta.Table {
+	t, _ := e.OpenTableWith(dir, delta.DefaultOptions()) // defaults are valid
+	return t
+}
+
+// OpenTableWith returns the delta table at dir with opts, sharing e.Tables
+// (unless opts names a cache of its own); it refuses invalid options.
+func (e Env) OpenTableWith(dir string, opts delta.Options) (*delta.Table, error) {
+	if opts.Cache == nil {
+		opts.Cache = e.Tables
+	}
+	return delta.OpenWith(e.Store, dir, opts)
 }
 
 // CrashPoint is a crash point named point: the test hook's error, if any.

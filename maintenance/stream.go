@@ -119,7 +119,7 @@ func (c *StreamCompactor) table(ref layers.TableRef) *delta.Table {
 	}
 	t, ok := c.tables[ref.Dir()]
 	if !ok {
-		t = delta.Open(c.Env.Store, ref.Dir())
+		t = c.Env.OpenTable(ref.Dir())
 		c.tables[ref.Dir()] = t
 	}
 	return t

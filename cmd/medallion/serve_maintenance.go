@@ -80,7 +80,8 @@ func (s *server) maintenancePass(ctx context.Context) {
 func (s *server) streamCompactor() jobs.Compactor {
 	m := s.p.Maintenance
 	return &maintenance.StreamCompactor{
-		Env:     layers.Env{Store: s.ws.store, DB: s.ws.eng.DB(), Cache: s.ws.cache, Log: s.a.log.WithGroup("compaction")},
+		Env: layers.Env{Store: s.ws.store, DB: s.ws.eng.DB(), Cache: s.ws.cache, Log: s.a.log.WithGroup("compaction"),
+			Tables: s.runner.TableCache()},
 		Options: maintenance.StreamCompactOptions{TargetSize: m.TargetFileSize, MaxFiles: m.StreamCompactFiles},
 	}
 }

@@ -151,17 +151,15 @@ func (r *cpRow) action() (a action, ok bool, err error) {
 }
 
 // loadCheckpoint reads every part of a checkpoint into a state: from the
-// Table's last decoded checkpoint, else from the process-wide cache, else
-// by decoding it (and caching it in both).
+// Table's cache (its own, or shared through Options.Cache), else from the
+// process-wide cache, else by decoding it (and caching it in both).
 func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo) (*state, error) {
-	for _, c := range []*checkpointCache{t.lastCheckpoint, t.checkpoints} {
-		if c == nil {
-			continue
-		}
-		if cached := c.lookup(t.store, files); cached != nil {
-			if c != t.lastCheckpoint && t.lastCheckpoint != nil {
-				t.lastCheckpoint.keep(t.store, files, cached)
-			}
+	if st := t.cache.get(files); st != nil {
+		return st, nil
+	}
+	if t.checkpoints != nil {
+		if cached := t.checkpoints.lookup(t.store, files); cached != nil {
+			t.cache.put(files, cached)
 			return cached.clone(), nil
 		}
 	}
@@ -175,14 +173,12 @@ func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo) (*s
 			return nil, fmt.Errorf("read checkpoint %s: %w", f.Key, err)
 		}
 	}
-	// One frozen copy, shared by both caches (neither modifies it: every
-	// load clones it).
-	frozen := st.clone()
-	for _, c := range []*checkpointCache{t.lastCheckpoint, t.checkpoints} {
-		if c != nil {
-			c.keep(t.store, files, frozen)
-		}
+	if t.checkpoints != nil {
+		// A frozen copy: nobody modifies what the shared cache holds
+		// (every load clones it).
+		t.checkpoints.keep(t.store, files, st.clone())
 	}
+	t.cache.put(files, st)
 	return st, nil
 }
 
@@ -344,7 +340,7 @@ func (t *Table) Checkpoint(ctx context.Context, s *Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("%s: encode checkpoint %d: %w", t.name(), s.Version, err)
 	}
-	key := fmt.Sprintf("%s%020d.checkpoint.parquet", t.logPrefix(), s.Version)
+	key := t.checkpointKey(s.Version)
 	if _, err := t.store.Put(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
 		return fmt.Errorf("%s: write checkpoint %d: %w", t.name(), s.Version, err)
 	}

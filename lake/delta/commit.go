@@ -187,6 +187,7 @@ func (t *Table) Commit(ctx context.Context, base *Snapshot, c Commit) (*Snapshot
 			}
 			st.version = version
 			st.timestamp = commit{info: info}.timestamp(o)
+			t.cache.saw(version)
 			snap, err := st.snapshot(t)
 			if err != nil {
 				return nil, err

@@ -6,9 +6,82 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/medallion-dev/medallion/lake"
 )
+
+// Cache shares what Tables keep between snapshot loads (the state decoded
+// from the last checkpoint read, the newest version seen) among every Table
+// of the same table opened with it (Options.Cache). A process that opens a
+// fresh Table for each run of a job (stream mode's micro-batches) passes
+// one Cache to all of them, so that each checkpoint is still decoded once.
+// What it holds is only ever a copy of immutable log files, checked against
+// the files' identity on each use, so sharing it is safe whatever the
+// Tables' other options. The zero value is ready to use; safe for
+// concurrent use.
+type Cache struct {
+	mu     sync.Mutex
+	tables map[string]*tableCache // by store URL and table directory
+}
+
+// entry returns the cache of the table at dir in store.
+func (c *Cache) entry(store lake.Store, dir string) *tableCache {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tables == nil {
+		c.tables = map[string]*tableCache{}
+	}
+	k := store.URL() + "\x00" + dir
+	e, ok := c.tables[k]
+	if !ok {
+		e = &tableCache{}
+		c.tables[k] = e
+	}
+	return e
+}
+
+// tableCache is what the Tables of one table keep between loads.
+//
+// The checkpoint state saves decoding: the decoding costs as much as the
+// checkpoint holds (live files, txns within their retention, tombstones
+// within theirs), which grows with the table's history, while the files are
+// immutable once complete. A hit is a checkpoint whose objects have the
+// same keys, sizes and modification times; every load gets its own copy.
+//
+// latest is a hint only: how many commits past the checkpoint the next
+// load probes for at once (probe.go). A wrong hint costs requests, never
+// correctness.
+type tableCache struct {
+	mu     sync.Mutex
+	files  []lake.ObjectInfo
+	st     *state
+	latest atomic.Int64 // newest version a load saw, plus one (0: none)
+}
+
+// get returns a copy of the cached state of files, or nil.
+func (c *tableCache) get(files []lake.ObjectInfo) *state {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.st == nil || !sameObjects(c.files, files) {
+		return nil
+	}
+	return c.st.clone()
+}
+
+// put caches a copy of st, decoded from files.
+func (c *tableCache) put(files []lake.ObjectInfo, st *state) {
+	cp := st.clone()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.files, c.st = slices.Clone(files), cp
+}
+
+// saw records that a load found version v.
+func (c *tableCache) saw(v int64) { c.latest.Store(v + 1) }
+
+// seen returns the newest version a load found, or -1.
+func (c *tableCache) seen() int64 { return c.latest.Load() - 1 }
 
 // checkpointCache keeps states decoded from checkpoints, so that loading
 // snapshots again and again decodes each checkpoint once: a job reading its
@@ -41,7 +114,7 @@ type cpEntry struct {
 // (about 100 MB at a few hundred bytes per add with its statistics): far
 // more than the live files of the tables a pipeline reads in a run. A
 // Table also keeps the last checkpoint it decoded itself, whatever its
-// size (Table.lastCheckpoint), so a long-lived Table of a larger table
+// size (Table.cache), so a long-lived Table of a larger table
 // still decodes each checkpoint once.
 const sharedCheckpointActions = 1 << 18
 

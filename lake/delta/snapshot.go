@@ -203,6 +203,13 @@ func checkWritable(t *Table, p Protocol) error {
 type logListing struct {
 	commits     map[int64]lake.ObjectInfo
 	checkpoints map[int64]*checkpointFiles
+	// read holds commits already fetched and parsed while the log was
+	// found (probe.go), so that replaying them does not read them again.
+	read map[int64]commit
+}
+
+func newListing() *logListing {
+	return &logListing{commits: map[int64]lake.ObjectInfo{}, checkpoints: map[int64]*checkpointFiles{}, read: map[int64]commit{}}
 }
 
 // checkpointFiles are the files of one checkpoint version, by part count
@@ -248,7 +255,7 @@ func (t *Table) list(ctx context.Context, from int64) (*logListing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: list log: %w", t.name(), err)
 	}
-	l := &logListing{commits: map[int64]lake.ObjectInfo{}, checkpoints: map[int64]*checkpointFiles{}}
+	l := newListing()
 	for _, o := range objs {
 		name := strings.TrimPrefix(o.Key, prefix)
 		if strings.Contains(name, "/") || len(name) < 21 || name[20] != '.' {
@@ -307,26 +314,34 @@ type lastCheckpoint struct {
 // readLastCheckpoint returns the version _last_checkpoint points at, or -1
 // when it is missing or damaged (the log is listed instead then).
 func (t *Table) readLastCheckpoint(ctx context.Context) (int64, error) {
+	lc, err := t.lastCheckpointInfo(ctx)
+	return lc.Version, err
+}
+
+// lastCheckpointInfo reads _last_checkpoint; its Version is -1 when it is
+// missing or damaged, or when the Table ignores checkpoints.
+func (t *Table) lastCheckpointInfo(ctx context.Context) (lastCheckpoint, error) {
+	none := lastCheckpoint{Version: -1}
 	if t.opts.IgnoreCheckpoints {
-		return -1, nil
+		return none, nil
 	}
 	b, _, err := t.get(ctx, t.lastCheckpointKey())
 	if errors.Is(err, lake.ErrNotExist) {
-		return -1, nil
+		return none, nil
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return -1, err
+			return none, err
 		}
 		t.log.Debug("delta: cannot read _last_checkpoint; listing the log", "err", err)
-		return -1, nil
+		return none, nil
 	}
 	var lc lastCheckpoint
 	if err := json.Unmarshal(b, &lc); err != nil || lc.Version < 0 {
 		t.log.Debug("delta: damaged _last_checkpoint; listing the log", "err", err)
-		return -1, nil
+		return none, nil
 	}
-	return lc.Version, nil
+	return lc, nil
 }
 
 func (t *Table) get(ctx context.Context, key string) ([]byte, lake.ObjectInfo, error) {
@@ -342,9 +357,15 @@ func (t *Table) get(ctx context.Context, key string) ([]byte, lake.ObjectInfo, e
 	return b, info, nil
 }
 
-// LatestVersion returns the newest committed version, listing the log from
-// the last checkpoint. Returns ErrNoTable if there is no log.
+// LatestVersion returns the newest committed version: the last checkpoint
+// and the commits after it (probe.go), or a listing of the log from the
+// last checkpoint. Returns ErrNoTable if there is no log.
 func (t *Table) LatestVersion(ctx context.Context) (int64, error) {
+	if l, from, ok, err := t.probeLog(ctx, false); err != nil {
+		return 0, err
+	} else if ok {
+		return max(l.maxCommit(), from), nil
+	}
 	from, err := t.readLastCheckpoint(ctx)
 	if err != nil {
 		return 0, err
@@ -383,28 +404,24 @@ func (t *Table) SnapshotAt(ctx context.Context, version int64) (*Snapshot, error
 }
 
 // snapshotAt builds the snapshot at target (-1: latest): the newest usable
-// checkpoint at or before target, then the JSON commits after it.
+// checkpoint at or before target, then the JSON commits after it. The
+// latest is found by probing forward from the last checkpoint (probe.go),
+// a version in the past by listing the log.
 func (t *Table) snapshotAt(ctx context.Context, target int64) (*Snapshot, error) {
-	from, err := t.readLastCheckpoint(ctx)
-	if err != nil {
-		return nil, err
+	var (
+		l    *logListing
+		from int64
+		ok   bool
+		err  error
+	)
+	if target < 0 {
+		if l, from, ok, err = t.probeLog(ctx, true); err != nil {
+			return nil, err
+		}
 	}
-	if target >= 0 && from > target {
-		from = -1
-	}
-	l, err := t.list(ctx, from)
-	if err != nil {
-		return nil, err
-	}
-	if from > 0 {
-		// _last_checkpoint must point at a complete checkpoint; if it does
-		// not (damaged, or a half-written one), list the whole log.
-		c := l.checkpoints[from]
-		if c == nil || c.complete() == nil {
-			t.log.Debug("delta: _last_checkpoint points at a missing checkpoint; listing the log", "version", from)
-			if l, err = t.list(ctx, 0); err != nil {
-				return nil, err
-			}
+	if !ok {
+		if l, from, err = t.listFromCheckpoint(ctx, target); err != nil {
+			return nil, err
 		}
 	}
 	latest := l.maxCommit()
@@ -463,6 +480,36 @@ func (t *Table) snapshotAt(ctx context.Context, target int64) (*Snapshot, error)
 		return nil, fmt.Errorf("%s: %w: cannot rebuild version %d: log version 0 is missing and no checkpoint covers it (oldest commit is %d)", t.name(), ErrNoVersion, target, first)
 	}
 	return t.replay(ctx, l, newState(), target)
+}
+
+// listFromCheckpoint lists the log from the version _last_checkpoint names
+// (the whole log when there is none, when it is newer than target, or when
+// its checkpoint is missing or incomplete), and returns the listing and the
+// version it starts at (-1: the beginning).
+func (t *Table) listFromCheckpoint(ctx context.Context, target int64) (*logListing, int64, error) {
+	from, err := t.readLastCheckpoint(ctx)
+	if err != nil {
+		return nil, -1, err
+	}
+	if target >= 0 && from > target {
+		from = -1
+	}
+	l, err := t.list(ctx, from)
+	if err != nil {
+		return nil, -1, err
+	}
+	if from > 0 {
+		// _last_checkpoint must point at a complete checkpoint; if it does
+		// not (damaged, or a half-written one), list the whole log.
+		c := l.checkpoints[from]
+		if c == nil || c.complete() == nil {
+			t.log.Debug("delta: _last_checkpoint points at a missing checkpoint; listing the log", "version", from)
+			if l, err = t.list(ctx, 0); err != nil {
+				return nil, -1, err
+			}
+		}
+	}
+	return l, from, nil
 }
 
 // replay applies the JSON commits after st.version up to target. Every
@@ -562,6 +609,10 @@ func (t *Table) readCommits(ctx context.Context, l *logListing, from, to int64) 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for v := from; v <= to; v++ {
+		if c, ok := l.read[v]; ok {
+			out[v-from] = c
+			continue
+		}
 		g.Go(func() error {
 			c, err := t.readCommit(gctx, v)
 			if errors.Is(err, lake.ErrNotExist) {
@@ -584,6 +635,11 @@ func (t *Table) readCommit(ctx context.Context, v int64) (commit, error) {
 	if err != nil {
 		return commit{}, fmt.Errorf("%s: read log version %d: %w", t.name(), v, err)
 	}
+	return t.parseCommit(v, b)
+}
+
+// parseCommit parses the commit file b of version v.
+func (t *Table) parseCommit(v int64, b []byte) (commit, error) {
 	actions, err := decodeActions(b)
 	if err != nil {
 		return commit{}, fmt.Errorf("%s: log version %d (%s): %w", t.name(), v, t.commitKey(v), err)
@@ -602,8 +658,11 @@ func (t *Table) readCommit(ctx context.Context, v int64) (commit, error) {
 // History returns the commit infos of the newest limit versions (limit <= 0:
 // every version still in the log), newest first, with Version and Timestamp
 // filled in (from the object's modification time if the commit has none).
+//
+// A limit the commits since the last checkpoint cover (a writer reading its
+// own last commit) is served by probing the log (probe.go), not listing it.
 func (t *Table) History(ctx context.Context, limit int) ([]CommitInfo, error) {
-	l, err := t.list(ctx, 0)
+	l, err := t.historyLog(ctx, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -637,6 +696,21 @@ func (t *Table) History(ctx context.Context, limit int) ([]CommitInfo, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// historyLog returns a log naming at least the newest limit commits, or
+// every commit when limit <= 0.
+func (t *Table) historyLog(ctx context.Context, limit int) (*logListing, error) {
+	if limit > 0 {
+		l, _, ok, err := t.probeLog(ctx, false)
+		if err != nil {
+			return nil, err
+		}
+		if ok && len(l.commits) >= limit {
+			return l, nil
+		}
+	}
+	return t.list(ctx, 0)
 }
 
 // SnapshotAsOf returns the snapshot of the latest commit whose timestamp

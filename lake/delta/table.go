@@ -75,6 +75,10 @@ type Options struct {
 	// Logger receives debug messages (failed checkpoint writes). nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Cache, if set, is shared with every other Table of the same table
+	// opened with it: a checkpoint one of them decoded is not decoded
+	// again by the others. nil: the Table keeps its own.
+	Cache *Cache
 }
 
 // DefaultOptions returns the options Open uses.
@@ -97,19 +101,22 @@ func (o Options) Validate() error {
 }
 
 // Table is one Delta table in a store. It holds no state besides its
-// location and options, so any number of Tables (in any number of
-// processes) may use the same table at once. Safe for concurrent use.
+// location, options and caches of immutable log files (which it checks on
+// every use), so any number of Tables (in any number of processes) may use
+// the same table at once. Safe for concurrent use.
 type Table struct {
 	store lake.Store
 	dir   string
 	opts  Options
 	log   *slog.Logger
-	// lastCheckpoint is the last checkpoint this Table decoded or was
-	// given by checkpoints, whatever its size; checkpoints is the bounded
-	// process-wide cache shared with the other Tables of the same store
-	// (cacheFor; nil: none). Both are safe for concurrent use.
-	lastCheckpoint *checkpointCache
-	checkpoints    *checkpointCache
+	// cache is what loads keep for the next ones: the last checkpoint
+	// decoded, whatever its size, and the newest version seen
+	// (cpcache.go). Shared with other Tables through Options.Cache.
+	// checkpoints is the bounded process-wide cache shared with every
+	// Table of the same store (cacheFor; nil: none). Both are safe for
+	// concurrent use.
+	cache       *tableCache
+	checkpoints *checkpointCache
 }
 
 // Open returns the table rooted at dir ("bronze/meters") in store, with
@@ -129,7 +136,11 @@ func OpenWith(store lake.Store, dir string, opts Options) (*Table, error) {
 		l = slog.Default()
 	}
 	dir = strings.Trim(dir, "/")
-	return &Table{store: store, dir: dir, opts: opts, log: l.With("table", dir), lastCheckpoint: &checkpointCache{}, checkpoints: cacheFor(store)}, nil
+	cache := &tableCache{}
+	if opts.Cache != nil {
+		cache = opts.Cache.entry(store, dir)
+	}
+	return &Table{store: store, dir: dir, opts: opts, log: l.With("table", dir), cache: cache, checkpoints: cacheFor(store)}, nil
 }
 
 // Dir is the table root key prefix, without a trailing slash.
@@ -152,6 +163,11 @@ func (t *Table) logPrefix() string { return t.Key("_delta_log/") }
 
 func (t *Table) commitKey(v int64) string {
 	return fmt.Sprintf("%s%020d.json", t.logPrefix(), v)
+}
+
+// checkpointKey is the key of the single-file checkpoint of version v.
+func (t *Table) checkpointKey(v int64) string {
+	return fmt.Sprintf("%s%020d.checkpoint.parquet", t.logPrefix(), v)
 }
 
 func (t *Table) lastCheckpointKey() string { return t.logPrefix() + "_last_checkpoint" }

@@ -295,8 +295,8 @@ func newJob(d Deps, src *config.Source) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	table, _ := delta.OpenWith(d.Store, ref.Dir(), opts)
-	qtable, _ := delta.OpenWith(d.Store, layers.Quarantine().Dir(), opts)
+	table, _ := d.OpenTableWith(ref.Dir(), opts)
+	qtable, _ := d.OpenTableWith(layers.Quarantine().Dir(), opts)
 	j := &job{
 		d: d, src: src, plan: plan,
 		table:    table,

@@ -273,7 +273,7 @@ func runOnce(ctx context.Context, deps Deps, g *config.Gold) (st Stats, err erro
 		deps:  deps,
 		gold:  g,
 		ref:   ref,
-		tbl:   delta.Open(deps.Store, ref.Dir()),
+		tbl:   deps.OpenTable(ref.Dir()),
 		log:   deps.Log.With("table", ref.String()),
 		id:    randid.Hex(6),
 		local: map[string]string{},

@@ -21,7 +21,7 @@ type input struct {
 // openInput reads the latest snapshot of an input table. A table with no
 // log is an error wrapping delta.ErrNoTable that says what to run first.
 func (r *runner) openInput(ctx context.Context, ref layers.TableRef) (*input, error) {
-	tbl := delta.Open(r.deps.Store, ref.Dir())
+	tbl := r.deps.OpenTable(ref.Dir())
 	snap, err := tbl.Snapshot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s: read input %s: %w (run `medallion run %s` first)", r.ref, ref, err, ref.Layer)

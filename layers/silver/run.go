@@ -78,9 +78,9 @@ func (j *job) newBatch() *batch {
 	if sp.update {
 		b.st.OutputMode = "update"
 	}
-	b.silverT = delta.Open(j.deps.Store, j.place.dir)
-	b.lateT = delta.Open(j.deps.Store, j.place.lateDir)
-	b.bronzeT = delta.Open(j.deps.Store, layers.TableRef{Layer: layers.Bronze, Name: sp.from}.Dir())
+	b.silverT = j.deps.OpenTable(j.place.dir)
+	b.lateT = j.deps.OpenTable(j.place.lateDir)
+	b.bronzeT = j.deps.OpenTable(layers.TableRef{Layer: layers.Bronze, Name: sp.from}.Dir())
 	return b
 }
 
