@@ -311,10 +311,17 @@ func (j *job) locateCSVRules(ctx context.Context, conn *sql.Conn, path string, r
 	if err != nil {
 		return nil, err
 	}
-	if err := exec(ctx, conn, "SET preserve_insertion_order = true"); err != nil {
+	// Numbering records in file order needs the scan to keep its order, on
+	// this connection only: a plain SET is the engine's global setting, which
+	// the jobs running at once on one engine share (run's parallel jobs,
+	// serve's stream and scheduler), so one job's reset would let another's
+	// numbering run out of order (naming the wrong lines), and every other
+	// job would run order-preserving meanwhile. RESET returns the
+	// connection to the engine's setting before it goes back to the pool.
+	if err := exec(ctx, conn, "SET SESSION preserve_insertion_order = true"); err != nil {
 		return nil, err
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "SET preserve_insertion_order = false")
+	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET SESSION preserve_insertion_order")
 	q := "SELECT ord, _err FROM (SELECT row_number() OVER () AS ord, _err FROM (" + j.plan.typedQuery(src2, in) + ")) WHERE _err IS NOT NULL ORDER BY ord"
 	rows, err := conn.QueryContext(ctx, q)
 	if err != nil {
