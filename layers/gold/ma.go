@@ -564,7 +564,7 @@ func (r *runner) computeMA(ctx context.Context, in *input, spec *maSpec, gsnap *
 	}
 	f := newFrame(spec)
 	if r.duckdbRows(spec) && spec.buckets == 1 {
-		overlap := inputBytes(in.snap) >= overlapStateBytes
+		overlap := inputBytes(in.snap.Files) >= overlapStateBytes
 		return r.oneFileRowsWindow(ctx, spec, f, src, "("+rel+")", overlap, gsnap, buckets) // probes the flags only on an error
 	}
 	if err := r.probeFlags(ctx, spec, src); err != nil {
@@ -927,10 +927,10 @@ func (r *runner) uploadState(ctx context.Context, local string) (string, error) 
 // readings) still overlaps, where it saved 20-30 ms of about 100.
 var overlapStateBytes int64 = 1 << 20
 
-// inputBytes is the size of the data files of snap.
-func inputBytes(snap *delta.Snapshot) int64 {
+// inputBytes is the size of the data files files.
+func inputBytes(files []delta.Add) int64 {
 	var n int64
-	for _, f := range snap.Files {
+	for _, f := range files {
 		n += f.Size
 	}
 	return n

@@ -101,10 +101,7 @@ func chooseBuckets(spec *maSpec, files []delta.Add, force int) int {
 	if force > 0 {
 		return force
 	}
-	var size int64
-	for _, f := range files {
-		size += f.Size
-	}
+	size := inputBytes(files)
 	n := 1
 	for n < maxBuckets && int64(n)*bucketInputBytes < size {
 		n *= 2
