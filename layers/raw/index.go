@@ -17,26 +17,34 @@ import (
 // content, so their keys do not sort by time). Each landing writes, after
 // its bytes and before its manifest, an empty object
 //
-//	raw/<source>/_index/<day>/<hh>/<stamp>_<sha256>_<object base name>
+//	raw/<source>/_index/<day>/<hh>/<day>T<hh><mm>/<stamp>_<sha256>_<object base name>
 //
 // where stamp is the lander's wall clock just before the manifest commit,
-// in the fixed-width idLayout, day its first 8 characters (20240101) and
-// hh the hour (12), so keys sort by landing order and a listing can start
-// after any instant (lake.Store.List's startAfter). The day and hour
-// directories keep a local lake's directories small: its listing reads
-// one name per day of history at the top and skips whole days and hours
-// before the start (a single level of hour directories, the layout
-// before, grew by 24 names a day, 16,667 after 694 days, all read on
-// every listing). Entries of that older layout,
+// in the fixed-width idLayout, day its first 8 characters (20240101), hh
+// the hour (12) and <day>T<hh><mm> its first 13 (20240101T1230), so keys
+// sort by landing order and a listing can start after any instant
+// (lake.Store.List's startAfter). The day, hour and minute directories
+// keep a local lake's directories small: a listing reads one name per day
+// of history at the top, skips whole days, hours and minutes before the
+// start, and reads the names of the minutes it lists, at most 60 entries
+// at one landing a second where the hour directory of the layout before
+// held 3,600 (and a stream of many landings a second far more), all read
+// on every listing. Two older layouts,
 //
+//	raw/<source>/_index/<day>/<hh>/<stamp>_<sha256>_<object base name>
 //	raw/<source>/_index/<day>T<hh>/<stamp>_<sha256>_<object base name>
 //
-// are still read: they sort with the new ones by day, and a listing that
-// starts on a day that holds both may return that day's older entries
-// too, which ListIndex drops. An entry is only a hint: the manifest stays
-// the commit point. An entry whose manifest does not exist (a landing in
-// flight, or one that crashed) or names another object (these bytes had
-// landed before) is not a landing.
+// are still read. The minute directory is named by the stamp's own prefix
+// so that, in an hour written by both the hour and the minute layouts, an
+// hour-layout entry sorts among the minute directories by its stamp: a
+// listing that starts in a minute keeps every such entry of that minute
+// or later (and ListIndex drops those of the same minute stamped before
+// the start). The day-hour layout sorts after a day's directory, so a
+// listing that starts on a day that holds both returns that day's older
+// entries, which ListIndex drops by stamp too. An entry is only a hint:
+// the manifest stays the commit point. An entry whose manifest does not
+// exist (a landing in flight, or one that crashed) or names another object
+// (these bytes had landed before) is not a landing.
 
 // indexNow is the clock of index stamps (a variable so tests can skew it).
 var indexNow = time.Now
@@ -57,17 +65,18 @@ func IndexKey(m Manifest, stamp time.Time) string {
 	return IndexDir(m.Source) + stampPath(stamp) + "_" + m.SHA256 + "_" + objectBase(m.Key)
 }
 
-// stampPath is <day>/<hh>/<stamp>.
+// stampPath is <day>/<hh>/<day>T<hh><mm>/<stamp>.
 func stampPath(t time.Time) string {
 	s := StampKey(t)
-	return s[:dayLen] + "/" + s[dayLen+1:hourLen] + "/" + s
+	return s[:dayLen] + "/" + s[dayLen+1:hourLen] + "/" + s[:minuteLen] + "/" + s
 }
 
 // dayLen is the length of a stamp's day: 20240101; hourLen that of its
-// hour: 20240101T12.
+// hour: 20240101T12; minuteLen that of its minute: 20240101T1230.
 const (
-	dayLen  = len("20060102")
-	hourLen = len("20060102T15")
+	dayLen    = len("20060102")
+	hourLen   = len("20060102T15")
+	minuteLen = len("20060102T1504")
 )
 
 // StampKey is the fixed-width, sortable text of an index stamp.
@@ -116,14 +125,15 @@ func ListIndex(ctx context.Context, store lake.Store, source string, from time.T
 	}
 	out := make([]IndexEntry, 0, len(objs))
 	for _, o := range objs {
-		// Entries of the older layout on from's day sort after its start
-		// whatever their hour: only those stamped at or after from count.
+		// Entries of the older layouts on from's day or minute may sort
+		// after its start though stamped before: only those stamped at or
+		// after from count.
 		if e, ok := parseIndexKey(dir, o.Key); ok && !e.Stamp.Before(from) {
 			out = append(out, e)
 		}
 	}
-	// Key order is stamp order within each layout; across the two (one
-	// day of a lake written by both) it is not.
+	// Key order is stamp order within each layout; across them (a day of
+	// a lake written by more than one) it is not.
 	slices.SortStableFunc(out, func(a, b IndexEntry) int {
 		return cmp.Or(a.Stamp.Compare(b.Stamp), strings.Compare(a.SHA256, b.SHA256))
 	})
@@ -142,11 +152,12 @@ func parseIndexKey(dir, key string) (IndexEntry, bool) {
 	}
 	dirs, name := name[:i], name[i+1:]
 	stamp, rest, ok := strings.Cut(name, "_")
-	if !ok || len(stamp) < hourLen {
+	if !ok || len(stamp) < minuteLen {
 		return IndexEntry{}, false
 	}
-	// <day>/<hh>, or <day>T<hh> of the older layout.
-	if dirs != stamp[:dayLen]+"/"+stamp[dayLen+1:hourLen] && dirs != stamp[:hourLen] {
+	// <day>/<hh>/<day>T<hh><mm>, or the older <day>/<hh> and <day>T<hh>.
+	hour := stamp[:dayLen] + "/" + stamp[dayLen+1:hourLen]
+	if dirs != hour+"/"+stamp[:minuteLen] && dirs != hour && dirs != stamp[:hourLen] {
 		return IndexEntry{}, false
 	}
 	sha, obj, ok := strings.Cut(rest, "_")

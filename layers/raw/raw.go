@@ -3,9 +3,9 @@
 //
 // Layout, for a source named meters:
 //
-//	raw/meters/dt=2024-01-01/20240101T120000.123456789Z-1a2b3c4d.ndjson   the bytes, immutable
-//	raw/meters/_manifest/<sha256 hex>.json                                  the commit record
-//	raw/meters/_index/<day>/<hh>/<stamp>_<sha256 hex>_<object name>         landing order (index.go)
+//	raw/meters/dt=2024-01-01/20240101T120000.123456789Z-1a2b3c4d.ndjson        the bytes, immutable
+//	raw/meters/_manifest/<sha256 hex>.json                                       the commit record
+//	raw/meters/_index/<day>/<hh>/<day>T<hh><mm>/<stamp>_<sha256 hex>_<object>    landing order (index.go)
 //
 // Landing streams the bytes into a new object under a unique key while
 // hashing them, then commits by creating the manifest named after the

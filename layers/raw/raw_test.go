@@ -319,11 +319,12 @@ func TestLandFailedReadLeavesNothing(t *testing.T) {
 	})
 }
 
-// TestListIndexBothLayouts: entries of the older one-level layout
-// (_index/<day>T<hh>/) and of the day/hour layout are listed together by
-// stamp, and a listing from an instant returns only the entries stamped at
-// or after it, also the older layout's entries on the same day.
-func TestListIndexBothLayouts(t *testing.T) {
+// TestListIndexLayouts: entries of the per-hour layout (_index/<day>T<hh>/),
+// of the day/hour layout (_index/<day>/<hh>/) and of the day/hour/minute
+// layout are listed together by stamp, and a listing from an instant
+// returns exactly the entries stamped at or after it, also those of the
+// older layouts in the same day, hour or minute as the start.
+func TestListIndexLayouts(t *testing.T) {
 	ctx := t.Context()
 	st, err := lake.NewLocal(t.TempDir())
 	if err != nil {
@@ -331,34 +332,58 @@ func TestListIndexBothLayouts(t *testing.T) {
 	}
 	day := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)
 	sha := strings.Repeat("ab", 32)
-	stamp := func(h int) time.Time { return day.Add(time.Duration(h)*time.Hour + 123*time.Millisecond) }
-	keys := []string{}
-	for _, h := range []int{1, 5, 9} { // the older layout
-		s := raw.StampKey(stamp(h))
-		keys = append(keys, raw.IndexDir("m")+s[:11]+"/"+s+"_"+sha+"_old"+s[9:11]+".ndjson")
+	// Minutes of the day: hours 1, 5, 9 in the per-hour layout; hour 3
+	// written by the day/hour and the minute layouts around minute 20
+	// (where the day/hour names sort among the minute directories); the
+	// minute layout elsewhere.
+	perHour := []int{60 + 7, 5*60 + 7, 9*60 + 7}
+	dayHour := []int{3*60 + 19, 3*60 + 20, 3*60 + 21, 3*60 + 40}
+	minute := []int{2*60 + 7, 3*60 + 20, 3*60 + 22, 3*60 + 59, 6*60 + 7, 10*60 + 7}
+	stamp := func(m int) time.Time {
+		return day.Add(time.Duration(m)*time.Minute + 30*time.Second + 123*time.Millisecond)
 	}
-	for _, h := range []int{2, 6, 10} {
-		keys = append(keys, raw.IndexKey(raw.Manifest{Source: "m", SHA256: sha, Key: fmt.Sprintf("raw/m/dt=2026-03-04/new%02d.ndjson", h)}, stamp(h)))
+	var keys []string
+	for _, m := range perHour {
+		s := raw.StampKey(stamp(m))
+		keys = append(keys, raw.IndexDir("m")+s[:11]+"/"+s+"_"+sha+"_h"+s[9:13]+".ndjson")
+	}
+	for _, m := range dayHour {
+		s := raw.StampKey(stamp(m))
+		keys = append(keys, raw.IndexDir("m")+s[:8]+"/"+s[9:11]+"/"+s+"_"+sha+"_d"+s[9:13]+".ndjson")
+	}
+	for _, m := range minute {
+		keys = append(keys, raw.IndexKey(raw.Manifest{Source: "m", SHA256: sha, Key: fmt.Sprintf("raw/m/dt=2026-03-04/n%04d.ndjson", m)}, stamp(m)))
 	}
 	for _, k := range keys {
 		if _, err := st.Put(ctx, k, strings.NewReader(""), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, c := range []struct {
-		from time.Time
-		want []int
-	}{{time.Time{}, []int{1, 2, 5, 6, 9, 10}}, {stamp(5), []int{5, 6, 9, 10}}, {stamp(6).Add(time.Millisecond), []int{9, 10}}, {stamp(11), nil}} {
-		es, err := raw.ListIndex(ctx, st, "m", c.from)
+	all := slices.Sorted(slices.Values(slices.Concat(perHour, dayHour, minute)))
+	for _, from := range []time.Time{
+		{}, stamp(0), stamp(5*60 + 7), stamp(6 * 60).Add(time.Millisecond),
+		stamp(3*60 + 20), stamp(3*60 + 20).Add(time.Millisecond), stamp(3 * 60).Add(20*time.Minute - time.Minute),
+		stamp(3*60 + 21).Add(-time.Second), stamp(3*60 + 40), stamp(11 * 60),
+	} {
+		var want []int
+		for _, m := range all {
+			if !stamp(m).Before(from) {
+				want = append(want, m)
+			}
+		}
+		es, err := raw.ListIndex(ctx, st, "m", from)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var got []int
 		for _, e := range es {
-			got = append(got, e.Stamp.Hour())
+			got = append(got, e.Stamp.Hour()*60+e.Stamp.Minute())
 		}
-		if !slices.Equal(got, c.want) {
-			t.Errorf("from %v: hours %v, want %v", c.from, got, c.want)
+		if !slices.Equal(got, want) {
+			t.Errorf("from %v: minutes %v, want %v", from, got, want)
 		}
+	}
+	if k := raw.IndexKey(raw.Manifest{Source: "m", SHA256: sha, Key: "raw/m/x.ndjson"}, stamp(3*60+20)); !strings.HasPrefix(k, "raw/m/_index/20260304/03/20260304T0320/20260304T032030.") {
+		t.Errorf("index key %s: want the day/hour/minute layout", k)
 	}
 }
