@@ -184,6 +184,10 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 	start := time.Now().Add(-time.Duration(n+3600) * time.Second).Truncate(time.Hour)
 	clock := jobs.NewStepClock(start)
 	env.Now = clock.Now
+	// Landings are stamped in the simulated clock too: in the wall clock,
+	// bronze's one-minute grace window would hold hundreds of simulated
+	// seconds of landings, more than its txn retention covers.
+	defer raw.SetIndexClock(clock.Now)()
 	m := p.Maintenance
 	var (
 		landed, passes int

@@ -49,6 +49,19 @@ import (
 // indexNow is the clock of index stamps (a variable so tests can skew it).
 var indexNow = time.Now
 
+// SetIndexClock makes now the clock of index stamps until the function it
+// returns restores the previous one. It is for a simulation that runs a
+// pipeline on a simulated clock (the benchmark's compressed day): stamps
+// must count in the clock that bronze's cursor, grace window and txn
+// retention count in, or a grace window of one wall-clock minute would
+// span hours of simulated landings. It must not be called while landings
+// run.
+func SetIndexClock(now func() time.Time) (restore func()) {
+	prev := indexNow
+	indexNow = now
+	return func() { indexNow = prev }
+}
+
 // IndexDir is where a source's landing index lives: raw/<source>/_index/.
 func IndexDir(source string) string { return SourceDir(source) + "_index/" }
 
