@@ -87,7 +87,7 @@ func defaultConfig() config {
 		growthLarge:  100_000,
 		memoryCase:   "1GB",
 
-		streamBatches: 1_200, // 20 simulated minutes; -stream-batches 86400 is the whole day (about 12 hours here)
+		streamBatches: 1_200, // 20 simulated minutes; -stream-batches 86400 is the whole day (about 1.5 hours on a quiet 2-core machine)
 
 		streamRates:    []int{25_000, 50_000, 100_000, 150_000, 200_000},
 		streamDuration: 25 * time.Second,
@@ -276,7 +276,7 @@ func newFlagSet(cfg *config, stderr io.Writer) (*flag.FlagSet, *string, *string)
 	fs.IntVar(&cfg.smallObjects, "small-objects", cfg.smallObjects, "case 10: NDJSON objects of 5 energy rows each")
 	fs.IntVar(&cfg.growthSmall, "growth-small", cfg.growthSmall, "case 11: landed objects before the reference point's runs")
 	fs.IntVar(&cfg.growthLarge, "growth-large", cfg.growthLarge, "case 11: landed objects before our point's runs")
-	fs.IntVar(&cfg.streamBatches, "stream-batches", cfg.streamBatches, "case 12: micro-batches of the compressed day of streaming, one per simulated second (86400: the whole day, about 12 hours on 2 cores)")
+	fs.IntVar(&cfg.streamBatches, "stream-batches", cfg.streamBatches, "case 12: micro-batches of the compressed day of streaming, one per simulated second (86400: the whole day, about 1.5 hours on a quiet 2-core machine; BENCH_STREAMDAY_PROGRESS=FILE logs its progress)")
 	ratesFlag := fs.String("stream-rates", joinInts(cfg.streamRates), "case 9: events/s to try, ascending, comma-separated; the ladder stops at the first rate not sustained")
 	fs.DurationVar(&cfg.streamDuration, "stream-duration", cfg.streamDuration, "case 9: how long each rate is held (after a warm-up)")
 	fs.IntVar(&cfg.streamBatch, "stream-batch", cfg.streamBatch, "case 9: events per POST")

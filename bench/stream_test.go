@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestQuantile(t *testing.T) {
@@ -136,4 +139,44 @@ func TestParseRates(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestStreamDayProgress: the progress file of a long case 12 run gets a
+// line every progressEvery micro-batches comparing the last 100 with the
+// first 100, and nothing before.
+func TestStreamDayProgress(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "progress")
+	p := openProgress(path)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ends []time.Time
+	var cpus []time.Duration
+	for i := range 2 * progressEvery {
+		step := 10 * time.Millisecond
+		if i >= progressEvery {
+			step = 15 * time.Millisecond // the second thousand runs 1.5x slower
+		}
+		if len(ends) > 0 {
+			t0 = ends[len(ends)-1].Add(step)
+		}
+		ends = append(ends, t0)
+		cpus = append(cpus, time.Duration(i)*step/2)
+		p.batch(ends, cpus, 1)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("progress lines: %q, want 2", lines)
+	}
+	if !strings.Contains(lines[0], "micro-batch 1000: last 100 1.00 s wall (1.00x the first 100)") ||
+		!strings.Contains(lines[1], "micro-batch 2000: last 100 1.50 s wall (1.50x the first 100)") ||
+		!strings.Contains(lines[1], "2000 files replaced") {
+		t.Errorf("progress lines:\n%s", b)
+	}
+	openProgress("").batch(ends, cpus, 1) // no file: nothing to write, no panic
 }
