@@ -119,7 +119,7 @@ func Download(ctx context.Context, store Store, key, etag, path string) error {
 	}
 	defer rc.Close()
 	if info.ETag != "" && etag != "" && info.ETag != etag {
-		return fmt.Errorf("download %s: object changed while reading (etag %s, want %s)", key, info.ETag, etag)
+		return fmt.Errorf("download %s: %w (etag %s, want %s)", key, ErrChanged, info.ETag, etag)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".download-*")
 	if err != nil {

@@ -38,7 +38,9 @@ type S3Options struct {
 	// refuses a missing bucket. Open sets it.
 	CreateBucket bool
 	// MaxRetries bounds the attempts of one request (0: minio-go's default,
-	// 10). Fault tests set it low so that a failure outlasts the retries.
+	// 10), and the replies in a row cut mid-body without delivering a byte
+	// before a read gives up (see s3resume.go). Fault tests set it low so
+	// that a failure outlasts the retries.
 	MaxRetries int
 }
 
@@ -79,7 +81,10 @@ type S3 struct {
 	core   minio.Core
 	bucket string
 	root   string // "" or "prefix/"
-	url    string // s3://bucket[/prefix]
+	// attempts bounds the replies in a row a read may see cut without a
+	// byte delivered (S3Options.MaxRetries).
+	attempts int
+	url      string // s3://bucket[/prefix]
 }
 
 var _ Store = (*S3)(nil)
@@ -108,7 +113,10 @@ func NewS3(ctx context.Context, opts S3Options) (*S3, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to s3 endpoint %s: %w", endpoint, err)
 	}
-	s := &S3{client: client, core: minio.Core{Client: client}, bucket: opts.Bucket, url: u}
+	s := &S3{client: client, core: minio.Core{Client: client}, bucket: opts.Bucket, url: u, attempts: minio.MaxRetry}
+	if opts.MaxRetries > 0 {
+		s.attempts = opts.MaxRetries
+	}
 	if prefix != "" {
 		s.root = prefix + "/"
 	}
@@ -155,7 +163,10 @@ func (s *S3) URL() string { return s.url }
 func (s *S3) Bucket() string { return s.bucket }
 
 // Get opens the whole object with one GET; the body streams under ctx, so
-// keep ctx alive while reading. Returns ErrNotExist if it is missing.
+// keep ctx alive while reading. A body cut mid-way is resumed with a ranged
+// GET pinned to the first reply's ETag (s3resume.go); if the object was
+// replaced meanwhile the read fails with ErrChanged. Returns ErrNotExist if
+// it is missing.
 func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
 	if err := ValidateKey(key); err != nil {
 		return nil, ObjectInfo{}, s.fail("get", key, err)
@@ -164,12 +175,13 @@ func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, er
 	if err != nil {
 		return nil, ObjectInfo{}, s.fail("get", key, s3Cause(err))
 	}
-	return body, s.info(key, oi), nil
+	return s.resumable(ctx, "get", key, body, oi, 0), s.info(key, oi), nil
 }
 
 // GetRange opens length bytes from offset (length < 0: to the end) with one
-// ranged GET. A range reaching past the end is cut at the end; an offset
-// past the end is an error. Returns ErrNotExist if the object is missing.
+// ranged GET, resumed like Get's after a cut. A range reaching past the end
+// is cut at the end; an offset past the end is an error. Returns ErrNotExist
+// if the object is missing.
 func (s *S3) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
 	if err := ValidateKey(key); err != nil {
 		return nil, s.fail("get-range", key, err)
@@ -191,7 +203,7 @@ func (s *S3) GetRange(ctx context.Context, key string, offset, length int64) (io
 	if err != nil {
 		return nil, s.fail("get-range", key, err)
 	}
-	body, _, _, err := s.core.GetObject(ctx, s.bucket, s.name(key), opts)
+	body, oi, _, err := s.core.GetObject(ctx, s.bucket, s.name(key), opts)
 	if err != nil {
 		if s3Code(err) == minio.InvalidRange {
 			// An offset at the very end (or any range of an empty object).
@@ -199,7 +211,7 @@ func (s *S3) GetRange(ctx context.Context, key string, offset, length int64) (io
 		}
 		return nil, s.fail("get-range", key, s3Cause(err))
 	}
-	return body, nil
+	return s.resumable(ctx, "get-range", key, body, oi, offset), nil
 }
 
 // emptyRange answers a range that holds no bytes: empty if offset is at most

@@ -17,6 +17,10 @@ var (
 	ErrNotExist = errors.New("object does not exist")
 	// ErrExists means a PutIfAbsent lost: an object already has that key.
 	ErrExists = errors.New("object already exists")
+	// ErrChanged means the object was replaced or deleted while it was being
+	// read: the bytes already delivered belong to a version that is gone, so
+	// the read as a whole must be started again.
+	ErrChanged = errors.New("object changed while reading")
 )
 
 // ObjectInfo describes one stored object.
@@ -34,6 +38,8 @@ type ObjectInfo struct {
 // one, or ErrNotExist, never a partial write.
 type Store interface {
 	// Get opens the whole object. Returns ErrNotExist if it is missing.
+	// Reading the body fails with ErrChanged if the object was replaced
+	// while it was read (a remote store then cannot deliver the rest).
 	Get(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error)
 	// GetRange opens length bytes from offset (length < 0: to the end).
 	// Returns ErrNotExist if the object is missing.

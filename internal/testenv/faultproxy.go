@@ -36,9 +36,9 @@ const (
 	// Latency waits Rule.Delay, then forwards the request normally.
 	Latency FaultKind = "latency"
 	// CutReply forwards the request, then sends the reply's status, headers
-	// and the first half of its body and closes the connection: a
-	// connection cut mid-body after the server acted. A reply without a body
-	// is dropped whole.
+	// and the first half of its body (Rule.CutAfter bytes, if set) and
+	// closes the connection: a connection cut mid-body after the server
+	// acted. A reply without a body is dropped whole.
 	CutReply FaultKind = "cut-reply"
 	// CutRequest reads half of the request's body, then closes the
 	// connection without forwarding: an upload cut mid-body; the server
@@ -61,6 +61,9 @@ type FaultRule struct {
 	Status int
 	// Delay is Latency's wait.
 	Delay time.Duration
+	// CutAfter is how many bytes of the body CutReply relays before it
+	// cuts (at most all but the last); 0 means half the body.
+	CutAfter int
 	// Count bounds how many faults the rule injects; 0 means no bound.
 	Count int
 	// Probability is the chance that a matching request gets the fault;
@@ -292,7 +295,7 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		hangUp(w, nil)
 	case CutReply:
-		p.cutReply(w, r)
+		p.cutReply(w, r, rule.CutAfter)
 	case CutRequest:
 		_, _ = io.CopyN(io.Discard, r.Body, max(r.ContentLength, 0)/2)
 		hangUp(w, nil)
@@ -337,9 +340,10 @@ func (p *FaultProxy) pass(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(w, resp.Body)
 }
 
-// cutReply forwards r and relays the status, the headers and half the body
-// of the reply, then closes the connection.
-func (p *FaultProxy) cutReply(w http.ResponseWriter, r *http.Request) {
+// cutReply forwards r and relays the status, the headers and the first
+// after bytes of the reply's body (0: half of it), then closes the
+// connection.
+func (p *FaultProxy) cutReply(w http.ResponseWriter, r *http.Request, after int) {
 	resp, err := p.forward(r)
 	if err != nil {
 		hangUp(w, nil)
@@ -360,7 +364,11 @@ func (p *FaultProxy) cutReply(w http.ResponseWriter, r *http.Request) {
 		resp.Header.Set("Content-Length", fmt.Sprint(len(body)))
 		_ = resp.Header.Write(bw)
 		bw.WriteString("\r\n")
-		bw.Write(body[:len(body)/2])
+		n := len(body) / 2
+		if after > 0 {
+			n = min(after, len(body)-1)
+		}
+		bw.Write(body[:n])
 	})
 }
 
