@@ -159,18 +159,25 @@ func TestHeadIsNoCommitBase(t *testing.T) {
 
 // TestHeadOfGoldenTables: on checkpoints Spark wrote (another Parquet
 // layout, read whole and filtered), multi-part ones and a damaged
-// _last_checkpoint, Head says what Snapshot says.
+// _last_checkpoint, Head says what Snapshot says, and a Snapshot after it
+// equals a fresh one.
 func TestHeadOfGoldenTables(t *testing.T) {
 	st := goldenStore(t)
 	for _, table := range []string{"checkpoint", "basic-with-inserts-deletes-checkpoint", "multi-part-checkpoint", "corrupted-last-checkpoint", "snapshot-data3"} {
 		t.Run(table, func(t *testing.T) {
 			// Each load on a store of its own, so that neither finds the
 			// other's decoded checkpoint in the process-wide cache.
-			head, err := delta.Open(lake.Count(st, &lake.Counts{}), table).Head(t.Context())
+			tbl := delta.Open(lake.Count(st, &lake.Counts{}), table)
+			head, err := tbl.Head(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
-			assertSameHead(t, head, snapshot(t, delta.Open(lake.Count(st, &lake.Counts{}), table)))
+			full := snapshot(t, delta.Open(lake.Count(st, &lake.Counts{}), table))
+			assertSameHead(t, head, full)
+			// The full load after the head completes it with the files.
+			if completed := snapshot(t, tbl); !reflect.DeepEqual(completed, full) {
+				t.Errorf("Snapshot after Head: %d files, want %d: %v, want %v", len(completed.Files), len(full.Files), paths(completed), paths(full))
+			}
 		})
 	}
 }
