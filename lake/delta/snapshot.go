@@ -112,8 +112,9 @@ type state struct {
 	checkpoint int64 // version of the checkpoint replay started from (-1: none)
 	// checkpointWritten is when that checkpoint was stored.
 	checkpointWritten time.Time
-	// parts is what was read of that checkpoint: partHead leaves files
-	// and tombstones short of the checkpoint's (see Table.Head).
+	// parts is what the state holds of the table: without partFiles (a
+	// checkpoint read for Table.Head), files and tombstones are short of
+	// the table's and its snapshot leaves them out.
 	parts cpPart
 }
 
