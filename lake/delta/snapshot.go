@@ -26,7 +26,7 @@ type Snapshot struct {
 	Timestamp time.Time // of the commit that made Version
 	Protocol  Protocol
 	Metadata  Metadata
-	Files     []Add // active data files, sorted by path
+	Files     []Add // active data files, sorted by path (nil from Table.Head)
 
 	txns       map[string]Txn
 	over       map[string]Txn    // txns added by WithTxns, over txns
