@@ -90,6 +90,9 @@ func (t *Table) Changes(ctx context.Context, from, to int64) (*Changes, error) {
 // incrementally take it as a fast path and compare snapshots when ok is
 // false.
 func (t *Table) AppendedSince(ctx context.Context, from int64, to *Snapshot) (adds []Add, ok bool, err error) {
+	if err := to.needFiles(t, "appended since"); err != nil {
+		return nil, false, err
+	}
 	if from < 0 || from >= to.Version {
 		return nil, false, nil
 	}

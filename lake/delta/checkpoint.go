@@ -150,29 +150,38 @@ func (r *cpRow) action() (a action, ok bool, err error) {
 	return a, true, nil
 }
 
-// loadCheckpoint reads every part of a checkpoint into a state: from the
-// Table's cache (its own, or shared through Options.Cache), else from the
-// process-wide cache, else by decoding it (and caching it in both).
-func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo) (*state, error) {
-	if st := t.cache.get(files); st != nil {
-		return st, nil
-	}
-	if t.checkpoints != nil {
+// loadCheckpoint reads the actions of part (partHead or partAll) of every
+// file of a checkpoint into a state: from the Table's cache (its own, or
+// shared through Options.Cache), else from the process-wide cache, else by
+// decoding them (and caching the state in both). A cached state that holds
+// only the head is completed by decoding only the files' columns; one that
+// holds more than part asked for is returned whole.
+func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo, part cpPart) (*state, error) {
+	st := t.cache.get(files)
+	if st == nil && t.checkpoints != nil {
 		if cached := t.checkpoints.lookup(t.store, files); cached != nil {
 			t.cache.put(files, cached)
-			return cached.clone(), nil
+			st = cached.clone()
 		}
 	}
-	st := newState()
+	if st != nil && st.parts&part == part {
+		return st, nil
+	}
+	if st == nil {
+		st = newState()
+		st.parts = 0
+	}
+	missing := part &^ st.parts
 	for _, f := range files {
 		b, _, err := t.get(ctx, f.Key)
 		if err != nil {
 			return nil, fmt.Errorf("read checkpoint %s: %w", f.Key, err)
 		}
-		if err := readCheckpointRows(b, st.apply); err != nil {
+		if err := readCheckpointRows(b, missing, st.apply); err != nil {
 			return nil, fmt.Errorf("read checkpoint %s: %w", f.Key, err)
 		}
 	}
+	st.parts |= missing
 	if t.checkpoints != nil {
 		// A frozen copy: nobody modifies what the shared cache holds
 		// (every load clones it).
@@ -182,15 +191,23 @@ func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo) (*s
 	return st, nil
 }
 
-func readCheckpointRows(b []byte, apply func(action)) error {
+// readCheckpointRows applies the actions of part of the checkpoint file b,
+// in row order. Only this package's own layout is decoded column by column
+// (and so skips the columns of the other part); any other is decoded whole
+// and filtered.
+func readCheckpointRows(b []byte, part cpPart, apply func(action)) error {
 	pf, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		return err
 	}
-	if ok, err := readOwnCheckpoint(pf, apply); ok || err != nil {
+	if ok, err := readOwnCheckpoint(pf, part, apply); ok || err != nil {
 		return err
 	}
-	return readForeignCheckpoint(pf, apply)
+	return readForeignCheckpoint(pf, func(a action) {
+		if a.part()&part != 0 {
+			apply(a)
+		}
+	})
 }
 
 // readForeignCheckpoint reads a checkpoint of any layout through
@@ -335,6 +352,9 @@ func encodeCheckpoint(rows []cpRow) ([]byte, error) {
 // at it, unless _last_checkpoint already points at a newer one. Commit calls
 // it every CheckpointInterval versions.
 func (t *Table) Checkpoint(ctx context.Context, s *Snapshot) error {
+	if err := s.needFiles(t, "checkpoint"); err != nil {
+		return err
+	}
 	rows := checkpointRows(s, time.Now())
 	b, err := encodeCheckpoint(rows)
 	if err != nil {

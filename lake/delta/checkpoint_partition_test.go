@@ -32,7 +32,7 @@ func TestCheckpointRequiredPartitionValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []Add
-	err := readCheckpointRows(buf.Bytes(), func(a action) {
+	err := readCheckpointRows(buf.Bytes(), partAll, func(a action) {
 		if a.Add != nil {
 			got = append(got, *a.Add)
 		}

@@ -263,6 +263,9 @@ func (c *Commit) actions(readVersion int64, now time.Time) (*CommitInfo, []actio
 // context's fences to its txns and returns the appIds of its own txns and
 // its fences.
 func (t *Table) checkCommit(ctx context.Context, base *Snapshot, c *Commit) (map[string]bool, map[string]Txn, error) {
+	if err := base.needFiles(t, "commit"); err != nil {
+		return nil, nil, err
+	}
 	if err := checkWritable(t, base.Protocol); err != nil {
 		return nil, nil, err
 	}

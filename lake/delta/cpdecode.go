@@ -179,44 +179,86 @@ func strList(c *cpColumn, set int) []string {
 	return l
 }
 
-// readOwnCheckpoint decodes a checkpoint with cpSchema column by column and
-// applies its actions in row order. ok is false when the file has another
-// schema (nothing was applied then).
-func readOwnCheckpoint(pf *parquet.File, apply func(action)) (ok bool, err error) {
+// cpPart is a set of the kinds of action a checkpoint read applies. A
+// load that needs only the table's txns, metadata and protocol (Table.Head)
+// reads partHead: the add and remove columns, which hold one row per live
+// file with its statistics and so grow with the table, are not decoded.
+// A later full load of the same checkpoint reads partFiles on top of it.
+type cpPart uint8
+
+const (
+	partHead  cpPart = 1 << iota // txn, metaData, protocol
+	partFiles                    // add, remove
+	partAll   = partHead | partFiles
+)
+
+// part is the part an action belongs to (0 for one this package ignores).
+func (a action) part() cpPart {
+	switch {
+	case a.Add != nil, a.Remove != nil:
+		return partFiles
+	case a.Txn != nil, a.MetaData != nil, a.Protocol != nil:
+		return partHead
+	}
+	return 0
+}
+
+// columnPart is the part leaf column i of cpSchema belongs to.
+func columnPart(i int) cpPart {
+	if i >= cAddPath && i <= cRemoveSize {
+		return partFiles
+	}
+	return partHead
+}
+
+// readOwnCheckpoint decodes the columns of part of a checkpoint with
+// cpSchema, column by column, and applies those actions in row order. ok is
+// false when the file has another schema (nothing was applied then).
+func readOwnCheckpoint(pf *parquet.File, part cpPart, apply func(action)) (ok bool, err error) {
 	if !parquet.EqualNodes(pf.Schema(), cpSchema()) || len(pf.Schema().Columns()) != cpColumns {
 		return false, nil
 	}
 	for _, rg := range pf.RowGroups() {
-		if err := readOwnRowGroup(rg, apply); err != nil {
+		if err := readOwnRowGroup(rg, part, apply); err != nil {
 			return true, err
 		}
 	}
 	return true, nil
 }
 
-func readOwnRowGroup(rg parquet.RowGroup, apply func(action)) error {
-	var cols [cpColumns]cpColumn
+func readOwnRowGroup(rg parquet.RowGroup, part cpPart, apply func(action)) error {
+	var (
+		cols [cpColumns]cpColumn
+		read []int // the columns of part
+	)
 	chunks := rg.ColumnChunks()
 	if len(chunks) != cpColumns {
 		return fmt.Errorf("checkpoint row group has %d columns, want %d", len(chunks), cpColumns)
 	}
 	buf := make([]parquet.Value, 512)
 	for i, cc := range chunks {
+		if columnPart(i)&part == 0 {
+			continue
+		}
 		vals, err := readColumnValues(cc, buf)
 		if err != nil {
 			return fmt.Errorf("checkpoint column %d: %w", i, err)
 		}
 		cols[i].vals = vals
+		read = append(read, i)
 	}
+	// A row's action is the one struct set among the columns read; a row
+	// of the other part has none of them set.
+	files, head := part&partFiles != 0, part&partHead != 0
 	for range rg.NumRows() {
-		for i := range cols {
+		for _, i := range read {
 			if err := cols[i].next(); err != nil {
 				return fmt.Errorf("checkpoint column %d: %w", i, err)
 			}
 		}
 		var r cpRow
 		switch {
-		case cols[cAddPath].def() >= defStruct:
+		case files && cols[cAddPath].def() >= defStruct:
 			r.Add = &cpAdd{
 				Path:             cols[cAddPath].str(defField),
 				PartitionValues:  nullableMap(&cols[cAddPVKey], &cols[cAddPVValue], defField),
@@ -226,9 +268,9 @@ func readOwnRowGroup(rg parquet.RowGroup, apply func(action)) error {
 				Tags:             strMap(&cols[cAddTagsKey], &cols[cAddTagsValue], defField),
 				Stats:            cols[cAddStats].str(defField),
 			}
-		case cols[cTxnAppID].def() >= defStruct:
+		case head && cols[cTxnAppID].def() >= defStruct:
 			r.Txn = &cpTxn{AppID: cols[cTxnAppID].str(defField), Version: cols[cTxnVersion].i64(), LastUpdated: cols[cTxnLastUpdated].i64()}
-		case cols[cRemovePath].def() >= defStruct:
+		case files && cols[cRemovePath].def() >= defStruct:
 			r.Remove = &cpRemove{
 				Path:                 cols[cRemovePath].str(defField),
 				DeletionTimestamp:    cols[cRemoveDeletionTimestamp].i64(),
@@ -237,7 +279,7 @@ func readOwnRowGroup(rg parquet.RowGroup, apply func(action)) error {
 				PartitionValues:      nullableMap(&cols[cRemovePVKey], &cols[cRemovePVValue], defField),
 				Size:                 cols[cRemoveSize].i64(),
 			}
-		case cols[cMetaID].def() >= defStruct:
+		case head && cols[cMetaID].def() >= defStruct:
 			m := &cpMetadata{
 				ID: cols[cMetaID].str(defField), Name: cols[cMetaName].str(defField),
 				Description:      cols[cMetaDescription].str(defField),
@@ -253,7 +295,7 @@ func readOwnRowGroup(rg parquet.RowGroup, apply func(action)) error {
 				}
 			}
 			r.MetaData = m
-		case cols[cProtoMinReader].def() >= defStruct:
+		case head && cols[cProtoMinReader].def() >= defStruct:
 			r.Protocol = &cpProtocol{
 				MinReaderVersion: cols[cProtoMinReader].i32(), MinWriterVersion: cols[cProtoMinWriter].i32(),
 				ReaderFeatures: strList(&cols[cProtoReaderFeatures], defField),
@@ -270,7 +312,7 @@ func readOwnRowGroup(rg parquet.RowGroup, apply func(action)) error {
 			apply(a)
 		}
 	}
-	for i := range cols {
+	for _, i := range read {
 		if cols[i].pos != len(cols[i].vals) {
 			return fmt.Errorf("checkpoint column %d has values past its row group's rows", i)
 		}

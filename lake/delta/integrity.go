@@ -104,6 +104,9 @@ func (m Mismatch) String() string {
 // Mismatches are reported in the result, sorted by path; the error is for
 // failures to read (a store error other than a missing file).
 func (t *Table) Verify(ctx context.Context, snap *Snapshot, parallel int) (VerifyResult, error) {
+	if err := snap.needFiles(t, "verify"); err != nil {
+		return VerifyResult{}, err
+	}
 	var mu sync.Mutex
 	res := VerifyResult{Files: len(snap.Files)}
 	found := make([]*Mismatch, len(snap.Files))

@@ -85,6 +85,9 @@ type Retained struct {
 // longer than the tombstone retention plus the grace, less removeSlack),
 // the commits after base are read instead, as AddedPaths does.
 func (t *Table) RetainedPaths(ctx context.Context, base *Snapshot, cutoff time.Time) (Retained, error) {
+	if err := base.needFiles(t, "retained paths"); err != nil {
+		return Retained{}, err
+	}
 	latest, err := t.Snapshot(ctx)
 	if err != nil {
 		return Retained{}, err

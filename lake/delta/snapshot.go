@@ -26,7 +26,7 @@ type Snapshot struct {
 	Timestamp time.Time // of the commit that made Version
 	Protocol  Protocol
 	Metadata  Metadata
-	Files     []Add // active data files, sorted by path
+	Files     []Add // active data files, sorted by path (nil from Table.Head)
 
 	txns       map[string]Txn
 	over       map[string]Txn    // txns added by WithTxns, over txns
@@ -36,6 +36,22 @@ type Snapshot struct {
 	// modification time): tombstones it dropped are older than this minus
 	// the tombstone retention (RetainedPaths relies on it).
 	checkpointWritten time.Time
+	// headOnly says Files and tombstones were not loaded (Table.Head).
+	headOnly bool
+}
+
+// FilesLoaded reports whether s holds the table's files: false for a
+// snapshot from Table.Head that skipped them, whose Files is nil whatever
+// the table holds.
+func (s *Snapshot) FilesLoaded() bool { return !s.headOnly }
+
+// needFiles refuses s for op when it was loaded without its files: a
+// commit, checkpoint or vacuum on it would drop every file it lacks.
+func (s *Snapshot) needFiles(t *Table, op string) error {
+	if s.headOnly {
+		return fmt.Errorf("%s: %s: internal: snapshot of version %d was loaded without its files (Table.Head)", t.name(), op, s.Version)
+	}
+	return nil
 }
 
 // TxnVersion returns the last version recorded by a txn action with appID,
@@ -96,10 +112,14 @@ type state struct {
 	checkpoint int64 // version of the checkpoint replay started from (-1: none)
 	// checkpointWritten is when that checkpoint was stored.
 	checkpointWritten time.Time
+	// parts is what the state holds of the table: without partFiles (a
+	// checkpoint read for Table.Head), files and tombstones are short of
+	// the table's and its snapshot leaves them out.
+	parts cpPart
 }
 
 func newState() *state {
-	return &state{version: -1, files: map[string]Add{}, tombstones: map[string]Remove{}, txns: map[string]Txn{}, checkpoint: -1}
+	return &state{version: -1, files: map[string]Add{}, tombstones: map[string]Remove{}, txns: map[string]Txn{}, checkpoint: -1, parts: partAll}
 }
 
 // stateOf copies a snapshot into a state, to apply further commits.
@@ -111,8 +131,12 @@ func stateOf(s *Snapshot) *state {
 		tombstones: maps.Clone(s.tombstones),
 		txns:       maps.Clone(s.txns),
 		checkpoint: s.checkpoint,
+		parts:      partAll,
 
 		checkpointWritten: s.checkpointWritten,
+	}
+	if s.headOnly {
+		st.parts = partHead
 	}
 	p, m := s.Protocol, s.Metadata
 	st.protocol, st.metadata = &p, &m
@@ -167,13 +191,18 @@ func (st *state) snapshot(t *Table) (*Snapshot, error) {
 		Timestamp:  st.timestamp,
 		Protocol:   *st.protocol,
 		Metadata:   *st.metadata,
-		Files:      slices.Collect(maps.Values(st.files)),
 		txns:       st.txns,
-		tombstones: st.tombstones,
 		checkpoint: st.checkpoint,
 
 		checkpointWritten: st.checkpointWritten,
 	}
+	if st.parts&partFiles == 0 {
+		// The files added and removed since the checkpoint are only part
+		// of the table: leave them out rather than return a wrong list.
+		s.headOnly = true
+		return s, nil
+	}
+	s.Files, s.tombstones = slices.Collect(maps.Values(st.files)), st.tombstones
 	slices.SortFunc(s.Files, func(a, b Add) int { return strings.Compare(a.Path, b.Path) })
 	return s, nil
 }
@@ -391,7 +420,20 @@ func (t *Table) LatestVersion(ctx context.Context) (int64, error) {
 // ErrNoTable if there is no log, ErrUnsupportedProtocol if the table needs a
 // newer reader.
 func (t *Table) Snapshot(ctx context.Context) (*Snapshot, error) {
-	return t.snapshotAt(ctx, -1)
+	return t.snapshotAt(ctx, -1, partAll)
+}
+
+// Head returns the latest state of the table without its files: Version,
+// Timestamp, Protocol, Metadata and the txns as Snapshot would return them,
+// but Files is nil and FilesLoaded false (always, so that no caller comes
+// to rely on files it happened to get). It is for a reader that decides
+// from txns and metadata alone whether there is work (bronze's discovery):
+// of a checkpoint this package wrote it decodes only the txn, metaData and
+// protocol columns, not the add rows, which grow with the table's live
+// files. The result may be a Commit's Read but not its base; Commit,
+// Checkpoint, Verify and RetainedPaths refuse it. Errors as Snapshot.
+func (t *Table) Head(ctx context.Context) (*Snapshot, error) {
+	return t.snapshotAt(ctx, -1, partHead)
 }
 
 // SnapshotAt returns the state of the table at version (time travel).
@@ -400,14 +442,14 @@ func (t *Table) SnapshotAt(ctx context.Context, version int64) (*Snapshot, error
 	if version < 0 {
 		return nil, fmt.Errorf("%s: %w: version %d is negative", t.name(), ErrNoVersion, version)
 	}
-	return t.snapshotAt(ctx, version)
+	return t.snapshotAt(ctx, version, partAll)
 }
 
 // snapshotAt builds the snapshot at target (-1: latest): the newest usable
-// checkpoint at or before target, then the JSON commits after it. The
-// latest is found by probing forward from the last checkpoint (probe.go),
-// a version in the past by listing the log.
-func (t *Table) snapshotAt(ctx context.Context, target int64) (*Snapshot, error) {
+// checkpoint at or before target (the actions of part of it), then the
+// JSON commits after it. The latest is found by probing forward from the
+// last checkpoint (probe.go), a version in the past by listing the log.
+func (t *Table) snapshotAt(ctx context.Context, target int64, part cpPart) (*Snapshot, error) {
 	var (
 		l    *logListing
 		from int64
@@ -451,7 +493,7 @@ func (t *Table) snapshotAt(ctx context.Context, target int64) (*Snapshot, error)
 	}
 	var lastErr error
 	for _, cv := range cps {
-		st, err := t.loadCheckpoint(ctx, l.checkpoints[cv].complete())
+		st, err := t.loadCheckpoint(ctx, l.checkpoints[cv].complete(), part)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -464,6 +506,7 @@ func (t *Table) snapshotAt(ctx context.Context, target int64) (*Snapshot, error)
 		for _, o := range l.checkpoints[cv].complete() {
 			st.checkpointWritten = later(st.checkpointWritten, o.ModTime)
 		}
+		st.parts &= part // a head leaves the files out even when it has them
 		return t.replay(ctx, l, st, target)
 	}
 	// No usable checkpoint: the JSON log must start at version 0.
@@ -479,7 +522,9 @@ func (t *Table) snapshotAt(ctx context.Context, target int64) (*Snapshot, error)
 		}
 		return nil, fmt.Errorf("%s: %w: cannot rebuild version %d: log version 0 is missing and no checkpoint covers it (oldest commit is %d)", t.name(), ErrNoVersion, target, first)
 	}
-	return t.replay(ctx, l, newState(), target)
+	st := newState()
+	st.parts = part
+	return t.replay(ctx, l, st, target)
 }
 
 // listFromCheckpoint lists the log from the version _last_checkpoint names

@@ -344,7 +344,7 @@ const maxReplans = 20
 // it is now, and reports only what it committed itself.
 func (j *job) promote(ctx context.Context, conn *sql.Conn, stats *Stats) error {
 	for replans := 0; ; replans++ {
-		snap, err := j.snapshot(ctx)
+		snap, err := j.head(ctx)
 		if err != nil {
 			return err
 		}
@@ -441,8 +441,22 @@ func (j *job) promoteBatches(ctx context.Context, conn *sql.Conn, stats *Stats, 
 	return false, nil
 }
 
+// snapshot returns the bronze table's latest snapshot, or nil when there is
+// no table yet.
 func (j *job) snapshot(ctx context.Context) (*delta.Snapshot, error) {
-	s, err := j.table.Snapshot(ctx)
+	return j.load(ctx, j.table.Snapshot)
+}
+
+// head is snapshot without the table's files (delta.Table.Head): enough to
+// decide what is new (txns, metadata) and to be a commit's Read, without
+// decoding the file list, which grows with the table's history. A batch
+// commits on a whole snapshot it loads itself (runBatch).
+func (j *job) head(ctx context.Context) (*delta.Snapshot, error) {
+	return j.load(ctx, j.table.Head)
+}
+
+func (j *job) load(ctx context.Context, get func(context.Context) (*delta.Snapshot, error)) (*delta.Snapshot, error) {
+	s, err := get(ctx)
 	if errors.Is(err, delta.ErrNoTable) {
 		return nil, nil
 	}

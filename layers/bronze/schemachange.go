@@ -53,11 +53,22 @@ var lineageColumns = []string{"_rescued", "_source_file", "_ingested_at", "_batc
 // checkSchema compares the declared columns with the bronze table's and
 // applies renamed_from and cast_from changes; it refuses a removed,
 // renamed or retyped column that does not say how to keep its values.
+// The comparison needs only the table's metadata, so it starts from the
+// table's head (no file list, which grows with the table): the files are
+// loaded only when there is a change to apply.
 func (j *job) checkSchema(ctx context.Context, conn *sql.Conn) error {
-	snap, err := j.snapshot(ctx)
-	if err != nil || snap == nil || j.d.SchemaReplace {
+	if j.d.SchemaReplace {
+		return nil
+	}
+	snap, err := j.head(ctx)
+	if err != nil || snap == nil {
 		return err
 	}
+	return j.checkSchemaOn(ctx, conn, snap)
+}
+
+// checkSchemaOn is checkSchema on snap.
+func (j *job) checkSchemaOn(ctx context.Context, conn *sql.Conn, snap *delta.Snapshot) error {
 	have, err := snap.Schema()
 	if err != nil {
 		return fmt.Errorf("bronze %s: %w", j.src.Name, err)
@@ -107,6 +118,15 @@ func (j *job) checkSchema(ctx context.Context, conn *sql.Conn) error {
 			return fmt.Errorf("bronze %s: %s: the partition column cannot be renamed or cast in place; run `medallion refresh bronze.%s`",
 				j.src.Name, c, j.src.Name)
 		}
+	}
+	if !snap.FilesLoaded() {
+		// Rewriting needs every file: decide again on the whole snapshot,
+		// which may be newer than the head.
+		full, err := j.snapshot(ctx)
+		if err != nil || full == nil {
+			return err
+		}
+		return j.checkSchemaOn(ctx, conn, full)
 	}
 	return j.migrate(ctx, conn, snap, have, apply)
 }
