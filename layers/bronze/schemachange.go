@@ -53,7 +53,8 @@ var lineageColumns = []string{"_rescued", "_source_file", "_ingested_at", "_batc
 // checkSchema compares the declared columns with the bronze table's and
 // applies renamed_from and cast_from changes; it refuses a removed,
 // renamed or retyped column that does not say how to keep its values.
-func (j *job) checkSchema(ctx context.Context, conn *sql.Conn) error {
+// pin gives the job's connection, which only a migration needs.
+func (j *job) checkSchema(ctx context.Context, pin func(context.Context) (*sql.Conn, error)) error {
 	snap, err := j.snapshot(ctx)
 	if err != nil || snap == nil || j.d.SchemaReplace {
 		return err
@@ -107,6 +108,10 @@ func (j *job) checkSchema(ctx context.Context, conn *sql.Conn) error {
 			return fmt.Errorf("bronze %s: %s: the partition column cannot be renamed or cast in place; run `medallion refresh bronze.%s`",
 				j.src.Name, c, j.src.Name)
 		}
+	}
+	conn, err := pin(ctx)
+	if err != nil {
+		return err
 	}
 	return j.migrate(ctx, conn, snap, have, apply)
 }
