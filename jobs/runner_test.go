@@ -142,3 +142,60 @@ func TestRunnerDependantDoesNotWaitForReport(t *testing.T) {
 		t.Fatalf("a second runner right after: %v", err)
 	}
 }
+
+// Bronze and silver runs with nothing new read Delta logs and the landing
+// index alone: they never take a DuckDB connection, so `medallion run`'s
+// upstream checks overlap DuckDB's start (warehouse.OpenBackground). An
+// engine whose start failed shows it: every use of it errors.
+func TestRunnerNothingNewNeedsNoDuckDB(t *testing.T) {
+	ctx := context.Background()
+	store := testenv.LocalStore(t)
+	p, err := config.Parse("medallion.yaml", []byte("lake: file://"+t.TempDir()+runnerPipeline), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, _, err := raw.Land(ctx, store, "good", "g.ndjson", "ndjson", strings.NewReader(`{"ts":"2024-01-01 00:00:01","v":1}`+"\n"), now); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Plan(p, []string{"silver.good_1m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := warehouse.Open(ctx, warehouse.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	r := &Runner{Store: store, Pipeline: p, Engine: eng, Cache: &lake.Cache{Dir: t.TempDir()}, Log: slog.New(slog.DiscardHandler)}
+	if _, err := r.Run(ctx, plan, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	broken, err := warehouse.OpenBackground(ctx, warehouse.Options{MemoryLimit: "lots"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broken.Close()
+	if _, err := broken.DB().ExecContext(ctx, "SELECT 1"); err == nil {
+		t.Fatal("the broken engine answered a query")
+	}
+	r = &Runner{Store: store, Pipeline: p, Engine: broken, Cache: &lake.Cache{Dir: t.TempDir()}, Log: slog.New(slog.DiscardHandler)}
+	results, err := r.Run(ctx, plan, nil)
+	if err != nil {
+		t.Fatalf("nothing-new runs used DuckDB: %v", err)
+	}
+	for _, res := range results {
+		if !strings.Contains(res.Summary, "nothing new") {
+			t.Errorf("%s: %q, want nothing new", res.Job.Table, res.Summary)
+		}
+	}
+
+	// With something new, the same engine's error is what the run reports.
+	if _, _, err := raw.Land(ctx, store, "good", "g2.ndjson", "ndjson", strings.NewReader(`{"ts":"2024-01-01 00:00:02","v":2}`+"\n"), now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Run(ctx, plan, nil); err == nil || !strings.Contains(err.Error(), "memory_limit") {
+		t.Errorf("run with new data on the broken engine: %v; want its memory_limit error", err)
+	}
+}

@@ -73,18 +73,23 @@ type workspace struct {
 // openWorkspace opens the pipeline's lake, a DuckDB engine and the cache.
 // Close the workspace when done.
 func (a *app) openWorkspace(ctx context.Context, p *config.Pipeline) (*workspace, error) {
+	// DuckDB starts first, in the background, while the command reads the
+	// lake: a run's leases and upstream checks come before its first
+	// statement.
+	eng, err := warehouse.OpenBackground(ctx, warehouse.Options{
+		MemoryLimit: p.DuckDB.MemoryLimit, Threads: p.DuckDB.Threads, TempDir: p.DuckDB.TempDir,
+	})
+	if err != nil {
+		return nil, err
+	}
 	st, err := a.openLake(ctx, p)
 	if err != nil {
+		eng.Close()
 		return nil, err
 	}
 	cache, err := lakeCache(p)
 	if err != nil {
-		return nil, err
-	}
-	eng, err := warehouse.Open(ctx, warehouse.Options{
-		MemoryLimit: p.DuckDB.MemoryLimit, Threads: p.DuckDB.Threads, TempDir: p.DuckDB.TempDir,
-	})
-	if err != nil {
+		eng.Close()
 		return nil, err
 	}
 	return &workspace{store: st, eng: eng, cache: cache}, nil

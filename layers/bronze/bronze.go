@@ -248,16 +248,17 @@ func Run(ctx context.Context, d Deps, src *config.Source) (Stats, error) {
 	if err != nil {
 		return stats, err
 	}
-	conn, done, err := j.conn(ctx)
-	if err != nil {
-		return stats, err
-	}
-	defer done()
+	// The connection is pinned on first use: a run with nothing new reads
+	// the Delta log and the landing index alone, so it does not wait for
+	// DuckDB, which `medallion run` starts in the background meanwhile
+	// (warehouse.OpenBackground).
+	conn := &lazyConn{j: j}
+	defer conn.close()
 
-	if err := j.checkSchema(ctx, conn); err != nil {
+	if err := j.checkSchema(ctx, conn.get); err != nil {
 		return stats, err
 	}
-	if err := j.promote(ctx, conn, &stats); err != nil {
+	if err := j.promote(ctx, conn.get, &stats); err != nil {
 		return stats, err
 	}
 	if stats.Objects > 0 {
@@ -333,6 +334,38 @@ func (j *job) conn(ctx context.Context) (conn *sql.Conn, done func(), err error)
 	}, nil
 }
 
+// lazyConn is a job's connection (job.conn), pinned by the first get.
+type lazyConn struct {
+	j    *job
+	conn *sql.Conn
+	done func()
+}
+
+// get pins the connection on the first call and returns it.
+func (l *lazyConn) get(ctx context.Context) (*sql.Conn, error) {
+	if l.conn == nil {
+		conn, done, err := l.j.conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		l.conn, l.done = conn, done
+	}
+	return l.conn, nil
+}
+
+// close gives a pinned connection back.
+func (l *lazyConn) close() {
+	if l.done != nil {
+		l.done()
+	}
+}
+
+// pinnedConn is a connection getter for a caller that has pinned its
+// connection already.
+func pinnedConn(conn *sql.Conn) func(context.Context) (*sql.Conn, error) {
+	return func(context.Context) (*sql.Conn, error) { return conn, nil }
+}
+
 // maxReplans bounds how often a run starts over after another writer
 // promoted objects it had picked: each time, that writer made progress.
 const maxReplans = 20
@@ -342,7 +375,7 @@ const maxReplans = 20
 // batch's objects first (delta.ErrTxnApplied: that object's rows are in
 // bronze already) is not an error: the run picks again from the table as
 // it is now, and reports only what it committed itself.
-func (j *job) promote(ctx context.Context, conn *sql.Conn, stats *Stats) error {
+func (j *job) promote(ctx context.Context, pin func(context.Context) (*sql.Conn, error), stats *Stats) error {
 	for replans := 0; ; replans++ {
 		snap, err := j.head(ctx)
 		if err != nil {
@@ -361,6 +394,13 @@ func (j *job) promote(ctx context.Context, conn *sql.Conn, stats *Stats) error {
 		}
 		j.log.Debug("bronze: discovered", "pending", len(pending), "took", time.Since(start))
 		j.planned(pending)
+		if len(pending) == 0 {
+			return nil
+		}
+		conn, err := pin(ctx)
+		if err != nil {
+			return err
+		}
 		again, err := j.promoteBatches(ctx, conn, stats, pending, read, replans < maxReplans)
 		if err != nil || !again {
 			return err

@@ -205,7 +205,7 @@ func Replay(ctx context.Context, d Deps, src *config.Source, o ReplayOptions) (R
 	defer done()
 	// A renamed or retyped column stops a replay as it stops a run: the
 	// rows moved now would be typed with columns the table does not have.
-	if err := j.checkSchema(ctx, conn); err != nil {
+	if err := j.checkSchema(ctx, pinnedConn(conn)); err != nil {
 		return stats, err
 	}
 

@@ -55,8 +55,9 @@ var lineageColumns = []string{"_rescued", "_source_file", "_ingested_at", "_batc
 // renamed or retyped column that does not say how to keep its values.
 // The comparison needs only the table's metadata, so it starts from the
 // table's head (no file list, which grows with the table): the files are
-// loaded only when there is a change to apply.
-func (j *job) checkSchema(ctx context.Context, conn *sql.Conn) error {
+// loaded only when there is a change to apply. pin gives the job's
+// connection, which only a migration needs.
+func (j *job) checkSchema(ctx context.Context, pin func(context.Context) (*sql.Conn, error)) error {
 	if j.d.SchemaReplace {
 		return nil
 	}
@@ -64,11 +65,11 @@ func (j *job) checkSchema(ctx context.Context, conn *sql.Conn) error {
 	if err != nil || snap == nil {
 		return err
 	}
-	return j.checkSchemaOn(ctx, conn, snap)
+	return j.checkSchemaOn(ctx, pin, snap)
 }
 
 // checkSchemaOn is checkSchema on snap.
-func (j *job) checkSchemaOn(ctx context.Context, conn *sql.Conn, snap *delta.Snapshot) error {
+func (j *job) checkSchemaOn(ctx context.Context, pin func(context.Context) (*sql.Conn, error), snap *delta.Snapshot) error {
 	have, err := snap.Schema()
 	if err != nil {
 		return fmt.Errorf("bronze %s: %w", j.src.Name, err)
@@ -126,7 +127,11 @@ func (j *job) checkSchemaOn(ctx context.Context, conn *sql.Conn, snap *delta.Sna
 		if err != nil || full == nil {
 			return err
 		}
-		return j.checkSchemaOn(ctx, conn, full)
+		return j.checkSchemaOn(ctx, pin, full)
+	}
+	conn, err := pin(ctx)
+	if err != nil {
+		return err
 	}
 	return j.migrate(ctx, conn, snap, have, apply)
 }

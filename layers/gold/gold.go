@@ -282,12 +282,15 @@ func runOnce(ctx context.Context, deps Deps, g *config.Gold) (st Stats, err erro
 		return st, fmt.Errorf("%s: scratch directory: %w", ref, err)
 	}
 	defer os.RemoveAll(r.scratch)
-	if r.conn, err = deps.DB.Conn(ctx); err != nil {
-		return st, fmt.Errorf("%s: duckdb connection: %w", ref, err)
-	}
-	defer r.closeConn()
+	defer func() {
+		if r.conn != nil {
+			r.closeConn()
+		}
+	}()
 	if g.SQL != "" {
-		st, err = r.runModel(ctx)
+		if err = r.pin(ctx); err == nil {
+			st, err = r.runModel(ctx)
+		}
 	} else {
 		st, err = r.runMovingAverage(ctx)
 	}
@@ -296,6 +299,19 @@ func runOnce(ctx context.Context, deps Deps, g *config.Gold) (st Stats, err erro
 		return st, err
 	}
 	return st, nil
+}
+
+// pin takes the DuckDB connection the run's statements share. A moving
+// average pins it only after reading its Delta snapshots, which thus
+// overlap DuckDB's start when `medallion run` starts it in the background
+// (warehouse.OpenBackground).
+func (r *runner) pin(ctx context.Context) error {
+	conn, err := r.deps.DB.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: duckdb connection: %w", r.ref, err)
+	}
+	r.conn = conn
+	return nil
 }
 
 // runner is one attempt at building one gold table.

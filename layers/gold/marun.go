@@ -40,6 +40,9 @@ func (r *runner) runMovingAverage(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
+	if err := r.pin(ctx); err != nil {
+		return m.st, err
+	}
 	if skip, err := r.planMA(ctx, m); err != nil || skip {
 		return m.st, err
 	}

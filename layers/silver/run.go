@@ -49,6 +49,9 @@ func (j *job) run(ctx context.Context) (Stats, error) {
 	if err != nil || len(files) == 0 {
 		return b.st, err
 	}
+	if j.conn, err = j.deps.DB.Conn(ctx); err != nil {
+		return b.st, fmt.Errorf("duckdb connection: %w", err)
+	}
 	if err := j.compute(ctx, b, files); err != nil {
 		return b.st, err
 	}

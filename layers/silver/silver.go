@@ -214,13 +214,15 @@ func runAt(ctx context.Context, deps Deps, cfg *config.Silver, pl place) (Stats,
 	j.materialize = func(ctx context.Context, key string) (string, error) {
 		return cache.Path(ctx, deps.Store, key, "")
 	}
-	j.conn, err = deps.DB.Conn(ctx)
-	if err != nil {
-		return Stats{}, named(fmt.Errorf("duckdb connection: %w", err))
-	}
+	// j.run pins the connection once it has bronze files to read: a run
+	// with nothing new reads Delta logs alone, so it does not wait for
+	// DuckDB, which `medallion run` starts in the background meanwhile
+	// (warehouse.OpenBackground).
 	defer func() {
-		j.dropTemps(context.WithoutCancel(ctx))
-		j.conn.Close()
+		if j.conn != nil {
+			j.dropTemps(context.WithoutCancel(ctx))
+			j.conn.Close()
+		}
 	}()
 	st, err := j.run(ctx)
 	if err != nil {
