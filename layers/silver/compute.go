@@ -29,12 +29,25 @@ func (j *job) temp(ctx context.Context, what, kind, name, body string) error {
 	return j.exec(ctx, what, fmt.Sprintf("CREATE OR REPLACE TEMP %s %s AS %s", kind, name, body))
 }
 
+// dropTemps drops the temporary tables and views, in one call (a call per
+// statement is a fixed cost of every micro-batch); should one statement
+// fail, the others are dropped one by one.
 func (j *job) dropTemps(ctx context.Context) {
+	drops := make([]string, 0, len(j.temps))
 	for i := len(j.temps) - 1; i >= 0; i-- {
 		kind, name, _ := strings.Cut(j.temps[i], " ")
-		j.conn.ExecContext(ctx, fmt.Sprintf("DROP %s IF EXISTS %s", kind, name))
+		drops = append(drops, fmt.Sprintf("DROP %s IF EXISTS %s", kind, name))
 	}
 	j.temps = nil
+	if len(drops) == 0 {
+		return
+	}
+	if _, err := j.conn.ExecContext(ctx, strings.Join(drops, "; ")); err == nil {
+		return
+	}
+	for _, d := range drops {
+		j.conn.ExecContext(ctx, d)
+	}
 }
 
 // describe returns the column names of a query's result, in order, and
@@ -360,10 +373,9 @@ func (j *job) writeOutput(ctx context.Context, t *delta.Table, snap *delta.Snaps
 	} else {
 		cond = finalCond(sp, j.w1())
 	}
-	if err := j.temp(ctx, "select output rows", "TABLE", "s_out", j.outputSelect(cond)); err != nil {
-		return out, err
-	}
-	body := "SELECT * FROM s_out"
+	// The output rows are written straight from s_merged, not kept in a
+	// table first: a statement less a batch.
+	body := j.outputSelect(cond)
 	if sp.update && snap != nil {
 		keep, removes, err := j.rewrite(ctx, t, snap)
 		if err != nil {
@@ -384,7 +396,7 @@ func (j *job) writeOutput(ctx context.Context, t *delta.Table, snap *delta.Snaps
 	var minS, maxS, minE, maxE sql.NullInt64
 	// One statement for the file's statistics and the output's row count
 	// (the file also holds the kept rows of rewritten files).
-	if err := j.conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), min(epoch_us(window_start)), max(epoch_us(window_start)), min(epoch_us(window_end)), max(epoch_us(window_end)), (SELECT count(*) FROM s_out) FROM read_parquet(%s)`, warehouse.QuoteString(local))).
+	if err := j.conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), min(epoch_us(window_start)), max(epoch_us(window_start)), min(epoch_us(window_end)), max(epoch_us(window_end)), (SELECT count(*) FROM s_merged WHERE %s) FROM read_parquet(%s)`, cond, warehouse.QuoteString(local))).
 		Scan(&n, &minS, &maxS, &minE, &maxE, &out.rows); err != nil {
 		return out, fmt.Errorf("output statistics: %w", err)
 	}
