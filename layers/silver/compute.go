@@ -72,7 +72,7 @@ const (
 	colKey  = "__medallion_key"  // the bronze file's lake key
 )
 
-// loadInput makes the view s_fast over the new bronze rows, one row per
+// loadInput makes s_fast over the new bronze rows, one row per
 // bronze row with the event time in microseconds (__t), the group columns
 // and every aggregate's argument (__a<i>). It is what the aggregate reads:
 // the Parquet files directly, joined to the file list only when a
@@ -99,7 +99,15 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 			return err
 		}
 	}
-	if err := j.temp(ctx, j.readWhat(), "VIEW", "s_fast", fmt.Sprintf("SELECT %s FROM (%s) src", strings.Join(sel, ", "), fast)); err != nil {
+	// s_fast is read three times (described, counted, aggregated): a view
+	// binds the files' metadata each time, so a small batch (a stream
+	// micro-batch) reads them once into a table; a large one stays a view,
+	// not held in memory.
+	kind := "VIEW"
+	if inputBytes(files) <= smallInputBytes {
+		kind = "TABLE"
+	}
+	if err := j.temp(ctx, j.readWhat(), kind, "s_fast", fmt.Sprintf("SELECT %s FROM (%s) src", strings.Join(sel, ", "), fast)); err != nil {
 		return err
 	}
 	_, types, err := j.describe(ctx, "describe input", "SELECT * FROM s_fast")
@@ -112,6 +120,19 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 		}
 	}
 	return nil
+}
+
+// smallInputBytes is the size of bronze files up to which loadInput reads
+// the new rows into a table rather than a view.
+const smallInputBytes = 4 << 20
+
+// inputBytes is the size of files.
+func inputBytes(files []bronzeFile) int64 {
+	var n int64
+	for _, f := range files {
+		n += f.Size
+	}
+	return n
 }
 
 // readWhat names the reading of the new bronze rows in errors.
