@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,12 +29,25 @@ func (j *job) temp(ctx context.Context, what, kind, name, body string) error {
 	return j.exec(ctx, what, fmt.Sprintf("CREATE OR REPLACE TEMP %s %s AS %s", kind, name, body))
 }
 
+// dropTemps drops the temporary tables and views, in one call (a call per
+// statement is a fixed cost of every micro-batch); should one statement
+// fail, the others are dropped one by one.
 func (j *job) dropTemps(ctx context.Context) {
+	drops := make([]string, 0, len(j.temps))
 	for i := len(j.temps) - 1; i >= 0; i-- {
 		kind, name, _ := strings.Cut(j.temps[i], " ")
-		j.conn.ExecContext(ctx, fmt.Sprintf("DROP %s IF EXISTS %s", kind, name))
+		drops = append(drops, fmt.Sprintf("DROP %s IF EXISTS %s", kind, name))
 	}
 	j.temps = nil
+	if len(drops) == 0 {
+		return
+	}
+	if _, err := j.conn.ExecContext(ctx, strings.Join(drops, "; ")); err == nil {
+		return
+	}
+	for _, d := range drops {
+		j.conn.ExecContext(ctx, d)
+	}
 }
 
 // describe returns the column names of a query's result, in order, and
@@ -58,16 +72,13 @@ const (
 	colKey  = "__medallion_key"  // the bronze file's lake key
 )
 
-// loadInput makes two views over the new bronze rows, one row per bronze
-// row with the event time in microseconds (__t), the group columns and every
-// aggregate's argument (__a<i>):
-//
-//   - s_in also carries the bronze _source_file (__src) and the file's lake
-//     key (__file), which only late rows need: it joins every row to the file
-//     list by file name, so it is read only when there are late rows;
-//   - s_fast is what the aggregate reads: the Parquet files directly, joined
-//     to the file list only when a partition column (which lives in the log,
-//     not in the files) is used by the event time, the group or an argument.
+// loadInput makes s_fast over the new bronze rows, one row per
+// bronze row with the event time in microseconds (__t), the group columns
+// and every aggregate's argument (__a<i>). It is what the aggregate reads:
+// the Parquet files directly, joined to the file list only when a
+// partition column (which lives in the log, not in the files) is used by
+// the event time, the group or an argument. The same rows with their
+// lineage, s_in, only late rows need: loadLate makes it.
 func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Snapshot) error {
 	sp := j.sp
 	in, err := j.inputFiles(ctx, files, snap)
@@ -81,26 +92,22 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 			sel = append(sel, fmt.Sprintf("(%s) AS %s", a.arg, aggArg(i)))
 		}
 	}
-	what := fmt.Sprintf("read bronze.%s (event_time %q, group_by %v, aggregate arguments)", sp.from, sp.eventTime, sp.groupBy)
+	j.in, j.inSel = in, sel
 	fast := fmt.Sprintf("SELECT * FROM read_parquet(%s, union_by_name = true)", in.list)
 	if in.needParts {
 		if fast, err = in.joined(sp.from, false); err != nil {
 			return err
 		}
 	}
-	if err := j.temp(ctx, what, "VIEW", "s_fast", fmt.Sprintf("SELECT %s FROM (%s) src", strings.Join(sel, ", "), fast)); err != nil {
-		return err
+	// s_fast is read three times (described, counted, aggregated): a view
+	// binds the files' metadata each time, so a small batch (a stream
+	// micro-batch) reads them once into a table; a large one stays a view,
+	// not held in memory.
+	kind := "VIEW"
+	if inputBytes(files) <= smallInputBytes {
+		kind = "TABLE"
 	}
-	full, err := in.joined(sp.from, true)
-	if err != nil {
-		return err
-	}
-	lineage := "CAST(NULL AS VARCHAR) AS __src"
-	if in.inFile["_source_file"] {
-		lineage = `CAST("_source_file" AS VARCHAR) AS __src`
-	}
-	sel = append(sel, lineage, warehouse.QuoteIdent(colKey)+" AS __file")
-	if err := j.temp(ctx, what, "VIEW", "s_in", fmt.Sprintf("SELECT %s FROM (%s) src", strings.Join(sel, ", "), full)); err != nil {
+	if err := j.temp(ctx, j.readWhat(), kind, "s_fast", fmt.Sprintf("SELECT %s FROM (%s) src", strings.Join(sel, ", "), fast)); err != nil {
 		return err
 	}
 	_, types, err := j.describe(ctx, "describe input", "SELECT * FROM s_fast")
@@ -115,6 +122,46 @@ func (j *job) loadInput(ctx context.Context, files []bronzeFile, snap *delta.Sna
 	return nil
 }
 
+// smallInputBytes is the size of bronze files up to which loadInput reads
+// the new rows into a table rather than a view.
+const smallInputBytes = 4 << 20
+
+// inputBytes is the size of files.
+func inputBytes(files []bronzeFile) int64 {
+	var n int64
+	for _, f := range files {
+		n += f.Size
+	}
+	return n
+}
+
+// readWhat names the reading of the new bronze rows in errors.
+func (j *job) readWhat() string {
+	sp := j.sp
+	return fmt.Sprintf("read bronze.%s (event_time %q, group_by %v, aggregate arguments)", sp.from, sp.eventTime, sp.groupBy)
+}
+
+// loadLineage makes the view s_in: s_fast's columns plus the bronze
+// _source_file (__src) and the file's lake key (__file), joining every row
+// to the file list by file name. Only late rows need it, so it is made for
+// the batches that have some: binding it reads the files' metadata again.
+func (j *job) loadLineage(ctx context.Context) error {
+	in, sp := j.in, j.sp
+	if err := in.describe(ctx, j, sp); err != nil {
+		return err
+	}
+	full, err := in.joined(sp.from, true)
+	if err != nil {
+		return err
+	}
+	lineage := "CAST(NULL AS VARCHAR) AS __src"
+	if in.inFile["_source_file"] {
+		lineage = `CAST("_source_file" AS VARCHAR) AS __src`
+	}
+	sel := append(slices.Clip(j.inSel), lineage, warehouse.QuoteIdent(colKey)+" AS __file")
+	return j.temp(ctx, j.readWhat(), "VIEW", "s_in", fmt.Sprintf("SELECT %s FROM (%s) src", strings.Join(sel, ", "), full))
+}
+
 // inputFiles is the new bronze files of a batch as local files, with what
 // loadInput needs to know about their columns.
 type inputFiles struct {
@@ -122,14 +169,16 @@ type inputFiles struct {
 	files     []bronzeFile
 	paths     []string        // local copies, in files order
 	list      string          // paths as a SQL list
+	partCols  []string        // the table's partition columns
+	described bool            // whether describe has set the three below
 	inFile    map[string]bool // columns in the files, lower case
 	logParts  []string        // partition columns missing from the files
 	needParts bool            // whether the aggregate uses one of logParts
 }
 
 // inputFiles checks the event time's type, gets local copies of files
-// (checked against the log) and finds which partition columns live only
-// in the log.
+// (checked against the log) and, when the aggregate uses a partition
+// column, finds which partition columns live only in the log.
 func (j *job) inputFiles(ctx context.Context, files []bronzeFile, snap *delta.Snapshot) (*inputFiles, error) {
 	sp := j.sp
 	schema, err := snap.Schema()
@@ -140,7 +189,8 @@ func (j *job) inputFiles(ctx context.Context, files []bronzeFile, snap *delta.Sn
 	if f, ok := schema.Field(sp.eventTime); ok && f.Type.Name != delta.TypeTimestamp && f.Type.Name != delta.TypeTimestampNTZ {
 		return nil, fmt.Errorf("silver.%s: event_time %q of bronze.%s is %s, not a timestamp: derive it with strptime(...) or a cast to TIMESTAMP", sp.name, sp.eventTime, sp.from, f.Type.Name)
 	}
-	in := &inputFiles{schema: schema, files: files, paths: make([]string, len(files)), inFile: map[string]bool{}}
+	in := &inputFiles{schema: schema, files: files, paths: make([]string, len(files)), inFile: map[string]bool{},
+		partCols: snap.Metadata.PartitionColumns}
 	for i, f := range files {
 		local, err := j.materialize(ctx, f.Key)
 		if err != nil {
@@ -153,14 +203,35 @@ func (j *job) inputFiles(ctx context.Context, files []bronzeFile, snap *delta.Sn
 		j.deps.Report(layers.Progress{Step: "reading", Unit: layers.UnitFiles, Done: int64(i + 1), Total: int64(len(files))})
 	}
 	in.list = literalList(in.paths)
+	// Which columns the files hold matters to s_fast only when the
+	// aggregate uses a partition column (the files may lack it); else it
+	// is found when s_in needs it, sparing most micro-batches a statement
+	// that reads the files' metadata.
+	for _, p := range snap.Metadata.PartitionColumns {
+		if sp.mentions(p) {
+			if err := in.describe(ctx, j, sp); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	return in, nil
+}
+
+// describe finds the columns of the files and the partition columns they
+// lack (logParts), and whether the aggregate uses one (needParts); once.
+func (in *inputFiles) describe(ctx context.Context, j *job, sp *spec) error {
+	if in.described {
+		return nil
+	}
 	fileCols, _, err := j.describe(ctx, "read bronze files", fmt.Sprintf("SELECT * FROM read_parquet(%s, union_by_name = true)", in.list))
 	if err != nil {
-		return nil, fmt.Errorf("bronze.%s: %w", sp.from, err)
+		return fmt.Errorf("bronze.%s: %w", sp.from, err)
 	}
 	for _, c := range fileCols {
 		in.inFile[strings.ToLower(c)] = true
 	}
-	for _, p := range snap.Metadata.PartitionColumns {
+	for _, p := range in.partCols {
 		if in.inFile[strings.ToLower(p)] {
 			continue
 		}
@@ -169,7 +240,8 @@ func (j *job) inputFiles(ctx context.Context, files []bronzeFile, snap *delta.Sn
 			in.needParts = true
 		}
 	}
-	return in, nil
+	in.described = true
+	return nil
 }
 
 // joined reads the files joined to the file list, which carries each
@@ -218,8 +290,8 @@ func (j *job) lateCond(w0 *int64) string {
 	return fmt.Sprintf("__ws + %d <= %d", j.sp.size, *w0)
 }
 
-// aggregate makes s_part (this batch's partial aggregates of pairs that are
-// not late) and s_merged (state + s_part, with __touched set on windows
+// aggregate makes s_agg (this batch's partial aggregates, late or not) and
+// s_merged (state + s_part, with __touched set on windows
 // that received rows in this batch), and returns how many (row, window)
 // pairs were late. The new rows are read once: they are aggregated by window
 // and group whether late or not, and the late aggregates set apart (see
@@ -240,11 +312,10 @@ func (j *job) aggregate(ctx context.Context, stateKey string, w0 *int64) (int64,
 			return 0, fmt.Errorf("count late rows: %w", err)
 		}
 	}
-	if err := j.temp(ctx, "aggregate new rows", "VIEW", "s_part",
-		fmt.Sprintf("SELECT * EXCLUDE (__pairs) FROM s_agg WHERE NOT (%s)", late)); err != nil {
-		return 0, err
-	}
-	state := "SELECT * FROM s_part LIMIT 0"
+	// This batch's partial aggregates of pairs that are not late: a
+	// subquery, not a view, which would cost two more statements a batch.
+	part := fmt.Sprintf("SELECT * EXCLUDE (__pairs) FROM s_agg WHERE NOT (%s)", late)
+	state := "SELECT * FROM (" + part + ") LIMIT 0"
 	if stateKey != "" {
 		local, err := j.materialize(ctx, stateKey)
 		if err != nil {
@@ -253,8 +324,8 @@ func (j *job) aggregate(ctx context.Context, stateKey string, w0 *int64) (int64,
 		state = fmt.Sprintf("SELECT * FROM read_parquet(%s)", warehouse.QuoteString(local))
 	}
 	if err := j.temp(ctx, "merge state", "TABLE", "s_merged",
-		fmt.Sprintf("SELECT %s, %s, bool_or(__touched) AS __touched FROM (SELECT *, false AS __touched FROM (%s) UNION ALL BY NAME SELECT *, true AS __touched FROM s_part) GROUP BY %s",
-			strings.Join(groupKey, ", "), strings.Join(sp.merges(), ", "), state, strings.Join(groupKey, ", "))); err != nil {
+		fmt.Sprintf("SELECT %s, %s, bool_or(__touched) AS __touched FROM (SELECT *, false AS __touched FROM (%s) UNION ALL BY NAME SELECT *, true AS __touched FROM (%s)) GROUP BY %s",
+			strings.Join(groupKey, ", "), strings.Join(sp.merges(), ", "), state, part, strings.Join(groupKey, ", "))); err != nil {
 		return 0, err
 	}
 	return latePairs, nil
@@ -263,6 +334,9 @@ func (j *job) aggregate(ctx context.Context, stateKey string, w0 *int64) (int64,
 // loadLate makes s_late: the late (row, window) pairs with their lineage,
 // reading the new rows a second time (only rows before w0 can be late).
 func (j *job) loadLate(ctx context.Context, w0 int64) error {
+	if err := j.loadLineage(ctx); err != nil {
+		return err
+	}
 	return j.temp(ctx, "find late rows", "TABLE", "s_late",
 		fmt.Sprintf("SELECT * FROM (%s) WHERE %s", j.sp.pairs("s_in", fmt.Sprintf("__t < %d", w0)), j.lateCond(&w0)))
 }
@@ -320,10 +394,9 @@ func (j *job) writeOutput(ctx context.Context, t *delta.Table, snap *delta.Snaps
 	} else {
 		cond = finalCond(sp, j.w1())
 	}
-	if err := j.temp(ctx, "select output rows", "TABLE", "s_out", j.outputSelect(cond)); err != nil {
-		return out, err
-	}
-	body := "SELECT * FROM s_out"
+	// The output rows are written straight from s_merged, not kept in a
+	// table first: a statement less a batch.
+	body := j.outputSelect(cond)
 	if sp.update && snap != nil {
 		keep, removes, err := j.rewrite(ctx, t, snap)
 		if err != nil {
@@ -342,12 +415,11 @@ func (j *job) writeOutput(ctx context.Context, t *delta.Table, snap *delta.Snaps
 	}
 	var n int64
 	var minS, maxS, minE, maxE sql.NullInt64
-	if err := j.conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), min(epoch_us(window_start)), max(epoch_us(window_start)), min(epoch_us(window_end)), max(epoch_us(window_end)) FROM read_parquet(%s)`, warehouse.QuoteString(local))).
-		Scan(&n, &minS, &maxS, &minE, &maxE); err != nil {
+	// One statement for the file's statistics and the output's row count
+	// (the file also holds the kept rows of rewritten files).
+	if err := j.conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), min(epoch_us(window_start)), max(epoch_us(window_start)), min(epoch_us(window_end)), max(epoch_us(window_end)), (SELECT count(*) FROM s_merged WHERE %s) FROM read_parquet(%s)`, cond, warehouse.QuoteString(local))).
+		Scan(&n, &minS, &maxS, &minE, &maxE, &out.rows); err != nil {
 		return out, fmt.Errorf("output statistics: %w", err)
-	}
-	if err := j.conn.QueryRowContext(ctx, "SELECT count(*) FROM s_out").Scan(&out.rows); err != nil {
-		return out, fmt.Errorf("count output: %w", err)
 	}
 	if n == 0 {
 		return out, nil
@@ -445,31 +517,43 @@ func (j *job) rewrite(ctx context.Context, t *delta.Table, snap *delta.Snapshot)
 	return keep, removes, nil
 }
 
-// writeState writes the state of windows that are not final at w1 and
-// returns its key ("" when no window is open) and row count.
-func (j *job) writeState(ctx context.Context, batch string, w1 *int64) (string, int64, error) {
+// stateCond is the SQL condition on s_merged rows whose window is not final
+// at w1: the state the next batch starts from.
+func stateCond(sp *spec, w1 *int64) string {
+	if w1 == nil {
+		return "true"
+	}
+	return fmt.Sprintf("__ws + %d > %d", sp.size, *w1)
+}
+
+// countMerged counts, in one statement, the rows of s_merged that stay in
+// the state after w1 and the windows final at w1.
+func (j *job) countMerged(ctx context.Context, w1 *int64) (state, final int64, err error) {
+	q := fmt.Sprintf("SELECT count(*) FILTER (WHERE %s), count(*) FILTER (WHERE %s) FROM s_merged", stateCond(j.sp, w1), finalCond(j.sp, w1))
+	if err := j.conn.QueryRowContext(ctx, q).Scan(&state, &final); err != nil {
+		return 0, 0, fmt.Errorf("count state and final windows: %w", err)
+	}
+	return state, final, nil
+}
+
+// writeState writes the n rows of state (windows that are not final at w1)
+// and returns its key ("" when no window is open).
+func (j *job) writeState(ctx context.Context, batch string, w1 *int64, n int64) (string, error) {
 	sp := j.sp
-	cond := "true"
-	if w1 != nil {
-		cond = fmt.Sprintf("__ws + %d > %d", sp.size, *w1)
-	}
-	var n int64
-	if err := j.conn.QueryRowContext(ctx, "SELECT count(*) FROM s_merged WHERE "+cond).Scan(&n); err != nil {
-		return "", 0, fmt.Errorf("count state: %w", err)
-	}
 	if n == 0 {
-		return "", 0, nil
+		return "", nil
 	}
+	cond := stateCond(sp, w1)
 	local := j.scratchFile("state-" + batch + ".parquet")
 	if err := j.exec(ctx, "write state", fmt.Sprintf("COPY (SELECT * EXCLUDE (__touched) FROM s_merged WHERE %s ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
 		cond, sp.keyCols(), warehouse.QuoteString(local))); err != nil {
-		return "", 0, err
+		return "", err
 	}
 	key := j.place.stateDir + batch + ".parquet"
 	if _, err := lake.PutFile(ctx, j.deps.Store, key, local); err != nil {
-		return "", 0, err
+		return "", err
 	}
-	return key, n, nil
+	return key, nil
 }
 
 // fileStats renders Delta file statistics for the window columns (µs since

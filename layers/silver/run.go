@@ -255,13 +255,13 @@ func (j *job) writeFiles(ctx context.Context, b *batch) error {
 		return err
 	}
 	b.st.RowsOut, b.st.FilesRemoved = b.out.rows, len(b.out.removes)
-	if b.stateKey, b.stateRows, err = j.writeState(ctx, b.id, b.w1); err != nil {
+	if b.stateRows, b.st.WindowsFinalized, err = j.countMerged(ctx, b.w1); err != nil {
+		return err
+	}
+	if b.stateKey, err = j.writeState(ctx, b.id, b.w1, b.stateRows); err != nil {
 		return err
 	}
 	b.st.StateRows = b.stateRows
-	if err := j.conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM s_merged WHERE %s`, finalCond(sp, b.w1))).Scan(&b.st.WindowsFinalized); err != nil {
-		return fmt.Errorf("count final windows: %w", err)
-	}
 	return j.crashPoint(pointFilesWritten)
 }
 

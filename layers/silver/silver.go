@@ -241,8 +241,10 @@ type job struct {
 	scratch     string
 	materialize func(ctx context.Context, key string) (string, error) // a local file holding a lake object
 	conn        *sql.Conn
-	temps       []string // temporary tables and views to drop
-	wAfter      *int64   // W1, the watermark after the batch
+	temps       []string    // temporary tables and views to drop
+	wAfter      *int64      // W1, the watermark after the batch
+	in          *inputFiles // the batch's bronze files (loadInput)
+	inSel       []string    // s_fast's columns, which s_in starts with
 }
 
 // progress is what a silver commit records about the stream (its medallion
