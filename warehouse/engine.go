@@ -74,6 +74,13 @@ func OpenBackground(ctx context.Context, opts Options) (*Engine, error) {
 		fmt.Sprintf("SET memory_limit = '%s'", strings.ReplaceAll(opts.MemoryLimit, "'", "")),
 		fmt.Sprintf("SET temp_directory = '%s'", strings.ReplaceAll(filepath.Clean(e.tempDir), "'", "''")),
 		"SET preserve_insertion_order = false",
+		// DuckDB's file cache keeps the bytes of every file read in its
+		// buffer pool, up to the memory limit: the lake's files are local
+		// (or in lake.Cache) and in the OS page cache already, so in a
+		// long stream-mode process it only grew the RSS (bench case 12,
+		// 2,500 micro-batches: 450 MiB with it, 154 MiB without, and less
+		// CPU without).
+		"SET enable_external_file_cache = false",
 	}
 	if opts.Threads > 0 {
 		settings = append(settings, fmt.Sprintf("SET threads = %d", opts.Threads))

@@ -20,12 +20,12 @@ func TestOpenBackground(t *testing.T) {
 		}
 		dir := eng.TempDir()
 		var threads int64
-		var order bool
-		if err := eng.DB().QueryRowContext(ctx, "SELECT current_setting('threads'), current_setting('preserve_insertion_order')").Scan(&threads, &order); err != nil {
+		var order, fileCache bool
+		if err := eng.DB().QueryRowContext(ctx, "SELECT current_setting('threads'), current_setting('preserve_insertion_order'), current_setting('enable_external_file_cache')").Scan(&threads, &order, &fileCache); err != nil {
 			t.Fatal(err)
 		}
-		if threads != 1 || order {
-			t.Errorf("threads %d, preserve_insertion_order %v; want 1, false", threads, order)
+		if threads != 1 || order || fileCache {
+			t.Errorf("threads %d, preserve_insertion_order %v, enable_external_file_cache %v; want 1, false, false", threads, order, fileCache)
 		}
 		var limit string
 		if err := eng.DB().QueryRowContext(ctx, "SELECT current_setting('memory_limit')").Scan(&limit); err != nil {
