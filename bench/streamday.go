@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -299,6 +300,17 @@ func streamDay(ctx context.Context, dir string, n int, stdout io.Writer) error {
 		files = append(files, fmt.Sprintf("%s %d files (%d rows, v%d)", ref, len(snap.Files), rows, snap.Version))
 	}
 	fmt.Fprintf(stdout, "note files per table at the end: %s\n", strings.Join(files, ", "))
+	// What of the peak RSS is Go's heap (the rest is DuckDB's, or freed).
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Fprintf(stdout, "note Go heap in use at the end %s (%s obtained from the OS)\n", mib(int64(ms.HeapInuse)), mib(int64(ms.HeapSys)))
+	if path := os.Getenv("BENCH_STREAMDAY_MEMPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			_ = f.Close()
+		}
+	}
 	return nil
 }
 
