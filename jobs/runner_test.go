@@ -43,19 +43,27 @@ silver:
     aggregates: {n: count(*)}
 `
 
-// A failing job stops what reads from it, not the others; results come
-// back in plan order whatever order the jobs finished in.
-func TestRunnerFailureStopsOnlyDependants(t *testing.T) {
-	ctx := context.Background()
+// goodLanded returns a local lake with runnerPipeline over it and one
+// reading of source good landed at now, the start of most runner tests.
+func goodLanded(t *testing.T) (lake.Store, *config.Pipeline, time.Time) {
+	t.Helper()
 	store := testenv.LocalStore(t)
 	p, err := config.Parse("medallion.yaml", []byte("lake: file://"+t.TempDir()+runnerPipeline), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, _, err := raw.Land(ctx, store, "good", "g.ndjson", "ndjson", strings.NewReader(`{"ts":"2024-01-01 00:00:01","v":1}`+"\n"), now); err != nil {
+	if _, _, err := raw.Land(context.Background(), store, "good", "g.ndjson", "ndjson", strings.NewReader(`{"ts":"2024-01-01 00:00:01","v":1}`+"\n"), now); err != nil {
 		t.Fatal(err)
 	}
+	return store, p, now
+}
+
+// A failing job stops what reads from it, not the others; results come
+// back in plan order whatever order the jobs finished in.
+func TestRunnerFailureStopsOnlyDependants(t *testing.T) {
+	ctx := context.Background()
+	store, p, now := goodLanded(t)
 	if _, _, err := raw.Land(ctx, store, "bad", "b.ndjson", "ndjson", strings.NewReader(`{"ts":"2024-01-01 00:00:01","v":"x"}`+"\n"), now); err != nil {
 		t.Fatal(err)
 	}
@@ -93,15 +101,7 @@ func TestRunnerFailureStopsOnlyDependants(t *testing.T) {
 // report (which writes the run history in `medallion run`) still runs.
 func TestRunnerDependantDoesNotWaitForReport(t *testing.T) {
 	ctx := context.Background()
-	store := testenv.LocalStore(t)
-	p, err := config.Parse("medallion.yaml", []byte("lake: file://"+t.TempDir()+runnerPipeline), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, _, err := raw.Land(ctx, store, "good", "g.ndjson", "ndjson", strings.NewReader(`{"ts":"2024-01-01 00:00:01","v":1}`+"\n"), now); err != nil {
-		t.Fatal(err)
-	}
+	store, p, _ := goodLanded(t)
 	eng, err := warehouse.Open(ctx, warehouse.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
@@ -149,15 +149,7 @@ func TestRunnerDependantDoesNotWaitForReport(t *testing.T) {
 // engine whose start failed shows it: every use of it errors.
 func TestRunnerNothingNewNeedsNoDuckDB(t *testing.T) {
 	ctx := context.Background()
-	store := testenv.LocalStore(t)
-	p, err := config.Parse("medallion.yaml", []byte("lake: file://"+t.TempDir()+runnerPipeline), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, _, err := raw.Land(ctx, store, "good", "g.ndjson", "ndjson", strings.NewReader(`{"ts":"2024-01-01 00:00:01","v":1}`+"\n"), now); err != nil {
-		t.Fatal(err)
-	}
+	store, p, now := goodLanded(t)
 	plan, err := Plan(p, []string{"silver.good_1m"})
 	if err != nil {
 		t.Fatal(err)

@@ -23,15 +23,7 @@ import (
 // job carry the lease's generation as a fence.
 func TestRunnerTakesTableLeases(t *testing.T) {
 	ctx := context.Background()
-	store := testenv.LocalStore(t)
-	p, err := config.Parse("medallion.yaml", []byte("lake: file://"+t.TempDir()+runnerPipeline), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, _, err := raw.Land(ctx, store, "good", "g.ndjson", "ndjson", strings.NewReader(`{"ts":"2024-01-01 00:00:01","v":1}`+"\n"), now); err != nil {
-		t.Fatal(err)
-	}
+	store, p, _ := goodLanded(t)
 	eng, err := warehouse.Open(ctx, warehouse.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
