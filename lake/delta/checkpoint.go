@@ -182,6 +182,9 @@ func (t *Table) loadCheckpoint(ctx context.Context, files []lake.ObjectInfo, par
 		}
 	}
 	st.parts |= missing
+	// Every load of this checkpoint copies the state: with the tombstones
+	// in base, a copy shares them instead of copying them.
+	st.tombstones = st.tombstones.flat()
 	if t.checkpoints != nil {
 		// A frozen copy: nobody modifies what the shared cache holds
 		// (every load clones it).
@@ -264,7 +267,7 @@ func tombstoneRetention(m Metadata) time.Duration {
 // txns, active files and unexpired tombstones (younger than the tombstone
 // retention plus tombstoneGrace).
 func checkpointRows(s *Snapshot, now time.Time) []cpRow {
-	rows := make([]cpRow, 0, 2+len(s.txns)+len(s.Files)+len(s.tombstones))
+	rows := make([]cpRow, 0, 2+len(s.txns)+len(s.Files)+s.tombstones.len())
 	p := s.Protocol
 	rows = append(rows, cpRow{Protocol: &cpProtocol{
 		MinReaderVersion: ptr(int32(p.MinReaderVersion)), MinWriterVersion: ptr(int32(p.MinWriterVersion)),
@@ -292,8 +295,8 @@ func checkpointRows(s *Snapshot, now time.Time) []cpRow {
 		}})
 	}
 	cutoff := now.Add(-tombstoneRetention(s.Metadata) - tombstoneGrace).UnixMilli()
-	for _, path := range sortedKeys(s.tombstones) {
-		r := s.tombstones[path]
+	for _, path := range s.tombstones.paths() {
+		r, _ := s.tombstones.get(path)
 		if r.DeletionTimestamp <= cutoff {
 			continue
 		}
@@ -364,6 +367,7 @@ func (t *Table) Checkpoint(ctx context.Context, s *Snapshot) error {
 	if _, err := t.store.Put(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
 		return fmt.Errorf("%s: write checkpoint %d: %w", t.name(), s.Version, err)
 	}
+	t.seedCheckpoint(ctx, key, rows)
 	if cur, err := t.readLastCheckpoint(ctx); err != nil {
 		return err
 	} else if cur > s.Version {
@@ -379,4 +383,33 @@ func (t *Table) Checkpoint(ctx context.Context, s *Snapshot) error {
 		return fmt.Errorf("%s: write _last_checkpoint %d: %w", t.name(), s.Version, err)
 	}
 	return nil
+}
+
+// seedCheckpoint caches the state a load of the checkpoint just written at
+// key would decode from it, built from its rows: the loads after a commit
+// (the writer's next micro-batch, the next layer reading the table) start
+// from that checkpoint, and decoding it costs as much as the table holds.
+// The cache entry is keyed by the object as a Stat sees it, as a load
+// looks it up; without that (the Stat failed) the load decodes the file.
+func (t *Table) seedCheckpoint(ctx context.Context, key string, rows []cpRow) {
+	o, err := t.store.Stat(ctx, key)
+	if err != nil {
+		return
+	}
+	st := newState()
+	for i := range rows {
+		a, ok, err := rows[i].action()
+		if err != nil {
+			return
+		}
+		if ok {
+			st.apply(a)
+		}
+	}
+	st.tombstones = st.tombstones.flat()
+	files := []lake.ObjectInfo{o}
+	if t.checkpoints != nil {
+		t.checkpoints.keep(t.store, files, st.clone())
+	}
+	t.cache.put(files, st)
 }

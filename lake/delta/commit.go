@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -389,18 +387,26 @@ func (t *Table) catchUp(ctx context.Context, st *state, appIDs map[string]bool, 
 	return nil
 }
 
-// maybeCheckpoint writes a checkpoint of s when its version is a multiple of
-// the checkpoint interval, or when the tail of commits since the checkpoint
-// s was built from has grown past twice the interval (a checkpoint was
-// missed: its write failed, or its writer crashed first), so a reader
-// replays at most a short tail. Failures are logged: the commit already
-// stands. s is the commit's own fresh snapshot, not yet shared.
+// maybeCheckpoint writes a checkpoint of s when its version is a multiple
+// of the checkpoint interval, or when the tail of commits since the
+// checkpoint s was built from has grown past twice the interval (a
+// checkpoint was missed: its write failed, or its writer crashed first), so
+// a reader replays at most a short tail. Failures are logged: the commit
+// already stands. s is the commit's own fresh snapshot, not yet shared.
+//
+// The interval grows with the checkpoint's size (checkpointInterval): a
+// checkpoint rewrites every action the table holds, and a table that
+// streams keeps a tombstone for about every commit of the last week, so a
+// checkpoint every ten commits would make each commit cost as much as the
+// table's history.
 func (t *Table) maybeCheckpoint(ctx context.Context, s *Snapshot) {
 	n := t.opts.CheckpointInterval
 	if n <= 0 || s.Version <= 0 {
 		return
 	}
-	if s.Version%n != 0 && s.Version-max(s.checkpoint, 0) < 2*n {
+	k := checkpointInterval(n, s.actions())
+	tail := s.Version - max(s.checkpoint, 0)
+	if due := s.Version%n == 0 && (k == n || tail >= k); !due && tail < 2*k {
 		return
 	}
 	if err := t.Checkpoint(ctx, s); err != nil {
@@ -410,6 +416,16 @@ func (t *Table) maybeCheckpoint(ctx context.Context, s *Snapshot) {
 	s.checkpoint = s.Version
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
+// checkpointActionsPerInterval is how many actions a checkpoint may hold
+// per CheckpointInterval commits: writing one costs about 2 µs per action,
+// so the checkpoints cost each commit at most about 1 ms on average,
+// whatever the table's size, while the tail a reader replays stays within
+// a few times the checkpoint's own size in actions.
+const checkpointActionsPerInterval = 5000
+
+// checkpointInterval is how many commits apart checkpoints of a table
+// holding actions are written: the configured interval n, times one more
+// for every checkpointActionsPerInterval actions.
+func checkpointInterval(n int64, actions int) int64 {
+	return n * max(1, int64((actions+checkpointActionsPerInterval-1)/checkpointActionsPerInterval))
 }

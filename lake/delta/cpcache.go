@@ -57,6 +57,52 @@ type tableCache struct {
 	files  []lake.ObjectInfo
 	st     *state
 	latest atomic.Int64 // newest version a load saw, plus one (0: none)
+	// commits are parsed commits after the checkpoint (cpFiles, at
+	// version cpVersion) the newest load started from, by version: a load
+	// replays the tail after the checkpoint from them and asks the store
+	// only for the versions after the last one. Checkpoints of a table
+	// with a long history are far apart (maybeCheckpoint), and a stream
+	// job loads its tables several times a micro-batch: reading the whole
+	// tail each time would cost what the longer interval saves. Commits
+	// are immutable once written (put-if-absent), and log cleanup deletes
+	// only versions before the newest checkpoint, which no load replays;
+	// they are used only with the same checkpoint objects (a table deleted
+	// and created again has other ones).
+	commits map[int64]probed
+	cpFiles []lake.ObjectInfo
+}
+
+// tail returns the cached commits from version v on, as long as they
+// follow each other, and the cached commit of version at (found false if
+// none), when they were cached with the checkpoint cp.
+func (c *tableCache) tail(cp []lake.ObjectInfo, v, at int64) (run []probed, own probed) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !sameObjects(c.cpFiles, cp) {
+		return nil, probed{}
+	}
+	for ; ; v++ {
+		p, ok := c.commits[v]
+		if !ok {
+			break
+		}
+		run = append(run, p)
+	}
+	return run, c.commits[at]
+}
+
+// keepCommits caches the parsed commits got, read after the checkpoint cp
+// of version floor, and forgets those before it (or all of them, cached
+// with another checkpoint's objects that is not older).
+func (c *tableCache) keepCommits(cp []lake.ObjectInfo, floor int64, got map[int64]probed) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.commits == nil || !sameObjects(c.cpFiles, cp) {
+		c.commits = map[int64]probed{}
+		c.cpFiles = slices.Clone(cp)
+	}
+	maps.DeleteFunc(c.commits, func(v int64, _ probed) bool { return v < floor })
+	maps.Copy(c.commits, got)
 }
 
 // get returns a copy of the cached state of files, or nil.
@@ -183,7 +229,7 @@ func logDir(files []lake.ObjectInfo) string {
 }
 
 // actions is about how many actions st holds, the measure of its size.
-func (st *state) actions() int { return len(st.files) + len(st.tombstones) + len(st.txns) + 2 }
+func (st *state) actions() int { return len(st.files) + st.tombstones.len() + len(st.txns) + 2 }
 
 func sameObjects(a, b []lake.ObjectInfo) bool {
 	return slices.EqualFunc(a, b, func(x, y lake.ObjectInfo) bool {
@@ -196,7 +242,7 @@ func sameObjects(a, b []lake.ObjectInfo) bool {
 func (st *state) clone() *state {
 	c := *st
 	c.files = maps.Clone(st.files)
-	c.tombstones = maps.Clone(st.tombstones)
+	c.tombstones = st.tombstones.clone()
 	c.txns = maps.Clone(st.txns)
 	if st.protocol != nil {
 		p := *st.protocol

@@ -23,8 +23,7 @@ func TestOwnCheckpointDecoder(t *testing.T) {
 		Metadata: Metadata{ID: "id-1", Name: "meters", Description: "d", Format: Format{Provider: "parquet", Options: map[string]string{"k": "v"}},
 			SchemaString: `{"type":"struct","fields":[]}`, PartitionColumns: []string{"event_date", "region"},
 			Configuration: map[string]string{"delta.appendOnly": "false", "x": ""}},
-		txns:       map[string]Txn{},
-		tombstones: map[string]Remove{},
+		txns: map[string]Txn{},
 	}
 	for i := range 3000 { // several pages per column
 		pv := PartitionValues{"event_date": str(fmt.Sprintf("2026-01-%02d", i%28+1)), "region": nil}
@@ -51,7 +50,7 @@ func TestOwnCheckpointDecoder(t *testing.T) {
 		if i%7 == 0 {
 			r := Remove{Path: fmt.Sprintf("gone-%d.parquet", i), DeletionTimestamp: now.UnixMilli() - int64(i), ExtendedFileMetadata: i%14 == 0,
 				PartitionValues: PartitionValues{"event_date": nil}, Size: int64(i)}
-			snap.tombstones[r.Path] = r
+			snap.tombstones.set(r)
 		}
 	}
 	// Metadata without optional parts too: a second file.
@@ -74,8 +73,8 @@ func TestOwnCheckpointDecoder(t *testing.T) {
 		if err := readForeignCheckpoint(pf, func(a action) { generic = append(generic, a) }); err != nil {
 			t.Fatal(err)
 		}
-		if len(own) != len(generic) || len(own) != 2+len(s.txns)+len(s.Files)+len(s.tombstones) {
-			t.Fatalf("own decoder %d actions, generic %d, want %d", len(own), len(generic), 2+len(s.txns)+len(s.Files)+len(s.tombstones))
+		if len(own) != len(generic) || len(own) != 2+len(s.txns)+len(s.Files)+s.tombstones.len() {
+			t.Fatalf("own decoder %d actions, generic %d, want %d", len(own), len(generic), 2+len(s.txns)+len(s.Files)+s.tombstones.len())
 		}
 		for i := range own {
 			if !reflect.DeepEqual(own[i], generic[i]) {

@@ -59,7 +59,7 @@ func (t *Table) probeLog(ctx context.Context, read bool) (l *logListing, from in
 		for _, f := range files {
 			l.addCheckpoint(lc.Version, len(files), f)
 		}
-		latest, ok, err := t.probeCommits(ctx, l, lc.Version, read)
+		latest, ok, err := t.probeCommits(ctx, l, lc.Version, files, read)
 		if err != nil || !ok {
 			return nil, -1, false, t.probeFailed(ctx, "commits", lc.Version, err)
 		}
@@ -129,18 +129,36 @@ type probed struct {
 // checkpoints before it. ok is false when a version after a missing one
 // exists: a gap (or commits landing while the window was asked for), which
 // the listing sorts out.
-func (t *Table) probeCommits(ctx context.Context, l *logListing, from int64, read bool) (latest int64, ok bool, err error) {
+func (t *Table) probeCommits(ctx context.Context, l *logListing, from int64, cp []lake.ObjectInfo, read bool) (latest int64, ok bool, err error) {
 	latest = from
-	// The window reaches one past the newest version seen before, so that
-	// a steady reader finds the tail in one round.
-	w := min(max(t.cache.seen()-from+1, 2), maxProbeWindow)
+	fresh := map[int64]probed{}
 	record := func(v int64, p probed) {
 		l.commits[v] = p.info
 		if read {
 			l.read[v] = p.c
+			fresh[v] = p
 		}
 	}
-	for v := from + 1; ; {
+	v := from + 1
+	var own probed
+	if read {
+		// The commits an earlier load parsed are not asked for again.
+		var run []probed
+		run, own = t.cache.tail(cp, v, from)
+		for _, p := range run {
+			l.commits[v], l.read[v] = p.info, p.c
+			latest, v = v, v+1
+		}
+	}
+	defer func() {
+		if ok && read {
+			t.cache.keepCommits(cp, from, fresh)
+		}
+	}()
+	// The window reaches one past the newest version seen before, so that
+	// a steady reader finds the tail in one round.
+	w := min(max(t.cache.seen()-v+2, 2), maxProbeWindow)
+	for {
 		got := make([]probed, w)
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(16)
@@ -165,9 +183,11 @@ func (t *Table) probeCommits(ctx context.Context, l *logListing, from int64, rea
 				}
 			}
 			if latest == from {
-				p, err := t.probeVersion(ctx, from, read)
-				if err != nil {
-					return 0, false, err
+				p := own
+				if !p.found {
+					if p, err = t.probeVersion(ctx, from, read); err != nil {
+						return 0, false, err
+					}
 				}
 				if p.found {
 					record(from, p)

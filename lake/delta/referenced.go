@@ -110,12 +110,12 @@ func (t *Table) RetainedPaths(ctx context.Context, base *Snapshot, cutoff time.T
 			return res, err
 		}
 	} else {
-		res.Paths = make(map[string]bool, len(base.Files)+len(latest.Files)+len(latest.tombstones))
-		for p, r := range latest.tombstones {
+		res.Paths = make(map[string]bool, len(base.Files)+len(latest.Files)+latest.tombstones.len())
+		for p, r := range latest.tombstones.all() {
 			// The same remove in the base: removed at or before it, so no
 			// retained version has the file (unless one added it again,
 			// and then the latest snapshot or a later tombstone has it).
-			if br, ok := base.tombstones[p]; ok && br.DeletionTimestamp == r.DeletionTimestamp {
+			if br, ok := base.tombstones.get(p); ok && br.DeletionTimestamp == r.DeletionTimestamp {
 				continue
 			}
 			res.Paths[p] = true

@@ -29,9 +29,9 @@ type Snapshot struct {
 	Files     []Add // active data files, sorted by path (nil from Table.Head)
 
 	txns       map[string]Txn
-	over       map[string]Txn    // txns added by WithTxns, over txns
-	tombstones map[string]Remove // removed files, for checkpoints (vacuum retention)
-	checkpoint int64             // version of the checkpoint it was built from (-1: none)
+	over       map[string]Txn // txns added by WithTxns, over txns
+	tombstones tombs          // removed files, for checkpoints (vacuum retention)
+	checkpoint int64          // version of the checkpoint it was built from (-1: none)
 	// checkpointWritten is when that checkpoint was stored (its object's
 	// modification time): tombstones it dropped are older than this minus
 	// the tombstone retention (RetainedPaths relies on it).
@@ -39,6 +39,9 @@ type Snapshot struct {
 	// headOnly says Files and tombstones were not loaded (Table.Head).
 	headOnly bool
 }
+
+// actions is how many actions a checkpoint of s holds at most.
+func (s *Snapshot) actions() int { return 2 + len(s.txns) + len(s.over) + len(s.Files) + s.tombstones.len() }
 
 // FilesLoaded reports whether s holds the table's files: false for a
 // snapshot from Table.Head that skipped them, whose Files is nil whatever
@@ -107,7 +110,7 @@ type state struct {
 	protocol   *Protocol
 	metadata   *Metadata
 	files      map[string]Add
-	tombstones map[string]Remove
+	tombstones tombs
 	txns       map[string]Txn
 	checkpoint int64 // version of the checkpoint replay started from (-1: none)
 	// checkpointWritten is when that checkpoint was stored.
@@ -119,7 +122,7 @@ type state struct {
 }
 
 func newState() *state {
-	return &state{version: -1, files: map[string]Add{}, tombstones: map[string]Remove{}, txns: map[string]Txn{}, checkpoint: -1, parts: partAll}
+	return &state{version: -1, files: map[string]Add{}, txns: map[string]Txn{}, checkpoint: -1, parts: partAll}
 }
 
 // stateOf copies a snapshot into a state, to apply further commits.
@@ -128,7 +131,7 @@ func stateOf(s *Snapshot) *state {
 		version:    s.Version,
 		timestamp:  s.Timestamp,
 		files:      make(map[string]Add, len(s.Files)+8),
-		tombstones: maps.Clone(s.tombstones),
+		tombstones: s.tombstones.clone(),
 		txns:       maps.Clone(s.txns),
 		checkpoint: s.checkpoint,
 		parts:      partAll,
@@ -143,9 +146,6 @@ func stateOf(s *Snapshot) *state {
 	for _, f := range s.Files {
 		st.files[f.Path] = f
 	}
-	if st.tombstones == nil {
-		st.tombstones = map[string]Remove{}
-	}
 	if st.txns == nil {
 		st.txns = map[string]Txn{}
 	}
@@ -158,10 +158,10 @@ func (st *state) apply(a action) {
 	switch {
 	case a.Add != nil:
 		st.files[a.Add.Path] = *a.Add
-		delete(st.tombstones, a.Add.Path)
+		st.tombstones.del(a.Add.Path)
 	case a.Remove != nil:
 		delete(st.files, a.Remove.Path)
-		st.tombstones[a.Remove.Path] = *a.Remove
+		st.tombstones.set(*a.Remove)
 	case a.Txn != nil:
 		st.txns[a.Txn.AppID] = *a.Txn
 	case a.MetaData != nil:
