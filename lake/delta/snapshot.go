@@ -41,7 +41,9 @@ type Snapshot struct {
 }
 
 // actions is how many actions a checkpoint of s holds at most.
-func (s *Snapshot) actions() int { return 2 + len(s.txns) + len(s.over) + len(s.Files) + s.tombstones.len() }
+func (s *Snapshot) actions() int {
+	return 2 + len(s.txns) + len(s.over) + len(s.Files) + s.tombstones.len()
+}
 
 // FilesLoaded reports whether s holds the table's files: false for a
 // snapshot from Table.Head that skipped them, whose Files is nil whatever

@@ -99,4 +99,6 @@ func TestTombsCopyCostFollowsChanges(t *testing.T) {
 	}
 }
 
-func sameRemove(a, b Remove) bool { return a.Path == b.Path && a.DeletionTimestamp == b.DeletionTimestamp }
+func sameRemove(a, b Remove) bool {
+	return a.Path == b.Path && a.DeletionTimestamp == b.DeletionTimestamp
+}
