@@ -2,6 +2,7 @@ package delta_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -292,4 +293,53 @@ func TestSharedCacheDecodesOnce(t *testing.T) {
 	if n := counts.Reads(cp); n != 0 {
 		t.Fatalf("checkpoint read %d times by Tables without a shared Cache, want 0 (the process-wide cache)", n)
 	}
+}
+
+// TestSnapshotAtTailWithoutListing: time travel to a version at or after
+// the newest checkpoint finds it by the probe, with no listing of the log
+// (which reads every name in it), and equals a replay of the whole log;
+// an older version, and one that does not exist yet, are still found, or
+// refused, through the listing.
+func TestSnapshotAtTailWithoutListing(t *testing.T) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
+		ctx := t.Context()
+		probeTable(t, st, "bronze/at", 23) // checkpoint at 20, tail 21..23
+		var counts lake.Counts
+		tbl := delta.Open(lake.Count(st, &counts), "bronze/at")
+		replay, err := delta.OpenWith(st, "bronze/at", withIgnoreCheckpoints())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []int64{20, 21, 23} {
+			counts.Reset()
+			got, err := tbl.SnapshotAt(ctx, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := counts.Lists.Load(); n != 0 {
+				t.Errorf("version %d: %d listings, want none", v, n)
+			}
+			want, err := replay.SnapshotAt(ctx, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertSameSnapshot(t, got, want)
+		}
+		counts.Reset()
+		got, err := tbl.SnapshotAt(ctx, 12)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts.Lists.Load() == 0 {
+			t.Error("version 12, before the newest checkpoint: want a listing")
+		}
+		want, err := replay.SnapshotAt(ctx, 12)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertSameSnapshot(t, got, want)
+		if _, err := tbl.SnapshotAt(ctx, 24); !errors.Is(err, delta.ErrNoVersion) {
+			t.Errorf("version 24: %v, want ErrNoVersion", err)
+		}
+	})
 }

@@ -449,8 +449,9 @@ func (t *Table) SnapshotAt(ctx context.Context, version int64) (*Snapshot, error
 
 // snapshotAt builds the snapshot at target (-1: latest): the newest usable
 // checkpoint at or before target (the actions of part of it), then the
-// JSON commits after it. The latest is found by probing forward from the
-// last checkpoint (probe.go), a version in the past by listing the log.
+// JSON commits after it. The latest, and a version at or after the newest
+// checkpoint, are found by probing forward from that checkpoint
+// (probe.go); an older version by listing the log.
 func (t *Table) snapshotAt(ctx context.Context, target int64, part cpPart) (*Snapshot, error) {
 	var (
 		l    *logListing
@@ -458,9 +459,26 @@ func (t *Table) snapshotAt(ctx context.Context, target int64, part cpPart) (*Sna
 		ok   bool
 		err  error
 	)
-	if target < 0 {
-		if l, from, ok, err = t.probeLog(ctx, true); err != nil {
+	if l, from, ok, err = t.probeLog(ctx, true); err != nil {
+		return nil, err
+	}
+	if ok && target >= 0 && (target < from || target > max(l.maxCommit(), from)) {
+		// Older than the newest checkpoint, or not found by the probe:
+		// the listing finds the checkpoint before it, or says it is not
+		// there. A version in the tail after the newest checkpoint (silver
+		// reads bronze at the version it consumes to, each micro-batch)
+		// needs no listing, which reads every name in the log.
+		ok = false
+	}
+	if ok && target == from && l.commits[from].Key == "" {
+		// The checkpoint's own version: its timestamp is its commit's,
+		// which the probe asks for only when nothing follows it.
+		p, err := t.probeVersion(ctx, from, true)
+		if err != nil {
 			return nil, err
+		}
+		if p.found {
+			l.commits[from], l.read[from] = p.info, p.c
 		}
 	}
 	if !ok {
