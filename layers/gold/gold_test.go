@@ -792,3 +792,33 @@ func TestUnsortedOK(t *testing.T) {
 		t.Error("a SQL model: UnsortedOK = true")
 	}
 }
+
+// TestOrderColumnWrittenPlain: a gold row group holds thousands of windows
+// of a few meters, so its order column has thousands of distinct values;
+// DuckDB's default dictionary limit encoded that column one way or the
+// other depending on where thread scheduling cut the row groups (a file
+// ~20% larger and slower to write half the time). maParquet writes it
+// plain in every row group, in the one-file and the bucketed path, while
+// the meter column keeps its dictionary.
+func TestOrderColumnWrittenPlain(t *testing.T) {
+	for _, buckets := range []int{1, 2} {
+		t.Run(fmt.Sprintf("buckets=%d", buckets), func(t *testing.T) {
+			f := newFixture(t, testenv.LocalStore(t))
+			f.buckets = buckets
+			f.createSilver("wide")
+			var sels []string
+			for m := range 12 {
+				sels = append(sels, windows(fmt.Sprintf("meter-%02d", m), 0, 15000, fmt.Sprintf(usage, m)))
+			}
+			f.commitSilver("wide", nil, strings.Join(sels, " UNION ALL "))
+			f.addGold(maTable("wide_ma", "wide", config.MovingAverage{Column: "avg_usage", Rows: 15}))
+			f.run("wide_ma")
+			files := strings.TrimSuffix(strings.TrimPrefix(f.scan("gold/wide_ma"), "read_parquet("), ")")
+			got := f.query(`SELECT path_in_schema, bool_or(encodings LIKE '%DICTIONARY%'), count(*) FROM parquet_metadata(` + files + `)
+				WHERE path_in_schema IN ('window_start', 'meter_id') GROUP BY ALL ORDER BY ALL`)
+			if len(got) != 2 || !strings.HasPrefix(got[0], "meter_id true ") || !strings.HasPrefix(got[1], "window_start false ") {
+				t.Fatalf("column, any dictionary-encoded row group, row groups: %q; want meter_id with a dictionary, window_start without", got)
+			}
+		})
+	}
+}

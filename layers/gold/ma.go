@@ -50,6 +50,17 @@ const (
 	// is the table's own (confBuckets), md5 modulo it.
 	maLayout = "gold-ma-v3:md5-lower-64:sized:tail"
 
+	// maParquet is how a moving-average data file is written. A gold row
+	// group holds many windows of a few partitions, so its order column
+	// has about rows/partitions distinct values: DuckDB's default
+	// dictionary limit let that column go dictionary-encoded or plain
+	// depending on where thread scheduling cut the row groups, and the
+	// dictionary side was ~20% larger and ~30 ms slower to write at
+	// 166k rows (docs/gold-buckets.md, round 7). Past 10,000 distinct
+	// values a column is written plain (zstd still compresses it);
+	// low-cardinality columns (partition keys, flags) keep dictionaries.
+	maParquet = "(FORMAT parquet, COMPRESSION zstd, DICTIONARY_SIZE_LIMIT 10000)"
+
 	confDefinition = "medallion.gold.definition" // hash of everything the rows depend on
 	confKind       = "medallion.gold.kind"
 	confLayout     = "medallion.gold.layout"
@@ -727,8 +738,8 @@ func (r *runner) oneFileRowsWindow(ctx context.Context, spec *maSpec, f maFrame,
 			sorted = ""
 		}
 		start := time.Now()
-		res, err := r.conn.ExecContext(ctx, fmt.Sprintf("COPY (SELECT %s FROM (%s)%s) TO %s (FORMAT parquet, COMPRESSION zstd)",
-			strings.Join(sel, ", "), withMA(keyed), sorted, warehouse.QuoteString(local)))
+		res, err := r.conn.ExecContext(ctx, fmt.Sprintf("COPY (SELECT %s FROM (%s)%s) TO %s %s",
+			strings.Join(sel, ", "), withMA(keyed), sorted, warehouse.QuoteString(local), maParquet))
 		r.log.Debug("gold statement", "ms", time.Since(start).Milliseconds(), "sql", "COPY (moving average and flags of one bucket)", "keyed", keyed, "sorted", sorted != "")
 		if err != nil {
 			return 0, err
@@ -860,7 +871,7 @@ func (r *runner) writeBucket(ctx context.Context, f maFrame, out string, sel []s
 		q = "SELECT * FROM (" + q + " UNION ALL BY NAME SELECT " + strings.Join(quoteAll(f.finalCols), ", ") +
 			" FROM read_parquet([" + strings.Join(quoted, ", ") + "]))"
 	}
-	q = fmt.Sprintf("COPY (%s ORDER BY %s) TO %s (FORMAT parquet, COMPRESSION zstd)", q, f.partOrder, warehouse.QuoteString(local))
+	q = fmt.Sprintf("COPY (%s ORDER BY %s) TO %s %s", q, f.partOrder, warehouse.QuoteString(local), maParquet)
 	if err := r.exec(ctx, q); err != nil {
 		return w, fmt.Errorf("%s: write bucket %d: %w", r.ref, b, err)
 	}
