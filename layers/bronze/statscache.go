@@ -78,18 +78,5 @@ func (c *statsGenerations) lookup(stats string) (parsedStats, bool) {
 	return parsedStats{}, false
 }
 
-// len is the number of entries held, in both generations.
-func (c *statsGenerations) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := len(c.cur)
-	for k := range c.prev {
-		if _, ok := c.cur[k]; !ok {
-			n++
-		}
-	}
-	return n
-}
-
 // cachedStats is delta.ParseStats(stats), through statsCache.
 func cachedStats(stats string) (delta.FileStats, error) { return statsCache.get(stats) }

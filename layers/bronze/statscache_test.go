@@ -86,3 +86,16 @@ func TestStatsCacheKeepsAWideWorkingSet(t *testing.T) {
 		t.Fatalf("%d parses over 10 passes of %d files, want %d", parses, files, files)
 	}
 }
+
+// len is the number of entries c holds, in both generations.
+func (c *statsGenerations) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.cur)
+	for k := range c.prev {
+		if _, ok := c.cur[k]; !ok {
+			n++
+		}
+	}
+	return n
+}

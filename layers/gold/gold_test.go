@@ -797,7 +797,7 @@ func TestUnsortedOK(t *testing.T) {
 // of a few meters, so its order column has thousands of distinct values;
 // DuckDB's default dictionary limit encoded that column one way or the
 // other depending on where thread scheduling cut the row groups (a file
-// ~20% larger and slower to write half the time). maParquet writes it
+// ~20% larger and slower to write in about a third of the runs). maParquet writes it
 // plain in every row group, in the one-file and the bucketed path, while
 // the meter column keeps its dictionary.
 func TestOrderColumnWrittenPlain(t *testing.T) {
