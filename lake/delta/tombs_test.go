@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -101,4 +102,58 @@ func TestTombsCopyCostFollowsChanges(t *testing.T) {
 
 func sameRemove(a, b Remove) bool {
 	return a.Path == b.Path && a.DeletionTimestamp == b.DeletionTimestamp
+}
+
+// TestFlatSharesPartitionValues: after flat, tombstones whose partition
+// values are equal hold one map between them (a streaming table's
+// tombstones sit in a few partitions; a map each was most of their
+// memory), values that differ in any way (a column, a value, null against
+// a string, no map against an empty one) stay apart, and every tombstone
+// still reads as it was set.
+func TestFlatSharesPartitionValues(t *testing.T) {
+	s := func(v string) *string { return &v }
+	pvs := map[string]func() PartitionValues{
+		"day1":     func() PartitionValues { return PartitionValues{"event_date": s("2026-12-06")} },
+		"day2":     func() PartitionValues { return PartitionValues{"event_date": s("2026-12-07")} },
+		"null":     func() PartitionValues { return PartitionValues{"event_date": nil} },
+		"empty":    func() PartitionValues { return PartitionValues{"event_date": s("")} },
+		"two":      func() PartitionValues { return PartitionValues{"event_date": s("2026-12-06"), "meter": s("m1")} },
+		"other":    func() PartitionValues { return PartitionValues{"day": s("2026-12-06")} },
+		"no-cols":  func() PartitionValues { return PartitionValues{} },
+		"no-value": func() PartitionValues { return nil },
+	}
+	var ts tombs
+	ref := map[string]Remove{}
+	for name, pv := range pvs {
+		for i := range 3 {
+			r := Remove{Path: fmt.Sprintf("%s-%d", name, i), DeletionTimestamp: int64(i), PartitionValues: pv()}
+			ts.set(r)
+			ref[r.Path] = r
+		}
+	}
+	flat := ts.flat()
+	checkTombs(t, "flat", &flat, ref)
+	ptr := func(pv PartitionValues) uintptr { return reflect.ValueOf(pv).Pointer() }
+	byValue := map[string]uintptr{}
+	for name := range pvs {
+		first, _ := flat.get(name + "-0")
+		for i := 1; i < 3; i++ {
+			r, _ := flat.get(fmt.Sprintf("%s-%d", name, i))
+			if ptr(r.PartitionValues) != ptr(first.PartitionValues) {
+				t.Errorf("%s: tombstones %d and 0 hold different maps for equal values", name, i)
+			}
+		}
+		if first.PartitionValues == nil {
+			if name != "no-value" {
+				t.Errorf("%s: partition values became nil", name)
+			}
+			continue
+		}
+		for other, p := range byValue {
+			if p == ptr(first.PartitionValues) {
+				t.Errorf("%s and %s share a map though their values differ", name, other)
+			}
+		}
+		byValue[name] = ptr(first.PartitionValues)
+	}
 }
