@@ -720,6 +720,31 @@ func (t *Table) parseCommit(v int64, b []byte) (commit, error) {
 	return c, nil
 }
 
+// CommitInfoAt returns the commit info of version v, with Version and
+// Timestamp filled in as History fills them. It reads that one commit:
+// a writer looking for its own last commit among a few newer ones
+// (compaction, maintenance) walks back from its snapshot's version with it
+// instead of reading the whole history. Returns an error wrapping
+// lake.ErrNotExist if the log has no commit v (never written, or cleaned
+// up).
+func (t *Table) CommitInfoAt(ctx context.Context, v int64) (CommitInfo, error) {
+	b, o, err := t.get(ctx, t.commitKey(v))
+	if err != nil {
+		return CommitInfo{}, fmt.Errorf("%s: read log version %d: %w", t.name(), v, err)
+	}
+	c, err := t.parseCommit(v, b)
+	if err != nil {
+		return CommitInfo{}, err
+	}
+	ci := CommitInfo{}
+	if c.info != nil {
+		ci = *c.info
+	}
+	ci.Version = v
+	ci.Timestamp = c.timestamp(o).UnixMilli()
+	return ci, nil
+}
+
 // History returns the commit infos of the newest limit versions (limit <= 0:
 // every version still in the log), newest first, with Version and Timestamp
 // filled in (from the object's modification time if the commit has none).

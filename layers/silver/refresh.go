@@ -187,7 +187,7 @@ func refresh(ctx context.Context, deps Deps, cfg *config.Silver, r Range, st *Re
 	if v, _ := ss.TxnVersion(appID); v != consumed {
 		return fmt.Errorf("the replay stopped at bronze version %d, not %d", v, consumed)
 	}
-	prog, err := readProgress(ctx, shadowT, consumed)
+	prog, err := readProgress(ctx, shadowT, ss.Version, consumed)
 	if err != nil {
 		return err
 	}

@@ -99,7 +99,7 @@ func (j *job) position(ctx context.Context, b *batch) error {
 	if b.silverSnap != nil {
 		if v, ok := b.silverSnap.TxnVersion(b.appID); ok {
 			b.consumed = v
-			if b.prog, err = readProgress(ctx, b.silverT, v); err != nil {
+			if b.prog, err = readProgress(ctx, b.silverT, b.silverSnap.Version, v); err != nil {
 				return err
 			}
 			if b.prog.fingerprint != sp.fingerprint() && !j.deps.SchemaReplace {

@@ -83,6 +83,7 @@ import (
 	"time"
 
 	"github.com/medallion-dev/medallion/internal/config"
+	"github.com/medallion-dev/medallion/lake"
 	"github.com/medallion-dev/medallion/lake/delta"
 	"github.com/medallion-dev/medallion/layers"
 )
@@ -285,38 +286,45 @@ func (j *job) crashPoint(p string) error { return j.deps.CrashPoint(p) }
 func batchID(bronzeVersion int64) string { return fmt.Sprintf("%020d", bronzeVersion) }
 
 // readProgress finds the medallion map of the silver commit that recorded
-// bronze version consumed (normally the newest commit).
-func readProgress(ctx context.Context, t *delta.Table, consumed int64) (progress, error) {
-	for _, limit := range []int{1, 0} {
-		hist, err := t.History(ctx, limit)
+// bronze version consumed: the newest silver commit at or before version
+// latest (the snapshot the caller read the txn from). It walks back one
+// commit at a time, since only the few commits other writers made after
+// it (stream compaction after nearly every micro-batch, maintenance) lie
+// between: reading the whole history instead, as it did, cost each
+// micro-batch after a compaction time that grew with every commit of the
+// day (case 12).
+func readProgress(ctx context.Context, t *delta.Table, latest, consumed int64) (progress, error) {
+	for v := latest; v >= 0; v-- {
+		ci, err := t.CommitInfoAt(ctx, v)
+		if errors.Is(err, lake.ErrNotExist) {
+			break // cleaned up: older commits are gone too
+		}
 		if err != nil {
 			return progress{}, err
 		}
-		for _, ci := range hist {
-			m := ci.Medallion
-			if m == nil || m[mJob] != "silver" || m[mBronze] == nil {
-				continue
-			}
-			if v, ok := asInt(m[mBronze]); !ok || v != consumed {
-				return progress{}, fmt.Errorf("%s version %d records bronze version %v but the table's txn says %d: the log was written by something else; delete %s/ to rebuild",
-					t.Dir(), ci.Version, m[mBronze], consumed, t.Dir())
-			}
-			var p progress
-			if s, ok := m[mMaxEvent].(string); ok {
-				if p.maxEvent, err = parseMicros(s); err != nil {
-					return p, fmt.Errorf("%s version %d: %s: %w", t.Dir(), ci.Version, mMaxEvent, err)
-				}
-			}
-			if s, ok := m[mWatermark].(string); ok {
-				if p.watermark, err = parseMicros(s); err != nil {
-					return p, fmt.Errorf("%s version %d: %s: %w", t.Dir(), ci.Version, mWatermark, err)
-				}
-			}
-			p.state, _ = m[mState].(string)
-			p.stateRows, _ = asInt(m[mStateRows])
-			p.fingerprint, _ = m[mFingerprint].(string)
-			return p, nil
+		m := ci.Medallion
+		if m == nil || m[mJob] != "silver" || m[mBronze] == nil {
+			continue
 		}
+		if v, ok := asInt(m[mBronze]); !ok || v != consumed {
+			return progress{}, fmt.Errorf("%s version %d records bronze version %v but the table's txn says %d: the log was written by something else; delete %s/ to rebuild",
+				t.Dir(), ci.Version, m[mBronze], consumed, t.Dir())
+		}
+		var p progress
+		if s, ok := m[mMaxEvent].(string); ok {
+			if p.maxEvent, err = parseMicros(s); err != nil {
+				return p, fmt.Errorf("%s version %d: %s: %w", t.Dir(), ci.Version, mMaxEvent, err)
+			}
+		}
+		if s, ok := m[mWatermark].(string); ok {
+			if p.watermark, err = parseMicros(s); err != nil {
+				return p, fmt.Errorf("%s version %d: %s: %w", t.Dir(), ci.Version, mWatermark, err)
+			}
+		}
+		p.state, _ = m[mState].(string)
+		p.stateRows, _ = asInt(m[mStateRows])
+		p.fingerprint, _ = m[mFingerprint].(string)
+		return p, nil
 	}
 	return progress{}, fmt.Errorf("%s records bronze version %d in its txn but no commit holds the silver progress (watermark, state)", t.Dir(), consumed)
 }
