@@ -47,6 +47,15 @@ func (t *Table) CleanupLog(ctx context.Context, retention time.Duration, now tim
 		return res, fmt.Errorf("%s: clean up the log: retention %s must be positive", t.name(), retention)
 	}
 	cutoff := now.Add(-retention)
+	// Most passes find nothing to delete (a log younger than the
+	// retention): learn that without listing the log.
+	if _, oldest, err := t.oldestCommit(ctx); errors.Is(err, ErrNoTable) {
+		return res, nil // no log, nothing to clean
+	} else if err != nil {
+		return res, fmt.Errorf("clean up the log: %w", err)
+	} else if !oldest.Before(cutoff) {
+		return res, nil
+	}
 	l, err := t.list(ctx, 0)
 	if err != nil {
 		return res, err

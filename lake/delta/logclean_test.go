@@ -3,6 +3,7 @@ package delta_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,4 +129,55 @@ func TestCheckpointCacheCopies(t *testing.T) {
 	if len(at10.Files) != 10 {
 		t.Fatalf("the first snapshot of version 10 changed: %d files", len(at10.Files))
 	}
+}
+
+// TestMaintenanceOfAYoungLogListsNothing: on a log whose oldest commit is
+// younger than the cutoff (every table younger than the retention), log
+// cleanup and vacuum's version at its cutoff find that out without listing
+// the log; a stream's log holds a commit a second, and the maintenance
+// pass listed it whole twice a pass. Once the cleanup has removed the
+// oldest commits, both find the new oldest one.
+func TestMaintenanceOfAYoungLogListsNothing(t *testing.T) {
+	testenv.ForEachStore(t, func(t *testing.T, st lake.Store) {
+		ctx := t.Context()
+		var counts lake.Counts
+		cst := lake.Count(st, &counts)
+		tbl := delta.Open(cst, "bronze/young")
+		s := create(t, tbl)
+		for i := 1; i <= 25; i++ {
+			s = appendFile(t, cst, tbl, s, fmt.Sprintf("part-%03d.parquet", i))
+		}
+		fresh := delta.Open(cst, "bronze/young") // no cached log
+		counts.Lists.Store(0)
+		res, err := fresh.CleanupLog(ctx, time.Hour, time.Now())
+		if err != nil || res.Checkpoint != -1 || res.Commits != 0 {
+			t.Fatalf("cleanup within the retention: %+v, %v", res, err)
+		}
+		if _, err := fresh.SnapshotAsOf(ctx, time.Now().Add(-time.Hour)); !errors.Is(err, delta.ErrNoVersion) {
+			t.Fatalf("snapshot as of an hour before the table: %v, want ErrNoVersion", err)
+		}
+		if n := counts.Lists.Load(); n != 0 {
+			t.Errorf("cleanup and SnapshotAsOf on a young log listed it %d times, want 0", n)
+		}
+		// Versions at or after a time still resolve (by the listing).
+		if got, err := fresh.SnapshotAsOf(ctx, time.Now().Add(time.Hour)); err != nil || got.Version != 25 {
+			t.Fatalf("snapshot as of now: %v, %v; want version 25", got, err)
+		}
+		// After a cleanup the log starts at checkpoint 20: still no
+		// listing within the retention, and the oldest is 20.
+		if res, err = fresh.CleanupLog(ctx, time.Hour, time.Now().Add(2*time.Hour)); err != nil || res.Checkpoint != 20 {
+			t.Fatalf("cleanup = %+v, %v; want the log from checkpoint 20", res, err)
+		}
+		counts.Lists.Store(0)
+		if res, err = fresh.CleanupLog(ctx, time.Hour, time.Now()); err != nil || res.Checkpoint != -1 {
+			t.Fatalf("second cleanup within the retention: %+v, %v", res, err)
+		}
+		_, err = fresh.SnapshotAsOf(ctx, time.Now().Add(-time.Hour))
+		if !errors.Is(err, delta.ErrNoVersion) || !strings.Contains(err.Error(), "the oldest, version 20,") {
+			t.Fatalf("snapshot as of before the cleaned log: %v, want ErrNoVersion naming version 20", err)
+		}
+		if n := counts.Lists.Load(); n != 0 {
+			t.Errorf("after the cleanup: listed %d times, want 0", n)
+		}
+	})
 }

@@ -808,6 +808,15 @@ func (t *Table) historyLog(ctx context.Context, limit int) (*logListing, error) 
 // before ts. Returns an error wrapping ErrNoVersion if ts is before the
 // oldest commit in the log.
 func (t *Table) SnapshotAsOf(ctx context.Context, ts time.Time) (*Snapshot, error) {
+	// Vacuum asks for the version at its cutoff on every maintenance pass;
+	// while the log's oldest commit is younger (a table younger than the
+	// retention) the answer needs no listing of the log.
+	if v0, oldest, err := t.oldestCommit(ctx); err != nil {
+		return nil, err
+	} else if oldest.After(ts) {
+		return nil, fmt.Errorf("%s: %w: no commit at or before %s (the oldest, version %d, is at %s)",
+			t.name(), ErrNoVersion, ts.UTC().Format(time.RFC3339Nano), v0, oldest.UTC().Format(time.RFC3339Nano))
+	}
 	l, err := t.list(ctx, 0)
 	if err != nil {
 		return nil, err
