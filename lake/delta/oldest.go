@@ -40,13 +40,9 @@ func (t *Table) oldestCommit(ctx context.Context) (int64, time.Time, error) {
 			return -1, time.Time{}, fmt.Errorf("%s: find the oldest commit: %w", t.name(), err)
 		}
 	}
-	b, o, err := t.get(ctx, t.commitKey(hi))
+	_, ts, err := t.readCommitTime(ctx, hi)
 	if err != nil {
-		return -1, time.Time{}, fmt.Errorf("%s: read the oldest commit, version %d: %w", t.name(), hi, err)
+		return -1, time.Time{}, fmt.Errorf("read the oldest commit: %w", err)
 	}
-	c, err := t.parseCommit(hi, b)
-	if err != nil {
-		return -1, time.Time{}, err
-	}
-	return hi, c.timestamp(o), nil
+	return hi, ts, nil
 }

@@ -728,21 +728,38 @@ func (t *Table) parseCommit(v int64, b []byte) (commit, error) {
 // lake.ErrNotExist if the log has no commit v (never written, or cleaned
 // up).
 func (t *Table) CommitInfoAt(ctx context.Context, v int64) (CommitInfo, error) {
-	b, o, err := t.get(ctx, t.commitKey(v))
-	if err != nil {
-		return CommitInfo{}, fmt.Errorf("%s: read log version %d: %w", t.name(), v, err)
-	}
-	c, err := t.parseCommit(v, b)
+	c, ts, err := t.readCommitTime(ctx, v)
 	if err != nil {
 		return CommitInfo{}, err
 	}
+	return c.infoAt(ts), nil
+}
+
+// readCommitTime reads and parses the commit of version v, and returns
+// the time it was committed (commit.timestamp of its object). Returns an
+// error wrapping lake.ErrNotExist if the version has no commit.
+func (t *Table) readCommitTime(ctx context.Context, v int64) (commit, time.Time, error) {
+	b, o, err := t.get(ctx, t.commitKey(v))
+	if err != nil {
+		return commit{}, time.Time{}, fmt.Errorf("%s: read log version %d: %w", t.name(), v, err)
+	}
+	c, err := t.parseCommit(v, b)
+	if err != nil {
+		return commit{}, time.Time{}, err
+	}
+	return c, c.timestamp(o), nil
+}
+
+// infoAt is c's commit info with Version and Timestamp (ts, the time it
+// was committed) filled in.
+func (c commit) infoAt(ts time.Time) CommitInfo {
 	ci := CommitInfo{}
 	if c.info != nil {
 		ci = *c.info
 	}
-	ci.Version = v
-	ci.Timestamp = c.timestamp(o).UnixMilli()
-	return ci, nil
+	ci.Version = c.version
+	ci.Timestamp = ts.UnixMilli()
+	return ci
 }
 
 // History returns the commit infos of the newest limit versions (limit <= 0:
@@ -772,13 +789,7 @@ func (t *Table) History(ctx context.Context, limit int) ([]CommitInfo, error) {
 			if err != nil {
 				return err
 			}
-			ci := CommitInfo{}
-			if c.info != nil {
-				ci = *c.info
-			}
-			ci.Version = v
-			ci.Timestamp = c.timestamp(l.commits[v]).UnixMilli()
-			out[len(vs)-1-i] = ci
+			out[len(vs)-1-i] = c.infoAt(c.timestamp(l.commits[v]))
 			return nil
 		})
 	}

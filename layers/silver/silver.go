@@ -306,7 +306,7 @@ func readProgress(ctx context.Context, t *delta.Table, latest, consumed int64) (
 		if m == nil || m[mJob] != "silver" || m[mBronze] == nil {
 			continue
 		}
-		if v, ok := asInt(m[mBronze]); !ok || v != consumed {
+		if got, ok := asInt(m[mBronze]); !ok || got != consumed {
 			return progress{}, fmt.Errorf("%s version %d records bronze version %v but the table's txn says %d: the log was written by something else; delete %s/ to rebuild",
 				t.Dir(), ci.Version, m[mBronze], consumed, t.Dir())
 		}
