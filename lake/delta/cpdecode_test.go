@@ -136,3 +136,36 @@ func TestForeignCheckpointSchema(t *testing.T) {
 }
 
 func dump(v any) string { return fmt.Sprintf("%#v", v) }
+
+// BenchmarkOwnCheckpointDecode decodes a checkpoint shaped like case 11's
+// bronze table after 100,000 landed objects: about 800 live files with
+// statistics in 700 date partitions and 1,000 live txns.
+func BenchmarkOwnCheckpointDecode(b *testing.B) {
+	snap := &Snapshot{Version: 100, Protocol: Protocol{MinReaderVersion: 1, MinWriterVersion: 2},
+		Metadata: Metadata{ID: "id", Format: Format{Provider: "parquet"}, SchemaString: "{}", PartitionColumns: []string{"event_date"}},
+		txns:     map[string]Txn{}}
+	for i := range 800 {
+		d := fmt.Sprintf("2025-%02d-%02d", i/28%12+1, i%28+1)
+		snap.Files = append(snap.Files, Add{Path: fmt.Sprintf("event_date=%s/part-%05d-6f1c2a9e.zstd.parquet", d, i),
+			PartitionValues: PartitionValues{"event_date": &d}, Size: 6000, ModificationTime: int64(i), DataChange: true,
+			Stats: fmt.Sprintf(`{"numRecords":%d,"minValues":{"meter_id":"MTR-000","timestamp":"%sT00:00:00.000Z","energy_usage":1.5},"maxValues":{"meter_id":"MTR-049","timestamp":"%sT23:50:00.000Z","energy_usage":90.99},"nullCount":{"meter_id":0,"timestamp":0,"energy_usage":0}}`, 144, d, d)})
+	}
+	for i := range 1000 {
+		id := fmt.Sprintf("raw/meters/%064x", i*7919)
+		snap.txns[id] = Txn{AppID: id, Version: 1, LastUpdated: int64(i)}
+	}
+	data, err := encodeCheckpoint(checkpointRows(snap, time.Now()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		if err := readCheckpointRows(data, partAll, func(action) { n++ }); err != nil {
+			b.Fatal(err)
+		}
+		if n != 1802 {
+			b.Fatalf("%d actions, want 1802", n)
+		}
+	}
+}
