@@ -44,7 +44,7 @@ func TestBenchSmall(t *testing.T) {
 	cfg.rowsCSV, cfg.rowsNDJSON, cfg.rowsMirror, cfg.rowsIncr, cfg.rowsMemory, cfg.rowsS3 = 2000, 4000, 2000, 4000, 2000, 2000
 	cfg.memoryCase = "256MB"
 	cfg.smallObjects = 200
-	cfg.growthSmall, cfg.growthLarge = 20, 200
+	cfg.growthSmall, cfg.growthLarge, cfg.growthRuns = 20, 200, 2
 	cfg.streamBatches = 2*streamDayWindow + 20 // case 12: the first and the last 100 micro-batches, barely apart
 	// Case 9 for a few seconds at a low rate: the load generator, serve's
 	// metrics and the report run; the rate found says nothing here.

@@ -66,7 +66,11 @@ func (b *bench) caseGrowth(ctx context.Context) *result {
 	}
 	// Rounds alternate between the two lakes, swapping which goes first,
 	// so that neither point always finds a busier machine.
-	for i := 0; i < b.cfg.runs; i++ {
+	rounds := b.cfg.growthRuns
+	if rounds == 0 {
+		rounds = b.cfg.runs
+	}
+	for i := 0; i < rounds; i++ {
 		order := []*growthPoint{pts[0], pts[1]}
 		if i%2 == 1 {
 			order[0], order[1] = order[1], order[0]
@@ -84,7 +88,7 @@ func (b *bench) caseGrowth(ctx context.Context) *result {
 		lines = append(lines, pt.describe())
 	}
 	nilRatio := medianWall(pts[1].nothing).Seconds() / max(medianWall(pts[0].nothing).Seconds(), 1e-9)
-	r.note = fmt.Sprintf("Case 11, after N landed objects (one every %s of simulated time, bronze txn retention 7d), %d runs each, min/median/max: ", growthSpacing, b.cfg.runs) +
+	r.note = fmt.Sprintf("Case 11, after N landed objects (one every %s of simulated time, bronze txn retention 7d), %d runs each, min/median/max: ", growthSpacing, rounds) +
 		strings.Join(lines, " ") + fmt.Sprintf(" A run with nothing new after %s objects takes %.2fx the time after %s.", count(int64(large)), nilRatio, count(int64(small)))
 	return r.done(nil)
 }

@@ -52,6 +52,7 @@ type config struct {
 	smallObjects int   // case 10: NDJSON objects of 5 rows
 	growthSmall  int   // case 11: landed objects of the reference point
 	growthLarge  int   // case 11: landed objects of our point
+	growthRuns   int   // case 11: rounds at each point; 0 is runs
 
 	streamBatches int // case 12: micro-batches of the compressed day
 
@@ -85,6 +86,7 @@ func defaultConfig() config {
 		smallObjects: 10_000,
 		growthSmall:  1_000,
 		growthLarge:  100_000,
+		growthRuns:   15,
 		memoryCase:   "1GB",
 
 		streamBatches: 1_200, // 20 simulated minutes; -stream-batches 86400 is the whole day (about 1.5 hours on a quiet 2-core machine)
@@ -231,6 +233,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, fmt.Errorf("-stream-batch %d: want at least 1 event", cfg.streamBatch)
 	case cfg.streamPosters < 1:
 		return cfg, fmt.Errorf("-stream-posters %d: want at least 1", cfg.streamPosters)
+	case cfg.growthRuns < 0:
+		return cfg, fmt.Errorf("-growth-runs %d: want 0 (as -runs) or more", cfg.growthRuns)
 	case cfg.growthSmall < 1 || cfg.growthLarge <= cfg.growthSmall:
 		return cfg, fmt.Errorf("-growth-small %d, -growth-large %d: want 1 <= small < large", cfg.growthSmall, cfg.growthLarge)
 	case cfg.streamBatches < 2*streamDayWindow:
@@ -276,6 +280,7 @@ func newFlagSet(cfg *config, stderr io.Writer) (*flag.FlagSet, *string, *string)
 	fs.IntVar(&cfg.smallObjects, "small-objects", cfg.smallObjects, "case 10: NDJSON objects of 5 energy rows each")
 	fs.IntVar(&cfg.growthSmall, "growth-small", cfg.growthSmall, "case 11: landed objects before the reference point's runs")
 	fs.IntVar(&cfg.growthLarge, "growth-large", cfg.growthLarge, "case 11: landed objects before our point's runs")
+	fs.IntVar(&cfg.growthRuns, "growth-runs", cfg.growthRuns, "case 11: rounds at each point (a run takes about 0.1-0.2 s, so a median needs more of them than -runs; 0 is -runs)")
 	fs.IntVar(&cfg.streamBatches, "stream-batches", cfg.streamBatches, "case 12: micro-batches of the compressed day of streaming, one per simulated second (86400: the whole day, about 1.5 hours on a quiet 2-core machine; BENCH_STREAMDAY_PROGRESS=FILE logs its progress)")
 	ratesFlag := fs.String("stream-rates", joinInts(cfg.streamRates), "case 9: events/s to try, ascending, comma-separated; the ladder stops at the first rate not sustained")
 	fs.DurationVar(&cfg.streamDuration, "stream-duration", cfg.streamDuration, "case 9: how long each rate is held (after a warm-up)")
