@@ -150,7 +150,7 @@ func (j *job) typedFits(path string, data []byte) (bool, error) {
 					continue
 				}
 				k := line[start:i]
-				v := bytes.TrimLeft(line[i+1:], " \t")
+				v := skipBlanks(line[i+1:])
 				if len(v) == 0 || v[0] != ':' {
 					continue // a string value, not a key
 				}
@@ -167,7 +167,7 @@ func (j *job) typedFits(path string, data []byte) (bool, error) {
 					}
 				}
 				lineKeys = append(lineKeys, k)
-				val := bytes.TrimLeft(v[1:], " \t")
+				val := skipBlanks(v[1:])
 				kind := jsonKind(val)
 				if kind&want == 0 {
 					return false, nil
@@ -181,6 +181,16 @@ func (j *job) typedFits(path string, data []byte) (bool, error) {
 			return true, nil
 		}
 	}
+}
+
+// skipBlanks is bytes.TrimLeft(b, " \t") without building the cutset's
+// set on every call: it ran for every string of every line, and took half
+// of typedFits' CPU on a 10M-row object (0.86 of 1.82 s).
+func skipBlanks(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	return b
 }
 
 // jsonKind is the kind of the JSON value v starts with. A number is a

@@ -152,3 +152,15 @@ func checkTypedRead(t *testing.T, e *warehouse.Engine, yaml, input, wantReader s
 		t.Errorf("the batch was written by reader %q, want %q\n%s", reader, wantReader, got)
 	}
 }
+
+// FuzzSkipBlanks: skipBlanks trims what bytes.TrimLeft(b, " \t") trims.
+func FuzzSkipBlanks(f *testing.F) {
+	for _, s := range []string{"", " ", "\t \t:1", "  \"a\"", "x ", " \r\n1", "\t"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := skipBlanks(b), bytes.TrimLeft(b, " \t"); !bytes.Equal(got, want) || len(got) != len(want) {
+			t.Fatalf("skipBlanks(%q) = %q, want %q", b, got, want)
+		}
+	})
+}
