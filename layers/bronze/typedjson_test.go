@@ -3,6 +3,7 @@ package bronze
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medallion-dev/medallion/internal/config"
 	"github.com/medallion-dev/medallion/internal/testenv"
 	"github.com/medallion-dev/medallion/layers"
 	"github.com/medallion-dev/medallion/warehouse"
@@ -163,4 +165,126 @@ func FuzzSkipBlanks(f *testing.F) {
 			t.Fatalf("skipBlanks(%q) = %q, want %q", b, got, want)
 		}
 	})
+}
+
+// typedScanJob is a job over typedNDJSONYAML's source with lines of at most
+// 64 bytes, for the scan's own tests.
+func typedScanJob(t testing.TB) *job {
+	t.Helper()
+	p, err := config.Parse("medallion.yaml", []byte(typedNDJSONYAML), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := planSource(p.Sources["m"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &job{src: p.Sources["m"], plan: plan, maxLine: 64}
+}
+
+// typedScanInputs are objects the typed read takes and objects it must
+// not: undeclared and repeated keys, values of the wrong kind, lines too
+// long, blank lines, no line end at the end, escapes and nesting.
+var typedScanInputs = []string{
+	"",
+	"\n\n",
+	`{"ts":"2024-01-01 00:00:00","id":"a","v":1.5}` + "\n",
+	`{"ts":"2024-01-01 00:00:00","id":"a","v":1.5}` + "\n" + `{"ts":"2024-01-01 00:00:01","id":"b","v":2}`,
+	`{"ts":"2024-01-01 00:00:00","id":"a","v":1.5}` + "\n\n \n" + `{"id":"b","v":null,"s":"x y"}` + "\r\n",
+	`{"id":"a","v":1}` + "\n" + `{"id":"b","zz":1}` + "\n" + `{"id":"c","v":1}` + "\n",
+	`{"id":"a","v":1}` + "\n" + `{"id":"b","id":"c"}` + "\n",
+	`{"id":"a","v":1}` + "\n" + `{"id":"b","v":"1"}` + "\n" + `{"id":"c","v":1}` + "\n",
+	`{"id":"a","v":1}` + "\n" + `{"id":"b","s":"` + strings.Repeat("x", 80) + `"}` + "\n" + `{"id":"c"}` + "\n",
+	`{"id":"a\"b","s":"{\"v\":1}"}` + "\n" + `{"id":"c","s":"d"}` + "\n",
+	`{"id":"a","s":{"nested":{"v":1}}}` + "\n",
+	`["id","a"]` + "\n" + `{"id":"a"}` + "\n",
+	`{"id":"a"}` + "\n" + `{"i\u0064":"a"}` + "\n",
+}
+
+// TestTypedFitsInPieces: scanning an object in pieces cut at line ends
+// (large objects, one piece per core) answers what one scan answers, for
+// every number of pieces.
+func TestTypedFitsInPieces(t *testing.T) {
+	j := typedScanJob(t)
+	for i, in := range typedScanInputs {
+		// Repeated so that there are lines to cut between.
+		data := []byte(strings.Repeat(in+"\n", 3) + in)
+		checkTypedFitsInPieces(t, j, fmt.Sprintf("input %d", i), data)
+	}
+}
+
+func checkTypedFitsInPieces(t *testing.T, j *job, name string, data []byte) {
+	t.Helper()
+	want, err := j.typedFitsIn(bytes.NewReader(data), int64(len(data)), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "o.ndjson")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for n := 1; n <= 7; n++ {
+		cuts, err := lineCuts(f, int64(len(data)), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cuts[0] != 0 || cuts[len(cuts)-1] != int64(len(data)) || len(cuts) > n+1 {
+			t.Fatalf("%s, %d pieces: cuts %v of %d bytes", name, n, cuts, len(data))
+		}
+		for k := 1; k < len(cuts)-1; k++ {
+			if cuts[k] <= cuts[k-1] || data[cuts[k]-1] != '\n' {
+				t.Fatalf("%s, %d pieces: cut %d at %d is not just after a line end (cuts %v)", name, n, k, cuts[k], cuts)
+			}
+		}
+		got, err := j.typedFitsChunks(f, int64(len(data)), n, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("%s, %d pieces (cuts %v): fits %v, one scan says %v\n%q", name, n, cuts, got, want, data)
+		}
+	}
+}
+
+// FuzzTypedFitsInPieces: the same for any bytes.
+func FuzzTypedFitsInPieces(f *testing.F) {
+	for _, in := range typedScanInputs {
+		f.Add([]byte(in))
+	}
+	j := typedScanJob(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkTypedFitsInPieces(t, j, "fuzz", data)
+	})
+}
+
+// TestTypedFitsLargeObjectInPieces: typedFits takes the pieces from
+// parallelScanMin on, and answers as one scan does.
+func TestTypedFitsLargeObjectInPieces(t *testing.T) {
+	j := typedScanJob(t)
+	old := parallelScanMin
+	parallelScanMin = 1
+	defer func() { parallelScanMin = old }()
+	for i, in := range typedScanInputs {
+		data := []byte(strings.Repeat(in+"\n", 5))
+		path := filepath.Join(t.TempDir(), "o.ndjson")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := j.typedFits(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := j.typedFits(path, data) // held bytes: one scan
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("input %d: in pieces %v, one scan %v", i, got, want)
+		}
+	}
 }
