@@ -110,7 +110,7 @@ func (j *job) typedFits(path string, data []byte) (bool, error) {
 	if n := runtime.GOMAXPROCS(0); n > 1 && fi.Size() >= parallelScanMin {
 		return j.typedFitsChunks(f, fi.Size(), n, path)
 	}
-	return j.typedFitsIn(f, -1, path)
+	return j.typedFitsIn(f, fi.Size(), path)
 }
 
 // parallelScanMin is the object size from which typedFits scans pieces of
@@ -174,16 +174,11 @@ func lineCuts(f io.ReaderAt, size int64, n int) ([]int64, error) {
 	return append(cuts, size), nil
 }
 
-// typedFitsIn is typedFits over the bytes r reads (size of them, or -1
-// when not known).
+// typedFitsIn is typedFits over the size bytes r reads.
 func (j *job) typedFitsIn(r io.Reader, size int64, path string) (bool, error) {
 	// Lines are at most maxLine long (ndjsonFits); a longer one is left
 	// to the other paths.
-	bufSize := j.maxLine + 1
-	if size >= 0 {
-		bufSize = int(min(int64(bufSize), size+1))
-	}
-	br := bufio.NewReaderSize(r, bufSize)
+	br := bufio.NewReaderSize(r, int(min(int64(j.maxLine)+1, size+1)))
 	allowed := map[string]int{}
 	for _, c := range j.plan.cols {
 		allowed[c.srcName] = c.typedKinds()
