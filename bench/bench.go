@@ -72,6 +72,9 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	b.duckVersion = b.duckDBVersion(ctx)
 	rep := newReport(cfg)
 	rep.duckdb = b.duckVersion
+	if cfg.medallion != "" {
+		rep.commit = b.measuredCommit(ctx, rep.commit)
+	}
 	cases := []struct {
 		id  int
 		run func(context.Context) *result
@@ -130,6 +133,27 @@ func (b *bench) medallionBinary(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("build medallion: %v\n%s", err, msg)
 	}
 	return out, nil
+}
+
+// measuredCommit is the commit the -medallion binary was built from, so
+// that a run measuring an older or newer build than the checkout (an A/B
+// of two binaries) is recorded under the code it measured; head (the
+// checkout's) when the binary does not say.
+func (b *bench) measuredCommit(ctx context.Context, head string) string {
+	_, out, err := measure(ctx, time.Minute, command{bin: b.bin, args: []string{"version"}})
+	if err != nil {
+		b.logf("%s version: %v; the results are named after the checkout (%s)", b.bin, err, head)
+		return head
+	}
+	c, ok := binaryCommit(lastLine(out))
+	if !ok {
+		b.logf("%s does not name its commit (%q); the results are named after the checkout (%s)", b.bin, lastLine(out), head)
+		return head
+	}
+	if c != head {
+		b.logf("measuring %s, built at %s; the checkout is at %s", b.bin, c, head)
+	}
+	return c
 }
 
 func (b *bench) duckDBVersion(ctx context.Context) string {

@@ -493,6 +493,26 @@ func gitCommit(dir string) string {
 	return c
 }
 
+// binaryCommit is the commit a `medallion version` line names (what make
+// build stamps, or the "dev-" revision a plain go build records), shortened
+// as gitCommit's, with its "-dirty"; ok is false when the line names none
+// (a binary built outside a checkout).
+func binaryCommit(versionLine string) (commit string, ok bool) {
+	f := strings.Fields(versionLine)
+	if len(f) < 2 || f[0] != "medallion" || f[1] == "dev" {
+		return "", false
+	}
+	v := strings.TrimPrefix(f[1], "dev-")
+	v, dirty := strings.CutSuffix(v, "-dirty")
+	if len(v) > 7 && strings.Trim(v, "0123456789abcdef") == "" {
+		v = v[:7]
+	}
+	if dirty {
+		v += "-dirty"
+	}
+	return v, true
+}
+
 // loadAvg reads /proc/loadavg (zeros where it cannot).
 func loadAvg() [3]float64 {
 	var l [3]float64

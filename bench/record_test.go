@@ -157,3 +157,26 @@ func TestSinceTextPerCase(t *testing.T) {
 		t.Errorf("case 10 compared with the older run too:\n%s", got)
 	}
 }
+
+// TestBinaryCommit: the commit a `medallion version` line names, in the
+// forms make build and a plain go build stamp.
+func TestBinaryCommit(t *testing.T) {
+	for _, tc := range []struct {
+		line, want string
+		ok         bool
+	}{
+		{"medallion 0878993 (go1.26.8, linux/amd64)", "0878993", true},
+		{"medallion 0878993-dirty (go1.26.8, linux/amd64)", "0878993-dirty", true},
+		{"medallion dev-0878993abcde (go1.26.8, linux/amd64, committed 2026-12-07T19:00:00Z)", "0878993", true},
+		{"medallion dev-0878993abcde-dirty (go1.26.8, linux/amd64)", "0878993-dirty", true},
+		{"medallion v1.2.0-3-g0878993 (go1.26.8, linux/amd64)", "v1.2.0-3-g0878993", true},
+		{"medallion dev (go1.26.8, linux/amd64)", "", false},
+		{"", "", false},
+		{"bash: medallion: not found", "", false},
+	} {
+		got, ok := binaryCommit(tc.line)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("binaryCommit(%q) = %q, %v; want %q, %v", tc.line, got, ok, tc.want, tc.ok)
+		}
+	}
+}
