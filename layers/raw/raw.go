@@ -151,8 +151,17 @@ func land(ctx context.Context, store lake.Store, source, name, format string, r 
 	if size >= 0 {
 		body = io.LimitReader(r, size) // the store must not read past what is hashed
 	}
-	cr := &countReader{r: io.TeeReader(body, h)}
+	hashed := io.TeeReader(body, h)
+	var ahead *hashAhead
+	if size >= hashAheadMin {
+		ahead = newHashAhead(body, h)
+		hashed = ahead
+	}
+	cr := &countReader{r: hashed}
 	info, err := store.Put(ctx, key, cr, size)
+	if ahead != nil {
+		ahead.finish()
+	}
 	if err != nil {
 		removeOrphan(ctx, store, key)
 		return Manifest{}, false, fmt.Errorf("land %s in %s: %w", name, key, err)
