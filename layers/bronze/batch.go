@@ -241,7 +241,7 @@ func newLineage(ms []manifest, bid string) lineage {
 // query) that where keeps, with lineage.
 func (j *job) bronzeSelect(from string, m manifest, lin lineage, where string) string {
 	return j.bronzeSelectLineage(from, "CAST("+warehouse.QuoteString(m.sourceFile())+" AS "+lin.sourceType+")",
-		"CAST("+warehouse.QuoteString(m.ReceivedAt.UTC().Format("2006-01-02 15:04:05.999999")+"+00")+" AS TIMESTAMPTZ)", lin, where)
+		"CAST("+warehouse.QuoteString(receivedText(m.ReceivedAt))+" AS TIMESTAMPTZ)", lin, where)
 }
 
 // bronzeSelectLineage is bronzeSelect with the lineage of each row given
