@@ -460,6 +460,7 @@ func (j *job) writeParquet(ctx context.Context, conn *sql.Conn, sel, outDir, par
 // copyParquet runs a COPY ... RETURN_STATS into outDir and turns the files
 // it wrote into add actions, their statistics from what COPY returns.
 func (j *job) copyParquet(ctx context.Context, conn *sql.Conn, q, outDir, partCol string, schema *delta.Schema) ([]delta.Add, error) {
+	j.log.Debug("bronze write statement", "sql", q)
 	rows, err := conn.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("%w\nquery: %s", err, truncate(q, 2000))

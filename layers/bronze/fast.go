@@ -137,6 +137,9 @@ func (j *job) fastBatchOnce(ctx context.Context, conn *sql.Conn, ms []manifest, 
 		return refuse("duplicate keys", nil)
 	}
 	reader := "map"
+	if strings.ToLower(j.src.Format) == "csv" {
+		reader = "text"
+	}
 	if j.typedRead {
 		reader = "typed"
 	}
@@ -180,6 +183,7 @@ func (j *job) fastRelation(ctx context.Context, ms []manifest, dir string, lin l
 	ndjson := strings.ToLower(j.src.Format) != "csv"
 	var sels, paths []string
 	var csvObjs []csvObject
+	typedObjs := 0
 	for _, m := range ms {
 		path, err := j.localObject(ctx, m, dir)
 		if err != nil {
@@ -224,11 +228,15 @@ func (j *job) fastRelation(ctx context.Context, ms []manifest, dir string, lin l
 			paths = append(paths, path)
 			continue
 		} else {
-			src, in, rescued, err = j.csvSource(path, "")
+			var typed bool
+			src, in, rescued, typed, err = j.csvFastSource(path)
 			if err != nil {
 				// The precise path reports it with its own wording.
 				j.log.Debug("fast path: CSV header", "object", m.Key, "err", err)
 				return "", "", false, nil
+			}
+			if typed {
+				typedObjs++
 			}
 		}
 		for _, r := range rescued {
@@ -237,6 +245,11 @@ func (j *job) fastRelation(ctx context.Context, ms []manifest, dir string, lin l
 			}
 		}
 		csvObjs = append(csvObjs, csvObject{m: m, path: path, src: src, in: in})
+	}
+	if len(csvObjs) > 0 && j.typedRead && typedObjs == 0 {
+		// The text fast path runs next anyway: the same statement.
+		j.log.Debug("fast path: no object provably typed by the typed CSV read")
+		return "", "", false, nil
 	}
 	if len(csvObjs) > 0 {
 		if sels = j.csvFastSelects(csvObjs, lin); len(sels) > maxFusedObjects {

@@ -120,12 +120,38 @@ func (j *job) csvHeader(path, delim, quote string) ([]string, error) {
 // csvSource builds the FROM item for a CSV file and reports unknown header
 // columns (rescued).
 func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, error) {
+	return j.csvSourceOf(path, rejTable, nil, "")
+}
+
+// csvColumns matches the fields of a CSV header to the declared columns
+// (the first column not matched yet whose source name is the field's, as
+// is or trimmed and case-folded): for each field, the index of its
+// column, or -1 for a field rescued into _rescued.
+func (j *job) csvColumns(header []string) []int {
+	out := make([]int, len(header))
+	taken := make([]bool, len(j.plan.cols))
+	for k, h := range header {
+		out[k] = -1
+		for i, cp := range j.plan.cols {
+			if !taken[i] && (h == cp.srcName || normName(h) == normName(cp.srcName)) {
+				out[k], taken[i] = i, true
+				break
+			}
+		}
+	}
+	return out
+}
+
+// csvSourceOf is csvSource with the declared columns of typings read by
+// the reader's types (the typed CSV read, typedcsv.go; nil reads every
+// field as text) and format the reader's timestamp format.
+func (j *job) csvSourceOf(path, rejTable string, typings []csvTyping, format string) (src string, in []colInput, rescued []string, err error) {
 	delim, quote := j.csvDialect()
 	header, err := j.csvHeader(path, delim, quote)
 	if err != nil {
 		return "", nil, nil, err
 	}
-	in := make([]colInput, len(j.plan.cols))
+	in = make([]colInput, len(j.plan.cols))
 	for i := range in {
 		in[i] = colInput{expr: "NULL", missing: true}
 	}
@@ -135,27 +161,27 @@ func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, er
 		return "(SELECT CAST(NULL AS VARCHAR) AS _line, CAST(NULL AS VARCHAR) AS _pre_err, CAST(NULL AS VARCHAR) AS _resc WHERE false)", in, nil, nil
 	}
 	var cols []string
-	var rescued []string
 	var rescueParts, rescueConds []string
 	j.readerCols = map[string]string{}
-	for k, h := range header {
+	for k, matched := range j.csvColumns(header) {
+		h := header[k]
 		c := fmt.Sprintf("c%d", k)
 		j.readerCols[c] = strings.TrimSpace(h)
 		// Every field is read as text and typed by castExpr: the reader's
 		// own casts round ("1.5" into BIGINT is 2), and its cast errors are
 		// not raised for a column a query does not use (the locating pass
 		// of locateCSVRules would then count a rejected record as read).
+		// The typed CSV read's columns (typings) are the exception, for
+		// objects whose scan proves the reader types them as castExpr does.
 		typ := "VARCHAR"
-		matched := -1
-		for i, cp := range j.plan.cols {
-			if in[i].missing && (h == cp.srcName || normName(h) == normName(cp.srcName)) {
-				matched = i
-				break
-			}
-		}
 		if matched >= 0 {
 			j.readerCols[c] = j.plan.cols[matched].name
 			in[matched] = colInput{expr: c}
+			if typings != nil {
+				if ti, ok := j.csvTypedInput(typings[matched], matched, c); ok {
+					in[matched], typ = ti, typings[matched].reader
+				}
+			}
 		} else {
 			name := strings.TrimSpace(h)
 			if name == "" {
@@ -176,19 +202,22 @@ func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, er
 		hdr = "false"
 	}
 	// Without a rejects table (the fast path) a bad record fails the read.
-	rejects := ""
+	opts := ""
 	if rejTable != "" {
-		rejects = "store_rejects=true, rejects_table=" + warehouse.QuoteString(rejTable) + ", rejects_scan=" + warehouse.QuoteString(rejTable+"_scan") + ", "
+		opts = "store_rejects=true, rejects_table=" + warehouse.QuoteString(rejTable) + ", rejects_scan=" + warehouse.QuoteString(rejTable+"_scan") + ", "
+	}
+	if typings != nil {
+		opts += timestampOption(format)
 	}
 	reader := fmt.Sprintf("read_csv(%s, header=%s, columns={%s}, auto_detect=false, delim=%s, quote=%s, escape=%s, "+
 		"%smax_line_size=%d, null_padding=false, parallel=true)",
 		warehouse.QuoteString(path), hdr, strings.Join(cols, ", "), warehouse.QuoteString(delim), warehouse.QuoteString(quote), warehouse.QuoteString(quote),
-		rejects, j.maxLine)
+		opts, j.maxLine)
 	pre := "CAST(NULL AS VARCHAR)"
 	if hint := j.delimiterHint(path, delim, quote, header); hint != "" && j.hasHeader() {
 		pre = warehouse.QuoteString(errSep + hint)
 	}
-	src := "(SELECT *, CAST(NULL AS VARCHAR) AS _line, " + pre + " AS _pre_err, " + resc + " AS _resc FROM " + reader + ")"
+	src = "(SELECT *, CAST(NULL AS VARCHAR) AS _line, " + pre + " AS _pre_err, " + resc + " AS _resc FROM " + reader + ")"
 	return src, in, rescued, nil
 }
 

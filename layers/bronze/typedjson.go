@@ -63,12 +63,16 @@ func (c colPlan) typedKinds() int {
 	return 0
 }
 
-// typedApplies reports whether the source's columns allow the typed read:
-// each column's type has kinds the typed read takes exactly, the source
-// names are distinct, and the timestamp columns share one format (the
-// reader takes one).
+// typedApplies reports whether the source's columns allow the typed read.
+// For NDJSON: each column's type has kinds the typed read takes exactly,
+// the source names are distinct, and the timestamp columns share one
+// format (the reader takes one); for CSV, csvTypedApplies.
 func (j *job) typedApplies() bool {
-	if strings.ToLower(j.src.Format) != "ndjson" && j.src.Format != "" {
+	switch strings.ToLower(j.src.Format) {
+	case "csv":
+		return j.csvTypedApplies()
+	case "ndjson", "":
+	default:
 		return false
 	}
 	format := ""
@@ -124,6 +128,17 @@ var parallelScanMin int64 = 16 << 20
 // is the scan's whole unit (nothing carries from one line to the next),
 // so the object fits exactly when every piece does.
 func (j *job) typedFitsChunks(f *os.File, size int64, n int, path string) (bool, error) {
+	return scanPieces(f, size, n, path, func(r io.Reader, size int64, _ bool) (bool, error) {
+		return j.typedFitsIn(r, size, path)
+	})
+}
+
+// scanPieces runs scan over the file f of size bytes cut into about n
+// pieces at line ends, each on its own goroutine, and reports whether
+// every piece fits. It serves scans whose whole unit is a line (nothing
+// carries from one line to the next); first tells scan its piece starts
+// the file.
+func scanPieces(f *os.File, size int64, n int, path string, scan func(r io.Reader, size int64, first bool) (bool, error)) (bool, error) {
 	cuts, err := lineCuts(f, size, n)
 	if err != nil {
 		return false, fmt.Errorf("read %s: %w", path, err)
@@ -134,7 +149,7 @@ func (j *job) typedFitsChunks(f *os.File, size int64, n int, path string) (bool,
 	for i := range fits {
 		wg.Go(func() {
 			length := cuts[i+1] - cuts[i]
-			fits[i], errs[i] = j.typedFitsIn(io.NewSectionReader(f, cuts[i], length), length, path)
+			fits[i], errs[i] = scan(io.NewSectionReader(f, cuts[i], length), length, i == 0)
 		})
 	}
 	wg.Wait()

@@ -109,15 +109,19 @@ sources:
 // checkTypedRead runs input through the fast path (the typed read first,
 // then the MAP read, then the precise path) and through the precise path
 // alone: bronze rows, quarantine rows and accounting must be the same, and
-// the batch must have been written by reader (typed, map, or "" for the
-// precise path).
+// the batch must have been written by reader (typed, map or text, or ""
+// for the precise path). A yaml whose source is CSV gets a CSV input.
 func checkTypedRead(t *testing.T, e *warehouse.Engine, yaml, input, wantReader string) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "medallion.yaml"), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "input.ndjson"), []byte(input), 0o644); err != nil {
+	name := "input.ndjson"
+	if strings.Contains(yaml, "format: csv") {
+		name = "input.csv"
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(input), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := loadCase(t, dir)
@@ -382,8 +386,8 @@ func TestTypedFitsLargeObjectInPieces(t *testing.T) {
 	}
 }
 
-// TestTypedReadGoldenCases runs the golden cases whose source the typed
-// read can take through the fast path and the precise path alone (same
+// TestTypedReadGoldenCases runs the golden cases whose source a typed
+// read (NDJSON or CSV) can take through the fast path and the precise path alone (same
 // rows, quarantine rows and accounting); a case without a bad line must
 // have been written by the typed read. TestGolden holds those cases to
 // their expected files.
@@ -399,7 +403,10 @@ func TestTypedReadGoldenCases(t *testing.T) {
 		dir := filepath.Join(root, ent.Name())
 		input, err := os.ReadFile(filepath.Join(dir, "input.ndjson"))
 		if err != nil {
-			continue // not one NDJSON object
+			input, err = os.ReadFile(filepath.Join(dir, "input.csv"))
+		}
+		if err != nil {
+			continue // not one NDJSON or CSV object
 		}
 		yaml, err := os.ReadFile(filepath.Join(dir, "medallion.yaml"))
 		if err != nil {
@@ -422,7 +429,7 @@ func TestTypedReadGoldenCases(t *testing.T) {
 			checkTypedRead(t, e, string(yaml), string(input), reader)
 		})
 	}
-	if ran < 2 {
-		t.Fatalf("%d golden cases the typed read takes, want at least 2 (energy, bad_ndjson)", ran)
+	if ran < 10 {
+		t.Fatalf("%d golden cases the typed reads take, want at least 10 (energy, bad_ndjson, ecommerce and the bad CSV cases)", ran)
 	}
 }
