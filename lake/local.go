@@ -477,3 +477,47 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// Adopt makes the file at path the object key by moving it into place
+// (replacing any object of that key), with no copy: the file is fsynced,
+// renamed, and its new directory fsynced, the durability of Put. A file
+// on another filesystem is left where it is and ErrNotAdoptable returned.
+func (l *Local) Adopt(ctx context.Context, key, path string) (ObjectInfo, error) {
+	if err := l.check(ctx, key); err != nil {
+		return ObjectInfo{}, l.fail("adopt", key, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return ObjectInfo{}, l.fail("adopt", key, err)
+	}
+	err = f.Sync()
+	fi, statErr := f.Stat()
+	f.Close()
+	if err = errors.Join(err, statErr); err != nil {
+		return ObjectInfo{}, l.fail("adopt", key, err)
+	}
+	final := l.path(key)
+	dir := filepath.Dir(final)
+	for attempt := 1; ; attempt++ {
+		if err = ctx.Err(); err != nil {
+			return ObjectInfo{}, l.fail("adopt", key, err)
+		}
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			err = os.Rename(path, final)
+		}
+		if errors.Is(err, syscall.EXDEV) {
+			return ObjectInfo{}, ErrNotAdoptable
+		}
+		if err == nil {
+			break
+		}
+		// ENOENT: a concurrent Delete pruned the directory we just made.
+		if !errors.Is(err, fs.ErrNotExist) || attempt == maxLocalPlaceAttempts {
+			return ObjectInfo{}, l.fail("adopt", key, err)
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		return ObjectInfo{}, l.fail("adopt", key, err)
+	}
+	return l.info(key, fi), nil
+}

@@ -3,6 +3,8 @@ package lake_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -192,5 +194,46 @@ func racePutIfAbsent(t *testing.T, dir, id string) {
 		case !errors.Is(err, lake.ErrExists):
 			t.Fatalf("PutIfAbsent %s: %v", key, err)
 		}
+	}
+}
+
+// TestMoveFileAcrossFilesystems: a file on another filesystem than the
+// local lake (a tmpfs) cannot be renamed into it: Adopt says so and
+// leaves it, and MoveFile copies it instead.
+func TestMoveFileAcrossFilesystems(t *testing.T) {
+	const tmpfs = "/dev/shm"
+	if fi, err := os.Stat(tmpfs); err != nil || !fi.IsDir() {
+		t.Skipf("no %s to hold a file on another filesystem than the lake", tmpfs)
+	}
+	dir, err := os.MkdirTemp(tmpfs, "medallion-move-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	st, err := lake.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "part.parquet")
+	body := []byte("parquet bytes")
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Adopt(t.Context(), "t/part.parquet", path); !errors.Is(err, lake.ErrNotAdoptable) {
+		t.Fatalf("Adopt across filesystems: %v, want ErrNotAdoptable", err)
+	}
+	info, err := lake.MoveFile(t.Context(), st, "t/part.parquet", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(body)
+	if info.Size != int64(len(body)) || info.SHA256 != hex.EncodeToString(want[:]) {
+		t.Errorf("MoveFile = %+v", info)
+	}
+	if got, err := os.ReadFile(st.LocalPath("t/part.parquet")); err != nil || !bytes.Equal(got, body) {
+		t.Errorf("stored %q, %v", got, err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the copied file is gone: %v", err)
 	}
 }

@@ -119,3 +119,55 @@ func (r *hashingFile) sum() (string, error) {
 	}
 	return hex.EncodeToString(r.h.Sum(nil)), nil
 }
+
+// fileAdopter is a store that can make a local file an object by moving
+// it into place (a local lake on the same filesystem), with no copy.
+type fileAdopter interface {
+	Adopt(ctx context.Context, key, path string) (ObjectInfo, error)
+}
+
+// MoveFile is PutFile for a file the caller no longer needs: a store
+// that can adopt the file (a local lake on the file's filesystem) moves
+// it into place instead of copying it, so the file is gone afterwards;
+// any other store uploads it as PutFile does. The SHA-256 is of the
+// file's bytes, read once before the move.
+func MoveFile(ctx context.Context, store Store, key, path string) (PutFileInfo, error) {
+	a, ok := store.(fileAdopter)
+	if !ok {
+		return PutFile(ctx, store, key, path)
+	}
+	sum, size, err := hashFile(path)
+	if err != nil {
+		return PutFileInfo{}, fmt.Errorf("upload %s: %w", key, err)
+	}
+	info, err := a.Adopt(ctx, key, path)
+	if errors.Is(err, ErrNotAdoptable) {
+		return PutFile(ctx, store, key, path)
+	}
+	if err != nil {
+		return PutFileInfo{}, fmt.Errorf("upload %s: %w", key, err)
+	}
+	if info.Size != size {
+		return PutFileInfo{}, fmt.Errorf("upload %s: %d bytes hashed, %d in place", key, size, info.Size)
+	}
+	return PutFileInfo{Size: size, SHA256: sum}, nil
+}
+
+// ErrNotAdoptable is Adopt's answer for a file it cannot move into the
+// lake (another filesystem): the caller copies it instead.
+var ErrNotAdoptable = errors.New("file cannot be moved into the lake")
+
+// hashFile is the SHA-256 (lowercase hex) and size of the file at path.
+func hashFile(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}

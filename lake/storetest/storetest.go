@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/medallion-dev/medallion/lake"
@@ -49,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) lake.Store) {
 		{"ShortBody", testShortBody},
 		{"LargeStreamed", testLargeStreamed},
 		{"PutFile", testPutFile},
+		{"MoveFile", testMoveFile},
 		{"ConcurrentOverwriteReaders", testConcurrentOverwriteReaders},
 		{"CancelledContext", testCancelledContext},
 		{"LocalPath", testLocalPath},
@@ -459,6 +462,52 @@ func testPutFile(t *testing.T, st lake.Store) {
 			t.Errorf("PutFile of %d bytes stored %d bytes that differ", size, len(got))
 		}
 	}
+}
+
+// testMoveFile moves local files into the store with lake.MoveFile (a
+// local lake renames them into place, another store uploads them) and
+// checks the stored bytes, the size and the SHA-256 it reports; a file a
+// store took by a rename is gone from where it was.
+func testMoveFile(t *testing.T, st lake.Store) {
+	ctx := t.Context()
+	for _, size := range []int{0, 1000, 20<<20 + 7} {
+		body := make([]byte, size)
+		_, _ = rand.NewChaCha8([32]byte{byte(size), 1}).Read(body) // never fails
+		path := filepath.Join(t.TempDir(), "part.parquet")
+		if err := os.WriteFile(path, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprintf("moved/part-%d.parquet", size)
+		info, err := lake.MoveFile(ctx, st, key, path)
+		if err != nil {
+			t.Fatalf("MoveFile of %d bytes: %v", size, err)
+		}
+		want := sha256.Sum256(body)
+		if info.Size != int64(size) || info.SHA256 != hex.EncodeToString(want[:]) {
+			t.Errorf("MoveFile of %d bytes = %+v, want size %d, sha256 %x", size, info, size, want)
+		}
+		got, _ := mustGet(t, st, key)
+		if sha256.Sum256(got) != want {
+			t.Errorf("MoveFile of %d bytes stored %d bytes that differ", size, len(got))
+		}
+		if lp, ok := st.(lake.LocalPather); ok && sameDevice(lp.LocalPath(key), filepath.Dir(path)) {
+			if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("MoveFile into a local lake on the file's filesystem left the file in place (%v)", err)
+			}
+		}
+	}
+}
+
+// sameDevice reports whether the files a and b are on one filesystem.
+func sameDevice(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	if errA != nil || errB != nil {
+		return false
+	}
+	sa, okA := fa.Sys().(*syscall.Stat_t)
+	sb, okB := fb.Sys().(*syscall.Stat_t)
+	return okA && okB && sa.Dev == sb.Dev
 }
 
 func testConcurrentOverwriteReaders(t *testing.T, st lake.Store) {

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -121,10 +123,12 @@ func (j *job) uploadBatch(ctx context.Context, dir string, adds, qadds []delta.A
 	if err := j.d.CrashPoint("bronze.before-files"); err != nil {
 		return err
 	}
-	if err := j.upload(ctx, j.table.Dir(), filepath.Join(dir, "bronze"), adds); err != nil {
+	// The batch's files are not read again: a local lake takes them by
+	// a rename instead of a copy.
+	if err := j.moveUp(ctx, j.table.Dir(), filepath.Join(dir, "bronze"), adds); err != nil {
 		return err
 	}
-	if err := j.upload(ctx, j.qtable.Dir(), filepath.Join(dir, "quarantine"), qadds); err != nil {
+	if err := j.moveUp(ctx, j.qtable.Dir(), filepath.Join(dir, "quarantine"), qadds); err != nil {
 		return err
 	}
 	return j.d.CrashPoint("bronze.after-files")
@@ -594,6 +598,35 @@ func toInt64(v any) int64 {
 		return int64(x)
 	}
 	return 0
+}
+
+// moveUp is upload for files the batch no longer needs: a local lake on
+// their filesystem takes them by a rename (lake.MoveFile), each file
+// hashed and fsynced on a core of its own; other stores upload them one
+// by one as upload does. On bench case 1 (10M rows, about 300 MB of
+// Parquet) the step went from 1.15 to 0.38 s (docs/bronze-csv-profile.md,
+// decision 9).
+func (j *job) moveUp(ctx context.Context, tableDir, localDir string, adds []delta.Add) error {
+	errs := make([]error, len(adds))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i := range adds {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			p := filepath.Join(localDir, filepath.FromSlash(adds[i].Path))
+			info, err := lake.MoveFile(ctx, j.d.Store, tableDir+"/"+adds[i].Path, p)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			adds[i].Size = info.Size
+			adds[i].Tags = delta.WithSHA256(adds[i].Tags, info.SHA256)
+			adds[i].ModificationTime = time.Now().UnixMilli()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // upload puts the files of adds (under localDir) into the table at tableDir
