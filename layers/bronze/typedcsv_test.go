@@ -88,6 +88,10 @@ func TestTypedCSVMatchesPrecise(t *testing.T) {
 		{"duplicate rows", h + "a,1,1,1,,x\na,1,1,1,,x\n", ""},
 		{"too few fields", h + "a,1,1,1\n", ""},
 		{"too many fields", h + "a,1,1,1,,x,y\n", ""},
+		// Keys equal as values, written differently.
+		{"duplicate keys, one quoted", h + "a,1,1,1,,x\n\"a\",2,2,2,,y\n", ""},
+		{"duplicate keys with a doubled quote", h + "\"a\"\"b\",1,1,1,,x\n\"a\"\"b\",2,2,2,,y\n", ""},
+		{"keys differing by a quote", h + "\"a\"\"b\",1,1,1,,x\n\"a\"\"\"\"b\",2,2,2,,y\n", "typed"},
 		// Layouts the scan refuses: the text read takes the object whole.
 		{"quoted line end", h + "a,1,1,1,,\"two\nlines\"\nb,2,2,2,,y\n", "text"},
 		{"blank line", h + "a,1,1,1,,x\n\nb,2,2,2,,y\n", "text"},
