@@ -458,9 +458,10 @@ func digitRun(v []byte) int {
 	return len(v)
 }
 
-// csvTypedReader is the reader type and input of declared column i for the
-// typed CSV read over reader column col, or ok false for a column read as
-// text.
+// csvTypedInput is the typed query's input of declared column i read by
+// the reader as t says, from reader column col (a timestamp becomes the
+// column's TIMESTAMPTZ as castExpr makes it); ok is false for a column
+// read as text.
 func (j *job) csvTypedInput(t csvTyping, i int, col string) (colInput, bool) {
 	if t.reader == "" {
 		return colInput{}, false
