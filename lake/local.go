@@ -306,34 +306,44 @@ func (l *Local) put(ctx context.Context, key string, r io.Reader, size int64, mo
 		return ObjectInfo{}, err
 	}
 	defer os.Remove(tmp) // after Link the temp name is redundant; after Rename it is gone
-	final := l.path(key)
+	err = place(ctx, l.path(key), func(final string) error {
+		if mode == exclusive {
+			err := os.Link(tmp, final)
+			if errors.Is(err, fs.ErrExist) {
+				return ErrExists
+			}
+			return err
+		}
+		return os.Rename(tmp, final)
+	})
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	return l.info(key, fi), nil
+}
+
+// place puts a finished file at final with move (a link or a rename),
+// creating final's directory, and fsyncs the directory. A move failing
+// with ENOENT is tried again: a concurrent Delete pruned the directory
+// just made.
+func place(ctx context.Context, final string, move func(final string) error) error {
 	dir := filepath.Dir(final)
 	for attempt := 1; ; attempt++ {
-		if err = ctx.Err(); err != nil {
-			return ObjectInfo{}, err
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		if err = os.MkdirAll(dir, 0o755); err == nil {
-			switch mode {
-			case exclusive:
-				if err = os.Link(tmp, final); errors.Is(err, fs.ErrExist) {
-					return ObjectInfo{}, ErrExists
-				}
-			default:
-				err = os.Rename(tmp, final)
-			}
+		err := os.MkdirAll(dir, 0o755)
+		if err == nil {
+			err = move(final)
 		}
 		if err == nil {
 			break
 		}
-		// ENOENT: a concurrent Delete pruned the directory we just made.
 		if !errors.Is(err, fs.ErrNotExist) || attempt == maxLocalPlaceAttempts {
-			return ObjectInfo{}, err
+			return err
 		}
 	}
-	if err := syncDir(dir); err != nil {
-		return ObjectInfo{}, err
-	}
-	return l.info(key, fi), nil
+	return syncDir(dir)
 }
 
 // placement is how a finished temp file becomes the object.
@@ -496,27 +506,11 @@ func (l *Local) Adopt(ctx context.Context, key, path string) (ObjectInfo, error)
 	if err = errors.Join(err, statErr); err != nil {
 		return ObjectInfo{}, l.fail("adopt", key, err)
 	}
-	final := l.path(key)
-	dir := filepath.Dir(final)
-	for attempt := 1; ; attempt++ {
-		if err = ctx.Err(); err != nil {
-			return ObjectInfo{}, l.fail("adopt", key, err)
-		}
-		if err = os.MkdirAll(dir, 0o755); err == nil {
-			err = os.Rename(path, final)
-		}
-		if errors.Is(err, syscall.EXDEV) {
-			return ObjectInfo{}, ErrNotAdoptable
-		}
-		if err == nil {
-			break
-		}
-		// ENOENT: a concurrent Delete pruned the directory we just made.
-		if !errors.Is(err, fs.ErrNotExist) || attempt == maxLocalPlaceAttempts {
-			return ObjectInfo{}, l.fail("adopt", key, err)
-		}
+	err = place(ctx, l.path(key), func(final string) error { return os.Rename(path, final) })
+	if errors.Is(err, syscall.EXDEV) {
+		return ObjectInfo{}, ErrNotAdoptable
 	}
-	if err := syncDir(dir); err != nil {
+	if err != nil {
 		return ObjectInfo{}, l.fail("adopt", key, err)
 	}
 	return l.info(key, fi), nil

@@ -440,57 +440,43 @@ func testLargeStreamed(t *testing.T, st lake.Store) {
 // over 16 MiB (the S3 store reads that one in parallel parts), and checks
 // the stored bytes, the size and the SHA-256 it reports.
 func testPutFile(t *testing.T, st lake.Store) {
-	ctx := t.Context()
-	for _, size := range []int{0, 1000, 20<<20 + 7} {
-		body := make([]byte, size)
-		_, _ = rand.NewChaCha8([32]byte{byte(size)}).Read(body) // never fails
-		path := filepath.Join(t.TempDir(), "part.parquet")
-		if err := os.WriteFile(path, body, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		key := fmt.Sprintf("files/part-%d.parquet", size)
-		info, err := lake.PutFile(ctx, st, key, path)
-		if err != nil {
-			t.Fatalf("PutFile of %d bytes: %v", size, err)
-		}
-		want := sha256.Sum256(body)
-		if info.Size != int64(size) || info.SHA256 != hex.EncodeToString(want[:]) {
-			t.Errorf("PutFile of %d bytes = %+v, want size %d, sha256 %x", size, info, size, want)
-		}
-		got, _ := mustGet(t, st, key)
-		if sha256.Sum256(got) != want {
-			t.Errorf("PutFile of %d bytes stored %d bytes that differ", size, len(got))
-		}
-	}
+	checkFileUpload(t, st, "PutFile", "files", 0, false, lake.PutFile)
 }
 
-// testMoveFile moves local files into the store with lake.MoveFile (a
-// local lake renames them into place, another store uploads them) and
-// checks the stored bytes, the size and the SHA-256 it reports; a file a
-// store took by a rename is gone from where it was.
+// testMoveFile is testPutFile for lake.MoveFile (a local lake renames the
+// files into place, another store uploads them); a file a store took by
+// a rename is gone from where it was.
 func testMoveFile(t *testing.T, st lake.Store) {
+	checkFileUpload(t, st, "MoveFile", "moved", 1, true, lake.MoveFile)
+}
+
+// checkFileUpload stores files of three sizes (their bytes seeded by
+// seed) under prefix with put, named name in errors, and checks what it
+// stored and reported; moves says put takes the file when it can.
+func checkFileUpload(t *testing.T, st lake.Store, name, prefix string, seed byte, moves bool,
+	put func(ctx context.Context, st lake.Store, key, path string) (lake.PutFileInfo, error)) {
 	ctx := t.Context()
 	for _, size := range []int{0, 1000, 20<<20 + 7} {
 		body := make([]byte, size)
-		_, _ = rand.NewChaCha8([32]byte{byte(size), 1}).Read(body) // never fails
+		_, _ = rand.NewChaCha8([32]byte{byte(size), seed}).Read(body) // never fails
 		path := filepath.Join(t.TempDir(), "part.parquet")
 		if err := os.WriteFile(path, body, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		key := fmt.Sprintf("moved/part-%d.parquet", size)
-		info, err := lake.MoveFile(ctx, st, key, path)
+		key := fmt.Sprintf("%s/part-%d.parquet", prefix, size)
+		info, err := put(ctx, st, key, path)
 		if err != nil {
-			t.Fatalf("MoveFile of %d bytes: %v", size, err)
+			t.Fatalf("%s of %d bytes: %v", name, size, err)
 		}
 		want := sha256.Sum256(body)
 		if info.Size != int64(size) || info.SHA256 != hex.EncodeToString(want[:]) {
-			t.Errorf("MoveFile of %d bytes = %+v, want size %d, sha256 %x", size, info, size, want)
+			t.Errorf("%s of %d bytes = %+v, want size %d, sha256 %x", name, size, info, size, want)
 		}
 		got, _ := mustGet(t, st, key)
 		if sha256.Sum256(got) != want {
-			t.Errorf("MoveFile of %d bytes stored %d bytes that differ", size, len(got))
+			t.Errorf("%s of %d bytes stored %d bytes that differ", name, size, len(got))
 		}
-		if lp, ok := st.(lake.LocalPather); ok && sameDevice(lp.LocalPath(key), filepath.Dir(path)) {
+		if lp, ok := st.(lake.LocalPather); moves && ok && sameDevice(lp.LocalPath(key), filepath.Dir(path)) {
 			if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("MoveFile into a local lake on the file's filesystem left the file in place (%v)", err)
 			}
