@@ -620,9 +620,7 @@ func (j *job) moveUp(ctx context.Context, tableDir, localDir string, adds []delt
 				errs[i] = err
 				return
 			}
-			adds[i].Size = info.Size
-			adds[i].Tags = delta.WithSHA256(adds[i].Tags, info.SHA256)
-			adds[i].ModificationTime = time.Now().UnixMilli()
+			uploaded(&adds[i], info)
 		})
 	}
 	wg.Wait()
@@ -639,9 +637,15 @@ func (j *job) upload(ctx context.Context, tableDir, localDir string, adds []delt
 		if err != nil {
 			return err
 		}
-		adds[i].Size = info.Size
-		adds[i].Tags = delta.WithSHA256(adds[i].Tags, info.SHA256)
-		adds[i].ModificationTime = time.Now().UnixMilli()
+		uploaded(&adds[i], info)
 	}
 	return nil
+}
+
+// uploaded records in a what the upload of its file learned: its size,
+// its SHA-256 and the time.
+func uploaded(a *delta.Add, info lake.PutFileInfo) {
+	a.Size = info.Size
+	a.Tags = delta.WithSHA256(a.Tags, info.SHA256)
+	a.ModificationTime = time.Now().UnixMilli()
 }

@@ -12,7 +12,7 @@ import (
 // ignored; aliases such as varchar or bigint accepted) to its bronze type,
 // its DuckDB SQL type and, for a decimal, its scale. Errors name the source
 // and the column.
-func columnType(source string, c *config.Column) (typ, sqlType string, scale int, err error) {
+func columnType(source string, c *config.Column) (typ, sqlType string, precision, scale int, err error) {
 	t := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(c.Type), " ", ""))
 	switch {
 	case t == "string" || t == "varchar" || t == "text":
@@ -32,11 +32,11 @@ func columnType(source string, c *config.Column) (typ, sqlType string, scale int
 		p, _ := strconv.Atoi(m[1])
 		s, _ := strconv.Atoi(m[2])
 		if p < 1 || p > 38 || s > p {
-			return "", "", 0, fmt.Errorf("source %s column %s: type %s: want decimal(p,s) with 1 <= p <= 38 and s <= p", source, c.Name, c.Type)
+			return "", "", 0, 0, fmt.Errorf("source %s column %s: type %s: want decimal(p,s) with 1 <= p <= 38 and s <= p", source, c.Name, c.Type)
 		}
-		typ, sqlType, scale = fmt.Sprintf("decimal(%d,%d)", p, s), fmt.Sprintf("DECIMAL(%d,%d)", p, s), s
+		typ, sqlType, precision, scale = fmt.Sprintf("decimal(%d,%d)", p, s), fmt.Sprintf("DECIMAL(%d,%d)", p, s), p, s
 	default:
-		return "", "", 0, fmt.Errorf("source %s column %s: unknown type %q (want string, int64, double, decimal(p,s), bool, timestamp or date)", source, c.Name, c.Type)
+		return "", "", 0, 0, fmt.Errorf("source %s column %s: unknown type %q (want string, int64, double, decimal(p,s), bool, timestamp or date)", source, c.Name, c.Type)
 	}
-	return typ, sqlType, scale, nil
+	return typ, sqlType, precision, scale, nil
 }

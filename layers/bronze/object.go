@@ -120,7 +120,12 @@ func (j *job) csvHeader(path, delim, quote string) ([]string, error) {
 // csvSource builds the FROM item for a CSV file and reports unknown header
 // columns (rescued).
 func (j *job) csvSource(path, rejTable string) (string, []colInput, []string, error) {
-	return j.csvSourceOf(path, rejTable, nil, "")
+	delim, quote := j.csvDialect()
+	header, err := j.csvHeader(path, delim, quote)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return j.csvSourceOf(path, rejTable, header, nil, "")
 }
 
 // csvColumns matches the fields of a CSV header to the declared columns
@@ -142,15 +147,12 @@ func (j *job) csvColumns(header []string) []int {
 	return out
 }
 
-// csvSourceOf is csvSource with the declared columns of typings read by
-// the reader's types (the typed CSV read, typedcsv.go; nil reads every
-// field as text) and format the reader's timestamp format.
-func (j *job) csvSourceOf(path, rejTable string, typings []csvTyping, format string) (src string, in []colInput, rescued []string, err error) {
+// csvSourceOf is csvSource over the file's header (csvHeader), with the
+// declared columns of typings read by the reader's types (the typed CSV
+// read, typedcsv.go; nil reads every field as text) and format the
+// reader's timestamp format.
+func (j *job) csvSourceOf(path, rejTable string, header []string, typings []csvTyping, format string) (src string, in []colInput, rescued []string, err error) {
 	delim, quote := j.csvDialect()
-	header, err := j.csvHeader(path, delim, quote)
-	if err != nil {
-		return "", nil, nil, err
-	}
 	in = make([]colInput, len(j.plan.cols))
 	for i := range in {
 		in[i] = colInput{expr: "NULL", missing: true}

@@ -17,18 +17,19 @@ const errSep = "\x1f"
 
 // colPlan is how one declared column is read and typed.
 type colPlan struct {
-	col      *config.Column
-	name     string // bronze name
-	srcName  string // source field name (From, else Name)
-	typ      string // normalized config type: string, int64, double, decimal(p,s), bool, timestamp, date
-	sqlType  string // DuckDB type of the bronze column
-	format   string // strptime format (timestamp/date with a layout)
-	hasZone  bool   // format parses an offset or zone name
-	tz       string // zone for naive timestamps
-	trim     bool
-	emptyNil bool
-	allowNaN bool // double: NaN and infinities accepted (allow_nan)
-	scale    int  // decimal: digits after the point
+	col       *config.Column
+	name      string // bronze name
+	srcName   string // source field name (From, else Name)
+	typ       string // normalized config type: string, int64, double, decimal(p,s), bool, timestamp, date
+	sqlType   string // DuckDB type of the bronze column
+	format    string // strptime format (timestamp/date with a layout)
+	hasZone   bool   // format parses an offset or zone name
+	tz        string // zone for naive timestamps
+	trim      bool
+	emptyNil  bool
+	allowNaN  bool // double: NaN and infinities accepted (allow_nan)
+	precision int  // decimal: digits in all
+	scale     int  // decimal: digits after the point
 }
 
 // sourcePlan is everything the typed query needs about one source.
@@ -58,7 +59,7 @@ func planSource(src *config.Source) (*sourcePlan, error) {
 		}
 		seen[strings.ToLower(c.Name)] = true
 		var err error
-		if cp.typ, cp.sqlType, cp.scale, err = columnType(src.Name, c); err != nil {
+		if cp.typ, cp.sqlType, cp.precision, cp.scale, err = columnType(src.Name, c); err != nil {
 			return nil, err
 		}
 		if c.Format != "" {

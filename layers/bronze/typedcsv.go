@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"runtime"
 	"slices"
-	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/medallion-dev/medallion/warehouse"
@@ -89,12 +87,8 @@ func (j *job) csvTypings() ([]csvTyping, string) {
 				out[i] = csvTyping{reader: "TIMESTAMP", check: fieldCheck{kind: csvTime, shape: shape}}
 			}
 		default:
-			if m := decimalRE.FindStringSubmatch(c.typ); m != nil {
-				p, _ := strconv.Atoi(m[1])
-				s, _ := strconv.Atoi(m[2])
-				if p > s && p <= 18 {
-					out[i] = csvTyping{reader: c.sqlType, check: fieldCheck{kind: csvDecimal, digits: p - s, scale: s}}
-				}
+			if strings.HasPrefix(c.typ, "decimal") && c.precision > c.scale && c.precision <= 18 {
+				out[i] = csvTyping{reader: c.sqlType, check: fieldCheck{kind: csvDecimal, digits: c.precision - c.scale, scale: c.scale}}
 			}
 		}
 	}
@@ -153,42 +147,44 @@ func timeShape(format string) ([]byte, bool) {
 // others, and every column when the scan refuses the object's layout,
 // are read as text and cast by bronze.
 func (j *job) csvFastSource(path string) (src string, in []colInput, rescued []string, typed bool, err error) {
-	if j.typedRead {
-		delim, quote := j.csvDialect()
-		header, err := j.csvHeader(path, delim, quote)
-		if err != nil {
-			return "", nil, nil, false, err
-		}
-		cols := j.csvColumns(header)
-		typings, format := j.csvTypings()
-		checks := make([]fieldCheck, len(header))
-		for k, i := range cols {
-			if i >= 0 {
-				checks[k] = typings[i].check
-			}
-		}
-		fits, bad, err := csvTypedFits(path, j.hasHeader(), delim[0], quote[0], checks, j.maxLine)
-		if err != nil {
-			return "", nil, nil, false, err
-		}
-		var readerTyped []string
-		for k, i := range cols {
-			switch {
-			case i < 0:
-			case bad[k]:
-				typings[i] = csvTyping{}
-			case typings[i].reader != "":
-				readerTyped = append(readerTyped, j.plan.cols[i].name)
-			}
-		}
-		if fits && len(readerTyped) > 0 {
-			j.log.Debug("typed CSV read", "object", path, "reader_typed", readerTyped)
-			src, in, rescued, err = j.csvSourceOf(path, "", typings, format)
-			return src, in, rescued, err == nil, err
+	if !j.typedRead {
+		src, in, rescued, err = j.csvSource(path, "")
+		return src, in, rescued, false, err
+	}
+	delim, quote := j.csvDialect()
+	header, err := j.csvHeader(path, delim, quote)
+	if err != nil {
+		return "", nil, nil, false, err
+	}
+	cols := j.csvColumns(header)
+	typings, format := j.csvTypings()
+	checks := make([]fieldCheck, len(header))
+	for k, i := range cols {
+		if i >= 0 {
+			checks[k] = typings[i].check
 		}
 	}
-	src, in, rescued, err = j.csvSource(path, "")
-	return src, in, rescued, false, err
+	fits, bad, err := csvTypedFits(path, j.hasHeader(), delim[0], quote[0], checks, j.maxLine)
+	if err != nil {
+		return "", nil, nil, false, err
+	}
+	var readerTyped []string
+	for k, i := range cols {
+		switch {
+		case i < 0:
+		case bad[k]:
+			typings[i] = csvTyping{}
+		case typings[i].reader != "":
+			readerTyped = append(readerTyped, j.plan.cols[i].name)
+		}
+	}
+	if fits && len(readerTyped) > 0 {
+		j.log.Debug("typed CSV read", "object", path, "reader_typed", readerTyped)
+	} else {
+		typings, format = nil, "" // every column as text
+	}
+	src, in, rescued, err = j.csvSourceOf(path, "", header, typings, format)
+	return src, in, rescued, err == nil && typings != nil, err
 }
 
 // csvTypedFits scans the CSV file at path (its header first when header
@@ -200,18 +196,9 @@ func (j *job) csvFastSource(path string) (src string, in []colInput, rescued []s
 // quoted field spanning lines leaves its opening line unclosed, which
 // refuses the object whichever piece holds it.
 func csvTypedFits(path string, header bool, delim, quote byte, checks []fieldCheck, maxLine int) (fits bool, bad []bool, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return false, nil, fmt.Errorf("read %s: %w", path, err)
-	}
 	var mu sync.Mutex
 	bad = make([]bool, len(checks))
-	scan := func(r io.Reader, size int64, first bool) (bool, error) {
+	fits, err = scanFile(path, func(r io.Reader, size int64, first bool) (bool, error) {
 		fits, b, err := csvTypedFitsIn(r, size, first && header, delim, quote, checks, maxLine, path)
 		mu.Lock()
 		for k := range b {
@@ -219,12 +206,7 @@ func csvTypedFits(path string, header bool, delim, quote byte, checks []fieldChe
 		}
 		mu.Unlock()
 		return fits, err
-	}
-	if n := runtime.GOMAXPROCS(0); n > 1 && fi.Size() >= parallelScanMin {
-		fits, err = scanPieces(f, fi.Size(), n, path, scan)
-	} else {
-		fits, err = scan(f, fi.Size(), true)
-	}
+	})
 	return fits, bad, err
 }
 

@@ -102,6 +102,14 @@ func (j *job) typedFits(path string, data []byte) (bool, error) {
 	if data != nil {
 		return j.typedFitsIn(bytes.NewReader(data), int64(len(data)), path)
 	}
+	return scanFile(path, func(r io.Reader, size int64, _ bool) (bool, error) {
+		return j.typedFitsIn(r, size, path)
+	})
+}
+
+// scanFile runs scan over the file at path: in pieces cut at line ends,
+// one per core, from parallelScanMin bytes on (scanPieces), else whole.
+func scanFile(path string, scan func(r io.Reader, size int64, first bool) (bool, error)) (bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return false, fmt.Errorf("read %s: %w", path, err)
@@ -112,9 +120,9 @@ func (j *job) typedFits(path string, data []byte) (bool, error) {
 		return false, fmt.Errorf("read %s: %w", path, err)
 	}
 	if n := runtime.GOMAXPROCS(0); n > 1 && fi.Size() >= parallelScanMin {
-		return j.typedFitsChunks(f, fi.Size(), n, path)
+		return scanPieces(f, fi.Size(), n, path, scan)
 	}
-	return j.typedFitsIn(f, fi.Size(), path)
+	return scan(f, fi.Size(), true)
 }
 
 // parallelScanMin is the object size from which typedFits scans pieces of
@@ -122,16 +130,6 @@ func (j *job) typedFits(path string, data []byte) (bool, error) {
 // object took about a second before DuckDB could start typing it. A
 // variable so that tests can scan small inputs in pieces.
 var parallelScanMin int64 = 16 << 20
-
-// typedFitsChunks is typedFits over the file f of size bytes cut into
-// about n pieces at line ends, each scanned by its own goroutine: a line
-// is the scan's whole unit (nothing carries from one line to the next),
-// so the object fits exactly when every piece does.
-func (j *job) typedFitsChunks(f *os.File, size int64, n int, path string) (bool, error) {
-	return scanPieces(f, size, n, path, func(r io.Reader, size int64, _ bool) (bool, error) {
-		return j.typedFitsIn(r, size, path)
-	})
-}
 
 // scanPieces runs scan over the file f of size bytes cut into about n
 // pieces at line ends, each on its own goroutine, and reports whether

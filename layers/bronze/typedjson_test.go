@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -338,7 +339,9 @@ func checkTypedFitsInPieces(t *testing.T, j *job, name string, data []byte) {
 				t.Fatalf("%s, %d pieces: cut %d at %d is not just after a line end (cuts %v)", name, n, k, cuts[k], cuts)
 			}
 		}
-		got, err := j.typedFitsChunks(f, int64(len(data)), n, path)
+		got, err := scanPieces(f, int64(len(data)), n, path, func(r io.Reader, size int64, _ bool) (bool, error) {
+			return j.typedFitsIn(r, size, path)
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
